@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
+from coi.cli import serve, user
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"coi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    serve.register(sub)
+    user.register(sub)
     return parser
 
 

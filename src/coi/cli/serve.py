@@ -1,0 +1,106 @@
+"""`coi serve`: run the COI server on the embedded store until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+
+from coi.auth.passwords import hash_password
+from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
+from coi.config import ServerConfig, add_arguments
+from coi.imap.server.server import ImapServer
+from coi.store.errors import UserExists
+from coi.store.sqlite.store import SqliteStore
+from coi.tls import ensure_self_signed, server_context
+
+log = logging.getLogger("coi.serve")
+DEMO_USERS = ("alice@example.org", "bob@example.org")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the COI server",
+        description="Run the COI server (IMAP with STARTTLS and implicit TLS) on the embedded "
+        "SQLite store. Every setting can come from --config FILE (TOML, same names with "
+        "underscores) or from the flags below; flags win.",
+    )
+    add_arguments(parser)
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help=f"create demo accounts ({', '.join(DEMO_USERS)}) and print their passwords",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_or_exit(args)
+    setup_logging(config.log_level)
+    try:
+        return asyncio.run(serve(config, demo=args.demo))
+    except KeyboardInterrupt:
+        return 0
+    except (OSError, RuntimeError) as exc:
+        print(f"coi: cannot start: {exc}", file=sys.stderr)
+        return 1
+
+
+async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tuple[str, str]]:
+    """Creates the demo accounts once; their passwords are kept in the data directory."""
+    path = config.data_dir / "demo-passwords.txt"
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            address, _, password = line.partition(" ")
+            known[address] = password
+    for address in DEMO_USERS:
+        if store.get_user(address) is not None and address in known:
+            continue
+        password = known.get(address) or secrets.token_urlsafe(9)
+        try:
+            await store.add_user(address, hash_password(password), DEFAULT_MAILBOXES)
+        except UserExists:
+            await store.set_password(address, hash_password(password))
+        known[address] = password
+    path.write_text("".join(f"{a} {p}\n" for a, p in known.items()), encoding="utf-8")
+    path.chmod(0o600)
+    return [(a, known[a]) for a in DEMO_USERS]
+
+
+async def serve(config: ServerConfig, *, demo: bool = False) -> int:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config)
+    if config.tls_cert is not None and config.tls_key is not None:
+        cert, key = config.tls_cert, config.tls_key
+    elif config.tls_cert is not None or config.tls_key is not None:
+        raise RuntimeError("--tls-cert and --tls-key must be given together")
+    else:
+        cert, key = ensure_self_signed(config.data_dir, config.hostname)
+    server = ImapServer(config, store, server_context(cert, key))
+    accounts = await ensure_demo_users(store, config) if demo else []
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    lines = [f"coi {config.data_dir} ready"]
+    for kind, host, port in server.addresses:
+        mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
+        lines.append(f"  {kind:6} {host}:{port} ({mode})")
+    for address, password in accounts:
+        lines.append(f"  demo account {address} password {password}")
+    if not config.allow_plaintext_auth:
+        lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
+    print("\n".join(lines), flush=True)
+    log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in server.addresses))
+    await stop.wait()
+    log.info("stopping")
+    await server.stop()
+    store.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,131 @@
+"""`coi user add|del|passwd|list`: manage accounts in the store (server may be running)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+
+from coi.auth.passwords import hash_password
+from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store
+from coi.config import add_arguments
+from coi.store.errors import NoSuchUser, UserExists
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "user", help="manage mail accounts", description="Manage mail accounts."
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+
+    def common(p: argparse.ArgumentParser) -> None:
+        add_arguments(p)
+
+    add = actions.add_parser("add", help="create an account", description="Create an account.")
+    add.add_argument("address", help="e-mail address, e.g. alice@example.org")
+    _password_options(add)
+    common(add)
+    add.set_defaults(handler=_add)
+
+    delete = actions.add_parser("del", help="delete an account and all its mail")
+    delete.add_argument("address")
+    common(delete)
+    delete.set_defaults(handler=_delete)
+
+    passwd = actions.add_parser("passwd", help="change an account's password")
+    passwd.add_argument("address")
+    _password_options(passwd)
+    common(passwd)
+    passwd.set_defaults(handler=_passwd)
+
+    listing = actions.add_parser("list", help="list accounts")
+    common(listing)
+    listing.set_defaults(handler=_list)
+
+
+def _password_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--password-file", type=Path, help="read the password from this file")
+    group.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_file is not None:
+        text = args.password_file.read_text(encoding="utf-8")
+        password = text.splitlines()[0] if text else ""
+    elif args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            raise SystemExit("coi: the passwords do not match")
+    if not password:
+        raise SystemExit("coi: the password must not be empty")
+    return password
+
+
+def _valid_address(address: str) -> str:
+    local, at, domain = address.strip().rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in address.strip()):
+        raise SystemExit(f"coi: {address!r} is not an e-mail address like alice@example.org")
+    return address.strip().lower()
+
+
+def _add(args: argparse.Namespace) -> int:
+    address = _valid_address(args.address)
+    password = read_password(args)
+    store = open_store(config_or_exit(args))
+    try:
+        asyncio.run(store.add_user(address, hash_password(password), DEFAULT_MAILBOXES))
+    except UserExists:
+        print(
+            f"coi: {address} already exists; use 'coi user passwd' to change its password",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        store.close()
+    print(f"created {address}")
+    return 0
+
+
+def _delete(args: argparse.Namespace) -> int:
+    store = open_store(config_or_exit(args))
+    try:
+        asyncio.run(store.delete_user(args.address))
+    except NoSuchUser:
+        print(f"coi: no such user {args.address}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"deleted {args.address.lower()}")
+    return 0
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    password = read_password(args)
+    store = open_store(config_or_exit(args))
+    try:
+        asyncio.run(store.set_password(args.address, hash_password(password)))
+    except NoSuchUser:
+        print(f"coi: no such user {args.address}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"password changed for {args.address.lower()}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    store = open_store(config_or_exit(args))
+    try:
+        for user in store.list_users():
+            print(user.address)
+    finally:
+        store.close()
+    return 0

@@ -1,0 +1,148 @@
+"""Server configuration: defaults, a TOML file, then command-line flags, each overriding the last.
+
+Every key of the file is also a flag (`imap_listen` in the file is `--imap` on the command
+line), so `coi serve --help` documents the whole configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+
+class ConfigError(Exception):
+    """A configuration value is wrong; the message says which and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("coi")))
+    hostname: str = "localhost"
+    domains: tuple[str, ...] = ()
+    imap: str = "0.0.0.0:143"
+    imaps: str = "0.0.0.0:993"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    allow_plaintext_auth: bool = False
+    max_line: int = 64 * 1024
+    max_literal: int = 64 * 1024 * 1024
+    max_connections_per_ip: int = 100
+    max_connections_per_user: int = 100
+    idle_timeout: float = 30 * 60  # RFC 3501 §5.4: at least 30 minutes once authenticated
+    login_timeout: float = 60.0
+    log_level: str = "info"
+    protocol_trace: bool = False
+
+
+# key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
+OPTIONS: dict[str, tuple[str, str]] = {
+    "data_dir": ("--data-dir", "directory for the store, keys and certificates"),
+    "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
+    "domains": ("--domain", "mail domain served here (repeatable)"),
+    "imap": ("--imap", "IMAP listener with STARTTLS, HOST:PORT ('off' to disable)"),
+    "imaps": ("--imaps", "IMAP listener with implicit TLS, HOST:PORT ('off' to disable)"),
+    "tls_cert": ("--tls-cert", "PEM certificate chain (default: self-signed, made on first start)"),
+    "tls_key": ("--tls-key", "PEM private key for --tls-cert"),
+    "allow_plaintext_auth": (
+        "--allow-plaintext-auth",
+        "allow LOGIN/AUTHENTICATE without TLS on non-loopback connections",
+    ),
+    "max_line": ("--max-line", "longest command line accepted, in bytes"),
+    "max_literal": ("--max-literal", "largest literal (e.g. APPEND message) accepted, in bytes"),
+    "max_connections_per_ip": ("--max-connections-per-ip", "simultaneous connections per IP"),
+    "max_connections_per_user": (
+        "--max-connections-per-user",
+        "simultaneous authenticated connections per user",
+    ),
+    "idle_timeout": ("--idle-timeout", "seconds an authenticated connection may stay silent"),
+    "login_timeout": ("--login-timeout", "seconds a connection may stay silent before login"),
+    "log_level": ("--log-level", "debug, info, warning or error"),
+    "protocol_trace": ("--protocol-trace", "log every protocol line (credentials redacted)"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds --config and one flag per configuration key; unset flags stay None."""
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
+    defaults = ServerConfig()
+    for item in fields(ServerConfig):
+        flag, text = OPTIONS[item.name]
+        default = getattr(defaults, item.name)
+        if isinstance(default, bool):
+            parser.add_argument(flag, dest=item.name, action="store_true", default=None, help=text)
+        elif item.name == "domains":
+            parser.add_argument(flag, dest=item.name, action="append", metavar="NAME", help=text)
+        else:
+            shown = "none" if default is None else default
+            parser.add_argument(
+                flag,
+                dest=item.name,
+                default=None,
+                metavar=item.name.upper(),
+                help=f"{text} (default: {shown})",
+            )
+
+
+def load(args: argparse.Namespace) -> ServerConfig:
+    config = ServerConfig()
+    path: Path | None = getattr(args, "config", None)
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                config = merge(config, tomllib.load(fh), source=str(path))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    given = {
+        item.name: getattr(args, item.name)
+        for item in fields(ServerConfig)
+        if getattr(args, item.name, None) is not None
+    }
+    return merge(config, given, source="command line")
+
+
+def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerConfig:
+    known = {item.name: item for item in fields(ServerConfig)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(f"{source}: unknown setting {key!r}; see 'coi serve --help'")
+        changes[name] = _convert(name, getattr(config, name), value, source)
+    return replace(config, **changes)
+
+
+def _convert(name: str, default: Any, value: Any, source: str) -> Any:
+    try:
+        if name in ("data_dir", "tls_cert", "tls_key"):
+            return Path(str(value)).expanduser()
+        if name == "domains":
+            items = value if isinstance(value, list | tuple) else [value]
+            return tuple(str(v).lower() for v in items)
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                return value.lower() in ("1", "true", "yes", "on")
+            return bool(value)
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {name} = {value!r} is not valid ({exc})") from exc
+
+
+def parse_listen(spec: str, what: str) -> tuple[str, int] | None:
+    """'HOST:PORT' (or '[v6]:PORT') to a pair; 'off' disables the listener."""
+    if spec.lower() in ("off", "none", ""):
+        return None
+    host, sep, port = spec.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{what}: {spec!r} is not HOST:PORT (e.g. 127.0.0.1:1143) or 'off'")
+    return host.strip("[]") or "0.0.0.0", int(port)

@@ -1,0 +1,142 @@
+"""Commands of any state and of the not-authenticated state (RFC 3501 §6.1, §6.2).
+
+LOGIN and AUTHENTICATE share one path: plaintext only over TLS, on loopback or when
+allowed; failed attempts slow down further attempts from the same address and for the
+same user; a user's connection limit is checked last, after the password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+
+from coi import __version__
+from coi.auth.passwords import hash_password, verify_password
+from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.session import ANY, AUTH, NOT_AUTH, Route, Session, State
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import quoted
+
+# Checked when the user does not exist, so a wrong address costs as much time as a wrong
+# password and does not reveal which addresses exist.
+_DUMMY_HASH = hash_password("not a password")
+
+
+async def handle_capability(session: Session, command: cmd.Capability) -> str:
+    session.untagged("CAPABILITY " + " ".join(session.capabilities()))
+    return "CAPABILITY completed"
+
+
+async def handle_noop(session: Session, command: cmd.Noop) -> str:
+    return "NOOP completed"
+
+
+async def handle_logout(session: Session, command: cmd.Logout) -> str:
+    session.untagged("BYE Logging out")
+    session.state = State.LOGOUT
+    return "LOGOUT completed"
+
+
+async def handle_starttls(session: Session, command: cmd.StartTLS) -> str:
+    if session.io.secure:
+        raise CommandBad("TLS is already active")
+    if session.server.tls_context is None:
+        raise CommandNo("TLS is not configured on this server")
+    session.send_tagged(command.tag, "OK Begin TLS negotiation now")
+    await session.io.start_tls()
+    raise _AlreadyAnswered
+
+
+class _AlreadyAnswered(Exception):
+    """STARTTLS writes its tagged response before the handshake; nothing more follows."""
+
+
+async def handle_login(session: Session, command: cmd.Login) -> str:
+    return await login(session, command.username, command.password)
+
+
+async def handle_authenticate(session: Session, command: cmd.Authenticate) -> str:
+    if command.mechanism != "PLAIN":
+        raise CommandNo("Unsupported authentication mechanism; use PLAIN")
+    if not session.plaintext_allowed():
+        raise CommandNo("Use STARTTLS first", "PRIVACYREQUIRED")
+    response = command.initial_response
+    if response is None:
+        session.send(b"+ \r\n")
+        line = await session.io.read_line()
+        if line is None:
+            raise ConnectionError("connection closed during AUTHENTICATE")
+        if line.strip() == b"*":
+            raise CommandBad("Authentication cancelled")
+        try:
+            response = base64.b64decode(line.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise CommandBad("Invalid base64 in authentication response") from None
+    parts = response.split(b"\0")
+    if len(parts) != 3:
+        raise CommandBad("Malformed PLAIN response (RFC 4616)")
+    authzid, authcid, password = (p.decode("utf-8", "surrogateescape") for p in parts)
+    if authzid and authzid.lower() != authcid.lower():
+        raise CommandNo("Acting as another user is not allowed", "AUTHORIZATIONFAILED")
+    return await login(session, authcid, password)
+
+
+async def login(session: Session, username: str, password: str) -> str:
+    if not session.plaintext_allowed():
+        raise CommandNo("Plaintext login needs TLS; use STARTTLS first", "PRIVACYREQUIRED")
+    server = session.server
+    address = username.strip().lower()
+    keys = ("ip:" + session.io.peer, "user:" + address)
+    delay = server.throttle.delay(*keys)
+    if delay:
+        await asyncio.sleep(delay)
+    user = session.store.get_user(address)
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    ok = await asyncio.to_thread(verify_password, password, stored)
+    if user is None or not ok:
+        server.throttle.failed(*keys)
+        server.log.info("login failed user=%s peer=%s", address, session.io.peer)
+        raise CommandNo("Invalid credentials", "AUTHENTICATIONFAILED")
+    server.throttle.succeeded(*keys)
+    if not server.login_user(user.id):
+        raise CommandNo("Too many connections for this user", "LIMIT")
+    session.user_id = user.id
+    session.address = user.address
+    session.state = State.AUTHENTICATED
+    server.log.info("login user=%s peer=%s", user.address, session.io.peer)
+    return "[CAPABILITY " + " ".join(session.capabilities()) + "] Logged in"
+
+
+async def handle_id(session: Session, command: cmd.Id) -> str:
+    # RFC 2971 §3.3: the server's own identification; nothing of the client's is echoed
+    fields = ("name", "coi", "version", __version__, "vendor", "coi project")
+    session.untagged("ID (" + " ".join(quoted(f).decode() for f in fields) + ")")
+    return "ID completed"
+
+
+async def handle_enable(session: Session, command: cmd.Enable) -> str:
+    supported = session.server.enableable
+    newly = [c for c in (c.upper() for c in command.capabilities) if c in supported]
+    newly = [c for c in dict.fromkeys(newly) if c not in session.enabled]
+    session.enabled.update(newly)
+    session.untagged("ENABLED" + "".join(" " + c for c in newly))
+    return "ENABLE completed"
+
+
+async def handle_namespace(session: Session, command: cmd.Namespace) -> str:
+    session.untagged('NAMESPACE (("" "/")) NIL NIL')
+    return "NAMESPACE completed"
+
+
+ROUTES = {
+    cmd.Capability: Route(handle_capability, ANY),
+    cmd.Noop: Route(handle_noop, ANY),
+    cmd.Logout: Route(handle_logout, ANY),
+    cmd.Id: Route(handle_id, ANY),
+    cmd.StartTLS: Route(handle_starttls, NOT_AUTH),
+    cmd.Login: Route(handle_login, NOT_AUTH),
+    cmd.Authenticate: Route(handle_authenticate, NOT_AUTH),
+    cmd.Enable: Route(handle_enable, AUTH),
+    cmd.Namespace: Route(handle_namespace, AUTH),
+}

@@ -1,0 +1,192 @@
+"""One client connection: bytes in through the framer, commands to the session, bytes out.
+
+Invariants: one command runs at a time; the framer is replaced after STARTTLS so no
+plaintext sent before the handshake is ever executed (RFC 3501 §6.2.1); a framing or
+parse error answers BAD (or NO [TOOBIG]) and the connection carries on, except for an
+oversized non-synchronizing literal, which ends it (RFC 7888 §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import ssl
+from typing import TYPE_CHECKING
+
+from coi.imap.server.session import Session, State, Transport
+from coi.imap.wire.commands import Command, parse_command
+from coi.imap.wire.errors import BadCharset, ParseError
+from coi.imap.wire.framing import (
+    CommandFramer,
+    CommandReady,
+    ContinuationNeeded,
+    FramingError,
+)
+
+if TYPE_CHECKING:
+    from coi.imap.server.server import ImapServer
+
+trace = logging.getLogger("coi.imap.trace")
+_READ = 64 * 1024
+_SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
+
+
+class IdleTimeout(Exception):
+    pass
+
+
+class Connection(Transport):
+    def __init__(
+        self,
+        server: ImapServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        implicit_tls: bool,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.secure = implicit_tls
+        peer = writer.get_extra_info("peername")
+        self.peer = str(peer[0]) if peer else "unknown"
+        try:
+            self.loopback = ipaddress.ip_address(self.peer).is_loopback
+        except ValueError:
+            self.loopback = False
+        self.framer = self._new_framer()
+        self.session = Session(server, self)
+        self.busy = False
+        self.closing = False
+
+    def _new_framer(self) -> CommandFramer:
+        config = self.server.config
+        return CommandFramer(max_line=config.max_line, max_literal=config.max_literal)
+
+    # -- Transport -----------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.server.config.protocol_trace:
+            trace.debug("S: %s %r", self.peer, data[:200])
+        self.writer.write(data)
+
+    async def drain(self) -> None:
+        await self.writer.drain()
+
+    async def read_line(self) -> bytes | None:
+        while True:
+            line = self.framer.take_line()
+            if line is not None:
+                if self.server.config.protocol_trace:
+                    trace.debug("C: %s <line redacted: %d bytes>", self.peer, len(line))
+                return line
+            if not await self._fill():
+                return None
+
+    async def start_tls(self) -> None:
+        context = self.server.tls_context
+        assert context is not None
+        await self.writer.drain()
+        await self.writer.start_tls(context)
+        self.secure = True
+        self.framer = self._new_framer()  # discard anything sent in plaintext meanwhile
+
+    # -- main loop -------------------------------------------------------------------
+
+    def _timeout(self) -> float:
+        config = self.server.config
+        if self.session.state is State.NOT_AUTHENTICATED:
+            return config.login_timeout
+        return config.idle_timeout
+
+    async def _fill(self) -> bool:
+        try:
+            data = await asyncio.wait_for(self.reader.read(_READ), self._timeout())
+        except TimeoutError:
+            raise IdleTimeout from None
+        if not data:
+            return False
+        self.framer.feed(data)
+        return True
+
+    async def run(self) -> None:
+        session = self.session
+        try:
+            caps = " ".join(session.capabilities())
+            self.write(f"* OK [CAPABILITY {caps}] coi IMAP server ready\r\n".encode())
+            while session.state is not State.LOGOUT and not self.closing:
+                event = self.framer.next_event()
+                if event is None:
+                    await self.writer.drain()
+                    if not await self._fill():
+                        break
+                    continue
+                if isinstance(event, ContinuationNeeded):
+                    self.write(b"+ Ready for literal data\r\n")
+                    continue
+                if isinstance(event, FramingError):
+                    self._framing_error(event)
+                    if event.fatal:
+                        break
+                    continue
+                command = self._parse(event)
+                if command is None:
+                    continue
+                self.busy = True
+                try:
+                    await session.execute(command)
+                finally:
+                    self.busy = False
+            if self.closing and session.state is not State.LOGOUT and not self.writer.is_closing():
+                self.write(b"* BYE Server shutting down\r\n")
+        except IdleTimeout:
+            self.write(b"* BYE Autologout; idle for too long\r\n")
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            session.close()
+            await self._close_transport()
+
+    def _parse(self, event: CommandReady) -> Command | None:
+        if self.server.config.protocol_trace:
+            first = _SECRET.sub(rb"\1<redacted>", event.lines[0])
+            trace.debug("C: %s %r", self.peer, first[:200])
+        try:
+            return parse_command(event)
+        except BadCharset as exc:
+            self.write(f"{exc.tag} NO [BADCHARSET (US-ASCII UTF-8)] {exc.message}\r\n".encode())
+        except ParseError as exc:
+            tag = exc.tag or "*"
+            text = exc.message.replace("\r", " ").replace("\n", " ")
+            self.write(f"{tag} BAD {text}\r\n".encode("utf-8", "replace"))
+        return None
+
+    def _framing_error(self, event: FramingError) -> None:
+        tag = event.tag or "*"
+        if event.too_big:
+            if event.fatal:
+                self.write(f"* BYE [TOOBIG] {event.message}\r\n".encode())
+            else:
+                self.write(f"{tag} NO [TOOBIG] {event.message}\r\n".encode())
+        else:
+            self.write(f"{tag} BAD {event.message}\r\n".encode())
+
+    async def _close_transport(self) -> None:
+        try:
+            await asyncio.wait_for(self.writer.drain(), 5)
+        except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
+            pass
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+        except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
+            pass
+
+    def shutdown(self) -> None:
+        """Asks the connection to end: now if it waits for input, else after its command."""
+        self.closing = True
+        if not self.busy or self.session.idling:
+            self.write(b"* BYE Server shutting down\r\n")
+            self.writer.close()

@@ -1,0 +1,163 @@
+"""FETCH (RFC 3501 §6.4.5) with BINARY (RFC 3516).
+
+Everything FETCH returns was computed when the message was stored (coi.mail): envelope,
+body structure and section offsets come from the stored index, body bytes are sliced
+from the stored raw message. Nothing is parsed here.
+"""
+
+from __future__ import annotations
+
+from coi.imap.server.errors import CommandNo
+from coi.imap.server.message import resolve
+from coi.imap.server.session import SELECTED, Route, Session
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import flag_list, internal_date, string
+from coi.imap.wire.fetch import FetchAttr
+from coi.mail.index import MessageIndex, load_index
+from coi.mail.sections import decoded_part, section_bytes
+from coi.store.model import SEEN, Flags, MessageRow
+
+_DRAIN_BYTES = 256 * 1024
+
+
+def _marks_seen(attr: FetchAttr) -> bool:
+    if attr.name in ("RFC822", "RFC822.TEXT"):
+        return True
+    return attr.name in ("BODY", "BINARY") and attr.section is not None and not attr.peek
+
+
+class _Message:
+    """One message's data, loaded at most once per FETCH and only as far as needed."""
+
+    __slots__ = ("_index", "_raw", "row", "session")
+
+    def __init__(self, session: Session, row: MessageRow) -> None:
+        self.session = session
+        self.row = row
+        self._raw: bytes | None = None
+        self._index: MessageIndex | None = None
+
+    def _gone(self) -> CommandNo:
+        return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            blob = self.session.store.blob(self.row.blob_id)
+            if blob is None:
+                raise self._gone()
+            self._raw = blob[0]
+            if self._index is None:
+                self._index = load_index(blob[1])
+        return self._raw
+
+    @property
+    def index(self) -> MessageIndex:
+        if self._index is None:
+            meta = self.session.store.meta(self.row.blob_id)
+            if meta is None:
+                raise self._gone()
+            self._index = load_index(meta)
+        return self._index
+
+
+def _partial(data: bytes, attr: FetchAttr) -> bytes:
+    if attr.partial is None:
+        return data
+    origin, count = attr.partial
+    return data[origin : origin + count]
+
+
+def render(attr: FetchAttr, message: _Message, seq_flags: list[str]) -> bytes:
+    name = attr.name
+    row = message.row
+    if name == "UID":
+        return b"UID %d" % row.uid
+    if name == "FLAGS":
+        return b"FLAGS " + flag_list(seq_flags)
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + internal_date(row.internaldate)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % row.size
+    if name == "MODSEQ":
+        return b"MODSEQ (%d)" % row.modseq
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + message.index.envelope
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + message.index.bodystructure
+    if name == "BODY" and attr.section is None:
+        return b"BODY " + message.index.body
+    if name == "RFC822":
+        return b"RFC822 " + string(message.raw)
+    if name == "RFC822.HEADER":
+        return b"RFC822.HEADER " + string(
+            section_bytes(message.raw, message.index, (), "HEADER") or b""
+        )
+    if name == "RFC822.TEXT":
+        return b"RFC822.TEXT " + string(
+            section_bytes(message.raw, message.index, (), "TEXT") or b""
+        )
+    section = attr.section
+    assert section is not None
+    label = attr.response_name().encode("utf-8", "surrogateescape")
+    if name == "BODY":
+        data = section_bytes(message.raw, message.index, section.part, section.text, section.fields)
+        return label + b" " + string(_partial(data or b"", attr))
+    decoded = decoded_part(message.raw, message.index, section.part)
+    if decoded is None:
+        raise CommandNo("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")
+    if name == "BINARY.SIZE":
+        return label + b" %d" % len(decoded)
+    data = _partial(decoded, attr)
+    if b"\0" in data:  # RFC 3516 §4.3: NUL needs literal8
+        return label + b" ~{%d}\r\n" % len(data) + data
+    return label + b" " + string(data)
+
+
+async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
+    view = session.require_selected()
+    uids = resolve(session, command.sequence, command.uid)
+    attrs = list(command.attrs)
+    if command.uid and not any(a.name == "UID" for a in attrs):
+        attrs.insert(0, FetchAttr("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
+    store = session.store
+    rows = store.rows(view.mailbox_id, uids)
+    newly_seen: set[int] = set()
+    if not view.readonly and any(_marks_seen(a) for a in attrs):
+        unseen = [uid for uid, row in rows.items() if not row.flags.bits & SEEN]
+        if unseen:
+            changed, _ = await store.store_flags(
+                view.mailbox_id, sorted(unseen), "add", Flags(SEEN), origin=session
+            )
+            for uid, flags, modseq in changed:
+                newly_seen.add(uid)
+                old = rows[uid]
+                rows[uid] = MessageRow(uid, flags, modseq, old.size, old.internaldate, old.blob_id)
+    has_flags = any(a.name == "FLAGS" for a in attrs)
+    pending = 0
+    missing = False
+    for uid in uids:
+        row = rows.get(uid)
+        seq = view.seq_of(uid)
+        if row is None or seq is None:
+            missing = True
+            continue
+        message = _Message(session, row)
+        names = row.flags.names()
+        if uid in view.recent:
+            names.append("\\Recent")
+        items = [render(attr, message, names) for attr in attrs]
+        if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
+            items.append(b"FLAGS " + flag_list(names))
+        line = b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+        session.send(line)
+        pending += len(line)
+        if pending > _DRAIN_BYTES:
+            await session.io.drain()
+            pending = 0
+    if missing:
+        return "[EXPUNGEISSUED] Some messages were expunged meanwhile"
+    return "FETCH completed"
+
+
+ROUTES = {cmd.Fetch: Route(handle_fetch, SELECTED)}

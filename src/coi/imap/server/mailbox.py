@@ -1,0 +1,309 @@
+"""Mailbox commands (RFC 3501 §6.3) with LIST-EXTENDED basics (RFC 5258), LIST-STATUS
+(RFC 5819), SPECIAL-USE (RFC 6154) and UIDPLUS's APPENDUID (RFC 4315).
+
+Mailbox names are case-sensitive, hierarchy separator "/", except INBOX, which the
+parser already canonicalizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.session import AUTH, Route, Session
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import flag_list
+from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.mail.index import dump_index, index_message
+from coi.mail.search import dump_search, search_data
+from coi.store.model import Flags, Mailbox, NewMessage
+
+SEPARATOR = "/"
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+_OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
+
+
+def check_name(name: str) -> None:
+    if not name or name.startswith(SEPARATOR) or name.endswith(SEPARATOR) or "//" in name:
+        raise CommandNo("Invalid mailbox name: empty level or leading/trailing '/'", "CANNOT")
+    if any(ch in name for ch in "*%") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
+        raise CommandNo("Invalid mailbox name: contains a wildcard or control character", "CANNOT")
+    if len(name.encode("utf-8", "surrogateescape")) > 1000:
+        raise CommandNo("Mailbox name too long", "CANNOT")
+
+
+def find(session: Session, name: str) -> Mailbox:
+    mailbox = session.store.get_mailbox(session.user_id, name)
+    if mailbox is None:
+        raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
+    return mailbox
+
+
+def find_target(session: Session, name: str) -> Mailbox:
+    """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
+    mailbox = session.store.get_mailbox(session.user_id, name)
+    if mailbox is None or mailbox.noselect:
+        raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
+    return mailbox
+
+
+# -- SELECT / EXAMINE ------------------------------------------------------------------
+
+
+async def handle_select(session: Session, command: cmd.Select) -> str:
+    session.deselect()  # a failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1)
+    mailbox = find(session, command.mailbox)
+    if mailbox.noselect:
+        raise CommandNo(f"{command.mailbox} cannot be selected", "CANNOT")
+    view = session.select(mailbox.id, mailbox.recent_floor, command.readonly)
+    keywords = list(mailbox.keywords)
+    session.untagged(
+        "FLAGS "
+        + flag_list(
+            ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords]
+        ).decode()
+    )
+    session.untagged(f"{view.exists()} EXISTS")
+    session.untagged(f"{view.recent_count()} RECENT")
+    first_unseen = session.store.first_unseen(mailbox.id)
+    if first_unseen is not None:
+        seq = view.seq_of(first_unseen)
+        if seq is not None:
+            session.untagged(f"OK [UNSEEN {seq}] First unseen message")
+    permanent = (
+        []
+        if command.readonly
+        else ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords, "\\*"]
+    )
+    session.untagged(f"OK [PERMANENTFLAGS {flag_list(permanent).decode()}] Limited")
+    session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
+    session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    mode = "READ-ONLY" if command.readonly else "READ-WRITE"
+    return f"[{mode}] {'EXAMINE' if command.readonly else 'SELECT'} completed"
+
+
+# -- CREATE / DELETE / RENAME / SUBSCRIBE ------------------------------------------------
+
+
+async def handle_create(session: Session, command: cmd.Create) -> str:
+    name = command.mailbox.rstrip(SEPARATOR)  # RFC 3501 §6.3.3: trailing separator is a hint
+    if name == "INBOX":
+        raise CommandNo("INBOX always exists", "ALREADYEXISTS")
+    check_name(name)
+    uses = [u for u in command.special_use]
+    unknown = [u for u in uses if u.capitalize() not in SPECIAL_USES]
+    if unknown or len(uses) > 1:
+        raise CommandNo("Unsupported special-use attribute", "USEATTR")
+    await session.store.create_mailbox(session.user_id, name, uses[0].capitalize() if uses else "")
+    return "CREATE completed"
+
+
+async def handle_delete(session: Session, command: cmd.Delete) -> str:
+    if command.mailbox == "INBOX":
+        raise CommandNo("INBOX cannot be deleted", "CANNOT")
+    mailbox = find(session, command.mailbox)
+    if session.selected is not None and session.selected.mailbox_id == mailbox.id:
+        session.deselect()
+    await session.store.delete_mailbox(session.user_id, command.mailbox)
+    return "DELETE completed"
+
+
+async def handle_rename(session: Session, command: cmd.Rename) -> str:
+    old, new = command.old, command.new.rstrip(SEPARATOR)
+    find(session, old)
+    if new == "INBOX":
+        raise CommandNo("Cannot rename to INBOX", "ALREADYEXISTS")
+    check_name(new)
+    if new.startswith(old + SEPARATOR):
+        raise CommandNo("Cannot rename a mailbox into itself", "CANNOT")
+    await session.store.rename_mailbox(session.user_id, old, new)
+    return "RENAME completed"
+
+
+async def handle_subscribe(session: Session, command: cmd.Subscribe) -> str:
+    find(session, command.mailbox)
+    await session.store.set_subscribed(session.user_id, command.mailbox, True)
+    return "SUBSCRIBE completed"
+
+
+async def handle_unsubscribe(session: Session, command: cmd.Unsubscribe) -> str:
+    # RFC 3501 §6.3.7: unsubscribing a name that no longer exists is allowed
+    await session.store.set_subscribed(session.user_id, command.mailbox, False)
+    return "UNSUBSCRIBE completed"
+
+
+# -- LIST / LSUB ---------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = []
+    for ch in pattern:
+        if ch == "*":
+            parts.append(".*")
+        elif ch == "%":
+            parts.append("[^/]*")
+        else:
+            parts.append(re.escape(ch))
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def matches(pattern: str, name: str) -> bool:
+    if name == "INBOX":  # INBOX matches case-insensitively (RFC 3501 §6.3.8)
+        return bool(pattern_regex(pattern.upper()).fullmatch(name)) or bool(
+            pattern_regex(pattern).fullmatch(name)
+        )
+    return bool(pattern_regex(pattern).fullmatch(name))
+
+
+def full_pattern(reference: str, pattern: str) -> str:
+    if not reference or pattern.startswith(SEPARATOR):
+        return pattern
+    if reference.endswith(SEPARATOR):
+        return reference + pattern
+    return reference + SEPARATOR + pattern if pattern else reference
+
+
+async def handle_list(session: Session, command: cmd.List) -> str:
+    selection = {s.upper() for s in command.selection}
+    returns = {r.upper() for r in command.return_opts}
+    if not command.patterns or (command.patterns == ("",) and not command.extended):
+        # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference
+        root = command.reference.split(SEPARATOR)[0] if command.reference else ""
+        session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(root).decode())
+        return "LIST completed"
+    mailboxes = session.store.list_mailboxes(session.user_id)
+    subscribed = session.store.subscriptions(session.user_id)
+    by_name = {m.name: m for m in mailboxes}
+    names = set(by_name)
+    if "SUBSCRIBED" in selection:
+        names = set(subscribed)
+    patterns = [full_pattern(command.reference, p) for p in command.patterns]
+    all_names = set(by_name)
+    parents = {n.rsplit(SEPARATOR, 1)[0] for n in all_names if SEPARATOR in n}
+    status_items = tuple(getattr(command, "status_items", ()) or ())
+    for name in sorted(names, key=lambda n: (n != "INBOX", n)):
+        if not any(matches(p, name) for p in patterns):
+            continue
+        mailbox = by_name.get(name)
+        if "SPECIAL-USE" in selection and (mailbox is None or not mailbox.special_use):
+            continue
+        attrs: list[str] = []
+        if mailbox is None:
+            attrs.append("\\NonExistent")
+        elif mailbox.noselect:
+            attrs.append("\\Noselect")
+        if mailbox is not None:
+            attrs.append("\\HasChildren" if name in parents else "\\HasNoChildren")
+            if mailbox.special_use:
+                attrs.append(mailbox.special_use)
+        if ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection) and name in subscribed:
+            attrs.append("\\Subscribed")
+        session.untagged(f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + encode_mailbox(name).decode())
+        if "STATUS" in returns and status_items and mailbox is not None and not mailbox.noselect:
+            session.untagged(status_line(session, mailbox, status_items))
+    return "LIST completed"
+
+
+async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
+    pattern = full_pattern(command.reference, command.pattern)
+    subscribed = session.store.subscriptions(session.user_id)
+    existing = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    shown: set[str] = set()
+    for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
+        if matches(pattern, name):
+            mailbox = existing.get(name)
+            attrs = "\\Noselect" if mailbox is None or mailbox.noselect else ""
+            session.untagged(f'LSUB ({attrs}) "{SEPARATOR}" ' + encode_mailbox(name).decode())
+            shown.add(name)
+            continue
+        # RFC 3501 §6.3.9: with "%", an unsubscribed superior of a subscribed name is
+        # listed with \Noselect
+        parts = name.split(SEPARATOR)
+        for depth in range(1, len(parts)):
+            superior = SEPARATOR.join(parts[:depth])
+            if superior not in shown and superior not in subscribed and matches(pattern, superior):
+                session.untagged(
+                    f'LSUB (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(superior).decode()
+                )
+                shown.add(superior)
+    return "LSUB completed"
+
+
+# -- STATUS ---------------------------------------------------------------------------
+
+
+def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> str:
+    status = session.store.status(mailbox)
+    values = {
+        "MESSAGES": status.messages,
+        "RECENT": status.recent,
+        "UIDNEXT": status.uidnext,
+        "UIDVALIDITY": status.uidvalidity,
+        "UNSEEN": status.unseen,
+        "HIGHESTMODSEQ": status.highestmodseq,
+        "SIZE": status.size,
+    }
+    body = " ".join(f"{item} {values[item]}" for item in items if item in values)
+    return "STATUS " + encode_mailbox(mailbox.name).decode() + f" ({body})"
+
+
+async def handle_status(session: Session, command: cmd.Status) -> str:
+    mailbox = find(session, command.mailbox)
+    if mailbox.noselect:
+        raise CommandNo(f"{command.mailbox} has no status", "CANNOT")
+    session.untagged(status_line(session, mailbox, command.items))
+    return "STATUS completed"
+
+
+# -- APPEND --------------------------------------------------------------------------
+
+
+def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
+    """Parses the message once, now, so FETCH and SEARCH never need to."""
+    index = index_message(raw)
+    return NewMessage(
+        raw=raw,
+        meta=dump_index(index),
+        search=dump_search(search_data(raw, index)),
+        flags=Flags.from_names([f for f in flags if f != "\\Recent"]),
+        internaldate=when or datetime.now(UTC).replace(microsecond=0),
+    )
+
+
+async def prepare_async(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
+    if len(raw) > _OFFLOAD_BYTES:
+        return await asyncio.to_thread(prepare, raw, flags, when)
+    return prepare(raw, flags, when)
+
+
+async def handle_append(session: Session, command: cmd.Append) -> str:
+    mailbox = find_target(session, command.mailbox)
+    if not command.messages:
+        raise CommandBad("APPEND needs a message")
+    limit = session.config.max_literal
+    messages = []
+    for item in command.messages:
+        if len(item.data) > limit:
+            raise CommandNo(f"Message larger than APPENDLIMIT {limit}", "TOOBIG")
+        messages.append(await prepare_async(item.data, item.flags, item.internal_date))
+    validity, uids = await session.store.append(mailbox.id, messages, origin=session)
+    uid_text = str(uids[0]) if len(uids) == 1 else f"{uids[0]}:{uids[-1]}"
+    return f"[APPENDUID {validity} {uid_text}] APPEND completed"
+
+
+ROUTES = {
+    cmd.Select: Route(handle_select, AUTH),
+    cmd.Create: Route(handle_create, AUTH),
+    cmd.Delete: Route(handle_delete, AUTH),
+    cmd.Rename: Route(handle_rename, AUTH),
+    cmd.Subscribe: Route(handle_subscribe, AUTH),
+    cmd.Unsubscribe: Route(handle_unsubscribe, AUTH),
+    cmd.List: Route(handle_list, AUTH),
+    cmd.Lsub: Route(handle_lsub, AUTH),
+    cmd.Status: Route(handle_status, AUTH),
+    cmd.Append: Route(handle_append, AUTH),
+}

@@ -1,0 +1,139 @@
+"""Commands on the selected mailbox's messages (RFC 3501 §6.4) except FETCH and SEARCH:
+CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, UID EXPUNGE (RFC 4315), STORE, COPY, MOVE
+(RFC 6851).
+"""
+
+from __future__ import annotations
+
+from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.mailbox import find_target
+from coi.imap.server.selected import SelectedMailbox
+from coi.imap.server.session import SELECTED, Route, Session
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import flag_list
+from coi.imap.wire.sequence import SequenceSet, format_sequence
+from coi.store.model import Flags
+
+
+def resolve(session: Session, sequence: SequenceSet, uid: bool) -> list[int]:
+    """The UIDs a sequence set names in this session's view, in ascending order."""
+    view = session.require_selected()
+    if sequence.saved:
+        return [u for u in session.saved_result if view.seq_of(u) is not None]
+    if uid:
+        return view.uids_in_ranges(sequence.iter_ranges(view.max_uid()))
+    count = view.exists()
+    ranges = list(sequence.iter_ranges(count))
+    if any(hi > count or lo < 1 for lo, hi in ranges):
+        raise CommandBad("Invalid message sequence number")
+    return view.uids_for_sequences(ranges)
+
+
+def writable(view: SelectedMailbox) -> None:
+    if view.readonly:
+        raise CommandNo("Mailbox is read-only (EXAMINE)", "READ-ONLY")
+
+
+async def handle_check(session: Session, command: cmd.Check) -> str:
+    return "CHECK completed"  # every write is already durable
+
+
+async def handle_close(session: Session, command: cmd.Close) -> str:
+    view = session.require_selected()
+    if not view.readonly:
+        await session.store.expunge(view.mailbox_id, origin=session)
+    session.deselect()  # RFC 3501 §6.4.2: no untagged EXPUNGE responses
+    return "CLOSE completed"
+
+
+async def handle_unselect(session: Session, command: cmd.Unselect) -> str:
+    session.require_selected()
+    session.deselect()
+    return "UNSELECT completed"
+
+
+async def handle_expunge(session: Session, command: cmd.Expunge) -> str:
+    view = session.require_selected()
+    writable(view)
+    await session.store.expunge(view.mailbox_id, origin=session)
+    return "EXPUNGE completed"
+
+
+async def handle_uid_expunge(session: Session, command: cmd.UidExpunge) -> str:
+    view = session.require_selected()
+    writable(view)
+    uids = resolve(session, command.sequence, True)
+    if uids:
+        await session.store.expunge(view.mailbox_id, uids, origin=session)
+    return "EXPUNGE completed"
+
+
+async def handle_store(session: Session, command: cmd.Store) -> str:
+    view = session.require_selected()
+    writable(view)
+    uids = resolve(session, command.sequence, command.uid)
+    flags = Flags.from_names([f for f in command.flags if f != "\\Recent"])
+    _, failed = await session.store.store_flags(
+        view.mailbox_id, uids, command.mode, flags, command.unchangedsince, origin=session
+    )
+    if not command.silent and uids:
+        rows = session.store.rows(view.mailbox_id, uids)
+        for uid in uids:
+            row = rows.get(uid)
+            seq = view.seq_of(uid)
+            if row is None or seq is None or uid in failed:
+                continue
+            names = row.flags.names()
+            if uid in view.recent:
+                names.append("\\Recent")
+            tail = b" UID %d" % uid if command.uid else b""
+            session.send(b"* %d FETCH (FLAGS %s%s)\r\n" % (seq, flag_list(names), tail))
+    if failed:
+        numbers = failed if command.uid else [s for u in failed if (s := view.seq_of(u))]
+        return f"[MODIFIED {format_sequence(numbers)}] Conditional STORE failed"
+    return "STORE completed"
+
+
+async def handle_copy(session: Session, command: cmd.Copy) -> str:
+    view = session.require_selected()
+    uids = resolve(session, command.sequence, command.uid)
+    target = find_target(session, command.mailbox)
+    if not uids:
+        return "COPY completed"
+    validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
+    return f"{copyuid(validity, mapping)} COPY completed"
+
+
+async def handle_move(session: Session, command: cmd.Move) -> str:
+    view = session.require_selected()
+    writable(view)
+    uids = resolve(session, command.sequence, command.uid)
+    target = find_target(session, command.mailbox)
+    if not uids:
+        return "MOVE completed"
+    if target.id == view.mailbox_id:
+        raise CommandNo("Source and target mailbox are the same", "CANNOT")
+    validity, mapping = await session.store.copy(
+        view.mailbox_id, uids, target.id, move=True, origin=session
+    )
+    # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses
+    session.untagged(f"OK {copyuid(validity, mapping)} Moved")
+    return "MOVE completed"
+
+
+def copyuid(validity: int, mapping: list[tuple[int, int]]) -> str:
+    source = format_sequence(old for old, _ in mapping)
+    target = format_sequence(new for _, new in mapping)
+    return f"[COPYUID {validity} {source} {target}]"
+
+
+ROUTES = {
+    cmd.Check: Route(handle_check, SELECTED),
+    cmd.Close: Route(handle_close, SELECTED),
+    cmd.Unselect: Route(handle_unselect, SELECTED),
+    cmd.Expunge: Route(handle_expunge, SELECTED),
+    cmd.UidExpunge: Route(handle_uid_expunge, SELECTED),
+    cmd.Store: Route(handle_store, SELECTED),
+    cmd.Copy: Route(handle_copy, SELECTED),
+    cmd.Move: Route(handle_move, SELECTED),
+}

@@ -1,0 +1,190 @@
+"""Per-mailbox shared state and each session's view of its selected mailbox.
+
+Invariants:
+- `MailboxState.uids` is the committed UID list; it is replaced, never mutated in place,
+  so views can hold the old array until they announce the change.
+- Store events arrive on the loop thread in commit order; `MailboxState` applies them to
+  its list and marks every view pending. A view turns pending changes into untagged
+  responses only in `sync`, at the end of a command or during IDLE (RFC 3501 §7.4.1:
+  no EXPUNGE while a FETCH, STORE or SEARCH runs, nor outside a command).
+- \\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session: the first
+  read-write session that has the mailbox selected when it arrives, or else the next one
+  to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+
+from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
+from coi.store.model import Flags
+from coi.store.sqlite.store import SqliteStore
+
+
+class MailboxState:
+    def __init__(self, store: SqliteStore, mailbox_id: int, recent_floor: int) -> None:
+        self.store = store
+        self.mailbox_id = mailbox_id
+        self.uids: array[int] = store.uids(mailbox_id)
+        self.recent_floor = recent_floor
+        self.views: list[SelectedMailbox] = []
+        self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox_id, self._on_event)
+
+    def close(self) -> None:
+        self._unwatch()
+
+    def claim_recent(self) -> set[int]:
+        """UIDs nobody has seen as recent yet; from now on they are the caller's."""
+        if not self.uids or self.uids[-1] <= self.recent_floor:
+            return set()
+        start = bisect_left(self.uids, self.recent_floor + 1)
+        claimed = set(self.uids[start:])
+        self._raise_floor(self.uids[-1])
+        return claimed
+
+    def _raise_floor(self, uid: int) -> None:
+        self.recent_floor = uid
+        task = asyncio.ensure_future(self.store.claim_recent(self.mailbox_id, uid))
+        task.add_done_callback(_ignore_result)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessagesAdded):
+            last = self.uids[-1] if self.uids else 0
+            fresh = [uid for uid in event.uids if uid > last]
+            if fresh:
+                grown = array("I", self.uids)
+                grown.extend(fresh)
+                self.uids = grown
+                owner = next((v for v in self.views if not v.readonly), None)
+                if owner is not None:
+                    owner.recent.update(fresh)
+                    self._raise_floor(fresh[-1])
+            for view in self.views:
+                view.has_new = True
+        elif isinstance(event, MessagesExpunged):
+            gone = set(event.uids)
+            self.uids = array("I", (uid for uid in self.uids if uid not in gone))
+            for view in self.views:
+                view.pending_expunged.update(gone)
+        elif isinstance(event, FlagsChanged):
+            for view in self.views:
+                if event.origin is view.session:
+                    continue
+                for uid, flags, modseq in event.changes:
+                    view.pending_flags[uid] = (flags, modseq)
+        for view in self.views:
+            view.wakeup.set()
+
+
+def _ignore_result(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class SelectedMailbox:
+    """One session's numbered view of a mailbox (message sequence number n is uids[n-1])."""
+
+    def __init__(self, state: MailboxState, session: object, readonly: bool) -> None:
+        self.state = state
+        self.session = session
+        self.readonly = readonly
+        self.uids: array[int] = state.uids
+        self.recent: set[int] = set() if readonly else state.claim_recent()
+        if readonly:  # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2)
+            start = bisect_left(self.uids, state.recent_floor + 1)
+            self.recent = set(self.uids[start:])
+        self.pending_expunged: set[int] = set()
+        self.pending_flags: dict[int, tuple[Flags, int]] = {}
+        self.has_new = False
+        self.wakeup = asyncio.Event()
+        state.views.append(self)
+
+    @property
+    def mailbox_id(self) -> int:
+        return self.state.mailbox_id
+
+    def close(self) -> None:
+        self.state.views.remove(self)
+
+    def exists(self) -> int:
+        return len(self.uids)
+
+    def seq_of(self, uid: int) -> int | None:
+        index = bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+    def max_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def uids_for_sequences(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """UIDs of the given sequence-number ranges (out-of-range numbers are left out)."""
+        out: list[int] = []
+        count = len(self.uids)
+        for lo, hi in ranges:
+            lo = max(lo, 1)
+            hi = min(hi, count)
+            if lo <= hi:
+                out.extend(self.uids[lo - 1 : hi])
+        return sorted(set(out))
+
+    def uids_in_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
+        """UIDs of this view within the given UID ranges."""
+        out: set[int] = set()
+        for lo, hi in ranges:
+            start = bisect_left(self.uids, lo)
+            end = bisect_left(self.uids, hi + 1)
+            out.update(self.uids[start:end])
+        return sorted(out)
+
+    def pending(self) -> bool:
+        return bool(self.pending_expunged or self.pending_flags or self.has_new)
+
+    def sync(
+        self, *, allow_expunge: bool, flag_line: Callable[[int, int, Flags, int], bytes]
+    ) -> Iterator[bytes]:
+        """Untagged responses that bring the client's view up to date, in a legal order."""
+        self.wakeup.clear()
+        if self.pending_flags:
+            for uid, (flags, modseq) in sorted(self.pending_flags.items()):
+                if uid in self.pending_expunged:
+                    continue
+                seq = self.seq_of(uid)
+                if seq is not None:
+                    yield flag_line(seq, uid, flags, modseq)
+            self.pending_flags.clear()
+        if self.pending_expunged and allow_expunge:
+            positions = sorted(
+                (seq for uid in self.pending_expunged if (seq := self.seq_of(uid)) is not None),
+                reverse=True,  # highest first: each number stays valid as earlier ones go
+            )
+            for seq in positions:
+                yield b"* %d EXPUNGE\r\n" % seq
+            self.recent.difference_update(self.pending_expunged)
+            self.pending_expunged.clear()
+            before = len(self.uids) - len(positions)
+            self.uids = self.state.uids
+            self.has_new = False
+            if len(self.uids) != before:
+                yield from self._exists_lines()
+            return
+        if self.has_new:
+            self.has_new = False
+            last = self.uids[-1] if self.uids else 0
+            latest = self.state.uids
+            if latest and latest[-1] > last:
+                grown = array("I", self.uids)
+                grown.extend(latest[bisect_left(latest, last + 1) :])
+                self.uids = grown
+                yield from self._exists_lines()
+
+    def _exists_lines(self) -> Iterator[bytes]:
+        yield b"* %d EXISTS\r\n" % len(self.uids)
+        yield b"* %d RECENT\r\n" % self.recent_count()
+
+    def recent_count(self) -> int:
+        return len(self.recent)

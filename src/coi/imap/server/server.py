@@ -1,0 +1,137 @@
+"""The IMAP service: listeners, connection limits, shared mailbox states, shutdown.
+
+Invariants: per-IP limits are checked before a session starts, per-user limits at login;
+one `MailboxState` exists per mailbox that some session has selected and is dropped with
+the last such session; shutdown stops accepting, lets running commands finish, then ends
+every connection with BYE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections import Counter
+
+from coi.auth.throttle import LoginThrottle
+from coi.config import ServerConfig, parse_listen
+from coi.imap.server import auth, fetch, idle, mailbox, message, search
+from coi.imap.server.connection import Connection
+from coi.imap.server.selected import MailboxState
+from coi.imap.server.session import Route
+from coi.store.sqlite.store import SqliteStore
+
+
+class ImapServer:
+    def __init__(
+        self, config: ServerConfig, store: SqliteStore, tls_context: ssl.SSLContext | None
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.tls_context = tls_context
+        self.log = logging.getLogger("coi.imap")
+        self.routes: dict[type, Route] = {
+            **auth.ROUTES,
+            **mailbox.ROUTES,
+            **message.ROUTES,
+            **fetch.ROUTES,
+            **search.ROUTES,
+            **idle.ROUTES,
+        }
+        self.enableable: frozenset[str] = frozenset()
+        self.throttle = LoginThrottle()
+        self.connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._states: dict[int, MailboxState] = {}
+        self._per_ip: Counter[str] = Counter()
+        self._per_user: Counter[int] = Counter()
+        self._listeners: list[asyncio.Server] = []
+        self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
+
+    # -- shared state --------------------------------------------------------------
+
+    def mailbox_state(self, mailbox_id: int, recent_floor: int) -> MailboxState:
+        state = self._states.get(mailbox_id)
+        if state is None:
+            state = MailboxState(self.store, mailbox_id, recent_floor)
+            self._states[mailbox_id] = state
+        return state
+
+    def release_mailbox_state(self, state: MailboxState) -> None:
+        if not state.views and self._states.get(state.mailbox_id) is state:
+            del self._states[state.mailbox_id]
+            state.close()
+
+    def login_user(self, user_id: int) -> bool:
+        if self._per_user[user_id] >= self.config.max_connections_per_user:
+            return False
+        self._per_user[user_id] += 1
+        return True
+
+    def logout_user(self, user_id: int) -> None:
+        self._per_user[user_id] -= 1
+        if self._per_user[user_id] <= 0:
+            del self._per_user[user_id]
+
+    # -- listeners -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        for kind, spec in (("imap", self.config.imap), ("imaps", self.config.imaps)):
+            where = parse_listen(spec, f"--{kind}")
+            if where is None:
+                continue
+            implicit = kind == "imaps"
+            if implicit and self.tls_context is None:
+                raise RuntimeError("--imaps needs a TLS certificate")
+            listener = await asyncio.start_server(
+                lambda r, w, tls=implicit: self._accept(r, w, tls),
+                host=where[0],
+                port=where[1],
+                ssl=self.tls_context if implicit else None,
+                reuse_address=True,
+                limit=self.config.max_line,
+            )
+            self._listeners.append(listener)
+            for sock in listener.sockets:
+                host, port = sock.getsockname()[:2]
+                self.addresses.append((kind, str(host), int(port)))
+
+    async def _accept(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool
+    ) -> None:
+        connection = Connection(self, reader, writer, implicit_tls=implicit_tls)
+        ip = connection.peer
+        if self._per_ip[ip] >= self.config.max_connections_per_ip:
+            writer.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            writer.close()
+            return
+        self._per_ip[ip] += 1
+        self.connections.add(connection)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+            if task is not None:
+                self._tasks.discard(task)
+            self._per_ip[ip] -= 1
+            if self._per_ip[ip] <= 0:
+                del self._per_ip[ip]
+
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stops accepting, lets running commands finish, then says BYE to everyone."""
+        for listener in self._listeners:
+            listener.close()
+        for connection in list(self.connections):
+            connection.shutdown()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        for task in list(self._tasks):
+            task.cancel()
+        for listener in self._listeners:
+            await listener.wait_closed()
+        for state in list(self._states.values()):
+            state.close()
+        self._states.clear()

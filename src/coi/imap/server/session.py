@@ -1,0 +1,211 @@
+"""The IMAP session state machine: one per connection, one command at a time.
+
+Invariants: a command runs only in the states its dispatch entry allows; every handler
+failure is turned into exactly one tagged NO or BAD here (the one catch point); pending
+mailbox changes are announced right before each tagged response, never in the middle of
+another response; a command's tagged response is written only after its store writes
+are durable (the store resolves a write once it is committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.selected import MailboxState, SelectedMailbox
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import flag_list
+from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
+from coi.store.model import Flags
+
+if TYPE_CHECKING:
+    from coi.imap.server.server import ImapServer
+
+log = logging.getLogger("coi.imap")
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+ANY = frozenset(State) - {State.LOGOUT}
+AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})
+SELECTED = frozenset({State.SELECTED})
+NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
+
+Handler = Callable[["Session", Any], Awaitable[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    handler: Handler
+    states: frozenset[State]
+
+
+# Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1).
+_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search)
+
+
+class Session:
+    def __init__(self, server: ImapServer, transport: Transport) -> None:
+        self.server = server
+        self.config = server.config
+        self.store = server.store
+        self.io = transport
+        self.state = State.NOT_AUTHENTICATED
+        self.user_id = 0
+        self.address = ""
+        self.selected: SelectedMailbox | None = None
+        self.enabled: set[str] = set()
+        self.idling = False
+        self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
+
+    # -- output ------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.io.write(data)
+
+    def untagged(self, text: str) -> None:
+        self.io.write(b"* " + text.encode("utf-8", "surrogateescape") + b"\r\n")
+
+    # -- capabilities ------------------------------------------------------------
+
+    def plaintext_allowed(self) -> bool:
+        return self.io.secure or self.io.loopback or self.config.allow_plaintext_auth
+
+    def capabilities(self) -> list[str]:
+        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        if self.state is State.NOT_AUTHENTICATED:
+            if not self.io.secure and self.server.tls_context is not None:
+                caps.append("STARTTLS")
+            if self.plaintext_allowed():
+                caps.append("AUTH=PLAIN")
+            else:
+                caps.append("LOGINDISABLED")
+            return caps
+        caps += [
+            "NAMESPACE",
+            "UIDPLUS",
+            "MOVE",
+            "UNSELECT",
+            "CHILDREN",
+            "SPECIAL-USE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            f"APPENDLIMIT={self.config.max_literal}",
+        ]
+        return caps
+
+    # -- execution ---------------------------------------------------------------
+
+    async def execute(self, command: cmd.Command) -> None:
+        tag = command.tag
+        route = self.server.routes.get(type(command))
+        if route is None:
+            self.send_tagged(tag, "BAD Command not implemented")
+            return
+        if self.state not in route.states:
+            self.send_tagged(tag, f"BAD {command.name} not allowed in the {self.state.value} state")
+            return
+        try:
+            text = await route.handler(self, command)
+        except CommandNo as exc:
+            result = exc.response()
+        except CommandBad as exc:
+            result = exc.response()
+        except NoSuchMailbox:
+            result = "NO [NONEXISTENT] No such mailbox"
+        except MailboxExists:
+            result = "NO [ALREADYEXISTS] Mailbox already exists"
+        except StoreError as exc:
+            result = f"NO [SERVERBUG] {type(exc).__name__}"
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("command %s failed for %s", command.name, self.address or "-")
+            result = "NO [SERVERBUG] Internal error; the server log has details"
+        else:
+            result = f"OK {text}"
+        if self.state is State.LOGOUT:
+            self.send_tagged(tag, result)
+            return
+        uid = bool(getattr(command, "uid", False))
+        self.announce(allow_expunge=uid or not isinstance(command, _NO_EXPUNGE))
+        self.send_tagged(tag, result)
+
+    def send_tagged(self, tag: str, text: str) -> None:
+        self.io.write(f"{tag} {text}\r\n".encode("utf-8", "surrogateescape"))
+
+    def announce(self, *, allow_expunge: bool) -> None:
+        """Sends pending mailbox changes as untagged responses."""
+        view = self.selected
+        if view is None or not view.pending():
+            return
+        for line in view.sync(allow_expunge=allow_expunge, flag_line=self.flag_update_line):
+            self.io.write(line)
+
+    def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
+        names = flags.names()
+        if self.selected is not None and uid in self.selected.recent:
+            names.append("\\Recent")
+        # RFC 3501 §7.4.2: UID is optional in unsolicited FETCH; clients tracking by UID need it.
+        return b"* %d FETCH (FLAGS %s UID %d)\r\n" % (seq, flag_list(names), uid)
+
+    # -- selection ---------------------------------------------------------------
+
+    def select(self, mailbox_id: int, recent_floor: int, readonly: bool) -> SelectedMailbox:
+        self.deselect()
+        state = self.server.mailbox_state(mailbox_id, recent_floor)
+        self.selected = SelectedMailbox(state, self, readonly)
+        self.state = State.SELECTED
+        return self.selected
+
+    def deselect(self) -> None:
+        if self.selected is not None:
+            view = self.selected
+            self.selected = None
+            view.close()
+            self.server.release_mailbox_state(view.state)
+        if self.state is State.SELECTED:
+            self.state = State.AUTHENTICATED
+
+    def require_selected(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise CommandBad("No mailbox selected")
+        return self.selected
+
+    def close(self) -> None:
+        self.deselect()
+        if self.user_id:
+            self.server.logout_user(self.user_id)
+
+
+class Transport:
+    """What a session needs from its connection (kept small so tests can drive sessions)."""
+
+    secure: bool
+    loopback: bool
+    peer: str
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    async def drain(self) -> None:
+        raise NotImplementedError
+
+    async def read_line(self) -> bytes | None:
+        raise NotImplementedError
+
+    async def start_tls(self) -> None:
+        raise NotImplementedError
+
+
+__all__ = ["ANY", "AUTH", "NOT_AUTH", "SELECTED", "MailboxState", "Route", "Session", "State"]

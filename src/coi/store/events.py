@@ -1,0 +1,114 @@
+"""Typed change events: published after the change is committed, in commit order.
+
+Sessions (pending untagged responses, IDLE), the WebPush dispatcher and the COI mover
+subscribe here; nothing polls. `origin` names the session that caused the change so
+it can leave out echoes of its own actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coi.store.model import Flags
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesAdded:
+    user_id: int
+    mailbox_id: int
+    uids: tuple[int, ...]
+    modseq: int
+    origin: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesExpunged:
+    user_id: int
+    mailbox_id: int
+    uids: tuple[int, ...]
+    modseq: int
+    origin: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlagsChanged:
+    user_id: int
+    mailbox_id: int
+    changes: tuple[tuple[int, Flags, int], ...]  # (uid, new flags, modseq)
+    origin: object | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxCreated:
+    user_id: int
+    mailbox_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxDeleted:
+    user_id: int
+    mailbox_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRenamed:
+    user_id: int
+    mailbox_id: int
+    old_name: str
+    new_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionChanged:
+    user_id: int
+    name: str
+    subscribed: bool
+
+
+MailboxEvent = MessagesAdded | MessagesExpunged | FlagsChanged
+Event = MailboxEvent | MailboxCreated | MailboxDeleted | MailboxRenamed | SubscriptionChanged
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Routes events to listeners of one mailbox, of one user, or of everything."""
+
+    def __init__(self) -> None:
+        self._by_mailbox: dict[int, list[Listener]] = {}
+        self._by_user: dict[int, list[Listener]] = {}
+        self._global: list[Listener] = []
+
+    def publish(self, event: Event) -> None:
+        if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
+            for listener in tuple(self._by_mailbox.get(event.mailbox_id, ())):
+                listener(event)
+        for listener in tuple(self._by_user.get(event.user_id, ())):
+            listener(event)
+        for listener in tuple(self._global):
+            listener(event)
+
+    def watch_mailbox(self, mailbox_id: int, listener: Listener) -> Callable[[], None]:
+        return _add(self._by_mailbox, mailbox_id, listener)
+
+    def watch_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
+        return _add(self._by_user, user_id, listener)
+
+    def watch_all(self, listener: Listener) -> Callable[[], None]:
+        self._global.append(listener)
+        return lambda: self._global.remove(listener)
+
+
+def _add(table: dict[int, list[Listener]], key: int, listener: Listener) -> Callable[[], None]:
+    table.setdefault(key, []).append(listener)
+
+    def remove() -> None:
+        listeners = table.get(key)
+        if listeners is not None and listener in listeners:
+            listeners.remove(listener)
+            if not listeners:
+                del table[key]
+
+    return remove

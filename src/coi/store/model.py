@@ -1,0 +1,122 @@
+"""Storage model types shared by every backend. No IMAP syntax lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+# System flags are kept as a bit mask: cheap to store, compare and format.
+SEEN = 1
+ANSWERED = 2
+FLAGGED = 4
+DELETED = 8
+DRAFT = 16
+
+SYSTEM_FLAGS: dict[str, int] = {
+    "\\Seen": SEEN,
+    "\\Answered": ANSWERED,
+    "\\Flagged": FLAGGED,
+    "\\Deleted": DELETED,
+    "\\Draft": DRAFT,
+}
+SYSTEM_FLAG_NAMES: tuple[tuple[int, str], ...] = tuple(
+    sorted((bit, name) for name, bit in SYSTEM_FLAGS.items())
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    """The permanent flags of one message: system bits plus keywords (sorted, unique)."""
+
+    bits: int = 0
+    keywords: tuple[str, ...] = ()
+
+    @classmethod
+    def from_names(cls, names: tuple[str, ...] | list[str]) -> Flags:
+        bits = 0
+        keywords: set[str] = set()
+        for name in names:
+            bit = SYSTEM_FLAGS.get(name)
+            if bit is not None:
+                bits |= bit
+            elif not name.startswith("\\"):
+                keywords.add(name)
+        return cls(bits, tuple(sorted(keywords)))
+
+    def names(self) -> list[str]:
+        out = [name for bit, name in SYSTEM_FLAG_NAMES if self.bits & bit]
+        out.extend(self.keywords)
+        return out
+
+    def union(self, other: Flags) -> Flags:
+        return Flags(self.bits | other.bits, _merge(self.keywords, other.keywords))
+
+    def difference(self, other: Flags) -> Flags:
+        drop = set(other.keywords)
+        return Flags(self.bits & ~other.bits, tuple(k for k in self.keywords if k not in drop))
+
+    def keywords_text(self) -> str:
+        return " ".join(self.keywords)
+
+    @staticmethod
+    def parse_keywords(text: str) -> tuple[str, ...]:
+        return tuple(text.split()) if text else ()
+
+
+def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
+    if not b:
+        return a
+    return tuple(sorted(set(a) | set(b)))
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    address: str
+    password_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mailbox:
+    id: int
+    user_id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str  # e.g. "\\Sent"; "" for none
+    keywords: tuple[str, ...]  # every keyword ever used here, for FLAGS / PERMANENTFLAGS
+    recent_floor: int  # highest UID some session has already seen as \Recent
+    noselect: bool  # a name kept only because it has inferiors (RFC 3501 §6.3.4)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store: raw bytes plus what mail indexing computed once at arrival."""
+
+    raw: bytes
+    meta: bytes  # serialized coi.mail MessageIndex
+    search: bytes  # serialized coi.mail SearchData
+    flags: Flags
+    internaldate: datetime  # timezone-aware
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    uid: int
+    flags: Flags
+    modseq: int
+    size: int
+    internaldate: datetime
+    blob_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatus:
+    messages: int
+    unseen: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+    size: int
+    recent: int

@@ -1,0 +1,79 @@
+"""Append-only numbered schema migrations. Never edit a released step; add a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users, mailboxes, messages, blobs, subscriptions, expunge tombstones
+    """
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL DEFAULT ''
+    ) STRICT;
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL DEFAULT '',
+        created INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uidnext INTEGER NOT NULL DEFAULT 1,
+        highestmodseq INTEGER NOT NULL DEFAULT 1,
+        special_use TEXT NOT NULL DEFAULT '',
+        keywords TEXT NOT NULL DEFAULT '',
+        recent_floor INTEGER NOT NULL DEFAULT 0,
+        noselect INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (user_id, name)
+    ) STRICT;
+    CREATE TABLE subscriptions (
+        user_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        PRIMARY KEY (user_id, name)
+    ) STRICT, WITHOUT ROWID;
+    CREATE TABLE blobs (
+        id INTEGER PRIMARY KEY,
+        raw BLOB NOT NULL,
+        meta BLOB NOT NULL,
+        search BLOB NOT NULL,
+        refs INTEGER NOT NULL DEFAULT 1
+    ) STRICT;
+    CREATE TABLE messages (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        blob_id INTEGER NOT NULL,
+        flags INTEGER NOT NULL DEFAULT 0,
+        keywords TEXT NOT NULL DEFAULT '',
+        modseq INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        internaldate INTEGER NOT NULL,
+        tz_minutes INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (mailbox_id, uid)
+    ) STRICT, WITHOUT ROWID;
+    CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+    CREATE TABLE expunged (
+        mailbox_id INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        PRIMARY KEY (mailbox_id, uid)
+    ) STRICT, WITHOUT ROWID;
+    """,
+)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema to the newest version, one committed step at a time."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    version = row[0] if row else 0
+    if row is None:
+        conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        # executescript runs in autocommit mode: the script itself holds the transaction.
+        conn.executescript(
+            f"BEGIN IMMEDIATE;{script};UPDATE schema_version SET version = {number};COMMIT;"
+        )

@@ -1,0 +1,715 @@
+"""The embedded SQLite store.
+
+Invariants: reads run on the event-loop thread on a read-only connection (WAL lets them
+run beside the writer and they always see every committed write); every write goes
+through the single `Writer` thread (group commit, fsync before the caller hears OK).
+Every query names its user or mailbox: no statement reaches another user's rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from array import array
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from coi.store.errors import MailboxExists, MailboxInUse, NoSuchMailbox, NoSuchUser, UserExists
+from coi.store.events import (
+    Event,
+    EventBus,
+    FlagsChanged,
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+    SubscriptionChanged,
+)
+from coi.store.model import (
+    DELETED,
+    SEEN,
+    Flags,
+    Mailbox,
+    MailboxStatus,
+    MessageRow,
+    NewMessage,
+    User,
+)
+from coi.store.sqlite.migrations import migrate
+from coi.store.sqlite.writer import Writer
+
+FlagMode = Literal["set", "add", "remove"]
+_MAILBOX_COLUMNS = (
+    "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
+    " noselect"
+)
+_ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+_CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute("PRAGMA case_sensitive_like=ON")  # mailbox names are case-sensitive
+    if readonly:
+        conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _mailbox(row: Sequence[Any]) -> Mailbox:
+    return Mailbox(
+        id=row[0],
+        user_id=row[1],
+        name=row[2],
+        uidvalidity=row[3],
+        uidnext=row[4],
+        highestmodseq=row[5],
+        special_use=row[6],
+        keywords=Flags.parse_keywords(row[7]),
+        recent_floor=row[8],
+        noselect=bool(row[9]),
+    )
+
+
+def _date(seconds: int, tz_minutes: int) -> datetime:
+    zone = UTC if tz_minutes == 0 else timezone(timedelta(minutes=tz_minutes))
+    return datetime.fromtimestamp(seconds, zone)
+
+
+def _message_row(row: Sequence[Any]) -> MessageRow:
+    return MessageRow(
+        uid=row[0],
+        flags=Flags(row[1], Flags.parse_keywords(row[2])),
+        modseq=row[3],
+        size=row[4],
+        internaldate=_date(row[5], row[6]),
+        blob_id=row[7],
+    )
+
+
+def _chunks(items: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _in(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def _children_pattern(name: str) -> str:
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "/%"
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.events = EventBus()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        setup = _connect(path, readonly=False)
+        migrate(setup)
+        setup.close()
+        self._read = _connect(path, readonly=True)
+        self._writer = Writer(lambda: _connect(path, readonly=False), self.events.publish)
+
+    def close(self) -> None:
+        self._writer.close()
+        self._read.close()
+
+    # -- users ---------------------------------------------------------------
+
+    def get_user(self, address: str) -> User | None:
+        row = self._read.execute(
+            "SELECT id, address, password_hash FROM users WHERE address = ?", (address.lower(),)
+        ).fetchone()
+        return User(*row) if row else None
+
+    def list_users(self) -> list[User]:
+        rows = self._read.execute("SELECT id, address, password_hash FROM users ORDER BY address")
+        return [User(*row) for row in rows]
+
+    async def add_user(
+        self, address: str, password_hash: str, mailboxes: Sequence[tuple[str, str]]
+    ) -> User:
+        """Creates the user with INBOX and the given (name, special-use) mailboxes, subscribed."""
+        address = address.lower()
+
+        def job(conn: sqlite3.Connection) -> tuple[User, list[Event]]:
+            if conn.execute("SELECT 1 FROM users WHERE address = ?", (address,)).fetchone():
+                raise UserExists(address)
+            cur = conn.execute(
+                "INSERT INTO users (address, password_hash, created) VALUES (?, ?, ?)",
+                (address, password_hash, int(time.time())),
+            )
+            user_id = int(cur.lastrowid or 0)
+            events: list[Event] = []
+            for name, use in (("INBOX", ""), *mailboxes):
+                mailbox_id = _insert_mailbox(conn, user_id, name, use)
+                conn.execute(
+                    "INSERT INTO subscriptions (user_id, name) VALUES (?, ?)", (user_id, name)
+                )
+                events.append(MailboxCreated(user_id, mailbox_id, name))
+            return User(user_id, address, password_hash), events
+
+        user: User = await self._writer.submit(job)
+        return user
+
+    async def delete_user(self, address: str) -> None:
+        address = address.lower()
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            row = conn.execute("SELECT id FROM users WHERE address = ?", (address,)).fetchone()
+            if row is None:
+                raise NoSuchUser(address)
+            user_id = row[0]
+            ids = [
+                r[0] for r in conn.execute("SELECT id FROM mailboxes WHERE user_id = ?", (user_id,))
+            ]
+            for mailbox_id in ids:
+                _drop_mailbox_contents(conn, mailbox_id)
+            conn.execute("DELETE FROM mailboxes WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return None, []
+
+        await self._writer.submit(job)
+
+    async def set_password(self, address: str, password_hash: str) -> None:
+        address = address.lower()
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            cur = conn.execute(
+                "UPDATE users SET password_hash = ? WHERE address = ?", (password_hash, address)
+            )
+            if cur.rowcount == 0:
+                raise NoSuchUser(address)
+            return None, []
+
+        await self._writer.submit(job)
+
+    # -- mailboxes -------------------------------------------------------------
+
+    def list_mailboxes(self, user_id: int) -> list[Mailbox]:
+        rows = self._read.execute(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = ? ORDER BY name", (user_id,)
+        )
+        return [_mailbox(row) for row in rows]
+
+    def get_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        row = self._read.execute(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = ? AND name = ?",
+            (user_id, name),
+        ).fetchone()
+        return _mailbox(row) if row else None
+
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        row = self._read.execute(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)
+        ).fetchone()
+        return _mailbox(row) if row else None
+
+    def subscriptions(self, user_id: int) -> set[str]:
+        rows = self._read.execute("SELECT name FROM subscriptions WHERE user_id = ?", (user_id,))
+        return {row[0] for row in rows}
+
+    async def create_mailbox(self, user_id: int, name: str, special_use: str = "") -> Mailbox:
+        """Creates `name` and any missing superiors (RFC 3501 §6.3.3)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[Mailbox, list[Event]]:
+            existing = _find(conn, user_id, name)
+            if existing is not None:
+                if not conn.execute(
+                    "SELECT noselect FROM mailboxes WHERE id = ?", (existing,)
+                ).fetchone()[0]:
+                    raise MailboxExists(name)
+                conn.execute("DELETE FROM mailboxes WHERE id = ?", (existing,))
+            events: list[Event] = []
+            parts = name.split("/")
+            for depth in range(1, len(parts)):
+                superior = "/".join(parts[:depth])
+                if superior and _find(conn, user_id, superior) is None:
+                    sid = _insert_mailbox(conn, user_id, superior, "")
+                    events.append(MailboxCreated(user_id, sid, superior))
+            mailbox_id = _insert_mailbox(conn, user_id, name, special_use)
+            events.append(MailboxCreated(user_id, mailbox_id, name))
+            row = conn.execute(
+                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            return _mailbox(row), events
+
+        mailbox: Mailbox = await self._writer.submit(job)
+        return mailbox
+
+    async def delete_mailbox(self, user_id: int, name: str) -> None:
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            mailbox_id = _find(conn, user_id, name)
+            if mailbox_id is None:
+                raise NoSuchMailbox(name)
+            noselect = conn.execute(
+                "SELECT noselect FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()[0]
+            has_children = conn.execute(
+                "SELECT 1 FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '\\' LIMIT 1",
+                (user_id, _children_pattern(name)),
+            ).fetchone()
+            if has_children and noselect:
+                raise MailboxInUse(name)
+            _drop_mailbox_contents(conn, mailbox_id)
+            if has_children:  # RFC 3501 §6.3.4: inferiors stay; the name becomes \Noselect
+                conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (mailbox_id,))
+            else:
+                conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+            return None, [MailboxDeleted(user_id, mailbox_id, name)]
+
+        await self._writer.submit(job)
+
+    async def rename_mailbox(self, user_id: int, old: str, new: str) -> None:
+        """Renames `old` and its inferiors; renaming INBOX moves its messages instead (§6.3.5)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            source = _find(conn, user_id, old)
+            if source is None:
+                raise NoSuchMailbox(old)
+            if _find(conn, user_id, new) is not None:
+                raise MailboxExists(new)
+            events: list[Event] = []
+            parts = new.split("/")
+            for depth in range(1, len(parts)):
+                superior = "/".join(parts[:depth])
+                if superior and _find(conn, user_id, superior) is None:
+                    sid = _insert_mailbox(conn, user_id, superior, "")
+                    events.append(MailboxCreated(user_id, sid, superior))
+            if old == "INBOX":
+                target = _insert_mailbox(conn, user_id, new, "")
+                events.append(MailboxCreated(user_id, target, new))
+                uids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (source,)
+                    )
+                ]
+                _copy_rows(conn, source, uids, target)
+                modseq = _expunge_rows(conn, source, uids)
+                events.append(MessagesAdded(user_id, target, tuple(range(1, len(uids) + 1)), 1))
+                if uids:
+                    events.append(MessagesExpunged(user_id, source, tuple(uids), modseq))
+                return None, events
+            renamed = [(source, old)]
+            renamed += conn.execute(
+                "SELECT id, name FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '\\'",
+                (user_id, _children_pattern(old)),
+            ).fetchall()
+            for mailbox_id, name in renamed:
+                new_name = new + name[len(old) :]
+                conn.execute("UPDATE mailboxes SET name = ? WHERE id = ?", (new_name, mailbox_id))
+                if conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = ? AND name = ?", (user_id, name)
+                ).rowcount:
+                    conn.execute(
+                        "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)",
+                        (user_id, new_name),
+                    )
+                events.append(MailboxRenamed(user_id, mailbox_id, name, new_name))
+            return None, events
+
+        await self._writer.submit(job)
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            if subscribed:
+                conn.execute(
+                    "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)",
+                    (user_id, name),
+                )
+            else:
+                conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = ? AND name = ?", (user_id, name)
+                )
+            return None, [SubscriptionChanged(user_id, name, subscribed)]
+
+        await self._writer.submit(job)
+
+    async def claim_recent(self, mailbox_id: int, floor: int) -> None:
+        """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            conn.execute(
+                "UPDATE mailboxes SET recent_floor = max(recent_floor, ?) WHERE id = ?",
+                (floor, mailbox_id),
+            )
+            return None, []
+
+        await self._writer.submit(job)
+
+    def status(self, mailbox: Mailbox) -> MailboxStatus:
+        row = self._read.execute(
+            "SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(size), 0),"
+            " coalesce(sum(uid > ?), 0) FROM messages WHERE mailbox_id = ?",
+            (SEEN, mailbox.recent_floor, mailbox.id),
+        ).fetchone()
+        return MailboxStatus(
+            messages=row[0],
+            unseen=row[1],
+            uidnext=mailbox.uidnext,
+            uidvalidity=mailbox.uidvalidity,
+            highestmodseq=mailbox.highestmodseq,
+            size=row[2],
+            recent=row[3],
+        )
+
+    # -- messages --------------------------------------------------------------
+
+    def uids(self, mailbox_id: int) -> array[int]:
+        rows = self._read.execute(
+            "SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid", (mailbox_id,)
+        )
+        return array("I", (row[0] for row in rows))
+
+    def rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """Per-message metadata for the given UIDs (missing ones were expunged)."""
+        out: dict[int, MessageRow] = {}
+        if len(uids) > _CHUNK and uids[-1] - uids[0] < 4 * len(uids):
+            rows = self._read.execute(
+                f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?",
+                (mailbox_id, uids[0], uids[-1]),
+            )
+            wanted = set(uids)
+            for row in rows:
+                if row[0] in wanted:
+                    out[row[0]] = _message_row(row)
+            return out
+        for chunk in _chunks(uids):
+            rows = self._read.execute(
+                f"SELECT {_ROW_COLUMNS} FROM messages"
+                f" WHERE mailbox_id = ? AND uid IN ({_in(len(chunk))})",
+                (mailbox_id, *chunk),
+            )
+            for row in rows:
+                out[row[0]] = _message_row(row)
+        return out
+
+    def first_unseen(self, mailbox_id: int) -> int | None:
+        row = self._read.execute(
+            "SELECT uid FROM messages WHERE mailbox_id = ? AND flags & ? = 0 ORDER BY uid LIMIT 1",
+            (mailbox_id, SEEN),
+        ).fetchone()
+        return int(row[0]) if row else None
+
+    def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
+        """(raw bytes, serialized index) of one message body."""
+        row = self._read.execute("SELECT raw, meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def meta(self, blob_id: int) -> bytes | None:
+        row = self._read.execute("SELECT meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        return row[0] if row else None
+
+    def search_blob(self, blob_id: int) -> bytes | None:
+        row = self._read.execute("SELECT search FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        return row[0] if row else None
+
+    async def append(
+        self, mailbox_id: int, messages: Sequence[NewMessage], origin: object | None = None
+    ) -> tuple[int, list[int]]:
+        """Stores the messages; returns (uidvalidity, assigned UIDs) once durable."""
+
+        def job(conn: sqlite3.Connection) -> tuple[tuple[int, list[int]], list[Event]]:
+            row = conn.execute(
+                "SELECT user_id, uidvalidity, uidnext, highestmodseq, keywords FROM mailboxes"
+                " WHERE id = ?",
+                (mailbox_id,),
+            ).fetchone()
+            if row is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            user_id, uidvalidity, uid, modseq, known = row
+            modseq += 1
+            keywords = set(Flags.parse_keywords(known))
+            uids: list[int] = []
+            for message in messages:
+                cur = conn.execute(
+                    "INSERT INTO blobs (raw, meta, search, refs) VALUES (?, ?, ?, 1)",
+                    (message.raw, message.meta, message.search),
+                )
+                stamp = message.internaldate
+                offset = stamp.utcoffset()
+                conn.execute(
+                    "INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,"
+                    " internaldate, tz_minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        mailbox_id,
+                        uid,
+                        cur.lastrowid,
+                        message.flags.bits,
+                        message.flags.keywords_text(),
+                        modseq,
+                        len(message.raw),
+                        int(stamp.timestamp()),
+                        int(offset.total_seconds() // 60) if offset else 0,
+                    ),
+                )
+                keywords.update(message.flags.keywords)
+                uids.append(uid)
+                uid += 1
+            conn.execute(
+                "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE id = ?",
+                (uid, modseq, " ".join(sorted(keywords)), mailbox_id),
+            )
+            event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
+            return (uidvalidity, uids), [event]
+
+        result: tuple[int, list[int]] = await self._writer.submit(job)
+        return result
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: FlagMode,
+        flags: Flags,
+        unchangedsince: int | None = None,
+        origin: object | None = None,
+    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
+        """Changes flags; returns (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE)."""
+
+        def job(
+            conn: sqlite3.Connection,
+        ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
+            row = conn.execute(
+                "SELECT user_id, highestmodseq, keywords FROM mailboxes WHERE id = ?",
+                (mailbox_id,),
+            ).fetchone()
+            if row is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            user_id, modseq, known = row
+            modseq += 1
+            changed: list[tuple[int, Flags, int]] = []
+            failed: list[int] = []
+            for chunk in _chunks(list(uids)):
+                current = conn.execute(
+                    f"SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = ?"
+                    f" AND uid IN ({_in(len(chunk))})",
+                    (mailbox_id, *chunk),
+                ).fetchall()
+                for uid, bits, keywords, old_modseq in current:
+                    if unchangedsince is not None and old_modseq > unchangedsince:
+                        failed.append(uid)
+                        continue
+                    old = Flags(bits, Flags.parse_keywords(keywords))
+                    new = (
+                        flags
+                        if mode == "set"
+                        else old.union(flags)
+                        if mode == "add"
+                        else old.difference(flags)
+                    )
+                    if new == old:
+                        continue
+                    conn.execute(
+                        "UPDATE messages SET flags = ?, keywords = ?, modseq = ?"
+                        " WHERE mailbox_id = ? AND uid = ?",
+                        (new.bits, new.keywords_text(), modseq, mailbox_id, uid),
+                    )
+                    changed.append((uid, new, modseq))
+            if not changed:
+                return (changed, sorted(failed)), []
+            all_keywords = set(Flags.parse_keywords(known))
+            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
+                all_keywords.update(flags.keywords)
+                conn.execute(
+                    "UPDATE mailboxes SET keywords = ? WHERE id = ?",
+                    (" ".join(sorted(all_keywords)), mailbox_id),
+                )
+            conn.execute(
+                "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
+            )
+            changed.sort()
+            return (changed, sorted(failed)), [
+                FlagsChanged(user_id, mailbox_id, tuple(changed), origin)
+            ]
+
+        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(job)
+        return result
+
+    async def copy(
+        self,
+        source_id: int,
+        uids: Sequence[int],
+        target_id: int,
+        *,
+        move: bool = False,
+        origin: object | None = None,
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """Copies (or moves) messages; returns (target uidvalidity, [(source uid, new uid)])."""
+
+        def job(
+            conn: sqlite3.Connection,
+        ) -> tuple[tuple[int, list[tuple[int, int]]], list[Event]]:
+            mapping = _copy_rows(conn, source_id, list(uids), target_id)
+            target = conn.execute(
+                "SELECT user_id, uidvalidity, highestmodseq FROM mailboxes WHERE id = ?",
+                (target_id,),
+            ).fetchone()
+            events: list[Event] = []
+            if mapping:
+                events.append(
+                    MessagesAdded(
+                        target[0], target_id, tuple(n for _, n in mapping), target[2], origin
+                    )
+                )
+            if move and mapping:
+                moved = [old for old, _ in mapping]
+                modseq = _expunge_rows(conn, source_id, moved)
+                events.append(MessagesExpunged(target[0], source_id, tuple(moved), modseq, origin))
+            return (target[1], mapping), events
+
+        result: tuple[int, list[tuple[int, int]]] = await self._writer.submit(job)
+        return result
+
+    async def expunge(
+        self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
+    ) -> list[int]:
+        """Removes \\Deleted messages (only those among `uids` when given)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[list[int], list[Event]]:
+            row = conn.execute(
+                "SELECT user_id FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()
+            if row is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            deleted = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT uid FROM messages WHERE mailbox_id = ? AND flags & ? ORDER BY uid",
+                    (mailbox_id, DELETED),
+                )
+            ]
+            if uids is not None:
+                allowed = set(uids)
+                deleted = [uid for uid in deleted if uid in allowed]
+            if not deleted:
+                return [], []
+            modseq = _expunge_rows(conn, mailbox_id, deleted)
+            return deleted, [MessagesExpunged(row[0], mailbox_id, tuple(deleted), modseq, origin)]
+
+        result: list[int] = await self._writer.submit(job)
+        return result
+
+
+# -- helpers that run on the writer thread -----------------------------------------
+
+
+def _find(conn: sqlite3.Connection, user_id: int, name: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _next_uidvalidity(conn: sqlite3.Connection) -> int:
+    """Strictly increasing across the server, so a re-created name never reuses one."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity'").fetchone()
+    last = int(row[0]) if row else 0
+    value = max(int(time.time()), last + 1) & 0xFFFFFFFF
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('uidvalidity', ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (str(value),),
+    )
+    return value
+
+
+def _insert_mailbox(conn: sqlite3.Connection, user_id: int, name: str, special_use: str) -> int:
+    cur = conn.execute(
+        "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES (?, ?, ?, ?)",
+        (user_id, name, _next_uidvalidity(conn), special_use),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def _copy_rows(
+    conn: sqlite3.Connection, source_id: int, uids: list[int], target_id: int
+) -> list[tuple[int, int]]:
+    target = conn.execute(
+        "SELECT uidnext, highestmodseq, keywords FROM mailboxes WHERE id = ?", (target_id,)
+    ).fetchone()
+    if target is None:
+        raise NoSuchMailbox(str(target_id))
+    uid, modseq, known = target
+    modseq += 1
+    keywords = set(Flags.parse_keywords(known))
+    mapping: list[tuple[int, int]] = []
+    for chunk in _chunks(uids):
+        rows = conn.execute(
+            f"SELECT uid, blob_id, flags, keywords, size, internaldate, tz_minutes FROM messages"
+            f" WHERE mailbox_id = ? AND uid IN ({_in(len(chunk))}) ORDER BY uid",
+            (source_id, *chunk),
+        ).fetchall()
+        for old_uid, blob_id, bits, kw, size, internaldate, tz in rows:
+            conn.execute(
+                "INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,"
+                " internaldate, tz_minutes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (target_id, uid, blob_id, bits, kw, modseq, size, internaldate, tz),
+            )
+            conn.execute("UPDATE blobs SET refs = refs + 1 WHERE id = ?", (blob_id,))
+            keywords.update(Flags.parse_keywords(kw))
+            mapping.append((old_uid, uid))
+            uid += 1
+    conn.execute(
+        "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE id = ?",
+        (uid, modseq, " ".join(sorted(keywords)), target_id),
+    )
+    return mapping
+
+
+def _expunge_rows(conn: sqlite3.Connection, mailbox_id: int, uids: list[int]) -> int:
+    modseq = (
+        int(
+            conn.execute(
+                "SELECT highestmodseq FROM mailboxes WHERE id = ?", (mailbox_id,)
+            ).fetchone()[0]
+        )
+        + 1
+    )
+    for chunk in _chunks(uids):
+        marks = _in(len(chunk))
+        blob_ids = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT blob_id FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+                (mailbox_id, *chunk),
+            )
+        ]
+        conn.execute(
+            f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})", (mailbox_id, *chunk)
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+            [(mailbox_id, uid, modseq) for uid in chunk],
+        )
+        _release_blobs(conn, blob_ids)
+    conn.execute("UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id))
+    return modseq
+
+
+def _release_blobs(conn: sqlite3.Connection, blob_ids: list[int]) -> None:
+    for blob_id in blob_ids:
+        conn.execute("UPDATE blobs SET refs = refs - 1 WHERE id = ?", (blob_id,))
+    conn.executemany(
+        "DELETE FROM blobs WHERE id = ? AND refs <= 0", [(blob_id,) for blob_id in blob_ids]
+    )
+
+
+def _drop_mailbox_contents(conn: sqlite3.Connection, mailbox_id: int) -> None:
+    blob_ids = [
+        r[0]
+        for r in conn.execute("SELECT blob_id FROM messages WHERE mailbox_id = ?", (mailbox_id,))
+    ]
+    conn.execute("DELETE FROM messages WHERE mailbox_id = ?", (mailbox_id,))
+    conn.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox_id,))
+    _release_blobs(conn, blob_ids)
