@@ -16,10 +16,8 @@ def events(data: bytes, **limits: int) -> list[FramerEvent]:
 
 
 def ready(data: bytes) -> CommandReady:
-    """The single CommandReady framed from ``data`` (CRLF appended if missing)."""
-    if not data.endswith(b"\n"):
-        data += b"\r\n"
-    got = [e for e in events(data) if isinstance(e, CommandReady)]
+    """The single CommandReady framed from ``data`` + CRLF."""
+    got = [e for e in events(data + b"\r\n") if isinstance(e, CommandReady)]
     assert len(got) == 1, got
     return got[0]
 

@@ -53,6 +53,9 @@ from .helpers import parse
 S = SequenceSet
 PST = datetime.timezone(datetime.timedelta(hours=-7))
 
+_UIDS = (15000, 22500, 27000, 29970, 29973, 29976, 29979)
+_UIDS += (29982, 29985, 29988, 29991, 29994, 29997)
+
 CASES: list[tuple[bytes, Command]] = [
     # RFC 3501 §6.1, §6.2, §8
     (b"a047 NOOP", Noop("a047")),
@@ -90,13 +93,7 @@ CASES: list[tuple[bytes, Command]] = [
                 S(((1, 29997),)),
                 (
                     S(((5000, 5000), (7500, 7500), (9000, 9000), (9990, 9999))),
-                    S(
-                        tuple(
-                            (n, n)
-                            for n in [15000, 22500, 27000, 29970, 29973, 29976, 29979]
-                            + [29982, 29985, 29988, 29991, 29994, 29997]
-                        )
-                    ),
+                    S(tuple((n, n) for n in _UIDS)),
                 ),
             ),
         ),
