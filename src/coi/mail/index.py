@@ -182,7 +182,7 @@ def _sent_date(value: bytes | None) -> datetime | None:
 
 _BLANK_RE = re.compile(rb"\n\r?\n")
 _DELIM_TAIL_RE = re.compile(rb"[ \t]*(?:\r?\n|\r?\Z)")
-_DEFAULT_PARAMS: H.Params = [(b"charset", b"us-ascii")]
+_DEFAULT_PARAMS: H.Params = [(b"charset", b"US-ASCII")]  # as in RFC 3501 examples
 
 
 def _header_end(raw: bytes, start: int, end: int) -> int:
