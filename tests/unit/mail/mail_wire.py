@@ -13,7 +13,7 @@ def parse(data: bytes) -> Value:
     """Parse one parenthesized list / string / number; raise ValueError if malformed."""
     value, pos = _value(data, 0)
     if pos != len(data):
-        raise ValueError(f"trailing data at {pos}: {data[pos:pos + 20]!r}")
+        raise ValueError(f"trailing data at {pos}: {data[pos : pos + 20]!r}")
     return value
 
 
@@ -63,7 +63,7 @@ def _value(data: bytes, pos: int) -> tuple[Value, int]:
         return data[start : start + n], start + n
     m = _ATOM_RE.match(data, pos)
     if m is None:
-        raise ValueError(f"unexpected {data[pos:pos + 20]!r} at {pos}")
+        raise ValueError(f"unexpected {data[pos : pos + 20]!r} at {pos}")
     tok = m.group(0)
     return (None if tok == b"NIL" else int(tok)), m.end()
 

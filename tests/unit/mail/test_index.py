@@ -162,7 +162,7 @@ def test_address_groups_and_defaults() -> None:
         b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.org>\r\n"
         b"Sender: sender@example.org (The Sender)\r\n"
         b"Reply-To:\r\n"
-        b"To: friends: a@example.org, \"B, Bee\" <b@example.org>;, c@example.org\r\n"
+        b'To: friends: a@example.org, "B, Bee" <b@example.org>;, c@example.org\r\n'
         b"Cc: undisclosed-recipients:;\r\n"
         b"Bcc: <@route.example:x@example.org>, broken\r\n"
         b"Subject: =?utf-8?b?w6Q=?=\r\n\r\n"
@@ -190,9 +190,9 @@ def test_strings_quoted_or_literal() -> None:
     assert nstring(b'a "b" \\c') == b'"a \\"b\\" \\\\c"'
     assert nstring("ä".encode()) == b"{2}\r\n\xc3\xa4"
     assert nstring(b"a\rb") == b"{3}\r\na\rb"
-    raw = "Subject: Grüße \"x\"\r\nFrom: Jörg <j@example.org>\r\n\r\n".encode()
+    raw = 'Subject: Grüße "x"\r\nFrom: Jörg <j@example.org>\r\n\r\n'.encode()
     ix = index_message(raw)
-    assert b"{11}\r\nGr\xc3\xbc\xc3\x9fe \"x\"" in ix.envelope
+    assert b'{11}\r\nGr\xc3\xbc\xc3\x9fe "x"' in ix.envelope
     env = parse(ix.envelope)
     assert isinstance(env, list) and env[2] == [["Jörg".encode(), None, b"j", b"example.org"]]
 
@@ -204,7 +204,7 @@ def test_folded_subject_is_unfolded() -> None:
 
 def test_disposition_language_location_md5() -> None:
     raw = (
-        b"Content-Type: application/pdf; name=\"r.pdf\"\r\n"
+        b'Content-Type: application/pdf; name="r.pdf"\r\n'
         b"Content-Disposition: ATTACHMENT; filename*=utf-8''r%C3%A9.pdf\r\n"
         b"Content-Language: en, de\r\n"
         b"Content-Location: http://example.org/r.pdf\r\n"
@@ -231,7 +231,7 @@ def test_disposition_language_location_md5() -> None:
         b'Content-Type: multipart/mixed; boundary="x"\r\n\r\n--x\r\n--x\r\n--x--',
         b"Content-Type: message/rfc822\r\n\r\n",
         b"Content-Type: text\r\nContent-Transfer-Encoding:\r\n\r\nx",
-        b"From: \"unterminated <a@b\r\nTo: (comment (nested) <x@y>\r\n\r\n",
+        b'From: "unterminated <a@b\r\nTo: (comment (nested) <x@y>\r\n\r\n',
         b"Subject: a\nFrom: b@c\n\nbare LF body\n",
         b"\xff\xfe: \x00\x80\r\n\r\n",
     ],

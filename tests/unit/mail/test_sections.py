@@ -75,7 +75,11 @@ CASES: list[tuple[tuple[int, ...], str, bytes | None]] = [
     ((3, 1), "", b"aGVsbG8="),
     ((3, 1), "MIME", b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n"),
     ((3, 2), "", b"PNG"),
-    ((3, 2), "MIME", b'Content-Type: image/png\r\nContent-Disposition: inline; filename="a.png"\r\n\r\n'),
+    (
+        (3, 2),
+        "MIME",
+        b'Content-Type: image/png\r\nContent-Disposition: inline; filename="a.png"\r\n\r\n',
+    ),
     ((4,), "", None),
     ((4,), "MIME", None),
     ((0,), "", None),
