@@ -1,1 +1,17 @@
-"""imap wire package."""
+"""Sans-IO IMAP wire codec: framing, command parsing and response encoding.
+
+This package imports nothing else from ``coi`` so it can be tested and reused alone.
+"""
+
+from .errors import BadCharset, ParseError
+from .framing import CommandFramer, CommandReady, ContinuationNeeded, FramerEvent, FramingError
+
+__all__ = [
+    "BadCharset",
+    "CommandFramer",
+    "CommandReady",
+    "ContinuationNeeded",
+    "FramerEvent",
+    "FramingError",
+    "ParseError",
+]

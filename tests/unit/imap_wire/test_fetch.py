@@ -1,0 +1,65 @@
+"""FETCH attribute parsing and response names (RFC 3501 §7.4.2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from coi.imap.wire.commands import Fetch
+from coi.imap.wire.errors import ParseError
+
+from .helpers import parse
+
+
+def _attrs(text: str) -> Fetch:
+    cmd = parse(b"a FETCH 1 " + text.encode())
+    assert isinstance(cmd, Fetch)
+    return cmd
+
+
+@pytest.mark.parametrize(
+    ("att", "response"),
+    [
+        ("BODY[1.HEADER.FIELDS (From To)]<0.100>", "BODY[1.HEADER.FIELDS (From To)]<0>"),
+        ("BODY.PEEK[HEADER.FIELDS.NOT (Received)]", "BODY[HEADER.FIELDS.NOT (Received)]"),
+        ("body.peek[]<10.20>", "BODY[]<10>"),
+        ("BODY[]", "BODY[]"),
+        ("BODY[TEXT]", "BODY[TEXT]"),
+        ("BODY[1.2.3]", "BODY[1.2.3]"),
+        ("BODY[2.MIME]", "BODY[2.MIME]"),
+        ("BODY[4.2.HEADER]", "BODY[4.2.HEADER]"),
+        ("BINARY.PEEK[1]<0.5>", "BINARY[1]<0>"),
+        ("BINARY[]", "BINARY[]"),
+        ("BINARY.SIZE[3]", "BINARY.SIZE[3]"),
+        ("rfc822.size", "RFC822.SIZE"),
+        ("BODYSTRUCTURE", "BODYSTRUCTURE"),
+        ("BODY", "BODY"),
+        ("modseq", "MODSEQ"),
+        ('BODY[HEADER.FIELDS ("X-Odd(1)" "date")]', 'BODY[HEADER.FIELDS ("X-Odd(1)" date)]'),
+        ('BODY[HEADER.FIELDS ("X Y")]', None),
+    ],
+)
+def test_response_name(att: str, response: str | None) -> None:
+    if response is None:
+        with pytest.raises(ParseError):
+            _attrs(att)
+        return
+    (attr,) = _attrs(att).attrs
+    assert attr.response_name() == response
+
+
+def test_peek_flag() -> None:
+    (attr,) = _attrs("BODY.PEEK[TEXT]").attrs
+    assert attr.peek and attr.name == "BODY"
+    (attr,) = _attrs("BODY[TEXT]").attrs
+    assert not attr.peek
+
+
+def test_macros() -> None:
+    assert [a.name for a in _attrs("ALL").attrs] == [
+        "FLAGS",
+        "INTERNALDATE",
+        "RFC822.SIZE",
+        "ENVELOPE",
+    ]
+    assert [a.name for a in _attrs("full").attrs][-1] == "BODY"
+    assert len(_attrs("FAST").attrs) == 3

@@ -1,0 +1,63 @@
+"""Search data: RFC 2047 decoding, body text, folding, storage round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from coi.mail import dump_search, fold_for_search, index_message, load_search, search_data
+from coi.mail.search import address_search_text, decode_words
+
+DATA = Path(__file__).parents[2] / "data" / "mail"
+
+
+def test_encoded_words() -> None:
+    assert decode_words(b"=?UTF-8?B?R3LDvMOfZQ==?=") == "Grüße"
+    assert decode_words(b"=?ISO-8859-1?Q?J=F6rg_M=FCller?= <j@example.org>") == (
+        "Jörg Müller <j@example.org>"
+    )
+    assert decode_words(b"=?utf-8?q?a?= =?utf-8?q?b?=") == "ab"  # RFC 2047 §6.2
+    assert decode_words(b"plain =?x-unknown?q?caf=C3=A9?= end") == "plain café end"
+    assert decode_words(b"=?utf-8?b?!!!?=") is not None
+    assert decode_words("raw ütf8".encode()) == "raw ütf8"
+    assert decode_words(b"latin1 \xe9") == "latin1 é"
+
+
+def test_search_data_headers_and_text() -> None:
+    raw = (
+        b"From: =?UTF-8?B?SsO2cmc=?= <joerg@example.org>\r\n"
+        b"To: a@example.org,\r\n b@example.org\r\n"
+        b"Subject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\n"
+        b'Content-Type: multipart/alternative; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nK=E4se\r\n"
+        b"--b\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n"
+        b"PHA+SGFsbG8gJmFtcDsgV2VsdDwvcD4=\r\n"
+        b"--b\r\nContent-Type: image/png\r\n\r\nnot text\r\n--b--\r\n"
+    )
+    d = search_data(raw, index_message(raw))
+    assert d.headers[0] == ("from", "Jörg <joerg@example.org>")
+    assert ("subject", "Grüße") in d.headers
+    assert address_search_text(d.headers, "TO") == "a@example.org, b@example.org"
+    assert "Käse" in d.text and "Hallo & Welt" in d.text and "<p>" not in d.text
+    assert "not text" not in d.text
+    assert load_search(dump_search(d)) == d
+    assert fold_for_search("GRÜSSE") in fold_for_search(d.headers[2][1])
+
+
+def test_unknown_charset_body() -> None:
+    raw = b"Content-Type: text/plain; charset=x-bogus\r\n\r\ncaf\xc3\xa9 \xff\r\n"
+    d = search_data(raw, index_message(raw))
+    assert d.text.startswith("caf")
+
+
+def test_nested_message_text_included() -> None:
+    raw = (DATA / "nested.eml").read_bytes()
+    d = search_data(raw, index_message(raw))
+    assert "first part" in d.text and "inner plain" in d.text and "inner html" in d.text
+    assert "hello" in d.text  # base64 text/plain decoded
+
+
+def test_fold() -> None:
+    assert fold_for_search("Straße") == fold_for_search("STRASSE")
+    assert fold_for_search("e\u0301") == fold_for_search("é")
