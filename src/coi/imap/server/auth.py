@@ -38,18 +38,14 @@ async def handle_logout(session: Session, command: cmd.Logout) -> str:
     return "LOGOUT completed"
 
 
-async def handle_starttls(session: Session, command: cmd.StartTLS) -> str:
+async def handle_starttls(session: Session, command: cmd.StartTLS) -> str | None:
     if session.io.secure:
         raise CommandBad("TLS is already active")
     if session.server.tls_context is None:
         raise CommandNo("TLS is not configured on this server")
     session.send_tagged(command.tag, "OK Begin TLS negotiation now")
     await session.io.start_tls()
-    raise _AlreadyAnswered
-
-
-class _AlreadyAnswered(Exception):
-    """STARTTLS writes its tagged response before the handshake; nothing more follows."""
+    return None  # the tagged response went out before the handshake
 
 
 async def handle_login(session: Session, command: cmd.Login) -> str:
@@ -129,7 +125,7 @@ async def handle_namespace(session: Session, command: cmd.Namespace) -> str:
     return "NAMESPACE completed"
 
 
-ROUTES = {
+ROUTES: dict[type, Route] = {
     cmd.Capability: Route(handle_capability, ANY),
     cmd.Noop: Route(handle_noop, ANY),
     cmd.Logout: Route(handle_logout, ANY),

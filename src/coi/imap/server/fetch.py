@@ -160,4 +160,4 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     return "FETCH completed"
 
 
-ROUTES = {cmd.Fetch: Route(handle_fetch, SELECTED)}
+ROUTES: dict[type, Route] = {cmd.Fetch: Route(handle_fetch, SELECTED)}

@@ -4,6 +4,7 @@ sends DONE. Changes arrive through the selected view's wakeup event, never by po
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from coi.imap.server.errors import CommandBad
 from coi.imap.server.session import AUTH, Route, Session
@@ -16,14 +17,14 @@ async def handle_idle(session: Session, command: cmd.Idle) -> str:
     await session.io.drain()
     session.idling = True
     reader = asyncio.ensure_future(session.io.read_line())
-    waker: asyncio.Future[bool] | None = None
+    waker: asyncio.Future[Any] | None = None
     try:
         while True:
             view = session.selected
             waker = asyncio.ensure_future(view.wakeup.wait()) if view is not None else None
-            waiting: set[asyncio.Future[object]] = {reader}  # type: ignore[arg-type]
+            waiting: set[asyncio.Future[Any]] = {reader}
             if waker is not None:
-                waiting.add(waker)  # type: ignore[arg-type]
+                waiting.add(waker)
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
                 break
@@ -43,4 +44,4 @@ async def handle_idle(session: Session, command: cmd.Idle) -> str:
     return "IDLE terminated"
 
 
-ROUTES = {cmd.Idle: Route(handle_idle, AUTH)}
+ROUTES: dict[type, Route] = {cmd.Idle: Route(handle_idle, AUTH)}

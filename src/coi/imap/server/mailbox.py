@@ -295,7 +295,7 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
     return f"[APPENDUID {validity} {uid_text}] APPEND completed"
 
 
-ROUTES = {
+ROUTES: dict[type, Route] = {
     cmd.Select: Route(handle_select, AUTH),
     cmd.Create: Route(handle_create, AUTH),
     cmd.Delete: Route(handle_delete, AUTH),

@@ -127,7 +127,7 @@ def copyuid(validity: int, mapping: list[tuple[int, int]]) -> str:
     return f"[COPYUID {validity} {source} {target}]"
 
 
-ROUTES = {
+ROUTES: dict[type, Route] = {
     cmd.Check: Route(handle_check, SELECTED),
     cmd.Close: Route(handle_close, SELECTED),
     cmd.Unselect: Route(handle_unselect, SELECTED),

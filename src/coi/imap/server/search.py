@@ -177,4 +177,4 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
     return "SEARCH completed"
 
 
-ROUTES = {cmd.Search: Route(handle_search, SELECTED)}
+ROUTES: dict[type, Route] = {cmd.Search: Route(handle_search, SELECTED)}

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import ssl
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
@@ -84,7 +85,7 @@ class ImapServer:
             if implicit and self.tls_context is None:
                 raise RuntimeError("--imaps needs a TLS certificate")
             listener = await asyncio.start_server(
-                lambda r, w, tls=implicit: self._accept(r, w, tls),
+                self._acceptor(implicit),
                 host=where[0],
                 port=where[1],
                 ssl=self.tls_context if implicit else None,
@@ -95,6 +96,14 @@ class ImapServer:
             for sock in listener.sockets:
                 host, port = sock.getsockname()[:2]
                 self.addresses.append((kind, str(host), int(port)))
+
+    def _acceptor(
+        self, implicit_tls: bool
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._accept(reader, writer, implicit_tls)
+
+        return accept
 
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool

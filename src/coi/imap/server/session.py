@@ -41,7 +41,7 @@ AUTH = frozenset({State.AUTHENTICATED, State.SELECTED})
 SELECTED = frozenset({State.SELECTED})
 NOT_AUTH = frozenset({State.NOT_AUTHENTICATED})
 
-Handler = Callable[["Session", Any], Awaitable[str]]
+Handler = Callable[["Session", Any], Awaitable[str | None]]  # None: already answered
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +133,8 @@ class Session:
             log.exception("command %s failed for %s", command.name, self.address or "-")
             result = "NO [SERVERBUG] Internal error; the server log has details"
         else:
+            if text is None:
+                return
             result = f"OK {text}"
         if self.state is State.LOGOUT:
             self.send_tagged(tag, result)

@@ -265,6 +265,7 @@ class SqliteStore:
                 conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (mailbox_id,))
             else:
                 conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
+                _prune_placeholders(conn, user_id)
             return None, [MailboxDeleted(user_id, mailbox_id, name)]
 
         await self._writer.submit(job)
@@ -316,6 +317,7 @@ class SqliteStore:
                         (user_id, new_name),
                     )
                 events.append(MailboxRenamed(user_id, mailbox_id, name, new_name))
+            _prune_placeholders(conn, user_id)
             return None, events
 
         await self._writer.submit(job)
@@ -703,6 +705,17 @@ def _release_blobs(conn: sqlite3.Connection, blob_ids: list[int]) -> None:
     conn.executemany(
         "DELETE FROM blobs WHERE id = ? AND refs <= 0", [(blob_id,) for blob_id in blob_ids]
     )
+
+
+def _prune_placeholders(conn: sqlite3.Connection, user_id: int) -> None:
+    """\\Noselect names exist only for their inferiors; without any they go away."""
+    while conn.execute(
+        "DELETE FROM mailboxes AS m WHERE m.user_id = ? AND m.noselect = 1 AND NOT EXISTS ("
+        " SELECT 1 FROM mailboxes AS c WHERE c.user_id = m.user_id"
+        " AND substr(c.name, 1, length(m.name) + 1) = m.name || '/')",
+        (user_id,),
+    ).rowcount:
+        pass
 
 
 def _drop_mailbox_contents(conn: sqlite3.Connection, mailbox_id: int) -> None:

@@ -1,0 +1,158 @@
+"""Shared fixtures: a real coi IMAP server on a loopback port, with users alice and bob."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from coi.auth.passwords import hash_password
+from coi.cli.common import DEFAULT_MAILBOXES
+from coi.config import ServerConfig
+from coi.imap.server.server import ImapServer
+from coi.store.sqlite.store import SqliteStore
+from coi.tls import ensure_self_signed, server_context
+
+PASSWORDS = {"alice@example.org": "alice-secret", "bob@example.org": "bob-secret"}
+_HASHES: dict[str, str] = {}
+
+
+def _hash(password: str) -> str:
+    # hashing is slow on purpose; do it once per test run
+    if password not in _HASHES:
+        _HASHES[password] = hash_password(password)
+    return _HASHES[password]
+
+
+@dataclasses.dataclass
+class RunningServer:
+    server: ImapServer
+    store: SqliteStore
+    host: str
+    port: int
+    tls_port: int
+    data_dir: Path
+
+
+async def start_server(tmp_path: Path, **overrides: object) -> RunningServer:
+    settings: dict[str, object] = {
+        "data_dir": tmp_path,
+        "imap": "127.0.0.1:0",
+        "imaps": "127.0.0.1:0",
+        "login_timeout": 30.0,
+    }
+    settings.update(overrides)
+    config = ServerConfig(**settings)  # type: ignore[arg-type]
+    store = SqliteStore(tmp_path / "coi.sqlite3")
+    for address, password in PASSWORDS.items():
+        await store.add_user(address, _hash(password), DEFAULT_MAILBOXES)
+    cert, key = ensure_self_signed(tmp_path, "localhost")
+    server = ImapServer(config, store, server_context(cert, key))
+    await server.start()
+    ports = {kind: port for kind, _, port in server.addresses}
+    return RunningServer(server, store, "127.0.0.1", ports["imap"], ports["imaps"], tmp_path)
+
+
+@pytest.fixture
+async def imap_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    running = await start_server(tmp_path)
+    try:
+        yield running
+    finally:
+        await running.server.stop(grace=2)
+        running.store.close()
+
+
+class LineClient:
+    """A raw IMAP client for transcripts: exact bytes out, exact lines back."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, running: RunningServer) -> LineClient:
+        reader, writer = await asyncio.open_connection(running.host, running.port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes | str) -> None:
+        if isinstance(data, str):
+            data = data.encode()
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def line(self, timeout: float = 10.0) -> bytes:
+        data = await asyncio.wait_for(self.reader.readline(), timeout)
+        if not data:
+            raise EOFError("server closed the connection")
+        # fold literals into the line so transcripts can show them inline
+        match = re.search(rb"\{(\d+)\}\r\n$", data)
+        while match:
+            literal = await asyncio.wait_for(self.reader.readexactly(int(match.group(1))), timeout)
+            rest = await asyncio.wait_for(self.reader.readline(), timeout)
+            data = data + literal + rest
+            match = re.search(rb"\{(\d+)\}\r\n$", rest)
+        return data
+
+    async def until_tagged(self, tag: str, timeout: float = 10.0) -> list[bytes]:
+        lines = []
+        while True:
+            line = await self.line(timeout)
+            lines.append(line)
+            if line.startswith(tag.encode() + b" "):
+                return lines
+
+    async def command(self, text: str) -> list[bytes]:
+        tag = text.split(" ", 1)[0]
+        await self.send(text + "\r\n")
+        return await self.until_tagged(tag)
+
+    async def login(self, address: str = "alice@example.org") -> None:
+        greeting = await self.line()
+        assert greeting.startswith(b"* OK")
+        lines = await self.command(f'L1 LOGIN {address} "{PASSWORDS[address]}"')
+        assert lines[-1].startswith(b"L1 OK"), lines
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+
+
+async def run_transcript(client: LineClient, transcript: str) -> None:
+    """Plays `C:` lines and checks the `S:` lines that follow, in order and exactly.
+
+    In `S:` lines, `{{regex}}` stands for a value that varies (a date, a UIDVALIDITY).
+    A `C:` line ending with `{N}` or `{N+}` is sent with CRLF, and the next `C:` line is
+    its literal content (sent without an added CRLF when it ends in `\\`).
+    """
+    expected: list[str] = []
+
+    async def check() -> None:
+        for want in expected:
+            got = (await client.line()).decode("utf-8", "replace").rstrip("\r\n")
+            pattern = "".join(
+                part if i % 2 else re.escape(part)
+                for i, part in enumerate(re.split(r"\{\{(.*?)\}\}", want))
+            )
+            assert re.fullmatch(pattern, got, re.DOTALL), f"expected {want!r}\n     got {got!r}"
+        expected.clear()
+
+    for raw in transcript.strip("\n").splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("C: "):
+            await check()
+            await client.send(line[3:].replace("\\r\\n", "\r\n") + "\r\n")
+        elif line.startswith("S: "):
+            expected.append(line[3:])
+        else:
+            raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
+    await check()
