@@ -1,0 +1,66 @@
+"""Runs `coi serve` as a real process, for tests that stop or kill it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, *extra: str) -> None:
+        self.data_dir = data_dir
+        self.extra = extra
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 30.0) -> None:
+        cmd = [
+            sys.executable, "-m", "coi.cli.main", "serve", "--demo",
+            "--data-dir", str(self.data_dir), "--imap", "127.0.0.1:0", "--imaps", "off",
+            *self.extra,
+        ]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+        )
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.output.append(line)
+            match = re.search(r"imap\s+127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+            if "plaintext login" in line or (self.port and "demo account bob" in line):
+                return
+        raise RuntimeError("server did not start:\n" + "".join(self.output))
+
+    def password(self, address: str) -> str:
+        for line in (self.data_dir / "demo-passwords.txt").read_text().splitlines():
+            name, _, password = line.partition(" ")
+            if name == address:
+                return password
+        raise KeyError(address)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
