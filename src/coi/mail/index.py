@@ -180,6 +180,14 @@ def _sent_date(value: bytes | None) -> datetime | None:
 
 # --- The scanner ----------------------------------------------------------------
 
+_WANTED = frozenset(
+    (
+        b"date", b"subject", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
+        b"in-reply-to", b"message-id", b"content-type", b"content-transfer-encoding",
+        b"content-id", b"content-description", b"content-md5", b"content-disposition",
+        b"content-language", b"content-location",
+    )
+)  # fmt: skip
 _BLANK_RE = re.compile(rb"\n\r?\n")
 _DELIM_TAIL_RE = re.compile(rb"[ \t]*(?:\r?\n|\r?\Z)")
 _DEFAULT_PARAMS: H.Params = [(b"charset", b"US-ASCII")]  # as in RFC 3501 examples
@@ -265,7 +273,7 @@ def _entity(
     raw = ctx.raw
     ctx.parts += 1
     body_start = _header_end(raw, start, end)
-    f = H.first_fields(H.parse_fields(raw[start:body_start]))
+    f = H.first_fields(raw[start:body_start], _WANTED)
     ct = H.content_type(f.get(b"content-type"))
     if ct is None:
         if digest_default:  # RFC 2046 §5.1.5
