@@ -110,10 +110,29 @@ class MessageIndex:
 _QUOTABLE_RE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
 
 
+_NSTRING_CACHE: dict[bytes, bytes] = {}
+
+
 def nstring(value: bytes | None) -> bytes:
-    """Quoted string if possible, else a literal; NIL for None."""
+    """Quoted string if possible, else a literal; NIL for None.
+
+    Short values (types, charsets, NIL-ish fields) repeat across messages, so
+    they are memoized in a small bounded cache.
+    """
     if value is None:
         return b"NIL"
+    hit = _NSTRING_CACHE.get(value)
+    if hit is not None:
+        return hit
+    out = _nstring(value)
+    if len(value) <= 32:
+        if len(_NSTRING_CACHE) >= 4096:
+            _NSTRING_CACHE.clear()
+        _NSTRING_CACHE[value] = out
+    return out
+
+
+def _nstring(value: bytes) -> bytes:
     if b"\0" in value:
         value = value.replace(b"\0", b"")
     if _QUOTABLE_RE.fullmatch(value):
