@@ -22,6 +22,8 @@ Fields = list[tuple[bytes, bytes]]
 
 def unfold(value: bytes) -> bytes:
     """Unfold a field value and trim surrounding whitespace (RFC 5322 §2.2.3)."""
+    if b"\n" not in value:  # fast path: a single line, maybe with its CR
+        return value.strip(b" \t\r")
     value = _FOLD_RE.sub(b"", value)
     if b"\r" in value or b"\n" in value:
         value = _CRLF_RE.sub(b"", value)
@@ -33,12 +35,17 @@ def parse_fields(header: bytes) -> Fields:
     return [(m.group(1).lower(), unfold(m.group(2))) for m in _FIELD_RE.finditer(header)]
 
 
-def first_fields(fields: Fields) -> dict[bytes, bytes]:
-    """Map each name to its first occurrence (IMAP uses the first, RFC 3501 §7.4.2)."""
+def first_fields(header: bytes, names: frozenset[bytes]) -> dict[bytes, bytes]:
+    """First occurrence of each wanted field (IMAP uses the first, RFC 3501 §7.4.2).
+
+    Only wanted fields are unfolded: chat messages carry big folded headers
+    (Autocrypt keys) that FETCH never needs.
+    """
     out: dict[bytes, bytes] = {}
-    for name, value in fields:
-        if name not in out:
-            out[name] = value
+    for m in _FIELD_RE.finditer(header):
+        name = m.group(1).lower()
+        if name in names and name not in out:
+            out[name] = unfold(m.group(2))
     return out
 
 
@@ -238,10 +245,45 @@ def _address(toks: list[Token]) -> Address | None:
     return (name, adl, local, domain)
 
 
+# Fast path for the common `"Name" <a@b>`, `Name <a@b>` and `a@b` items; anything
+# else (comments, groups, escapes, odd spacing) goes through the full tokenizer.
+_ADDR_CH = rb"[^<>@\s\",;:()\[\]\\]+"
+_SIMPLE_RE = re.compile(
+    rb'[ \t]*(?:(?:"([^"\\\r\n]*)"|([!#-\'*+\-/-9=?A-Z^-~]+(?: [!#-\'*+\-/-9=?A-Z^-~]+)*))'
+    rb"[ \t]*)?<(" + _ADDR_CH + rb")@(" + _ADDR_CH + rb")>[ \t]*(,|\Z)"
+    rb"|[ \t]*(" + _ADDR_CH + rb")@(" + _ADDR_CH + rb")[ \t]*(,|\Z)"
+)
+
+
+def _simple_addresses(value: bytes) -> list[Address] | None:
+    out: list[Address] = []
+    pos = 0
+    n = len(value)
+    while pos < n:
+        m = _SIMPLE_RE.match(value, pos)
+        if m is None:
+            return None
+        if m.group(3) is not None:
+            name = m.group(1) if m.group(1) is not None else m.group(2)
+            out.append((name or None, None, m.group(3), m.group(4)))
+        else:
+            out.append((None, None, m.group(6), m.group(7)))
+        pos = m.end()
+        if len(out) >= MAX_ADDRESSES:
+            break
+    return out
+
+
 def addresses(value: bytes | None) -> list[Address]:
     """Parse an address list into ENVELOPE address tuples, incl. group markers."""
     if value is None:
         return []
+    simple = _simple_addresses(value)
+    return simple if simple is not None else full_addresses(value)
+
+
+def full_addresses(value: bytes) -> list[Address]:
+    """The general RFC 5322 §3.4 parser behind :func:`addresses` (lenient)."""
     out: list[Address] = []
     cur: list[Token] = []
     in_group = False

@@ -110,10 +110,29 @@ class MessageIndex:
 _QUOTABLE_RE = re.compile(rb"[\x01-\x09\x0b\x0c\x0e-\x7f]*")
 
 
+_NSTRING_CACHE: dict[bytes, bytes] = {}
+
+
 def nstring(value: bytes | None) -> bytes:
-    """Quoted string if possible, else a literal; NIL for None."""
+    """Quoted string if possible, else a literal; NIL for None.
+
+    Short values (types, charsets, NIL-ish fields) repeat across messages, so
+    they are memoized in a small bounded cache.
+    """
     if value is None:
         return b"NIL"
+    hit = _NSTRING_CACHE.get(value)
+    if hit is not None:
+        return hit
+    out = _nstring(value)
+    if len(value) <= 32:
+        if len(_NSTRING_CACHE) >= 4096:
+            _NSTRING_CACHE.clear()
+        _NSTRING_CACHE[value] = out
+    return out
+
+
+def _nstring(value: bytes) -> bytes:
     if b"\0" in value:
         value = value.replace(b"\0", b"")
     if _QUOTABLE_RE.fullmatch(value):
@@ -180,6 +199,14 @@ def _sent_date(value: bytes | None) -> datetime | None:
 
 # --- The scanner ----------------------------------------------------------------
 
+_WANTED = frozenset(
+    (
+        b"date", b"subject", b"from", b"sender", b"reply-to", b"to", b"cc", b"bcc",
+        b"in-reply-to", b"message-id", b"content-type", b"content-transfer-encoding",
+        b"content-id", b"content-description", b"content-md5", b"content-disposition",
+        b"content-language", b"content-location",
+    )
+)  # fmt: skip
 _BLANK_RE = re.compile(rb"\n\r?\n")
 _DELIM_TAIL_RE = re.compile(rb"[ \t]*(?:\r?\n|\r?\Z)")
 _DEFAULT_PARAMS: H.Params = [(b"charset", b"US-ASCII")]  # as in RFC 3501 examples
@@ -265,7 +292,7 @@ def _entity(
     raw = ctx.raw
     ctx.parts += 1
     body_start = _header_end(raw, start, end)
-    f = H.first_fields(H.parse_fields(raw[start:body_start]))
+    f = H.first_fields(raw[start:body_start], _WANTED)
     ct = H.content_type(f.get(b"content-type"))
     if ct is None:
         if digest_default:  # RFC 2046 §5.1.5

@@ -6,9 +6,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mail_wire import check_body, parse
 
 from coi.mail import dump_index, index_message, load_index
+from coi.mail.headers import _simple_addresses, full_addresses
 from coi.mail.index import nstring
 
 DATA = Path(__file__).parents[2] / "data" / "mail"
@@ -274,3 +277,39 @@ def test_dump_load_roundtrip() -> None:
     data = dump_index(ix)
     assert load_index(data) == ix
     assert len(data) < 2 * (len(ix.bodystructure) + len(ix.envelope) + len(ix.body)) + 600
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b'"Al ice"',
+                b"Bob",
+                b"B o",
+                b"=?utf-8?q?J=C3=B6?=",
+                b"<",
+                b">",
+                b"a@b.c",
+                b"x",
+                b"@",
+                b",",
+                b" ",
+                b"\t",
+                b'"',
+                b"(c)",
+                b":",
+                b";",
+                b".",
+                b"\\",
+                b"y.z",
+            ]
+        ),
+        max_size=12,
+    )
+)
+def test_address_fast_path_matches_full_parser(pieces: list[bytes]) -> None:
+    value = b"".join(pieces)
+    fast = _simple_addresses(value)
+    if fast is not None:
+        assert fast == full_addresses(value), value
