@@ -103,6 +103,8 @@ def render(attr: FetchAttr, message: _Message, seq_flags: list[str]) -> bytes:
     if name == "BODY":
         data = section_bytes(message.raw, message.index, section.part, section.text, section.fields)
         return label + b" " + string(_partial(data or b"", attr))
+    if message.index.part(section.part) is None:  # no such part: NIL (RFC 3516 §4.2)
+        return label + (b" 0" if name == "BINARY.SIZE" else b" NIL")
     decoded = decoded_part(message.raw, message.index, section.part)
     if decoded is None:
         raise CommandNo("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE")

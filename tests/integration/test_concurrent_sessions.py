@@ -1,0 +1,116 @@
+"""Several sessions on one mailbox see each other's changes under RFC 3501 §7.4.1 / §2.3.2."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import LineClient, RunningServer
+
+MESSAGE = b"From: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
+
+
+async def _client(server: RunningServer, user: str = "alice@example.org") -> LineClient:
+    client = await LineClient.connect(server)
+    await client.login(user)
+    return client
+
+
+async def _append(client: LineClient, tag: str = "ap") -> list[bytes]:
+    await client.send(f"{tag} APPEND INBOX {{{len(MESSAGE)}+}}\r\n".encode() + MESSAGE + b"\r\n")
+    return await client.until_tagged(tag)
+
+
+async def test_new_messages_reach_every_session_recent_only_once(imap_server: RunningServer) -> None:
+    first, second, writer = (await _client(imap_server) for _ in range(3))
+    assert (await first.command("s1 SELECT INBOX"))[-1].startswith(b"s1 OK [READ-WRITE]")
+    assert (await second.command("s2 SELECT INBOX"))[-1].startswith(b"s2 OK")
+    assert (await _append(writer))[-1].startswith(b"ap OK [APPENDUID ")
+    got_first = await first.command("n1 NOOP")
+    got_second = await second.command("n2 NOOP")
+    assert got_first[:2] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"]
+    assert got_second[:2] == [b"* 1 EXISTS\r\n", b"* 0 RECENT\r\n"]
+    # a session selecting later sees it as not recent any more
+    third = await _client(imap_server)
+    lines = await third.command("s3 SELECT INBOX")
+    assert b"* 0 RECENT\r\n" in lines
+    for c in (first, second, writer, third):
+        await c.close()
+
+
+async def test_expunge_is_not_sent_during_fetch_but_after_noop(imap_server: RunningServer) -> None:
+    writer = await _client(imap_server)
+    await _append(writer, "a1")
+    await _append(writer, "a2")
+    one, two = await _client(imap_server), await _client(imap_server)
+    await one.command("s1 SELECT INBOX")
+    await two.command("s2 SELECT INBOX")
+    lines = await one.command("st STORE 1 +FLAGS.SILENT (\\Deleted)")
+    assert lines == [b"st OK STORE completed\r\n"] or lines[-1].startswith(b"st OK")
+    lines = await one.command("ex EXPUNGE")
+    assert lines[0] == b"* 1 EXPUNGE\r\n" and lines[-1].startswith(b"ex OK")
+    # the other session must keep its numbering during FETCH (RFC 3501 §7.4.1)
+    lines = await two.command("f1 FETCH 2 (UID)")
+    assert not any(b"EXPUNGE" in line for line in lines)
+    assert lines[0].startswith(b"* 2 FETCH (")
+    # ... and hears about it at the next command that allows it
+    lines = await two.command("n1 NOOP")
+    assert b"* 1 EXPUNGE\r\n" in lines
+    lines = await two.command("f2 FETCH 1 (UID)")
+    assert lines[0] == b"* 1 FETCH (UID 2)\r\n"
+    for c in (writer, one, two):
+        await c.close()
+
+
+async def test_flag_changes_are_announced_to_other_sessions(imap_server: RunningServer) -> None:
+    writer = await _client(imap_server)
+    await _append(writer)
+    one, two = await _client(imap_server), await _client(imap_server)
+    await one.command("s1 SELECT INBOX")
+    await two.command("s2 SELECT INBOX")
+    await one.command("st STORE 1 +FLAGS (\\Flagged)")
+    lines = await two.command("n NOOP")
+    assert lines[0].startswith(b"* 1 FETCH (FLAGS (\\Flagged") and b"UID 1" in lines[0]
+    for c in (writer, one, two):
+        await c.close()
+
+
+async def test_idle_wakes_on_delivery(imap_server: RunningServer) -> None:
+    idler, writer = await _client(imap_server), await _client(imap_server)
+    await idler.command("s SELECT INBOX")
+    await idler.send("i IDLE\r\n")
+    assert (await idler.line()).startswith(b"+ ")
+    await _append(writer)
+    assert await idler.line(timeout=5) == b"* 1 EXISTS\r\n"
+    assert await idler.line(timeout=5) == b"* 1 RECENT\r\n"
+    await idler.send("DONE\r\n")
+    assert (await idler.line()).startswith(b"i OK")
+    for c in (idler, writer):
+        await c.close()
+
+
+async def test_users_never_see_each_other(imap_server: RunningServer) -> None:
+    alice, bob = await _client(imap_server), await _client(imap_server, "bob@example.org")
+    await alice.command("c CREATE private/diary")
+    await _append(alice)
+    lines = await bob.command('l LIST "" "*"')
+    assert not any(b"private" in line for line in lines)
+    assert (await bob.command("s SELECT private/diary"))[-1].startswith(b"s NO")
+    assert (await bob.command("st STATUS INBOX (MESSAGES)"))[0] == b"* STATUS INBOX (MESSAGES 0)\r\n"
+    for c in (alice, bob):
+        await c.close()
+
+
+async def test_many_concurrent_appenders_get_distinct_uids(imap_server: RunningServer) -> None:
+    clients = [await _client(imap_server) for _ in range(8)]
+
+    async def burst(client: LineClient, n: int) -> list[bytes]:
+        out = []
+        for i in range(10):
+            out.append((await _append(client, f"t{n}x{i}"))[-1])
+        return out
+
+    results = await asyncio.gather(*(burst(c, n) for n, c in enumerate(clients)))
+    uids = [line.split()[4].rstrip(b"]") for lines in results for line in lines]
+    assert len(uids) == 80 and len(set(uids)) == 80
+    for c in clients:
+        await c.close()
