@@ -436,7 +436,6 @@ _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
 )
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
-_COMMAND = re.compile(rb"[A-Za-z]+")
 _CHARSETS = {"UTF-8": "utf-8", "US-ASCII": "utf-8"}  # ASCII is a subset; be lenient
 
 
@@ -983,10 +982,7 @@ def parse_command(ready: CommandReady) -> Command:
     tag = r.read_tag()
     if not r.accept(SP):
         r.fail("missing command")
-    word = r.match(_COMMAND)
-    if word is None:
-        r.fail("missing command")
-    name = word.decode("ascii").upper()
+    name = r.atom_upper("command")
     no_arg = _NO_ARGS.get(name)
     if no_arg is not None:
         return _end(r, no_arg(tag))
