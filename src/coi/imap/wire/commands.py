@@ -560,18 +560,26 @@ def _qresync(r: Reader) -> QResync:
     match: tuple[SequenceSet, SequenceSet] | None = None
     if r.accept(SP):
         if r.peek() != LPAREN:
-            known = sequence_set(r)
+            known = _known_set(r)
             if not r.accept(SP):
                 r.expect(RPAREN)
                 return QResync(uidvalidity, modseq, known, None)
         r.expect(LPAREN)
-        seqs = sequence_set(r)
+        seqs = _known_set(r)
         r.sp()
-        uids = sequence_set(r)
+        uids = _known_set(r)
         r.expect(RPAREN)
         match = (seqs, uids)
     r.expect(RPAREN)
     return QResync(uidvalidity, modseq, known, match)
+
+
+def _known_set(r: Reader) -> SequenceSet:
+    # RFC 7162 §7: known-uids / known-sequence-set: "*" (and "$") not allowed
+    seq = sequence_set(r)
+    if seq.saved or any(lo is None or hi is None for lo, hi in seq.ranges):
+        r.fail("'*' and '$' are not allowed in QRESYNC sets")
+    return seq
 
 
 def _create(r: Reader, tag: str) -> Command:
