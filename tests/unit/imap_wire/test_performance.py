@@ -32,4 +32,4 @@ def test_large_lines_are_fast(line: bytes) -> None:
         parse(line)
     except ParseError:
         pass
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 2.0  # generous: a quadratic blow-up would take minutes
