@@ -184,3 +184,9 @@ def test_abort_command_after_refused_literal() -> None:
     framer.abort_command()  # server answered "A044 BAD No such command"
     framer.feed(b"A045 NOOP\r\n")
     assert framer.next_event() == CommandReady((b"A045 NOOP",))
+
+
+def test_too_long_tag_is_not_reported() -> None:
+    framer = CommandFramer(max_line=100)
+    framer.feed(b"x" * 200)
+    assert framer.next_event() == FramingError(None, "line too long")

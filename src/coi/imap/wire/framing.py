@@ -214,7 +214,9 @@ class CommandFramer:
             found = self._find_line()
             if found is None:
                 if len(buf) - self._pos > self.max_line:
-                    tag = self._current_tag(bytes(buf[self._pos : self._pos + 64]))
+                    head = bytes(buf[self._pos : self._pos + 64])
+                    # A tag cut off by the 64-octet window is no tag at all.
+                    tag = self._current_tag(head if b" " in head else b"")
                     self._reset_command()
                     self._pos = self._scan = len(buf)
                     self._skip_line = True
