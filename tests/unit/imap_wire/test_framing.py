@@ -172,3 +172,21 @@ def test_chunked_feeding(n: int) -> None:
         while (ev := framer.next_event()) is not None:
             out.append(ev)
     assert out == events(STREAM)
+
+
+def test_abort_command_after_refused_literal() -> None:
+    framer = CommandFramer()
+    framer.feed(b"A044 BLURDYBLOOP {102856}\r\n")
+    ev = framer.next_event()
+    assert ev == ContinuationNeeded(102856) and isinstance(ev, ContinuationNeeded)
+    assert ev.tag == "A044"
+    assert framer.partial_lines() == (b"A044 BLURDYBLOOP {102856}",)
+    framer.abort_command()  # server answered "A044 BAD No such command"
+    framer.feed(b"A045 NOOP\r\n")
+    assert framer.next_event() == CommandReady((b"A045 NOOP",))
+
+
+def test_too_long_tag_is_not_reported() -> None:
+    framer = CommandFramer(max_line=100)
+    framer.feed(b"x" * 200)
+    assert framer.next_event() == FramingError(None, "line too long")

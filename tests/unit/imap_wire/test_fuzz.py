@@ -53,20 +53,20 @@ def _run(chunks: list[bytes]) -> None:
         framer.take_line()
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.binary(max_size=64), max_size=20))
 def test_random_bytes(chunks: list[bytes]) -> None:
     _run(chunks)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.lists(st.sampled_from(_WORDS) | st.binary(max_size=4), max_size=40))
 def test_imap_shaped_noise(chunks: list[bytes]) -> None:
     _run([b"".join(chunks)])
     _run(chunks)
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(_WORDS) | st.binary(max_size=3), max_size=30))
 def test_command_prefixes(chunks: list[bytes]) -> None:
     # Start with a valid tag and a known command to get deeper into parsers.

@@ -52,3 +52,8 @@ def test_saved_marker() -> None:
 )
 def test_format_sequence(numbers: list[int], text: str) -> None:
     assert format_sequence(numbers) == text
+
+
+def test_huge_number_is_parse_error() -> None:
+    with pytest.raises(ParseError):
+        parse_sequence_set("9" * 10000)

@@ -1,17 +1,39 @@
 """Sans-IO IMAP wire codec: framing, command parsing and response encoding.
 
 This package imports nothing else from ``coi`` so it can be tested and reused alone.
+
+Typical server loop::
+
+    framer = CommandFramer()
+    framer.feed(data)
+    while (ev := framer.next_event()) is not None:
+        if isinstance(ev, ContinuationNeeded):
+            send(b"+ Ready for literal data\r\n")  # or reply NO/BAD + abort_command()
+        elif isinstance(ev, FramingError):
+            ...  # tagged NO [TOOBIG] / BAD; if ev.fatal: * BYE and close
+        else:
+            try:
+                cmd = parse_command(ev)
+            except BadCharset as exc:
+                ...  # exc.tag NO [BADCHARSET (UTF-8 US-ASCII)]
+            except ParseError as exc:
+                ...  # (exc.tag or "*") BAD exc.message
+
+After ``Idle`` or ``Authenticate`` read raw lines with ``framer.take_line()``.
 """
 
+from .commands import Command, parse_command
 from .errors import BadCharset, ParseError
 from .framing import CommandFramer, CommandReady, ContinuationNeeded, FramerEvent, FramingError
 
 __all__ = [
     "BadCharset",
+    "Command",
     "CommandFramer",
     "CommandReady",
     "ContinuationNeeded",
     "FramerEvent",
     "FramingError",
     "ParseError",
+    "parse_command",
 ]

@@ -436,7 +436,6 @@ _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
 )
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
-_COMMAND = re.compile(rb"[A-Za-z]+")
 _CHARSETS = {"UTF-8": "utf-8", "US-ASCII": "utf-8"}  # ASCII is a subset; be lenient
 
 
@@ -561,18 +560,26 @@ def _qresync(r: Reader) -> QResync:
     match: tuple[SequenceSet, SequenceSet] | None = None
     if r.accept(SP):
         if r.peek() != LPAREN:
-            known = sequence_set(r)
+            known = _known_set(r)
             if not r.accept(SP):
                 r.expect(RPAREN)
                 return QResync(uidvalidity, modseq, known, None)
         r.expect(LPAREN)
-        seqs = sequence_set(r)
+        seqs = _known_set(r)
         r.sp()
-        uids = sequence_set(r)
+        uids = _known_set(r)
         r.expect(RPAREN)
         match = (seqs, uids)
     r.expect(RPAREN)
     return QResync(uidvalidity, modseq, known, match)
+
+
+def _known_set(r: Reader) -> SequenceSet:
+    # RFC 7162 §7: known-uids / known-sequence-set: "*" (and "$") not allowed
+    seq = sequence_set(r)
+    if seq.saved or any(lo is None or hi is None for lo, hi in seq.ranges):
+        r.fail("'*' and '$' are not allowed in QRESYNC sets")
+    return seq
 
 
 def _create(r: Reader, tag: str) -> Command:
@@ -983,10 +990,7 @@ def parse_command(ready: CommandReady) -> Command:
     tag = r.read_tag()
     if not r.accept(SP):
         r.fail("missing command")
-    word = r.match(_COMMAND)
-    if word is None:
-        r.fail("missing command")
-    name = word.decode("ascii").upper()
+    name = r.atom_upper("command")
     no_arg = _NO_ARGS.get(name)
     if no_arg is not None:
         return _end(r, no_arg(tag))

@@ -7,7 +7,7 @@ raises, so a hostile peer can at worst produce error events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 _LF = 0x0A
 _CR = 0x0D
@@ -49,9 +49,16 @@ class CommandReady:
 
 @dataclass(frozen=True, slots=True)
 class ContinuationNeeded:
-    """A synchronizing literal was announced: send ``+ Ready for literal data``."""
+    """A synchronizing literal was announced: send ``+ Ready for literal data``.
+
+    The server may instead refuse the command without reading the literal
+    (RFC 3501 §7.5: tagged BAD/NO instead of "+"); it then calls
+    ``CommandFramer.abort_command()`` so the framer stops waiting for it.
+    ``tag`` is the command's tag (best effort) for such an early reply.
+    """
 
     size: int
+    tag: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,18 @@ class CommandFramer:
     def in_command(self) -> bool:
         """True while part of a command (e.g. before a literal) is buffered."""
         return bool(self._lines)
+
+    def abort_command(self) -> None:
+        """Forget a half-received command whose sync literal the server refused.
+
+        Only valid right after ``ContinuationNeeded`` was answered with a
+        tagged NO/BAD instead of "+": the client then does not send the literal.
+        """
+        self._reset_command()
+
+    def partial_lines(self) -> tuple[bytes, ...]:
+        """Lines of the command received so far (lets a server pre-check it)."""
+        return tuple(self._lines)
 
     def _reset_command(self) -> None:
         self._lines = []
@@ -195,7 +214,9 @@ class CommandFramer:
             found = self._find_line()
             if found is None:
                 if len(buf) - self._pos > self.max_line:
-                    tag = self._current_tag(bytes(buf[self._pos : self._pos + 64]))
+                    head = bytes(buf[self._pos : self._pos + 64])
+                    # A tag cut off by the 64-octet window is no tag at all.
+                    tag = self._current_tag(head if b" " in head else b"")
                     self._reset_command()
                     self._pos = self._scan = len(buf)
                     self._skip_line = True
@@ -236,7 +257,7 @@ class CommandFramer:
             self._size += size
             self._lit_size = size
             if sync:
-                return ContinuationNeeded(size)
+                return ContinuationNeeded(size, tag)
 
     def take_line(self) -> bytes | None:
         """Raw mode: next line without terminator (IDLE ``DONE``, SASL responses).

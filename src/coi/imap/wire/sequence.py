@@ -56,10 +56,12 @@ def _seq_number(text: str, tag: str | None) -> int | None:
     if text == "*":
         return None
     if not text.isascii() or not text.isdigit() or text[0] == "0":
-        raise ParseError(tag, f"invalid sequence number {text!r}")
+        raise ParseError(tag, f"invalid sequence number {text[:20]!r}")
+    if len(text) > 10:  # also keeps int() away from huge digit strings
+        raise ParseError(tag, "sequence number out of range")
     value = int(text)
     if value > _MAX_NUMBER:
-        raise ParseError(tag, f"sequence number out of range {text!r}")
+        raise ParseError(tag, "sequence number out of range")
     return value
 
 
