@@ -21,8 +21,17 @@ class ServerProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         cmd = [
-            sys.executable, "-m", "coi.cli.main", "serve", "--demo",
-            "--data-dir", str(self.data_dir), "--imap", "127.0.0.1:0", "--imaps", "off",
+            sys.executable,
+            "-m",
+            "coi.cli.main",
+            "serve",
+            "--demo",
+            "--data-dir",
+            str(self.data_dir),
+            "--imap",
+            "127.0.0.1:0",
+            "--imaps",
+            "off",
             *self.extra,
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -20,8 +20,10 @@ async def _append(client: LineClient, tag: str = "ap") -> list[bytes]:
     return await client.until_tagged(tag)
 
 
-async def test_new_messages_reach_every_session_recent_only_once(imap_server: RunningServer) -> None:
-    first, second, writer = (await _client(imap_server) for _ in range(3))
+async def test_new_messages_reach_every_session_recent_only_once(
+    imap_server: RunningServer,
+) -> None:
+    first, second, writer = [await _client(imap_server) for _ in range(3)]
     assert (await first.command("s1 SELECT INBOX"))[-1].startswith(b"s1 OK [READ-WRITE]")
     assert (await second.command("s2 SELECT INBOX"))[-1].startswith(b"s2 OK")
     assert (await _append(writer))[-1].startswith(b"ap OK [APPENDUID ")
@@ -95,7 +97,9 @@ async def test_users_never_see_each_other(imap_server: RunningServer) -> None:
     lines = await bob.command('l LIST "" "*"')
     assert not any(b"private" in line for line in lines)
     assert (await bob.command("s SELECT private/diary"))[-1].startswith(b"s NO")
-    assert (await bob.command("st STATUS INBOX (MESSAGES)"))[0] == b"* STATUS INBOX (MESSAGES 0)\r\n"
+    assert (await bob.command("st STATUS INBOX (MESSAGES)"))[
+        0
+    ] == b"* STATUS INBOX (MESSAGES 0)\r\n"
     for c in (alice, bob):
         await c.close()
 

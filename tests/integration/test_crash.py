@@ -12,8 +12,9 @@ from tests.integration.serverproc import ServerProcess
 ADDRESS = "alice@example.org"
 
 
-async def _appender(port: int, password: str, worker: int, acked: set[str],
-                    sent: set[str], stop: asyncio.Event) -> None:
+async def _appender(
+    port: int, password: str, worker: int, acked: set[str], sent: set[str], stop: asyncio.Event
+) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         await reader.readline()

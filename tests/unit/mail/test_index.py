@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mail_wire import check_body, parse
+from tests.unit.mail.mail_wire import check_body, parse
 
 from coi.mail import dump_index, index_message, load_index
 from coi.mail.headers import _simple_addresses, full_addresses

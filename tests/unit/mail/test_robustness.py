@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mail_wire import check_body, parse
+from tests.unit.mail.mail_wire import check_body, parse
 
 from coi.mail import (
     decoded_part,

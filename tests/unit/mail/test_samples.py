@@ -8,7 +8,7 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
-from mail_wire import check_body, parse
+from tests.unit.mail.mail_wire import check_body, parse
 
 from coi.mail import decoded_part, dump_index, index_message, load_index, section_bytes
 from coi.mail.index import Part

@@ -1,0 +1,140 @@
+"""The `coi` command line: help everywhere, user management, config file and flags."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from coi.auth.passwords import verify_password
+from coi.cli.main import build_parser
+from coi.config import ConfigError, load, parse_listen
+from coi.store.sqlite.store import SqliteStore
+
+
+def coi(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coi.cli.main", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["serve", "--help"],
+        ["user", "--help"],
+        ["user", "add", "--help"],
+        ["user", "del", "--help"],
+        ["user", "passwd", "--help"],
+        ["user", "list", "--help"],
+    ],
+)
+def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(argv)
+    assert exit_info.value.code == 0
+    assert "usage: coi" in capsys.readouterr().out
+
+
+def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--help"])
+    text = capsys.readouterr().out
+    for flag in (
+        "--data-dir",
+        "--imap",
+        "--imaps",
+        "--allow-plaintext-auth",
+        "--tls-cert",
+        "--config",
+        "--max-literal",
+        "--idle-timeout",
+    ):
+        assert flag in text
+
+
+def test_user_lifecycle(tmp_path: Path) -> None:
+    data = str(tmp_path)
+    added = coi(
+        "user", "add", "Carol@Example.org", "--password-stdin", "--data-dir", data, stdin="s3cret\n"
+    )
+    assert added.returncode == 0, added.stderr
+    again = coi(
+        "user", "add", "carol@example.org", "--password-stdin", "--data-dir", data, stdin="x\n"
+    )
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert coi("user", "list", "--data-dir", data).stdout.split() == ["carol@example.org"]
+    pw = tmp_path / "pw"
+    pw.write_text("n3w\n")
+    assert (
+        coi(
+            "user", "passwd", "carol@example.org", "--password-file", str(pw), "--data-dir", data
+        ).returncode
+        == 0
+    )
+    store = SqliteStore(tmp_path / "coi.sqlite3")
+    try:
+        user = store.get_user("carol@example.org")
+        assert user is not None and verify_password("n3w", user.password_hash)
+        assert [m.name for m in store.list_mailboxes(user.id)] == [
+            "Archive",
+            "Drafts",
+            "INBOX",
+            "Junk",
+            "Sent",
+            "Trash",
+        ]
+    finally:
+        store.close()
+    assert coi("user", "del", "carol@example.org", "--data-dir", data).returncode == 0
+    assert coi("user", "list", "--data-dir", data).stdout == ""
+    missing = coi("user", "del", "nobody@example.org", "--data-dir", data)
+    assert missing.returncode == 1 and "no such user" in missing.stderr
+
+
+def test_bad_address_is_refused(tmp_path: Path) -> None:
+    result = coi(
+        "user",
+        "add",
+        "not-an-address",
+        "--password-stdin",
+        "--data-dir",
+        str(tmp_path),
+        stdin="x\n",
+    )
+    assert result.returncode != 0 and "is not an e-mail address" in result.stderr
+
+
+def _args(parser_argv: list[str]) -> argparse.Namespace:
+    return build_parser().parse_args(["serve", *parser_argv])
+
+
+def test_flags_override_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "coi.toml"
+    config.write_text('imap = "127.0.0.1:2143"\nidle_timeout = 900\nallow_plaintext_auth = true\n')
+    loaded = load(_args(["--config", str(config), "--imap", "127.0.0.1:3143"]))
+    assert loaded.imap == "127.0.0.1:3143"
+    assert loaded.idle_timeout == 900.0
+    assert loaded.allow_plaintext_auth is True
+
+
+def test_config_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    config = tmp_path / "coi.toml"
+    config.write_text("imapp = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'imapp'"):
+        load(_args(["--config", str(config)]))
+    config.write_text("max_line = 'lots'\n")
+    with pytest.raises(ConfigError, match="max_line"):
+        load(_args(["--config", str(config)]))
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        parse_listen("localhost", "--imap")
+    assert parse_listen("off", "--imap") is None
+    assert parse_listen("[::1]:143", "--imap") == ("::1", 143)
