@@ -103,7 +103,8 @@ class Connection(Transport):
 
     async def _fill(self) -> bool:
         try:
-            data = await asyncio.wait_for(self.reader.read(_READ), self._timeout())
+            async with asyncio.timeout(self._timeout()):  # no extra task, unlike wait_for
+                data = await self.reader.read(_READ)
         except TimeoutError:
             raise IdleTimeout from None
         if not data:

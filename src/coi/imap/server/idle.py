@@ -1,10 +1,8 @@
 """IDLE (RFC 2177): mailbox changes are pushed as they are committed until the client
-sends DONE. Changes arrive through the selected view's wakeup event, never by polling."""
+sends DONE. The selected view calls back on every change (no polling, no extra task per
+idle connection: the command's own task just waits for the client's next line)."""
 
 from __future__ import annotations
-
-import asyncio
-from typing import Any
 
 from coi.imap.server.errors import CommandBad
 from coi.imap.server.session import AUTH, Route, Session
@@ -14,29 +12,16 @@ from coi.imap.wire import commands as cmd
 async def handle_idle(session: Session, command: cmd.Idle) -> str:
     session.send(b"+ idling\r\n")
     session.announce(allow_expunge=True)
-    await session.io.drain()
+    view = session.selected
     session.idling = True
-    reader = asyncio.ensure_future(session.io.read_line())
-    waker: asyncio.Future[Any] | None = None
+    if view is not None:
+        view.notify = lambda: session.announce(allow_expunge=True)
     try:
-        while True:
-            view = session.selected
-            waker = asyncio.ensure_future(view.wakeup.wait()) if view is not None else None
-            waiting: set[asyncio.Future[Any]] = {reader}
-            if waker is not None:
-                waiting.add(waker)
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                break
-            session.announce(allow_expunge=True)
-            await session.io.drain()
+        line = await session.io.read_line()
     finally:
         session.idling = False
-        if waker is not None:
-            waker.cancel()
-        if not reader.done():
-            reader.cancel()
-    line = reader.result()
+        if view is not None:
+            view.notify = None
     if line is None:
         raise ConnectionError("connection closed during IDLE")
     if line.strip().upper() != b"DONE":

@@ -75,8 +75,9 @@ class MailboxState:
                     continue
                 for uid, flags, modseq in event.changes:
                     view.pending_flags[uid] = (flags, modseq)
-        for view in self.views:
-            view.wakeup.set()
+        for view in tuple(self.views):
+            if view.notify is not None:
+                view.notify()
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:
@@ -99,7 +100,8 @@ class SelectedMailbox:
         self.pending_expunged: set[int] = set()
         self.pending_flags: dict[int, tuple[Flags, int]] = {}
         self.has_new = False
-        self.wakeup = asyncio.Event()
+        # Set while the session is in IDLE: called right after each change is applied.
+        self.notify: Callable[[], None] | None = None
         state.views.append(self)
 
     @property
@@ -148,7 +150,6 @@ class SelectedMailbox:
         self, *, allow_expunge: bool, flag_line: Callable[[int, int, Flags, int], bytes]
     ) -> Iterator[bytes]:
         """Untagged responses that bring the client's view up to date, in a legal order."""
-        self.wakeup.clear()
         if self.pending_flags:
             for uid, (flags, modseq) in sorted(self.pending_flags.items()):
                 if uid in self.pending_expunged:
