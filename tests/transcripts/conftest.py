@@ -1,0 +1,3 @@
+from transcripts.helpers import alice
+
+__all__ = ["alice"]
