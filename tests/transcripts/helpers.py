@@ -75,7 +75,7 @@ RFC8_ENVELOPE = (
     '(("Terry Gray" NIL "gray" "cac.washington.edu")) '
     '(("Terry Gray" NIL "gray" "cac.washington.edu")) '
     '((NIL NIL "imap" "cac.washington.edu")) '
-    '((NIL NIL "minutes" "CNRI.Reston.VA.US") '
+    '((NIL NIL "minutes" "CNRI.Reston.VA.US")'
     '("John Klensin" NIL "KLENSIN" "MIT.EDU")) NIL NIL '
     '"<B27397-0100000@cac.washington.edu>")'
 )
