@@ -19,6 +19,7 @@ from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.mail.index import dump_index, index_message
 from coi.mail.search import dump_search, search_data
+from coi.store.errors import MailboxInUse
 from coi.store.model import Flags, Mailbox, NewMessage
 
 SEPARATOR = "/"
@@ -81,6 +82,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     session.untagged(f"OK [PERMANENTFLAGS {flag_list(permanent).decode()}] Limited")
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    session.saved_result = []  # RFC 5182 §2.1: SELECT and EXAMINE reset "$"
     mode = "READ-ONLY" if command.readonly else "READ-WRITE"
     return f"[{mode}] {'EXAMINE' if command.readonly else 'SELECT'} completed"
 
@@ -93,11 +95,11 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     if name == "INBOX":
         raise CommandNo("INBOX always exists", "ALREADYEXISTS")
     check_name(name)
-    uses = [u for u in command.special_use]
-    unknown = [u for u in uses if u.capitalize() not in SPECIAL_USES]
-    if unknown or len(uses) > 1:
+    uses = list(command.special_use)  # the parser gives known attributes their canonical case
+    unknown = [u for u in uses if u not in SPECIAL_USES]
+    if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
         raise CommandNo("Unsupported special-use attribute", "USEATTR")
-    await session.store.create_mailbox(session.user_id, name, uses[0].capitalize() if uses else "")
+    await session.store.create_mailbox(session.user_id, name, uses[0] if uses else "")
     return "CREATE completed"
 
 
@@ -107,7 +109,12 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
     mailbox = find(session, command.mailbox)
     if session.selected is not None and session.selected.mailbox_id == mailbox.id:
         session.deselect()
-    await session.store.delete_mailbox(session.user_id, command.mailbox)
+    try:
+        await session.store.delete_mailbox(session.user_id, command.mailbox)
+    except MailboxInUse:
+        # RFC 3501 §6.3.4: a \Noselect name with inferiors cannot be deleted;
+        # RFC 5530 §3 names the reason HASCHILDREN
+        raise CommandNo(f"{command.mailbox} has inferior mailboxes", "HASCHILDREN") from None
     return "DELETE completed"
 
 

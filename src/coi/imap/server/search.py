@@ -157,7 +157,15 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
         return "SEARCH completed"
     wanted = {o.upper() for o in options} or {"ALL"}
     if "SAVE" in wanted:
-        session.saved_result = hits
+        # RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, "$" holds only
+        # the messages returned as MIN/MAX; otherwise everything found
+        saved = hits
+        if hits and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
+            saved = sorted(
+                {hits[0] if "MIN" in wanted else hits[-1]}
+                | {hits[-1] if "MAX" in wanted else hits[0]}
+            )
+        session.saved_result = saved
         wanted.discard("SAVE")
         if not wanted:  # RFC 5182 §2.1: SAVE alone produces no ESEARCH response
             return "SEARCH completed"

@@ -44,6 +44,7 @@ class ImapServer:
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._states: dict[int, MailboxState] = {}
+        self._recent_floors: dict[int, int] = {}
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[int] = Counter()
         self._listeners: list[asyncio.Server] = []
@@ -54,13 +55,17 @@ class ImapServer:
     def mailbox_state(self, mailbox_id: int, recent_floor: int) -> MailboxState:
         state = self._states.get(mailbox_id)
         if state is None:
-            state = MailboxState(self.store, mailbox_id, recent_floor)
+            # RFC 3501 §2.3.2: \Recent goes to one session only; the floor a released
+            # state raised may not be committed yet, so the caller's copy can be stale
+            floor = max(recent_floor, self._recent_floors.get(mailbox_id, 0))
+            state = MailboxState(self.store, mailbox_id, floor)
             self._states[mailbox_id] = state
         return state
 
     def release_mailbox_state(self, state: MailboxState) -> None:
         if not state.views and self._states.get(state.mailbox_id) is state:
             del self._states[state.mailbox_id]
+            self._recent_floors[state.mailbox_id] = state.recent_floor
             state.close()
 
     def login_user(self, user_id: int) -> bool:

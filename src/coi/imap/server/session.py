@@ -93,6 +93,9 @@ class Session:
             return caps
         caps += [
             "NAMESPACE",
+            "ESEARCH",  # RFC 4731
+            "SEARCHRES",  # RFC 5182
+            "BINARY",  # RFC 3516
             "UIDPLUS",
             "MOVE",
             "UNSELECT",

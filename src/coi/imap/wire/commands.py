@@ -598,10 +598,9 @@ def _create(r: Reader, tag: str) -> Command:
             if not r.accept(RPAREN):
                 while True:
                     flag = _flag(r)
-                    canonical = _SPECIAL_USE.get(flag.upper())
-                    if canonical is None:
-                        r.fail(f"unknown special-use attribute {flag}")
-                    uses.append(canonical)
+                    # RFC 6154 §3: an unsupported attribute is a NO [USEATTR] from the
+                    # server, not a syntax error, so unknown names are passed on as is
+                    uses.append(_SPECIAL_USE.get(flag.upper(), flag))
                     if not r.accept(SP):
                         break
                 r.expect(RPAREN)

@@ -1,0 +1,3 @@
+from tests.transcripts.helpers import alice
+
+__all__ = ["alice"]

@@ -1,0 +1,301 @@
+"""SELECT, EXAMINE, CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS
+(RFC 3501 §6.3) with modified UTF-7 names (§5.1.3), LIST-EXTENDED (RFC 5258), SPECIAL-USE
+(RFC 6154), LIST-STATUS (RFC 5819), NAMESPACE (RFC 2342) and ENABLE (RFC 5161)."""
+
+from __future__ import annotations
+
+from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.transcripts.helpers import SIMPLE, append
+
+
+async def test_mailbox_commands_need_authentication(imap_server: RunningServer) -> None:
+    client = await LineClient.connect(imap_server)
+    await client.line()
+    lines = "\n".join(
+        f"C: b{i} {command}\nS: b{i} BAD {{{{.*}}}}"
+        for i, command in enumerate(
+            [
+                "SELECT INBOX",
+                "EXAMINE INBOX",
+                "CREATE x",
+                "DELETE x",
+                "RENAME x y",
+                "SUBSCRIBE INBOX",
+                "UNSUBSCRIBE INBOX",
+                'LIST "" *',
+                'LSUB "" *',
+                "STATUS INBOX (MESSAGES)",
+                "APPEND INBOX {1+}\\r\\nx",
+                "NAMESPACE",
+                "ENABLE CONDSTORE",
+                "IDLE",
+                "UNSELECT",
+            ]
+        )
+    )
+    await run_transcript(client, lines)
+
+
+async def test_select_and_examine(alice: LineClient) -> None:
+    await append(alice, SIMPLE, extra="(\\Seen) ")
+    await append(alice, SIMPLE)
+    await run_transcript(
+        alice,
+        """
+        C: A142 SELECT INBOX
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * 2 EXISTS
+        S: * 2 RECENT
+        S: * OK [UNSEEN 2] {{.*}}
+        S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] {{.*}}
+        S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
+        S: * OK [UIDNEXT 3] {{.*}}
+        S: A142 OK [READ-WRITE] {{.*}}
+        C: A932 EXAMINE INBOX
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
+        S: * 2 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 2] {{.*}}
+        S: * OK [PERMANENTFLAGS ()] {{.*}}
+        S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
+        S: * OK [UIDNEXT 3] {{.*}}
+        S: A932 OK [READ-ONLY] {{.*}}
+        C: A933 SELECT nosuch
+        S: A933 NO [NONEXISTENT] {{.*}}
+        C: A934 FETCH 1 FLAGS
+        S: A934 BAD {{.*}}
+        """,
+    )
+
+
+async def test_create_list_modified_utf7_and_hierarchy(alice: LineClient) -> None:
+    await run_transcript(
+        alice,
+        """
+        C: A003 CREATE &ZeVnLIqe-
+        S: A003 OK {{.*}}
+        C: A004 CREATE owatagusiam/
+        S: A004 OK {{.*}}
+        C: A005 CREATE owatagusiam/blurdybloop
+        S: A005 OK {{.*}}
+        C: A006 CREATE "Entw&APw-rfe/2024"
+        S: A006 OK {{.*}}
+        C: A007 CREATE &ZeVnLIqe-
+        S: A007 NO [ALREADYEXISTS] {{.*}}
+        C: A008 CREATE INBOX
+        S: A008 NO {{.*}}
+        C: A101 LIST "" ""
+        S: * LIST (\\Noselect) "/" ""
+        S: A101 OK {{.*}}
+        C: A102 LIST #news.comp.mail.misc ""
+        S: * LIST (\\Noselect) "/" #news.comp.mail.misc
+        S: A102 OK {{.*}}
+        C: A103 LIST owatagusiam/ %
+        S: * LIST (\\HasNoChildren) "/" owatagusiam/blurdybloop
+        S: A103 OK {{.*}}
+        C: A104 LIST "" %
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: * LIST (\\HasNoChildren \\Archive) "/" Archive
+        S: * LIST (\\HasNoChildren \\Drafts) "/" Drafts
+        S: * LIST (\\HasChildren) "/" Entw&APw-rfe
+        S: * LIST (\\HasNoChildren \\Junk) "/" Junk
+        S: * LIST (\\HasNoChildren \\Sent) "/" Sent
+        S: * LIST (\\HasNoChildren \\Trash) "/" Trash
+        S: * LIST (\\HasChildren) "/" owatagusiam
+        S: * LIST (\\HasNoChildren) "/" &ZeVnLIqe-
+        S: A104 OK {{.*}}
+        C: A105 LIST "" inbox
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: A105 OK {{.*}}
+        C: A106 LIST "" Entw*
+        S: * LIST (\\HasChildren) "/" Entw&APw-rfe
+        S: * LIST (\\HasNoChildren) "/" Entw&APw-rfe/2024
+        S: A106 OK {{.*}}
+        C: A107 STATUS &ZeVnLIqe- (MESSAGES UIDNEXT UNSEEN RECENT)
+        S: * STATUS &ZeVnLIqe- (MESSAGES 0 UIDNEXT 1 UNSEEN 0 RECENT 0)
+        S: A107 OK {{.*}}
+        C: A108 SELECT &ZeVnLIqe-
+        S: * FLAGS {{.*}}
+        S: * 0 EXISTS
+        S: * 0 RECENT
+        S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
+        S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
+        S: * OK [UIDNEXT 1] {{.*}}
+        S: A108 OK [READ-WRITE] {{.*}}
+        C: A109 CREATE &Jjo-bad&
+        S: A109 BAD {{.*}}
+        """,
+    )
+
+
+async def test_delete_rename_and_inferiors(alice: LineClient) -> None:
+    await append(alice, SIMPLE)
+    await run_transcript(
+        alice,
+        """
+        C: A1 CREATE foo/bar
+        S: A1 OK {{.*}}
+        C: A2 DELETE foo
+        S: A2 OK {{.*}}
+        C: A3 LIST "" foo*
+        S: * LIST (\\Noselect \\HasChildren) "/" foo
+        S: * LIST (\\HasNoChildren) "/" foo/bar
+        S: A3 OK {{.*}}
+        C: A4 DELETE foo
+        S: A4 NO [HASCHILDREN] {{.*}}
+        C: A5 RENAME foo zap
+        S: A5 OK {{.*}}
+        C: A6 LIST "" zap*
+        S: * LIST (\\Noselect \\HasChildren) "/" zap
+        S: * LIST (\\HasNoChildren) "/" zap/bar
+        S: A6 OK {{.*}}
+        C: A7 DELETE zap/bar
+        S: A7 OK {{.*}}
+        C: A8 LIST "" zap*
+        S: A8 OK {{.*}}
+        C: A9 DELETE INBOX
+        S: A9 NO {{.*}}
+        C: B1 DELETE nosuch
+        S: B1 NO [NONEXISTENT] {{.*}}
+        C: B2 RENAME nosuch other
+        S: B2 NO [NONEXISTENT] {{.*}}
+        C: B3 RENAME Sent Trash
+        S: B3 NO [ALREADYEXISTS] {{.*}}
+        C: B4 RENAME INBOX Old
+        S: B4 OK {{.*}}
+        C: B5 STATUS INBOX (MESSAGES)
+        S: * STATUS INBOX (MESSAGES 0)
+        S: B5 OK {{.*}}
+        C: B6 STATUS Old (MESSAGES UIDNEXT)
+        S: * STATUS Old (MESSAGES 1 UIDNEXT 2)
+        S: B6 OK {{.*}}
+        C: B7 LIST "" Old
+        S: * LIST (\\HasNoChildren) "/" Old
+        S: B7 OK {{.*}}
+        C: B8 STATUS zap (MESSAGES)
+        S: B8 NO [NONEXISTENT] {{.*}}
+        """,
+    )
+
+
+async def test_subscribe_lsub_and_list_subscribed(alice: LineClient) -> None:
+    await run_transcript(
+        alice,
+        """
+        C: A1 CREATE news/comp/mail
+        S: A1 OK {{.*}}
+        C: A2 SUBSCRIBE news/comp/mail
+        S: A2 OK {{.*}}
+        C: A3 UNSUBSCRIBE Junk
+        S: A3 OK {{.*}}
+        C: A4 LSUB "" news/%
+        S: * LSUB (\\Noselect) "/" news/comp
+        S: A4 OK {{.*}}
+        C: A5 LSUB "" news/*
+        S: * LSUB () "/" news/comp/mail
+        S: A5 OK {{.*}}
+        C: A6 LIST (SUBSCRIBED) "" *
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" INBOX
+        S: * LIST (\\HasNoChildren \\Archive \\Subscribed) "/" Archive
+        S: * LIST (\\HasNoChildren \\Drafts \\Subscribed) "/" Drafts
+        S: * LIST (\\HasNoChildren \\Sent \\Subscribed) "/" Sent
+        S: * LIST (\\HasNoChildren \\Trash \\Subscribed) "/" Trash
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" news/comp/mail
+        S: A6 OK {{.*}}
+        C: A7 LIST "" * RETURN (SUBSCRIBED SPECIAL-USE)
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" INBOX
+        S: * LIST (\\HasNoChildren \\Archive \\Subscribed) "/" Archive
+        S: * LIST (\\HasNoChildren \\Drafts \\Subscribed) "/" Drafts
+        S: * LIST (\\HasNoChildren \\Junk) "/" Junk
+        S: * LIST (\\HasNoChildren \\Sent \\Subscribed) "/" Sent
+        S: * LIST (\\HasNoChildren \\Trash \\Subscribed) "/" Trash
+        S: * LIST (\\HasChildren) "/" news
+        S: * LIST (\\HasChildren) "/" news/comp
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" news/comp/mail
+        S: A7 OK {{.*}}
+        C: A8 LIST (SPECIAL-USE) "" *
+        S: * LIST (\\HasNoChildren \\Archive) "/" Archive
+        S: * LIST (\\HasNoChildren \\Drafts) "/" Drafts
+        S: * LIST (\\HasNoChildren \\Junk) "/" Junk
+        S: * LIST (\\HasNoChildren \\Sent) "/" Sent
+        S: * LIST (\\HasNoChildren \\Trash) "/" Trash
+        S: A8 OK {{.*}}
+        C: A9 DELETE news/comp/mail
+        S: A9 OK {{.*}}
+        C: B1 LSUB "" news/*
+        S: * LSUB (\\Noselect) "/" news/comp/mail
+        S: B1 OK {{.*}}
+        C: B2 UNSUBSCRIBE news/comp/mail
+        S: B2 OK {{.*}}
+        C: B3 LSUB "" news/*
+        S: B3 OK {{.*}}
+        C: B4 SUBSCRIBE nosuch
+        S: B4 NO {{.*}}
+        """,
+    )
+
+
+async def test_create_with_special_use(alice: LineClient) -> None:
+    # RFC 6154 §3
+    await run_transcript(
+        alice,
+        """
+        C: t1 CREATE MySpecial (USE (\\All))
+        S: t1 OK {{.*}}
+        C: t2 LIST "" MySpecial RETURN (SPECIAL-USE)
+        S: * LIST (\\HasNoChildren \\All) "/" MySpecial
+        S: t2 OK {{.*}}
+        C: t3 CREATE Bad (USE (\\Flagged \\All))
+        S: t3 NO [USEATTR] {{.*}}
+        C: t4 CREATE Bad (USE (\\Bogus))
+        S: t4 NO [USEATTR] {{.*}}
+        C: t5 LIST "" Bad
+        S: t5 OK {{.*}}
+        """,
+    )
+
+
+async def test_list_status(alice: LineClient) -> None:
+    await append(alice, SIMPLE)
+    await append(alice, SIMPLE, extra="(\\Seen) ")
+    # RFC 5819 §2: a STATUS response follows each selectable mailbox's LIST response
+    await run_transcript(
+        alice,
+        """
+        C: A1 CREATE box/inner
+        S: A1 OK {{.*}}
+        C: A2 DELETE box
+        S: A2 OK {{.*}}
+        C: A3 LIST "" % RETURN (STATUS (MESSAGES UNSEEN UIDNEXT))
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: * STATUS INBOX (MESSAGES 2 UNSEEN 1 UIDNEXT 3)
+        S: * LIST (\\HasNoChildren \\Archive) "/" Archive
+        S: * STATUS Archive (MESSAGES 0 UNSEEN 0 UIDNEXT 1)
+        S: * LIST (\\HasNoChildren \\Drafts) "/" Drafts
+        S: * STATUS Drafts (MESSAGES 0 UNSEEN 0 UIDNEXT 1)
+        S: * LIST (\\HasNoChildren \\Junk) "/" Junk
+        S: * STATUS Junk (MESSAGES 0 UNSEEN 0 UIDNEXT 1)
+        S: * LIST (\\HasNoChildren \\Sent) "/" Sent
+        S: * STATUS Sent (MESSAGES 0 UNSEEN 0 UIDNEXT 1)
+        S: * LIST (\\HasNoChildren \\Trash) "/" Trash
+        S: * STATUS Trash (MESSAGES 0 UNSEEN 0 UIDNEXT 1)
+        S: * LIST (\\Noselect \\HasChildren) "/" box
+        S: A3 OK {{.*}}
+        """,
+    )
+
+
+async def test_namespace_and_enable(alice: LineClient) -> None:
+    await run_transcript(
+        alice,
+        """
+        C: A001 NAMESPACE
+        S: * NAMESPACE (("" "/")) NIL NIL
+        S: A001 OK {{.*}}
+        C: A002 ENABLE FOO BAR
+        S: * ENABLED
+        S: A002 OK {{.*}}
+        C: A003 ENABLE
+        S: A003 BAD {{.*}}
+        """,
+    )
