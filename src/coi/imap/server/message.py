@@ -111,8 +111,6 @@ async def handle_move(session: Session, command: cmd.Move) -> str:
     target = find_target(session, command.mailbox)
     if not uids:
         return "MOVE completed"
-    if target.id == view.mailbox_id:
-        raise CommandNo("Source and target mailbox are the same", "CANNOT")
     validity, mapping = await session.store.copy(
         view.mailbox_id, uids, target.id, move=True, origin=session
     )

@@ -1,0 +1,99 @@
+"""Configurable limits answer clearly and leave everything else working."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORDS, LineClient, RunningServer, start_server
+
+
+@pytest.fixture
+async def strict_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    running = await start_server(
+        tmp_path,
+        max_connections_per_ip=3,
+        max_connections_per_user=2,
+        login_timeout=0.5,
+        idle_timeout=1.0,
+        max_line=1024,
+        max_literal=2048,
+    )
+    try:
+        yield running
+    finally:
+        await running.server.stop(grace=1)
+        running.store.close()
+
+
+async def test_connections_per_ip(strict_server: RunningServer) -> None:
+    clients = [await LineClient.connect(strict_server) for _ in range(3)]
+    for client in clients:
+        assert (await client.line()).startswith(b"* OK")
+    extra = await LineClient.connect(strict_server)
+    assert (await extra.line()).startswith(b"* BYE [UNAVAILABLE]")
+    await clients[0].close()
+    await asyncio.sleep(0.1)
+    again = await LineClient.connect(strict_server)
+    assert (await again.line()).startswith(b"* OK")
+    for client in (*clients[1:], extra, again):
+        await client.close()
+
+
+async def test_connections_per_user(strict_server: RunningServer) -> None:
+    first, second, third = [await LineClient.connect(strict_server) for _ in range(3)]
+    await first.login()
+    await second.login()
+    assert (await third.line()).startswith(b"* OK")
+    lines = await third.command(f'l LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"')
+    assert lines[-1].startswith(b"l NO [LIMIT]")
+    lines = await third.command(f'l2 LOGIN bob@example.org "{PASSWORDS["bob@example.org"]}"')
+    assert lines[-1].startswith(b"l2 OK")
+    for client in (first, second, third):
+        await client.close()
+
+
+async def test_login_timeout_and_idle_timeout(strict_server: RunningServer) -> None:
+    silent = await LineClient.connect(strict_server)
+    assert (await silent.line()).startswith(b"* OK")
+    assert (await silent.line(timeout=5)).startswith(b"* BYE")
+    idle = await LineClient.connect(strict_server)
+    await idle.login()
+    assert (await idle.line(timeout=5)).startswith(b"* BYE Autologout")
+    for client in (silent, idle):
+        await client.close()
+
+
+async def test_long_line_and_big_literal(strict_server: RunningServer) -> None:
+    client = await LineClient.connect(strict_server)
+    await client.login()
+    lines = await client.command("a1 NOOP " + "x" * 2000)
+    assert lines[-1].startswith(b"a1 BAD")
+    await client.send(b"a2 APPEND INBOX {4096}\r\n")
+    assert (await client.line()).startswith(b"a2 NO [TOOBIG]")
+    assert (await client.command("a3 NOOP"))[-1].startswith(b"a3 OK")
+    await client.close()
+
+
+async def test_failed_logins_slow_down(tmp_path: Path) -> None:
+    running = await start_server(tmp_path)
+    running.server.throttle.base_delay = 0.2
+    try:
+        client = await LineClient.connect(running)
+        await client.line()
+        started = time.monotonic()
+        for n in range(3):
+            lines = await client.command(f"f{n} LOGIN alice@example.org wrong")
+            assert lines[-1].startswith(f"f{n} NO [AUTHENTICATIONFAILED]".encode())
+        # 0 + 0.2 + 0.4 seconds of added delay after the first two failures
+        assert time.monotonic() - started >= 0.6
+        ok = await client.command(f'g LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"')
+        assert ok[-1].startswith(b"g OK")
+        await client.close()
+    finally:
+        await running.server.stop(grace=1)
+        running.store.close()
