@@ -9,7 +9,7 @@ import re
 import secrets
 from email import policy as email_policy
 from email.header import decode_header, make_header
-from email.headerregistry import HeaderRegistry, UnstructuredHeader
+from email.headerregistry import AddressHeader, HeaderRegistry, UnstructuredHeader
 from email.utils import getaddresses, parseaddr
 
 from coi.chat.model import Address
@@ -45,6 +45,7 @@ def _coi_registry() -> HeaderRegistry:
     registry = HeaderRegistry()
     for name in _COI_HEADER_NAMES:
         registry.map_to_type(name, UnstructuredHeader)  # type: ignore[arg-type]
+    registry.map_to_type("disposition-notification-to", AddressHeader)  # type: ignore[arg-type]
     return registry
 
 
@@ -169,7 +170,7 @@ def parse_single_address(value: str) -> Address | None:
     return Address(addr=addr.strip(), name=decode_words(name))
 
 
-def split_parameters(value: str) -> tuple[str, dict[str, str]]:
+def split_parameters(value: str, lower_main: bool = True) -> tuple[str, dict[str, str]]:
     """Split ``main; a=1; b="x; y"`` leniently into the main value and parameters.
 
     Parameter values may be unquoted and contain spaces and commas (as in
@@ -196,7 +197,8 @@ def split_parameters(value: str) -> tuple[str, dict[str, str]]:
         else:
             current.append(char)
     pieces.append("".join(current))
-    main = _unfold(pieces[0]).lower()
+    main = _unfold(pieces[0])
+    main = main.lower() if lower_main else main
     raw: dict[str, str] = {}
     for piece in pieces[1:]:
         name, sep, val = piece.partition("=")

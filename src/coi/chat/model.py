@@ -264,5 +264,6 @@ class ChatMessage:
     poll_close: PollClose | None = None
     extension: Extension | None = None
     mentions: tuple[Mention, ...] = ()
+    encrypted: bool = False  # PGP/MIME body this library cannot read
     chat_headers: tuple[tuple[str, str], ...] = ()  # every Chat-*/COI-* header seen
     defects: tuple[str, ...] = ()

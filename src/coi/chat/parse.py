@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import email
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from email import policy as email_policy
 from email.message import Message
@@ -101,6 +101,7 @@ class _Collected:
     leaves: list[_Part] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     has_report: bool = False
+    encrypted: bool = False
 
 
 def _clean(value: str) -> str:
@@ -140,7 +141,9 @@ def _part_info(message: Message, defects: list[str], default_type: str) -> _Part
             defects.append(f"invalid Content-Type {content_type!r}")
         content_type = default_type
     disposition, disposition_params = split_parameters(headers.get("content-disposition", ""))
-    chat_content, chat_params = split_parameters(headers.get("chat-content", ""))
+    chat_content, chat_params = split_parameters(headers.get("chat-content", ""), lower_main=False)
+    if chat_content.lower() in _KNOWN_CHAT_CONTENT:
+        chat_content = chat_content.lower()
     return _Part(
         content_type, params, disposition, disposition_params, chat_content, chat_params, message
     )
@@ -158,6 +161,9 @@ def _collect(root: Message, collected: _Collected) -> None:
             return
         info = _part_info(node, collected.defects, default_type)
         payload = node.get_payload()
+        if info.content_type == "multipart/encrypted":
+            collected.encrypted = True
+            continue
         if info.content_type.startswith("multipart/") and isinstance(payload, list):
             if info.content_type == "multipart/report":
                 collected.has_report = True
@@ -213,6 +219,8 @@ def _part_text(part: _Part, defects: list[str]) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if part.content_type == "text/plain" and part.params.get("format", "").lower() == "flowed":
         text = flowed.decode(text, delsp=part.params.get("delsp", "").lower() == "yes")
+    elif part.content_type == "text/plain":
+        text = re.sub(r"[ \t]+\n", "\n", text)
     return text
 
 
@@ -353,6 +361,12 @@ def _read_html(
         body.html = html
 
 
+def _chat_content_value(value: str) -> str:
+    """Known Chat-Content values compare case-insensitively; extension names keep case."""
+    main = split_parameters(value, lower_main=False)[0]
+    return main.lower() if main.lower() in _KNOWN_CHAT_CONTENT else main
+
+
 def _count_multiparts(raw: bytes) -> int:
     return len(re.findall(rb"(?i)multipart/", raw[: 64 * 1024 * 1024]))
 
@@ -428,7 +442,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         )
     else:
         dialect = Dialect.EMAIL
-    top_content = {split_parameters(v)[0] for n, v in headers if n == "chat-content"}
+    top_content = {_chat_content_value(v) for n, v in headers if n == "chat-content"}
 
     collected = _Collected()
     _collect(root, collected)
@@ -529,8 +543,15 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         target = target or in_reply_to
         if target is None:
             defects.append(f"{kind} without In-Reply-To")
-    if kind is MessageKind.GROUP and group_info is not None and group is None:
-        group = GroupRef(group_info.id, group_info.name)
+    if kind is MessageKind.GROUP and group_info is not None:
+        group = GroupRef(group_info.id or (group.id if group else None), group_info.name)
+    elif group_info is not None and group is not None:
+        # A groupinfo part names neither id nor name: those come with the message.
+        group_info = replace(
+            group_info, id=group_info.id or group.id, name=group_info.name or group.name
+        )
+    if collected.encrypted:
+        defects.append("encrypted body (multipart/encrypted) not read; decrypt first")
 
     mentions = find_mentions(text)
     if not mentions and body.html is not None and "mention" in body.html:
@@ -552,8 +573,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         group=group,
         text=text,
         folded_text=folded,
-        html=body.html,
-        markdown=body.markdown,
+        html=body.html.rstrip("\n") if body.html is not None else None,
+        markdown=body.markdown.rstrip("\n") if body.markdown is not None else None,
         attachments=tuple(attachments),
         read_receipt_to=receipt_to,
         target_message_id=target,
@@ -573,6 +594,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         poll_close=body.poll_close,
         extension=extension,
         mentions=mentions,
+        encrypted=collected.encrypted,
         chat_headers=tuple(chat_headers),
         defects=tuple(defects[:MAX_DEFECTS]),
     )
