@@ -7,9 +7,11 @@ machine-only data in microformats or hidden HTML.
 
 from __future__ import annotations
 
+import re
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime
+from urllib.parse import quote
 
 from coi.chat import flowed, microformats, polls
 from coi.chat.contacts import address_hash
@@ -94,10 +96,36 @@ def _attachment_parts(attachments: tuple[Attachment, ...]) -> list[MIMEPart]:
     return parts
 
 
+def parameter(name: str, value: str) -> str:
+    """``name=value`` for a header parameter (RFC 2045/2231).
+
+    Quoted when needed; non-ASCII values are percent-encoded with a charset and
+    long values split into numbered continuations, so that header folding
+    never has to encode (and thereby break) the parameter syntax.
+    """
+    plain_token = re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`{|}~,-]+", value) is not None
+    if value.isascii() and len(value) <= 60:
+        if plain_token:
+            return f"{name}={value}"
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{name}="{escaped}"'
+    encoded = "utf-8''" + quote(value, safe="")
+    chunks: list[str] = []
+    while encoded:
+        cut = min(48, len(encoded))
+        # never split a %XX escape
+        percent = encoded.rfind("%", max(0, cut - 2), cut)
+        if percent != -1 and cut < len(encoded):
+            cut = percent
+        chunks.append(encoded[:cut])
+        encoded = encoded[cut:]
+    return "; ".join(f"{name}*{index}*={chunk}" for index, chunk in enumerate(chunks))
+
+
 def _profile_part(profile: Profile, intro_html: str = "") -> MIMEPart:
     value = "profile"
     if profile.categories:
-        value += "; categories=" + ",".join(profile.categories)
+        value += "; " + parameter("categories", ",".join(profile.categories))
     card = microformats.render_card(profile.card)
     return html_part(microformats.document(intro_html, card), value)
 
@@ -160,7 +188,8 @@ def _body(message: ChatMessage) -> MIMEPart:
     if message.location is not None:
         # coi-client-spec: Location Messages (plain-text fallback)
         loc = message.location
-        location_text = f"{text}\n-\nPosition: {loc.latitude!r}, {loc.longitude!r}".lstrip("\n")
+        position = f"Position: {loc.latitude!r}, {loc.longitude!r}"
+        location_text = f"{text}\n-\n{position}" if text else position
     structured = _structured_html(message)
     profiles = list(message.profiles)
     alternatives: list[MIMEPart] = []

@@ -85,6 +85,8 @@ def decode(text: str, delsp: bool = False) -> str:
         if is_soft and delsp:
             line = line[:-1]
         if current is not None and current_depth != depth:
+            # A soft break followed by another quote depth counts as hard.
+            current = current.rstrip(" ")
             result.append(">" * current_depth + (" " if current_depth else "") + current)
             current = None
         current = line if current is None else current + line

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import re
 import secrets
-from email import policy as email_policy
-from email.header import decode_header, make_header
+from email.header import Header, decode_header, make_header
 from email.headerregistry import AddressHeader, HeaderRegistry, UnstructuredHeader
-from email.utils import getaddresses, parseaddr
+from email.policy import EmailPolicy
+from email.utils import formataddr, getaddresses, parseaddr
+from typing import Any
 
 from coi.chat.model import Address
 
@@ -49,9 +50,53 @@ def _coi_registry() -> HeaderRegistry:
     return registry
 
 
-# Policy for composing: SMTP line endings, strict 78/998 line lengths, utf-8 in
-# encoded words only, COI headers as unstructured text.
-COI_POLICY = email_policy.SMTP.clone(header_factory=_coi_registry(), max_line_length=78)
+_ADDRESS_HEADERS = frozenset(
+    {"from", "to", "cc", "bcc", "reply-to", "sender", "disposition-notification-to"}
+)
+
+
+def format_address(display_name: str, addr_spec: str) -> str:
+    """One mailbox in ASCII: the name quoted or RFC 2047 encoded as a whole."""
+    if not display_name:
+        return addr_spec
+    if display_name.isascii():
+        return formataddr((display_name, addr_spec))
+    encoded = Header(display_name, "utf-8", maxlinelen=0).encode(linesep=" ")
+    return f"{encoded} <{addr_spec}>"
+
+
+class CoiPolicy(EmailPolicy):
+    """SMTP policy that folds address lists itself.
+
+    Python's own folder may put the "," between two mailboxes inside an encoded
+    word when display names are not ASCII, which turns two recipients into one
+    garbled address for every reader.  Here each mailbox is encoded on its own
+    and lines are only broken between mailboxes.
+    """
+
+    def fold(self, name: str, value: Any) -> str:
+        addresses = getattr(value, "addresses", None)
+        if name.lower() in _ADDRESS_HEADERS and addresses is not None:
+            mailboxes = [format_address(a.display_name, a.addr_spec) for a in addresses]
+            lines: list[str] = [f"{name}:"]
+            for index, mailbox in enumerate(mailboxes):
+                piece = " " + mailbox + ("," if index < len(mailboxes) - 1 else "")
+                if len(lines[-1]) + len(piece) > 78 and lines[-1] != f"{name}:":
+                    lines.append(piece)
+                else:
+                    lines[-1] += piece
+            return self.linesep.join(lines) + self.linesep
+        return str(super().fold(name, value))
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if name.lower() in _ADDRESS_HEADERS and getattr(value, "addresses", None) is not None:
+            return self.fold(name, value).encode("ascii", "surrogateescape")
+        return bytes(super().fold_binary(name, value))
+
+
+# Policy for composing: SMTP line endings, 78 character lines, COI headers as
+# unstructured text, address lists folded safely.
+COI_POLICY = CoiPolicy(linesep="\r\n", header_factory=_coi_registry(), max_line_length=78)
 
 
 def new_unique(length: int = 16) -> str:

@@ -80,7 +80,7 @@ _KNOWN_CHAT_CONTENT = frozenset(
         "location",
     }
 )
-_LOCATION_FALLBACK = re.compile(r"\n?-\nPosition: *[-+0-9.eE]+, *[-+0-9.eE]+\s*$")
+_LOCATION_FALLBACK = re.compile(r"(?:\n-\n|^-\n|^)Position: *[-+0-9.eE]+, *[-+0-9.eE]+\s*$")
 
 
 @dataclass
@@ -277,6 +277,7 @@ class _Body:
     markdown: str | None = None
     attachments: list[Attachment] = field(default_factory=list)
     previews: list[Attachment] = field(default_factory=list)
+    preview_positions: list[int] = field(default_factory=list)  # index of the next attachment
     receipt: ReadReceipt | None = None
     reaction: str | None = None
     profiles: list[Profile] = field(default_factory=list)
@@ -308,6 +309,7 @@ def _read_leaves(
             continue
         if kind == "preview":
             body.previews.append(_attachment(part, defects))
+            body.preview_positions.append(len(body.attachments))
             continue
         if kind and kind not in _KNOWN_CHAT_CONTENT and not part.content_type.startswith("text/"):
             body.extension_parts.setdefault(kind, []).append(_attachment(part, defects))
@@ -359,6 +361,21 @@ def _read_html(
         body.poll_close = polls.close_in(html, poll_ref)
     if body.html is None:
         body.html = html
+
+
+def _attach_previews(body: _Body) -> list[Attachment]:
+    """A preview stands in for the attachment after it (before it, if last), never beside it."""
+    attachments = list(body.attachments)
+    orphans: list[Attachment] = []
+    for preview, position in zip(body.previews, body.preview_positions, strict=True):
+        candidates = [position, position - 1]
+        for index in candidates:
+            if 0 <= index < len(attachments) and attachments[index].preview is None:
+                attachments[index] = replace(attachments[index], preview=preview)
+                break
+        else:
+            orphans.append(preview)
+    return attachments + orphans
 
 
 def _chat_content_value(value: str) -> str:
@@ -451,21 +468,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     body = _read_leaves(collected.leaves, poll_ref, top_content, defects)
 
     # Previews stand in for the next attachment, never beside it.
-    attachments = list(body.attachments)
-    for preview in body.previews:
-        for index, attachment in enumerate(attachments):
-            if attachment.preview is None:
-                attachments[index] = Attachment(
-                    attachment.content_type,
-                    attachment.data,
-                    attachment.filename,
-                    attachment.size,
-                    preview,
-                )
-                break
-        else:
-            attachments.append(preview)
-
+    attachments = _attach_previews(body)
     text = body.text
     if text is None and body.html is not None:
         text = microformats.html_to_text(body.html)
