@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from coi.chat import flowed, microformats, polls
 from coi.chat.contacts import address_hash
+from coi.chat.groups import remaining_members
 from coi.chat.headers import CHAT_VERSION, COI_POLICY, chat_references, format_ids
 from coi.chat.model import (
     Address,
@@ -286,8 +287,12 @@ def compose(message: ChatMessage) -> EmailMessage:
         email["To"] = _header_addresses(message.recipients)
     if message.cc:
         email["Cc"] = _header_addresses(message.cc)
-    if message.reply_to:
-        email["Reply-To"] = _header_addresses(message.reply_to)
+    reply_to = message.reply_to
+    if message.kind is MessageKind.GROUP_LEFT and not reply_to:
+        # coi-client-spec: Leaving a Group (replies go to the remaining members)
+        reply_to = remaining_members(message, message.sender.addr)
+    if reply_to:
+        email["Reply-To"] = _header_addresses(reply_to)
     subject = message.subject
     if not subject and message.group is not None:
         subject = message.group.name
