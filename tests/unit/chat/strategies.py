@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from coi.chat import polls
 from coi.chat.contacts import address_hash
+from coi.chat.groups import remaining_members
 from coi.chat.headers import new_message_id, strip_reply_prefixes
 from coi.chat.mentions import find_mentions
 from coi.chat.model import (
@@ -273,6 +274,11 @@ def expected_after_round_trip(message: ChatMessage) -> ChatMessage:
     if expected.kind is MessageKind.POLL_CLOSE and not expected.text:
         assert expected.poll_close is not None
         expected = replace(expected, text=polls.close_text(expected.poll_close))
+    if expected.kind is MessageKind.GROUP_LEFT and not expected.reply_to:
+        assert expected.sender is not None
+        expected = replace(
+            expected, reply_to=remaining_members(expected, expected.sender.addr)
+        )
     if not expected.subject and expected.group is not None:
         expected = replace(expected, subject=expected.group.name)
     return expected
