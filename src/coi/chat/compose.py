@@ -229,7 +229,7 @@ def _body(message: ChatMessage) -> MIMEPart:
         mixed.extend(alternatives)
     mixed.extend(_profile_part(p) for p in profiles)
     mixed.extend(_attachment_parts(message.attachments))
-    if len(mixed) == 1 and message.pin is None:
+    if len(mixed) == 1 and (message.pin is None or "Content-Disposition" not in mixed[0]):
         return mixed[0]
     return multipart("mixed", mixed)
 

@@ -276,9 +276,7 @@ def expected_after_round_trip(message: ChatMessage) -> ChatMessage:
         expected = replace(expected, text=polls.close_text(expected.poll_close))
     if expected.kind is MessageKind.GROUP_LEFT and not expected.reply_to:
         assert expected.sender is not None
-        expected = replace(
-            expected, reply_to=remaining_members(expected, expected.sender.addr)
-        )
+        expected = replace(expected, reply_to=remaining_members(expected, expected.sender.addr))
     if not expected.subject and expected.group is not None:
         expected = replace(expected, subject=expected.group.name)
     return expected

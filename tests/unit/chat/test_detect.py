@@ -58,3 +58,26 @@ def test_bytes_detection_is_fast_on_huge_headers() -> None:
     start = time.perf_counter()
     assert not is_chat_message_bytes(raw)
     assert time.perf_counter() - start < 2.0
+
+
+_header_lines = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ["Chat-Version", "Message-ID", "References", "Subject", "X-Other", "chat-version"]
+        ),
+        st.one_of(
+            st.sampled_from(
+                ["1.0", "<chat$a@b>", "<a@b>", " <chat$x@y> <z@w>", "<z@w> <chat$x@y>", ""]
+            ),
+            st.from_regex(r"[ -~]{0,30}", fullmatch=True),
+        ),
+    ),
+    max_size=6,
+)
+
+
+@given(_header_lines)
+def test_raw_and_parsed_detection_agree_on_generated_headers(lines: list[tuple[str, str]]) -> None:
+    raw = "".join(f"{name}: {value}\r\n" for name, value in lines).encode() + b"\r\nbody"
+    message = email.message_from_bytes(raw, policy=email.policy.compat32)
+    assert is_chat_message_bytes(raw) is is_chat_message(message)
