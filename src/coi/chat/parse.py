@@ -55,7 +55,10 @@ MAX_PARTS = 500
 MAX_MULTIPARTS = 256  # beyond this the MIME structure is not parsed at all
 MAX_DEFECTS = 50
 
-_PARSE_POLICY = email_policy.default.clone(raise_on_defect=False)
+# compat32 keeps headers as raw strings: no header-registry parsing during the MIME
+# walk (faster, and none of its corner cases can raise); we parse what we need.
+_PARSE_POLICY = email_policy.compat32
+_EXTENSION_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
 _KNOWN_CHAT_CONTENT = frozenset(
     {
         "ignore",
@@ -311,7 +314,12 @@ def _read_leaves(
             body.previews.append(_attachment(part, defects))
             body.preview_positions.append(len(body.attachments))
             continue
-        if kind and kind not in _KNOWN_CHAT_CONTENT and not part.content_type.startswith("text/"):
+        if (
+            kind
+            and _EXTENSION_NAME.match(kind)
+            and kind not in _KNOWN_CHAT_CONTENT
+            and not part.content_type.startswith("text/")
+        ):
             body.extension_parts.setdefault(kind, []).append(_attachment(part, defects))
             continue
         is_file = part.disposition == "attachment" or (
@@ -384,6 +392,14 @@ def _chat_content_value(value: str) -> str:
     return main.lower() if main.lower() in _KNOWN_CHAT_CONTENT else main
 
 
+def _to_bytes(text: str) -> bytes:
+    """Text input back to bytes; escaped bytes are restored, lone surrogates replaced."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace")
+
+
 def _count_multiparts(raw: bytes) -> int:
     return len(re.findall(rb"(?i)multipart/", raw[: 64 * 1024 * 1024]))
 
@@ -405,7 +421,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     if isinstance(raw, Message):
         root = raw
     else:
-        data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else raw
+        data = _to_bytes(raw) if isinstance(raw, str) else raw
         if _count_multiparts(data) > MAX_MULTIPARTS:
             defects.append(f"more than {MAX_MULTIPARTS} multiparts; body not parsed")
             data = re.sub(rb"(?i)multipart/", b"x-broken/", data)
@@ -522,7 +538,9 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
 
     extension: Extension | None = None
     all_contents = [*top_content, *body.part_chat_contents]
-    unknown = [c for c in all_contents if c and c not in _KNOWN_CHAT_CONTENT]
+    # coi-client-spec: Extension Messages (client-specific names, reverse domain).
+    # Other unknown values (Delta Chat's system messages, say) stay plain messages.
+    unknown = [c for c in all_contents if c not in _KNOWN_CHAT_CONTENT and _EXTENSION_NAME.match(c)]
     if unknown:
         extension = Extension(unknown[0], tuple(body.extension_parts.get(unknown[0], [])))
 
