@@ -1,0 +1,50 @@
+"""compose -> parse gives the model back, for every kind; composed mail is valid mail."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import replace
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from coi.chat.compose import compose_bytes
+from coi.chat.detect import is_chat_message_bytes
+from coi.chat.model import ChatMessage, MessageKind
+from coi.chat.parse import parse
+
+from .strategies import chat_messages, expected_after_round_trip
+
+KINDS = [k for k in MessageKind if k is not MessageKind.EMAIL]
+READABLE = ("text/plain", "text/html", "image/", "audio/", "video/", "application/")
+
+
+def _comparable(message: ChatMessage, original: ChatMessage) -> ChatMessage:
+    return replace(
+        message,
+        chat_headers=(),
+        html=message.html if original.html is not None else None,
+    )
+
+
+def _check(message: ChatMessage) -> None:
+    raw = compose_bytes(message)
+    strict = email.message_from_bytes(raw, policy=email.policy.strict)
+    types = [part.get_content_type() for part in strict.walk() if not part.is_multipart()]
+    assert any(t.startswith(READABLE) for t in types), types
+    assert is_chat_message_bytes(raw)
+    parsed = parse(raw)
+    assert parsed.defects == ()
+    expected = expected_after_round_trip(message)
+    assert _comparable(parsed, message) == expected
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=str)
+def test_round_trip_every_kind(kind: MessageKind) -> None:
+    @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(chat_messages(kind))
+    def run(message: ChatMessage) -> None:
+        _check(message)
+
+    run()
