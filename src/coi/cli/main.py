@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import serve, user
+from coi.cli import message, serve, user
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     serve.register(sub)
     user.register(sub)
+    message.register(sub)
     return parser
 
 
