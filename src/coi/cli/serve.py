@@ -41,6 +41,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
     setup_logging(config.log_level)
+    if config.protocol_trace:  # the trace is opt-in, independent of --log-level
+        logging.getLogger("coi.imap.trace").setLevel(logging.DEBUG)
     try:
         return asyncio.run(serve(config, demo=args.demo))
     except KeyboardInterrupt:
