@@ -28,8 +28,10 @@ from coi.imap.wire.framing import (
 if TYPE_CHECKING:
     from coi.imap.server.server import ImapServer
 
+log = logging.getLogger("coi.imap")
 trace = logging.getLogger("coi.imap.trace")
 _READ = 64 * 1024
+_MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -70,7 +72,15 @@ class Connection(Transport):
     def write(self, data: bytes) -> None:
         if self.server.config.protocol_trace:
             trace.debug("S: %s %r", self.peer, data[:200])
+        transport = self.writer.transport
+        if transport.is_closing():
+            return
         self.writer.write(data)
+        # A client that stops reading in IDLE (where nothing drains) must not make us
+        # buffer without end; commands drain as they write.
+        if self.session.idling and transport.get_write_buffer_size() > _MAX_UNREAD_OUTPUT:
+            log.warning("closing connection peer=%s: client is not reading", self.peer)
+            transport.abort()
 
     async def drain(self) -> None:
         await self.writer.drain()
