@@ -935,6 +935,7 @@ def _setmetadata(r: Reader, tag: str) -> Command:
         if not r.accept(SP):
             break
     r.expect(RPAREN)
+    r.accept(SP)  # tolerated: the coi-server-spec examples send one after the list
     return _end(r, SetMetadata(tag, mailbox, tuple(entries)))
 
 
