@@ -133,6 +133,7 @@ async def test_spec_enable_disable_and_invalid_value(alice: LineClient) -> None:
         C: s1 SETMETADATA "" ({CONFIG}/enabled YES)
         S: s1 NO [CANNOT] invalid value for {CONFIG}/enabled: "YES"
         C: g1 GETMETADATA "" {CONFIG}/enabled
+        S: * METADATA "" ({CONFIG}/enabled NIL)
         S: g1 OK {{{{.*}}}}
         C: l1 LIST "" COI/%
         S: * LIST (\\HasNoChildren) "/" COI/Chats
@@ -177,6 +178,7 @@ S: a NO [CANNOT] invalid value for /private/vendor/vendor.dovecot/coi/config/mes
         C: s4 SETMETADATA "" ({CONFIG}/message-filter NIL)
         S: s4 OK SETMETADATA complete
         C: g2 GETMETADATA "" {CONFIG}/message-filter
+        S: * METADATA "" ({CONFIG}/message-filter NIL)
         S: g2 OK {{{{.*}}}}
         """,
     )
@@ -184,7 +186,7 @@ S: a NO [CANNOT] invalid value for /private/vendor/vendor.dovecot/coi/config/mes
 
 def _enabled(value: str | None) -> str:
     if value is None:
-        return ""
+        return f'S: * METADATA "" ({CONFIG}/enabled NIL)\n'
     return f'S: * METADATA "" ({CONFIG}/enabled {{{len(value)}}}{{{{\\r\\n}}}}{value})\n'
 
 
@@ -198,6 +200,19 @@ async def test_indirect_enable_and_disable(alice: LineClient) -> None:
 
     await run_transcript(alice, "C: c1 CREATE COI/Chats\nS: c1 OK CREATE completed")
     await check("yes")
+    # an indirect enable is an enable: Contacts is created and Chats subscribed, too
+    await run_transcript(
+        alice,
+        """
+        C: l0 LIST (SUBSCRIBED) "" COI/*
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" COI/Chats
+        S: l0 OK LIST completed
+        C: l1 LIST "" COI/%
+        S: * LIST (\\HasNoChildren) "/" COI/Chats
+        S: * LIST (\\HasNoChildren) "/" COI/Contacts
+        S: l1 OK LIST completed
+        """,
+    )
     await run_transcript(alice, "C: d1 DELETE COI/Chats\nS: d1 OK DELETE completed")
     await check(None)
     await run_transcript(alice, "C: c2 CREATE Elsewhere\nS: c2 OK CREATE completed")

@@ -71,6 +71,7 @@ async def test_rfc_4_2_2_depth(alice: LineClient) -> None:
         S: * METADATA "INBOX" (/private/filters/values/boss {{23}}{NL}FROM "boss@example.com" /private/filters/values/small {{12}}{NL}SMALLER 5000)
         S: a OK Getmetadata completed {DONE}
         C: b GETMETADATA "INBOX" (DEPTH 0) (/private/filters/values)
+        S: * METADATA "INBOX" (/private/filters/values NIL)
         S: b OK Getmetadata completed {DONE}
         C: c GETMETADATA "INBOX" (DEPTH infinity MAXSIZE 1) /private/filters
         S: * METADATA "INBOX" (/private/filters/values/boss/deeper {{1}}{NL}x /private/filters/valuesx {{1}}{NL}y)
@@ -96,6 +97,7 @@ async def test_rfc_4_3_setmetadata_examples(alice: LineClient) -> None:
         C: a SETMETADATA INBOX (/private/comment NIL)
         S: a OK SETMETADATA complete
         C: g2 GETMETADATA INBOX /private/comment
+        S: * METADATA "INBOX" (/private/comment NIL)
         S: g2 OK {DONE}
         C: a SETMETADATA INBOX (/private/comment "My new comment" /shared/comment "This one is for you!")
         S: a OK SETMETADATA complete
@@ -125,7 +127,7 @@ async def test_rfc_4_3_toomany_maxsize_and_all_or_nothing(tmp_path: Path) -> Non
             C: s4 SETMETADATA "" (/private/e3 NIL /private/x1 a /private/x2 b)
             S: s4 NO [METADATA TOOMANY] SETMETADATA failed
             C: g1 GETMETADATA "" (/private/e3 /private/x1)
-            S: * METADATA "" (/private/e3 {{1}}{NL}v)
+            S: * METADATA "" (/private/e3 {{1}}{NL}v /private/x1 NIL)
             S: g1 OK {DONE}
             """,
         )
@@ -289,6 +291,7 @@ async def test_entries_follow_their_mailbox(alice: LineClient) -> None:
         C: c2 CREATE Moved/Box
         S: c2 OK CREATE completed
         C: g2 GETMETADATA Moved/Box (/private/comment /shared/comment)
+        S: * METADATA "Moved/Box" (/private/comment NIL /shared/comment NIL)
         S: g2 OK {DONE}
         C: s3 SETMETADATA INBOX (/private/comment "inbox")
         S: s3 OK SETMETADATA complete

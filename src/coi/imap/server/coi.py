@@ -108,6 +108,15 @@ def on_rename(session: Session, old: str, new: str) -> MetadataUpdate:
     return []
 
 
+async def complete_enable(session: Session, changes: MetadataUpdate) -> None:
+    """An indirect enable is an enable: Contacts and Chats exist (Chats subscribed) before
+    the tagged OK, as with SETMETADATA."""
+    if (ENABLED, b"yes") in changes:
+        current = settings(session)
+        folders = [(current.contacts_mailbox, False), (current.chats_mailbox, True)]
+        await session.store.set_metadata(session.user_id, 0, (), ensure_mailboxes=folders)
+
+
 def _in_trash(session: Session, name: str) -> bool:
     mailboxes = session.store.list_mailboxes(session.user_id)
     trash = [m.name for m in mailboxes if m.special_use == "\\Trash"] or ["Trash"]

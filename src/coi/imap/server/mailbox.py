@@ -100,13 +100,11 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     unknown = [u for u in uses if u not in SPECIAL_USES]
     if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
         raise CommandNo("Unsupported special-use attribute", "USEATTR")
+    changes = coi.on_create(session, name)
     await session.store.create_mailbox(
-        session.user_id,
-        name,
-        uses[0] if uses else "",
-        server_metadata=coi.on_create(session, name),
-        origin=session,
+        session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
     )
+    await coi.complete_enable(session, changes)
     return "CREATE completed"
 
 
@@ -142,6 +140,7 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
     await session.store.rename_mailbox(
         session.user_id, old, new, server_metadata=changes, origin=session
     )
+    await coi.complete_enable(session, changes)
     return "RENAME completed"
 
 

@@ -94,14 +94,21 @@ async def handle_getmetadata(session: Session, command: cmd.GetMetadata) -> str:
     mailbox_id = mailbox_id_of(session, command.mailbox)
     stored = session.store.get_metadata(session.user_id, mailbox_id, names, command.depth)
     extra = computed_entries(session) if mailbox_id == 0 else {}
-    found: dict[str, bytes] = {}
+    found: dict[str, bytes | None] = {}
     for name in names:  # in the order asked, each name's entries sorted
+        if command.depth == "0" and name not in stored and name not in extra:
+            # an entry asked for by name that does not exist is NIL (as Dovecot and Cyrus
+            # answer); with DEPTH the missing root is left out, as in §4.2.2's example
+            found.setdefault(name, None)
         for entry in sorted(e for e in {*stored, *extra} if under(e, name, command.depth)):
             if entry not in found:
                 found[entry] = extra[entry] if entry in extra else stored[entry]
     longest = 0
     shown: list[bytes] = []
     for entry, value in found.items():
+        if value is None:
+            shown.append(astring(entry) + b" NIL")
+            continue
         if command.options_maxsize is not None and len(value) > command.options_maxsize:
             longest = max(longest, len(value))  # RFC 5464 §4.2.1
             continue
