@@ -37,6 +37,7 @@ class FlagsChanged:
     mailbox_id: int
     changes: tuple[tuple[int, Flags, int], ...]  # (uid, new flags, modseq)
     origin: object | None = None
+    previous: tuple[Flags, ...] = ()  # the flags before, in the order of `changes`
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from coi.store.coi import (
     coi_settings,
 )
 from coi.store.events import Event, FlagsChanged
-from coi.store.model import SEEN
+from coi.store.model import SEEN, Flags
 from coi.store.sqlite.store import MetadataUpdate, SqliteStore
 
 __all__ = ["MAILBOX_ROOT", "SeenMover", "check_setmetadata", "settings"]
@@ -141,10 +141,13 @@ class SeenMover:
     def _on_event(self, event: Event) -> None:
         if not isinstance(event, FlagsChanged):
             return
-        uids = [
+        previous = event.previous or (Flags(),) * len(event.changes)
+        uids = [  # \Seen just set on a $Chat message
             uid
-            for uid, flags, _ in event.changes
-            if flags.bits & SEEN and any(k.lower() == _CHAT for k in flags.keywords)
+            for (uid, flags, _), old in zip(event.changes, previous, strict=True)
+            if flags.bits & SEEN
+            and not old.bits & SEEN
+            and any(k.lower() == _CHAT for k in flags.keywords)
         ]
         if not uids:
             return

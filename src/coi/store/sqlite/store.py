@@ -610,6 +610,7 @@ class SqliteStore:
             user_id, modseq, known = row
             modseq += 1
             changed: list[tuple[int, Flags, int]] = []
+            before: dict[int, Flags] = {}
             failed: list[int] = []
             for chunk in _chunks(list(uids)):
                 current = conn.execute(
@@ -637,6 +638,7 @@ class SqliteStore:
                         (new.bits, new.keywords_text(), modseq, mailbox_id, uid),
                     )
                     changed.append((uid, new, modseq))
+                    before[uid] = old
             if not changed:
                 return (changed, sorted(failed)), []
             all_keywords = set(Flags.parse_keywords(known))
@@ -651,7 +653,13 @@ class SqliteStore:
             )
             changed.sort()
             return (changed, sorted(failed)), [
-                FlagsChanged(user_id, mailbox_id, tuple(changed), origin)
+                FlagsChanged(
+                    user_id,
+                    mailbox_id,
+                    tuple(changed),
+                    origin,
+                    tuple(before[uid] for uid, _, _ in changed),
+                )
             ]
 
         result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(job)
