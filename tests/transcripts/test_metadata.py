@@ -325,3 +325,33 @@ async def test_shared_admin_is_read_only(tmp_path: Path) -> None:
     finally:
         await running.server.stop(grace=2)
         running.store.close()
+
+
+async def test_enable_metadata_server_reports_server_entries_only(
+    imap_server: RunningServer,
+) -> None:
+    watcher = await logged_in(imap_server)
+    changer = await logged_in(imap_server)
+    await run_transcript(
+        watcher,
+        "C: e ENABLE METADATA-SERVER\nS: * ENABLED METADATA-SERVER\nS: e OK ENABLE completed",
+    )
+    await run_transcript(
+        changer,
+        """
+        C: s1 SETMETADATA INBOX (/private/comment "mailbox entry")
+        S: s1 OK SETMETADATA complete
+        C: s2 SETMETADATA "" (/private/comment "server entry" /private/comment2 x)
+        S: s2 OK SETMETADATA complete
+        """,
+    )
+    await run_transcript(
+        watcher,
+        """
+        C: a NOOP
+        S: * METADATA "" /private/comment /private/comment2
+        S: a OK NOOP completed
+        """,
+    )
+    await watcher.close()
+    await changer.close()
