@@ -37,6 +37,10 @@ class ServerConfig:
     login_timeout: float = 60.0
     log_level: str = "info"
     protocol_trace: bool = False
+    metadata_max_value: int = 64 * 1024  # RFC 5464 §4.1: at least 1024
+    metadata_max_entries: int = 1000  # RFC 5464 §4.1: at least 10
+    metadata_admin: str = ""
+    coi_mailbox_root: str = "COI"
 
 
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
@@ -63,6 +67,22 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "login_timeout": ("--login-timeout", "seconds a connection may stay silent before login"),
     "log_level": ("--log-level", "debug, info, warning or error"),
     "protocol_trace": ("--protocol-trace", "log every protocol line (credentials redacted)"),
+    "metadata_max_value": (
+        "--metadata-max-value",
+        "largest METADATA entry value a client may set, in bytes (at least 1024)",
+    ),
+    "metadata_max_entries": (
+        "--metadata-max-entries",
+        "most METADATA entries one user may keep, server and mailbox entries together",
+    ),
+    "metadata_admin": (
+        "--metadata-admin",
+        "URI shown as the read-only /shared/admin server entry, e.g. mailto:postmaster@example.org",
+    ),
+    "coi_mailbox_root": (
+        "--coi-mailbox-root",
+        "COI <MAILBOX-ROOT>: parent of the Chats and Contacts folders",
+    ),
 }
 
 
@@ -107,6 +127,9 @@ def load(args: argparse.Namespace) -> ServerConfig:
     return merge(config, given, source="command line")
 
 
+_MINIMUMS = {"metadata_max_value": 1024, "metadata_max_entries": 10}
+
+
 def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerConfig:
     known = {item.name: item for item in fields(ServerConfig)}
     changes: dict[str, Any] = {}
@@ -115,6 +138,10 @@ def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerCo
         if name not in known:
             raise ConfigError(f"{source}: unknown setting {key!r}; see 'coi serve --help'")
         changes[name] = _convert(name, getattr(config, name), value, source)
+        minimum = _MINIMUMS.get(name)
+        if minimum is not None and changes[name] < minimum:
+            # RFC 5464 §4.1: a server MUST accept 1024-byte values and 10 entries
+            raise ConfigError(f"{source}: {name} must be at least {minimum}")
     return replace(config, **changes)
 
 

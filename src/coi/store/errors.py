@@ -27,3 +27,7 @@ class NoSuchUser(StoreError):
 
 class QuotaExceeded(StoreError):
     pass
+
+
+class MetadataTooMany(StoreError):
+    """Setting the entries would exceed the per-user METADATA entry limit (RFC 5464 §4.3)."""

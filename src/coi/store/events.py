@@ -37,6 +37,7 @@ class FlagsChanged:
     mailbox_id: int
     changes: tuple[tuple[int, Flags, int], ...]  # (uid, new flags, modseq)
     origin: object | None = None
+    previous: tuple[Flags, ...] = ()  # the flags before, in the order of `changes`
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +69,25 @@ class SubscriptionChanged:
     subscribed: bool
 
 
+@dataclass(frozen=True, slots=True)
+class MetadataChanged:
+    """METADATA entries set or removed (RFC 5464); mailbox_id 0 means server entries."""
+
+    user_id: int
+    mailbox_id: int
+    entries: tuple[str, ...]  # entry names, sorted
+    origin: object | None = None
+
+
 MailboxEvent = MessagesAdded | MessagesExpunged | FlagsChanged
-Event = MailboxEvent | MailboxCreated | MailboxDeleted | MailboxRenamed | SubscriptionChanged
+Event = (
+    MailboxEvent
+    | MailboxCreated
+    | MailboxDeleted
+    | MailboxRenamed
+    | SubscriptionChanged
+    | MetadataChanged
+)
 Listener = Callable[[Event], None]
 
 

@@ -189,6 +189,24 @@ CASES: list[tuple[bytes, Command]] = [
         b'a SETMETADATA "" (/shared/x NIL /shared/y ~{3}\r\n\x00\x01\x02)',
         SetMetadata("a", "", (("/shared/x", None), ("/shared/y", b"\x00\x01\x02"))),
     ),
+    # RFC 5464 §4.2.1/§4.2.2/§4.4.1 examples: options after the mailbox, bare entry lists
+    (
+        b'a GETMETADATA "INBOX" (MAXSIZE 1024) (/shared/comment /private/comment)',
+        GetMetadata("a", 1024, "0", "INBOX", ("/shared/comment", "/private/comment")),
+    ),
+    (
+        b'a GETMETADATA "INBOX" (DEPTH 1) (/private/filters/values)',
+        GetMetadata("a", None, "1", "INBOX", ("/private/filters/values",)),
+    ),
+    (
+        b'a GETMETADATA "INBOX" /private/comment /shared/comment',
+        GetMetadata("a", None, "0", "INBOX", ("/private/comment", "/shared/comment")),
+    ),
+    # coi-server-spec examples: atom values and a space after the list
+    (
+        b'a SETMETADATA "" (/private/vendor/vendor.dovecot/coi/config/enabled yes) ',
+        SetMetadata("a", "", (("/private/vendor/vendor.dovecot/coi/config/enabled", b"yes"),)),
+    ),
     # APPEND (§6.3.11) incl. MULTIAPPEND and literal8
     (
         b"A003 APPEND saved-messages (\\Seen) {10}\r\n0123456789",

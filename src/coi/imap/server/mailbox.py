@@ -12,6 +12,7 @@ import re
 from datetime import UTC, datetime
 from functools import lru_cache
 
+from coi.imap.server import coi
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
@@ -99,7 +100,11 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     unknown = [u for u in uses if u not in SPECIAL_USES]
     if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
         raise CommandNo("Unsupported special-use attribute", "USEATTR")
-    await session.store.create_mailbox(session.user_id, name, uses[0] if uses else "")
+    changes = coi.on_create(session, name)
+    await session.store.create_mailbox(
+        session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
+    )
+    await coi.complete_enable(session, changes)
     return "CREATE completed"
 
 
@@ -110,7 +115,12 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
     if session.selected is not None and session.selected.mailbox_id == mailbox.id:
         session.deselect()
     try:
-        await session.store.delete_mailbox(session.user_id, command.mailbox)
+        await session.store.delete_mailbox(
+            session.user_id,
+            command.mailbox,
+            server_metadata=coi.on_delete(session, command.mailbox),
+            origin=session,
+        )
     except MailboxInUse:
         # RFC 3501 §6.3.4: a \Noselect name with inferiors cannot be deleted;
         # RFC 5530 §3 names the reason HASCHILDREN
@@ -126,7 +136,11 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
     check_name(new)
     if new.startswith(old + SEPARATOR):
         raise CommandNo("Cannot rename a mailbox into itself", "CANNOT")
-    await session.store.rename_mailbox(session.user_id, old, new)
+    changes = coi.on_rename(session, old, new)
+    await session.store.rename_mailbox(
+        session.user_id, old, new, server_metadata=changes, origin=session
+    )
+    await coi.complete_enable(session, changes)
     return "RENAME completed"
 
 

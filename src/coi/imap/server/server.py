@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
-from coi.imap.server import auth, fetch, idle, mailbox, message, search
+from coi.imap.server import auth, coi, fetch, idle, mailbox, message, metadata, search
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
@@ -38,8 +38,9 @@ class ImapServer:
             **fetch.ROUTES,
             **search.ROUTES,
             **idle.ROUTES,
+            **metadata.ROUTES,
         }
-        self.enableable: frozenset[str] = frozenset()
+        self.enableable: frozenset[str] = frozenset({"METADATA", "METADATA-SERVER"})
         self.throttle = LoginThrottle()
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -49,6 +50,7 @@ class ImapServer:
         self._per_user: Counter[int] = Counter()
         self._listeners: list[asyncio.Server] = []
         self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
+        self._unwatch = [metadata.watch(self), coi.SeenMover(store, config).close]
 
     # -- shared state --------------------------------------------------------------
 
@@ -149,3 +151,5 @@ class ImapServer:
         for state in list(self._states.values()):
             state.close()
         self._states.clear()
+        for unwatch in self._unwatch:
+            unwatch()

@@ -67,6 +67,7 @@ class Session:
         self.enabled: set[str] = set()
         self.idling = False
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
+        self.pending_untagged: list[bytes] = []  # e.g. unsolicited METADATA (RFC 5464 §4.4.2)
 
     # -- output ------------------------------------------------------------------
 
@@ -104,6 +105,7 @@ class Session:
             "LIST-EXTENDED",
             "LIST-STATUS",
             f"APPENDLIMIT={self.config.max_literal}",
+            *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
         ]
         return caps
 
@@ -151,6 +153,9 @@ class Session:
 
     def announce(self, *, allow_expunge: bool) -> None:
         """Sends pending mailbox changes as untagged responses."""
+        if self.pending_untagged:
+            self.io.write(b"".join(self.pending_untagged))
+            self.pending_untagged.clear()
         view = self.selected
         if view is None or not view.pending():
             return

@@ -889,28 +889,37 @@ def _entry(r: Reader) -> str:
     return entry
 
 
+def _getmetadata_options(r: Reader, maxsize: int | None, depth: str) -> tuple[int | None, str]:
+    r.expect(LPAREN)
+    while True:
+        word = r.atom_upper("option")
+        r.sp()
+        if word == "MAXSIZE":
+            maxsize = r.number(what="MAXSIZE")
+        elif word == "DEPTH":
+            depth = r.atom("depth").decode("ascii").lower()
+            if depth not in ("0", "1", "infinity"):
+                r.fail("invalid DEPTH")
+        else:
+            r.fail(f"unknown GETMETADATA option {word}")
+        if not r.accept(SP):
+            break
+    r.expect(RPAREN)
+    r.sp()
+    return maxsize, depth
+
+
 def _getmetadata(r: Reader, tag: str) -> Command:
     r.sp()
     maxsize: int | None = None
     depth = "0"
-    if r.accept(LPAREN):
-        while True:
-            word = r.atom_upper("option")
-            r.sp()
-            if word == "MAXSIZE":
-                maxsize = r.number(what="MAXSIZE")
-            elif word == "DEPTH":
-                depth = r.atom("depth").decode("ascii").lower()
-                if depth not in ("0", "1", "infinity"):
-                    r.fail("invalid DEPTH")
-            else:
-                r.fail(f"unknown GETMETADATA option {word}")
-            if not r.accept(SP):
-                break
-        r.expect(RPAREN)
-        r.sp()
+    if r.peek() == LPAREN:
+        maxsize, depth = _getmetadata_options(r, maxsize, depth)
     mailbox = _mailbox(r)
     r.sp()
+    if r.peek() == LPAREN and not any(r.peek_is(p) for p in (b"(/", b'("', b"({", b"(~{")):
+        # RFC 5464's §4.2.1/§4.2.2 examples put the options after the mailbox name
+        maxsize, depth = _getmetadata_options(r, maxsize, depth)
     entries: list[str] = []
     if r.accept(LPAREN):
         entries.append(_entry(r))
@@ -919,6 +928,8 @@ def _getmetadata(r: Reader, tag: str) -> Command:
         r.expect(RPAREN)
     else:
         entries.append(_entry(r))
+        while r.accept(SP):  # not in RFC 5464's ABNF, but its §4.4.1 examples send this
+            entries.append(_entry(r))
     return _end(r, GetMetadata(tag, maxsize, depth, mailbox, tuple(entries)))
 
 
@@ -931,10 +942,13 @@ def _setmetadata(r: Reader, tag: str) -> Command:
     while True:
         entry = _entry(r)
         r.sp()
-        entries.append((entry, r.nstring(allow8=True)))
+        # RFC 5464 §5 says nstring / literal8; the coi-server-spec examples (and Dovecot)
+        # send atoms (`enabled yes`), so an astring is accepted too
+        entries.append((entry, None if r.is_nil() else r.astring(allow8=True)))
         if not r.accept(SP):
             break
     r.expect(RPAREN)
+    r.accept(SP)  # tolerated: the coi-server-spec examples send one after the list
     return _end(r, SetMetadata(tag, mailbox, tuple(entries)))
 
 

@@ -62,6 +62,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (mailbox_id, uid)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 2: METADATA (RFC 5464) entries: server entries have mailbox_id 0; names are stored
+    # lower-cased (entry names are case-insensitive) and keep their /private or /shared prefix
+    """
+    CREATE TABLE metadata (
+        user_id INTEGER NOT NULL,
+        mailbox_id INTEGER NOT NULL DEFAULT 0,
+        name TEXT NOT NULL,
+        value BLOB NOT NULL DEFAULT x'',
+        PRIMARY KEY (user_id, mailbox_id, name)
+    ) STRICT, WITHOUT ROWID;
+    """,
 )
 
 

@@ -16,7 +16,14 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from coi.store.errors import MailboxExists, MailboxInUse, NoSuchMailbox, NoSuchUser, UserExists
+from coi.store.errors import (
+    MailboxExists,
+    MailboxInUse,
+    MetadataTooMany,
+    NoSuchMailbox,
+    NoSuchUser,
+    UserExists,
+)
 from coi.store.events import (
     Event,
     EventBus,
@@ -26,6 +33,7 @@ from coi.store.events import (
     MailboxRenamed,
     MessagesAdded,
     MessagesExpunged,
+    MetadataChanged,
     SubscriptionChanged,
 )
 from coi.store.model import (
@@ -48,6 +56,8 @@ _MAILBOX_COLUMNS = (
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
+# (entry name, value) to set on the server (mailbox_id 0); a None value removes the entry
+MetadataUpdate = Sequence[tuple[str, bytes | None]]
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -175,6 +185,7 @@ class SqliteStore:
                 _drop_mailbox_contents(conn, mailbox_id)
             conn.execute("DELETE FROM mailboxes WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM metadata WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             return None, []
 
@@ -218,26 +229,22 @@ class SqliteStore:
         rows = self._read.execute("SELECT name FROM subscriptions WHERE user_id = ?", (user_id,))
         return {row[0] for row in rows}
 
-    async def create_mailbox(self, user_id: int, name: str, special_use: str = "") -> Mailbox:
-        """Creates `name` and any missing superiors (RFC 3501 §6.3.3)."""
+    async def create_mailbox(
+        self,
+        user_id: int,
+        name: str,
+        special_use: str = "",
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> Mailbox:
+        """Creates `name` and any missing superiors (RFC 3501 §6.3.3); `server_metadata` is
+        set in the same transaction (COI: creating the Chats folder enables COI)."""
 
         def job(conn: sqlite3.Connection) -> tuple[Mailbox, list[Event]]:
-            existing = _find(conn, user_id, name)
-            if existing is not None:
-                if not conn.execute(
-                    "SELECT noselect FROM mailboxes WHERE id = ?", (existing,)
-                ).fetchone()[0]:
-                    raise MailboxExists(name)
-                conn.execute("DELETE FROM mailboxes WHERE id = ?", (existing,))
-            events: list[Event] = []
-            parts = name.split("/")
-            for depth in range(1, len(parts)):
-                superior = "/".join(parts[:depth])
-                if superior and _find(conn, user_id, superior) is None:
-                    sid = _insert_mailbox(conn, user_id, superior, "")
-                    events.append(MailboxCreated(user_id, sid, superior))
-            mailbox_id = _insert_mailbox(conn, user_id, name, special_use)
-            events.append(MailboxCreated(user_id, mailbox_id, name))
+            mailbox_id, events = _create_mailbox(conn, user_id, name, special_use)
+            _drop_orphan_metadata(conn, user_id)
+            events += _set_metadata(conn, user_id, 0, server_metadata, origin)
             row = conn.execute(
                 f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id = ?", (mailbox_id,)
             ).fetchone()
@@ -246,7 +253,17 @@ class SqliteStore:
         mailbox: Mailbox = await self._writer.submit(job)
         return mailbox
 
-    async def delete_mailbox(self, user_id: int, name: str) -> None:
+    async def delete_mailbox(
+        self,
+        user_id: int,
+        name: str,
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> None:
+        """Deletes `name` with its METADATA entries (RFC 5464 §4.1); `server_metadata` is
+        set in the same transaction."""
+
         def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
             mailbox_id = _find(conn, user_id, name)
             if mailbox_id is None:
@@ -261,17 +278,36 @@ class SqliteStore:
             if has_children and noselect:
                 raise MailboxInUse(name)
             _drop_mailbox_contents(conn, mailbox_id)
+            # RFC 5464 §4.1: a mailbox re-created under this name must not inherit entries
+            conn.execute(
+                "DELETE FROM metadata WHERE user_id = ? AND mailbox_id = ?", (user_id, mailbox_id)
+            )
             if has_children:  # RFC 3501 §6.3.4: inferiors stay; the name becomes \Noselect
                 conn.execute("UPDATE mailboxes SET noselect = 1 WHERE id = ?", (mailbox_id,))
             else:
                 conn.execute("DELETE FROM mailboxes WHERE id = ?", (mailbox_id,))
                 _prune_placeholders(conn, user_id)
-            return None, [MailboxDeleted(user_id, mailbox_id, name)]
+                _drop_orphan_metadata(conn, user_id)
+            events: list[Event] = [MailboxDeleted(user_id, mailbox_id, name)]
+            events += _set_metadata(conn, user_id, 0, server_metadata, origin)
+            return None, events
 
         await self._writer.submit(job)
 
-    async def rename_mailbox(self, user_id: int, old: str, new: str) -> None:
-        """Renames `old` and its inferiors; renaming INBOX moves its messages instead (§6.3.5)."""
+    async def rename_mailbox(
+        self,
+        user_id: int,
+        old: str,
+        new: str,
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> None:
+        """Renames `old` and its inferiors; renaming INBOX moves its messages instead (§6.3.5).
+
+        METADATA entries follow the mailbox (they are keyed by mailbox id); renaming INBOX
+        copies INBOX's entries to the new mailbox (RFC 5464 §4.1). `server_metadata` is set
+        in the same transaction."""
 
         def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
             source = _find(conn, user_id, old)
@@ -300,6 +336,13 @@ class SqliteStore:
                 events.append(MessagesAdded(user_id, target, tuple(range(1, len(uids) + 1)), 1))
                 if uids:
                     events.append(MessagesExpunged(user_id, source, tuple(uids), modseq))
+                conn.execute(
+                    "INSERT INTO metadata (user_id, mailbox_id, name, value)"
+                    " SELECT user_id, ?, name, value FROM metadata"
+                    " WHERE user_id = ? AND mailbox_id = ?",
+                    (target, user_id, source),
+                )
+                events += _set_metadata(conn, user_id, 0, server_metadata, origin)
                 return None, events
             renamed = [(source, old)]
             renamed += conn.execute(
@@ -318,6 +361,8 @@ class SqliteStore:
                     )
                 events.append(MailboxRenamed(user_id, mailbox_id, name, new_name))
             _prune_placeholders(conn, user_id)
+            _drop_orphan_metadata(conn, user_id)
+            events += _set_metadata(conn, user_id, 0, server_metadata, origin)
             return None, events
 
         await self._writer.submit(job)
@@ -364,6 +409,80 @@ class SqliteStore:
             size=row[2],
             recent=row[3],
         )
+
+    # -- metadata (RFC 5464) ---------------------------------------------------
+
+    def get_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        """Entries named (or, with depth "1"/"infinity", below) `names` (RFC 5464 §4.2.2).
+
+        `mailbox_id` 0 addresses server entries; names are case-insensitive."""
+        out: dict[str, bytes] = {}
+        for name in names:
+            name = name.lower()
+            if depth == "0":
+                rows = self._read.execute(
+                    "SELECT name, value FROM metadata"
+                    " WHERE user_id = ? AND mailbox_id = ? AND name = ?",
+                    (user_id, mailbox_id, name),
+                )
+            else:  # "/" is 0x2F and "0" 0x30: a range scan of the primary key
+                rows = self._read.execute(
+                    "SELECT name, value FROM metadata WHERE user_id = ? AND mailbox_id = ?"
+                    " AND (name = ? OR (name > ? AND name < ?))",
+                    (user_id, mailbox_id, name, name + "/", name + "0"),
+                )
+            for entry, value in rows:
+                if depth == "1" and "/" in entry[len(name) + 1 :]:
+                    continue
+                out[entry] = bytes(value)
+        return out
+
+    async def set_metadata(
+        self,
+        user_id: int,
+        mailbox_id: int,
+        entries: MetadataUpdate,
+        *,
+        max_entries: int | None = None,
+        ensure_mailboxes: Sequence[tuple[str, bool]] = (),
+        origin: object | None = None,
+    ) -> None:
+        """Sets (None: removes) entries all or nothing (RFC 5464 §4.3).
+
+        Raises MetadataTooMany when new entries would take the user past `max_entries`.
+        `ensure_mailboxes` lists (name, subscribe) mailboxes created in the same
+        transaction when missing (COI: enabling COI creates its folders)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            if (
+                mailbox_id
+                and not conn.execute(
+                    "SELECT 1 FROM mailboxes WHERE id = ? AND user_id = ?", (mailbox_id, user_id)
+                ).fetchone()
+            ):
+                raise NoSuchMailbox(str(mailbox_id))
+            before = _metadata_count(conn, user_id)
+            events: list[Event] = []
+            for name, subscribe in ensure_mailboxes:
+                if _find_selectable(conn, user_id, name) is None:
+                    events += _create_mailbox(conn, user_id, name, "")[1]
+                if (
+                    subscribe
+                    and conn.execute(
+                        "INSERT OR IGNORE INTO subscriptions (user_id, name) VALUES (?, ?)",
+                        (user_id, name),
+                    ).rowcount
+                ):
+                    events.append(SubscriptionChanged(user_id, name, True))
+            events += _set_metadata(conn, user_id, mailbox_id, entries, origin)
+            after = _metadata_count(conn, user_id)
+            if max_entries is not None and after > before and after > max_entries:
+                raise MetadataTooMany(str(max_entries))
+            return None, events
+
+        await self._writer.submit(job)
 
     # -- messages --------------------------------------------------------------
 
@@ -491,6 +610,7 @@ class SqliteStore:
             user_id, modseq, known = row
             modseq += 1
             changed: list[tuple[int, Flags, int]] = []
+            before: dict[int, Flags] = {}
             failed: list[int] = []
             for chunk in _chunks(list(uids)):
                 current = conn.execute(
@@ -518,6 +638,7 @@ class SqliteStore:
                         (new.bits, new.keywords_text(), modseq, mailbox_id, uid),
                     )
                     changed.append((uid, new, modseq))
+                    before[uid] = old
             if not changed:
                 return (changed, sorted(failed)), []
             all_keywords = set(Flags.parse_keywords(known))
@@ -532,7 +653,13 @@ class SqliteStore:
             )
             changed.sort()
             return (changed, sorted(failed)), [
-                FlagsChanged(user_id, mailbox_id, tuple(changed), origin)
+                FlagsChanged(
+                    user_id,
+                    mailbox_id,
+                    tuple(changed),
+                    origin,
+                    tuple(before[uid] for uid, _, _ in changed),
+                )
             ]
 
         result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(job)
@@ -611,6 +738,89 @@ def _find(conn: sqlite3.Connection, user_id: int, name: str) -> int | None:
         "SELECT id FROM mailboxes WHERE user_id = ? AND name = ?", (user_id, name)
     ).fetchone()
     return int(row[0]) if row else None
+
+
+def _find_selectable(conn: sqlite3.Connection, user_id: int, name: str) -> int | None:
+    row = conn.execute(
+        "SELECT id FROM mailboxes WHERE user_id = ? AND name = ? AND noselect = 0", (user_id, name)
+    ).fetchone()
+    return int(row[0]) if row else None
+
+
+def _create_mailbox(
+    conn: sqlite3.Connection, user_id: int, name: str, special_use: str
+) -> tuple[int, list[Event]]:
+    existing = _find(conn, user_id, name)
+    if existing is not None:
+        if not conn.execute("SELECT noselect FROM mailboxes WHERE id = ?", (existing,)).fetchone()[
+            0
+        ]:
+            raise MailboxExists(name)
+        conn.execute("DELETE FROM mailboxes WHERE id = ?", (existing,))
+    events: list[Event] = []
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        superior = "/".join(parts[:depth])
+        if superior and _find(conn, user_id, superior) is None:
+            sid = _insert_mailbox(conn, user_id, superior, "")
+            events.append(MailboxCreated(user_id, sid, superior))
+    mailbox_id = _insert_mailbox(conn, user_id, name, special_use)
+    events.append(MailboxCreated(user_id, mailbox_id, name))
+    return mailbox_id, events
+
+
+def _metadata_count(conn: sqlite3.Connection, user_id: int) -> int:
+    return int(
+        conn.execute("SELECT count(*) FROM metadata WHERE user_id = ?", (user_id,)).fetchone()[0]
+    )
+
+
+def _set_metadata(
+    conn: sqlite3.Connection,
+    user_id: int,
+    mailbox_id: int,
+    entries: MetadataUpdate,
+    origin: object | None,
+) -> list[Event]:
+    """Applies the entries; one MetadataChanged event naming those that really changed."""
+    changed: set[str] = set()
+    for name, value in entries:
+        name = name.lower()
+        row = conn.execute(
+            "SELECT value FROM metadata WHERE user_id = ? AND mailbox_id = ? AND name = ?",
+            (user_id, mailbox_id, name),
+        ).fetchone()
+        if value is None:
+            if row is not None:
+                conn.execute(
+                    "DELETE FROM metadata WHERE user_id = ? AND mailbox_id = ? AND name = ?",
+                    (user_id, mailbox_id, name),
+                )
+                changed.add(name)
+        elif row is None:
+            conn.execute(
+                "INSERT INTO metadata (user_id, mailbox_id, name, value) VALUES (?, ?, ?, ?)",
+                (user_id, mailbox_id, name, value),
+            )
+            changed.add(name)
+        elif bytes(row[0]) != value:
+            conn.execute(
+                "UPDATE metadata SET value = ? WHERE user_id = ? AND mailbox_id = ? AND name = ?",
+                (value, user_id, mailbox_id, name),
+            )
+            changed.add(name)
+    if not changed:
+        return []
+    return [MetadataChanged(user_id, mailbox_id, tuple(sorted(changed)), origin)]
+
+
+def _drop_orphan_metadata(conn: sqlite3.Connection, user_id: int) -> None:
+    """Entries of mailboxes that no longer exist (pruned \\Noselect names) go too."""
+    conn.execute(
+        "DELETE FROM metadata WHERE user_id = ? AND mailbox_id <> 0"
+        " AND mailbox_id NOT IN (SELECT id FROM mailboxes WHERE user_id = ?)",
+        (user_id, user_id),
+    )
 
 
 def _next_uidvalidity(conn: sqlite3.Connection) -> int:
