@@ -37,6 +37,18 @@ class ServerConfig:
     login_timeout: float = 60.0
     log_level: str = "info"
     protocol_trace: bool = False
+    lmtp: str = "127.0.0.1:24"
+    submission: str = "0.0.0.0:587"
+    submissions: str = "0.0.0.0:465"
+    max_message_size: int = 32 * 1024 * 1024
+    max_recipients: int = 100
+    relay_host: str = ""
+    relay_user: str = ""
+    relay_password: str = ""
+    relay_tls: str = "starttls"
+    queue_retry: float = 300.0
+    queue_expiry: float = 5 * 24 * 3600
+    dkim_selector: str = "coi"
 
 
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
@@ -63,6 +75,33 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "login_timeout": ("--login-timeout", "seconds a connection may stay silent before login"),
     "log_level": ("--log-level", "debug, info, warning or error"),
     "protocol_trace": ("--protocol-trace", "log every protocol line (credentials redacted)"),
+    "lmtp": ("--lmtp", "LMTP listener for an MTA such as Postfix, HOST:PORT ('off' to disable)"),
+    "submission": (
+        "--submission",
+        "SMTP submission listener with STARTTLS, HOST:PORT ('off' to disable)",
+    ),
+    "submissions": (
+        "--submissions",
+        "SMTP submission listener with implicit TLS, HOST:PORT ('off' to disable)",
+    ),
+    "max_message_size": ("--max-message-size", "largest message accepted over SMTP/LMTP, bytes"),
+    "max_recipients": ("--max-recipients", "most recipients of one submitted message"),
+    "relay_host": (
+        "--relay-host",
+        "smarthost HOST:PORT for mail to other domains (default: none, deliver to the MX)",
+    ),
+    "relay_user": ("--relay-user", "user name for AUTH at the smarthost"),
+    "relay_password": ("--relay-password", "password for AUTH at the smarthost"),
+    "relay_tls": (
+        "--relay-tls",
+        "TLS towards the smarthost: starttls (when offered), tls (implicit) or none",
+    ),
+    "queue_retry": ("--queue-retry", "seconds before the first retry of a deferred message"),
+    "queue_expiry": ("--queue-expiry", "seconds after which an undelivered message bounces"),
+    "dkim_selector": (
+        "--dkim-selector",
+        "DKIM selector; keys are DATA_DIR/dkim/DOMAIN.pem (see 'coi dkim keygen')",
+    ),
 }
 
 

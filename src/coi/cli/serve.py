@@ -12,6 +12,7 @@ import sys
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
 from coi.config import ServerConfig, add_arguments
+from coi.delivery.service import DeliveryService
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
@@ -25,7 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "serve",
         help="run the COI server",
-        description="Run the COI server (IMAP with STARTTLS and implicit TLS) on the embedded "
+        description="Run the COI server (IMAP with STARTTLS and implicit TLS, LMTP, SMTP "
+        "submission and the relay queue) on the embedded "
         "SQLite store. Every setting can come from --config FILE (TOML, same names with "
         "underscores) or from the flags below; flags win.",
     )
@@ -81,9 +83,18 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
         raise RuntimeError("--tls-cert and --tls-key must be given together")
     else:
         cert, key = ensure_self_signed(config.data_dir, config.hostname)
-    server = ImapServer(config, store, server_context(cert, key))
+    context = server_context(cert, key)
+    server = ImapServer(config, store, context)
+    # COI settings: DeliveryService(..., settings=<METADATA source>) once METADATA exists
+    delivery = DeliveryService(config, store, context)
     accounts = await ensure_demo_users(store, config) if demo else []
     await server.start()
+    try:
+        await delivery.start()
+    except BaseException:
+        await server.stop()
+        store.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -92,14 +103,19 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     for kind, host, port in server.addresses:
         mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
         lines.append(f"  {kind:6} {host}:{port} ({mode})")
+    modes = {"lmtp": "from the MTA", "submission": "STARTTLS", "submissions": "implicit TLS"}
+    for kind, host, port in delivery.addresses:
+        lines.append(f"  {kind:6} {host}:{port} ({modes[kind]})")
     for address, password in accounts:
         lines.append(f"  demo account {address} password {password}")
     if not config.allow_plaintext_auth:
         lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
     print("\n".join(lines), flush=True)
-    log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in server.addresses))
+    listening = [*server.addresses, *delivery.addresses]
+    log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in listening))
     await stop.wait()
     log.info("stopping")
+    await delivery.stop()
     await server.stop()
     store.close()
     log.info("stopped")

@@ -1,0 +1,90 @@
+"""Fixtures for delivery tests: the IMAP server plus LMTP/submission listeners on loopback."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import RunningServer, start_server
+
+from coi.config import ServerConfig
+from coi.delivery.relay import MxResolver, resolve_mx
+from coi.delivery.routing import COI_DISABLED, CoiSettings
+from coi.delivery.service import DeliveryService
+from coi.tls import ensure_self_signed, server_context
+
+
+class FakeCoiSource:
+    """Stands in for the METADATA-backed settings: tests set per-user COI settings."""
+
+    def __init__(self) -> None:
+        self.by_user: dict[int, CoiSettings] = {}
+
+    def coi_settings(self, user_id: int) -> CoiSettings:
+        return self.by_user.get(user_id, COI_DISABLED)
+
+
+@dataclasses.dataclass
+class MailEnv:
+    imap: RunningServer
+    delivery: DeliveryService
+    coi: FakeCoiSource
+
+    @property
+    def lmtp_port(self) -> int:
+        return self.delivery.port("lmtp")
+
+    @property
+    def submission_port(self) -> int:
+        return self.delivery.port("submission")
+
+    @property
+    def submissions_port(self) -> int:
+        return self.delivery.port("submissions")
+
+    def user_id(self, address: str) -> int:
+        user = self.imap.store.get_user(address)
+        assert user is not None
+        return user.id
+
+    def set_coi(self, address: str, settings: CoiSettings) -> None:
+        self.coi.by_user[self.user_id(address)] = settings
+
+
+async def start_mail(
+    tmp_path: Path, resolver: MxResolver = resolve_mx, **overrides: Any
+) -> MailEnv:
+    imap = await start_server(tmp_path)
+    settings: dict[str, Any] = {
+        "data_dir": tmp_path,
+        "domains": ("example.org",),
+        "lmtp": "127.0.0.1:0",
+        "submission": "127.0.0.1:0",
+        "submissions": "127.0.0.1:0",
+        "queue_retry": 0.2,
+    }
+    settings.update(overrides)
+    config = ServerConfig(**settings)
+    cert, key = ensure_self_signed(tmp_path, "localhost")
+    coi = FakeCoiSource()
+    delivery = DeliveryService(config, imap.store, server_context(cert, key), coi, resolver)
+    await delivery.start()
+    return MailEnv(imap, delivery, coi)
+
+
+async def stop_mail(env: MailEnv) -> None:
+    await env.delivery.stop()
+    await env.imap.server.stop(grace=2)
+    env.imap.store.close()
+
+
+@pytest.fixture
+async def mail_env(tmp_path: Path) -> AsyncIterator[MailEnv]:
+    env = await start_mail(tmp_path)
+    try:
+        yield env
+    finally:
+        await stop_mail(env)
