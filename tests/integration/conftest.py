@@ -55,9 +55,15 @@ class MailEnv:
 
 
 async def start_mail(
-    tmp_path: Path, resolver: MxResolver = resolve_mx, **overrides: Any
+    tmp_path: Path,
+    resolver: MxResolver = resolve_mx,
+    imap_dir: Path | None = None,
+    **overrides: Any,
 ) -> MailEnv:
-    imap = await start_server(tmp_path)
+    """Delivery with its data (queue, DKIM keys) in tmp_path; the store in imap_dir or there."""
+    if imap_dir is not None:
+        imap_dir.mkdir(parents=True, exist_ok=True)
+    imap = await start_server(imap_dir or tmp_path)
     settings: dict[str, Any] = {
         "data_dir": tmp_path,
         "domains": ("example.org",),

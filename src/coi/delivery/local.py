@@ -90,9 +90,11 @@ class LocalDelivery:
         is_chat = is_chat_message_bytes(header_block(raw))
         blocked = False
         if settings.enabled:
-            senders = {sender.lower(), *from_addresses(raw)} - {""}
+            # COI-From-Hash names From addresses; the envelope sender (lists, forwarders,
+            # bounces) is not what the user blocked
             blocked = any(
-                self.blocks.is_blocked(user.id, settings.contacts, s) for s in sorted(senders)
+                self.blocks.is_blocked(user.id, settings.contacts, address)
+                for address in from_addresses(raw)
             )
         target = route(settings, is_chat, blocked)
         await self._store(user, target, raw)

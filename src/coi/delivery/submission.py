@@ -26,6 +26,10 @@ from coi.delivery.local import LocalDelivery, from_addresses
 from coi.store.model import User
 
 log = logging.getLogger("coi.submission")
+# aiosmtpd itself sets the deprecated Session.login_data on every AUTH and warns about it
+logging.getLogger("mail.log").addFilter(
+    lambda record: "login_data is deprecated" not in record.getMessage()
+)
 
 Enqueue = Callable[[str, list[str], bytes], Awaitable[int]]
 
