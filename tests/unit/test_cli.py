@@ -35,6 +35,10 @@ def coi(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         ["user", "del", "--help"],
         ["user", "passwd", "--help"],
         ["user", "list", "--help"],
+        ["queue", "list", "--help"],
+        ["queue", "flush", "--help"],
+        ["queue", "delete", "--help"],
+        ["dkim", "keygen", "--help"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,3 +142,26 @@ def test_config_errors_say_what_is_wrong(tmp_path: Path) -> None:
         parse_listen("localhost", "--imap")
     assert parse_listen("off", "--imap") is None
     assert parse_listen("[::1]:143", "--imap") == ("::1", 143)
+
+
+def test_queue_and_dkim_commands(tmp_path: Path) -> None:
+    from coi.delivery.queue import RelayQueue
+
+    queue = RelayQueue(tmp_path / "queue.sqlite3")
+    message_id = queue.enqueue("alice@example.org", ["carol@remote.example"], b"Subject: x\r\n")
+    queue.defer([queue.list()[0].recipients[0].id], "421 busy", 4_000_000_000.0)
+    queue.close()
+    listing = coi("queue", "list", "--data-dir", str(tmp_path))
+    assert listing.returncode == 0, listing.stderr
+    assert f"{message_id}  from <alice@example.org>" in listing.stdout
+    assert "to <carol@remote.example>  attempts 1" in listing.stdout
+    assert "last error: 421 busy" in listing.stdout
+    flushed = coi("queue", "flush", "--data-dir", str(tmp_path))
+    assert flushed.stdout.strip() == "1 recipient(s) due now"
+    assert coi("queue", "delete", str(message_id), "--data-dir", str(tmp_path)).returncode == 0
+    assert coi("queue", "delete", str(message_id), "--data-dir", str(tmp_path)).returncode == 1
+    assert coi("queue", "list", "--data-dir", str(tmp_path)).stdout.strip() == "queue is empty"
+    keys = coi("dkim", "keygen", "Example.org", "--data-dir", str(tmp_path))
+    assert keys.returncode == 0, keys.stderr
+    assert 'coi._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=' in keys.stdout
+    assert (tmp_path / "dkim" / "example.org.pem").stat().st_mode & 0o077 == 0
