@@ -134,3 +134,26 @@ async def test_blocked_contact_diverts_until_expunged(mail_env: MailEnv) -> None
     assert len(inbox) == 3  # before, not blocked, after unblock
     assert len(await fetch_flags(client, "Blocked")) == 2
     await client.close()
+
+
+async def test_seen_mode_moves_chat_once_seen(mail_env: MailEnv) -> None:
+    mail_env.set_coi(ALICE, CoiSettings(enabled=True, message_filter="seen"))
+    await lmtp(mail_env, mail(chat=True))
+    await lmtp(mail_env, mail(subject="plain"))
+    client = await imap(mail_env)
+    assert (await client.command("s SELECT INBOX"))[-1].startswith(b"s OK")
+    assert (await client.command("t STORE 1:2 +FLAGS (\\Seen)"))[-1].startswith(b"t OK")
+    store = mail_env.imap.store
+    user_id = mail_env.user_id(ALICE)
+    for _ in range(100):
+        chats = store.get_mailbox(user_id, "COI/Chats")
+        if chats is not None and len(store.uids(chats.id)) == 1:
+            break
+        await asyncio.sleep(0.05)
+    client2 = await imap(mail_env)
+    moved = await fetch_flags(client2, "COI/Chats")
+    assert len(moved) == 1 and "$Chat" in moved[0] and "\\Seen" in moved[0]
+    inbox = await fetch_flags(client2, "INBOX")
+    assert len(inbox) == 1 and "$Chat" not in inbox[0]
+    for c in (client, client2):
+        await c.close()

@@ -123,23 +123,23 @@ class LocalDelivery:
         return "Sent"
 
     async def _store(self, user: User, target: Route, raw: bytes) -> None:
-        mailbox = await self._mailbox(user, target)
+        mailbox = await self.mailbox_for(user.id, target)
         flags = (*target.keywords, *(("\\Seen",) if target.seen else ()))
         message = await prepare_async(raw, flags, None)
         await self.store.append(mailbox.id, [message], origin=Delivered(target.push, target))
 
-    async def _mailbox(self, user: User, target: Route) -> Mailbox:
-        mailbox = self.store.get_mailbox(user.id, target.mailbox)
+    async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
+        mailbox = self.store.get_mailbox(user_id, target.mailbox)
         if mailbox is not None and not mailbox.noselect:
             return mailbox
         # coi-server-spec: the server MUST create <root>/Chats if missing; SHOULD subscribe it
         special = "\\Sent" if target.mailbox == "Sent" else ""
         try:
-            mailbox = await self.store.create_mailbox(user.id, target.mailbox, special)
+            mailbox = await self.store.create_mailbox(user_id, target.mailbox, special)
         except MailboxExists:
-            mailbox = self.store.get_mailbox(user.id, target.mailbox)
+            mailbox = self.store.get_mailbox(user_id, target.mailbox)
             if mailbox is None:
                 raise
             return mailbox
-        await self.store.set_subscribed(user.id, target.mailbox, True)
+        await self.store.set_subscribed(user_id, target.mailbox, True)
         return mailbox

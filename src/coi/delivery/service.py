@@ -16,6 +16,7 @@ from coi.config import ServerConfig, parse_listen
 from coi.delivery.dkim import DkimSigner
 from coi.delivery.lmtp import lmtp_factory
 from coi.delivery.local import LocalDelivery
+from coi.delivery.mover import SeenMover
 from coi.delivery.queue import RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource
@@ -61,6 +62,7 @@ class DeliveryService:
             resolver,
         )
         self.throttle = LoginThrottle()
+        self.mover: SeenMover | None = None
         self.addresses: list[tuple[str, str, int]] = []
         self._servers: list[asyncio.Server] = []
 
@@ -117,6 +119,7 @@ class DeliveryService:
             await self.stop()
             raise
         self.relay.start()
+        self.mover = SeenMover(self.local)
 
     def port(self, kind: str) -> int:
         return next(port for k, _, port in self.addresses if k == kind)
@@ -131,5 +134,8 @@ class DeliveryService:
                 pass
         self._servers.clear()
         await self.relay.stop()
+        if self.mover is not None:
+            await self.mover.close()
+            self.mover = None
         self.local.close()
         self.queue.close()
