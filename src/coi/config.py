@@ -55,7 +55,10 @@ class ServerConfig:
 OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("--data-dir", "directory for the store, keys and certificates"),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
-    "domains": ("--domain", "mail domain served here (repeatable)"),
+    "domains": (
+        "--domain",
+        "mail domain served here (repeatable; default: the domains of the users in the store)",
+    ),
     "imap": ("--imap", "IMAP listener with STARTTLS, HOST:PORT ('off' to disable)"),
     "imaps": ("--imaps", "IMAP listener with implicit TLS, HOST:PORT ('off' to disable)"),
     "tls_cert": ("--tls-cert", "PEM certificate chain (default: self-signed, made on first start)"),
@@ -90,7 +93,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--relay-host",
         "smarthost HOST:PORT for mail to other domains (default: none, deliver to the MX)",
     ),
-    "relay_user": ("--relay-user", "user name for AUTH at the smarthost"),
+    "relay_user": (
+        "--relay-user",
+        "user name for AUTH at the smarthost (then TLS is required and its certificate checked)",
+    ),
     "relay_password": ("--relay-password", "password for AUTH at the smarthost"),
     "relay_tls": (
         "--relay-tls",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import smtplib
 from pathlib import Path
 
 from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.integration.serverproc import ServerProcess
 
 MESSAGE = (
     b"From: Carol <carol@elsewhere.example>\r\n"
@@ -77,3 +79,22 @@ async def test_lmtp_delivers_per_recipient(tmp_path: Path) -> None:
             assert row.flags.keywords == ()  # COI disabled: nothing filtered
     finally:
         await stop_mail(env)
+
+
+async def test_coi_serve_process_runs_lmtp_and_stops_on_sigterm(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path)
+    try:
+        await asyncio.to_thread(server.start)
+        text = "".join(server.output)
+        match = re.search(r"lmtp\s+127\.0\.0\.1:(\d+)", text)
+        assert match, text
+        assert re.search(r"submission\s+127\.0\.0\.1:\d+ \(STARTTLS\)", text), text
+
+        def deliver() -> dict[str, tuple[int, bytes]]:
+            with smtplib.LMTP("127.0.0.1", int(match.group(1))) as lmtp:
+                return lmtp.sendmail("carol@elsewhere.example", ["alice@example.org"], MESSAGE)
+
+        assert await asyncio.to_thread(deliver) == {}
+        assert await asyncio.to_thread(server.terminate) == 0
+    finally:
+        server.stop()

@@ -151,3 +151,19 @@ async def test_sent_copy_goes_to_chats_with_active_filter(mail_env: MailEnv) -> 
     sent = stored(mail_env, ALICE, "Sent")
     assert len(sent) == 1 and sent[0][2] == ()
     assert "COI/Chats" in mail_env.imap.store.subscriptions(mail_env.user_id(ALICE))
+
+
+async def test_without_domains_the_users_domains_are_local(tmp_path: Path) -> None:
+    env = await start_mail(tmp_path, domains=())
+    try:
+        async with aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=env.submission_port, start_tls=False
+        ) as smtp:
+            await smtp.login(ALICE, PASSWORDS[ALICE])
+            await smtp.mail(ALICE)
+            with pytest.raises(aiosmtplib.SMTPRecipientRefused) as refused:
+                await smtp.rcpt("nobody@example.org")
+            assert refused.value.code == 550
+            assert (await smtp.rcpt("someone@remote.example")).code == 250
+    finally:
+        await stop_mail(env)

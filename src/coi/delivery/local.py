@@ -75,7 +75,11 @@ class LocalDelivery:
         self.blocks.close()
 
     def is_local_domain(self, address: str) -> bool:
-        return split_domain(address) in self.domains
+        """One of `--domain`; without any configured, a domain some user here has."""
+        domain = split_domain(address)
+        if self.domains:
+            return domain in self.domains
+        return any(split_domain(u.address) == domain for u in self.store.list_users())
 
     def local_user(self, address: str) -> User | None:
         return self.store.get_user(address)

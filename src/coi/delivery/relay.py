@@ -219,19 +219,21 @@ class RelayWorker:
     ) -> dict[str, tuple[int, str]]:
         smarthost = self.settings.relay_host is not None
         tls = self.settings.relay_tls if smarthost else "starttls"
+        auth = smarthost and bool(self.settings.relay_user)
         client = aiosmtplib.SMTP(
             hostname=host,
             port=port,
             local_hostname=self.settings.hostname,
             use_tls=tls == "tls",
-            start_tls=False if tls == "none" else None,  # None: STARTTLS when offered
+            # None: STARTTLS when offered; required before sending smarthost credentials
+            start_tls=False if tls == "none" else (True if auth else None),
             # MX hosts are authenticated by nothing here (no DANE/MTA-STS yet): opportunistic TLS
-            validate_certs=smarthost and tls != "none" and bool(self.settings.relay_user),
+            validate_certs=auth and tls != "none",
             timeout=60,
         )
         await client.connect()
         try:
-            if smarthost and self.settings.relay_user:
+            if auth:
                 await client.login(self.settings.relay_user, self.settings.relay_password)
             errors, _ = await client.sendmail(sender, rcpts, raw)
         finally:

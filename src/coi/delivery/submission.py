@@ -66,7 +66,7 @@ class SubmissionHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.max_recipients} per message)"
-        if self.local.is_local_domain(address) and self.local.local_user(address) is None:
+        if self.local.local_user(address) is None and self.local.is_local_domain(address):
             return f"550 5.1.1 <{address}>: no such user here"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
