@@ -45,6 +45,8 @@ def _conversation(port: int) -> dict[str, object]:
             out["big"] = (exc.smtp_code, exc.smtp_error)
         lmtp.rset()
         out["size_param"] = lmtp.mail("carol@elsewhere.example", ["SIZE=5000"])
+        lmtp.rset()
+        out["bounce"] = lmtp.sendmail("<>", ["bob@example.org"], b"Subject: bounce\r\n\r\nx\r\n")
     return out
 
 
@@ -65,11 +67,15 @@ async def test_lmtp_delivers_per_recipient(tmp_path: Path) -> None:
         assert isinstance(big, tuple) and big[0] == 552
         size_param = out["size_param"]
         assert isinstance(size_param, tuple) and size_param[0] == 552
+        assert out["bounce"] == {}
         for address in ("alice@example.org", "bob@example.org"):
             inbox = store.get_mailbox(env.user_id(address), "INBOX")
             assert inbox is not None
             uids = list(store.uids(inbox.id))
-            assert len(uids) == 1
+            assert len(uids) == (2 if address == "bob@example.org" else 1)
+            if len(uids) == 2:
+                bounce = store.blob(store.rows(inbox.id, uids)[uids[1]].blob_id)
+                assert bounce is not None and bounce[0].startswith(b"Return-Path: <>\r\n")
             row = store.rows(inbox.id, uids)[uids[0]]
             blob = store.blob(row.blob_id)
             assert blob is not None

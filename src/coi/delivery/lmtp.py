@@ -38,6 +38,8 @@ class LmtpHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or b""
         sender: str = envelope.mail_from or ""
+        if sender == "<>":  # aiosmtpd keeps the null reverse-path as written
+            sender = ""
         # RFC 5321 §4.4: the final delivery adds Return-Path
         message = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape") + raw
         rcpts: list[str] = list(envelope.rcpt_tos)
