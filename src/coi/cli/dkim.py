@@ -6,7 +6,6 @@ import argparse
 
 from coi.cli.common import config_or_exit
 from coi.config import add_arguments
-from coi.delivery.dkim import dns_record, keygen
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,6 +26,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    from coi.delivery.dkim import dns_record, keygen  # dkimpy is slow to import
+
     config = config_or_exit(args)
     domain = args.domain.lower().rstrip(".")
     path, pem, created = keygen(config.data_dir, domain)

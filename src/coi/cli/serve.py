@@ -12,7 +12,6 @@ import sys
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
 from coi.config import ServerConfig, add_arguments
-from coi.delivery.service import DeliveryService
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
@@ -75,6 +74,8 @@ async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tu
 
 
 async def serve(config: ServerConfig, *, demo: bool = False) -> int:
+    from coi.delivery.service import DeliveryService  # heavy (aiosmtpd, dns, dkim): lazily
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config)
     if config.tls_cert is not None and config.tls_key is not None:
