@@ -41,13 +41,28 @@ class ServerConfig:
     metadata_max_entries: int = 1000  # RFC 5464 §4.1: at least 10
     metadata_admin: str = ""
     coi_mailbox_root: str = "COI"
+    lmtp: str = "127.0.0.1:24"
+    submission: str = "0.0.0.0:587"
+    submissions: str = "0.0.0.0:465"
+    max_message_size: int = 32 * 1024 * 1024
+    max_recipients: int = 100
+    relay_host: str = ""
+    relay_user: str = ""
+    relay_password: str = ""
+    relay_tls: str = "starttls"
+    queue_retry: float = 300.0
+    queue_expiry: float = 5 * 24 * 3600
+    dkim_selector: str = "coi"
 
 
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
 OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("--data-dir", "directory for the store, keys and certificates"),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
-    "domains": ("--domain", "mail domain served here (repeatable)"),
+    "domains": (
+        "--domain",
+        "mail domain served here (repeatable; default: the domains of the users in the store)",
+    ),
     "imap": ("--imap", "IMAP listener with STARTTLS, HOST:PORT ('off' to disable)"),
     "imaps": ("--imaps", "IMAP listener with implicit TLS, HOST:PORT ('off' to disable)"),
     "tls_cert": ("--tls-cert", "PEM certificate chain (default: self-signed, made on first start)"),
@@ -82,6 +97,36 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "coi_mailbox_root": (
         "--coi-mailbox-root",
         "COI <MAILBOX-ROOT>: parent of the Chats and Contacts folders",
+    ),
+    "lmtp": ("--lmtp", "LMTP listener for an MTA such as Postfix, HOST:PORT ('off' to disable)"),
+    "submission": (
+        "--submission",
+        "SMTP submission listener with STARTTLS, HOST:PORT ('off' to disable)",
+    ),
+    "submissions": (
+        "--submissions",
+        "SMTP submission listener with implicit TLS, HOST:PORT ('off' to disable)",
+    ),
+    "max_message_size": ("--max-message-size", "largest message accepted over SMTP/LMTP, bytes"),
+    "max_recipients": ("--max-recipients", "most recipients of one submitted message"),
+    "relay_host": (
+        "--relay-host",
+        "smarthost HOST:PORT for mail to other domains (default: none, deliver to the MX)",
+    ),
+    "relay_user": (
+        "--relay-user",
+        "user name for AUTH at the smarthost (then TLS is required and its certificate checked)",
+    ),
+    "relay_password": ("--relay-password", "password for AUTH at the smarthost"),
+    "relay_tls": (
+        "--relay-tls",
+        "TLS towards the smarthost: starttls (when offered), tls (implicit) or none",
+    ),
+    "queue_retry": ("--queue-retry", "seconds before the first retry of a deferred message"),
+    "queue_expiry": ("--queue-expiry", "seconds after which an undelivered message bounces"),
+    "dkim_selector": (
+        "--dkim-selector",
+        "DKIM selector; keys are DATA_DIR/dkim/DOMAIN.pem (see 'coi dkim keygen')",
     ),
 }
 

@@ -32,6 +32,12 @@ class ServerProcess:
             "127.0.0.1:0",
             "--imaps",
             "off",
+            "--lmtp",
+            "127.0.0.1:0",
+            "--submission",
+            "127.0.0.1:0",
+            "--submissions",
+            "off",
             *self.extra,
         ]
         env = dict(os.environ, PYTHONUNBUFFERED="1")

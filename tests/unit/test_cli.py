@@ -35,6 +35,10 @@ def coi(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         ["user", "del", "--help"],
         ["user", "passwd", "--help"],
         ["user", "list", "--help"],
+        ["queue", "list", "--help"],
+        ["queue", "flush", "--help"],
+        ["queue", "delete", "--help"],
+        ["dkim", "keygen", "--help"],
     ],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,3 +142,29 @@ def test_config_errors_say_what_is_wrong(tmp_path: Path) -> None:
         parse_listen("localhost", "--imap")
     assert parse_listen("off", "--imap") is None
     assert parse_listen("[::1]:143", "--imap") == ("::1", 143)
+
+
+def test_queue_and_dkim_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from coi.cli.main import main
+    from coi.delivery.queue import RelayQueue
+
+    def run(*argv: str) -> tuple[int, str]:
+        code = main([*argv, "--data-dir", str(tmp_path)])
+        return code, capsys.readouterr().out
+
+    queue = RelayQueue(tmp_path / "queue.sqlite3")
+    message_id = queue.enqueue("alice@example.org", ["carol@remote.example"], b"Subject: x\r\n")
+    queue.defer([queue.list()[0].recipients[0].id], "421 busy", 4_000_000_000.0)
+    queue.close()
+    code, out = run("queue", "list")
+    assert code == 0
+    assert f"{message_id}  from <alice@example.org>" in out
+    assert "to <carol@remote.example>  attempts 1" in out and "last error: 421 busy" in out
+    assert run("queue", "flush") == (0, "1 recipient(s) due now\n")
+    assert run("queue", "delete", str(message_id))[0] == 0
+    assert run("queue", "delete", str(message_id))[0] == 1
+    assert run("queue", "list") == (0, "queue is empty\n")
+    code, out = run("dkim", "keygen", "Example.org")
+    assert code == 0
+    assert 'coi._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=' in out
+    assert (tmp_path / "dkim" / "example.org.pem").stat().st_mode & 0o077 == 0

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import message, serve, user
+from coi.cli import dkim, message, queue, serve, user
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     user.register(sub)
     message.register(sub)
+    queue.register(sub)
+    dkim.register(sub)
     return parser
 
 

@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "serve",
         help="run the COI server",
-        description="Run the COI server (IMAP with STARTTLS and implicit TLS) on the embedded "
+        description="Run the COI server (IMAP with STARTTLS and implicit TLS, LMTP, SMTP "
+        "submission and the relay queue) on the embedded "
         "SQLite store. Every setting can come from --config FILE (TOML, same names with "
         "underscores) or from the flags below; flags win.",
     )
@@ -75,6 +76,8 @@ async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tu
 
 
 async def serve(config: ServerConfig, *, demo: bool = False) -> int:
+    from coi.delivery.service import DeliveryService  # heavy (aiosmtpd, dns, dkim): lazily
+
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config)
     if config.tls_cert is not None and config.tls_key is not None:
@@ -83,9 +86,17 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
         raise RuntimeError("--tls-cert and --tls-key must be given together")
     else:
         cert, key = ensure_self_signed(config.data_dir, config.hostname)
-    server = ImapServer(config, store, server_context(cert, key))
+    context = server_context(cert, key)
+    server = ImapServer(config, store, context)
+    delivery = DeliveryService(config, store, context)
     accounts = await ensure_demo_users(store, config) if demo else []
     await server.start()
+    try:
+        await delivery.start()
+    except BaseException:
+        await server.stop()
+        store.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,14 +105,19 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     for kind, host, port in server.addresses:
         mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
         lines.append(f"  {kind:6} {host}:{port} ({mode})")
+    modes = {"lmtp": "from the MTA", "submission": "STARTTLS", "submissions": "implicit TLS"}
+    for kind, host, port in delivery.addresses:
+        lines.append(f"  {kind:6} {host}:{port} ({modes[kind]})")
     for address, password in accounts:
         lines.append(f"  demo account {address} password {password}")
     if not config.allow_plaintext_auth:
         lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
     print("\n".join(lines), flush=True)
-    log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in server.addresses))
+    listening = [*server.addresses, *delivery.addresses]
+    log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in listening))
     await stop.wait()
     log.info("stopping")
+    await delivery.stop()
     await server.stop()
     store.close()
     log.info("stopped")

@@ -22,9 +22,9 @@ CHAT_KEYWORD = "$Chat"
 
 @dataclass(frozen=True, slots=True)
 class CoiSettings:
-    enabled: bool  # the `enabled` entry is present and exactly "yes"
-    message_filter: str  # "none", "active" or "seen"
-    root: str  # <MAILBOX-ROOT>, e.g. "COI"
+    enabled: bool = False  # the `enabled` entry is present and exactly "yes"
+    message_filter: str = "none"  # "none", "active" or "seen"
+    root: str = DEFAULT_ROOT  # <MAILBOX-ROOT>, e.g. "COI"
 
     @property
     def chats_mailbox(self) -> str:

@@ -7,9 +7,7 @@ parser already canonicalizes.
 
 from __future__ import annotations
 
-import asyncio
 import re
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from coi.imap.server import coi
@@ -18,14 +16,12 @@ from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
-from coi.mail.index import dump_index, index_message
-from coi.mail.search import dump_search, search_data
+from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
-from coi.store.model import Flags, Mailbox, NewMessage
+from coi.store.model import Mailbox
 
 SEPARATOR = "/"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
-_OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
 
 
 def check_name(name: str) -> None:
@@ -281,24 +277,6 @@ async def handle_status(session: Session, command: cmd.Status) -> str:
 
 
 # -- APPEND --------------------------------------------------------------------------
-
-
-def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
-    """Parses the message once, now, so FETCH and SEARCH never need to."""
-    index = index_message(raw)
-    return NewMessage(
-        raw=raw,
-        meta=dump_index(index),
-        search=dump_search(search_data(raw, index)),
-        flags=Flags.from_names([f for f in flags if f != "\\Recent"]),
-        internaldate=when or datetime.now(UTC).replace(microsecond=0),
-    )
-
-
-async def prepare_async(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
-    if len(raw) > _OFFLOAD_BYTES:
-        return await asyncio.to_thread(prepare, raw, flags, when)
-    return prepare(raw, flags, when)
 
 
 async def handle_append(session: Session, command: cmd.Append) -> str:

@@ -1,0 +1,70 @@
+"""LMTP (RFC 2033) for an MTA such as Postfix: mail from the internet enters here.
+
+Invariants: unknown local users are refused at RCPT (550 5.1.1); after DATA there is one
+reply per accepted RCPT, in RCPT order (RFC 2033 §4.2), and each 250 is sent only after
+that recipient's copy is durable in the store. SIZE is announced in the LHLO reply and
+enforced by aiosmtpd (552 before or during DATA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+
+from coi.delivery.local import LocalDelivery
+
+log = logging.getLogger("coi.lmtp")
+
+
+class LmtpHandler:
+    def __init__(self, local: LocalDelivery, max_recipients: int) -> None:
+        self.local = local
+        self.max_recipients = max_recipients
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.local.local_user(address) is None:
+            return f"550 5.1.1 <{address}>: no such user here"
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        raw: bytes = envelope.original_content or b""
+        sender: str = envelope.mail_from or ""
+        if sender == "<>":  # aiosmtpd keeps the null reverse-path as written
+            sender = ""
+        # RFC 5321 §4.4: the final delivery adds Return-Path
+        message = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape") + raw
+        rcpts: list[str] = list(envelope.rcpt_tos)
+        results = await asyncio.gather(
+            *(self._deliver_one(rcpt, message, sender) for rcpt in rcpts)
+        )
+        return "\r\n".join(results)  # RFC 2033 §4.2: one reply per successful RCPT
+
+    async def _deliver_one(self, rcpt: str, message: bytes, sender: str) -> str:
+        user = self.local.local_user(rcpt)
+        if user is None:  # deleted since RCPT
+            return f"550 5.1.1 <{rcpt}>: no such user here"
+        try:
+            await self.local.deliver(user, message, sender)
+        except Exception:
+            log.exception("delivery failed rcpt=%s", rcpt)
+            return f"451 4.3.0 <{rcpt}>: temporary failure, try again later"
+        return f"250 2.0.0 <{rcpt}> delivered"
+
+
+def lmtp_factory(local: LocalDelivery, hostname: str, max_size: int, max_recipients: int) -> LMTP:
+    return LMTP(
+        LmtpHandler(local, max_recipients),
+        hostname=hostname,
+        data_size_limit=max_size,
+        enable_SMTPUTF8=True,
+        ident="coi LMTP",
+    )

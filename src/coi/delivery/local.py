@@ -1,0 +1,149 @@
+"""Local delivery: classify, route and store one message for one local user.
+
+Invariants: the COI filter and blocking are decided *before* anything is stored
+(coi-server-spec: Configure Message Filtering), so only the target mailbox sees a
+MessagesAdded event. `deliver` returns only after the store's append is durable; callers
+send their 250 after it returns and never before.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
+
+from coi.chat.detect import is_chat_message_bytes
+from coi.delivery.blocking import BlockIndex
+from coi.delivery.routing import (
+    CoiSettingsSource,
+    DisabledCoiSource,
+    Route,
+    route,
+    route_sent,
+)
+from coi.mail.prepare import prepare_async
+from coi.store.errors import MailboxExists
+from coi.store.model import Mailbox, User
+from coi.store.sqlite.store import SqliteStore
+
+log = logging.getLogger("coi.delivery")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """The `origin` of MessagesAdded events caused by delivery: tells the push dispatcher
+    whether the message may trigger a push (blocked senders and own copies may not)."""
+
+    push: bool
+    route: Route
+
+
+def split_domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()
+
+
+def header_block(raw: bytes) -> bytes:
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end >= 0:
+            return raw[: end + len(sep)]
+    return raw
+
+
+def from_addresses(raw: bytes) -> list[str]:
+    """Addresses in the From header(s), lowercased."""
+    message = BytesHeaderParser(policy=compat32).parsebytes(header_block(raw))
+    values = [str(v) for v in message.get_all("From") or []]
+    return [addr.lower() for _, addr in getaddresses(values) if addr]
+
+
+class LocalDelivery:
+    def __init__(
+        self,
+        store: SqliteStore,
+        domains: tuple[str, ...] = (),
+        settings: CoiSettingsSource | None = None,
+    ) -> None:
+        self.store = store
+        self.domains = tuple(d.lower() for d in domains)
+        self.settings: CoiSettingsSource = settings or DisabledCoiSource()
+        self.blocks = BlockIndex(store)
+
+    def close(self) -> None:
+        self.blocks.close()
+
+    def is_local_domain(self, address: str) -> bool:
+        """One of `--domain`; without any configured, a domain some user here has."""
+        domain = split_domain(address)
+        if self.domains:
+            return domain in self.domains
+        return any(split_domain(u.address) == domain for u in self.store.list_users())
+
+    def local_user(self, address: str) -> User | None:
+        return self.store.get_user(address)
+
+    def is_local(self, address: str) -> bool:
+        """Delivered here rather than relayed: one of our domains, or a user we have."""
+        return self.is_local_domain(address) or self.local_user(address) is not None
+
+    async def deliver(self, user: User, raw: bytes, sender: str) -> Route:
+        """Files an incoming message for `user`; returns once it is durable."""
+        settings = self.settings.coi_settings(user.id)
+        is_chat = is_chat_message_bytes(header_block(raw))
+        blocked = False
+        if settings.enabled:
+            # COI-From-Hash names From addresses; the envelope sender (lists, forwarders,
+            # bounces) is not what the user blocked
+            blocked = any(
+                self.blocks.is_blocked(user.id, settings.contacts_mailbox, address)
+                for address in from_addresses(raw)
+            )
+        target = route(settings, is_chat, blocked)
+        await self._store(user, target, raw)
+        log.info(
+            "delivered user=%s mailbox=%s chat=%s blocked=%s size=%d",
+            user.address,
+            target.mailbox,
+            is_chat,
+            blocked,
+            len(raw),
+        )
+        return target
+
+    async def store_sent(self, user: User, raw: bytes, sent_folder: str | None = None) -> Route:
+        """Keeps the sender's own copy of a submitted message, \\Seen."""
+        settings = self.settings.coi_settings(user.id)
+        is_chat = is_chat_message_bytes(header_block(raw))
+        target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
+        await self._store(user, target, raw)
+        return target
+
+    def _sent_name(self, user: User) -> str:
+        for mailbox in self.store.list_mailboxes(user.id):
+            if mailbox.special_use == "\\Sent":
+                return mailbox.name
+        return "Sent"
+
+    async def _store(self, user: User, target: Route, raw: bytes) -> None:
+        mailbox = await self.mailbox_for(user.id, target)
+        flags = (*target.keywords, *(("\\Seen",) if target.seen else ()))
+        message = await prepare_async(raw, flags, None)
+        await self.store.append(mailbox.id, [message], origin=Delivered(target.push, target))
+
+    async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
+        mailbox = self.store.get_mailbox(user_id, target.mailbox)
+        if mailbox is not None and not mailbox.noselect:
+            return mailbox
+        # coi-server-spec: the server MUST create <root>/Chats if missing; SHOULD subscribe it
+        special = "\\Sent" if target.mailbox == "Sent" else ""
+        try:
+            mailbox = await self.store.create_mailbox(user_id, target.mailbox, special)
+        except MailboxExists:
+            mailbox = self.store.get_mailbox(user_id, target.mailbox)
+            if mailbox is None:
+                raise
+            return mailbox
+        await self.store.set_subscribed(user_id, target.mailbox, True)
+        return mailbox

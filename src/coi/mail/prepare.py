@@ -1,0 +1,33 @@
+"""Turn raw message bytes into a `NewMessage`: indexed once, at arrival (APPEND or delivery).
+
+FETCH and SEARCH never re-parse; whoever stores a message calls `prepare` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from coi.mail.index import dump_index, index_message
+from coi.mail.search import dump_search, search_data
+from coi.store.model import Flags, NewMessage
+
+_OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
+
+
+def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
+    """Parses the message once, now, so FETCH and SEARCH never need to."""
+    index = index_message(raw)
+    return NewMessage(
+        raw=raw,
+        meta=dump_index(index),
+        search=dump_search(search_data(raw, index)),
+        flags=Flags.from_names([f for f in flags if f != "\\Recent"]),
+        internaldate=when or datetime.now(UTC).replace(microsecond=0),
+    )
+
+
+async def prepare_async(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
+    if len(raw) > _OFFLOAD_BYTES:
+        return await asyncio.to_thread(prepare, raw, flags, when)
+    return prepare(raw, flags, when)
