@@ -7,8 +7,10 @@ is linear in the input: nesting, part count and header sizes are capped.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import email
+import quopri
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -163,7 +165,9 @@ def _collect(root: Message, collected: _Collected) -> None:
             collected.defects.append(f"more than {MAX_PARTS} parts; rest ignored")
             return
         info = _part_info(node, collected.defects, default_type)
-        payload = node.get_payload()
+        # is_multipart() looks at the parsed structure only; get_payload() on a
+        # leaf would decode it with whatever charset the header names.
+        payload = node.get_payload() if node.is_multipart() else None
         if info.content_type == "multipart/encrypted":
             collected.encrypted = True
             continue
@@ -188,22 +192,62 @@ def _collect(root: Message, collected: _Collected) -> None:
 
 
 def _payload_bytes(part: _Part, defects: list[str]) -> bytes:
+    """The decoded body of a leaf part; lenient base64 and quoted-printable."""
     message = part.message
-    try:
-        payload = message.get_payload()
-        if isinstance(payload, list):
-            # message/* parts are parsed into sub-messages; give their text back.
-            return b"".join(
-                sub.as_bytes(policy=email_policy.compat32) if isinstance(sub, Message) else b""
-                for sub in payload
-            )
-        data = message.get_payload(decode=True)
-    except Exception as error:
-        defects.append(f"undecodable part body ({type(error).__name__})")
+    payload = (
+        message.get_payload() if message.is_multipart() else getattr(message, "_payload", None)
+    )
+    if isinstance(payload, list):
+        # message/* parts are parsed into sub-messages; give their text back.
+        return b"".join(
+            sub.as_bytes(policy=email_policy.compat32) if isinstance(sub, Message) else b""
+            for sub in payload
+        )
+    if not isinstance(payload, str):
         return b""
-    if isinstance(data, bytes):
-        return data
-    return b""
+    try:
+        data = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # text handed in as str with real non-ASCII characters
+        data = payload.encode("utf-8", "surrogateescape")
+    encoding = _first_header(message, "content-transfer-encoding").strip().lower()
+    if encoding == "base64":
+        return _decode_base64(data, defects)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(data)
+    if encoding in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        try:
+            decoded = message.get_payload(decode=True)
+        except Exception:
+            defects.append("undecodable uuencoded body; raw body used")
+            return data
+        return decoded if isinstance(decoded, bytes) else data
+    if encoding not in ("", "7bit", "8bit", "binary"):
+        defects.append(f"unknown Content-Transfer-Encoding {encoding[:40]!r}; raw body used")
+    return data
+
+
+def _first_header(message: Message, name: str) -> str:
+    for key, value in message.raw_items():
+        if key.lower() == name:
+            return _clean(str(value))
+    return ""
+
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _decode_base64(data: bytes, defects: list[str]) -> bytes:
+    """Base64 that tolerates junk characters and broken padding (linear)."""
+    cleaned = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0])
+    if len(cleaned) % 4 == 1:
+        cleaned = cleaned[:-1]
+        defects.append("base64 body with a dangling character")
+    cleaned += b"=" * (-len(cleaned) % 4)
+    try:
+        return binascii.a2b_base64(cleaned)
+    except binascii.Error:
+        defects.append("undecodable base64 body")
+        return b""
 
 
 def _part_text(part: _Part, defects: list[str]) -> str:
@@ -211,14 +255,17 @@ def _part_text(part: _Part, defects: list[str]) -> str:
     charset = part.params.get("charset", "utf-8").strip().lower() or "utf-8"
     try:
         codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError):
         defects.append(f"unknown charset {charset!r}, read as UTF-8")
         charset = "utf-8"
     try:
         text = data.decode(charset)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeDecodeError, LookupError, ValueError):
         defects.append(f"text not valid {charset}; undecodable bytes replaced")
-        text = data.decode(charset if charset != "utf-8" else "utf-8", "replace")
+        try:
+            text = data.decode(charset, "replace")
+        except (LookupError, ValueError):  # a bytes-to-bytes codec such as "rot13"
+            text = data.decode("utf-8", "replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if part.content_type == "text/plain" and part.params.get("format", "").lower() == "flowed":
         text = flowed.decode(text, delsp=part.params.get("delsp", "").lower() == "yes")
