@@ -317,6 +317,9 @@ def compose(message: ChatMessage) -> EmailMessage:
     if message.kind is MessageKind.DELETE and message.target_message_id:
         email["Chat-Delete"] = f"<{message.target_message_id}>"
     if message.read_receipt_to is not None:
+        if message.read_receipt_to.addr.lower() != message.sender.addr.lower():
+            # coi-client-spec: COI-specific Message Header Fields
+            raise ValueError("Disposition-Notification-To must be the sender's address")
         email["Disposition-Notification-To"] = _header_addresses((message.read_receipt_to,))
     if message.contact is not None and message.kind is MessageKind.CONTACT:
         contact = message.contact

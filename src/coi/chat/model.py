@@ -14,7 +14,11 @@ from enum import StrEnum
 
 
 class MessageKind(StrEnum):
-    """What a message is for; decides how a client shows or applies it."""
+    """What a message is for; decides how a client shows or applies it.
+
+    Plain email is TEXT (or MEDIA) too: where a message came from is its
+    :class:`Dialect`, not its kind.
+    """
 
     TEXT = "text"
     MEDIA = "media"  # one or more attachments (image, audio, video, file)
@@ -31,7 +35,6 @@ class MessageKind(StrEnum):
     POLL_VOTE = "poll-vote"
     POLL_CLOSE = "poll-close"
     EXTENSION = "extension"
-    EMAIL = "email"  # ordinary email without any COI marker
 
 
 class Dialect(StrEnum):

@@ -457,7 +457,7 @@ def parse(raw: bytes | str | Message) -> ChatMessage:
         return _parse(raw)
     except Exception as error:  # last resort: the model must always come back
         return ChatMessage(
-            kind=MessageKind.EMAIL,
+            kind=MessageKind.TEXT,
             dialect=Dialect.EMAIL,
             defects=(f"parser failure: {type(error).__name__}: {error}"[:300],),
         )
@@ -709,8 +709,6 @@ def _decide_kind(
         return MessageKind.EXTENSION
     if attachments:
         return MessageKind.MEDIA
-    if dialect is Dialect.EMAIL:
-        return MessageKind.EMAIL
     return MessageKind.TEXT
 
 
