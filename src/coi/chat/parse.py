@@ -54,7 +54,7 @@ from coi.chat.model import (
 
 MAX_DEPTH = 32
 MAX_PARTS = 500
-MAX_MULTIPARTS = 256  # beyond this the MIME structure is not parsed at all
+MAX_MULTIPARTS = 64  # beyond this the MIME structure is not parsed at all (see docs)
 MAX_DEFECTS = 50
 
 # compat32 keeps headers as raw strings: no header-registry parsing during the MIME
