@@ -72,7 +72,11 @@ def binary_part(attachment: Attachment, chat_content: str | None = None) -> MIME
         filename=attachment.filename,
     )
     size = attachment.size if attachment.size is not None else len(attachment.data)
-    part.set_param("size", str(size), header="Content-Disposition")
+    disposition = "inline"
+    if attachment.filename:
+        disposition += "; " + parameter("filename", attachment.filename)
+    del part["Content-Disposition"]
+    part["Content-Disposition"] = f"{disposition}; size={size}"
     if chat_content:
         part["Chat-Content"] = chat_content
     return part
@@ -334,7 +338,10 @@ def compose(message: ChatMessage) -> EmailMessage:
             email["COI-TokenOut"] = token
     email["MIME-Version"] = "1.0"
     body = _body(message)
+    top_values = {str(v) for v in email.get_all("Chat-Content", [])}
     for name, value in body.items():
+        if name.lower() == "chat-content" and str(value) in top_values:
+            continue  # single-part body: the message header already says it
         email[name] = value
     email.set_payload(body.get_payload())
     if message.pin is not None:
