@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 
 from coi.chat import deltachat, flowed, microformats, plain, polls
 from coi.chat.contacts import split_categories
-from coi.chat.detect import is_chat_id, is_chat_message
+from coi.chat.detect import is_chat_id
 from coi.chat.groups import find_group_id
 from coi.chat.headers import (
     MAX_HEADER_CHARS,
@@ -711,7 +711,3 @@ def _decide_kind(
         return MessageKind.MEDIA
     return MessageKind.TEXT
 
-
-def is_chat(message: Message) -> bool:
-    """Convenience re-export of the one detection rule."""
-    return is_chat_message(message)
