@@ -320,11 +320,16 @@ def compose(message: ChatMessage) -> EmailMessage:
         email["Chat-Edit"] = f"<{message.target_message_id}>"  # Delta Chat reads this
     if message.kind is MessageKind.DELETE and message.target_message_id:
         email["Chat-Delete"] = f"<{message.target_message_id}>"
+    if message.group is not None and message.group.id:
+        # Delta Chat finds groups by these headers, not by the Message-ID.
+        email["Chat-Group-ID"] = message.group.id
+        email["Chat-Group-Name"] = message.group.name
     if message.read_receipt_to is not None:
         if message.read_receipt_to.addr.lower() != message.sender.addr.lower():
             # coi-client-spec: COI-specific Message Header Fields
             raise ValueError("Disposition-Notification-To must be the sender's address")
         email["Disposition-Notification-To"] = _header_addresses((message.read_receipt_to,))
+        email["Chat-Disposition-Notification-To"] = message.read_receipt_to.addr
     if message.contact is not None and message.kind is MessageKind.CONTACT:
         contact = message.contact
         hashes = contact.from_hashes or tuple(address_hash(e) for e in contact.card.emails)

@@ -34,6 +34,9 @@ _REPLY_PREFIX = re.compile(
 _COI_HEADER_NAMES = (
     "chat-version",
     "chat-content",
+    "chat-group-id",
+    "chat-group-name",
+    "chat-disposition-notification-to",
     "coi-from-hash",
     "coi-blocked",
     "coi-tokenin",

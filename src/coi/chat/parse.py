@@ -618,6 +618,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         group_info = replace(
             group_info, id=group_info.id or group.id, name=group_info.name or group.name
         )
+    if group is not None and group_info is None and delta.group_description:
+        group_info = GroupInfo(group.id, group.name, delta.group_description)
     if collected.encrypted:
         defects.append("encrypted body (multipart/encrypted) not read; decrypt first")
 
