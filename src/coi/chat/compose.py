@@ -205,6 +205,7 @@ def _body(message: ChatMessage) -> MIMEPart:
         or message.html
         or message.markdown
         or profiles
+        or message.email_note
         or not message.attachments
     ):
         alternatives.append(text_part(location_text))
@@ -223,6 +224,20 @@ def _body(message: ChatMessage) -> MIMEPart:
         alternatives.append(
             html_part(microformats.document(user_html) if message.html is None else message.html)
         )
+    if message.email_note:
+        # coi-client-spec: Text Messages (Chat-Content: ignore hides it from COI clients)
+        note = html_part(
+            microformats.document(f"<p><i>{microformats.esc(message.email_note)}</i></p>"), "ignore"
+        )
+        html_index = next(
+            (i for i, p in enumerate(alternatives) if p.get_content_type() == "text/html"), None
+        )
+        if html_index is None:
+            alternatives.append(
+                multipart("mixed", [html_part(microformats.document(user_html)), note])
+            )
+        else:
+            alternatives[html_index] = multipart("mixed", [alternatives[html_index], note])
     if message.markdown is not None:
         alternatives.append(html_part(message.markdown, subtype="markdown"))
 

@@ -248,6 +248,7 @@ class ChatMessage:
     folded_text: str = ""  # quotes and signature hidden from view
     html: str | None = None
     markdown: str | None = None
+    email_note: str = ""  # shown by mail programs only (Chat-Content: ignore)
     attachments: tuple[Attachment, ...] = ()
     read_receipt_to: Address | None = None
     target_message_id: str | None = None  # edited, deleted or reacted-to message

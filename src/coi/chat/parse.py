@@ -325,6 +325,7 @@ class _Body:
     text: str | None = None
     html: str | None = None
     markdown: str | None = None
+    email_note: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     previews: list[Attachment] = field(default_factory=list)
     preview_positions: list[int] = field(default_factory=list)  # index of the next attachment
@@ -350,7 +351,13 @@ def _read_leaves(
         if kind:
             body.part_chat_contents.append(kind)
         if kind == "ignore":
-            continue  # coi-client-spec: Text Messages (hidden from COI clients)
+            # coi-client-spec: Text Messages (hidden from COI clients, kept for the record)
+            if not body.email_note and part.content_type.startswith("text/"):
+                note = _part_text(part, defects)
+                body.email_note = (
+                    microformats.html_to_text(note) if part.content_type == "text/html" else note
+                ).strip()
+            continue
         if part.disposition == "reaction":
             body.reaction = _part_text(part, defects).strip()
             continue
@@ -645,6 +652,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         folded_text=folded,
         html=body.html.rstrip("\n") if body.html is not None else None,
         markdown=body.markdown.rstrip("\n") if body.markdown is not None else None,
+        email_note=body.email_note,
         attachments=tuple(attachments),
         read_receipt_to=receipt_to,
         target_message_id=target,
@@ -712,4 +720,3 @@ def _decide_kind(
     if attachments:
         return MessageKind.MEDIA
     return MessageKind.TEXT
-

@@ -178,6 +178,7 @@ def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessa
         if not base.profiles and base.group_info is None and draw(st.booleans()):
             html = "<p>" + base.text.replace("&", "&amp;").replace("<", "&lt;") + "</p>"
             base = replace(base, html=html, markdown=draw(st.one_of(st.none(), st.just(base.text))))
+        base = replace(base, email_note=draw(st.one_of(st.just(""), phrase)))
     elif kind is MessageKind.MEDIA:
         base = replace(
             base,
