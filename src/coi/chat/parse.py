@@ -54,12 +54,13 @@ from coi.chat.model import (
 
 MAX_DEPTH = 32
 MAX_PARTS = 500
-MAX_MULTIPARTS = 64  # beyond this the MIME structure is not parsed at all (see docs)
+MAX_MULTIPARTS = 64  # nested structures (multipart, message); beyond, read flat
 MAX_DEFECTS = 50
 
 # compat32 keeps headers as raw strings: no header-registry parsing during the MIME
 # walk (faster, and none of its corner cases can raise); we parse what we need.
 _PARSE_POLICY = email_policy.compat32
+_READABLE_TEXT = frozenset({"text/plain", "text/html", "text/markdown"})
 _EXTENSION_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
 _KNOWN_CHAT_CONTENT = frozenset(
     {
@@ -199,10 +200,7 @@ def _payload_bytes(part: _Part, defects: list[str]) -> bytes:
     )
     if isinstance(payload, list):
         # message/* parts are parsed into sub-messages; give their text back.
-        return b"".join(
-            sub.as_bytes(policy=email_policy.compat32) if isinstance(sub, Message) else b""
-            for sub in payload
-        )
+        return b"".join(_message_bytes(sub, defects) for sub in payload)
     if not isinstance(payload, str):
         return b""
     try:
@@ -224,6 +222,20 @@ def _payload_bytes(part: _Part, defects: list[str]) -> bytes:
     if encoding not in ("", "7bit", "8bit", "binary"):
         defects.append(f"unknown Content-Transfer-Encoding {encoding[:40]!r}; raw body used")
     return data
+
+
+def _message_bytes(sub: object, defects: list[str]) -> bytes:
+    """An embedded message as bytes again (the generator can choke on odd input)."""
+    if not isinstance(sub, Message):
+        return b""
+    try:
+        return sub.as_bytes(policy=email_policy.compat32)
+    except Exception:
+        try:
+            return sub.as_string(policy=email_policy.compat32).encode("utf-8", "replace")
+        except Exception:
+            defects.append("embedded message could not be read")
+            return b""
 
 
 def _first_header(message: Message, name: str) -> str:
@@ -372,7 +384,7 @@ def _read_leaves(
             kind
             and _EXTENSION_NAME.match(kind)
             and kind not in _KNOWN_CHAT_CONTENT
-            and not part.content_type.startswith("text/")
+            and part.content_type not in _READABLE_TEXT
         ):
             body.extension_parts.setdefault(kind, []).append(_attachment(part, defects))
             continue
@@ -454,8 +466,33 @@ def _to_bytes(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
-def _count_multiparts(raw: bytes) -> int:
-    return len(re.findall(rb"(?i)multipart/", raw[: 64 * 1024 * 1024]))
+# Content-Type header lines that open a nested structure (multipart or message).
+_NESTING = re.compile(rb"(?im)^(content-type[ \t]*:[ \t]*(?:\r?\n[ \t]+)?)(multipart|message)/")
+
+
+def _flatten_structure(data: bytes) -> bytes:
+    """Make every multipart and message part opaque, so the MIME parser stays flat."""
+    return _NESTING.sub(rb"\1x-flattened-\2/", data)
+
+
+def _mime_tree(data: bytes, defects: list[str]) -> Message:
+    """Parse MIME, keeping the parser's work linear and its recursion bounded.
+
+    The standard parser's cost grows with nesting depth times size and it
+    recurses per level, so inputs with many nested structures are flattened.
+    """
+    if len(_NESTING.findall(data)) > MAX_MULTIPARTS:
+        defects.append(f"more than {MAX_MULTIPARTS} nested structures; body not parsed as MIME")
+        data = _flatten_structure(data)
+    try:
+        return email.message_from_bytes(data, policy=_PARSE_POLICY)
+    except Exception as error:
+        defects.append(f"MIME structure unreadable ({type(error).__name__}); read flat")
+    try:
+        return email.message_from_bytes(_flatten_structure(data), policy=_PARSE_POLICY)
+    except Exception:
+        defects.append("message unreadable")
+        return Message()
 
 
 def parse(raw: bytes | str | Message) -> ChatMessage:
@@ -475,11 +512,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     if isinstance(raw, Message):
         root = raw
     else:
-        data = _to_bytes(raw) if isinstance(raw, str) else raw
-        if _count_multiparts(data) > MAX_MULTIPARTS:
-            defects.append(f"more than {MAX_MULTIPARTS} multiparts; body not parsed")
-            data = re.sub(rb"(?i)multipart/", b"x-broken/", data)
-        root = email.message_from_bytes(data, policy=_PARSE_POLICY)
+        root = _mime_tree(_to_bytes(raw) if isinstance(raw, str) else raw, defects)
     headers = _raw_headers(root, defects)
     first: dict[str, str] = {}
     counts: dict[str, int] = {}

@@ -127,6 +127,12 @@ def test_deep_nesting_is_cut_with_a_defect() -> None:
     assert result.text == "deep"
 
 
+def test_deeply_nested_embedded_messages_are_read_flat() -> None:
+    raw = b"From: a@b.org\n" + b"Content-Type: message/rfc822\n\n" * 3000 + b"Subject: x\n\nbody\n"
+    result = parse(raw)
+    assert any("nested structures" in d for d in result.defects)
+
+
 def _many_headers(n: int) -> bytes:
     return b"From: a@b.org\n" + b"".join(b"X-H%d: value\n" % i for i in range(n)) + b"\nbody\n"
 
