@@ -37,6 +37,7 @@ def _mutate(raw: bytes, rng: random.Random) -> bytes:
                     b"=?utf-8?q?",
                     b"Content-Type: multipart/mixed",
                     b"charset=x-unknown",
+                    b"Content-Type: message/rfc822\n\n",
                     b"\xff\xfe",
                     b";",
                     b'"',
