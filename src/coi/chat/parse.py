@@ -545,6 +545,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     in_reply_to = reply_ids[0] if reply_ids else None
     chat_version_raw = first.get("chat-version")
     chat_version = split_parameters(chat_version_raw)[0] if chat_version_raw is not None else None
+    if chat_version is not None and chat_version.split(".")[0] != "1":
+        defects.append(f"unknown Chat-Version {chat_version[:20]!r}; read as 1.0")
     subject = decode_words(first.get("subject", ""))
     delta = deltachat.read_fields(
         {
