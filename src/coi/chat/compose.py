@@ -25,8 +25,6 @@ from coi.chat.model import (
     Profile,
 )
 
-_BINARY_KINDS = {MessageKind.MEDIA}
-
 
 def _header_addresses(addresses: tuple[Address, ...]) -> list[HeaderAddress]:
     return [HeaderAddress(display_name=a.name, addr_spec=a.addr) for a in addresses]
