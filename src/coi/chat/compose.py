@@ -25,8 +25,6 @@ from coi.chat.model import (
     Profile,
 )
 
-_BINARY_KINDS = {MessageKind.MEDIA}
-
 
 def _header_addresses(addresses: tuple[Address, ...]) -> list[HeaderAddress]:
     return [HeaderAddress(display_name=a.name, addr_spec=a.addr) for a in addresses]
@@ -72,7 +70,11 @@ def binary_part(attachment: Attachment, chat_content: str | None = None) -> MIME
         filename=attachment.filename,
     )
     size = attachment.size if attachment.size is not None else len(attachment.data)
-    part.set_param("size", str(size), header="Content-Disposition")
+    disposition = "inline"
+    if attachment.filename:
+        disposition += "; " + parameter("filename", attachment.filename)
+    del part["Content-Disposition"]
+    part["Content-Disposition"] = f"{disposition}; size={size}"
     if chat_content:
         part["Chat-Content"] = chat_content
     return part
@@ -201,6 +203,7 @@ def _body(message: ChatMessage) -> MIMEPart:
         or message.html
         or message.markdown
         or profiles
+        or message.email_note
         or not message.attachments
     ):
         alternatives.append(text_part(location_text))
@@ -219,6 +222,20 @@ def _body(message: ChatMessage) -> MIMEPart:
         alternatives.append(
             html_part(microformats.document(user_html) if message.html is None else message.html)
         )
+    if message.email_note:
+        # coi-client-spec: Text Messages (Chat-Content: ignore hides it from COI clients)
+        note = html_part(
+            microformats.document(f"<p><i>{microformats.esc(message.email_note)}</i></p>"), "ignore"
+        )
+        html_index = next(
+            (i for i, p in enumerate(alternatives) if p.get_content_type() == "text/html"), None
+        )
+        if html_index is None:
+            alternatives.append(
+                multipart("mixed", [html_part(microformats.document(user_html)), note])
+            )
+        else:
+            alternatives[html_index] = multipart("mixed", [alternatives[html_index], note])
     if message.markdown is not None:
         alternatives.append(html_part(message.markdown, subtype="markdown"))
 
@@ -316,8 +333,16 @@ def compose(message: ChatMessage) -> EmailMessage:
         email["Chat-Edit"] = f"<{message.target_message_id}>"  # Delta Chat reads this
     if message.kind is MessageKind.DELETE and message.target_message_id:
         email["Chat-Delete"] = f"<{message.target_message_id}>"
+    if message.group is not None and message.group.id:
+        # Delta Chat finds groups by these headers, not by the Message-ID.
+        email["Chat-Group-ID"] = message.group.id
+        email["Chat-Group-Name"] = message.group.name
     if message.read_receipt_to is not None:
+        if message.read_receipt_to.addr.lower() != message.sender.addr.lower():
+            # coi-client-spec: COI-specific Message Header Fields
+            raise ValueError("Disposition-Notification-To must be the sender's address")
         email["Disposition-Notification-To"] = _header_addresses((message.read_receipt_to,))
+        email["Chat-Disposition-Notification-To"] = message.read_receipt_to.addr
     if message.contact is not None and message.kind is MessageKind.CONTACT:
         contact = message.contact
         hashes = contact.from_hashes or tuple(address_hash(e) for e in contact.card.emails)
@@ -331,7 +356,10 @@ def compose(message: ChatMessage) -> EmailMessage:
             email["COI-TokenOut"] = token
     email["MIME-Version"] = "1.0"
     body = _body(message)
+    top_values = {str(v) for v in email.get_all("Chat-Content", [])}
     for name, value in body.items():
+        if name.lower() == "chat-content" and str(value) in top_values:
+            continue  # single-part body: the message header already says it
         email[name] = value
     email.set_payload(body.get_payload())
     if message.pin is not None:

@@ -10,9 +10,11 @@ the other party.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from coi.chat.headers import group_id_from_message_id
-from coi.chat.model import Address, ChatMessage, GroupRef
+from coi.chat.model import Address, ChatMessage, Dialect, GroupRef, MessageKind
 
 
 def find_group_id(
@@ -71,3 +73,76 @@ def remaining_members(message: ChatMessage, leaver: str) -> tuple[Address, ...]:
             seen.add(key)
             remaining.append(Address(address.addr))
     return tuple(remaining)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupState:
+    """What a client knows about one group after the messages it has seen."""
+
+    id: str | None
+    name: str = ""
+    description: str = ""
+    photo: str = ""
+    members: tuple[str, ...] = ()  # lowercased addresses, in order of appearance
+    left: tuple[str, ...] = ()  # members who sent groupleft, not re-added since
+
+
+def _addresses(message: ChatMessage) -> list[str]:
+    found: list[str] = []
+    for address in (
+        *([message.sender] if message.sender else []),
+        *message.recipients,
+        *message.cc,
+    ):
+        key = address.addr.lower()
+        if key not in found:
+            found.append(key)
+    return found
+
+
+def apply_group_messages(state: GroupState, messages: Iterable[ChatMessage]) -> GroupState:
+    """Fold group messages (arrival order) into the group's name, info and members.
+
+    # coi-client-spec: Changing Group Definitions and Processing Changes
+    * the Subject (reply prefixes removed) renames the group, a ``groupinfo``
+      part sets description and avatar, the latest one wins;
+    * To/Cc define the members of a COI message; Delta Chat's member
+      added/removed headers are applied as such;
+    * ``groupleft`` (or Delta's removal of the sender) removes the sender;
+    * a reply from a plain mail program that would drop members besides the
+      sender is taken as "reply" instead of "reply all" and changes nothing.
+    """
+    name, description, photo = state.name, state.description, state.photo
+    members = list(state.members)
+    left = list(state.left)
+    for message in messages:
+        if message.group is None or message.group.id != state.id:
+            continue
+        sender = message.sender.addr.lower() if message.sender else ""
+        if message.kind is MessageKind.GROUP_LEFT:
+            members = [m for m in members if m != sender]
+            if sender not in left:
+                left.append(sender)
+            continue
+        if message.group.name:
+            name = message.group.name
+        info = message.group_info
+        if info is not None:
+            name = info.name or name
+            description = info.description or description
+            photo = info.photo or photo
+        current = _addresses(message)
+        if message.members_added or message.members_removed:
+            added = [a.lower() for a in message.members_added]
+            removed = {a.lower() for a in message.members_removed}
+            members = [m for m in members if m not in removed]
+            members += [a for a in added if a not in members]
+            left = [m for m in left if m not in added]
+            continue
+        if message.dialect is Dialect.EMAIL:
+            dropped = [m for m in members if m not in current and m != sender]
+            if dropped:
+                continue  # "reply" rather than "reply all": keep the group as it is
+        members = current
+        left = [m for m in left if m not in current]
+    return GroupState(state.id, name, description, photo, tuple(members), tuple(left))

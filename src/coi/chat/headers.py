@@ -34,6 +34,9 @@ _REPLY_PREFIX = re.compile(
 _COI_HEADER_NAMES = (
     "chat-version",
     "chat-content",
+    "chat-group-id",
+    "chat-group-name",
+    "chat-disposition-notification-to",
     "coi-from-hash",
     "coi-blocked",
     "coi-tokenin",
@@ -65,16 +68,23 @@ def format_address(display_name: str, addr_spec: str) -> str:
     return f"{encoded} <{addr_spec}>"
 
 
+# Opaque values the server matches byte for byte: written as given, never folded.
+_VERBATIM_HEADERS = frozenset({"coi-from-hash", "coi-tokenin", "coi-tokenout", "coi-blocked"})
+
+
 class CoiPolicy(EmailPolicy):
     """SMTP policy that folds address lists itself.
 
     Python's own folder may put the "," between two mailboxes inside an encoded
     word when display names are not ASCII, which turns two recipients into one
     garbled address for every reader.  Here each mailbox is encoded on its own
-    and lines are only broken between mailboxes.
+    and lines are only broken between mailboxes.  COI hash and token headers
+    are written verbatim.
     """
 
     def fold(self, name: str, value: Any) -> str:
+        if name.lower() in _VERBATIM_HEADERS:
+            return f"{name}: {value}{self.linesep}"
         addresses = getattr(value, "addresses", None)
         if name.lower() in _ADDRESS_HEADERS and addresses is not None:
             mailboxes = [format_address(a.display_name, a.addr_spec) for a in addresses]
@@ -89,7 +99,8 @@ class CoiPolicy(EmailPolicy):
         return str(super().fold(name, value))
 
     def fold_binary(self, name: str, value: Any) -> bytes:
-        if name.lower() in _ADDRESS_HEADERS and getattr(value, "addresses", None) is not None:
+        verbatim = name.lower() in _VERBATIM_HEADERS
+        if verbatim or (name.lower() in _ADDRESS_HEADERS and hasattr(value, "addresses")):
             return self.fold(name, value).encode("ascii", "surrogateescape")
         return bytes(super().fold_binary(name, value))
 

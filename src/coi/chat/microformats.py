@@ -16,7 +16,7 @@ from typing import Any
 import mf2py
 
 from coi.chat.contacts import format_notification, parse_notification, split_categories
-from coi.chat.model import Card, GroupInfo, Location, Mention
+from coi.chat.model import Card, GroupInfo, Location
 
 # mf2py is only fed this much HTML; beyond it the markup is not parsed for data.
 MAX_MICROFORMAT_HTML = 512 * 1024
@@ -210,7 +210,7 @@ def render_location(location: Location) -> str:
     return "\n".join(parts)
 
 
-def text_to_html(text: str, mentions: tuple[Mention, ...] = ()) -> str:
+def text_to_html(text: str) -> str:
     """User text as HTML paragraphs; mentions become ``a.mention`` links."""
     from coi.chat.mentions import render_mentions_html
 

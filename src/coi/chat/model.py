@@ -14,7 +14,11 @@ from enum import StrEnum
 
 
 class MessageKind(StrEnum):
-    """What a message is for; decides how a client shows or applies it."""
+    """What a message is for; decides how a client shows or applies it.
+
+    Plain email is TEXT (or MEDIA) too: where a message came from is its
+    :class:`Dialect`, not its kind.
+    """
 
     TEXT = "text"
     MEDIA = "media"  # one or more attachments (image, audio, video, file)
@@ -31,7 +35,6 @@ class MessageKind(StrEnum):
     POLL_VOTE = "poll-vote"
     POLL_CLOSE = "poll-close"
     EXTENSION = "extension"
-    EMAIL = "email"  # ordinary email without any COI marker
 
 
 class Dialect(StrEnum):
@@ -245,6 +248,7 @@ class ChatMessage:
     folded_text: str = ""  # quotes and signature hidden from view
     html: str | None = None
     markdown: str | None = None
+    email_note: str = ""  # shown by mail programs only (Chat-Content: ignore)
     attachments: tuple[Attachment, ...] = ()
     read_receipt_to: Address | None = None
     target_message_id: str | None = None  # edited, deleted or reacted-to message

@@ -7,8 +7,10 @@ is linear in the input: nesting, part count and header sizes are capped.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import email
+import quopri
 import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,7 +20,7 @@ from email.utils import parsedate_to_datetime
 
 from coi.chat import deltachat, flowed, microformats, plain, polls
 from coi.chat.contacts import split_categories
-from coi.chat.detect import is_chat_id, is_chat_message
+from coi.chat.detect import is_chat_id
 from coi.chat.groups import find_group_id
 from coi.chat.headers import (
     MAX_HEADER_CHARS,
@@ -52,12 +54,13 @@ from coi.chat.model import (
 
 MAX_DEPTH = 32
 MAX_PARTS = 500
-MAX_MULTIPARTS = 256  # beyond this the MIME structure is not parsed at all
+MAX_MULTIPARTS = 64  # nested structures (multipart, message); beyond, read flat
 MAX_DEFECTS = 50
 
 # compat32 keeps headers as raw strings: no header-registry parsing during the MIME
 # walk (faster, and none of its corner cases can raise); we parse what we need.
 _PARSE_POLICY = email_policy.compat32
+_READABLE_TEXT = frozenset({"text/plain", "text/html", "text/markdown"})
 _EXTENSION_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
 _KNOWN_CHAT_CONTENT = frozenset(
     {
@@ -163,7 +166,9 @@ def _collect(root: Message, collected: _Collected) -> None:
             collected.defects.append(f"more than {MAX_PARTS} parts; rest ignored")
             return
         info = _part_info(node, collected.defects, default_type)
-        payload = node.get_payload()
+        # is_multipart() looks at the parsed structure only; get_payload() on a
+        # leaf would decode it with whatever charset the header names.
+        payload = node.get_payload() if node.is_multipart() else None
         if info.content_type == "multipart/encrypted":
             collected.encrypted = True
             continue
@@ -188,22 +193,73 @@ def _collect(root: Message, collected: _Collected) -> None:
 
 
 def _payload_bytes(part: _Part, defects: list[str]) -> bytes:
+    """The decoded body of a leaf part; lenient base64 and quoted-printable."""
     message = part.message
-    try:
-        payload = message.get_payload()
-        if isinstance(payload, list):
-            # message/* parts are parsed into sub-messages; give their text back.
-            return b"".join(
-                sub.as_bytes(policy=email_policy.compat32) if isinstance(sub, Message) else b""
-                for sub in payload
-            )
-        data = message.get_payload(decode=True)
-    except Exception as error:
-        defects.append(f"undecodable part body ({type(error).__name__})")
+    payload = (
+        message.get_payload() if message.is_multipart() else getattr(message, "_payload", None)
+    )
+    if isinstance(payload, list):
+        # message/* parts are parsed into sub-messages; give their text back.
+        return b"".join(_message_bytes(sub, defects) for sub in payload)
+    if not isinstance(payload, str):
         return b""
-    if isinstance(data, bytes):
-        return data
-    return b""
+    try:
+        data = payload.encode("ascii", "surrogateescape")
+    except UnicodeEncodeError:  # text handed in as str with real non-ASCII characters
+        data = payload.encode("utf-8", "surrogateescape")
+    encoding = _first_header(message, "content-transfer-encoding").strip().lower()
+    if encoding == "base64":
+        return _decode_base64(data, defects)
+    if encoding == "quoted-printable":
+        return quopri.decodestring(data)
+    if encoding in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        try:
+            decoded = message.get_payload(decode=True)
+        except Exception:
+            defects.append("undecodable uuencoded body; raw body used")
+            return data
+        return decoded if isinstance(decoded, bytes) else data
+    if encoding not in ("", "7bit", "8bit", "binary"):
+        defects.append(f"unknown Content-Transfer-Encoding {encoding[:40]!r}; raw body used")
+    return data
+
+
+def _message_bytes(sub: object, defects: list[str]) -> bytes:
+    """An embedded message as bytes again (the generator can choke on odd input)."""
+    if not isinstance(sub, Message):
+        return b""
+    try:
+        return sub.as_bytes(policy=email_policy.compat32)
+    except Exception:
+        try:
+            return sub.as_string(policy=email_policy.compat32).encode("utf-8", "replace")
+        except Exception:
+            defects.append("embedded message could not be read")
+            return b""
+
+
+def _first_header(message: Message, name: str) -> str:
+    for key, value in message.raw_items():
+        if key.lower() == name:
+            return _clean(str(value))
+    return ""
+
+
+_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+
+
+def _decode_base64(data: bytes, defects: list[str]) -> bytes:
+    """Base64 that tolerates junk characters and broken padding (linear)."""
+    cleaned = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0])
+    if len(cleaned) % 4 == 1:
+        cleaned = cleaned[:-1]
+        defects.append("base64 body with a dangling character")
+    cleaned += b"=" * (-len(cleaned) % 4)
+    try:
+        return binascii.a2b_base64(cleaned)
+    except binascii.Error:
+        defects.append("undecodable base64 body")
+        return b""
 
 
 def _part_text(part: _Part, defects: list[str]) -> str:
@@ -211,14 +267,17 @@ def _part_text(part: _Part, defects: list[str]) -> str:
     charset = part.params.get("charset", "utf-8").strip().lower() or "utf-8"
     try:
         codecs.lookup(charset)
-    except LookupError:
+    except (LookupError, ValueError):
         defects.append(f"unknown charset {charset!r}, read as UTF-8")
         charset = "utf-8"
     try:
         text = data.decode(charset)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeDecodeError, LookupError, ValueError):
         defects.append(f"text not valid {charset}; undecodable bytes replaced")
-        text = data.decode(charset if charset != "utf-8" else "utf-8", "replace")
+        try:
+            text = data.decode(charset, "replace")
+        except (LookupError, ValueError):  # a bytes-to-bytes codec such as "rot13"
+            text = data.decode("utf-8", "replace")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if part.content_type == "text/plain" and part.params.get("format", "").lower() == "flowed":
         text = flowed.decode(text, delsp=part.params.get("delsp", "").lower() == "yes")
@@ -278,6 +337,7 @@ class _Body:
     text: str | None = None
     html: str | None = None
     markdown: str | None = None
+    email_note: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     previews: list[Attachment] = field(default_factory=list)
     preview_positions: list[int] = field(default_factory=list)  # index of the next attachment
@@ -303,7 +363,13 @@ def _read_leaves(
         if kind:
             body.part_chat_contents.append(kind)
         if kind == "ignore":
-            continue  # coi-client-spec: Text Messages (hidden from COI clients)
+            # coi-client-spec: Text Messages (hidden from COI clients, kept for the record)
+            if not body.email_note and part.content_type.startswith("text/"):
+                note = _part_text(part, defects)
+                body.email_note = (
+                    microformats.html_to_text(note) if part.content_type == "text/html" else note
+                ).strip()
+            continue
         if part.disposition == "reaction":
             body.reaction = _part_text(part, defects).strip()
             continue
@@ -318,7 +384,7 @@ def _read_leaves(
             kind
             and _EXTENSION_NAME.match(kind)
             and kind not in _KNOWN_CHAT_CONTENT
-            and not part.content_type.startswith("text/")
+            and part.content_type not in _READABLE_TEXT
         ):
             body.extension_parts.setdefault(kind, []).append(_attachment(part, defects))
             continue
@@ -400,8 +466,33 @@ def _to_bytes(text: str) -> bytes:
         return text.encode("utf-8", "replace")
 
 
-def _count_multiparts(raw: bytes) -> int:
-    return len(re.findall(rb"(?i)multipart/", raw[: 64 * 1024 * 1024]))
+# Content-Type header lines that open a nested structure (multipart or message).
+_NESTING = re.compile(rb"(?im)^(content-type[ \t]*:[ \t]*(?:\r?\n[ \t]+)?)(multipart|message)/")
+
+
+def _flatten_structure(data: bytes) -> bytes:
+    """Make every multipart and message part opaque, so the MIME parser stays flat."""
+    return _NESTING.sub(rb"\1x-flattened-\2/", data)
+
+
+def _mime_tree(data: bytes, defects: list[str]) -> Message:
+    """Parse MIME, keeping the parser's work linear and its recursion bounded.
+
+    The standard parser's cost grows with nesting depth times size and it
+    recurses per level, so inputs with many nested structures are flattened.
+    """
+    if len(_NESTING.findall(data)) > MAX_MULTIPARTS:
+        defects.append(f"more than {MAX_MULTIPARTS} nested structures; body not parsed as MIME")
+        data = _flatten_structure(data)
+    try:
+        return email.message_from_bytes(data, policy=_PARSE_POLICY)
+    except Exception as error:
+        defects.append(f"MIME structure unreadable ({type(error).__name__}); read flat")
+    try:
+        return email.message_from_bytes(_flatten_structure(data), policy=_PARSE_POLICY)
+    except Exception:
+        defects.append("message unreadable")
+        return Message()
 
 
 def parse(raw: bytes | str | Message) -> ChatMessage:
@@ -410,7 +501,7 @@ def parse(raw: bytes | str | Message) -> ChatMessage:
         return _parse(raw)
     except Exception as error:  # last resort: the model must always come back
         return ChatMessage(
-            kind=MessageKind.EMAIL,
+            kind=MessageKind.TEXT,
             dialect=Dialect.EMAIL,
             defects=(f"parser failure: {type(error).__name__}: {error}"[:300],),
         )
@@ -421,11 +512,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     if isinstance(raw, Message):
         root = raw
     else:
-        data = _to_bytes(raw) if isinstance(raw, str) else raw
-        if _count_multiparts(data) > MAX_MULTIPARTS:
-            defects.append(f"more than {MAX_MULTIPARTS} multiparts; body not parsed")
-            data = re.sub(rb"(?i)multipart/", b"x-broken/", data)
-        root = email.message_from_bytes(data, policy=_PARSE_POLICY)
+        root = _mime_tree(_to_bytes(raw) if isinstance(raw, str) else raw, defects)
     headers = _raw_headers(root, defects)
     first: dict[str, str] = {}
     counts: dict[str, int] = {}
@@ -458,6 +545,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     in_reply_to = reply_ids[0] if reply_ids else None
     chat_version_raw = first.get("chat-version")
     chat_version = split_parameters(chat_version_raw)[0] if chat_version_raw is not None else None
+    if chat_version is not None and chat_version.split(".")[0] != "1":
+        defects.append(f"unknown Chat-Version {chat_version[:20]!r}; read as 1.0")
     subject = decode_words(first.get("subject", ""))
     delta = deltachat.read_fields(
         {
@@ -571,6 +660,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         group_info = replace(
             group_info, id=group_info.id or group.id, name=group_info.name or group.name
         )
+    if group is not None and group_info is None and delta.group_description:
+        group_info = GroupInfo(group.id, group.name, delta.group_description)
     if collected.encrypted:
         defects.append("encrypted body (multipart/encrypted) not read; decrypt first")
 
@@ -596,6 +687,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         folded_text=folded,
         html=body.html.rstrip("\n") if body.html is not None else None,
         markdown=body.markdown.rstrip("\n") if body.markdown is not None else None,
+        email_note=body.email_note,
         attachments=tuple(attachments),
         read_receipt_to=receipt_to,
         target_message_id=target,
@@ -662,11 +754,4 @@ def _decide_kind(
         return MessageKind.EXTENSION
     if attachments:
         return MessageKind.MEDIA
-    if dialect is Dialect.EMAIL:
-        return MessageKind.EMAIL
     return MessageKind.TEXT
-
-
-def is_chat(message: Message) -> bool:
-    """Convenience re-export of the one detection rule."""
-    return is_chat_message(message)

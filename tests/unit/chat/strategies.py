@@ -73,7 +73,11 @@ content_types = st.sampled_from(
     ["image/jpeg", "image/png", "image/webp", "audio/webm", "video/webm", "application/pdf"]
 )
 filenames = st.one_of(
-    st.none(), st.from_regex(r"[a-zA-Z0-9_-]{1,12}\.(jpg|png|webm|pdf)", fullmatch=True)
+    st.none(),
+    st.from_regex(r"[a-zA-Z0-9_-]{1,12}\.(jpg|png|webm|pdf)", fullmatch=True),
+    st.from_regex(
+        r"[a-zA-Z0-9\u00c0-\u00ff\u4e00-\u4e20 _-]{1,60}\.(jpg|pdf)", fullmatch=True
+    ).filter(lambda name: name == name.strip() and "  " not in name),
 )
 
 
@@ -124,9 +128,9 @@ KINDS = list(MessageKind)
 
 @st.composite
 def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessage:
-    """A model of ``kind`` (any kind but EMAIL when None) that compose accepts."""
+    """A model of ``kind`` (any kind when None) that compose accepts."""
     if kind is None:
-        kind = draw(st.sampled_from([k for k in KINDS if k is not MessageKind.EMAIL]))
+        kind = draw(st.sampled_from(KINDS))
     sender = draw(address)
     group = None
     subject = draw(st.one_of(st.just(""), group_names))
@@ -155,6 +159,9 @@ def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessa
         read_receipt_to=sender if draw(st.booleans()) else None,
     )
     target = draw(st.builds(new_message_id, domain))
+    if kind is MessageKind.TEXT and draw(st.booleans()):
+        mention = draw(st.builds(lambda n, a: f'@"{n}":{a}', phrase, addr) | st.just("@all"))
+        base = replace(base, text=f"{base.text} {mention}".strip())
     if kind is MessageKind.TEXT:
         base = replace(
             base,
@@ -168,6 +175,10 @@ def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessa
                 group.id, group.name, draw(phrase), "", tuple(draw(st.lists(cards, max_size=2)))
             )
             base = replace(base, group_info=info)
+        if not base.profiles and base.group_info is None and draw(st.booleans()):
+            html = "<p>" + base.text.replace("&", "&amp;").replace("<", "&lt;") + "</p>"
+            base = replace(base, html=html, markdown=draw(st.one_of(st.none(), st.just(base.text))))
+        base = replace(base, email_note=draw(st.one_of(st.just(""), phrase)))
     elif kind is MessageKind.MEDIA:
         base = replace(
             base,

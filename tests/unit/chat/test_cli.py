@@ -24,6 +24,14 @@ def test_inspect_text(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "kind:          media" in out
     assert "video/webm bigbuckbunny.webm" in out and "(+ preview)" in out
+    # The spec example's "... base64-encoded webm video data goes here ..." is no base64.
+    assert "defects:\n  - base64 body with a dangling character" in out
+
+
+def test_inspect_clean_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["message", "inspect", str(DATA / "spec/01-text-messages.eml")]) == 0
+    out = capsys.readouterr().out
+    assert "  | Hello World" in out
     assert "defects:       none" in out
 
 

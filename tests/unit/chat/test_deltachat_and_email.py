@@ -144,7 +144,7 @@ Carol, sent from her desk
 
 def test_plain_email_reply_lands_in_the_group_with_quotes_folded() -> None:
     m = parse(PLAIN_REPLY)
-    assert m.kind is MessageKind.EMAIL
+    assert m.kind is MessageKind.TEXT
     assert m.dialect is Dialect.EMAIL
     assert m.group is not None
     assert (m.group.id, m.group.name) == ("4321dcba1234", "My Crew")

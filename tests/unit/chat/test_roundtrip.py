@@ -16,7 +16,7 @@ from coi.chat.parse import parse
 
 from .strategies import chat_messages, expected_after_round_trip
 
-KINDS = [k for k in MessageKind if k is not MessageKind.EMAIL]
+KINDS = list(MessageKind)
 READABLE = ("text/plain", "text/html", "image/", "audio/", "video/", "application/")
 
 

@@ -34,6 +34,9 @@ def test_02_formatted_text_hides_ignore_parts() -> None:
     assert m.html == "<p>hello <b>COI</b> world!</p>"
     assert m.markdown == "hello **COI** world!"
     assert "awesome COI app" not in (m.html or "")
+    assert m.email_note == (
+        "This is a chat message - consider using my awesome COI app for best experience!"
+    )
 
 
 def test_03_single_image() -> None:
