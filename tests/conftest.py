@@ -16,6 +16,9 @@ from coi.config import ServerConfig
 from coi.imap.server.server import ImapServer
 from coi.store.sqlite.store import SqliteStore
 from coi.tls import ensure_self_signed, server_context
+from coi.webpush.keys import load_keys
+
+pytest_plugins = ["tests.push_endpoint"]
 
 PASSWORDS = {"alice@example.org": "alice-secret", "bob@example.org": "bob-secret"}
 _HASHES: dict[str, str] = {}
@@ -51,7 +54,7 @@ async def start_server(tmp_path: Path, **overrides: object) -> RunningServer:
     for address, password in PASSWORDS.items():
         await store.add_user(address, _hash(password), DEFAULT_MAILBOXES)
     cert, key = ensure_self_signed(tmp_path, "localhost")
-    server = ImapServer(config, store, server_context(cert, key))
+    server = ImapServer(config, store, server_context(cert, key), load_keys(tmp_path))
     await server.start()
     ports = {kind: port for kind, _, port in server.addresses}
     return RunningServer(server, store, "127.0.0.1", ports["imap"], ports["imaps"], tmp_path)

@@ -53,6 +53,12 @@ class ServerConfig:
     queue_retry: float = 300.0
     queue_expiry: float = 5 * 24 * 3600
     dkim_selector: str = "coi"
+    webpush_vapid_key: Path | None = None
+    webpush_subject: str = ""
+    webpush_max_subscriptions: int = 10
+    webpush_validation_window: float = 300.0
+    webpush_allow_private: bool = False
+    webpush_ca_file: Path | None = None
 
 
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
@@ -128,6 +134,30 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--dkim-selector",
         "DKIM selector; keys are DATA_DIR/dkim/DOMAIN.pem (see 'coi dkim keygen')",
     ),
+    "webpush_vapid_key": (
+        "--webpush-vapid-key",
+        "PEM P-256 private key for VAPID (default: made once as DATA_DIR/vapid-key.pem)",
+    ),
+    "webpush_subject": (
+        "--webpush-subject",
+        "VAPID contact for push services (default: mailto:postmaster@HOSTNAME)",
+    ),
+    "webpush_max_subscriptions": (
+        "--webpush-max-subscriptions",
+        "WebPush subscriptions one user may hold",
+    ),
+    "webpush_validation_window": (
+        "--webpush-validation-window",
+        "seconds a client has to validate a new WebPush subscription",
+    ),
+    "webpush_allow_private": (
+        "--webpush-allow-private",
+        "allow push endpoints on internal addresses (testing only: opens the server to SSRF)",
+    ),
+    "webpush_ca_file": (
+        "--webpush-ca-file",
+        "extra CA certificates (PEM) to trust for push services, e.g. a test push server",
+    ),
 }
 
 
@@ -192,7 +222,7 @@ def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerCo
 
 def _convert(name: str, default: Any, value: Any, source: str) -> Any:
     try:
-        if name in ("data_dir", "tls_cert", "tls_key"):
+        if name in ("data_dir", "tls_cert", "tls_key", "webpush_vapid_key", "webpush_ca_file"):
             return Path(str(value)).expanduser()
         if name == "domains":
             items = value if isinstance(value, list | tuple) else [value]

@@ -10,9 +10,8 @@ from tests.conftest import LineClient
 from tests.integration.conftest import MailEnv
 
 from coi.chat.contacts import address_hash
-from coi.delivery.local import Delivered
 from coi.store.coi import CoiSettings
-from coi.store.events import Event, MessagesAdded
+from coi.store.events import Delivered, Event, MessagesAdded
 
 ALICE = "alice@example.org"
 CAROL = "carol@remote.example"

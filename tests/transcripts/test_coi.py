@@ -291,7 +291,7 @@ async def test_two_users_see_nothing_of_each_other(imap_server: RunningServer) -
         b,
         f"""
         C: b1 GETMETADATA (DEPTH infinity) "" (/private /shared)
-        S: * METADATA "" ({CONFIG}/mailbox-root {{3}}{{{{\\r\\n}}}}COI)
+        S: * METADATA "" ({CONFIG}/mailbox-root {{3}}{{{{\\r\\n}}}}COI /private/vendor/vendor.dovecot/webpush/vapid {{133}}{{{{\\r\\n-----BEGIN PUBLIC KEY-----\\n[^)]*\\n-----END PUBLIC KEY-----}}}})
         S: b1 OK {{{{.*}}}}
         C: b2 GETMETADATA (DEPTH infinity) INBOX (/private /shared)
         S: b2 OK {{{{.*}}}}

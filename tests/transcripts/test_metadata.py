@@ -233,7 +233,7 @@ async def test_entry_names(alice: LineClient) -> None:
         C: s1 SETMETADATA "" (/Private/Vendor/Example.Org/Key "v" /shared/vendor/example.org/k w)
         S: s1 OK SETMETADATA complete
         C: g1 GETMETADATA (DEPTH infinity) "" /private/vendor
-        S: * METADATA "" (/private/vendor/example.org/key {{1}}{NL}v /private/vendor/vendor.dovecot/coi/config/mailbox-root {{3}}{NL}COI)
+        S: * METADATA "" (/private/vendor/example.org/key {{1}}{NL}v /private/vendor/vendor.dovecot/coi/config/mailbox-root {{3}}{NL}COI /private/vendor/vendor.dovecot/webpush/vapid {{133}}{NL}-----BEGIN PUBLIC KEY-----{{{{[^)]*}}}}-----END PUBLIC KEY-----)
         S: g1 OK {DONE}
         C: g2 GETMETADATA nosuch /private/comment
         S: g2 NO [NONEXISTENT] {{{{.*}}}}

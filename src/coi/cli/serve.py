@@ -16,6 +16,7 @@ from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
 from coi.tls import ensure_self_signed, server_context
+from coi.webpush.keys import load_keys
 
 log = logging.getLogger("coi.serve")
 DEMO_USERS = ("alice@example.org", "bob@example.org")
@@ -77,6 +78,7 @@ async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tu
 
 async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     from coi.delivery.service import DeliveryService  # heavy (aiosmtpd, dns, dkim): lazily
+    from coi.webpush.service import WebPushService  # heavy (aiohttp): lazily
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = open_store(config)
@@ -87,16 +89,20 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     else:
         cert, key = ensure_self_signed(config.data_dir, config.hostname)
     context = server_context(cert, key)
-    server = ImapServer(config, store, context)
+    keys = load_keys(config.data_dir, config.webpush_vapid_key)
+    server = ImapServer(config, store, context, keys)
     delivery = DeliveryService(config, store, context)
+    webpush = WebPushService(config, store, keys)
     accounts = await ensure_demo_users(store, config) if demo else []
     await server.start()
     try:
         await delivery.start()
     except BaseException:
         await server.stop()
+        await webpush.stop()
         store.close()
         raise
+    webpush.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -119,6 +125,7 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     log.info("stopping")
     await delivery.stop()
     await server.stop()
+    await webpush.stop()
     store.close()
     log.info("stopped")
     return 0

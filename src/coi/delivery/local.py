@@ -9,7 +9,6 @@ send their 250 after it returns and never before.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -25,19 +24,11 @@ from coi.delivery.routing import (
 )
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxExists
+from coi.store.events import Delivered
 from coi.store.model import Mailbox, User
 from coi.store.sqlite.store import SqliteStore
 
 log = logging.getLogger("coi.delivery")
-
-
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """The `origin` of MessagesAdded events caused by delivery: tells the push dispatcher
-    whether the message may trigger a push (blocked senders and own copies may not)."""
-
-    push: bool
-    route: Route
 
 
 def split_domain(address: str) -> str:
@@ -130,7 +121,7 @@ class LocalDelivery:
         mailbox = await self.mailbox_for(user.id, target)
         flags = (*target.keywords, *(("\\Seen",) if target.seen else ()))
         message = await prepare_async(raw, flags, None)
-        await self.store.append(mailbox.id, [message], origin=Delivered(target.push, target))
+        await self.store.append(mailbox.id, [message], origin=Delivered(target.push))
 
     async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
         mailbox = self.store.get_mailbox(user_id, target.mailbox)

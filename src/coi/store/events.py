@@ -14,6 +14,15 @@ from coi.store.model import Flags
 
 
 @dataclass(frozen=True, slots=True)
+class Delivered:
+    """The `origin` of MessagesAdded events caused by mail delivery (LMTP, submission's local
+    recipients), as opposed to a client's APPEND/COPY/MOVE: only these may trigger a push,
+    and not when delivery says no (a blocked sender, the user's own sent copy)."""
+
+    push: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MessagesAdded:
     user_id: int
     mailbox_id: int

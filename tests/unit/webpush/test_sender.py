@@ -2,61 +2,15 @@
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from pathlib import Path
-
 import pytest
-from aiohttp import web
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from tests.push_endpoint import Endpoint
 
-from coi.tls import ensure_self_signed, server_context
 from coi.webpush import crypto
 from coi.webpush.sender import PushRefused, PushSender, PushTarget, is_public
 
 
-@dataclass
-class Endpoint:
-    url: str
-    ua: ec.EllipticCurvePrivateKey
-    auth: bytes
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    status: int = 201
-    client_context: ssl.SSLContext | None = None
-
-    def target(self, path: str = "/push/abc") -> PushTarget:
-        point = self.ua.public_key().public_bytes(
-            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-        )
-        return PushTarget(self.url + path, point, self.auth)
-
-
-@pytest.fixture
-async def endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
-    cert, key = ensure_self_signed(tmp_path, "localhost")
-    state = Endpoint("", ec.generate_private_key(ec.SECP256R1()), b"0123456789abcdef")
-
-    async def receive(request: web.Request) -> web.Response:
-        body = await request.read()
-        state.received.append((dict(request.headers), crypto.decrypt(body, state.ua, state.auth)))
-        return web.Response(status=state.status)
-
-    app = web.Application()
-    app.router.add_post("/push/{id}", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(cert, key))
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    state.url = f"https://127.0.0.1:{port}"
-    state.client_context = ssl.create_default_context(cafile=str(cert))
-    yield state
-    await runner.cleanup()
-
-
-async def test_push_is_encrypted_signed_and_accepted(endpoint: Endpoint) -> None:
+async def test_push_is_encrypted_signed_and_accepted(push_endpoint: Endpoint) -> None:
+    endpoint = push_endpoint
     vapid = crypto.generate_vapid_key()
     sender = PushSender(
         vapid, "mailto:admin@example.org", allow_private=True, ssl_context=endpoint.client_context

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from coi.imap.server import coi
+from coi.imap.server import coi, webpush
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
@@ -61,6 +61,7 @@ def mailbox_id_of(session: Session, name: str) -> int:
 def computed_entries(session: Session) -> dict[str, bytes]:
     """Read-only server entries the server provides rather than stores."""
     out = {coi.MAILBOX_ROOT: coi.settings(session).root.encode("utf-8")}
+    out.update(webpush.computed_entries(session))
     if session.config.metadata_admin:
         out[ADMIN] = session.config.metadata_admin.encode("utf-8")
     return out
@@ -132,6 +133,7 @@ async def handle_setmetadata(session: Session, command: cmd.SetMetadata) -> str:
             raise CommandNo(f"unable to set {ADMIN}", "CANNOT")
         if value is not None and len(value) > limit:
             raise CommandNo("SETMETADATA failed", f"METADATA MAXSIZE {limit}")  # §4.3
+    webpush.check_setmetadata(session, mailbox_id, entries)
     ensure = coi.check_setmetadata(session, mailbox_id, entries)
     try:
         await session.store.set_metadata(

@@ -21,13 +21,20 @@ from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.store.sqlite.store import SqliteStore
+from coi.webpush.keys import WebPushKeys
 
 
 class ImapServer:
     def __init__(
-        self, config: ServerConfig, store: SqliteStore, tls_context: ssl.SSLContext | None
+        self,
+        config: ServerConfig,
+        store: SqliteStore,
+        tls_context: ssl.SSLContext | None,
+        webpush_keys: WebPushKeys | None = None,
     ) -> None:
         self.config = config
+        self.webpush_keys = webpush_keys  # None: no WEBPUSH capability
+        self.webpush_failures: dict[int, list[float]] = {}
         self.store = store
         self.tls_context = tls_context
         self.log = logging.getLogger("coi.imap")

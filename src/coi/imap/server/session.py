@@ -106,6 +106,7 @@ class Session:
             "LIST-STATUS",
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
+            *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec
         ]
         return caps
 

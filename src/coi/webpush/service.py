@@ -1,0 +1,200 @@
+"""The WebPush side of `coi serve`: validation pushes, expiry, and notifications.
+
+Invariants: everything is driven by committed store events (nothing polls): a new or
+replaced subscription entry (MetadataChanged) gets one validation push and an expiry
+timer; a message delivered with `Delivered(push=True)` (MessagesAdded) gets one push per
+validated subscription that wants its kind. Sending never blocks delivery: pushes run in
+their own tasks, a bounded number at a time. A push service answering 404/410 removes
+the subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from coi.config import ServerConfig
+from coi.store.coi import CHAT_KEYWORD
+from coi.store.events import Delivered, Event, MessagesAdded, MetadataChanged
+from coi.store.sqlite.store import SqliteStore
+from coi.webpush.keys import WebPushKeys
+from coi.webpush.payload import build_payload
+from coi.webpush.sender import PushRefused, PushSender
+from coi.webpush.subscriptions import (
+    SUBSCRIPTIONS,
+    Subscription,
+    load_subscription,
+    validation_value,
+)
+
+log = logging.getLogger("coi.webpush")
+_CONCURRENT_PUSHES = 64
+
+
+def stored_subscriptions(store: SqliteStore, user_id: int) -> list[Subscription]:
+    entries = store.get_metadata(user_id, 0, [SUBSCRIPTIONS], "1")
+    out = []
+    for name, value in sorted(entries.items()):
+        sub_id = name[len(SUBSCRIPTIONS) + 1 :]
+        if not sub_id or "/" in sub_id:
+            continue
+        try:
+            out.append(load_subscription(sub_id, value))
+        except (ValueError, KeyError, TypeError):
+            log.warning("ignoring unreadable subscription user=%d id=%s", user_id, sub_id)
+    return out
+
+
+def is_disposition_notification(raw: bytes) -> bool:
+    """webpush-spec: no push for disposition notifications (RFC 8098 reports)."""
+    head = raw[: raw.find(b"\r\n\r\n") if b"\r\n\r\n" in raw else 8192].lower()
+    return b"multipart/report" in head and b"disposition-notification" in head
+
+
+class WebPushService:
+    def __init__(self, config: ServerConfig, store: SqliteStore, keys: WebPushKeys) -> None:
+        self.config = config
+        self.store = store
+        self.keys = keys
+        subject = config.webpush_subject or f"mailto:postmaster@{config.hostname}"
+        context = ssl.create_default_context()
+        if config.webpush_ca_file is not None:
+            context.load_verify_locations(cafile=str(config.webpush_ca_file))
+        self.sender = PushSender(
+            keys.vapid, subject, allow_private=config.webpush_allow_private, ssl_context=context
+        )
+        self._limit = asyncio.Semaphore(_CONCURRENT_PUSHES)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self._unwatch = store.events.watch_all(self._on_event)
+
+    def start(self) -> None:
+        """Subscriptions left unvalidated by an earlier run expire on schedule."""
+        for user in self.store.list_users():
+            for sub in stored_subscriptions(self.store, user.id):
+                if not sub.validated:
+                    self._expire_later(user.id, sub)
+
+    async def stop(self) -> None:
+        self._unwatch()
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=5)
+        for task in self._tasks:
+            task.cancel()
+        await self.sender.close()
+
+    # -- events ----------------------------------------------------------------------
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, MessagesAdded):
+            if isinstance(event.origin, Delivered) and event.origin.push:
+                self._spawn(self._notify(event))
+        elif isinstance(event, MetadataChanged) and event.mailbox_id == 0:
+            for name in event.entries:
+                if (
+                    name.startswith(SUBSCRIPTIONS + "/")
+                    and "/" not in name[len(SUBSCRIPTIONS) + 1 :]
+                ):
+                    self._subscription_changed(event.user_id, name)
+
+    def _subscription_changed(self, user_id: int, name: str) -> None:
+        sub_id = name[len(SUBSCRIPTIONS) + 1 :]
+        stored = self.store.get_metadata(user_id, 0, [name])
+        if name not in stored:  # unsubscribed
+            timer = self._timers.pop((user_id, sub_id), None)
+            if timer is not None:
+                timer.cancel()
+            return
+        sub = load_subscription(sub_id, stored[name])
+        if sub.validated:
+            timer = self._timers.pop((user_id, sub_id), None)
+            if timer is not None:
+                timer.cancel()
+            return
+        self._spawn(self._validate(user_id, sub))
+        self._expire_later(user_id, sub)
+
+    # -- validation --------------------------------------------------------------------
+
+    async def _validate(self, user_id: int, sub: Subscription) -> None:
+        value = validation_value(self.keys.validation_secret, user_id, sub.id, int(time.time()))
+        payload = json.dumps({"validation": value}).encode()
+        await self._send(user_id, sub, payload, validation=True)
+
+    def _expire_later(self, user_id: int, sub: Subscription) -> None:
+        key = (user_id, sub.id)
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        loop = asyncio.get_running_loop()
+        delay = self.config.webpush_validation_window + 1.0
+        self._timers[key] = loop.call_later(
+            delay, lambda: self._spawn(self._expire(user_id, sub.id))
+        )
+
+    async def _expire(self, user_id: int, sub_id: str) -> None:
+        self._timers.pop((user_id, sub_id), None)
+        name = f"{SUBSCRIPTIONS}/{sub_id}"
+        stored = self.store.get_metadata(user_id, 0, [name])
+        if name in stored and not load_subscription(sub_id, stored[name]).validated:
+            log.info("subscription expired unvalidated user=%d id=%s", user_id, sub_id)
+            await self.store.set_metadata(user_id, 0, [(name, None)], origin=self)
+
+    # -- notifications -------------------------------------------------------------------
+
+    async def _notify(self, event: MessagesAdded) -> None:
+        subs = [s for s in stored_subscriptions(self.store, event.user_id) if s.validated]
+        if not subs:
+            return
+        mailbox = self.store.mailbox_by_id(event.mailbox_id)
+        if mailbox is None:
+            return
+        rows = self.store.rows(event.mailbox_id, list(event.uids))
+        for uid in event.uids:
+            row = rows.get(uid)
+            blob = self.store.blob(row.blob_id) if row is not None else None
+            if row is None or blob is None:
+                continue
+            raw = blob[0]
+            if is_disposition_notification(raw):
+                continue
+            is_chat = CHAT_KEYWORD in row.flags.keywords
+            wanted = [s for s in subs if s.wants(is_chat)]
+            if not wanted:
+                continue
+            payload = build_payload(
+                raw, uid=uid, uidvalidity=mailbox.uidvalidity, folder=mailbox.name
+            )
+            await asyncio.gather(*(self._send(event.user_id, s, payload) for s in wanted))
+
+    async def _send(
+        self, user_id: int, sub: Subscription, payload: bytes, *, validation: bool = False
+    ) -> None:
+        async with self._limit:
+            try:
+                result = await self.sender.send(sub.target(), payload, validation=validation)
+            except PushRefused as exc:
+                log.warning("push refused user=%d id=%s: %s", user_id, sub.id, exc)
+                return
+            except Exception as exc:  # network/HTTP errors must not end the dispatcher
+                log.warning("push failed user=%d id=%s: %r", user_id, sub.id, exc)
+                return
+        if result.gone:
+            log.info("push service says gone; unsubscribing user=%d id=%s", user_id, sub.id)
+            name = f"{SUBSCRIPTIONS}/{sub.id}"
+            await self.store.set_metadata(user_id, 0, [(name, None)], origin=self)
+        elif not result.delivered:
+            log.warning("push rejected status=%d user=%d id=%s", result.status, user_id, sub.id)

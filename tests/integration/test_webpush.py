@@ -1,0 +1,220 @@
+"""WebPush end to end: subscribe over IMAP, validate via a real local HTTPS push service,
+deliver over LMTP, receive the encrypted, signed notification (webpush-spec)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import smtplib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from tests.conftest import LineClient, RunningServer, start_server
+from tests.push_endpoint import Endpoint
+
+from coi.delivery.service import DeliveryService
+from coi.tls import ensure_self_signed, server_context
+from coi.webpush.crypto import b64url_encode
+from coi.webpush.service import WebPushService
+
+ALICE = "alice@example.org"
+SUBS = "/private/vendor/vendor.dovecot/webpush/subscriptions"
+SUB_ID = "31754ee7-d3ee-4226-b112-6895ed26fcf8"
+
+
+@dataclass
+class PushEnv:
+    imap: RunningServer
+    delivery: DeliveryService
+    webpush: WebPushService
+    endpoint: Endpoint
+
+
+@pytest.fixture
+async def push_env(tmp_path: Path, push_endpoint: Endpoint) -> AsyncIterator[PushEnv]:
+    imap = await start_server(
+        tmp_path,
+        domains=("example.org",),
+        lmtp="127.0.0.1:0",
+        submission="off",
+        submissions="off",
+        webpush_allow_private=True,
+        webpush_ca_file=push_endpoint.ca_file,
+        webpush_validation_window=2.0,
+        webpush_max_subscriptions=2,
+    )
+    config = imap.server.config
+    cert, key = ensure_self_signed(tmp_path, "localhost")
+    delivery = DeliveryService(config, imap.store, server_context(cert, key))
+    await delivery.start()
+    assert imap.server.webpush_keys is not None
+    webpush = WebPushService(config, imap.store, imap.server.webpush_keys)
+    webpush.start()
+    try:
+        yield PushEnv(imap, delivery, webpush, push_endpoint)
+    finally:
+        await delivery.stop()
+        await imap.server.stop(grace=1)
+        await webpush.stop()
+        imap.store.close()
+
+
+def subscription(env: PushEnv, msgtype: str = "chat", path: str = "/push/one") -> bytes:
+    point = env.endpoint.ua.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    data = {
+        "client": "My awesome WebPush App",
+        "device": "My Favorite Smartphone",
+        "msgtype": msgtype,
+        "resource": {
+            "endpoint": env.endpoint.url + path,
+            "keys": {
+                "p256dh": b64url_encode(point),
+                "auth": base64.b64encode(env.endpoint.auth).decode(),
+            },
+        },
+    }
+    return json.dumps(data).encode()
+
+
+async def setmeta(client: LineClient, tag: str, entry: str, value: bytes) -> list[bytes]:
+    await client.send(
+        f'{tag} SETMETADATA "" ({entry} {{{len(value)}+}}\r\n'.encode() + value + b")\r\n"
+    )
+    return await client.until_tagged(tag)
+
+
+async def wait_for(condition: object, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():  # type: ignore[operator]
+        if loop.time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.02)
+
+
+def deliver(env: PushEnv, raw: bytes) -> None:
+    with smtplib.LMTP("127.0.0.1", env.delivery.port("lmtp")) as lmtp:
+        lmtp.ehlo("mta.example")
+        lmtp.mail("carol@remote.example")
+        lmtp.rcpt(ALICE)
+        code, _ = lmtp.data(raw)
+        assert code == 250
+
+
+CHAT = (
+    b"From: Carol <carol@remote.example>\r\nTo: alice@example.org\r\nSubject: Chat: hi\r\n"
+    b"Date: Tue, 31 Dec 2019 23:20:50 +0000\r\n"
+    b"Message-ID: <chat$group.abcdefghijkl.1@remote.example>\r\nChat-Version: 1.0\r\n\r\n"
+    b"hello alice\r\n"
+)
+MAIL = b"From: carol@remote.example\r\nTo: alice@example.org\r\nSubject: plain\r\n\r\nx\r\n"
+MDN = (
+    b"From: carol@remote.example\r\nTo: alice@example.org\r\nChat-Version: 1.0\r\n"
+    b"Content-Type: multipart/report; report-type=disposition-notification; boundary=b\r\n"
+    b"\r\n--b\r\nContent-Type: text/plain\r\n\r\nread\r\n--b--\r\n"
+)
+
+
+async def test_subscribe_validate_and_receive_pushes(push_env: PushEnv) -> None:
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    lines = await client.command('v GETMETADATA "" /private/vendor/vendor.dovecot/webpush/vapid')
+    assert lines[0].startswith(
+        b'* METADATA "" (/private/vendor/vendor.dovecot/webpush/vapid {133}\r\n'
+        b"-----BEGIN PUBLIC KEY-----\n"
+    )
+    # COI on, so chat messages get $Chat at delivery (which is how msgtype "chat" is told)
+    await client.command('c SETMETADATA "" (/private/vendor/vendor.dovecot/coi/config/enabled yes)')
+    lines = await setmeta(client, "s", f"{SUBS}/{SUB_ID}", subscription(push_env))
+    assert lines[-1] == b"s OK SETMETADATA complete\r\n"
+    await wait_for(lambda: push_env.endpoint.received)
+    headers, body = push_env.endpoint.received.pop(0)
+    assert "WebPush-Validation" in headers
+    validation = json.loads(body)["validation"]
+    listing = await client.command(f'l GETMETADATA (DEPTH 1) "" ({SUBS})')
+    assert b'"validated":false' in listing[0]
+    # a wrong value is refused with the spec's words; the right one validates
+    lines = await client.command(f'w SETMETADATA "" ({SUBS}/{SUB_ID}/validate "ZZZ000")')
+    assert lines[-1] == b"w NO [CANNOT] invalid validation\r\n"
+    lines = await client.command(f'r SETMETADATA "" ({SUBS}/{SUB_ID}/validate "{validation}")')
+    assert lines[-1].startswith(b"r OK")
+    listing = await client.command(f'l2 GETMETADATA (DEPTH 1) "" ({SUBS})')
+    assert listing[0].startswith(f'* METADATA "" ({SUBS}/{SUB_ID} {{'.encode())
+    stored = json.loads(listing[0].split(b"\r\n", 1)[1].rsplit(b")", 1)[0])
+    assert stored["validated"] is True and stored["msgtype"] == "chat"
+    assert list(stored)[:2] == ["created", "validated"]
+    # a chat message is pushed; plain mail (msgtype chat) and a read receipt are not
+    await asyncio.to_thread(deliver, push_env, MAIL)
+    await asyncio.to_thread(deliver, push_env, MDN)
+    await asyncio.to_thread(deliver, push_env, CHAT)
+    await wait_for(lambda: push_env.endpoint.received)
+    await asyncio.sleep(0.3)
+    assert len(push_env.endpoint.received) == 1
+    headers, body = push_env.endpoint.received[0]
+    payload = json.loads(body)
+    assert headers["Authorization"].startswith("vapid t=")
+    assert payload["from-email"] == "carol@remote.example"
+    assert payload["from-name"] == "Carol"
+    assert payload["subject"] == "Chat: hi"
+    assert payload["group-id"] == "abcdefghijkl"
+    assert payload["folder"] == "INBOX" and payload["content"] == "hello alice\r\n"
+    assert isinstance(payload["uid"], int) and isinstance(payload["uidvalidity"], int)
+    # the push service says the subscription is gone: the server removes it
+    push_env.endpoint.status = 410
+    await asyncio.to_thread(deliver, push_env, CHAT.replace(b".1@", b".2@"))
+    await wait_for(lambda: len(push_env.endpoint.received) == 2)
+    await wait_for(
+        lambda: (
+            not push_env.imap.store.get_metadata(
+                push_env.imap.store.get_user(ALICE).id, 0, [SUBS], "1"
+            )
+        )
+    )  # type: ignore[union-attr]
+    await client.close()
+
+
+async def test_bad_subscriptions_limits_and_expiry(push_env: PushEnv) -> None:
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    bad = json.loads(subscription(push_env))
+    bad["msgtype"] = "everything"
+    lines = await setmeta(client, "b1", f"{SUBS}/{SUB_ID}", json.dumps(bad).encode())
+    assert lines[-1].startswith(b"b1 NO [CANNOT] invalid subscription: msgtype")
+    lines = await setmeta(client, "b2", f"{SUBS}/short", subscription(push_env))
+    assert lines[-1].startswith(b"b2 NO [CANNOT] invalid subscription id")
+    lines = await client.command(
+        'b3 SETMETADATA "" (/private/vendor/vendor.dovecot/webpush/vapid "x")'
+    )
+    assert lines[-1].startswith(b"b3 NO [CANNOT]")
+    for n, path in enumerate(("/push/a", "/push/b")):
+        lines = await setmeta(
+            client, f"o{n}", f"{SUBS}/sub-number-{n}", subscription(push_env, path=path)
+        )
+        assert lines[-1].startswith(f"o{n} OK".encode())
+    lines = await setmeta(client, "o3", f"{SUBS}/sub-number-3", subscription(push_env))
+    assert lines[-1].startswith(b"o3 NO [LIMIT]")
+    # nobody validates: both expire after the window (2 s here) and are removed
+    user = push_env.imap.store.get_user(ALICE)
+    assert user is not None
+    await wait_for(lambda: not push_env.imap.store.get_metadata(user.id, 0, [SUBS], "1"), 6)
+    lines = await setmeta(client, "o4", f"{SUBS}/sub-number-4", subscription(push_env))
+    assert lines[-1].startswith(b"o4 OK")
+    lines = await client.command(f'u SETMETADATA "" ({SUBS}/sub-number-4 NIL)')
+    assert lines[-1].startswith(b"u OK")
+    await client.close()
+
+
+async def test_webpush_only_after_login(push_env: PushEnv) -> None:
+    client = await LineClient.connect(push_env.imap)
+    greeting = await client.line()
+    assert b"WEBPUSH" not in greeting
+    assert b"WEBPUSH" not in (await client.command("c CAPABILITY"))[0]
+    lines = await client.command('l LOGIN alice@example.org "alice-secret"')
+    assert b" WEBPUSH]" in lines[-1]
+    await client.close()

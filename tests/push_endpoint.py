@@ -1,0 +1,58 @@
+"""A real local HTTPS push service (RFC 8030 receiving side) for WebPush tests."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from coi.tls import ensure_self_signed, server_context
+from coi.webpush import crypto
+from coi.webpush.sender import PushTarget
+
+
+@dataclass
+class Endpoint:
+    url: str
+    ua: ec.EllipticCurvePrivateKey
+    auth: bytes
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    status: int = 201
+    client_context: ssl.SSLContext | None = None
+    ca_file: Path | None = None
+
+    def target(self, path: str = "/push/abc") -> PushTarget:
+        point = self.ua.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return PushTarget(self.url + path, point, self.auth)
+
+
+@pytest.fixture
+async def push_endpoint(tmp_path: Path) -> AsyncIterator[Endpoint]:
+    cert, key = ensure_self_signed(tmp_path / "push-service", "localhost")
+    state = Endpoint("", ec.generate_private_key(ec.SECP256R1()), b"0123456789abcdef")
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()
+        state.received.append((dict(request.headers), crypto.decrypt(body, state.ua, state.auth)))
+        return web.Response(status=state.status)
+
+    app = web.Application()
+    app.router.add_post("/push/{id}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_context(cert, key))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    state.url = f"https://127.0.0.1:{port}"
+    state.client_context = ssl.create_default_context(cafile=str(cert))
+    state.ca_file = cert
+    yield state
+    await runner.cleanup()
