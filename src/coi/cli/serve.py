@@ -110,10 +110,10 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     lines = [f"coi {config.data_dir} ready"]
     for kind, host, port in server.addresses:
         mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
-        lines.append(f"  {kind:6} {host}:{port} ({mode})")
+        lines.append(f"  {kind:11} {host}:{port} ({mode})")
     modes = {"lmtp": "from the MTA", "submission": "STARTTLS", "submissions": "implicit TLS"}
     for kind, host, port in delivery.addresses:
-        lines.append(f"  {kind:6} {host}:{port} ({modes[kind]})")
+        lines.append(f"  {kind:11} {host}:{port} ({modes[kind]})")
     for address, password in accounts:
         lines.append(f"  demo account {address} password {password}")
     if not config.allow_plaintext_auth:
