@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-
 from tests.conftest import PASSWORDS, LineClient, RunningServer, start_server
 
 
