@@ -165,6 +165,7 @@ async def test_esearch_and_searchres(alice: LineClient) -> None:
         S: * SEARCH 1 2 3
         S: f4 OK {{.*}}
         C: f5 EXAMINE INBOX
+        S: * OK [CLOSED] {{.*}}
         S: * FLAGS {{.*}}
         S: * 3 EXISTS
         S: * 0 RECENT

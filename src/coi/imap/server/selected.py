@@ -7,6 +7,10 @@ Invariants:
   its list and marks every view pending. A view turns pending changes into untagged
   responses only in `sync`, at the end of a command or during IDLE (RFC 3501 §7.4.1:
   no EXPUNGE while a FETCH, STORE or SEARCH runs, nor outside a command).
+- Mod-sequences (RFC 7162): `SelectedMailbox.modseq` is the highest mod-sequence whose
+  changes this session has been told about; it only moves forward in `sync`, once
+  nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
+  report never skips a change the client has not seen.
 - \\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session: the first
   read-write session that has the mailbox selected when it arrives, or else the next one
   to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent.
@@ -19,6 +23,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
+from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
 from coi.store.model import Flags
 from coi.store.sqlite.store import SqliteStore
@@ -51,6 +56,14 @@ class MailboxState:
         task.add_done_callback(_ignore_result)
 
     def _on_event(self, event: Event) -> None:
+        modseq = 0
+        if isinstance(event, MessagesAdded | MessagesExpunged):
+            modseq = event.modseq
+        elif isinstance(event, FlagsChanged):
+            modseq = max((change[2] for change in event.changes), default=0)
+        for view in self.views:
+            if modseq > view.pending_modseq:
+                view.pending_modseq = modseq
         if isinstance(event, MessagesAdded):
             last = self.uids[-1] if self.uids else 0
             fresh = [uid for uid in event.uids if uid > last]
@@ -88,7 +101,9 @@ def _ignore_result(task: asyncio.Future[None]) -> None:
 class SelectedMailbox:
     """One session's numbered view of a mailbox (message sequence number n is uids[n-1])."""
 
-    def __init__(self, state: MailboxState, session: object, readonly: bool) -> None:
+    def __init__(
+        self, state: MailboxState, session: object, readonly: bool, modseq: int = 0
+    ) -> None:
         self.state = state
         self.session = session
         self.readonly = readonly
@@ -100,6 +115,8 @@ class SelectedMailbox:
         self.pending_expunged: set[int] = set()
         self.pending_flags: dict[int, tuple[Flags, int]] = {}
         self.has_new = False
+        self.modseq = modseq  # HIGHESTMODSEQ as this session knows it
+        self.pending_modseq = modseq
         # Set while the session is in IDLE: called right after each change is applied.
         self.notify: Callable[[], None] | None = None
         state.views.append(self)
@@ -144,12 +161,34 @@ class SelectedMailbox:
         return sorted(out)
 
     def pending(self) -> bool:
-        return bool(self.pending_expunged or self.pending_flags or self.has_new)
+        return bool(
+            self.pending_expunged
+            or self.pending_flags
+            or self.has_new
+            or self.pending_modseq > self.modseq
+        )
 
     def sync(
-        self, *, allow_expunge: bool, flag_line: Callable[[int, int, Flags, int], bytes]
+        self,
+        *,
+        allow_expunge: bool,
+        flag_line: Callable[[int, int, Flags, int], bytes],
+        vanished: bool = False,
     ) -> Iterator[bytes]:
-        """Untagged responses that bring the client's view up to date, in a legal order."""
+        """Untagged responses that bring the client's view up to date, in a legal order.
+
+        With `vanished` (QRESYNC enabled), expunges are reported as one `VANISHED`
+        response of UIDs instead of `EXPUNGE` responses (RFC 7162 §3.2.10.2)."""
+        yield from self._sync(allow_expunge, flag_line, vanished)
+        if not self.pending_expunged and self.pending_modseq > self.modseq:
+            self.modseq = self.pending_modseq
+
+    def _sync(
+        self,
+        allow_expunge: bool,
+        flag_line: Callable[[int, int, Flags, int], bytes],
+        vanished: bool,
+    ) -> Iterator[bytes]:
         if self.pending_flags:
             for uid, (flags, modseq) in sorted(self.pending_flags.items()):
                 if uid in self.pending_expunged:
@@ -163,8 +202,13 @@ class SelectedMailbox:
                 (seq for uid in self.pending_expunged if (seq := self.seq_of(uid)) is not None),
                 reverse=True,  # highest first: each number stays valid as earlier ones go
             )
-            for seq in positions:
-                yield b"* %d EXPUNGE\r\n" % seq
+            if vanished:
+                if positions:
+                    gone = sorted(self.uids[seq - 1] for seq in positions)
+                    yield b"* VANISHED %s\r\n" % format_sequence(gone).encode()
+            else:
+                for seq in positions:
+                    yield b"* %d EXPUNGE\r\n" % seq
             self.recent.difference_update(self.pending_expunged)
             self.pending_expunged.clear()
             before = len(self.uids) - len(positions)

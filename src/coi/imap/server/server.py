@@ -39,7 +39,7 @@ class ImapServer:
             **search.ROUTES,
             **idle.ROUTES,
         }
-        self.enableable: frozenset[str] = frozenset()
+        self.enableable: frozenset[str] = frozenset({"CONDSTORE", "QRESYNC"})  # RFC 7162
         self.throttle = LoginThrottle()
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

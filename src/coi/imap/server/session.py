@@ -65,6 +65,7 @@ class Session:
         self.address = ""
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
+        self.condstore = False  # a CONDSTORE enabling command was seen (RFC 7162 §3.1)
         self.idling = False
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
 
@@ -96,6 +97,8 @@ class Session:
             "ESEARCH",  # RFC 4731
             "SEARCHRES",  # RFC 5182
             "BINARY",  # RFC 3516
+            "CONDSTORE",  # RFC 7162
+            "QRESYNC",  # RFC 7162
             "UIDPLUS",
             "MOVE",
             "UNSELECT",
@@ -106,6 +109,21 @@ class Session:
             f"APPENDLIMIT={self.config.max_literal}",
         ]
         return caps
+
+    # -- CONDSTORE / QRESYNC (RFC 7162) ------------------------------------------
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """Marks the session CONDSTORE-aware; the first time, with a mailbox selected,
+        reports its HIGHESTMODSEQ (RFC 7162 §3.1)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.modseq}] Highest")
 
     # -- execution ---------------------------------------------------------------
 
@@ -154,7 +172,9 @@ class Session:
         view = self.selected
         if view is None or not view.pending():
             return
-        for line in view.sync(allow_expunge=allow_expunge, flag_line=self.flag_update_line):
+        for line in view.sync(
+            allow_expunge=allow_expunge, flag_line=self.flag_update_line, vanished=self.qresync
+        ):
             self.io.write(line)
 
     def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
@@ -162,14 +182,23 @@ class Session:
         if self.selected is not None and uid in self.selected.recent:
             names.append("\\Recent")
         # RFC 3501 §7.4.2: UID is optional in unsolicited FETCH; clients tracking by UID need it.
+        if self.condstore:  # RFC 7162 §3.1.4.2, §3.2.4
+            return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (
+                seq,
+                flag_list(names),
+                uid,
+                modseq,
+            )
         return b"* %d FETCH (FLAGS %s UID %d)\r\n" % (seq, flag_list(names), uid)
 
     # -- selection ---------------------------------------------------------------
 
-    def select(self, mailbox_id: int, recent_floor: int, readonly: bool) -> SelectedMailbox:
+    def select(
+        self, mailbox_id: int, recent_floor: int, readonly: bool, modseq: int = 0
+    ) -> SelectedMailbox:
         self.deselect()
         state = self.server.mailbox_state(mailbox_id, recent_floor)
-        self.selected = SelectedMailbox(state, self, readonly)
+        self.selected = SelectedMailbox(state, self, readonly, modseq)
         self.state = State.SELECTED
         return self.selected
 

@@ -62,6 +62,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (mailbox_id, uid)
     ) STRICT, WITHOUT ROWID;
     """,
+    # sync (RFC 7162): VANISHED (EARLIER) looks tombstones up by mod-sequence. Written
+    # to follow the METADATA migration, so it is number 3 once both are merged.
+    """
+    CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+    """,
 )
 
 
