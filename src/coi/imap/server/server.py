@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
-from coi.imap.server import auth, fetch, idle, mailbox, message, search
+from coi.imap.server import auth, fetch, idle, mailbox, message, search, sort
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
@@ -38,6 +38,7 @@ class ImapServer:
             **fetch.ROUTES,
             **search.ROUTES,
             **idle.ROUTES,
+            **sort.ROUTES,
         }
         self.enableable: frozenset[str] = frozenset({"CONDSTORE", "QRESYNC"})  # RFC 7162
         self.throttle = LoginThrottle()

@@ -99,6 +99,9 @@ class Session:
             "BINARY",  # RFC 3516
             "CONDSTORE",  # RFC 7162
             "QRESYNC",  # RFC 7162
+            "SORT",  # RFC 5256
+            "SORT=DISPLAY",  # RFC 5957
+            "ESORT",  # RFC 5267
             "UIDPLUS",
             "MOVE",
             "UNSELECT",
