@@ -27,7 +27,7 @@ def _marks_seen(attr: FetchAttr) -> bool:
     return attr.name in ("BODY", "BINARY") and attr.section is not None and not attr.peek
 
 
-class _Message:
+class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
     __slots__ = ("_index", "_raw", "row", "session")
@@ -69,7 +69,7 @@ def _partial(data: bytes, attr: FetchAttr) -> bytes:
     return data[origin : origin + count]
 
 
-def render(attr: FetchAttr, message: _Message, seq_flags: list[str]) -> bytes:
+def render(attr: FetchAttr, message: Message, seq_flags: list[str]) -> bytes:
     name = attr.name
     row = message.row
     if name == "UID":
@@ -164,7 +164,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         if row is None or seq is None:
             missing = True
             continue
-        message = _Message(session, row)
+        message = Message(session, row)
         names = row.flags.names()
         if uid in view.recent:
             names.append("\\Recent")

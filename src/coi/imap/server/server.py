@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
-from coi.imap.server import auth, fetch, idle, mailbox, message, search, sort
+from coi.imap.server import auth, fetch, idle, mailbox, message, notify, search, sort
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
@@ -39,6 +39,7 @@ class ImapServer:
             **search.ROUTES,
             **idle.ROUTES,
             **sort.ROUTES,
+            **notify.ROUTES,
         }
         self.enableable: frozenset[str] = frozenset({"CONDSTORE", "QRESYNC"})  # RFC 7162
         self.throttle = LoginThrottle()

@@ -24,6 +24,7 @@ from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags
 
 if TYPE_CHECKING:
+    from coi.imap.server.notify import Notifier
     from coi.imap.server.server import ImapServer
 
 log = logging.getLogger("coi.imap")
@@ -67,6 +68,8 @@ class Session:
         self.enabled: set[str] = set()
         self.condstore = False  # a CONDSTORE enabling command was seen (RFC 7162 §3.1)
         self.idling = False
+        self.in_command = False
+        self.notifier: Notifier | None = None  # NOTIFY SET in effect (RFC 5465)
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
 
     # -- output ------------------------------------------------------------------
@@ -102,6 +105,7 @@ class Session:
             "SORT",  # RFC 5256
             "SORT=DISPLAY",  # RFC 5957
             "ESORT",  # RFC 5267
+            "NOTIFY",  # RFC 5465
             "UIDPLUS",
             "MOVE",
             "UNSELECT",
@@ -131,6 +135,13 @@ class Session:
     # -- execution ---------------------------------------------------------------
 
     async def execute(self, command: cmd.Command) -> None:
+        self.in_command = True
+        try:
+            await self._execute(command)
+        finally:
+            self.in_command = False
+
+    async def _execute(self, command: cmd.Command) -> None:
         tag = command.tag
         route = self.server.routes.get(type(command))
         if route is None:
@@ -173,12 +184,16 @@ class Session:
     def announce(self, *, allow_expunge: bool) -> None:
         """Sends pending mailbox changes as untagged responses."""
         view = self.selected
-        if view is None or not view.pending():
-            return
-        for line in view.sync(
-            allow_expunge=allow_expunge, flag_line=self.flag_update_line, vanished=self.qresync
-        ):
-            self.io.write(line)
+        if view is not None and view.pending():
+            last_uid = view.max_uid()
+            for line in view.sync(
+                allow_expunge=allow_expunge, flag_line=self.flag_update_line, vanished=self.qresync
+            ):
+                self.io.write(line)
+            if self.notifier is not None:
+                self.notifier.announced(view, last_uid)
+        if self.notifier is not None:
+            self.notifier.flush()
 
     def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
         names = flags.names()
@@ -220,6 +235,9 @@ class Session:
         return self.selected
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
         self.deselect()
         if self.user_id:
             self.server.logout_user(self.user_id)
