@@ -803,7 +803,7 @@ def _search(r: Reader, tag: str, uid: bool) -> Command:
         r.sp()
         charset = _text(r.astring()).upper()
         if charset not in _CHARSETS:
-            raise BadCharset(tag, charset)
+            raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
         r.sp()
     encoding = _CHARSETS[charset] if charset else "utf-8"
 
@@ -851,7 +851,7 @@ def _sort(r: Reader, tag: str, uid: bool) -> Command:
     r.sp()
     charset = _text(r.astring()).upper()
     if charset not in _CHARSETS:
-        raise BadCharset(tag, charset)
+        raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
     r.sp()
     encoding = _CHARSETS[charset]
 
