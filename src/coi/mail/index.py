@@ -374,7 +374,7 @@ def _describe(
         _plist(params),
         nstring(f.get(b"content-id")),
         nstring(f.get(b"content-description")),
-        nstring(part.encoding.upper().encode("latin-1")),
+        nstring(part.encoding.encode("latin-1").upper()),  # bytes.upper: ASCII only
         part.body_end - part.body_start,
     )
     lines = b"%d" % raw.count(b"\n", part.body_start, part.body_end)
