@@ -336,3 +336,38 @@ async def test_vanished_fetch_and_expunge(imap_server: RunningServer) -> None:
     finally:
         await alice.close()
         await other.close()
+
+
+async def test_held_back_expunge_lowers_highestmodseq(imap_server: RunningServer) -> None:
+    one = await logged_in(imap_server)
+    other = await logged_in(imap_server)
+    try:
+        await _five(one)
+        await one.command("s SELECT INBOX (CONDSTORE)")
+        await other.command("s SELECT INBOX")
+        await other.command("d UID STORE 1 +FLAGS.SILENT (\\Deleted)")  # MODSEQ 7
+        await other.command("e EXPUNGE")  # 8
+        await other.command("f UID STORE 3 +FLAGS.SILENT (\\Flagged)")  # 9
+        await run_transcript(
+            one,
+            """
+            C: f FETCH 2 (UID)
+            S: * 2 FETCH (UID 2)
+            S: * 3 FETCH (FLAGS (\\Flagged \\Recent) UID 3 MODSEQ (9))
+            S: * OK [HIGHESTMODSEQ 7] {{.*}}
+            S: f OK {{.*}}
+            C: n NOOP
+            S: * 1 EXPUNGE
+            S: n OK {{.*}}
+            C: e ENABLE QRESYNC
+            S: * ENABLED QRESYNC
+            S: e OK {{.*}}
+            C: m UID MOVE 2 Trash
+            S: * OK [COPYUID {{\\d+}} 2 1] {{.*}}
+            S: * VANISHED 2
+            S: m OK [HIGHESTMODSEQ 10] MOVE completed
+            """,
+        )
+    finally:
+        await one.close()
+        await other.close()

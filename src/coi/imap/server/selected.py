@@ -82,6 +82,8 @@ class MailboxState:
             self.uids = array("I", (uid for uid in self.uids if uid not in gone))
             for view in self.views:
                 view.pending_expunged.update(gone)
+                if not view.expunge_modseq:
+                    view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
             for view in self.views:
                 if event.origin is view.session:
@@ -116,6 +118,7 @@ class SelectedMailbox:
         self.pending_flags: dict[int, tuple[Flags, int]] = {}
         self.has_new = False
         self.modseq = modseq  # HIGHESTMODSEQ as this session knows it
+        self.expunge_modseq = 0  # mod-sequence of the oldest expunge not yet announced
         self.pending_modseq = modseq
         # Set while the session is in IDLE: called right after each change is applied.
         self.notify: Callable[[], None] | None = None
@@ -174,14 +177,24 @@ class SelectedMailbox:
         allow_expunge: bool,
         flag_line: Callable[[int, int, Flags, int], bytes],
         vanished: bool = False,
+        condstore: bool = False,
     ) -> Iterator[bytes]:
         """Untagged responses that bring the client's view up to date, in a legal order.
 
         With `vanished` (QRESYNC enabled), expunges are reported as one `VANISHED`
         response of UIDs instead of `EXPUNGE` responses (RFC 7162 §3.2.10.2)."""
+        flags_sent = bool(self.pending_flags)
         yield from self._sync(allow_expunge, flag_line, vanished)
-        if not self.pending_expunged and self.pending_modseq > self.modseq:
-            self.modseq = self.pending_modseq
+        if not self.pending_expunged:
+            self.expunge_modseq = 0
+            if self.pending_modseq > self.modseq:
+                self.modseq = self.pending_modseq
+        elif condstore and flags_sent:
+            # RFC 7162 §3.2: FETCH ... MODSEQ went out while an older expunge is held back;
+            # a HIGHESTMODSEQ below that expunge keeps a resync from skipping it
+            yield b"* OK [HIGHESTMODSEQ %d] Expunges pending\r\n" % max(
+                self.modseq, self.expunge_modseq - 1
+            )
 
     def _sync(
         self,

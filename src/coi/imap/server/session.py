@@ -187,7 +187,10 @@ class Session:
         if view is not None and view.pending():
             last_uid = view.max_uid()
             for line in view.sync(
-                allow_expunge=allow_expunge, flag_line=self.flag_update_line, vanished=self.qresync
+                allow_expunge=allow_expunge,
+                flag_line=self.flag_update_line,
+                vanished=self.qresync,
+                condstore=self.condstore,
             ):
                 self.io.write(line)
             if self.notifier is not None:
