@@ -371,3 +371,55 @@ async def test_held_back_expunge_lowers_highestmodseq(imap_server: RunningServer
     finally:
         await one.close()
         await other.close()
+
+
+async def test_no_vanished_during_sequence_number_commands(imap_server: RunningServer) -> None:
+    one = await logged_in(imap_server)
+    other = await logged_in(imap_server)
+    try:
+        await _five(one)
+        await one.command("s SELECT INBOX")
+        await one.command("e ENABLE QRESYNC")
+        await other.command("s SELECT INBOX")
+        await other.command("d UID STORE 1,2 +FLAGS.SILENT (\\Deleted)")
+        await run_transcript(
+            one,
+            """
+            C: n NOOP
+            S: * 1 FETCH (FLAGS (\\Deleted \\Recent) UID 1 MODSEQ (7))
+            S: * 2 FETCH (FLAGS (\\Deleted \\Recent) UID 2 MODSEQ (7))
+            S: n OK {{.*}}
+            """,
+        )
+        await other.command("e UID EXPUNGE 1")
+        await run_transcript(
+            one,
+            """
+            C: a UID SEARCH 1:2
+            S: * SEARCH 2
+            S: a OK {{.*}}
+            C: b SORT (ARRIVAL) UTF-8 ALL
+            S: * SORT 2 3 4 5
+            S: b OK {{.*}}
+            C: c UID SORT (ARRIVAL) UTF-8 1:2
+            S: * SORT 2
+            S: c OK {{.*}}
+            C: d UID SEARCH UID 1:*
+            S: * SEARCH 2 3 4 5
+            S: * VANISHED 1
+            S: d OK {{.*}}
+            """,
+        )
+        await other.command("e UID EXPUNGE 2")
+        await run_transcript(
+            one,
+            """
+            C: f UID SORT (ARRIVAL) UTF-8 UID 1:*
+            S: * SORT 3 4 5
+            S: * VANISHED 2
+            S: f OK {{.*}}
+            """,
+        )
+    finally:
+        await one.close()
+        await other.close()

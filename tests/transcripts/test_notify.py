@@ -62,9 +62,25 @@ async def test_notify_selected_and_other_mailboxes(imap_server: RunningServer) -
         await run_transcript(a, 'S: * LIST (\\HasNoChildren) "/" Chats')
         await b.command("c SUBSCRIBE Chats")
         await run_transcript(a, 'S: * LIST (\\HasNoChildren \\Subscribed) "/" Chats')
+        await b.command("c CREATE Chats/Group")
+        await run_transcript(
+            a,
+            """
+            S: * LIST (\\HasNoChildren) "/" Chats/Group
+            S: * LIST (\\HasChildren \\Subscribed) "/" Chats
+            """,
+        )
         await b.command("c RENAME Chats Talks")
         await run_transcript(
-            a, 'S: * LIST (\\HasNoChildren \\Subscribed) "/" Talks ("OLDNAME" (Chats))'
+            a, 'S: * LIST (\\HasChildren \\Subscribed) "/" Talks ("OLDNAME" (Chats))'
+        )
+        await b.command("c DELETE Talks/Group")
+        await run_transcript(
+            a,
+            """
+            S: * LIST (\\NonExistent) "/" Talks/Group
+            S: * LIST (\\HasNoChildren \\Subscribed) "/" Talks
+            """,
         )
         await b.command("c DELETE Talks")
         await run_transcript(a, 'S: * LIST (\\NonExistent{{.*}}) "/" Talks')

@@ -83,6 +83,7 @@ class Notifier:
         self.groups = groups
         self.queue: list[str] = []
         self.own_new: set[int] = set()  # UIDs this session appended to the selected mailbox
+        self._renamed: tuple[str, str] | None = None  # the last rename seen (old, new)
         self._unwatch = session.store.events.watch_user(session.user_id, self._on_event)
 
     def close(self) -> None:
@@ -180,12 +181,24 @@ class Notifier:
     def _name_event(self, event: MailboxCreated | MailboxDeleted | MailboxRenamed) -> None:
         # RFC 5465 §5.4: a LIST response per affected name, OLDNAME for a rename
         if isinstance(event, MailboxRenamed):
+            last = self._renamed
+            if last is not None and event.old_name.startswith(last[0] + "/"):
+                return  # inferiors move with their parent: no events of their own
+            self._renamed = (event.old_name, event.new_name)
             if self._wanted(event.new_name, "MAILBOXNAME") or self._wanted(
                 event.old_name, "MAILBOXNAME"
             ):
                 self.queue.append(list_line(self.session, event.new_name, event.old_name))
-        elif self._wanted(event.name, "MAILBOXNAME"):
-            self.queue.append(list_line(self.session, event.name))
+            return
+        self._renamed = None
+        # the mailbox and its direct parent (whose \HasChildren may change) are affected
+        names = [event.name]
+        if "/" in event.name:
+            names.append(event.name.rsplit("/", 1)[0])
+        for name in names:
+            line = list_line(self.session, name)
+            if self._wanted(name, "MAILBOXNAME") and line not in self.queue:
+                self.queue.append(line)
 
 
 def _ordered(items: list[str]) -> tuple[str, ...]:

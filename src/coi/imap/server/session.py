@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
+from coi.imap.wire import search as keys
 from coi.imap.wire.encode import flag_list
 from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags
@@ -51,8 +52,31 @@ class Route:
     states: frozenset[State]
 
 
-# Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1).
-_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search)
+# Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1); SORT
+# answers with sequence numbers like SEARCH (RFC 5256).
+_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort)
+
+
+def _uses_sequence_numbers(key: keys.SearchKey) -> bool:
+    if isinstance(key, keys.SequenceKey):
+        return not key.sequence.saved  # "$" holds UIDs
+    if isinstance(key, keys.AndKey):
+        return any(_uses_sequence_numbers(k) for k in key.keys)
+    if isinstance(key, keys.OrKey):
+        return _uses_sequence_numbers(key.left) or _uses_sequence_numbers(key.right)
+    if isinstance(key, keys.NotKey):
+        return _uses_sequence_numbers(key.key)
+    return False
+
+
+def _expunge_allowed(command: cmd.Command) -> bool:
+    if not isinstance(command, _NO_EXPUNGE):
+        return True
+    if not command.uid:
+        return False
+    # RFC 7162 §3.2.10.2 (and RFC 9051 §7.5.1): not during a UID SEARCH that names
+    # message sequence numbers
+    return not (isinstance(command, cmd.Search | cmd.Sort) and _uses_sequence_numbers(command.key))
 
 
 class Session:
@@ -174,8 +198,7 @@ class Session:
         if self.state is State.LOGOUT:
             self.send_tagged(tag, result)
             return
-        uid = bool(getattr(command, "uid", False))
-        self.announce(allow_expunge=uid or not isinstance(command, _NO_EXPUNGE))
+        self.announce(allow_expunge=_expunge_allowed(command))
         self.send_tagged(tag, result)
 
     def send_tagged(self, tag: str, text: str) -> None:
