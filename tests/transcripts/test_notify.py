@@ -84,8 +84,11 @@ async def test_notify_selected_and_other_mailboxes(imap_server: RunningServer) -
         )
         await b.command("c DELETE Talks")
         await run_transcript(a, 'S: * LIST (\\NonExistent{{.*}}) "/" Talks')
-        # this session's own changes are not echoed as STATUS
+        # this session's own changes are not echoed as STATUS, nor its own new messages
+        # as FETCH (RFC 5465 §5, §5.2)
         await append(a, SIMPLE, mailbox="Sent")
+        lines = await append(a, SIMPLE)
+        assert lines[:-1] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"], lines
         await run_transcript(
             a,
             """
@@ -99,8 +102,8 @@ async def test_notify_selected_and_other_mailboxes(imap_server: RunningServer) -
             a,
             """
             C: n3 NOOP
-            S: * 1 EXISTS
-            S: * 1 RECENT
+            S: * 2 EXISTS
+            S: * 2 RECENT
             S: n3 OK {{.*}}
             """,
         )

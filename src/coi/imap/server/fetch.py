@@ -123,9 +123,9 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         raise CommandBad("VANISHED needs ENABLE QRESYNC first")  # RFC 7162 §3.2.6
     attrs = list(command.attrs)
     changedsince = command.changedsince
+    uids = resolve(session, command.sequence, command.uid)
     if changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
         session.enable_condstore()  # RFC 7162 §3.1
-    uids = resolve(session, command.sequence, command.uid)
     if command.uid and not any(a.name == "UID" for a in attrs):
         attrs.insert(0, FetchAttr("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
     store = session.store

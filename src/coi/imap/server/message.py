@@ -79,10 +79,10 @@ def highestmodseq_code(session: Session, view: SelectedMailbox, expunged: bool) 
 async def handle_store(session: Session, command: cmd.Store) -> str:
     view = session.require_selected()
     conditional = command.unchangedsince is not None
-    if conditional:
-        session.enable_condstore()  # RFC 7162 §3.1
     writable(view)
     uids = resolve(session, command.sequence, command.uid)
+    if conditional:
+        session.enable_condstore()  # RFC 7162 §3.1
     flags = Flags.from_names([f for f in command.flags if f != "\\Recent"])
     changed, failed = await session.store.store_flags(
         view.mailbox_id, uids, command.mode, flags, command.unchangedsince, origin=session

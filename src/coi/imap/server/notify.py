@@ -96,7 +96,12 @@ class Notifier:
         view = session.selected
         if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
             if view is not None and event.mailbox_id == view.mailbox_id:
-                if isinstance(event, MessagesAdded) and event.origin is session:
+                if (
+                    isinstance(event, MessagesAdded)
+                    and event.origin is session
+                    and self.fetch_atts
+                    and "MESSAGENEW" in self.selected
+                ):
                     self.own_new.update(event.uids)  # RFC 5465 §5.2: no FETCH for those
             elif event.origin is not session:  # §5: not about this client's own doing
                 self._mailbox_event(event)
