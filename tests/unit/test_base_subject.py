@@ -37,3 +37,13 @@ def test_base_subject(subject: str, base: str) -> None:
 def test_parse_stored_envelope() -> None:
     data = b'("d" {5}\r\na"b c ((NIL NIL "x\\"y" "h")) NIL)'
     assert parse_sexp(data) == [b"d", b'a"b c', [[None, None, b'x"y', b"h"]], None]
+
+
+def test_parse_stored_envelope_fast_path() -> None:
+    data = b'("d" "" NIL (("N\\\\x" NIL "m" "h")("" NIL "n" "h")))'
+    assert parse_sexp(data) == [
+        b"d",
+        b"",
+        None,
+        [[b"N\\x", None, b"m", b"h"], [b"", None, b"n", b"h"]],
+    ]

@@ -454,3 +454,11 @@ def load_index(data: bytes) -> MessageIndex:
         root=_part_from_tuple(root),
         sent_date=datetime.fromisoformat(date) if date is not None else None,
     )
+
+
+def load_envelope(data: bytes) -> tuple[bytes, datetime | None]:
+    """Only (ENVELOPE, sent date) of a dumped index: what SORT needs, without the part tree."""
+    fmt, env, _body, _bs, date, _root = marshal.loads(data)
+    if fmt != _FORMAT:
+        raise ValueError(f"unknown index format {fmt!r}")
+    return env, datetime.fromisoformat(date) if date is not None else None

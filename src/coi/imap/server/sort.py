@@ -19,7 +19,7 @@ from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import quoted
 from coi.imap.wire.sequence import format_sequence
-from coi.mail.index import load_index
+from coi.mail.index import load_envelope
 from coi.mail.search import decode_words
 from coi.store.model import MessageRow
 
@@ -28,42 +28,60 @@ from coi.store.model import MessageRow
 _Node = bytes | None | list[Any]
 
 
+_TOKEN = re.compile(rb' *(?:(\()|(\))|(NIL)|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n)', re.DOTALL)
+_UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
+
+
+_FAST_TOKEN = re.compile(rb'(\()|(\))|(NIL)|"((?:[^"\\]|\\.)*)"')
+_LITERAL = re.compile(rb"\{\d+\}\r\n")
+
+
 def parse_sexp(data: bytes) -> _Node:
-    node, _ = _read(data, 0)
-    return node
+    """Reads the ENVELOPE we stored ourselves: NIL, quoted strings, literals, lists."""
+    if _LITERAL.search(data) is not None:  # quoted strings never hold CRLF
+        return _parse_with_literals(data)
+    stack: list[list[_Node]] = [[]]
+    for opening, closing, nil, text in _FAST_TOKEN.findall(data):
+        if opening:
+            stack.append([])
+        elif closing:
+            done = stack.pop()
+            stack[-1].append(done)
+        elif nil:
+            stack[-1].append(None)
+        else:
+            stack[-1].append(_UNESCAPE.sub(rb"\1", text) if b"\\" in text else text)
+    if len(stack) != 1 or not stack[0]:
+        raise ValueError("malformed stored envelope")
+    return stack[0][0]
 
 
-def _read(data: bytes, pos: int) -> tuple[_Node, int]:
-    while data[pos] == 0x20:
-        pos += 1
-    ch = data[pos]
-    if ch == 0x28:  # (
-        items: list[_Node] = []
-        pos += 1
-        while True:
-            while data[pos] == 0x20:
-                pos += 1
-            if data[pos] == 0x29:
-                return items, pos + 1
-            item, pos = _read(data, pos)
-            items.append(item)
-    if ch == 0x22:  # "
-        out = bytearray()
-        pos += 1
-        while data[pos] != 0x22:
-            if data[pos] == 0x5C:
-                pos += 1
-            out.append(data[pos])
-            pos += 1
-        return bytes(out), pos + 1
-    if ch == 0x7B:  # {n}\r\n
-        end = data.index(b"}", pos)
-        size = int(data[pos + 1 : end])
-        start = end + 3
-        return data[start : start + size], start + size
-    if data.startswith(b"NIL", pos):
-        return None, pos + 3
-    raise ValueError(f"unexpected byte {ch} in stored envelope")
+def _parse_with_literals(data: bytes) -> _Node:
+    stack: list[list[_Node]] = [[]]
+    pos = 0
+    end = len(data)
+    while pos < end:
+        m = _TOKEN.match(data, pos)
+        if m is None:
+            raise ValueError(f"unexpected data at {pos} in stored envelope")
+        pos = m.end()
+        if m.group(1):
+            stack.append([])
+        elif m.group(2):
+            done = stack.pop()
+            stack[-1].append(done)
+        elif m.group(3):
+            stack[-1].append(None)
+        elif m.group(4) is not None:
+            text = m.group(4)
+            stack[-1].append(_UNESCAPE.sub(rb"\1", text) if b"\\" in text else text)
+        else:
+            size = int(m.group(5))
+            stack[-1].append(data[pos : pos + size])
+            pos += size
+        if len(stack) == 1 and stack[0]:
+            return stack[0][0]
+    raise ValueError("truncated stored envelope")
 
 
 # -- RFC 5256 §2.1 base subject ---------------------------------------------------------
@@ -146,25 +164,24 @@ def _display_key(env: _Envelope, field: int) -> str:
 
 
 class _Sortable:
-    __slots__ = ("_env", "row", "seq", "session")
+    __slots__ = ("_env", "_meta", "row", "seq")
 
-    def __init__(self, session: Session, seq: int, row: MessageRow) -> None:
-        self.session = session
+    def __init__(self, seq: int, row: MessageRow, meta: bytes | None) -> None:
         self.seq = seq
         self.row = row
+        self._meta = meta
         self._env: _Envelope | None = None
 
     @property
     def env(self) -> _Envelope:
         if self._env is None:
-            meta = self.session.store.meta(self.row.blob_id)
-            if meta is None:
+            if self._meta is None:
                 self._env = _Envelope([None] * 10, None)
             else:
-                index = load_index(meta)
-                tree = parse_sexp(index.envelope)
+                envelope, sent = load_envelope(self._meta)
+                tree = parse_sexp(envelope)
                 assert isinstance(tree, list)
-                self._env = _Envelope(tree, index.sent_date)
+                self._env = _Envelope(tree, sent)
         return self._env
 
 
@@ -192,7 +209,10 @@ def sort_rows(
 ) -> list[MessageRow]:
     """Rows in the requested order; ties in sequence-number order (RFC 5256 §3)."""
     view = session.require_selected()
-    items = [_Sortable(session, view.seq_of(row.uid) or 0, row) for row in rows]
+    metas: dict[int, bytes] = {}
+    if any(name not in ("ARRIVAL", "SIZE") for name, _ in criteria):
+        metas = session.store.metas([row.blob_id for row in rows])  # one query per 500
+    items = [_Sortable(view.seq_of(row.uid) or 0, row, metas.get(row.blob_id)) for row in rows]
     items.sort(key=lambda m: m.seq)
     # Stable sorts from the least significant key up give the combined order; a reverse
     # sort keeps ties in their earlier order too, so REVERSE applies to its key only.

@@ -432,6 +432,16 @@ class SqliteStore:
         row = self._read.execute("SELECT meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
 
+    def metas(self, blob_ids: Sequence[int]) -> dict[int, bytes]:
+        """Serialized indexes of many bodies at once (SORT), never the raw bytes."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT id, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
+            )
+            out.update((row[0], row[1]) for row in rows)
+        return out
+
     def search_blob(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT search FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
