@@ -423,3 +423,56 @@ async def test_no_vanished_during_sequence_number_commands(imap_server: RunningS
     finally:
         await one.close()
         await other.close()
+
+
+async def test_uid_expunge_and_close_with_qresync(alice: LineClient) -> None:
+    await _five(alice)
+    await run_transcript(
+        alice,
+        """
+        C: e ENABLE QRESYNC
+        S: * ENABLED QRESYNC
+        S: e OK {{.*}}
+        C: s SELECT INBOX
+        S: * FLAGS {{.*}}
+        S: * 5 EXISTS
+        S: * 5 RECENT
+        S: * OK [UNSEEN 1] {{.*}}
+        S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
+        S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
+        S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [HIGHESTMODSEQ 6] {{.*}}
+        S: s OK [READ-WRITE] {{.*}}
+        C: d STORE 2:5 +FLAGS.SILENT (\\Deleted)
+        S: * 2 FETCH (UID 2 MODSEQ (7))
+        S: * 3 FETCH (UID 3 MODSEQ (7))
+        S: * 4 FETCH (UID 4 MODSEQ (7))
+        S: * 5 FETCH (UID 5 MODSEQ (7))
+        S: d OK {{.*}}
+        C: . UID EXPUNGE 3:4
+        S: * VANISHED 3:4
+        S: . OK [HIGHESTMODSEQ 8] EXPUNGE completed
+        C: c CLOSE
+        S: c OK CLOSE completed
+        C: t STATUS INBOX (MESSAGES HIGHESTMODSEQ)
+        S: * STATUS INBOX (MESSAGES 1 HIGHESTMODSEQ 9)
+        S: t OK {{.*}}
+        """,
+    )
+    validity = await _uidvalidity(alice)
+    await run_transcript(
+        alice,
+        f"""
+        C: q EXAMINE INBOX (QRESYNC ({validity} 6))
+        S: * FLAGS {{{{.*}}}}
+        S: * 1 EXISTS
+        S: * 0 RECENT
+        S: * OK [UNSEEN 1] {{{{.*}}}}
+        S: * OK [PERMANENTFLAGS ()] {{{{.*}}}}
+        S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
+        S: * OK [UIDNEXT 6] {{{{.*}}}}
+        S: * OK [HIGHESTMODSEQ 9] {{{{.*}}}}
+        S: * VANISHED (EARLIER) 2:5
+        S: q OK [READ-ONLY] {{{{.*}}}}
+        """,
+    )
