@@ -89,6 +89,9 @@ async def test_notify_selected_and_other_mailboxes(imap_server: RunningServer) -
         await append(a, SIMPLE, mailbox="Sent")
         lines = await append(a, SIMPLE)
         assert lines[:-1] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"], lines
+        for command in ("CREATE Own/Box", "SUBSCRIBE Own", "RENAME Own Mine", "DELETE Mine/Box"):
+            lines = await a.command("o " + command)
+            assert len(lines) == 1 and lines[0].startswith(b"o OK"), lines
         await run_transcript(
             a,
             """

@@ -105,6 +105,8 @@ class Notifier:
                     self.own_new.update(event.uids)  # RFC 5465 §5.2: no FETCH for those
             elif event.origin is not session:  # §5: not about this client's own doing
                 self._mailbox_event(event)
+        elif self._own(event):
+            pass  # RFC 5465 §5: not this client's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE
         elif isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
             self._name_event(event)
         elif isinstance(event, SubscriptionChanged) and self._wanted(
@@ -112,6 +114,25 @@ class Notifier:
         ):
             self.queue.append(list_line(session, event.name))  # §5.5
         self.push()
+
+    def _own(self, event: Event) -> bool:
+        """Mailbox events carry no origin: they are this session's if its running
+        command is the one that names that mailbox (no other session can create,
+        delete or rename the same name at the same time)."""
+        running = self.session.command
+        if isinstance(event, MailboxCreated):
+            return isinstance(running, cmd.Create) and _within(running.mailbox, event.name)
+        if isinstance(event, MailboxDeleted):
+            return isinstance(running, cmd.Delete) and running.mailbox == event.name
+        if isinstance(event, MailboxRenamed):
+            return isinstance(running, cmd.Rename) and (
+                _within(running.old, event.old_name) or _within(running.new, event.new_name)
+            )
+        if isinstance(event, SubscriptionChanged):
+            return isinstance(running, cmd.Subscribe | cmd.Unsubscribe) and (
+                running.mailbox == event.name
+            )
+        return False
 
     def push(self) -> None:
         """Between commands and during IDLE, report at once (RFC 5465 §3.1)."""
@@ -204,6 +225,15 @@ class Notifier:
             line = list_line(self.session, name)
             if self._wanted(name, "MAILBOXNAME") and line not in self.queue:
                 self.queue.append(line)
+
+
+def _within(name: str, other: str) -> bool:
+    """`other` is `name`, one of its superiors or one of its inferiors."""
+    return (
+        other == name.rstrip("/")
+        or name.startswith(other + "/")
+        or other.startswith(name.rstrip("/") + "/")
+    )
 
 
 def _ordered(items: list[str]) -> tuple[str, ...]:

@@ -93,6 +93,7 @@ class Session:
         self.condstore = False  # a CONDSTORE enabling command was seen (RFC 7162 §3.1)
         self.idling = False
         self.in_command = False
+        self.command: cmd.Command | None = None  # the one running, if any
         self.notifier: Notifier | None = None  # NOTIFY SET in effect (RFC 5465)
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
 
@@ -160,10 +161,12 @@ class Session:
 
     async def execute(self, command: cmd.Command) -> None:
         self.in_command = True
+        self.command = command
         try:
             await self._execute(command)
         finally:
             self.in_command = False
+            self.command = None
 
     async def _execute(self, command: cmd.Command) -> None:
         tag = command.tag
