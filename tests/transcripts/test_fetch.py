@@ -181,6 +181,7 @@ async def test_implicit_seen(alice: LineClient) -> None:
         S: * 4 FETCH (BODY[1] "Sch=C3=B6ne Gr=C3=BC=C3=9Fe")
         S: i7 OK {{.*}}
         C: i8 EXAMINE INBOX
+        S: * OK [CLOSED] {{.*}}
         S: * FLAGS {{.*}}
         S: * 4 EXISTS
         S: * 0 RECENT

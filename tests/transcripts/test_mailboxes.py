@@ -52,6 +52,7 @@ async def test_select_and_examine(alice: LineClient) -> None:
         S: * OK [UIDNEXT 3] {{.*}}
         S: A142 OK [READ-WRITE] {{.*}}
         C: A932 EXAMINE INBOX
+        S: * OK [CLOSED] {{.*}}
         S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)
         S: * 2 EXISTS
         S: * 0 RECENT
@@ -61,6 +62,7 @@ async def test_select_and_examine(alice: LineClient) -> None:
         S: * OK [UIDNEXT 3] {{.*}}
         S: A932 OK [READ-ONLY] {{.*}}
         C: A933 SELECT nosuch
+        S: * OK [CLOSED] {{.*}}
         S: A933 NO [NONEXISTENT] {{.*}}
         C: A934 FETCH 1 FLAGS
         S: A934 BAD {{.*}}

@@ -165,6 +165,7 @@ async def test_esearch_and_searchres(alice: LineClient) -> None:
         S: * SEARCH 1 2 3
         S: f4 OK {{.*}}
         C: f5 EXAMINE INBOX
+        S: * OK [CLOSED] {{.*}}
         S: * FLAGS {{.*}}
         S: * 3 EXISTS
         S: * 0 RECENT
@@ -178,5 +179,17 @@ async def test_esearch_and_searchres(alice: LineClient) -> None:
         S: f6 OK {{.*}}
         C: f7 SEARCH RETURN (BOGUS) ALL
         S: f7 BAD {{.*}}
+        C: f8 SEARCH RETURN (SAVE) 2:3
+        S: f8 OK {{.*}}
+        C: f9 SEARCH CHARSET KOI8-R (OR $ 1) ALL
+        S: f9 NO [BADCHARSET {{.*}}] {{.*}}
+        C: f10 SEARCH $
+        S: * SEARCH 2 3
+        S: f10 OK {{.*}}
+        C: f11 SEARCH RETURN (SAVE) CHARSET KOI8-R ALL
+        S: f11 NO [BADCHARSET {{.*}}] {{.*}}
+        C: f12 SEARCH $
+        S: * SEARCH
+        S: f12 OK {{.*}}
         """,
     )

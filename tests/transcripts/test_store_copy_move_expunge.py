@@ -139,6 +139,7 @@ async def test_close_unselect_and_readonly(imap_server: RunningServer) -> None:
         alice,
         """
         C: A1 EXAMINE INBOX
+        S: * OK [CLOSED] {{.*}}
         S: * FLAGS {{.*}}
         S: * 5 EXISTS
         S: * 0 RECENT

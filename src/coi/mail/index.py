@@ -374,7 +374,7 @@ def _describe(
         _plist(params),
         nstring(f.get(b"content-id")),
         nstring(f.get(b"content-description")),
-        nstring(part.encoding.upper().encode("latin-1")),
+        nstring(part.encoding.encode("latin-1").upper()),  # bytes.upper: ASCII only
         part.body_end - part.body_start,
     )
     lines = b"%d" % raw.count(b"\n", part.body_start, part.body_end)
@@ -454,3 +454,11 @@ def load_index(data: bytes) -> MessageIndex:
         root=_part_from_tuple(root),
         sent_date=datetime.fromisoformat(date) if date is not None else None,
     )
+
+
+def load_envelope(data: bytes) -> tuple[bytes, datetime | None]:
+    """Only (ENVELOPE, sent date) of a dumped index: what SORT needs, without the part tree."""
+    fmt, env, _body, _bs, date, _root = marshal.loads(data)
+    if fmt != _FORMAT:
+        raise ValueError(f"unknown index format {fmt!r}")
+    return env, datetime.fromisoformat(date) if date is not None else None

@@ -313,3 +313,11 @@ def test_address_fast_path_matches_full_parser(pieces: list[bytes]) -> None:
     fast = _simple_addresses(value)
     if fast is not None:
         assert fast == full_addresses(value), value
+
+
+def test_non_ascii_transfer_encoding_does_not_crash() -> None:
+    # hypothesis found this: str.upper() turned \xff into U+0178, not latin-1 encodable
+    from coi.mail.index import index_message
+
+    raw = b"Content-Type: text/plain\r\nContent-Transfer-Encoding:\xff base64\r\n\r\naGk=\r\n"
+    assert b"\xff" in index_message(raw).bodystructure

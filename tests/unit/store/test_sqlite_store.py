@@ -130,3 +130,27 @@ async def test_data_survives_reopen(tmp_path: Path) -> None:
         assert list(s2.uids(inbox.id)) == [1]
     finally:
         s2.close()
+
+
+async def test_changed_and_vanished_since_use_indexes(store: SqliteStore) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await store.append(inbox.id, [_msg(), _msg(), _msg()])  # MODSEQ 2
+    await store.store_flags(inbox.id, [2, 3], "add", Flags(DELETED))  # 3
+    await store.expunge(inbox.id, [3])  # 4
+    assert [r.uid for r in store.changed_since(inbox.id, 2)] == [2]
+    assert [r.uid for r in store.changed_since(inbox.id, 1)] == [1, 2]
+    assert store.vanished_since(inbox.id, 3) == [3]
+    assert store.vanished_since(inbox.id, 4) == []
+    conn = store._read
+    plans = [
+        " ".join(row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, (1, 1)))
+        for sql in (
+            "SELECT uid FROM messages INDEXED BY messages_modseq"
+            " WHERE mailbox_id = ? AND modseq > ?",
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
+        )
+    ]
+    assert "messages_modseq" in plans[0]
+    assert "expunged_modseq" in plans[1]

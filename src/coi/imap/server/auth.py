@@ -117,6 +117,8 @@ async def handle_enable(session: Session, command: cmd.Enable) -> str:
     newly = [c for c in dict.fromkeys(newly) if c not in session.enabled]
     session.enabled.update(newly)
     session.untagged("ENABLED" + "".join(" " + c for c in newly))
+    if "CONDSTORE" in newly or "QRESYNC" in newly:  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
+        session.enable_condstore()
     return "ENABLE completed"
 
 

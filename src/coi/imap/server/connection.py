@@ -167,6 +167,8 @@ class Connection(Transport):
         try:
             return parse_command(event)
         except BadCharset as exc:
+            if exc.save:
+                self.session.saved_result = []  # RFC 5182 §2.1: NO with SAVE empties "$"
             self.write(f"{exc.tag} NO [BADCHARSET (US-ASCII UTF-8)] {exc.message}\r\n".encode())
         except ParseError as exc:
             tag = exc.tag or "*"

@@ -7,7 +7,8 @@ from the stored raw message. Nothing is parsed here.
 
 from __future__ import annotations
 
-from coi.imap.server.errors import CommandNo
+from coi.imap.server import sync
+from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
@@ -26,7 +27,7 @@ def _marks_seen(attr: FetchAttr) -> bool:
     return attr.name in ("BODY", "BINARY") and attr.section is not None and not attr.peek
 
 
-class _Message:
+class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
     __slots__ = ("_index", "_raw", "row", "session")
@@ -68,7 +69,7 @@ def _partial(data: bytes, attr: FetchAttr) -> bytes:
     return data[origin : origin + count]
 
 
-def render(attr: FetchAttr, message: _Message, seq_flags: list[str]) -> bytes:
+def render(attr: FetchAttr, message: Message, seq_flags: list[str]) -> bytes:
     name = attr.name
     row = message.row
     if name == "UID":
@@ -118,12 +119,31 @@ def render(attr: FetchAttr, message: _Message, seq_flags: list[str]) -> bytes:
 
 async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     view = session.require_selected()
-    uids = resolve(session, command.sequence, command.uid)
+    if command.vanished and not session.qresync:
+        raise CommandBad("VANISHED needs ENABLE QRESYNC first")  # RFC 7162 §3.2.6
     attrs = list(command.attrs)
+    changedsince = command.changedsince
+    uids = resolve(session, command.sequence, command.uid)
+    if changedsince is not None or any(a.name == "MODSEQ" for a in attrs):
+        session.enable_condstore()  # RFC 7162 §3.1
     if command.uid and not any(a.name == "UID" for a in attrs):
         attrs.insert(0, FetchAttr("UID"))  # RFC 3501 §6.4.8: UID FETCH always returns UID
     store = session.store
-    rows = store.rows(view.mailbox_id, uids)
+    if changedsince is not None:
+        # RFC 7162 §3.1.4.1: only messages changed since, and MODSEQ is implied
+        if not any(a.name == "MODSEQ" for a in attrs):
+            attrs.append(FetchAttr("MODSEQ"))
+        if command.vanished:  # §3.2.6: VANISHED (EARLIER) before any FETCH
+            ranges = list(command.sequence.iter_ranges(sync.MAX_UID))
+            line = sync.vanished_earlier(session, view, changedsince, sync.membership(ranges))
+            if line is not None:
+                session.send(line)
+        wanted = set(uids)
+        since = sync.changed_rows(session, view, changedsince, wanted.__contains__)
+        rows = {row.uid: row for row in since}
+        uids = [row.uid for row in since]
+    else:
+        rows = store.rows(view.mailbox_id, uids)
     newly_seen: set[int] = set()
     if not view.readonly and any(_marks_seen(a) for a in attrs):
         unseen = [uid for uid, row in rows.items() if not row.flags.bits & SEEN]
@@ -144,13 +164,18 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         if row is None or seq is None:
             missing = True
             continue
-        message = _Message(session, row)
+        message = Message(session, row)
         names = row.flags.names()
         if uid in view.recent:
             names.append("\\Recent")
         items = [render(attr, message, names) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
             items.append(b"FLAGS " + flag_list(names))
+        if uid in newly_seen and session.condstore:  # RFC 7162 §3.2.4: with UID and MODSEQ
+            if not any(a.name == "UID" for a in attrs):
+                items.append(b"UID %d" % uid)
+            if not any(a.name == "MODSEQ" for a in attrs):
+                items.append(b"MODSEQ (%d)" % row.modseq)
         line = b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
         session.send(line)
         pending += len(line)

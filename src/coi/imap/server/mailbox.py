@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from coi.imap.server import coi
+from coi.imap.server import coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
@@ -52,11 +52,18 @@ def find_target(session: Session, name: str) -> Mailbox:
 
 
 async def handle_select(session: Session, command: cmd.Select) -> str:
+    if command.qresync is not None:
+        sync.check_qresync(session, command.qresync)
+    if session.selected is not None:
+        # RFC 7162 §3.2.11: the boundary between the old mailbox's responses and the new
+        session.untagged("OK [CLOSED] Previous mailbox closed")
     session.deselect()  # a failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1)
     mailbox = find(session, command.mailbox)
     if mailbox.noselect:
         raise CommandNo(f"{command.mailbox} cannot be selected", "CANNOT")
-    view = session.select(mailbox.id, mailbox.recent_floor, command.readonly)
+    if command.condstore or command.qresync is not None:
+        session.condstore = True  # RFC 7162 §3.1.8; HIGHESTMODSEQ follows below
+    view = session.select(mailbox.id, mailbox.recent_floor, command.readonly, mailbox.highestmodseq)
     keywords = list(mailbox.keywords)
     session.untagged(
         "FLAGS "
@@ -79,6 +86,11 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     session.untagged(f"OK [PERMANENTFLAGS {flag_list(permanent).decode()}] Limited")
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    if session.condstore:  # RFC 7162 §3.1.2.1
+        session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
+    qresync = command.qresync
+    if qresync is not None and qresync.uidvalidity == mailbox.uidvalidity:
+        sync.qresync_select(session, view, qresync, mailbox.uidnext)  # RFC 7162 §3.2.5.1
     session.saved_result = []  # RFC 5182 §2.1: SELECT and EXAMINE reset "$"
     mode = "READ-ONLY" if command.readonly else "READ-WRITE"
     return f"[{mode}] {'EXAMINE' if command.readonly else 'SELECT'} completed"
@@ -269,6 +281,8 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
 
 
 async def handle_status(session: Session, command: cmd.Status) -> str:
+    if "HIGHESTMODSEQ" in command.items:
+        session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE enabling command
     mailbox = find(session, command.mailbox)
     if mailbox.noselect:
         raise CommandNo(f"{command.mailbox} has no status", "CANNOT")

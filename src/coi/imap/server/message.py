@@ -55,39 +55,71 @@ async def handle_unselect(session: Session, command: cmd.Unselect) -> str:
 async def handle_expunge(session: Session, command: cmd.Expunge) -> str:
     view = session.require_selected()
     writable(view)
-    await session.store.expunge(view.mailbox_id, origin=session)
-    return "EXPUNGE completed"
+    gone = await session.store.expunge(view.mailbox_id, origin=session)
+    return highestmodseq_code(session, view, bool(gone)) + "EXPUNGE completed"
 
 
 async def handle_uid_expunge(session: Session, command: cmd.UidExpunge) -> str:
     view = session.require_selected()
     writable(view)
     uids = resolve(session, command.sequence, True)
-    if uids:
-        await session.store.expunge(view.mailbox_id, uids, origin=session)
-    return "EXPUNGE completed"
+    gone = await session.store.expunge(view.mailbox_id, uids, origin=session) if uids else []
+    return highestmodseq_code(session, view, bool(gone)) + "EXPUNGE completed"
+
+
+def highestmodseq_code(session: Session, view: SelectedMailbox, expunged: bool) -> str:
+    """RFC 7162 §3.2.7, §3.2.9 (and RFC 6851 §4.4 for MOVE): with QRESYNC, the tagged OK
+    of a command that expunged carries the new HIGHESTMODSEQ, announced first."""
+    if not expunged or not session.qresync:
+        return ""
+    session.announce(allow_expunge=True)
+    return f"[HIGHESTMODSEQ {view.modseq}] "
 
 
 async def handle_store(session: Session, command: cmd.Store) -> str:
     view = session.require_selected()
+    conditional = command.unchangedsince is not None
     writable(view)
     uids = resolve(session, command.sequence, command.uid)
+    if conditional:
+        session.enable_condstore()  # RFC 7162 §3.1
     flags = Flags.from_names([f for f in command.flags if f != "\\Recent"])
-    _, failed = await session.store.store_flags(
+    changed, failed = await session.store.store_flags(
         view.mailbox_id, uids, command.mode, flags, command.unchangedsince, origin=session
     )
-    if not command.silent and uids:
-        rows = session.store.rows(view.mailbox_id, uids)
-        for uid in uids:
+    modseq = session.condstore
+    # RFC 7162 §3.1.3: a conditional STORE reports every message it passed, even .SILENT;
+    # a CONDSTORE-aware session hears about every change (§3.2.4: with UID and MODSEQ)
+    report: set[int] = set()
+    if not command.silent:
+        report.update(uids)
+    elif conditional:
+        report.update(set(uids) - set(failed))
+    elif modseq:
+        report.update(uid for uid, _, _ in changed)
+    if modseq:
+        report.update(failed)  # §3.1.3 example 10: tell why it failed
+    if report:
+        rows = session.store.rows(view.mailbox_id, sorted(report))
+        failed_set = set(failed)
+        for uid in sorted(report):
             row = rows.get(uid)
             seq = view.seq_of(uid)
-            if row is None or seq is None or uid in failed:
+            if row is None or seq is None:
                 continue
             names = row.flags.names()
             if uid in view.recent:
                 names.append("\\Recent")
-            tail = b" UID %d" % uid if command.uid else b""
-            session.send(b"* %d FETCH (FLAGS %s%s)\r\n" % (seq, flag_list(names), tail))
+            items = []
+            if not command.silent or uid in failed_set:
+                items.append(b"FLAGS " + flag_list(names))
+            if command.uid or modseq:
+                items.append(b"UID %d" % uid)
+            if modseq:
+                items.append(b"MODSEQ (%d)" % row.modseq)
+            if not modseq and uid in failed_set:
+                continue
+            session.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
     if failed:
         numbers = failed if command.uid else [s for u in failed if (s := view.seq_of(u))]
         return f"[MODIFIED {format_sequence(numbers)}] Conditional STORE failed"
@@ -116,7 +148,7 @@ async def handle_move(session: Session, command: cmd.Move) -> str:
     )
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses
     session.untagged(f"OK {copyuid(validity, mapping)} Moved")
-    return "MOVE completed"
+    return highestmodseq_code(session, view, True) + "MOVE completed"
 
 
 def copyuid(validity: int, mapping: list[tuple[int, int]]) -> str:

@@ -133,8 +133,26 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
     raise CommandBad(f"Unsupported search key {type(key).__name__}")
 
 
+def uses_modseq(key: keys.SearchKey) -> bool:
+    """True if the key tree has a MODSEQ criterion (RFC 7162 §3.1.5)."""
+    if isinstance(key, keys.ModSeqKey):
+        return True
+    if isinstance(key, keys.AndKey):
+        return any(uses_modseq(k) for k in key.keys)
+    if isinstance(key, keys.OrKey):
+        return uses_modseq(key.left) or uses_modseq(key.right)
+    if isinstance(key, keys.NotKey):
+        return uses_modseq(key.key)
+    return False
+
+
 def run_search(session: Session, key: keys.SearchKey) -> list[int]:
     """Matching UIDs, ascending."""
+    return [row.uid for row in search_rows(session, key)]
+
+
+def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
+    """Rows of the matching messages, by UID."""
     view = session.require_selected()
     predicate = compile_key(key, view, session)
     uids = list(view.uids)
@@ -143,17 +161,24 @@ def run_search(session: Session, key: keys.SearchKey) -> list[int]:
     for seq, uid in enumerate(uids, start=1):
         row = rows.get(uid)
         if row is not None and predicate(Candidate(session, seq, row)):
-            hits.append(uid)
+            hits.append(row)
     return hits
 
 
 async def handle_search(session: Session, command: cmd.Search) -> str:
     view = session.require_selected()
-    hits = run_search(session, command.key)
+    with_modseq = uses_modseq(command.key)
+    if with_modseq:
+        session.enable_condstore()  # RFC 7162 §3.1
+    found = search_rows(session, command.key)
+    hits = [row.uid for row in found]
+    # RFC 7162 §3.1.6, §3.1.10: the highest mod-sequence of what is returned
+    highest = max((row.modseq for row in found), default=0) if with_modseq else 0
     numbers = hits if command.uid else [s for u in hits if (s := view.seq_of(u)) is not None]
     options = command.return_opts
     if options is None:
-        session.untagged("SEARCH" + "".join(f" {n}" for n in numbers))
+        tail = f" (MODSEQ {highest})" if numbers and highest else ""
+        session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
         return "SEARCH completed"
     wanted = {o.upper() for o in options} or {"ALL"}
     if "SAVE" in wanted:
@@ -181,6 +206,14 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
             parts.append(f"ALL {format_sequence(numbers)}")
     if "COUNT" in wanted:
         parts.append(f"COUNT {len(numbers)}")
+    if numbers and with_modseq:
+        # RFC 4731 §3.2: with only MIN and/or MAX, of those messages; else of all
+        shown = found
+        if not wanted & {"ALL", "COUNT"}:
+            shown = [found[0]] if "MIN" in wanted else []
+            shown += [found[-1]] if "MAX" in wanted else []
+        if shown:
+            parts.append(f"MODSEQ {max(row.modseq for row in shown)}")
     session.untagged("ESEARCH " + " ".join(parts))
     return "SEARCH completed"
 

@@ -7,6 +7,10 @@ Invariants:
   its list and marks every view pending. A view turns pending changes into untagged
   responses only in `sync`, at the end of a command or during IDLE (RFC 3501 §7.4.1:
   no EXPUNGE while a FETCH, STORE or SEARCH runs, nor outside a command).
+- Mod-sequences (RFC 7162): `SelectedMailbox.modseq` is the highest mod-sequence whose
+  changes this session has been told about; it only moves forward in `sync`, once
+  nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
+  report never skips a change the client has not seen.
 - \\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session: the first
   read-write session that has the mailbox selected when it arrives, or else the next one
   to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent.
@@ -19,6 +23,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
+from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
 from coi.store.model import Flags
 from coi.store.sqlite.store import SqliteStore
@@ -51,6 +56,14 @@ class MailboxState:
         task.add_done_callback(_ignore_result)
 
     def _on_event(self, event: Event) -> None:
+        modseq = 0
+        if isinstance(event, MessagesAdded | MessagesExpunged):
+            modseq = event.modseq
+        elif isinstance(event, FlagsChanged):
+            modseq = max((change[2] for change in event.changes), default=0)
+        for view in self.views:
+            if modseq > view.pending_modseq:
+                view.pending_modseq = modseq
         if isinstance(event, MessagesAdded):
             last = self.uids[-1] if self.uids else 0
             fresh = [uid for uid in event.uids if uid > last]
@@ -69,6 +82,8 @@ class MailboxState:
             self.uids = array("I", (uid for uid in self.uids if uid not in gone))
             for view in self.views:
                 view.pending_expunged.update(gone)
+                if not view.expunge_modseq:
+                    view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
             for view in self.views:
                 if event.origin is view.session:
@@ -88,7 +103,9 @@ def _ignore_result(task: asyncio.Future[None]) -> None:
 class SelectedMailbox:
     """One session's numbered view of a mailbox (message sequence number n is uids[n-1])."""
 
-    def __init__(self, state: MailboxState, session: object, readonly: bool) -> None:
+    def __init__(
+        self, state: MailboxState, session: object, readonly: bool, modseq: int = 0
+    ) -> None:
         self.state = state
         self.session = session
         self.readonly = readonly
@@ -100,6 +117,9 @@ class SelectedMailbox:
         self.pending_expunged: set[int] = set()
         self.pending_flags: dict[int, tuple[Flags, int]] = {}
         self.has_new = False
+        self.modseq = modseq  # HIGHESTMODSEQ as this session knows it
+        self.expunge_modseq = 0  # mod-sequence of the oldest expunge not yet announced
+        self.pending_modseq = modseq
         # Set while the session is in IDLE: called right after each change is applied.
         self.notify: Callable[[], None] | None = None
         state.views.append(self)
@@ -144,12 +164,44 @@ class SelectedMailbox:
         return sorted(out)
 
     def pending(self) -> bool:
-        return bool(self.pending_expunged or self.pending_flags or self.has_new)
+        return bool(
+            self.pending_expunged
+            or self.pending_flags
+            or self.has_new
+            or self.pending_modseq > self.modseq
+        )
 
     def sync(
-        self, *, allow_expunge: bool, flag_line: Callable[[int, int, Flags, int], bytes]
+        self,
+        *,
+        allow_expunge: bool,
+        flag_line: Callable[[int, int, Flags, int], bytes],
+        vanished: bool = False,
+        condstore: bool = False,
     ) -> Iterator[bytes]:
-        """Untagged responses that bring the client's view up to date, in a legal order."""
+        """Untagged responses that bring the client's view up to date, in a legal order.
+
+        With `vanished` (QRESYNC enabled), expunges are reported as one `VANISHED`
+        response of UIDs instead of `EXPUNGE` responses (RFC 7162 §3.2.10.2)."""
+        flags_sent = bool(self.pending_flags)
+        yield from self._sync(allow_expunge, flag_line, vanished)
+        if not self.pending_expunged:
+            self.expunge_modseq = 0
+            if self.pending_modseq > self.modseq:
+                self.modseq = self.pending_modseq
+        elif condstore and flags_sent:
+            # RFC 7162 §3.2: FETCH ... MODSEQ went out while an older expunge is held back;
+            # a HIGHESTMODSEQ below that expunge keeps a resync from skipping it
+            yield b"* OK [HIGHESTMODSEQ %d] Expunges pending\r\n" % max(
+                self.modseq, self.expunge_modseq - 1
+            )
+
+    def _sync(
+        self,
+        allow_expunge: bool,
+        flag_line: Callable[[int, int, Flags, int], bytes],
+        vanished: bool,
+    ) -> Iterator[bytes]:
         if self.pending_flags:
             for uid, (flags, modseq) in sorted(self.pending_flags.items()):
                 if uid in self.pending_expunged:
@@ -163,8 +215,13 @@ class SelectedMailbox:
                 (seq for uid in self.pending_expunged if (seq := self.seq_of(uid)) is not None),
                 reverse=True,  # highest first: each number stays valid as earlier ones go
             )
-            for seq in positions:
-                yield b"* %d EXPUNGE\r\n" % seq
+            if vanished:
+                if positions:
+                    gone = sorted(self.uids[seq - 1] for seq in positions)
+                    yield b"* VANISHED %s\r\n" % format_sequence(gone).encode()
+            else:
+                for seq in positions:
+                    yield b"* %d EXPUNGE\r\n" % seq
             self.recent.difference_update(self.pending_expunged)
             self.pending_expunged.clear()
             before = len(self.uids) - len(positions)

@@ -16,7 +16,18 @@ from collections.abc import Awaitable, Callable
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
-from coi.imap.server import auth, coi, fetch, idle, mailbox, message, metadata, search
+from coi.imap.server import (
+    auth,
+    coi,
+    fetch,
+    idle,
+    mailbox,
+    message,
+    metadata,
+    notify,
+    search,
+    sort,
+)
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
@@ -46,8 +57,12 @@ class ImapServer:
             **search.ROUTES,
             **idle.ROUTES,
             **metadata.ROUTES,
+            **sort.ROUTES,
+            **notify.ROUTES,
         }
-        self.enableable: frozenset[str] = frozenset({"METADATA", "METADATA-SERVER"})
+        self.enableable: frozenset[str] = frozenset(
+            {"METADATA", "METADATA-SERVER", "CONDSTORE", "QRESYNC"}  # RFC 5464, RFC 7162
+        )
         self.throttle = LoginThrottle()
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()

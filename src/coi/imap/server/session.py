@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
+from coi.imap.wire import search as keys
 from coi.imap.wire.encode import flag_list
 from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags
 
 if TYPE_CHECKING:
+    from coi.imap.server.notify import Notifier
     from coi.imap.server.server import ImapServer
 
 log = logging.getLogger("coi.imap")
@@ -50,8 +52,31 @@ class Route:
     states: frozenset[State]
 
 
-# Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1).
-_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search)
+# Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1); SORT
+# answers with sequence numbers like SEARCH (RFC 5256).
+_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort)
+
+
+def _uses_sequence_numbers(key: keys.SearchKey) -> bool:
+    if isinstance(key, keys.SequenceKey):
+        return not key.sequence.saved  # "$" holds UIDs
+    if isinstance(key, keys.AndKey):
+        return any(_uses_sequence_numbers(k) for k in key.keys)
+    if isinstance(key, keys.OrKey):
+        return _uses_sequence_numbers(key.left) or _uses_sequence_numbers(key.right)
+    if isinstance(key, keys.NotKey):
+        return _uses_sequence_numbers(key.key)
+    return False
+
+
+def _expunge_allowed(command: cmd.Command) -> bool:
+    if not isinstance(command, _NO_EXPUNGE):
+        return True
+    if not command.uid:
+        return False
+    # RFC 7162 §3.2.10.2 (and RFC 9051 §7.5.1): not during a UID SEARCH that names
+    # message sequence numbers
+    return not (isinstance(command, cmd.Search | cmd.Sort) and _uses_sequence_numbers(command.key))
 
 
 class Session:
@@ -65,7 +90,11 @@ class Session:
         self.address = ""
         self.selected: SelectedMailbox | None = None
         self.enabled: set[str] = set()
+        self.condstore = False  # a CONDSTORE enabling command was seen (RFC 7162 §3.1)
         self.idling = False
+        self.in_command = False
+        self.command: cmd.Command | None = None  # the one running, if any
+        self.notifier: Notifier | None = None  # NOTIFY SET in effect (RFC 5465)
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
         self.pending_untagged: list[bytes] = []  # e.g. unsolicited METADATA (RFC 5464 §4.4.2)
 
@@ -97,6 +126,12 @@ class Session:
             "ESEARCH",  # RFC 4731
             "SEARCHRES",  # RFC 5182
             "BINARY",  # RFC 3516
+            "CONDSTORE",  # RFC 7162
+            "QRESYNC",  # RFC 7162
+            "SORT",  # RFC 5256
+            "SORT=DISPLAY",  # RFC 5957
+            "ESORT",  # RFC 5267
+            "NOTIFY",  # RFC 5465
             "UIDPLUS",
             "MOVE",
             "UNSELECT",
@@ -110,9 +145,33 @@ class Session:
         ]
         return caps
 
+    # -- CONDSTORE / QRESYNC (RFC 7162) ------------------------------------------
+
+    @property
+    def qresync(self) -> bool:
+        return "QRESYNC" in self.enabled
+
+    def enable_condstore(self) -> None:
+        """Marks the session CONDSTORE-aware; the first time, with a mailbox selected,
+        reports its HIGHESTMODSEQ (RFC 7162 §3.1)."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.untagged(f"OK [HIGHESTMODSEQ {self.selected.modseq}] Highest")
+
     # -- execution ---------------------------------------------------------------
 
     async def execute(self, command: cmd.Command) -> None:
+        self.in_command = True
+        self.command = command
+        try:
+            await self._execute(command)
+        finally:
+            self.in_command = False
+            self.command = None
+
+    async def _execute(self, command: cmd.Command) -> None:
         tag = command.tag
         route = self.server.routes.get(type(command))
         if route is None:
@@ -145,8 +204,7 @@ class Session:
         if self.state is State.LOGOUT:
             self.send_tagged(tag, result)
             return
-        uid = bool(getattr(command, "uid", False))
-        self.announce(allow_expunge=uid or not isinstance(command, _NO_EXPUNGE))
+        self.announce(allow_expunge=_expunge_allowed(command))
         self.send_tagged(tag, result)
 
     def send_tagged(self, tag: str, text: str) -> None:
@@ -158,24 +216,42 @@ class Session:
             self.io.write(b"".join(self.pending_untagged))
             self.pending_untagged.clear()
         view = self.selected
-        if view is None or not view.pending():
-            return
-        for line in view.sync(allow_expunge=allow_expunge, flag_line=self.flag_update_line):
-            self.io.write(line)
+        if view is not None and view.pending():
+            last_uid = view.max_uid()
+            for line in view.sync(
+                allow_expunge=allow_expunge,
+                flag_line=self.flag_update_line,
+                vanished=self.qresync,
+                condstore=self.condstore,
+            ):
+                self.io.write(line)
+            if self.notifier is not None:
+                self.notifier.announced(view, last_uid)
+        if self.notifier is not None:
+            self.notifier.flush()
 
     def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
         names = flags.names()
         if self.selected is not None and uid in self.selected.recent:
             names.append("\\Recent")
         # RFC 3501 §7.4.2: UID is optional in unsolicited FETCH; clients tracking by UID need it.
+        if self.condstore:  # RFC 7162 §3.1.4.2, §3.2.4
+            return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (
+                seq,
+                flag_list(names),
+                uid,
+                modseq,
+            )
         return b"* %d FETCH (FLAGS %s UID %d)\r\n" % (seq, flag_list(names), uid)
 
     # -- selection ---------------------------------------------------------------
 
-    def select(self, mailbox_id: int, recent_floor: int, readonly: bool) -> SelectedMailbox:
+    def select(
+        self, mailbox_id: int, recent_floor: int, readonly: bool, modseq: int = 0
+    ) -> SelectedMailbox:
         self.deselect()
         state = self.server.mailbox_state(mailbox_id, recent_floor)
-        self.selected = SelectedMailbox(state, self, readonly)
+        self.selected = SelectedMailbox(state, self, readonly, modseq)
         self.state = State.SELECTED
         return self.selected
 
@@ -194,6 +270,9 @@ class Session:
         return self.selected
 
     def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.close()
+            self.notifier = None
         self.deselect()
         if self.user_id:
             self.server.logout_user(self.user_id)

@@ -49,12 +49,15 @@ __all__ = [
     "Move",
     "Namespace",
     "Noop",
+    "Notify",
+    "NotifyGroup",
     "ParseError",
     "QResync",
     "Rename",
     "Search",
     "Select",
     "SetMetadata",
+    "Sort",
     "StartTLS",
     "Status",
     "Store",
@@ -295,6 +298,49 @@ class Search:
 
 
 @dataclass(frozen=True, slots=True)
+class Sort:
+    """SORT / UID SORT (RFC 5256) with ESORT return options (RFC 5267).
+
+    ``criteria`` are ``(key, reverse)`` pairs, keys uppercased (ARRIVAL, CC, DATE, FROM,
+    SIZE, SUBJECT, TO, and DISPLAYFROM/DISPLAYTO of RFC 5957). ``return_opts`` is None
+    for a plain SORT; a tuple (empty for ``RETURN ()``) asks for an ESEARCH response.
+    """
+
+    tag: str
+    uid: bool
+    criteria: tuple[tuple[str, bool], ...]
+    charset: str
+    key: SearchKey
+    return_opts: tuple[str, ...] | None = None
+    name: ClassVar[str] = "SORT"
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyGroup:
+    """One RFC 5465 event group: a mailbox filter and the events wanted for it.
+
+    ``filter`` is lowercased (selected, selected-delayed, inboxes, personal, subscribed,
+    subtree, mailboxes); ``events`` keep the client's names as written, uppercased
+    (the server answers NO [BADEVENT] for ones it does not support); an empty
+    ``events`` tuple is ``NONE``."""
+
+    filter: str
+    mailboxes: tuple[str, ...]
+    events: tuple[str, ...]
+    fetch_atts: tuple[FetchAttr, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Notify:
+    """NOTIFY (RFC 5465): ``groups`` is None for ``NOTIFY NONE``."""
+
+    tag: str
+    groups: tuple[NotifyGroup, ...] | None
+    status: bool = False
+    name: ClassVar[str] = "NOTIFY"
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch:
     tag: str
     uid: bool
@@ -411,6 +457,8 @@ Command = (
     | Status
     | Append
     | Search
+    | Sort
+    | Notify
     | Fetch
     | Store
     | Copy
@@ -755,7 +803,7 @@ def _search(r: Reader, tag: str, uid: bool) -> Command:
         r.sp()
         charset = _text(r.astring()).upper()
         if charset not in _CHARSETS:
-            raise BadCharset(tag, charset)
+            raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
         r.sp()
     encoding = _CHARSETS[charset] if charset else "utf-8"
 
@@ -767,6 +815,112 @@ def _search(r: Reader, tag: str, uid: bool) -> Command:
 
     key = parse_search_keys(r, dec)
     return Search(tag, uid, charset, key, return_opts)
+
+
+_SORT_KEYS = frozenset(
+    {"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"}
+)
+
+
+def _sort(r: Reader, tag: str, uid: bool) -> Command:
+    # RFC 5256 §4: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
+    # RFC 5267 §5: sort =/ ["UID" SP] "SORT" SP search-return-opts SP ...
+    r.sp()
+    return_opts: tuple[str, ...] | None = None
+    if r.accept_word(b"RETURN"):
+        r.sp()
+        opts = _paren_atoms(r)
+        for opt in opts:
+            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
+                r.fail(f"unknown sort return option {opt}")
+        return_opts = tuple(dict.fromkeys(opts))
+        r.sp()
+    words = _paren_atoms(r, allow_empty=False)
+    criteria: list[tuple[str, bool]] = []
+    reverse = False
+    for word in words:
+        if word == "REVERSE" and not reverse:
+            reverse = True
+            continue
+        if word not in _SORT_KEYS:
+            r.fail(f"unknown sort key {word}")
+        criteria.append((word, reverse))
+        reverse = False
+    if reverse:
+        r.fail("REVERSE must precede a sort key")
+    r.sp()
+    charset = _text(r.astring()).upper()
+    if charset not in _CHARSETS:
+        raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
+    r.sp()
+    encoding = _CHARSETS[charset]
+
+    def dec(b: bytes) -> str:
+        try:
+            return b.decode(encoding)
+        except UnicodeDecodeError:
+            r.fail(f"search string is not valid {charset}")
+
+    key = parse_search_keys(r, dec)
+    return Sort(tag, uid, tuple(criteria), charset, key, return_opts)
+
+
+_NOTIFY_FILTERS = frozenset(
+    {"selected", "selected-delayed", "inboxes", "personal", "subscribed", "subtree", "mailboxes"}
+)
+
+
+def _notify(r: Reader, tag: str) -> Command:
+    # RFC 5465 §8: notify = "NOTIFY" SP (notify-set / notify-none)
+    r.sp()
+    word = r.atom_upper("NOTIFY argument")
+    if word == "NONE":
+        return _end(r, Notify(tag, None))
+    if word != "SET":
+        r.fail("expected NOTIFY SET or NOTIFY NONE")
+    r.sp()
+    status = r.accept_word(b"STATUS")
+    if status:
+        r.sp()
+    groups = [_notify_group(r)]
+    while r.accept(SP):
+        groups.append(_notify_group(r))
+    return _end(r, Notify(tag, tuple(groups), status))
+
+
+def _notify_group(r: Reader) -> NotifyGroup:
+    # event-group = "(" filter-mailboxes SP events ")"
+    r.expect(LPAREN)
+    kind = r.atom_upper("mailbox filter").lower()
+    if kind not in _NOTIFY_FILTERS:
+        r.fail(f"unknown mailbox filter {kind}")
+    mailboxes: list[str] = []
+    if kind in ("subtree", "mailboxes"):
+        r.sp()
+        if r.accept(LPAREN):
+            mailboxes.append(_mailbox(r))
+            while r.accept(SP):
+                mailboxes.append(_mailbox(r))
+            r.expect(RPAREN)
+        else:
+            mailboxes.append(_mailbox(r))
+    r.sp()
+    events: list[str] = []
+    fetch_atts: tuple[FetchAttr, ...] = ()
+    if r.accept(LPAREN):
+        while True:
+            event = r.atom_upper("event")
+            events.append(event)
+            if event == "MESSAGENEW" and r.peek() == SP and r.peek_at(1) == LPAREN:
+                r.sp()
+                fetch_atts = parse_fetch_atts(r)
+            if not r.accept(SP):
+                break
+        r.expect(RPAREN)
+    elif r.atom_upper("events") != "NONE":
+        r.fail("expected an event list or NONE")
+    r.expect(RPAREN)
+    return NotifyGroup(kind, tuple(mailboxes), tuple(dict.fromkeys(events)), fetch_atts)
 
 
 def _fetch(r: Reader, tag: str, uid: bool) -> Command:
@@ -849,6 +1003,8 @@ def _uid(r: Reader, tag: str) -> Command:
         return _copy_move(r, tag, True, True)
     if word == "SEARCH":
         return _search(r, tag, True)
+    if word == "SORT":
+        return _sort(r, tag, True)
     if word == "EXPUNGE":
         r.sp()
         return _end(r, UidExpunge(tag, sequence_set(r)))
@@ -994,6 +1150,7 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "ID": _id,
     "GETMETADATA": _getmetadata,
     "SETMETADATA": _setmetadata,
+    "NOTIFY": _notify,
 }
 
 
@@ -1015,6 +1172,8 @@ def parse_command(ready: CommandReady) -> Command:
         return _store(r, tag, False)
     if name == "SEARCH":
         return _search(r, tag, False)
+    if name == "SORT":
+        return _sort(r, tag, False)
     if name in ("COPY", "MOVE"):
         return _copy_move(r, tag, False, name == "MOVE")
     if name in ("SELECT", "EXAMINE"):

@@ -25,6 +25,7 @@ class BadCharset(ParseError):
     (RFC 3501 §6.4.4, §7.1) instead of BAD.
     """
 
-    def __init__(self, tag: str | None, charset: str) -> None:
+    def __init__(self, tag: str | None, charset: str, save: bool = False) -> None:
         super().__init__(tag, f"unsupported charset {charset}")
         self.charset = charset
+        self.save = save  # the command had RETURN (SAVE): "$" becomes empty (RFC 5182 §2.1)

@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, mailbox_id, name)
     ) STRICT, WITHOUT ROWID;
     """,
+    # 3: VANISHED (EARLIER) (RFC 7162) looks tombstones up by mod-sequence
+    """
+    CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
+    """,
 )
 
 

@@ -515,6 +515,26 @@ class SqliteStore:
                 out[row[0]] = _message_row(row)
         return out
 
+    def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
+        """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID.
+
+        Runs on the `messages_modseq` index: cost follows the number of changes, not the
+        mailbox size."""
+        rows = self._read.execute(
+            f"SELECT {_ROW_COLUMNS} FROM messages INDEXED BY messages_modseq"
+            " WHERE mailbox_id = ? AND modseq > ?",
+            (mailbox_id, modseq),
+        )
+        return sorted((_message_row(row) for row in rows), key=lambda r: r.uid)
+
+    def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged with a mod-sequence above `modseq` (tombstones), ascending."""
+        rows = self._read.execute(
+            "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
+            (mailbox_id, modseq),
+        )
+        return sorted(row[0] for row in rows)
+
     def first_unseen(self, mailbox_id: int) -> int | None:
         row = self._read.execute(
             "SELECT uid FROM messages WHERE mailbox_id = ? AND flags & ? = 0 ORDER BY uid LIMIT 1",
@@ -530,6 +550,16 @@ class SqliteStore:
     def meta(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
+
+    def metas(self, blob_ids: Sequence[int]) -> dict[int, bytes]:
+        """Serialized indexes of many bodies at once (SORT), never the raw bytes."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT id, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
+            )
+            out.update((row[0], row[1]) for row in rows)
+        return out
 
     def search_blob(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT search FROM blobs WHERE id = ?", (blob_id,)).fetchone()

@@ -1,0 +1,346 @@
+"""NOTIFY (RFC 5465): unsolicited responses about the selected and other mailboxes.
+
+Invariants: events come from the store's event bus (`watch_user`), nothing polls; one
+listener per session that used NOTIFY SET, removed by NOTIFY NONE and on logout. While
+a command runs, responses about other mailboxes are queued and written with the
+command's other untagged responses; between commands (and during IDLE) they are
+written at once. The selected mailbox's changes go through its view (`announce`), so
+they are never reported twice and EXPUNGE/VANISHED keep RFC 3501 §7.4.1 order; with
+SELECTED-DELAYED expunges wait for a command that may see them (§6.1.2).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from coi.imap.server import fetch
+from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.mailbox import status_line
+from coi.imap.server.selected import SelectedMailbox
+from coi.imap.server.session import AUTH, Route, Session
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.imap.wire.fetch import FetchAttr
+from coi.store.events import (
+    Event,
+    FlagsChanged,
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+    SubscriptionChanged,
+)
+from coi.store.model import Mailbox
+
+MESSAGE_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "ANNOTATIONCHANGE"})
+MAILBOX_EVENTS = frozenset({"MAILBOXNAME", "SUBSCRIPTIONCHANGE"})
+SUPPORTED = MESSAGE_EVENTS | MAILBOX_EVENTS
+_NAMES = {
+    "MESSAGENEW": "MessageNew",
+    "MESSAGEEXPUNGE": "MessageExpunge",
+    "FLAGCHANGE": "FlagChange",
+    "ANNOTATIONCHANGE": "AnnotationChange",
+    "MAILBOXNAME": "MailboxName",
+    "SUBSCRIPTIONCHANGE": "SubscriptionChange",
+}
+_STATUS_ORDER = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    filter: str  # personal (also for inboxes), subscribed, subtree, mailboxes
+    names: tuple[str, ...]
+    events: frozenset[str]
+
+    def covers(self, name: str, subscribed: Callable[[], set[str]]) -> bool:
+        if self.filter == "personal":
+            return True
+        if self.filter == "subscribed":
+            return name in subscribed()
+        if self.filter == "subtree":
+            return any(name == n or name.startswith(n + "/") for n in self.names)
+        return name in self.names
+
+
+class Notifier:
+    """One session's NOTIFY SET: what to report and the listener that reports it."""
+
+    def __init__(
+        self,
+        session: Session,
+        selected: frozenset[str],
+        delayed: bool,
+        fetch_atts: tuple[FetchAttr, ...],
+        groups: list[_Group],
+    ) -> None:
+        self.session = session
+        self.selected = selected  # message events for the selected mailbox
+        self.delayed = delayed  # SELECTED-DELAYED
+        self.fetch_atts = fetch_atts
+        self.groups = groups
+        self.queue: list[str] = []
+        self.own_new: set[int] = set()  # UIDs this session appended to the selected mailbox
+        self._renamed: tuple[str, str] | None = None  # the last rename seen (old, new)
+        self._unwatch = session.store.events.watch_user(session.user_id, self._on_event)
+
+    def close(self) -> None:
+        self._unwatch()
+
+    # -- events -------------------------------------------------------------------
+
+    def _on_event(self, event: Event) -> None:
+        session = self.session
+        view = session.selected
+        if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
+            if view is not None and event.mailbox_id == view.mailbox_id:
+                if (
+                    isinstance(event, MessagesAdded)
+                    and event.origin is session
+                    and self.fetch_atts
+                    and "MESSAGENEW" in self.selected
+                ):
+                    self.own_new.update(event.uids)  # RFC 5465 §5.2: no FETCH for those
+            elif event.origin is not session:  # §5: not about this client's own doing
+                self._mailbox_event(event)
+        elif self._own(event):
+            pass  # RFC 5465 §5: not this client's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE
+        elif isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
+            self._name_event(event)
+        elif isinstance(event, SubscriptionChanged) and self._wanted(
+            event.name, "SUBSCRIPTIONCHANGE"
+        ):
+            self.queue.append(list_line(session, event.name))  # §5.5
+        self.push()
+
+    def _own(self, event: Event) -> bool:
+        """Mailbox events carry no origin: they are this session's if its running
+        command is the one that names that mailbox (no other session can create,
+        delete or rename the same name at the same time)."""
+        running = self.session.command
+        if isinstance(event, MailboxCreated):
+            return isinstance(running, cmd.Create) and _within(running.mailbox, event.name)
+        if isinstance(event, MailboxDeleted):
+            return isinstance(running, cmd.Delete) and running.mailbox == event.name
+        if isinstance(event, MailboxRenamed):
+            return isinstance(running, cmd.Rename) and (
+                _within(running.old, event.old_name) or _within(running.new, event.new_name)
+            )
+        if isinstance(event, SubscriptionChanged):
+            return isinstance(running, cmd.Subscribe | cmd.Unsubscribe) and (
+                running.mailbox == event.name
+            )
+        return False
+
+    def push(self) -> None:
+        """Between commands and during IDLE, report at once (RFC 5465 §3.1)."""
+        session = self.session
+        if session.in_command and not session.idling:
+            return
+        view = session.selected
+        if view is not None and self.selected and view.pending():
+            expunge = "MESSAGEEXPUNGE" in self.selected and not self.delayed
+            session.announce(allow_expunge=expunge or session.idling)
+        else:
+            self.flush()
+
+    def flush(self) -> None:
+        for line in self.queue:
+            self.session.untagged(line)
+        self.queue.clear()
+
+    def announced(self, view: SelectedMailbox, last_uid: int) -> None:
+        """After EXISTS for new messages: their FETCH with the requested items (§5.2)."""
+        if not self.fetch_atts or "MESSAGENEW" not in self.selected:
+            return
+        start = bisect_right(view.uids, last_uid)
+        fresh = [uid for uid in view.uids[start:] if uid not in self.own_new]
+        self.own_new.clear()
+        if not fresh:
+            return
+        rows = self.session.store.rows(view.mailbox_id, fresh)
+        for uid in fresh:
+            row = rows.get(uid)
+            seq = view.seq_of(uid)
+            if row is None or seq is None:
+                continue
+            message = fetch.Message(self.session, row)
+            names = row.flags.names()
+            if uid in view.recent:
+                names.append("\\Recent")
+            items = [fetch.render(attr, message, names) for attr in self.fetch_atts]
+            self.session.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
+
+    def _wanted(self, name: str, event: str) -> bool:
+        subscribed: set[str] | None = None
+
+        def subs() -> set[str]:
+            nonlocal subscribed
+            if subscribed is None:
+                subscribed = self.session.store.subscriptions(self.session.user_id)
+            return subscribed
+
+        return any(event in g.events and g.covers(name, subs) for g in self.groups)
+
+    def _mailbox_event(self, event: MessagesAdded | MessagesExpunged | FlagsChanged) -> None:
+        session = self.session
+        mailbox = session.store.mailbox_by_id(event.mailbox_id)
+        if mailbox is None:
+            return
+        if isinstance(event, MessagesAdded):
+            kind, items = "MESSAGENEW", ["MESSAGES", "UIDNEXT"]  # §5.2
+            if session.condstore:
+                items.append("HIGHESTMODSEQ")
+        elif isinstance(event, MessagesExpunged):
+            kind, items = "MESSAGEEXPUNGE", ["MESSAGES", "UIDNEXT"]  # §5.3
+            if session.qresync:
+                items.append("HIGHESTMODSEQ")
+        else:
+            kind, items = "FLAGCHANGE", ["UIDVALIDITY", "UNSEEN"]  # §5.1
+            if session.condstore:
+                items.append("HIGHESTMODSEQ")
+        if self._wanted(mailbox.name, kind):
+            self.queue.append(status_line(session, mailbox, _ordered(items)))
+
+    def _name_event(self, event: MailboxCreated | MailboxDeleted | MailboxRenamed) -> None:
+        # RFC 5465 §5.4: a LIST response per affected name, OLDNAME for a rename
+        if isinstance(event, MailboxRenamed):
+            last = self._renamed
+            if last is not None and event.old_name.startswith(last[0] + "/"):
+                return  # inferiors move with their parent: no events of their own
+            self._renamed = (event.old_name, event.new_name)
+            if self._wanted(event.new_name, "MAILBOXNAME") or self._wanted(
+                event.old_name, "MAILBOXNAME"
+            ):
+                self.queue.append(list_line(self.session, event.new_name, event.old_name))
+            return
+        self._renamed = None
+        # the mailbox and its direct parent (whose \HasChildren may change) are affected
+        names = [event.name]
+        if "/" in event.name:
+            names.append(event.name.rsplit("/", 1)[0])
+        for name in names:
+            line = list_line(self.session, name)
+            if self._wanted(name, "MAILBOXNAME") and line not in self.queue:
+                self.queue.append(line)
+
+
+def _within(name: str, other: str) -> bool:
+    """`other` is `name`, one of its superiors or one of its inferiors."""
+    return (
+        other == name.rstrip("/")
+        or name.startswith(other + "/")
+        or other.startswith(name.rstrip("/") + "/")
+    )
+
+
+def _ordered(items: list[str]) -> tuple[str, ...]:
+    return tuple(i for i in _STATUS_ORDER if i in items)
+
+
+def list_line(session: Session, name: str, old_name: str | None = None) -> str:
+    """An extended LIST response with accurately computed attributes (RFC 5465 §5.4/5.5)."""
+    mailboxes = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    subscribed = session.store.subscriptions(session.user_id)
+    mailbox = mailboxes.get(name)
+    attrs: list[str] = []
+    if mailbox is None:
+        attrs.append("\\NonExistent")
+    else:
+        if mailbox.noselect:
+            attrs.append("\\Noselect")
+        children = any(other.startswith(name + "/") for other in mailboxes)
+        attrs.append("\\HasChildren" if children else "\\HasNoChildren")
+        if mailbox.special_use:
+            attrs.append(mailbox.special_use)
+    if name in subscribed:
+        attrs.append("\\Subscribed")
+    line = f'LIST ({" ".join(attrs)}) "/" ' + encode_mailbox(name).decode()
+    if old_name is not None:
+        line += ' ("OLDNAME" (' + encode_mailbox(old_name).decode() + "))"
+    return line
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def _check(command: cmd.Notify) -> None:
+    assert command.groups is not None
+    unknown = {e for g in command.groups for e in g.events} - SUPPORTED
+    if unknown:  # RFC 5465 §3.1: NO [BADEVENT] listing what is supported
+        names = " ".join(_NAMES[e] for e in sorted(SUPPORTED))
+        raise CommandNo(f"Unsupported event {sorted(unknown)[0]}", f"BADEVENT ({names})")
+    selectors = [g for g in command.groups if g.filter in ("selected", "selected-delayed")]
+    if len(selectors) > 1:
+        raise CommandBad("Only one of SELECTED and SELECTED-DELAYED may be given")  # §6.1
+    for group in command.groups:
+        events = set(group.events)
+        if group in selectors and events - MESSAGE_EVENTS:
+            raise CommandBad("SELECTED takes message events only")  # §6.1
+        if events & {"FLAGCHANGE", "ANNOTATIONCHANGE"} and not events >= {
+            "MESSAGENEW",
+            "MESSAGEEXPUNGE",
+        }:
+            raise CommandBad("FlagChange needs MessageNew and MessageExpunge")  # §5
+        if len(events & {"MESSAGENEW", "MESSAGEEXPUNGE"}) == 1:
+            raise CommandBad("MessageNew and MessageExpunge go together")  # §5
+
+
+def _status_items(events: set[str]) -> list[str]:
+    """RFC 5465 §3.1: what the STATUS indicator's response must hold for these events."""
+    items: list[str] = []
+    if "MESSAGENEW" in events:
+        items += ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+    if "MESSAGEEXPUNGE" in events:
+        items.append("MESSAGES")
+    if events & {"FLAGCHANGE", "ANNOTATIONCHANGE"}:
+        items += ["UIDVALIDITY", "HIGHESTMODSEQ"]
+    return items
+
+
+async def handle_notify(session: Session, command: cmd.Notify) -> str:
+    if command.groups is None:
+        if session.notifier is not None:
+            session.notifier.close()
+        session.notifier = None
+        return "NOTIFY completed"
+    _check(command)
+    selected: frozenset[str] = frozenset()
+    delayed = False
+    atts: tuple[FetchAttr, ...] = ()
+    groups: list[_Group] = []
+    for group in command.groups:
+        if group.filter in ("selected", "selected-delayed"):
+            selected = frozenset(group.events)
+            delayed = group.filter == "selected-delayed"
+            atts = group.fetch_atts
+        else:
+            kind = "personal" if group.filter == "inboxes" else group.filter  # §6.3
+            groups.append(_Group(kind, group.mailboxes, frozenset(group.events)))
+    if session.notifier is not None:
+        session.notifier.close()
+    session.notifier = Notifier(session, selected, delayed, atts, groups)
+    if command.status:
+        _initial_status(session, groups)
+    return "NOTIFY completed"
+
+
+def _initial_status(session: Session, groups: list[_Group]) -> None:
+    view = session.selected
+    subscribed = session.store.subscriptions(session.user_id)
+    mailbox: Mailbox
+    for mailbox in session.store.list_mailboxes(session.user_id):
+        if mailbox.noselect or (view is not None and mailbox.id == view.mailbox_id):
+            continue
+        events: set[str] = set()
+        for group in groups:
+            if group.covers(mailbox.name, lambda: subscribed):
+                events |= group.events & MESSAGE_EVENTS
+        items = _status_items(events)
+        if items:
+            session.untagged(status_line(session, mailbox, _ordered(items)))
+
+
+ROUTES: dict[type, Route] = {cmd.Notify: Route(handle_notify, AUTH)}
