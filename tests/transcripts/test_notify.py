@@ -11,7 +11,10 @@ SET = (
     " (personal (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange))"
     " (mailboxes Sent (MessageNew MessageExpunge))"
 )
-EVENTS = "AnnotationChange FlagChange MailboxName MessageExpunge MessageNew SubscriptionChange"
+EVENTS = (
+    "AnnotationChange FlagChange MailboxMetadataChange MailboxName MessageExpunge MessageNew"
+    " ServerMetadataChange SubscriptionChange"
+)
 
 
 async def test_notify_selected_and_other_mailboxes(imap_server: RunningServer) -> None:
@@ -187,7 +190,7 @@ async def test_notify_errors(alice: LineClient) -> None:
     await run_transcript(
         alice,
         """
-        C: a NOTIFY SET (personal (MailboxMetadataChange))
+        C: a NOTIFY SET (personal (MailboxFrobnicated))
         S: a NO [BADEVENT (EVENTS)] {{.*}}
         C: b NOTIFY SET (selected (MessageNew))
         S: b BAD {{.*}}
@@ -203,3 +206,25 @@ async def test_notify_errors(alice: LineClient) -> None:
         S: g OK {{.*}}
         """.replace("EVENTS", EVENTS),
     )
+
+
+async def test_notify_metadata_changes(imap_server: RunningServer) -> None:
+    """RFC 5465 §5.7, §5.8: another session's SETMETADATA arrives as unsolicited METADATA."""
+    a, b = await LineClient.connect(imap_server), await LineClient.connect(imap_server)
+    await a.login()
+    await b.login()
+    try:
+        await run_transcript(
+            a,
+            """
+            C: n NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange))
+            S: n OK {{.*}}
+            """,
+        )
+        await b.command('s1 SETMETADATA INBOX (/private/comment "hello")')
+        await b.command('s2 SETMETADATA "" (/private/vendor/example.org/x "y")')
+        assert await a.line() == b'* METADATA "INBOX" /private/comment\r\n'
+        assert await a.line() == b'* METADATA "" /private/vendor/example.org/x\r\n'
+    finally:
+        await a.close()
+        await b.close()

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from coi.imap.server import fetch
+from coi.imap.server import fetch, metadata
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.mailbox import status_line
 from coi.imap.server.selected import SelectedMailbox
@@ -31,12 +31,15 @@ from coi.store.events import (
     MailboxRenamed,
     MessagesAdded,
     MessagesExpunged,
+    MetadataChanged,
     SubscriptionChanged,
 )
 from coi.store.model import Mailbox
 
 MESSAGE_EVENTS = frozenset({"MESSAGENEW", "MESSAGEEXPUNGE", "FLAGCHANGE", "ANNOTATIONCHANGE"})
-MAILBOX_EVENTS = frozenset({"MAILBOXNAME", "SUBSCRIPTIONCHANGE"})
+MAILBOX_EVENTS = frozenset(
+    {"MAILBOXNAME", "SUBSCRIPTIONCHANGE", "MAILBOXMETADATACHANGE", "SERVERMETADATACHANGE"}
+)
 SUPPORTED = MESSAGE_EVENTS | MAILBOX_EVENTS
 _NAMES = {
     "MESSAGENEW": "MessageNew",
@@ -45,6 +48,8 @@ _NAMES = {
     "ANNOTATIONCHANGE": "AnnotationChange",
     "MAILBOXNAME": "MailboxName",
     "SUBSCRIPTIONCHANGE": "SubscriptionChange",
+    "MAILBOXMETADATACHANGE": "MailboxMetadataChange",
+    "SERVERMETADATACHANGE": "ServerMetadataChange",
 }
 _STATUS_ORDER = ("MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ")
 
@@ -109,6 +114,8 @@ class Notifier:
             pass  # RFC 5465 §5: not this client's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE
         elif isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
             self._name_event(event)
+        elif isinstance(event, MetadataChanged):
+            self._metadata_event(event)
         elif isinstance(event, SubscriptionChanged) and self._wanted(
             event.name, "SUBSCRIPTIONCHANGE"
         ):
@@ -183,6 +190,27 @@ class Notifier:
             return subscribed
 
         return any(event in g.events and g.covers(name, subs) for g in self.groups)
+
+    def _metadata_event(self, event: MetadataChanged) -> None:
+        """RFC 5465 §5.7, §5.8: unsolicited METADATA naming the changed entries."""
+        session = self.session
+        if event.origin is session:
+            return
+        if event.mailbox_id == 0:
+            if session.enabled & {"METADATA", "METADATA-SERVER"}:
+                return  # already reported (RFC 5464 §4.4.2)
+            if not any("SERVERMETADATACHANGE" in g.events for g in self.groups):
+                return
+            name = ""
+        else:
+            if "METADATA" in session.enabled:
+                return
+            mailbox = session.store.mailbox_by_id(event.mailbox_id)
+            if mailbox is None or not self._wanted(mailbox.name, "MAILBOXMETADATACHANGE"):
+                return
+            name = mailbox.name
+        line = metadata.unsolicited(name, event.entries)
+        self.queue.append(line[2:].decode("utf-8", "surrogateescape"))
 
     def _mailbox_event(self, event: MessagesAdded | MessagesExpunged | FlagsChanged) -> None:
         session = self.session
