@@ -17,7 +17,7 @@ async def strict_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
         tmp_path,
         max_connections_per_ip=3,
         max_connections_per_user=2,
-        login_timeout=0.5,
+        login_timeout=1.5,
         idle_timeout=1.0,
         max_line=1024,
         max_literal=2048,
