@@ -180,22 +180,39 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
         tail = f" (MODSEQ {highest})" if numbers and highest else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
         return "SEARCH completed"
+    extended_result(session, command.tag, command.uid, options, found, numbers, with_modseq)
+    return "SEARCH completed"
+
+
+def extended_result(
+    session: Session,
+    tag: str,
+    uid: bool,
+    options: tuple[str, ...],
+    found: list[MessageRow],
+    numbers: list[int],
+    with_modseq: bool,
+    all_text: Callable[[list[int]], str] = format_sequence,
+) -> None:
+    """The ESEARCH response of SEARCH/SORT RETURN (...) and its SAVE (RFC 4731, RFC 5182,
+    RFC 5267 §3.1): MIN/MAX are the first/last of `found` as ordered by the command."""
     wanted = {o.upper() for o in options} or {"ALL"}
+    first_last: list[MessageRow] = []
+    if found:
+        first_last = [found[0]] if "MIN" in wanted else []
+        first_last += [found[-1]] if "MAX" in wanted else []
     if "SAVE" in wanted:
         # RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, "$" holds only
         # the messages returned as MIN/MAX; otherwise everything found
-        saved = hits
-        if hits and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
-            saved = sorted(
-                {hits[0] if "MIN" in wanted else hits[-1]}
-                | {hits[-1] if "MAX" in wanted else hits[0]}
-            )
-        session.saved_result = saved
+        saved = found
+        if found and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
+            saved = first_last
+        session.saved_result = sorted({row.uid for row in saved})
         wanted.discard("SAVE")
         if not wanted:  # RFC 5182 §2.1: SAVE alone produces no ESEARCH response
-            return "SEARCH completed"
-    parts = [f"(TAG {quoted(command.tag).decode()})"]
-    if command.uid:
+            return
+    parts = [f"(TAG {quoted(tag).decode()})"]
+    if uid:
         parts.append("UID")
     if numbers:
         if "MIN" in wanted:
@@ -203,19 +220,15 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
         if "MAX" in wanted:
             parts.append(f"MAX {numbers[-1]}")
         if "ALL" in wanted:
-            parts.append(f"ALL {format_sequence(numbers)}")
+            parts.append(f"ALL {all_text(numbers)}")
     if "COUNT" in wanted:
         parts.append(f"COUNT {len(numbers)}")
-    if numbers and with_modseq:
+    if found and with_modseq:
         # RFC 4731 §3.2: with only MIN and/or MAX, of those messages; else of all
-        shown = found
-        if not wanted & {"ALL", "COUNT"}:
-            shown = [found[0]] if "MIN" in wanted else []
-            shown += [found[-1]] if "MAX" in wanted else []
+        shown = found if wanted & {"ALL", "COUNT"} else first_last
         if shown:
             parts.append(f"MODSEQ {max(row.modseq for row in shown)}")
     session.untagged("ESEARCH " + " ".join(parts))
-    return "SEARCH completed"
 
 
 ROUTES: dict[type, Route] = {cmd.Search: Route(handle_search, SELECTED)}

@@ -17,7 +17,6 @@ from typing import Any
 from coi.imap.server import search
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import quoted
 from coi.imap.wire.sequence import format_sequence
 from coi.mail.index import load_envelope
 from coi.mail.search import decode_words
@@ -239,39 +238,10 @@ async def handle_sort(session: Session, command: cmd.Sort) -> str:
         tail = f" (MODSEQ {max(r.modseq for r in found)})" if found and with_modseq else ""
         session.untagged("SORT" + "".join(f" {n}" for n in numbers) + tail)
         return "SORT completed"
-    wanted = {o.upper() for o in options} or {"ALL"}
-    if "SAVE" in wanted:  # RFC 5182 §2.4 as for SEARCH: the set, order does not matter
-        saved = found
-        if found and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
-            saved = ([found[0]] if "MIN" in wanted else []) + (
-                [found[-1]] if "MAX" in wanted else []
-            )
-        session.saved_result = sorted({row.uid for row in saved})
-        wanted.discard("SAVE")
-        if not wanted:
-            return "SORT completed"
     # RFC 5267 §3.1: MIN/MAX are the first/last in sort order; ALL keeps the order
-    parts = [f"(TAG {quoted(command.tag).decode()})"]
-    if command.uid:
-        parts.append("UID")
-    if numbers:
-        if "MIN" in wanted:
-            parts.append(f"MIN {numbers[0]}")
-        if "MAX" in wanted:
-            parts.append(f"MAX {numbers[-1]}")
-        if "ALL" in wanted:
-            parts.append(f"ALL {ordered_set(numbers)}")
-    if "COUNT" in wanted:
-        parts.append(f"COUNT {len(numbers)}")
-    if found and with_modseq:
-        shown = found
-        if not wanted & {"ALL", "COUNT"}:
-            shown = ([found[0]] if "MIN" in wanted else []) + (
-                [found[-1]] if "MAX" in wanted else []
-            )
-        if shown:
-            parts.append(f"MODSEQ {max(row.modseq for row in shown)}")
-    session.untagged("ESEARCH " + " ".join(parts))
+    search.extended_result(
+        session, command.tag, command.uid, options, found, numbers, with_modseq, ordered_set
+    )
     return "SORT completed"
 
 
