@@ -124,8 +124,18 @@ async def run_all(
     args: argparse.Namespace, sizes: Sizes, srv: list[Server]
 ) -> dict[str, dict[str, dict[str, float]]]:
     res: dict[str, dict[str, dict[str, float]]] = {s.name: {} for s in srv}
+    errors: dict[str, dict[str, str]] = {s.name: {} for s in srv}
     wanted = args.workloads.split(",")
     order = 0
+
+    async def guarded(s: Server, key: str, coro):  # type: ignore[no-untyped-def]
+        """A failing workload is recorded and reported, and the run goes on."""
+        try:
+            return await coro
+        except Exception as exc:
+            log(f"{key} {s.name} FAILED: {exc!r}")
+            errors[s.name][key] = repr(exc)[:500]
+            return None
 
     def alternating() -> list[Server]:
         nonlocal order
@@ -136,9 +146,14 @@ async def run_all(
         runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in srv}
         for r in range(sizes.repeats):
             for s in alternating():
-                runs[s.name].append(await fn(s, r))
+                got = await guarded(s, key, fn(s, r))
+                if got is None:
+                    continue
+                runs[s.name].append(got)
                 log(f"{key} {s.name} round {r + 1}: {runs[s.name][-1][figure]:.1f} {figure}")
         for s in srv:
+            if not runs[s.name]:
+                continue
             ordered = sorted(runs[s.name], key=lambda d: d[figure])
             res[s.name][key] = ordered[len(ordered) // 2]  # the median round
 
@@ -157,19 +172,28 @@ async def run_all(
     if "big" in wanted:
         for s in alternating():
             log(f"big mailbox {s.name}: filling {sizes.big_mailbox} messages")
-            res[s.name]["big"] = await workloads.big_mailbox(s, sizes)
+            got = await guarded(s, "big", workloads.big_mailbox(s, sizes))
+            if got is None:
+                continue
+            res[s.name]["big"] = got
             log(f"big mailbox {s.name}: {res[s.name]['big']}")
     if "many" in wanted:
         for s in srv:
-            await workloads.prepare_user_mailboxes(s, sizes)
+            await guarded(s, "many", workloads.prepare_user_mailboxes(s, sizes))
         await repeated(
             "many", lambda s, r: workloads.many_clients(s, sizes, args.seed + r), "ops_per_s"
         )
     if "idle" in wanted:
         for s in alternating():
             log(f"idle {s.name}: {sizes.idle_counts} connections")
-            res[s.name]["idle"] = await workloads.idle(s, sizes, args.seed)
+            got = await guarded(s, "idle", workloads.idle(s, sizes, args.seed))
+            if got is None:
+                continue
+            res[s.name]["idle"] = got
             log(f"idle {s.name}: {res[s.name]['idle']}")
+    for s in srv:
+        if errors[s.name]:
+            res[s.name]["errors"] = errors[s.name]  # type: ignore[assignment]
     return res
 
 

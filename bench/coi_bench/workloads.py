@@ -8,10 +8,11 @@ import random
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coi_bench import mailgen, servers
-from coi_bench.clients import Imap, Lmtp
+from coi_bench.clients import Imap, Lmtp, ProtocolError
 from coi_bench.servers import Server
 
 
@@ -263,7 +264,9 @@ async def prepare_user_mailboxes(server: Server, sizes: Sizes) -> None:
     )
 
 
-async def many_clients(server: Server, sizes: Sizes, seed: int) -> dict[str, float]:
+async def many_clients(
+    server: Server, sizes: Sizes, seed: int, on_ready: Callable[[], None] | None = None
+) -> dict[str, float]:
     """sizes.many_clients sessions, each SELECTed on its user's INBOX, in a closed loop of
     a mixed read/flag workload for sizes.many_seconds: 50% fetch of one message's flags and
     headers, 15% fetch of a whole small message, 20% STORE +/-FLAGS, 10% NOOP, 5% SEARCH UNSEEN."""
@@ -306,6 +309,9 @@ async def many_clients(server: Server, sizes: Sizes, seed: int) -> dict[str, flo
             if b" OK " not in tagged:
                 errors += 1
 
+    if on_ready is not None:
+        on_ready()  # e.g. start a profiler once the sessions are set up
+        await asyncio.sleep(1.0)
     stop_at = time.perf_counter() + sizes.many_seconds
     start = time.perf_counter()
     await asyncio.gather(*(worker(k) for k in range(len(conns))))
@@ -357,43 +363,47 @@ async def idle(server: Server, sizes: Sizes, seed: int) -> dict[str, float]:
     out["base_pss_kib"] = base["pss_kib"]
     conns: list[Imap] = []
     rng = random.Random(seed)
-    for i, n in enumerate(sizes.idle_counts):
-        t0 = time.perf_counter()
-        conns += await open_idle(server, users, n - len(conns), sizes.login_concurrency)
-        setup = time.perf_counter() - t0
-        mem = await settle_memory(server, sizes.settle_seconds)
-        out[f"n{n}_setup_conns_per_s"] = (n - (sizes.idle_counts[i - 1] if i else 0)) / setup
-        out[f"n{n}_rss_kib"] = mem["rss_kib"]
-        out[f"n{n}_pss_kib"] = mem["pss_kib"]
-        out[f"n{n}_processes"] = mem["processes"]
-        out[f"n{n}_rss_kib_per_conn"] = (mem["rss_kib"] - base["rss_kib"]) / n
-        out[f"n{n}_pss_kib_per_conn"] = (mem["pss_kib"] - base["pss_kib"]) / n
-        if i == 0:
-            # delivery -> EXISTS latency, on a watcher idling among the first n connections
-            watcher = await Imap.login(server.host, server.imap_port, *watch_user)
-            await watcher.ok("SELECT INBOX")
-            tag = await watcher.idle_start()
-            if server.lmtp_port:
-                via: Imap | Lmtp = await Lmtp.connect(server.host, server.lmtp_port)
-            else:
-                via = await Imap.login(server.host, server.imap_port, *watch_user)
-            lat = []
-            for j in range(sizes.idle_deliveries):
-                msg = mailgen.chat(rng, j, watch_user[0])
-                t_send = time.perf_counter()
-                waiter = asyncio.ensure_future(watcher.wait_exists())
-                await deliver_one(server, via, watch_user[0], msg)
-                t_seen, _ = await asyncio.wait_for(waiter, 60)
-                lat.append(t_seen - t_send)
-                await asyncio.sleep(0.02)
-            out["exists_p50_ms"] = pct(lat, 50) * 1000
-            out["exists_p99_ms"] = pct(lat, 99) * 1000
-            await watcher.idle_done(tag)
-            await watcher.logout()
-            if isinstance(via, Lmtp):
-                await via.quit()
-            else:
-                await via.logout()
+    try:
+        for i, n in enumerate(sizes.idle_counts):
+            t0 = time.perf_counter()
+            conns += await open_idle(server, users, n - len(conns), sizes.login_concurrency)
+            setup = time.perf_counter() - t0
+            mem = await settle_memory(server, sizes.settle_seconds)
+            out[f"n{n}_setup_conns_per_s"] = (n - (sizes.idle_counts[i - 1] if i else 0)) / setup
+            out[f"n{n}_rss_kib"] = mem["rss_kib"]
+            out[f"n{n}_pss_kib"] = mem["pss_kib"]
+            out[f"n{n}_processes"] = mem["processes"]
+            out[f"n{n}_rss_kib_per_conn"] = (mem["rss_kib"] - base["rss_kib"]) / n
+            out[f"n{n}_pss_kib_per_conn"] = (mem["pss_kib"] - base["pss_kib"]) / n
+            if i == 0:
+                # delivery -> EXISTS latency, on a watcher idling among the first n connections
+                watcher = await Imap.login(server.host, server.imap_port, *watch_user)
+                await watcher.ok("SELECT INBOX")
+                tag = await watcher.idle_start()
+                if server.lmtp_port:
+                    via: Imap | Lmtp = await Lmtp.connect(server.host, server.lmtp_port)
+                else:
+                    via = await Imap.login(server.host, server.imap_port, *watch_user)
+                lat = []
+                for j in range(sizes.idle_deliveries):
+                    msg = mailgen.chat(rng, j, watch_user[0])
+                    t_send = time.perf_counter()
+                    waiter = asyncio.ensure_future(watcher.wait_exists())
+                    await deliver_one(server, via, watch_user[0], msg)
+                    t_seen, _ = await asyncio.wait_for(waiter, 60)
+                    lat.append(t_seen - t_send)
+                    await asyncio.sleep(0.02)
+                out["exists_p50_ms"] = pct(lat, 50) * 1000
+                out["exists_p99_ms"] = pct(lat, 99) * 1000
+                await watcher.idle_done(tag)
+                await watcher.logout()
+                if isinstance(via, Lmtp):
+                    await via.quit()
+                else:
+                    await via.logout()
+    except (OSError, ConnectionError, TimeoutError, ProtocolError) as exc:
+        # keep the figures of the smaller counts; say where it broke
+        out["error"] = f"{exc!r} with {len(conns)} connections open"  # type: ignore[assignment]
     for c in conns:
         c.close()
     await asyncio.sleep(sizes.settle_seconds)
