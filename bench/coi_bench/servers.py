@@ -92,6 +92,7 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     workdir: Path | None = None
     version: str = ""
+    inotify_old: int | None = None
 
     @property
     def pid(self) -> int:
@@ -114,6 +115,8 @@ class Server:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.proc = None
+        restore_inotify(self.inotify_old)
+        self.inotify_old = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -274,6 +277,31 @@ protocol imap {{
 """
 
 
+INOTIFY = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def raise_inotify(instances: int) -> int | None:
+    """Each Dovecot imap process in IDLE takes an inotify instance; past the kernel's per-user
+    limit (128 by default) Dovecot silently falls back to polling every 30 s. Dovecot's
+    documentation asks to raise the limit; returns the old value to restore, or None."""
+    try:
+        old = int(INOTIFY.read_text())
+        if old < instances:
+            INOTIFY.write_text(f"{instances}\n")
+            return old
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def restore_inotify(old: int | None) -> None:
+    if old is not None:
+        try:
+            INOTIFY.write_text(f"{old}\n")
+        except OSError:
+            pass
+
+
 def start_dovecot(
     users: dict[str, str], limit: int, scheme: str, keep_dir: Path | None = None
 ) -> Server:
@@ -300,6 +328,7 @@ def start_dovecot(
     (workdir / "passwd").write_text("".join(lines))
     (workdir / "passwd").chmod(0o644)
     server = Server("dovecot", users=users, workdir=workdir, version=version)
+    server.inotify_old = raise_inotify(limit + 1000)
     server.imap_port = free_port()
     server.lmtp_port = free_port()
     procs = limit + 100
