@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = REPO / ".venv" / "bin"
+# the `coi` beside the running interpreter (the repo's .venv when started by bench/run)
+VENV_BIN = Path(sys.executable).parent
+if not (VENV_BIN / "coi").exists():
+    VENV_BIN = REPO / ".venv" / "bin"
 MAIL_USER = "coibench"
 
 
