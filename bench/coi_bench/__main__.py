@@ -1,0 +1,378 @@
+"""bench/run: coi against Debian's Dovecot on loopback, same users, same workloads, one table.
+
+Ratio: coi's advantage, >= 1.0 means coi is at least as good (throughput coi/Dovecot,
+times/latencies/memory Dovecot/coi)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from coi_bench import servers, workloads
+from coi_bench.servers import Server
+from coi_bench.workloads import QUICK, TINY, Sizes
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+# (workload, figure key, label, unit, higher is better)
+ROWS = [
+    ("delivery1", "msgs_per_s", "delivery, 1 connection", "msg/s", True),
+    ("delivery8", "msgs_per_s", "delivery, 8 connections", "msg/s", True),
+    ("append1", "msgs_per_s", "APPEND, 1 connection", "msg/s", True),
+    ("append8", "msgs_per_s", "APPEND, 8 connections", "msg/s", True),
+    ("big", "select_ms", "big mailbox: SELECT", "ms", False),
+    ("big", "uid_fetch_flags_ms", "big mailbox: UID FETCH 1:* (FLAGS)", "ms", False),
+    (
+        "big",
+        "fetch_envelope_bodystructure_ms",
+        "big mailbox: FETCH ENVELOPE BODYSTRUCTURE",
+        "ms",
+        False,
+    ),
+    ("big", "fetch_body_ms", "big mailbox: FETCH BODY[]", "ms", False),
+    ("big", "search_text_ms", "big mailbox: SEARCH TEXT", "ms", False),
+    ("big", "search_from_ms", "big mailbox: SEARCH FROM", "ms", False),
+    ("many", "ops_per_s", "many clients: operations", "op/s", True),
+    ("many", "p50_ms", "many clients: median latency", "ms", False),
+    ("many", "p99_ms", "many clients: p99 latency", "ms", False),
+    ("idle", "exists_p50_ms", "delivery -> EXISTS in IDLE, median", "ms", False),
+    ("idle", "exists_p99_ms", "delivery -> EXISTS in IDLE, p99", "ms", False),
+]
+
+
+def users_for(sizes: Sizes) -> dict[str, str]:
+    n_users = sizes.users
+    users = {f"user{i:02d}@example.org": f"pw-user-{i}" for i in range(n_users)}
+    users["big@example.org"] = "pw-big"
+    users |= {f"idle{i:02d}@example.org": f"pw-idle-{i}" for i in range(n_users)}
+    users["watch@example.org"] = "pw-watch"
+    return users
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="bench/run",
+        description="Benchmark coi against Debian's Dovecot on loopback ports and print one table "
+        "(workload, coi, Dovecot, ratio; ratio >= 1.0 means coi is at least as good). "
+        "Results go to bench/results/*.json.",
+    )
+    p.add_argument("--quick", action="store_true", help="small sizes, about a minute or two")
+    p.add_argument("--tiny", action="store_true", help="smoke-test sizes (seconds)")
+    p.add_argument(
+        "--servers",
+        default="coi,dovecot",
+        help="comma-separated subset of coi,dovecot (default: both)",
+    )
+    p.add_argument(
+        "--workloads",
+        default="delivery,append,big,many,idle",
+        help="comma-separated subset of delivery,append,big,many,idle",
+    )
+    p.add_argument("--big-mailbox", type=int, help="messages in the big mailbox (100000)")
+    p.add_argument("--delivery-messages", type=int, help="messages per delivery run (400)")
+    p.add_argument("--append-messages", type=int, help="messages per APPEND run (2000)")
+    p.add_argument("--fetch-count", type=int, help="messages per FETCH in the big mailbox (1000)")
+    p.add_argument("--many-clients", type=int, help="concurrent sessions (200)")
+    p.add_argument("--many-seconds", type=float, help="seconds of the many-clients loop (20)")
+    p.add_argument("--idle", help="comma-separated idle connection counts (1000,10000)")
+    p.add_argument("--idle-deliveries", type=int, help="deliveries timed to EXISTS (100)")
+    p.add_argument("--repeats", type=int, help="rounds per server of each measurement (3)")
+    p.add_argument(
+        "--dovecot-scheme",
+        default="SHA512-CRYPT",
+        help="Dovecot password scheme (default SHA512-CRYPT, Dovecot's documented default)",
+    )
+    p.add_argument("--results-dir", type=Path, default=RESULTS)
+    p.add_argument("--seed", type=int, default=7)
+    return p.parse_args(argv)
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    base = TINY if args.tiny else QUICK if args.quick else Sizes()
+    changes: dict[str, object] = {}
+    for name in (
+        "big_mailbox",
+        "delivery_messages",
+        "append_messages",
+        "fetch_count",
+        "many_clients",
+        "many_seconds",
+        "idle_deliveries",
+        "repeats",
+    ):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.idle:
+        changes["idle_counts"] = tuple(int(x) for x in args.idle.split(","))
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+async def run_all(
+    args: argparse.Namespace, sizes: Sizes, srv: list[Server]
+) -> dict[str, dict[str, dict[str, float]]]:
+    res: dict[str, dict[str, dict[str, float]]] = {s.name: {} for s in srv}
+    errors: dict[str, dict[str, str]] = {s.name: {} for s in srv}
+    wanted = args.workloads.split(",")
+    order = 0
+
+    async def guarded(s: Server, key: str, coro):  # type: ignore[no-untyped-def]
+        """A failing workload is recorded and reported, and the run goes on."""
+        try:
+            return await coro
+        except Exception as exc:
+            log(f"{key} {s.name} FAILED: {exc!r}")
+            errors[s.name][key] = repr(exc)[:500]
+            return None
+
+    def alternating() -> list[Server]:
+        nonlocal order
+        order += 1
+        return srv if order % 2 else list(reversed(srv))
+
+    async def repeated(key: str, fn, figure: str) -> None:  # type: ignore[no-untyped-def]
+        runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in srv}
+        for r in range(sizes.repeats):
+            for s in alternating():
+                got = await guarded(s, key, fn(s, r))
+                if got is None:
+                    continue
+                runs[s.name].append(got)
+                log(f"{key} {s.name} round {r + 1}: {runs[s.name][-1][figure]:.1f} {figure}")
+        for s in srv:
+            if not runs[s.name]:
+                continue
+            ordered = sorted(runs[s.name], key=lambda d: d[figure])
+            res[s.name][key] = ordered[len(ordered) // 2]  # the median round
+
+    if "delivery" in wanted:
+        for c in (1, 8):
+            await repeated(
+                f"delivery{c}",
+                lambda s, r, c=c: workloads.delivery(s, sizes, c, args.seed + r),
+                "msgs_per_s",
+            )
+    if "append" in wanted:
+        for c in (1, 8):
+            await repeated(
+                f"append{c}", lambda s, r, c=c: workloads.append(s, sizes, c), "msgs_per_s"
+            )
+    if "big" in wanted:
+        for s in alternating():
+            log(f"big mailbox {s.name}: filling {sizes.big_mailbox} messages")
+            got = await guarded(s, "big", workloads.big_mailbox(s, sizes))
+            if got is None:
+                continue
+            res[s.name]["big"] = got
+            log(f"big mailbox {s.name}: {res[s.name]['big']}")
+    if "many" in wanted:
+        for s in srv:
+            await guarded(s, "many", workloads.prepare_user_mailboxes(s, sizes))
+        await repeated(
+            "many", lambda s, r: workloads.many_clients(s, sizes, args.seed + r), "ops_per_s"
+        )
+    if "idle" in wanted:
+        for s in alternating():
+            log(f"idle {s.name}: {sizes.idle_counts} connections")
+            got = await guarded(s, "idle", workloads.idle(s, sizes, args.seed))
+            if got is None:
+                continue
+            res[s.name]["idle"] = got
+            log(f"idle {s.name}: {res[s.name]['idle']}")
+    for s in srv:
+        if errors[s.name]:
+            res[s.name]["errors"] = errors[s.name]  # type: ignore[assignment]
+    return res
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def table(
+    res: dict[str, dict[str, dict[str, float]]],
+    sizes: Sizes,
+    coi: Server | None,
+    dov: Server | None,
+) -> tuple[str, list[dict[str, object]]]:
+    rows: list[dict[str, object]] = []
+
+    def get(name: str, work: str, key: str) -> float | None:
+        return res.get(name, {}).get(work, {}).get(key)
+
+    for work, key, label, unit, higher in ROWS:
+        c, d = get("coi", work, key), get("dovecot", work, key)
+        if c is None and d is None:
+            continue
+        if work.startswith("delivery") or (work == "idle" and key.startswith("exists")):
+            via = coi.delivery_via if coi else "LMTP"
+            if via != "LMTP":
+                label += f" (coi: {via})"
+        ratio = None
+        if c and d:
+            ratio = c / d if higher else d / c
+        rows.append(
+            {
+                "workload": label,
+                "unit": unit,
+                "coi": c,
+                "dovecot": d,
+                "ratio": ratio,
+                "higher_is_better": higher,
+            }
+        )
+    for n in sizes.idle_counts:
+        for kind in ("rss", "pss"):
+            key = f"n{n}_{kind}_kib_per_conn"
+            c, d = get("coi", "idle", key), get("dovecot", "idle", key)
+            if c is None and d is None:
+                continue
+            ratio = d / c if c and d and c > 0 else None
+            rows.append(
+                {
+                    "workload": f"idle memory per connection, {n:,} in IDLE ({kind.upper()})",
+                    "unit": "KiB",
+                    "coi": c,
+                    "dovecot": d,
+                    "ratio": ratio,
+                    "higher_is_better": False,
+                }
+            )
+        c, d = (
+            get("coi", "idle", f"n{n}_setup_conns_per_s"),
+            get("dovecot", "idle", f"n{n}_setup_conns_per_s"),
+        )
+        if c is not None or d is not None:
+            rows.append(
+                {
+                    "workload": f"idle set-up (LOGIN+SELECT+IDLE), to {n:,}",
+                    "unit": "conn/s",
+                    "coi": c,
+                    "dovecot": d,
+                    "ratio": c / d if c and d else None,
+                    "higher_is_better": True,
+                }
+            )
+    rows.append(
+        {
+            "workload": "delivery -> WebPush latency",
+            "unit": "ms",
+            "coi": None,
+            "dovecot": None,
+            "ratio": None,
+            "higher_is_better": False,
+            "note": "not measured: coi has no WebPush yet",
+        }
+    )
+    lines = ["| workload | unit | coi | Dovecot | ratio |", "| --- | --- | ---: | ---: | ---: |"]
+    for r in rows:
+        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        if r.get("note"):
+            ratio = r["note"]
+        lines.append(
+            f"| {r['workload']} | {r['unit']} | {fmt(r['coi'])} | {fmt(r['dovecot'])} | {ratio} |"
+        )  # type: ignore[arg-type]
+    return "\n".join(lines), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = sizes_from(args)
+    wanted = args.servers.split(",")
+    nofile = workloads.raise_nofile()
+    limit = max(sizes.idle_counts) + sizes.many_clients + 100
+    if nofile < max(sizes.idle_counts) + 200:
+        log(f"open-file limit {nofile} is too low for {max(sizes.idle_counts)} connections")
+        return 2
+    users = users_for(sizes)
+    if "dovecot" in wanted and servers.dovecot_version() is None:
+        log("dovecot is not installed: measuring coi only (bench/run installs it)")
+        wanted = [w for w in wanted if w != "dovecot"]
+    srv: list[Server] = []
+    started = time.time()
+    try:
+        if "coi" in wanted:
+            srv.append(servers.start_coi(users, limit))
+            log(
+                f"coi {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "
+                f"delivery via {srv[-1].delivery_via}"
+            )
+        if "dovecot" in wanted:
+            srv.append(servers.start_dovecot(users, limit, args.dovecot_scheme))
+            log(
+                f"dovecot {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "
+                f"lmtp {srv[-1].lmtp_port}"
+            )
+        res = asyncio.run(run_all(args, sizes, srv))
+    finally:
+        for s in srv:
+            s.stop()
+    by_name = {s.name: s for s in srv}
+    text, rows = table(res, sizes, by_name.get("coi"), by_name.get("dovecot"))
+    print(text)
+    stamp = datetime.now(UTC)
+    doc = {
+        "date": stamp.isoformat(timespec="seconds"),
+        "mode": "tiny" if args.tiny else "quick" if args.quick else "full",
+        "cpu_count": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": {s.name: s.version for s in srv},
+        "coi_delivery_via": by_name["coi"].delivery_via if "coi" in by_name else None,
+        "dovecot_password_scheme": args.dovecot_scheme,
+        "git_commit": _git_commit(),
+        "sizes": dataclasses.asdict(sizes),
+        "seconds": round(time.time() - started, 1),
+        "rows": rows,
+        "raw": res,
+    }
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    path = args.results_dir / f"{stamp:%Y%m%d-%H%M%S}-{doc['mode']}.json"
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    log(f"results written to {path} ({doc['seconds']} s)")
+    return 0
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

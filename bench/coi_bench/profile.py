@@ -1,0 +1,138 @@
+"""Profile coi under one workload with py-spy (pip install py-spy):
+
+    PYTHONPATH=bench .venv/bin/python -m coi_bench.profile big --size 20000 -o /tmp/big
+
+Starts coi, does the untimed set-up (fill), then records the server with
+`py-spy record --format raw` while the timed part runs, and prints the functions with the
+largest inclusive and self share of samples (from the collapsed stacks)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import dataclasses
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from coi_bench import mailgen, servers, workloads
+from coi_bench.__main__ import users_for
+from coi_bench.clients import Imap
+from coi_bench.workloads import QUICK
+
+
+async def big_ops(
+    server: servers.Server, sizes: workloads.Sizes, rounds: int, only: list[str]
+) -> None:
+    user = workloads.user_list(server, "big")[0]
+    c = await Imap.login(server.host, server.imap_port, *user)
+    n, k = sizes.big_mailbox, sizes.fetch_count
+    rng = f"{n // 2 - k // 2}:{n // 2 + k // 2 - 1}"
+    for _ in range(rounds):
+        for cmd in (
+            "SELECT INBOX",
+            "UID FETCH 1:* (FLAGS)",
+            f"FETCH {rng} (ENVELOPE BODYSTRUCTURE)",
+            f"FETCH {rng} (BODY.PEEK[])",
+            f"SEARCH TEXT {mailgen.RARE_WORD}",
+            f'SEARCH FROM "{mailgen.SEARCH_FROM}"',
+        ):
+            if only and not any(o in cmd for o in only) and not cmd.startswith("SELECT"):
+                continue
+            t0 = time.perf_counter()
+            await c.ok(cmd)
+            print(f"{cmd[:40]:40} {(time.perf_counter() - t0) * 1000:8.1f} ms", flush=True)
+    await c.logout()
+
+
+def summarize(raw: Path, top: int = 25) -> str:
+    total = 0
+    incl: collections.Counter[str] = collections.Counter()
+    self_: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        for f in set(frames):
+            incl[f] += n
+        self_[frames[-1]] += n
+    out = [f"{total} samples", "-- inclusive"]
+    out += [f"{100 * v / total:5.1f}%  {k}" for k, v in incl.most_common(top)]
+    out += ["-- self"]
+    out += [f"{100 * v / total:5.1f}%  {k}" for k, v in self_.most_common(top)]
+    return "\n".join(out)
+
+
+async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads.Sizes) -> None:
+    if args.workload == "big":
+        user = workloads.user_list(server, "big")[0]
+        await workloads.fill(
+            server, user, sizes.big_mailbox, lambda i: mailgen.big_mailbox_message(i, user[0])
+        )
+    elif args.workload == "many":
+        await workloads.prepare_user_mailboxes(server, sizes)
+    spy = shutil.which("py-spy") or str(servers.VENV_BIN / "py-spy")
+    out = str(args.output) + ".txt"
+    recs: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        cmd = [spy, "record", "--format", "raw", "--rate", "200", "--pid", str(server.pid)]
+        cmd += ["--threads", "--nonblocking", "-o", out]
+        recs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
+
+    if args.workload != "many":
+        start()
+        await asyncio.sleep(1.0)
+    try:
+        if args.workload == "big":
+            await big_ops(server, sizes, args.rounds, args.only)
+        elif args.workload == "many":
+            print(await workloads.many_clients(server, sizes, 1, start))
+        elif args.workload == "login":
+            print(await workloads.idle(server, sizes, 1))
+        elif args.workload == "append":
+            print(await workloads.append(server, sizes, 8))
+    finally:
+        for rec in recs:
+            rec.send_signal(2)
+            rec.wait(60)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="coi_bench.profile")
+    p.add_argument("workload", choices=["big", "many", "login", "append"])
+    p.add_argument("--size", type=int, default=20000, help="big mailbox messages")
+    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--only", action="append", default=[], help="big: commands containing this")
+    p.add_argument("-o", "--output", type=Path, default=Path("/tmp/coi-profile"))
+    args = p.parse_args()
+    sizes = dataclasses.replace(
+        QUICK,
+        big_mailbox=args.size,
+        fetch_count=1000,
+        many_clients=args.clients,
+        many_seconds=args.seconds,
+        many_mailbox=200,
+        idle_counts=(200,),
+        users=8,
+    )
+    workloads.raise_nofile()
+    server = servers.start_coi(users_for(sizes), 100_000)
+    try:
+        asyncio.run(run(args, server, sizes))
+    finally:
+        server.stop()
+    print(summarize(Path(str(args.output) + ".txt")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Smoke run of every benchmark workload at tiny sizes against coi (and Dovecot when it is
+installed and we are root), so bench/ keeps working. Not a performance test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(180)
+def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
+    servers = "coi"
+    if os.environ.get("COI_BENCH_DOVECOT") and shutil.which("dovecot") and os.geteuid() == 0:
+        servers = "coi,dovecot"
+    env = dict(os.environ, PYTHONPATH=str(REPO / "bench"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "coi_bench",
+            "--tiny",
+            "--servers",
+            servers,
+            "--results-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=170,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout
+    assert "| workload | unit | coi | Dovecot | ratio |" in out
+    for label in (
+        "delivery, 1 connection",
+        "APPEND, 8 connections",
+        "SELECT",
+        "SEARCH TEXT",
+        "many clients: p99 latency",
+        "EXISTS in IDLE",
+        "idle memory per connection",
+    ):
+        assert label in out, label
+    (result,) = tmp_path.glob("*-tiny.json")
+    doc = json.loads(result.read_text())
+    assert doc["cpu_count"] >= 1
+    assert doc["versions"]["coi"]
+    coi = doc["raw"]["coi"]
+    assert coi["big"]["count_uid_fetch_flags"] == 60
+    assert coi["big"]["count_search_text_hits"] == 1
+    assert coi["many"]["errors"] == 0
+    assert coi["idle"]["exists_p99_ms"] > 0
