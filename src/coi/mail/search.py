@@ -18,13 +18,14 @@ from coi.mail import headers as H
 from coi.mail.index import MessageIndex, Part
 from coi.mail.sections import decode_body
 
-_FORMAT = 1
+_FORMAT = 2  # 2: values stored folded (fold_for_search), so SEARCH folds only the key
 MAX_TEXT = 4 * 1024 * 1024  # characters of body text kept per message
 
 
 @dataclass(frozen=True, slots=True)
 class SearchData:
-    """What SEARCH HEADER/FROM/SUBJECT/BODY/TEXT match against."""
+    """What SEARCH HEADER/FROM/SUBJECT/BODY/TEXT match against, already folded with
+    `fold_for_search` (done once at delivery, not at every SEARCH)."""
 
     headers: tuple[tuple[str, str], ...]
     text: str
@@ -88,7 +89,9 @@ def search_data(raw: bytes, index: MessageIndex) -> SearchData:
     """Decoded top-level header fields and the text of all text/* parts."""
     root = index.root
     fields = H.parse_fields(raw[root.header_start : root.body_start])
-    headers = tuple((n.decode("latin-1"), decode_words(v)) for n, v in fields)
+    headers = tuple(
+        (n.decode("latin-1").lower(), fold_for_search(decode_words(v))) for n, v in fields
+    )
     texts: list[str] = []
     size = 0
     for p in _text_parts(root):
@@ -102,7 +105,7 @@ def search_data(raw: bytes, index: MessageIndex) -> SearchData:
         size += len(t)
         if size >= MAX_TEXT:
             break
-    return SearchData(headers=headers, text="\n".join(texts)[:MAX_TEXT])
+    return SearchData(headers=headers, text=fold_for_search("\n".join(texts)[:MAX_TEXT]))
 
 
 def address_search_text(headers: tuple[tuple[str, str], ...], field: str) -> str:
@@ -119,6 +122,9 @@ def dump_search(d: SearchData) -> bytes:
 def load_search(b: bytes) -> SearchData:
     """Inverse of :func:`dump_search`."""
     fmt, headers, text = marshal.loads(b)
-    if fmt != _FORMAT:
+    if fmt == 1:  # stored before values were folded at delivery
+        headers = tuple((n.lower(), fold_for_search(v)) for n, v in headers)
+        text = fold_for_search(text)
+    elif fmt != _FORMAT:
         raise ValueError(f"unknown search data format {fmt!r}")
     return SearchData(headers=headers, text=text)

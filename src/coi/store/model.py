@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 # System flags are kept as a bit mask: cheap to store, compare and format.
 SEEN = 1
@@ -107,8 +107,14 @@ class MessageRow:
     flags: Flags
     modseq: int
     size: int
-    internaldate: datetime
+    internal_ts: int  # INTERNALDATE as seconds since the epoch ...
+    tz_minutes: int  # ... and its zone: a datetime is built only when asked for
     blob_id: int
+
+    @property
+    def internaldate(self) -> datetime:
+        zone = UTC if self.tz_minutes == 0 else timezone(timedelta(minutes=self.tz_minutes))
+        return datetime.fromtimestamp(self.internal_ts, zone)
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,7 @@ log = logging.getLogger("coi.imap")
 trace = logging.getLogger("coi.imap.trace")
 _READ = 64 * 1024
 _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
+_FLUSH_AT = 64 * 1024
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -59,6 +60,7 @@ class Connection(Transport):
         except ValueError:
             self.loopback = False
         self.framer = self._new_framer()
+        self._out = bytearray()
         self.session = Session(server, self)
         self.busy = False
         self.closing = False
@@ -70,12 +72,22 @@ class Connection(Transport):
     # -- Transport -----------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
+        """Queues output; it goes out in large writes (one send, not one per line)."""
         if self.server.config.protocol_trace:
             trace.debug("S: %s %r", self.peer, data[:200])
+        self._out += data
+        if len(self._out) >= _FLUSH_AT:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._out:
+            return
         transport = self.writer.transport
         if transport.is_closing():
+            self._out.clear()
             return
-        self.writer.write(data)
+        self.writer.write(bytes(self._out))
+        self._out.clear()
         # A client that stops reading in IDLE (where nothing drains) must not make us
         # buffer without end; commands drain as they write.
         if self.session.idling and transport.get_write_buffer_size() > _MAX_UNREAD_OUTPUT:
@@ -83,6 +95,7 @@ class Connection(Transport):
             transport.abort()
 
     async def drain(self) -> None:
+        self.flush()
         await self.writer.drain()
 
     async def read_line(self) -> bytes | None:
@@ -98,7 +111,7 @@ class Connection(Transport):
     async def start_tls(self) -> None:
         context = self.server.tls_context
         assert context is not None
-        await self.writer.drain()
+        await self.drain()
         await self.writer.start_tls(context)
         self.secure = True
         self.framer = self._new_framer()  # discard anything sent in plaintext meanwhile
@@ -112,6 +125,7 @@ class Connection(Transport):
         return config.idle_timeout
 
     async def _fill(self) -> bool:
+        self.flush()  # everything said so far reaches the client before we wait for it
         try:
             async with asyncio.timeout(self._timeout()):  # no extra task, unlike wait_for
                 data = await self.reader.read(_READ)
@@ -130,7 +144,7 @@ class Connection(Transport):
             while session.state is not State.LOGOUT and not self.closing:
                 event = self.framer.next_event()
                 if event is None:
-                    await self.writer.drain()
+                    await self.drain()
                     if not await self._fill():
                         break
                     continue
@@ -187,6 +201,7 @@ class Connection(Transport):
             self.write(f"{tag} BAD {event.message}\r\n".encode())
 
     async def _close_transport(self) -> None:
+        self.flush()
         try:
             await asyncio.wait_for(self.writer.drain(), 5)
         except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
@@ -202,4 +217,5 @@ class Connection(Transport):
         self.closing = True
         if not self.busy or self.session.idling:
             self.write(b"* BYE Server shutting down\r\n")
+            self.flush()
             self.writer.close()

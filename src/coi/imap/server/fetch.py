@@ -7,6 +7,8 @@ from the stored raw message. Nothing is parsed here.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from coi.imap.server import sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
@@ -154,7 +156,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             for uid, flags, modseq in changed:
                 newly_seen.add(uid)
                 old = rows[uid]
-                rows[uid] = MessageRow(uid, flags, modseq, old.size, old.internaldate, old.blob_id)
+                rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
     pending = 0
     missing = False

@@ -152,6 +152,7 @@ class Notifier:
             session.announce(allow_expunge=expunge or session.idling)
         else:
             self.flush()
+            session.io.flush()
 
     def flush(self) -> None:
         for line in self.queue:

@@ -27,11 +27,13 @@ class Candidate:
 
     __slots__ = ("_data", "_sent", "row", "seq", "session")
 
-    def __init__(self, session: Session, seq: int, row: MessageRow) -> None:
+    def __init__(
+        self, session: Session, seq: int, row: MessageRow, blob: bytes | None = None
+    ) -> None:
         self.session = session
         self.seq = seq
         self.row = row
-        self._data: SearchData | None = None
+        self._data: SearchData | None = load_search(blob) if blob else None
         self._sent: date | bool | None = False
 
     @property
@@ -51,6 +53,7 @@ class Candidate:
 
 
 Predicate = Callable[[Candidate], bool]
+_BATCH = 512
 
 
 def _compare(op: str, value: date | None, day: date) -> bool:
@@ -97,17 +100,15 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
         return lambda c: _compare(op, c.sent, day)
     if isinstance(key, keys.HeaderKey):
         field, needle = key.field.lower(), fold_for_search(key.value)
-        return lambda c: any(
-            name == field and needle in fold_for_search(value) for name, value in c.data.headers
-        )
+        return lambda c: any(name == field and needle in value for name, value in c.data.headers)
     if isinstance(key, keys.BodyKey):
         needle = fold_for_search(key.value)
-        return lambda c: needle in fold_for_search(c.data.text)
+        return lambda c: needle in c.data.text
     if isinstance(key, keys.TextKey):
         needle = fold_for_search(key.value)
         return lambda c: (
-            needle in fold_for_search(c.data.text)
-            or any(needle in fold_for_search(f"{name}: {value}") for name, value in c.data.headers)
+            needle in c.data.text
+            or any(needle in f"{name}: {value}" for name, value in c.data.headers)
         )
     if isinstance(key, keys.SizeKey):
         size = key.size
@@ -157,12 +158,30 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     predicate = compile_key(key, view, session)
     uids = list(view.uids)
     rows = session.store.rows(view.mailbox_id, uids)
+    text = needs_text(key)
     hits = []
-    for seq, uid in enumerate(uids, start=1):
-        row = rows.get(uid)
-        if row is not None and predicate(Candidate(session, seq, row)):
-            hits.append(row)
+    for start in range(0, len(uids), _BATCH):
+        chunk = uids[start : start + _BATCH]
+        # one query per batch for the stored search data, not one per message
+        blobs = session.store.search_blobs(view.mailbox_id, chunk) if text else {}
+        for seq, uid in enumerate(chunk, start=start + 1):
+            row = rows.get(uid)
+            if row is not None and predicate(Candidate(session, seq, row, blobs.get(uid))):
+                hits.append(row)
     return hits
+
+
+def needs_text(key: keys.SearchKey) -> bool:
+    """Whether any part of the key looks at header or body text."""
+    if isinstance(key, keys.HeaderKey | keys.BodyKey | keys.TextKey):
+        return True
+    if isinstance(key, keys.AndKey):
+        return any(needs_text(k) for k in key.keys)
+    if isinstance(key, keys.OrKey):
+        return needs_text(key.left) or needs_text(key.right)
+    if isinstance(key, keys.NotKey):
+        return needs_text(key.key)
+    return False
 
 
 async def handle_search(session: Session, command: cmd.Search) -> str:

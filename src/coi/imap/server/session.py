@@ -229,6 +229,8 @@ class Session:
                 self.notifier.announced(view, last_uid)
         if self.notifier is not None:
             self.notifier.flush()
+        if self.idling or not self.in_command:  # nobody else will flush before we wait
+            self.io.flush()
 
     def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
         names = flags.names()
@@ -286,6 +288,10 @@ class Transport:
     peer: str
 
     def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Sends what `write` queued, without waiting."""
         raise NotImplementedError
 
     async def drain(self) -> None:

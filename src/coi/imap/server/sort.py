@@ -187,11 +187,11 @@ class _Sortable:
 def _date_key(item: _Sortable) -> float:
     # RFC 5256 §3: the sent date in UTC; the internal date when it is missing or invalid
     sent = item.env.sent
-    return (sent or item.row.internaldate).timestamp()
+    return sent.timestamp() if sent else float(item.row.internal_ts)
 
 
 _KEYS: dict[str, Callable[[_Sortable], Any]] = {
-    "ARRIVAL": lambda m: m.row.internaldate.timestamp(),
+    "ARRIVAL": lambda m: m.row.internal_ts,
     "SIZE": lambda m: m.row.size,
     "DATE": _date_key,
     "SUBJECT": lambda m: _fold(base_subject(m.env.subject())),

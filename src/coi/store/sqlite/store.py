@@ -12,7 +12,6 @@ import sqlite3
 import time
 from array import array
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,19 +86,19 @@ def _mailbox(row: Sequence[Any]) -> Mailbox:
     )
 
 
-def _date(seconds: int, tz_minutes: int) -> datetime:
-    zone = UTC if tz_minutes == 0 else timezone(timedelta(minutes=tz_minutes))
-    return datetime.fromtimestamp(seconds, zone)
+_NO_KEYWORDS: tuple[str, ...] = ()
 
 
 def _message_row(row: Sequence[Any]) -> MessageRow:
+    keywords = row[2]
     return MessageRow(
-        uid=row[0],
-        flags=Flags(row[1], Flags.parse_keywords(row[2])),
-        modseq=row[3],
-        size=row[4],
-        internaldate=_date(row[5], row[6]),
-        blob_id=row[7],
+        row[0],
+        Flags(row[1], tuple(keywords.split()) if keywords else _NO_KEYWORDS),
+        row[3],
+        row[4],
+        row[5],
+        row[6],
+        row[7],
     )
 
 
@@ -559,6 +558,18 @@ class SqliteStore:
                 f"SELECT id, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
             )
             out.update((row[0], row[1]) for row in rows)
+        return out
+
+    def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        """Stored search data of several messages at once (uid -> bytes)."""
+        out: dict[int, bytes] = {}
+        for chunk in _chunks(uids):
+            rows = self._read.execute(
+                "SELECT m.uid, b.search FROM messages AS m JOIN blobs AS b ON b.id = m.blob_id"
+                f" WHERE m.mailbox_id = ? AND m.uid IN ({_in(len(chunk))})",
+                (mailbox_id, *chunk),
+            )
+            out.update(rows)
         return out
 
     def search_blob(self, blob_id: int) -> bytes | None:
