@@ -71,13 +71,32 @@ def _partial(data: bytes, attr: FetchAttr) -> bytes:
     return data[origin : origin + count]
 
 
-def render(attr: FetchAttr, message: Message, seq_flags: list[str]) -> bytes:
+class FlagRenderer:
+    """`(FLAGS ...)` bytes per distinct flag set: most messages share a handful of them."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[Flags, bool], bytes] = {}
+
+    def __call__(self, flags: Flags, recent: bool) -> bytes:
+        key = (flags, recent)
+        text = self._cache.get(key)
+        if text is None:
+            names = flags.names()
+            if recent:
+                names.append("\\Recent")
+            text = self._cache[key] = flag_list(names)
+        return text
+
+
+def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
     name = attr.name
     row = message.row
     if name == "UID":
         return b"UID %d" % row.uid
     if name == "FLAGS":
-        return b"FLAGS " + flag_list(seq_flags)
+        return b"FLAGS " + flags
     if name == "INTERNALDATE":
         return b"INTERNALDATE " + internal_date(row.internaldate)
     if name == "RFC822.SIZE":
@@ -158,6 +177,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 old = rows[uid]
                 rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
+    flag_text = FlagRenderer()
     pending = 0
     missing = False
     for uid in uids:
@@ -167,12 +187,10 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             missing = True
             continue
         message = Message(session, row)
-        names = row.flags.names()
-        if uid in view.recent:
-            names.append("\\Recent")
-        items = [render(attr, message, names) for attr in attrs]
+        shown = flag_text(row.flags, uid in view.recent)
+        items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
-            items.append(b"FLAGS " + flag_list(names))
+            items.append(b"FLAGS " + shown)
         if uid in newly_seen and session.condstore:  # RFC 7162 §3.2.4: with UID and MODSEQ
             if not any(a.name == "UID" for a in attrs):
                 items.append(b"UID %d" % uid)

@@ -169,16 +169,15 @@ class Notifier:
         if not fresh:
             return
         rows = self.session.store.rows(view.mailbox_id, fresh)
+        flag_text = fetch.FlagRenderer()
         for uid in fresh:
             row = rows.get(uid)
             seq = view.seq_of(uid)
             if row is None or seq is None:
                 continue
             message = fetch.Message(self.session, row)
-            names = row.flags.names()
-            if uid in view.recent:
-                names.append("\\Recent")
-            items = [fetch.render(attr, message, names) for attr in self.fetch_atts]
+            flags = flag_text(row.flags, uid in view.recent)
+            items = [fetch.render(attr, message, flags) for attr in self.fetch_atts]
             self.session.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
 
     def _wanted(self, name: str, event: str) -> bool:
