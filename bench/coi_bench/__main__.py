@@ -279,7 +279,7 @@ def table(
             "dovecot": None,
             "ratio": None,
             "higher_is_better": False,
-            "note": "not measured: coi has no WebPush yet",
+            "note": "not measured yet: the harness has no push endpoint workload",
         }
     )
     lines = ["| workload | unit | coi | Dovecot | ratio |", "| --- | --- | ---: | ---: | ---: |"]
