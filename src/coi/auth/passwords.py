@@ -6,10 +6,12 @@ without invalidating stored hashes.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import os
+import time
 
 _LOG2_N = 14  # n = 16384, r = 8: 16 MiB per hash, about 50 ms on one core
 _R = 8
@@ -50,3 +52,40 @@ def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+class VerifiedCache:
+    """Remembers recent successful logins so a reconnecting client does not pay for scrypt
+    again (as Dovecot's auth cache does). Entries are keyed by the stored hash, so a changed
+    password is never served from the cache, and hold only a keyed fast digest of the
+    password, which is worthless without this process's random key."""
+
+    def __init__(self, ttl: float = 3600.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._key = os.urandom(32)
+        self._entries: dict[str, tuple[bytes, float]] = {}
+
+    def _digest(self, password: str) -> bytes:
+        return hmac.new(self._key, password.encode("utf-8", "surrogateescape"), "sha256").digest()
+
+    def check(self, encoded: str, password: str, now: float) -> bool:
+        entry = self._entries.get(encoded)
+        if entry is None or entry[1] < now:
+            return False
+        return hmac.compare_digest(entry[0], self._digest(password))
+
+    def remember(self, encoded: str, password: str, now: float) -> None:
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[encoded] = (self._digest(password), now + self.ttl)
+
+    async def verify(self, password: str, encoded: str) -> bool:
+        """Like `verify_password`, off the event loop, cached on success."""
+        now = time.monotonic()
+        if self.check(encoded, password, now):
+            return True
+        ok = await asyncio.to_thread(verify_password, password, encoded)
+        if ok:
+            self.remember(encoded, password, now)
+        return ok

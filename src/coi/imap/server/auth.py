@@ -12,7 +12,7 @@ import base64
 import binascii
 
 from coi import __version__
-from coi.auth.passwords import hash_password, verify_password
+from coi.auth.passwords import hash_password
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import ANY, AUTH, NOT_AUTH, Route, Session, State
 from coi.imap.wire import commands as cmd
@@ -89,7 +89,7 @@ async def login(session: Session, username: str, password: str) -> str:
         await asyncio.sleep(delay)
     user = session.store.get_user(address)
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    ok = await asyncio.to_thread(verify_password, password, stored)
+    ok = await server.verified.verify(password, stored)
     if user is None or not ok:
         server.throttle.failed(*keys)
         server.log.info("login failed user=%s peer=%s", address, session.io.peer)

@@ -14,6 +14,7 @@ import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
+from coi.auth.passwords import VerifiedCache
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
 from coi.imap.server import (
@@ -64,6 +65,7 @@ class ImapServer:
             {"METADATA", "METADATA-SERVER", "CONDSTORE", "QRESYNC"}  # RFC 5464, RFC 7162
         )
         self.throttle = LoginThrottle()
+        self.verified = VerifiedCache()
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._states: dict[int, MailboxState] = {}
