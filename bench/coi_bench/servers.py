@@ -170,7 +170,9 @@ def start_coi(users: dict[str, str], limit: int, keep_dir: Path | None = None) -
     ]
     if coi_has_lmtp():
         server.lmtp_port = free_port()
-        args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}"]
+        # submission is not measured; its default ports would clash with another coi
+        args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}", "--submission", "off"]
+        args += ["--submissions", "off"]
     with open(workdir / "coi.log", "wb") as log:  # the child keeps its own copy
         server.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     wait_port(server.imap_port, server.proc)
