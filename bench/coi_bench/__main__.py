@@ -11,13 +11,15 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coi_bench import servers, workloads
+from coi_bench import push, servers, workloads
 from coi_bench.servers import Server
 from coi_bench.workloads import QUICK, TINY, Sizes
 
@@ -46,6 +48,8 @@ ROWS = [
     ("many", "p99_ms", "many clients: p99 latency", "ms", False),
     ("idle", "exists_p50_ms", "delivery -> EXISTS in IDLE, median", "ms", False),
     ("idle", "exists_p99_ms", "delivery -> EXISTS in IDLE, p99", "ms", False),
+    ("push", "push_p50_ms", "delivery -> WebPush, median (coi only)", "ms", False),
+    ("push", "push_p99_ms", "delivery -> WebPush, p99 (coi only)", "ms", False),
 ]
 
 
@@ -74,8 +78,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--workloads",
-        default="delivery,append,big,many,idle",
-        help="comma-separated subset of delivery,append,big,many,idle",
+        default="delivery,append,big,many,idle,push",
+        help="comma-separated subset of delivery,append,big,many,idle,push",
     )
     p.add_argument("--big-mailbox", type=int, help="messages in the big mailbox (100000)")
     p.add_argument("--delivery-messages", type=int, help="messages per delivery run (400)")
@@ -191,6 +195,17 @@ async def run_all(
                 continue
             res[s.name]["idle"] = got
             log(f"idle {s.name}: {res[s.name]['idle']}")
+    if "push" in wanted:
+        for s in srv:
+            if s.name != "coi" or not s.lmtp_port:
+                continue
+            user = workloads.user_list(s, "watch")[0]
+            got = await guarded(
+                s, "push", push.push_latency(s, args.push_dir, user, sizes.idle_deliveries)
+            )
+            if got is not None:
+                res[s.name]["push"] = got
+                log(f"push {s.name}: {got}")
     for s in srv:
         if errors[s.name]:
             res[s.name]["errors"] = errors[s.name]  # type: ignore[assignment]
@@ -271,17 +286,6 @@ def table(
                     "higher_is_better": True,
                 }
             )
-    rows.append(
-        {
-            "workload": "delivery -> WebPush latency",
-            "unit": "ms",
-            "coi": None,
-            "dovecot": None,
-            "ratio": None,
-            "higher_is_better": False,
-            "note": "not measured yet: the harness has no push endpoint workload",
-        }
-    )
     lines = ["| workload | unit | coi | Dovecot | ratio |", "| --- | --- | ---: | ---: | ---: |"]
     for r in rows:
         ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
@@ -310,7 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     try:
         if "coi" in wanted:
-            srv.append(servers.start_coi(users, limit))
+            args.push_dir = Path(tempfile.mkdtemp(prefix="coi-bench-push-"))
+            ca = push.push_ca(args.push_dir)  # coi must trust the local push service
+            extra = ["--webpush-allow-private", "--webpush-ca-file", str(ca)]
+            srv.append(servers.start_coi(users, limit, extra=extra))
             log(
                 f"coi {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "
                 f"delivery via {srv[-1].delivery_via}"
@@ -325,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for s in srv:
             s.stop()
+        if getattr(args, "push_dir", None) is not None:
+            shutil.rmtree(args.push_dir, ignore_errors=True)
     by_name = {s.name: s for s in srv}
     text, rows = table(res, sizes, by_name.get("coi"), by_name.get("dovecot"))
     print(text)

@@ -132,7 +132,9 @@ def coi_has_lmtp() -> bool:
     return "--lmtp" in out
 
 
-def start_coi(users: dict[str, str], limit: int, keep_dir: Path | None = None) -> Server:
+def start_coi(
+    users: dict[str, str], limit: int, keep_dir: Path | None = None, extra: list[str] | None = None
+) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="coi-bench-coi-", dir=keep_dir))
     data = workdir / "data"
     coi = str(VENV_BIN / "coi")
@@ -173,6 +175,7 @@ def start_coi(users: dict[str, str], limit: int, keep_dir: Path | None = None) -
         # submission is not measured; its default ports would clash with another coi
         args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}", "--submission", "off"]
         args += ["--submissions", "off"]
+    args += extra or []
     with open(workdir / "coi.log", "wb") as log:  # the child keeps its own copy
         server.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
     wait_port(server.imap_port, server.proc)
