@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
+import ctypes.util
 import hashlib
 import hmac
 import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 _LOG2_N = 14  # n = 16384, r = 8: 16 MiB per hash, about 50 ms on one core
 _R = 8
@@ -35,6 +39,40 @@ def verify_password(password: str, encoded: str) -> bool:
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(expected, actual)
+
+
+# One thread for the KDF: scrypt needs 16 MiB while it runs, and glibc keeps that much
+# per thread that ever ran it; one thread (trimmed after each hash) keeps it to one buffer.
+_KDF = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coi-kdf")
+
+
+def _libc_trim() -> Callable[[], None]:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        return lambda: None
+
+    def release() -> None:
+        trim(0)
+
+    return release
+
+
+_trim = _libc_trim()
+
+
+def _verify_and_release(password: str, encoded: str) -> bool:
+    try:
+        return verify_password(password, encoded)
+    finally:
+        _trim()  # give the scrypt buffer back to the system
+
+
+async def verify_password_async(password: str, encoded: str) -> bool:
+    """`verify_password` off the event loop, on the one KDF thread."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_KDF, _verify_and_release, password, encoded)
 
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
@@ -85,7 +123,7 @@ class VerifiedCache:
         now = time.monotonic()
         if self.check(encoded, password, now):
             return True
-        ok = await asyncio.to_thread(verify_password, password, encoded)
+        ok = await verify_password_async(password, encoded)
         if ok:
             self.remember(encoded, password, now)
         return ok

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
-from coi.auth.passwords import verify_password
+from coi.auth.passwords import verify_password_async
 from coi.auth.throttle import LoginThrottle
 from coi.delivery.local import LocalDelivery, from_addresses
 from coi.store.model import User
@@ -173,9 +173,7 @@ class SubmissionSMTP(SMTP):
         if delay:
             await asyncio.sleep(delay)
         user = self._lookup(login)
-        ok = user is not None and await asyncio.to_thread(
-            verify_password, password, user.password_hash
-        )
+        ok = user is not None and await verify_password_async(password, user.password_hash)
         if user is None or not ok:
             self._throttle.failed(ip, login)
             log.info("auth failed peer=%s user=%s", ip, login)
