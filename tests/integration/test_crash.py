@@ -20,8 +20,12 @@ async def _appender(
         await reader.readline()
         writer.write(f'a LOGIN {ADDRESS} "{password}"\r\n'.encode())
         await writer.drain()
-        while not (await reader.readline()).startswith(b"a "):
-            pass
+        while True:  # the server may be killed before this worker is even logged in
+            line = await reader.readline()
+            if not line:
+                return
+            if line.startswith(b"a "):
+                break
         n = 0
         while not stop.is_set():
             n += 1

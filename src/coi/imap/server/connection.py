@@ -41,6 +41,20 @@ class IdleTimeout(Exception):
 
 
 class Connection(Transport):
+    __slots__ = (
+        "_out",
+        "busy",
+        "closing",
+        "framer",
+        "loopback",
+        "peer",
+        "reader",
+        "secure",
+        "server",
+        "session",
+        "writer",
+    )
+
     def __init__(
         self,
         server: ImapServer,

@@ -103,6 +103,22 @@ def _ignore_result(task: asyncio.Future[None]) -> None:
 class SelectedMailbox:
     """One session's numbered view of a mailbox (message sequence number n is uids[n-1])."""
 
+    # slots: one of these per idle connection, so no per-instance dict
+    __slots__ = (
+        "expunge_modseq",
+        "has_new",
+        "modseq",
+        "notify",
+        "pending_expunged",
+        "pending_flags",
+        "pending_modseq",
+        "readonly",
+        "recent",
+        "session",
+        "state",
+        "uids",
+    )
+
     def __init__(
         self, state: MailboxState, session: object, readonly: bool, modseq: int = 0
     ) -> None:

@@ -80,6 +80,26 @@ def _expunge_allowed(command: cmd.Command) -> bool:
 
 
 class Session:
+    # slots: one of these per connection, so no per-instance dict
+    __slots__ = (
+        "address",
+        "command",
+        "condstore",
+        "config",
+        "enabled",
+        "idling",
+        "in_command",
+        "io",
+        "notifier",
+        "pending_untagged",
+        "saved_result",
+        "selected",
+        "server",
+        "state",
+        "store",
+        "user_id",
+    )
+
     def __init__(self, server: ImapServer, transport: Transport) -> None:
         self.server = server
         self.config = server.config
@@ -282,6 +302,8 @@ class Session:
 
 class Transport:
     """What a session needs from its connection (kept small so tests can drive sessions)."""
+
+    __slots__ = ()
 
     secure: bool
     loopback: bool
