@@ -86,9 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--append-messages", type=int, help="messages per APPEND run (2000)")
     p.add_argument("--fetch-count", type=int, help="messages per FETCH in the big mailbox (1000)")
     p.add_argument("--many-clients", type=int, help="concurrent sessions (200)")
-    p.add_argument("--many-seconds", type=float, help="seconds of the many-clients loop (20)")
+    p.add_argument("--many-seconds", type=float, help="seconds of the many-clients loop (8)")
     p.add_argument("--idle", help="comma-separated idle connection counts (1000,10000)")
-    p.add_argument("--idle-deliveries", type=int, help="deliveries timed to EXISTS (100)")
+    p.add_argument("--idle-deliveries", type=int, help="deliveries timed to EXISTS and to a push (40)")
     p.add_argument("--repeats", type=int, help="rounds per server of each measurement (3)")
     p.add_argument(
         "--dovecot-scheme",

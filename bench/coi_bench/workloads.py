@@ -23,10 +23,10 @@ class Sizes:
     big_mailbox: int = 100_000
     fetch_count: int = 1000
     many_clients: int = 200
-    many_seconds: float = 15.0
+    many_seconds: float = 8.0
     many_mailbox: int = 200
     idle_counts: tuple[int, ...] = (1000, 10_000)
-    idle_deliveries: int = 100
+    idle_deliveries: int = 40
     login_concurrency: int = 32
     repeats: int = 3
     settle_seconds: float = 2.0  # wait before reading memory
