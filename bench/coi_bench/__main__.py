@@ -88,7 +88,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--many-clients", type=int, help="concurrent sessions (200)")
     p.add_argument("--many-seconds", type=float, help="seconds of the many-clients loop (8)")
     p.add_argument("--idle", help="comma-separated idle connection counts (1000,10000)")
-    p.add_argument("--idle-deliveries", type=int, help="deliveries timed to EXISTS and to a push (40)")
+    p.add_argument("--idle-deliveries", type=int, help="timed deliveries (40)")
     p.add_argument("--repeats", type=int, help="rounds per server of each measurement (3)")
     p.add_argument(
         "--dovecot-scheme",
