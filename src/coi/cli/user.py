@@ -6,12 +6,15 @@ import argparse
 import asyncio
 import getpass
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, UserExists
+from coi.store.sqlite.store import SqliteStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,49 +79,54 @@ def _valid_address(address: str) -> str:
     return address.strip().lower()
 
 
-def _add(args: argparse.Namespace) -> int:
-    address = _valid_address(args.address)
-    password = read_password(args)
+def _run(
+    args: argparse.Namespace,
+    change: Callable[[SqliteStore], Coroutine[Any, Any, object]],
+    done: str,
+) -> int:
+    """Runs one account change on the store and says what happened, or what is wrong."""
     store = open_store(config_or_exit(args))
     try:
-        asyncio.run(store.add_user(address, hash_password(password), DEFAULT_MAILBOXES))
+        asyncio.run(change(store))
     except UserExists:
         print(
-            f"coi: {address} already exists; use 'coi user passwd' to change its password",
+            f"coi: {args.address.lower()} already exists; use 'coi user passwd' to change its"
+            " password",
             file=sys.stderr,
         )
         return 1
+    except NoSuchUser:
+        print(f"coi: no such user {args.address}", file=sys.stderr)
+        return 1
     finally:
         store.close()
-    print(f"created {address}")
+    print(done)
     return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    address = _valid_address(args.address)
+    encoded = hash_password(read_password(args))
+    return _run(
+        args,
+        lambda store: store.add_user(address, encoded, DEFAULT_MAILBOXES),
+        f"created {address}",
+    )
 
 
 def _delete(args: argparse.Namespace) -> int:
-    store = open_store(config_or_exit(args))
-    try:
-        asyncio.run(store.delete_user(args.address))
-    except NoSuchUser:
-        print(f"coi: no such user {args.address}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    print(f"deleted {args.address.lower()}")
-    return 0
+    return _run(
+        args, lambda store: store.delete_user(args.address), f"deleted {args.address.lower()}"
+    )
 
 
 def _passwd(args: argparse.Namespace) -> int:
-    password = read_password(args)
-    store = open_store(config_or_exit(args))
-    try:
-        asyncio.run(store.set_password(args.address, hash_password(password)))
-    except NoSuchUser:
-        print(f"coi: no such user {args.address}", file=sys.stderr)
-        return 1
-    finally:
-        store.close()
-    print(f"password changed for {args.address.lower()}")
-    return 0
+    encoded = hash_password(read_password(args))
+    return _run(
+        args,
+        lambda store: store.set_password(args.address, encoded),
+        f"password changed for {args.address.lower()}",
+    )
 
 
 def _list(args: argparse.Namespace) -> int:
