@@ -96,6 +96,8 @@ class Server:
     workdir: Path | None = None
     version: str = ""
     inotify_old: int | None = None
+    argv: list[str] = field(default_factory=list)  # how it was started, for restart()
+    log_path: Path | None = None
 
     @property
     def pid(self) -> int:
@@ -109,7 +111,15 @@ class Server:
     def memory(self) -> dict[str, int]:
         return memory_kib(self.pid)
 
-    def stop(self) -> None:
+    def launch(self) -> None:
+        assert self.log_path is not None
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=log)
+        wait_port(self.imap_port, self.proc)
+        if self.lmtp_port:
+            wait_port(self.lmtp_port, self.proc)
+
+    def _terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -118,6 +128,14 @@ class Server:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
         self.proc = None
+
+    def restart(self) -> None:
+        """Same data, fresh processes: a memory baseline free of what earlier workloads left."""
+        self._terminate()
+        self.launch()
+
+    def stop(self) -> None:
+        self._terminate()
         restore_inotify(self.inotify_old)
         self.inotify_old = None
         if self.workdir is not None:
@@ -176,11 +194,8 @@ def start_coi(
         args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}", "--submission", "off"]
         args += ["--submissions", "off"]
     args += extra or []
-    with open(workdir / "coi.log", "wb") as log:  # the child keeps its own copy
-        server.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
-    wait_port(server.imap_port, server.proc)
-    if server.lmtp_port:
-        wait_port(server.lmtp_port, server.proc)
+    server.argv, server.log_path = args, workdir / "coi.log"
+    server.launch()
     from importlib.metadata import version
 
     server.version = version("coi")
@@ -351,15 +366,10 @@ def start_dovecot(
         limit=limit,
     )
     (workdir / "dovecot.conf").write_text(conf)
-    with open(workdir / "dovecot.stderr", "wb") as log:
-        server.proc = subprocess.Popen(
-            ["dovecot", "-F", "-c", str(workdir / "dovecot.conf")],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+    server.argv = ["dovecot", "-F", "-c", str(workdir / "dovecot.conf")]
+    server.log_path = workdir / "dovecot.stderr"
     try:
-        wait_port(server.imap_port, server.proc)
-        wait_port(server.lmtp_port, server.proc)
+        server.launch()
     except RuntimeError:
         sys.stderr.write((workdir / "dovecot.stderr").read_text(errors="replace"))
         server.stop()
