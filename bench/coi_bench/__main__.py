@@ -23,6 +23,7 @@ from coi_bench import push, servers, workloads
 from coi_bench.servers import Server
 from coi_bench.workloads import QUICK, TINY, Sizes
 
+FULL = Sizes()
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 # (workload, figure key, label, unit, higher is better)
@@ -81,15 +82,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="delivery,append,big,many,idle,push",
         help="comma-separated subset of delivery,append,big,many,idle,push",
     )
-    p.add_argument("--big-mailbox", type=int, help="messages in the big mailbox (100000)")
-    p.add_argument("--delivery-messages", type=int, help="messages per delivery run (400)")
-    p.add_argument("--append-messages", type=int, help="messages per APPEND run (2000)")
-    p.add_argument("--fetch-count", type=int, help="messages per FETCH in the big mailbox (1000)")
-    p.add_argument("--many-clients", type=int, help="concurrent sessions (200)")
-    p.add_argument("--many-seconds", type=float, help="seconds of the many-clients loop (8)")
-    p.add_argument("--idle", help="comma-separated idle connection counts (1000,10000)")
-    p.add_argument("--idle-deliveries", type=int, help="timed deliveries (40)")
-    p.add_argument("--repeats", type=int, help="rounds per server of each measurement (3)")
+    p.add_argument(
+        "--big-mailbox", type=int, help=f"messages in the big mailbox ({FULL.big_mailbox})"
+    )
+    p.add_argument(
+        "--delivery-messages",
+        type=int,
+        help=f"messages per delivery run ({FULL.delivery_messages})",
+    )
+    p.add_argument(
+        "--append-messages", type=int, help=f"messages per APPEND run ({FULL.append_messages})"
+    )
+    p.add_argument(
+        "--fetch-count",
+        type=int,
+        help=f"messages per FETCH in the big mailbox ({FULL.fetch_count})",
+    )
+    p.add_argument("--many-clients", type=int, help=f"concurrent sessions ({FULL.many_clients})")
+    p.add_argument(
+        "--many-seconds",
+        type=float,
+        help=f"seconds of the many-clients loop ({FULL.many_seconds:g})",
+    )
+    p.add_argument(
+        "--idle",
+        help=f"comma-separated idle connection counts ({','.join(map(str, FULL.idle_counts))})",
+    )
+    p.add_argument("--idle-deliveries", type=int, help=f"timed deliveries ({FULL.idle_deliveries})")
+    p.add_argument(
+        "--repeats", type=int, help=f"rounds per server of each measurement ({FULL.repeats})"
+    )
     p.add_argument(
         "--dovecot-scheme",
         default="SHA512-CRYPT",
