@@ -7,18 +7,21 @@ from the stored raw message. Nothing is parsed here.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import replace
 
 from coi.imap.server import sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
+from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import flag_list, internal_date, string
 from coi.imap.wire.fetch import FetchAttr
 from coi.mail.index import MessageIndex, load_index
 from coi.mail.sections import decoded_part, section_bytes
-from coi.store.model import SEEN, Flags, MessageRow
+from coi.store.model import SEEN, Flags, MessageRow, stored_datetime
+from coi.store.sqlite.store import stored_flags
 
 _DRAIN_BYTES = 256 * 1024
 
@@ -163,6 +166,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         since = sync.changed_rows(session, view, changedsince, wanted.__contains__)
         rows = {row.uid: row for row in since}
         uids = [row.uid for row in since]
+    elif all(a.name in _ROW_ITEMS for a in attrs):
+        return await _fetch_row_items(session, view, uids, attrs)
     else:
         rows = store.rows(view.mailbox_id, uids)
     newly_seen: set[int] = set()
@@ -197,6 +202,58 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             if not any(a.name == "MODSEQ" for a in attrs):
                 items.append(b"MODSEQ (%d)" % row.modseq)
         line = b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
+        session.send(line)
+        pending += len(line)
+        if pending > _DRAIN_BYTES:
+            await session.io.drain()
+            pending = 0
+    if missing:
+        return "[EXPUNGEISSUED] Some messages were expunged meanwhile"
+    return "FETCH completed"
+
+
+# FETCH items answered from the message's row alone, without its body or index
+_ROW_ITEMS = {
+    "UID": b"UID %(uid)d",
+    "FLAGS": b"FLAGS %(flags)s",
+    "MODSEQ": b"MODSEQ (%(modseq)d)",
+    "RFC822.SIZE": b"RFC822.SIZE %(size)d",
+    "INTERNALDATE": b"INTERNALDATE %(date)s",
+}
+
+
+async def _fetch_row_items(
+    session: Session, view: SelectedMailbox, uids: list[int], attrs: list[FetchAttr]
+) -> str:
+    """FETCH of row items only, such as the `UID FETCH 1:* (FLAGS)` of every client's
+    resync: from SQLite tuples straight to response lines, with no object per message.
+    None of these items sets the seen flag, so there are no implicit FLAGS to add."""
+    template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
+    with_date = any(a.name == "INTERNALDATE" for a in attrs)
+    flag_text: dict[tuple[int, str, bool], bytes] = {}
+    recent = view.recent
+    view_uids = view.uids
+    count = len(view_uids)
+    rows = list(session.store.row_tuples(view.mailbox_id, uids))
+    missing = len(rows) < len(uids)
+    index = pending = 0
+    for uid, bits, keywords, modseq, size, timestamp, tz_minutes, _ in rows:
+        index = bisect_left(view_uids, uid, index)
+        if index == count or view_uids[index] != uid:
+            missing = True
+            continue
+        key = (bits, keywords, uid in recent)
+        flags = flag_text.get(key)
+        if flags is None:
+            names = stored_flags(bits, keywords).names()
+            if key[2]:
+                names.append("\\Recent")
+            flags = flag_text[key] = flag_list(names)
+        values = {b"seq": index + 1, b"uid": uid, b"flags": flags, b"modseq": modseq}
+        values[b"size"] = size
+        if with_date:
+            values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+        line = template % values
         session.send(line)
         pending += len(line)
         if pending > _DRAIN_BYTES:
