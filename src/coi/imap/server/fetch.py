@@ -226,33 +226,57 @@ async def _fetch_row_items(
     session: Session, view: SelectedMailbox, uids: list[int], attrs: list[FetchAttr]
 ) -> str:
     """FETCH of row items only, such as the `UID FETCH 1:* (FLAGS)` of every client's
-    resync: from SQLite tuples straight to response lines, with no object per message.
-    None of these items sets the seen flag, so there are no implicit FLAGS to add."""
+    resync: flags come from the mailbox's shared state, other items from SQLite tuples
+    only when asked for, and no object is built per message. None of these items sets
+    the seen flag, so there are no implicit FLAGS to add."""
     template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
-    with_date = any(a.name == "INTERNALDATE" for a in attrs)
+    names = {a.name for a in attrs}
+    with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE"})
+    rows = (
+        {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
+    )
+    state = view.state
+    bits, keywords = state.flags()
+    state_uids = state.uids
+    same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
+    state_count = len(state_uids)
     flag_text: dict[tuple[int, str, bool], bytes] = {}
     recent = view.recent
     view_uids = view.uids
     count = len(view_uids)
-    rows = list(session.store.row_tuples(view.mailbox_id, uids))
-    missing = len(rows) < len(uids)
-    index = pending = 0
-    for uid, bits, keywords, modseq, size, timestamp, tz_minutes, _ in rows:
+    missing = False
+    values: dict[bytes, object] = {}
+    index = at = pending = 0
+    for uid in uids:
         index = bisect_left(view_uids, uid, index)
         if index == count or view_uids[index] != uid:
             missing = True
             continue
-        key = (bits, keywords, uid in recent)
+        if same:
+            at = index
+        else:
+            at = bisect_left(state_uids, uid, at)
+            if at == state_count or state_uids[at] != uid:
+                missing = True  # expunged, not yet announced to this session
+                continue
+        key = (bits[at], keywords.get(uid, ""), uid in recent)
         flags = flag_text.get(key)
         if flags is None:
-            names = stored_flags(bits, keywords).names()
+            shown = stored_flags(key[0], key[1]).names()
             if key[2]:
-                names.append("\\Recent")
-            flags = flag_text[key] = flag_list(names)
-        values = {b"seq": index + 1, b"uid": uid, b"flags": flags, b"modseq": modseq}
-        values[b"size"] = size
-        if with_date:
-            values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+                shown.append("\\Recent")
+            flags = flag_text[key] = flag_list(shown)
+        values[b"seq"] = index + 1
+        values[b"uid"] = uid
+        values[b"flags"] = flags
+        if with_row:
+            row = rows.get(uid)
+            if row is None:
+                missing = True
+                continue
+            _, _, _, values[b"modseq"], values[b"size"], timestamp, tz_minutes, _ = row
+            if "INTERNALDATE" in names:
+                values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
         line = template % values
         session.send(line)
         pending += len(line)

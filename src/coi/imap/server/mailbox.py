@@ -63,7 +63,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         raise CommandNo(f"{command.mailbox} cannot be selected", "CANNOT")
     if command.condstore or command.qresync is not None:
         session.condstore = True  # RFC 7162 §3.1.8; HIGHESTMODSEQ follows below
-    view = session.select(mailbox.id, mailbox.recent_floor, command.readonly, mailbox.highestmodseq)
+    view = session.select(mailbox, command.readonly)
     keywords = list(mailbox.keywords)
     session.untagged(
         "FLAGS "

@@ -25,18 +25,24 @@ from collections.abc import Callable, Iterable, Iterator
 
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
-from coi.store.model import Flags
+from coi.store.model import Flags, Mailbox
 from coi.store.sqlite.store import SqliteStore
 
 
 class MailboxState:
-    def __init__(self, store: SqliteStore, mailbox_id: int, recent_floor: int) -> None:
+    def __init__(self, store: SqliteStore, mailbox: Mailbox) -> None:
         self.store = store
-        self.mailbox_id = mailbox_id
-        self.uids: array[int] = store.uids(mailbox_id)
-        self.recent_floor = recent_floor
+        self.mailbox_id = mailbox.id
+        self.uidvalidity = mailbox.uidvalidity
+        self.uids: array[int] = store.uids(mailbox.id)
+        self.recent_floor = mailbox.recent_floor
         self.views: list[SelectedMailbox] = []
-        self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox_id, self._on_event)
+        # Current flags of every message, like an IMAP server's index file: system flag
+        # bits aligned with `uids`, keyword text by UID. Read on first use, then kept
+        # current from events, so FETCH FLAGS of a whole mailbox reads no rows.
+        self._bits: array[int] | None = None
+        self._keywords: dict[int, str] = {}
+        self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
         self._unwatch()
@@ -49,6 +55,27 @@ class MailboxState:
         claimed = set(self.uids[start:])
         self._raise_floor(self.uids[-1])
         return claimed
+
+    def flags(self) -> tuple[array[int], dict[int, str]]:
+        """(system flag bits aligned with `uids`, keyword text by UID)."""
+        if self._bits is None:
+            self._bits = self._read_flags(self.uids)
+        return self._bits, self._keywords
+
+    def _read_flags(self, uids: array[int]) -> array[int]:
+        """Bits for `uids` from the store; rows committed but not yet announced by an event
+        are skipped, and the event that follows carries their final flags."""
+        bits = array("B", bytes(len(uids)))
+        index, count = 0, len(uids)
+        for uid, flag_bits, keywords in self.store.flag_rows(self.mailbox_id, uids):
+            index = bisect_left(uids, uid, index)
+            if index == count:
+                break
+            if uids[index] == uid:
+                bits[index] = flag_bits
+                if keywords:
+                    self._keywords[uid] = keywords
+        return bits
 
     def _raise_floor(self, uid: int) -> None:
         self.recent_floor = uid
@@ -71,6 +98,8 @@ class MailboxState:
                 grown = array("I", self.uids)
                 grown.extend(fresh)
                 self.uids = grown
+                if self._bits is not None:
+                    self._bits.extend(self._read_flags(array("I", fresh)))
                 owner = next((v for v in self.views if not v.readonly), None)
                 if owner is not None:
                     owner.recent.update(fresh)
@@ -79,12 +108,21 @@ class MailboxState:
                 view.has_new = True
         elif isinstance(event, MessagesExpunged):
             gone = set(event.uids)
+            if self._bits is not None:
+                bits = self._bits
+                self._bits = array(
+                    "B", (bits[i] for i, uid in enumerate(self.uids) if uid not in gone)
+                )
+                for uid in gone:
+                    self._keywords.pop(uid, None)
             self.uids = array("I", (uid for uid in self.uids if uid not in gone))
             for view in self.views:
                 view.pending_expunged.update(gone)
                 if not view.expunge_modseq:
                     view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
+            if self._bits is not None:
+                self._apply_flags(self._bits, event)
             for view in self.views:
                 if event.origin is view.session:
                     continue
@@ -93,6 +131,17 @@ class MailboxState:
         for view in tuple(self.views):
             if view.notify is not None:
                 view.notify()
+
+    def _apply_flags(self, bits: array[int], event: FlagsChanged) -> None:
+        uids = self.uids
+        for uid, flags, _ in event.changes:
+            index = bisect_left(uids, uid)
+            if index < len(uids) and uids[index] == uid:
+                bits[index] = flags.bits
+                if flags.keywords:
+                    self._keywords[uid] = flags.keywords_text()
+                else:
+                    self._keywords.pop(uid, None)
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:

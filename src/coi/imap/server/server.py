@@ -1,9 +1,11 @@
 """The IMAP service: listeners, connection limits, shared mailbox states, shutdown.
 
 Invariants: per-IP limits are checked before a session starts, per-user limits at login;
-one `MailboxState` exists per mailbox that some session has selected and is dropped with
-the last such session; shutdown stops accepting, lets running commands finish, then ends
-every connection with BYE.
+one `MailboxState` exists per mailbox that some session has selected; once nobody has it
+selected it stays, kept current by events, among a bounded set of unused states (the next
+SELECT of it reads nothing again), and goes when evicted or when its mailbox is deleted;
+a mailbox id seen with another UIDVALIDITY gets a fresh state; shutdown stops accepting,
+lets running commands finish, then ends every connection with BYE.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from coi.auth.passwords import VerifiedCache
 from coi.auth.throttle import LoginThrottle
@@ -32,8 +35,15 @@ from coi.imap.server import (
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
+from coi.store.events import Event, MailboxDeleted
+from coi.store.model import Mailbox
 from coi.store.sqlite.store import SqliteStore
 from coi.webpush.keys import WebPushKeys
+
+# Unused mailbox states kept for the next SELECT: at most this many, holding at most this
+# many messages in all (about 5 bytes each)
+UNUSED_STATES = 64
+UNUSED_STATE_MESSAGES = 1_000_000
 
 
 class ImapServer:
@@ -69,30 +79,60 @@ class ImapServer:
         self.connections: set[Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._states: dict[int, MailboxState] = {}
-        self._recent_floors: dict[int, int] = {}
+        self._unused: OrderedDict[int, MailboxState] = OrderedDict()  # least recent first
+        # (mailbox id, UIDVALIDITY): ids of deleted mailboxes are reused
+        self._recent_floors: dict[tuple[int, int], int] = {}
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[int] = Counter()
         self._listeners: list[asyncio.Server] = []
         self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
-        self._unwatch = [metadata.watch(self), coi.SeenMover(store, config).close]
+        self._unwatch = [
+            metadata.watch(self),
+            coi.SeenMover(store, config).close,
+            store.events.watch_all(self._on_mailbox_deleted),
+        ]
 
     # -- shared state --------------------------------------------------------------
 
-    def mailbox_state(self, mailbox_id: int, recent_floor: int) -> MailboxState:
-        state = self._states.get(mailbox_id)
+    def mailbox_state(self, mailbox: Mailbox) -> MailboxState:
+        state = self._states.get(mailbox.id)
+        if state is not None and state.uidvalidity != mailbox.uidvalidity:
+            self._drop_state(state)  # the id now names another mailbox
+            state = None
         if state is None:
-            # RFC 3501 §2.3.2: \Recent goes to one session only; the floor a released
+            # RFC 3501 §2.3.2: \Recent goes to one session only; the floor a dropped
             # state raised may not be committed yet, so the caller's copy can be stale
-            floor = max(recent_floor, self._recent_floors.get(mailbox_id, 0))
-            state = MailboxState(self.store, mailbox_id, floor)
-            self._states[mailbox_id] = state
+            kept = self._recent_floors.get((mailbox.id, mailbox.uidvalidity), 0)
+            floor = max(mailbox.recent_floor, kept)
+            state = MailboxState(self.store, replace(mailbox, recent_floor=floor))
+            self._states[mailbox.id] = state
+        self._unused.pop(mailbox.id, None)
         return state
 
     def release_mailbox_state(self, state: MailboxState) -> None:
-        if not state.views and self._states.get(state.mailbox_id) is state:
+        """A state nobody has selected stays (kept current by events) for the next SELECT,
+        up to a bound on unused states and on the messages they hold."""
+        if state.views or self._states.get(state.mailbox_id) is not state:
+            return
+        self._unused[state.mailbox_id] = state
+        held = sum(len(s.uids) for s in self._unused.values())
+        while self._unused and (len(self._unused) > UNUSED_STATES or held > UNUSED_STATE_MESSAGES):
+            _, oldest = self._unused.popitem(last=False)
+            held -= len(oldest.uids)
+            self._drop_state(oldest)
+
+    def _drop_state(self, state: MailboxState) -> None:
+        self._unused.pop(state.mailbox_id, None)
+        if self._states.get(state.mailbox_id) is state:
             del self._states[state.mailbox_id]
-            self._recent_floors[state.mailbox_id] = state.recent_floor
-            state.close()
+        self._recent_floors[state.mailbox_id, state.uidvalidity] = state.recent_floor
+        state.close()
+
+    def _on_mailbox_deleted(self, event: Event) -> None:
+        if isinstance(event, MailboxDeleted):
+            state = self._unused.get(event.mailbox_id)
+            if state is not None:
+                self._drop_state(state)
 
     def login_user(self, user_id: int) -> bool:
         if self._per_user[user_id] >= self.config.max_connections_per_user:
@@ -175,5 +215,6 @@ class ImapServer:
         for state in list(self._states.values()):
             state.close()
         self._states.clear()
+        self._unused.clear()
         for unwatch in self._unwatch:
             unwatch()

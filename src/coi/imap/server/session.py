@@ -22,7 +22,7 @@ from coi.imap.wire import commands as cmd
 from coi.imap.wire import search as keys
 from coi.imap.wire.encode import flag_list
 from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
-from coi.store.model import Flags
+from coi.store.model import Flags, Mailbox
 
 if TYPE_CHECKING:
     from coi.imap.server.notify import Notifier
@@ -268,12 +268,10 @@ class Session:
 
     # -- selection ---------------------------------------------------------------
 
-    def select(
-        self, mailbox_id: int, recent_floor: int, readonly: bool, modseq: int = 0
-    ) -> SelectedMailbox:
+    def select(self, mailbox: Mailbox, readonly: bool) -> SelectedMailbox:
         self.deselect()
-        state = self.server.mailbox_state(mailbox_id, recent_floor)
-        self.selected = SelectedMailbox(state, self, readonly, modseq)
+        state = self.server.mailbox_state(mailbox)
+        self.selected = SelectedMailbox(state, self, readonly, mailbox.highestmodseq)
         self.state = State.SELECTED
         return self.selected
 

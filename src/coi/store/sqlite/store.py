@@ -510,10 +510,17 @@ class SqliteStore:
         """The rows of `rows()` as plain tuples (uid, flags, keywords, modseq, size,
         internaldate, tz_minutes, blob_id), ascending by UID: for loops over whole
         mailboxes, where building an object per message is most of the cost."""
+        return self._select(_ROW_COLUMNS, mailbox_id, uids)
+
+    def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
+        """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
+        return self._select("uid, flags, keywords", mailbox_id, uids)
+
+    def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
         if len(uids) > _CHUNK and uids[-1] - uids[0] < 4 * len(uids):
             wanted = set(uids)
             rows = self._read.execute(
-                f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+                f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
                 " ORDER BY uid",
                 (mailbox_id, uids[0], uids[-1]),
             )
@@ -524,7 +531,7 @@ class SqliteStore:
             return
         for chunk in _chunks(uids):
             yield from self._read.execute(
-                f"SELECT {_ROW_COLUMNS} FROM messages"
+                f"SELECT {columns} FROM messages"
                 f" WHERE mailbox_id = ? AND uid IN ({_in(len(chunk))}) ORDER BY uid",
                 (mailbox_id, *chunk),
             )
