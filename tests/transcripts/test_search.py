@@ -3,8 +3,17 @@
 
 from __future__ import annotations
 
-from tests.conftest import LineClient, run_transcript
-from tests.transcripts.helpers import MULTIPART, RFC8_DATE, RFC8_MESSAGE, SIMPLE, append
+import sqlite3
+
+from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.transcripts.helpers import (
+    MULTIPART,
+    RFC8_DATE,
+    RFC8_MESSAGE,
+    SIMPLE,
+    append,
+    logged_in,
+)
 
 
 async def _setup(client: LineClient) -> None:
@@ -71,6 +80,15 @@ async def test_search_keys(alice: LineClient) -> None:
         ("OR (SEEN LARGER 100) (FLAGGED UID 2)", "1 2"),
         ("2:3 (NOT (DELETED)) UNSEEN", "3"),
         ("NOT 1", "2 3"),
+        # header keys narrowed in SQL first: combined with each other and with others
+        ("FROM terry CC klensin", "1"),
+        ("FROM terry FROM bob", ""),
+        ("FROM terry NOT CC klensin", ""),
+        ("NOT FROM terry", "2 3"),
+        ("OR FROM terry TO mooch", "1 2"),
+        ("FROM terry SEEN", "1"),
+        ("(FROM example) UNSEEN", "2 3"),
+        ("SUBJECT summary TEXT blurdybloop", ""),
     ]
     transcript = "\n".join(
         f"C: k{i} SEARCH {key}\nS: * SEARCH{' ' if want else ''}{want}\nS: k{i} OK {{{{.*}}}}"
@@ -193,3 +211,37 @@ async def test_esearch_and_searchres(alice: LineClient) -> None:
         S: f12 OK {{.*}}
         """,
     )
+
+
+async def test_header_search_covers_bodies_stored_before_header_lines(
+    imap_server: RunningServer,
+) -> None:
+    """Bodies stored before `search_headers` existed have no row there: header keys must
+    still find them; and a body's header lines go with the body."""
+    alice = await logged_in(imap_server)
+    try:
+        await append(alice, RFC8_MESSAGE)
+        await append(alice, SIMPLE)
+        with sqlite3.connect(imap_server.store.path) as db:  # as if stored by an older coi
+            db.execute("DELETE FROM search_headers WHERE blob_id = 1")
+        await alice.command("A1 SELECT INBOX")
+        await run_transcript(
+            alice,
+            """
+            C: A2 SEARCH FROM terry
+            S: * SEARCH 1
+            S: A2 OK SEARCH completed
+            C: A3 SEARCH TO mooch
+            S: * SEARCH 2
+            S: A3 OK SEARCH completed
+            C: A4 STORE 2 +FLAGS.SILENT (\\Deleted)
+            S: A4 OK STORE completed
+            C: A5 EXPUNGE
+            S: * 2 EXPUNGE
+            S: A5 OK EXPUNGE completed
+            """,
+        )
+        with sqlite3.connect(imap_server.store.path) as db:
+            assert db.execute("SELECT count(*) FROM search_headers").fetchone() == (0,)
+    finally:
+        await alice.close()

@@ -9,7 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from coi.mail.index import dump_index, index_message
-from coi.mail.search import dump_search, search_data
+from coi.mail.search import dump_search, header_text, search_data
 from coi.store.model import Flags, NewMessage
 
 _OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
@@ -18,12 +18,14 @@ _OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
 def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
     """Parses the message once, now, so FETCH and SEARCH never need to."""
     index = index_message(raw)
+    searchable = search_data(raw, index)
     return NewMessage(
         raw=raw,
         meta=dump_index(index),
-        search=dump_search(search_data(raw, index)),
+        search=dump_search(searchable),
         flags=Flags.from_names([f for f in flags if f != "\\Recent"]),
         internaldate=when or datetime.now(UTC).replace(microsecond=0),
+        header_text=header_text(searchable),
     )
 
 

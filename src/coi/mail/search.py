@@ -108,6 +108,12 @@ def search_data(raw: bytes, index: MessageIndex) -> SearchData:
     return SearchData(headers=headers, text=fold_for_search("\n".join(texts)[:MAX_TEXT]))
 
 
+def header_text(d: SearchData) -> str:
+    """The folded header fields as "name: value" lines: every header key's needle that
+    matches a message is a substring of this text (SEARCH narrows with it in SQL)."""
+    return "\n".join(f"{name}: {value}" for name, value in d.headers)
+
+
 def address_search_text(headers: tuple[tuple[str, str], ...], field: str) -> str:
     """All values of ``field`` (e.g. "from") joined, for SEARCH FROM/TO/CC/BCC."""
     field = field.lower()

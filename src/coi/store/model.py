@@ -99,6 +99,8 @@ class NewMessage:
     search: bytes  # serialized coi.mail SearchData
     flags: Flags
     internaldate: datetime  # timezone-aware
+    # folded "name: value" lines of the header, for SEARCH to narrow header keys in SQL
+    header_text: str = ""
 
 
 @dataclass(slots=True)

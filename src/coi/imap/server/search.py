@@ -156,19 +156,35 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     """Rows of the matching messages, by UID."""
     view = session.require_selected()
     predicate = compile_key(key, view, session)
-    uids = list(view.uids)
-    rows = session.store.rows(view.mailbox_id, uids)
+    numbered = list(enumerate(view.uids, start=1))
+    needles = header_needles(key)
+    if needles:  # only messages whose header lines contain the needles can match
+        possible = session.store.header_matches(view.mailbox_id, needles)
+        numbered = [(seq, uid) for seq, uid in numbered if uid in possible]
+    rows = session.store.rows(view.mailbox_id, [uid for _, uid in numbered])
     text = needs_text(key)
     hits = []
-    for start in range(0, len(uids), _BATCH):
-        chunk = uids[start : start + _BATCH]
+    for start in range(0, len(numbered), _BATCH):
+        chunk = numbered[start : start + _BATCH]
         # one query per batch for the stored search data, not one per message
-        blobs = session.store.search_blobs(view.mailbox_id, chunk) if text else {}
-        for seq, uid in enumerate(chunk, start=start + 1):
+        blobs = (
+            session.store.search_blobs(view.mailbox_id, [uid for _, uid in chunk]) if text else {}
+        )
+        for seq, uid in chunk:
             row = rows.get(uid)
             if row is not None and predicate(Candidate(session, seq, row, blobs.get(uid))):
                 hits.append(row)
     return hits
+
+
+def header_needles(key: keys.SearchKey) -> list[str]:
+    """Folded strings that every message matching `key` has in its header lines: those
+    of the header keys the whole key requires (directly or under AND)."""
+    if isinstance(key, keys.HeaderKey):
+        return [fold_for_search(key.value)]
+    if isinstance(key, keys.AndKey):
+        return [needle for k in key.keys for needle in header_needles(k)]
+    return []
 
 
 def needs_text(key: keys.SearchKey) -> bool:

@@ -77,6 +77,14 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);
     """,
+    # 4: folded header lines per body, for SEARCH FROM/SUBJECT/HEADER to narrow in SQL;
+    # bodies stored before have no row here and are always looked at
+    """
+    CREATE TABLE search_headers (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+        text TEXT NOT NULL
+    ) STRICT;
+    """,
 )
 
 

@@ -594,6 +594,17 @@ class SqliteStore:
             out.update(rows)
         return out
 
+    def header_matches(self, mailbox_id: int, needles: Sequence[str]) -> set[int]:
+        """UIDs whose folded header lines contain every needle, plus those stored before
+        header lines were kept: a superset of what header keys can match."""
+        where = " AND ".join("instr(h.text, ?) > 0" for _ in needles)
+        rows = self._read.execute(
+            "SELECT m.uid FROM messages AS m LEFT JOIN search_headers AS h ON h.blob_id = m.blob_id"
+            f" WHERE m.mailbox_id = ? AND (h.text IS NULL OR ({where}))",
+            (mailbox_id, *needles),
+        )
+        return {row[0] for row in rows}
+
     def search_blob(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT search FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
@@ -620,6 +631,11 @@ class SqliteStore:
                     "INSERT INTO blobs (raw, meta, search, refs) VALUES (?, ?, ?, 1)",
                     (message.raw, message.meta, message.search),
                 )
+                if message.header_text:
+                    conn.execute(
+                        "INSERT INTO search_headers (blob_id, text) VALUES (?, ?)",
+                        (cur.lastrowid, message.header_text),
+                    )
                 stamp = message.internaldate
                 offset = stamp.utcoffset()
                 conn.execute(
