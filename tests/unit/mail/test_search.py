@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from coi.mail import dump_search, fold_for_search, index_message, load_search, search_data
-from coi.mail.search import address_search_text, decode_words
+from coi.mail.search import SearchData, address_search_text, decode_words, header_text
 
 DATA = Path(__file__).parents[2] / "data" / "mail"
 
@@ -62,3 +65,23 @@ def test_nested_message_text_included() -> None:
 def test_fold() -> None:
     assert fold_for_search("Straße") == fold_for_search("STRASSE")
     assert fold_for_search("e\u0301") == fold_for_search("é")
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from(["from", "to", "subject"]), st.text()), max_size=4),
+    st.text(),
+    st.data(),
+)
+def test_stored_strings_keep_their_utf8_bytes(
+    headers: list[tuple[str, str]], text: str, data: st.DataObject
+) -> None:
+    """SEARCH narrows BODY/TEXT with instr() on the stored bytes: any substring of the
+    stored strings must appear as UTF-8 in them, and every header needle in the lines."""
+    stored = SearchData(tuple(headers), text)
+    blob = dump_search(stored)
+    start = data.draw(st.integers(0, len(text)))
+    needle = text[start : data.draw(st.integers(start, len(text)))]
+    assert needle.encode("utf-8", "surrogatepass") in blob
+    lines = header_text(stored)
+    for name, value in headers:
+        assert value in lines and f"{name}: {value}" in lines

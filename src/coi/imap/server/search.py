@@ -157,9 +157,9 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     view = session.require_selected()
     predicate = compile_key(key, view, session)
     numbered = list(enumerate(view.uids, start=1))
-    needles = header_needles(key)
-    if needles:  # only messages whose header lines contain the needles can match
-        possible = session.store.header_matches(view.mailbox_id, needles)
+    needles = text_needles(key)
+    if needles:  # only messages whose stored text contains the needles can match
+        possible = session.store.text_matches(view.mailbox_id, needles)
         numbered = [(seq, uid) for seq, uid in numbered if uid in possible]
     rows = session.store.rows(view.mailbox_id, [uid for _, uid in numbered])
     text = needs_text(key)
@@ -177,13 +177,18 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     return hits
 
 
-def header_needles(key: keys.SearchKey) -> list[str]:
-    """Folded strings that every message matching `key` has in its header lines: those
-    of the header keys the whole key requires (directly or under AND)."""
+def text_needles(key: keys.SearchKey) -> list[tuple[str, str]]:
+    """(where, folded needle) of the text keys the whole key requires (directly or under
+    AND): every matching message has each needle in its header lines ("header"), its
+    search data ("body") or either ("text")."""
     if isinstance(key, keys.HeaderKey):
-        return [fold_for_search(key.value)]
+        return [("header", fold_for_search(key.value))]
+    if isinstance(key, keys.BodyKey):
+        return [("body", fold_for_search(key.value))]
+    if isinstance(key, keys.TextKey):
+        return [("text", fold_for_search(key.value))]
     if isinstance(key, keys.AndKey):
-        return [needle for k in key.keys for needle in header_needles(k)]
+        return [needle for k in key.keys for needle in text_needles(k)]
     return []
 
 

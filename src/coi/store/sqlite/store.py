@@ -594,14 +594,28 @@ class SqliteStore:
             out.update(rows)
         return out
 
-    def header_matches(self, mailbox_id: int, needles: Sequence[str]) -> set[int]:
-        """UIDs whose folded header lines contain every needle, plus those stored before
-        header lines were kept: a superset of what header keys can match."""
-        where = " AND ".join("instr(h.text, ?) > 0" for _ in needles)
+    def text_matches(self, mailbox_id: int, needles: Sequence[tuple[str, str]]) -> set[int]:
+        """UIDs that may match SEARCH text keys: every (where, needle) is found in the folded
+        header lines (where "header"), in the stored search data, whose strings marshal
+        keeps as UTF-8 (where "body"), or in either ("text"). Bodies stored before header
+        lines were kept are always included. A superset: the caller checks each one."""
+        tests: list[str] = []
+        args: list[str | bytes] = []
+        for where, needle in needles:
+            if where in ("header", "text"):
+                tests.append("instr(h.text, ?) > 0")
+                args.append(needle)
+            if where in ("body", "text"):
+                tests.append("instr(b.search, ?) > 0")
+                args.append(needle.encode("utf-8", "surrogatepass"))
+            if where == "text":
+                tests[-2:] = [f"({tests[-2]} OR {tests[-1]})"]
+        body = any(where != "header" for where, _ in needles)
         rows = self._read.execute(
             "SELECT m.uid FROM messages AS m LEFT JOIN search_headers AS h ON h.blob_id = m.blob_id"
-            f" WHERE m.mailbox_id = ? AND (h.text IS NULL OR ({where}))",
-            (mailbox_id, *needles),
+            + (" JOIN blobs AS b ON b.id = m.blob_id" if body else "")
+            + f" WHERE m.mailbox_id = ? AND (h.text IS NULL OR ({' AND '.join(tests)}))",
+            (mailbox_id, *args),
         )
         return {row[0] for row in rows}
 
