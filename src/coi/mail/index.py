@@ -456,6 +456,14 @@ def load_index(data: bytes) -> MessageIndex:
     )
 
 
+def load_summary(data: bytes) -> tuple[bytes, bytes, bytes]:
+    """Only (ENVELOPE, BODY, BODYSTRUCTURE) of a dumped index, without the part tree."""
+    fmt, env, body, bs, _date, _root = marshal.loads(data)
+    if fmt != _FORMAT:
+        raise ValueError(f"unknown index format {fmt!r}")
+    return env, body, bs
+
+
 def load_envelope(data: bytes) -> tuple[bytes, datetime | None]:
     """Only (ENVELOPE, sent date) of a dumped index: what SORT needs, without the part tree."""
     fmt, env, _body, _bs, date, _root = marshal.loads(data)

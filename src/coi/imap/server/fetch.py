@@ -18,12 +18,21 @@ from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import flag_list, internal_date, string
 from coi.imap.wire.fetch import FetchAttr
-from coi.mail.index import MessageIndex, load_index
+from coi.mail.index import MessageIndex, load_index, load_summary
 from coi.mail.sections import decoded_part, section_bytes
 from coi.store.model import SEEN, Flags, MessageRow, stored_datetime
 from coi.store.sqlite.store import stored_flags
 
 _DRAIN_BYTES = 256 * 1024
+
+# FETCH items answered from the message's row alone, without its body or index
+_ROW_ITEMS = {
+    "UID": b"UID %(uid)d",
+    "FLAGS": b"FLAGS %(flags)s",
+    "MODSEQ": b"MODSEQ (%(modseq)d)",
+    "RFC822.SIZE": b"RFC822.SIZE %(size)d",
+    "INTERNALDATE": b"INTERNALDATE %(date)s",
+}
 
 
 def _marks_seen(attr: FetchAttr) -> bool:
@@ -35,13 +44,14 @@ def _marks_seen(attr: FetchAttr) -> bool:
 class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
-    __slots__ = ("_index", "_raw", "row", "session")
+    __slots__ = ("_index", "_meta", "_raw", "row", "session")
 
-    def __init__(self, session: Session, row: MessageRow) -> None:
+    def __init__(self, session: Session, row: MessageRow, meta: bytes | None = None) -> None:
         self.session = session
         self.row = row
         self._raw: bytes | None = None
         self._index: MessageIndex | None = None
+        self._meta = meta  # the stored index, when FETCH read many at once
 
     def _gone(self) -> CommandNo:
         return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
@@ -60,11 +70,24 @@ class Message:
     @property
     def index(self) -> MessageIndex:
         if self._index is None:
-            meta = self.session.store.meta(self.row.blob_id)
+            meta = self._meta or self.session.store.meta(self.row.blob_id)
             if meta is None:
                 raise self._gone()
             self._index = load_index(meta)
         return self._index
+
+    def summary(self) -> tuple[bytes, bytes, bytes]:
+        """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible."""
+        if self._index is None and self._meta is not None:
+            return load_summary(self._meta)
+        index = self.index
+        return index.envelope, index.body, index.bodystructure
+
+
+def _summary_item(attr: FetchAttr) -> bool:
+    return attr.name in ("ENVELOPE", "BODYSTRUCTURE") or (
+        attr.name == "BODY" and attr.section is None
+    )
 
 
 def _partial(data: bytes, attr: FetchAttr) -> bytes:
@@ -107,11 +130,11 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % row.modseq
     if name == "ENVELOPE":
-        return b"ENVELOPE " + message.index.envelope
+        return b"ENVELOPE " + message.summary()[0]
     if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + message.index.bodystructure
+        return b"BODYSTRUCTURE " + message.summary()[2]
     if name == "BODY" and attr.section is None:
-        return b"BODY " + message.index.body
+        return b"BODY " + message.summary()[1]
     if name == "RFC822":
         return b"RFC822 " + string(message.raw)
     if name == "RFC822.HEADER":
@@ -182,6 +205,10 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 old = rows[uid]
                 rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
+    metas: dict[int, bytes] = {}
+    summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS]
+    if summary and all(summary):  # no body needed: read the stored indexes in one query
+        metas = store.metas([row.blob_id for row in rows.values()])
     flag_text = FlagRenderer()
     pending = 0
     missing = False
@@ -191,7 +218,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         if row is None or seq is None:
             missing = True
             continue
-        message = Message(session, row)
+        message = Message(session, row, metas.get(row.blob_id))
         shown = flag_text(row.flags, uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
@@ -210,16 +237,6 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     if missing:
         return "[EXPUNGEISSUED] Some messages were expunged meanwhile"
     return "FETCH completed"
-
-
-# FETCH items answered from the message's row alone, without its body or index
-_ROW_ITEMS = {
-    "UID": b"UID %(uid)d",
-    "FLAGS": b"FLAGS %(flags)s",
-    "MODSEQ": b"MODSEQ (%(modseq)d)",
-    "RFC822.SIZE": b"RFC822.SIZE %(size)d",
-    "INTERNALDATE": b"INTERNALDATE %(date)s",
-}
 
 
 async def _fetch_row_items(
