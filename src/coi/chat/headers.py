@@ -78,13 +78,19 @@ class CoiPolicy(EmailPolicy):
     Python's own folder may put the "," between two mailboxes inside an encoded
     word when display names are not ASCII, which turns two recipients into one
     garbled address for every reader.  Here each mailbox is encoded on its own
-    and lines are only broken between mailboxes.  COI hash and token headers
-    are written verbatim.
+    and lines are only broken between mailboxes.  Non-ASCII unstructured text
+    (Subject, Chat-Group-Name) is encoded by email.header, which keeps every
+    space.  COI hash and token headers are written verbatim.
     """
 
     def fold(self, name: str, value: Any) -> str:
         if name.lower() in _VERBATIM_HEADERS:
             return f"{name}: {value}{self.linesep}"
+        if isinstance(value, UnstructuredHeader) and not str(value).isascii():
+            # Python's folder may put a space of the text between two encoded words,
+            # where readers drop it (RFC 2047 §6.2): email.header keeps it inside one
+            encoded = Header(str(value), "utf-8", header_name=name).encode(linesep=self.linesep)
+            return f"{name}: {encoded}{self.linesep}"
         addresses = getattr(value, "addresses", None)
         if name.lower() in _ADDRESS_HEADERS and addresses is not None:
             mailboxes = [format_address(a.display_name, a.addr_spec) for a in addresses]
@@ -100,7 +106,11 @@ class CoiPolicy(EmailPolicy):
 
     def fold_binary(self, name: str, value: Any) -> bytes:
         verbatim = name.lower() in _VERBATIM_HEADERS
-        if verbatim or (name.lower() in _ADDRESS_HEADERS and hasattr(value, "addresses")):
+        if (
+            verbatim
+            or (name.lower() in _ADDRESS_HEADERS and hasattr(value, "addresses"))
+            or (isinstance(value, UnstructuredHeader) and not str(value).isascii())
+        ):
             return self.fold(name, value).encode("ascii", "surrogateescape")
         return bytes(super().fold_binary(name, value))
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 from dataclasses import replace
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from coi.chat.compose import compose_bytes
+from coi.chat.compose import COI_POLICY, compose_bytes
 from coi.chat.detect import is_chat_message_bytes
 from coi.chat.model import ChatMessage, MessageKind
 from coi.chat.parse import parse
@@ -48,3 +50,17 @@ def test_round_trip_every_kind(kind: MessageKind) -> None:
         _check(message)
 
     run()
+
+
+@settings(max_examples=200, deadline=None)
+@example("À000000ÀÀÀÀ À000ÀÀÀÀÀÀÀ À À")
+@given(st.text(alphabet="À0 aé€\t", min_size=1, max_size=150).filter(lambda t: t.strip() == t))
+def test_unstructured_headers_keep_every_space(text: str) -> None:
+    """Python's own folder can turn a space of the text into the gap between two encoded
+    words, which readers drop (RFC 2047 §6.2); found with a group name by the test above."""
+    message = email.message.EmailMessage(policy=COI_POLICY)
+    message["Subject"] = text
+    message["Chat-Group-Name"] = text
+    parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
+    assert str(parsed["Subject"]) == text
+    assert str(parsed["Chat-Group-Name"]) == text
