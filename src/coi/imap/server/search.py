@@ -7,6 +7,7 @@ header and body text from the search data computed at delivery).
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable
 from datetime import date
 
@@ -19,22 +20,37 @@ from coi.imap.wire.encode import quoted
 from coi.imap.wire.sequence import format_sequence
 from coi.mail.index import load_index
 from coi.mail.search import SearchData, fold_for_search, load_search
-from coi.store.model import SEEN, SYSTEM_FLAGS, MessageRow
+from coi.store.model import SEEN, SYSTEM_FLAGS, Flags, MessageRow
+from coi.store.sqlite.store import stored_flags
 
 
 class Candidate:
-    """One message under test; expensive data is loaded on first use."""
+    """One message under test; expensive data is loaded on first use. Keys that look only
+    at flags, numbers and UIDs run without the message's row (`row` is then None)."""
 
-    __slots__ = ("_data", "_sent", "row", "seq", "session")
+    __slots__ = ("_data", "_row", "_sent", "flags", "seq", "session", "uid")
 
     def __init__(
-        self, session: Session, seq: int, row: MessageRow, blob: bytes | None = None
+        self,
+        session: Session,
+        seq: int,
+        uid: int,
+        flags: Flags,
+        row: MessageRow | None,
+        blob: bytes | None = None,
     ) -> None:
         self.session = session
         self.seq = seq
-        self.row = row
+        self.uid = uid
+        self.flags = flags
+        self._row = row
         self._data: SearchData | None = load_search(blob) if blob else None
         self._sent: date | bool | None = False
+
+    @property
+    def row(self) -> MessageRow:
+        assert self._row is not None, "a key that needs the row ran without it"
+        return self._row
 
     @property
     def data(self) -> SearchData:
@@ -81,18 +97,18 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
     if isinstance(key, keys.FlagKey):
         present = key.present
         if key.flag == "\\Recent":
-            return lambda c: (c.row.uid in view.recent) == present
+            return lambda c: (c.uid in view.recent) == present
         bit = SYSTEM_FLAGS.get(key.flag)
         if bit is not None:
-            return lambda c: bool(c.row.flags.bits & bit) == present
+            return lambda c: bool(c.flags.bits & bit) == present
         keyword = key.flag
-        return lambda c: (keyword in c.row.flags.keywords) == present
+        return lambda c: (keyword in c.flags.keywords) == present
     if isinstance(key, keys.NewKey):
-        return lambda c: c.row.uid in view.recent and not c.row.flags.bits & SEEN
+        return lambda c: c.uid in view.recent and not c.flags.bits & SEEN
     if isinstance(key, keys.OldKey):
-        return lambda c: c.row.uid not in view.recent
+        return lambda c: c.uid not in view.recent
     if isinstance(key, keys.RecentKey):
-        return lambda c: c.row.uid in view.recent
+        return lambda c: c.uid in view.recent
     if isinstance(key, keys.DateKey):
         op, day = key.op, key.day
         if key.field == "internal":
@@ -118,16 +134,16 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
     if isinstance(key, keys.SequenceKey):
         if key.sequence.saved:
             saved = set(session.saved_result)
-            return lambda c: c.row.uid in saved
+            return lambda c: c.uid in saved
         count = view.exists()
         ranges = list(key.sequence.iter_ranges(count))
         return lambda c: any(lo <= c.seq <= hi for lo, hi in ranges)
     if isinstance(key, keys.UidKey):
         if key.sequence.saved:
             saved = set(session.saved_result)
-            return lambda c: c.row.uid in saved
+            return lambda c: c.uid in saved
         ranges = list(key.sequence.iter_ranges(view.max_uid()))
-        return lambda c: any(lo <= c.row.uid <= hi for lo, hi in ranges)
+        return lambda c: any(lo <= c.uid <= hi for lo, hi in ranges)
     if isinstance(key, keys.ModSeqKey):
         modseq = key.modseq
         return lambda c: c.row.modseq >= modseq
@@ -157,24 +173,58 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     view = session.require_selected()
     predicate = compile_key(key, view, session)
     numbered = list(enumerate(view.uids, start=1))
+    store = session.store
+    if not needs_row(key):  # flags from the mailbox's shared state; rows of hits only
+        state = view.state
+        bits, keywords = state.flags()
+        hits = []
+        at = 0
+        for seq, uid in numbered:
+            at = bisect_left(state.uids, uid, at)
+            if at < len(state.uids) and state.uids[at] == uid:
+                flags = stored_flags(bits[at], keywords.get(uid, ""))
+                if predicate(Candidate(session, seq, uid, flags, None)):
+                    hits.append(uid)
+        found = store.rows(view.mailbox_id, hits)
+        return [found[uid] for uid in hits if uid in found]
     needles = text_needles(key)
     if needles:  # only messages whose stored text contains the needles can match
-        possible = session.store.text_matches(view.mailbox_id, needles)
+        possible = store.text_matches(view.mailbox_id, needles)
         numbered = [(seq, uid) for seq, uid in numbered if uid in possible]
-    rows = session.store.rows(view.mailbox_id, [uid for _, uid in numbered])
+    rows = store.rows(view.mailbox_id, [uid for _, uid in numbered])
     text = needs_text(key)
-    hits = []
+    out = []
     for start in range(0, len(numbered), _BATCH):
         chunk = numbered[start : start + _BATCH]
         # one query per batch for the stored search data, not one per message
-        blobs = (
-            session.store.search_blobs(view.mailbox_id, [uid for _, uid in chunk]) if text else {}
-        )
+        blobs = store.search_blobs(view.mailbox_id, [uid for _, uid in chunk]) if text else {}
         for seq, uid in chunk:
             row = rows.get(uid)
-            if row is not None and predicate(Candidate(session, seq, row, blobs.get(uid))):
-                hits.append(row)
-    return hits
+            if row is not None and predicate(
+                Candidate(session, seq, uid, row.flags, row, blobs.get(uid))
+            ):
+                out.append(row)
+    return out
+
+
+def needs_row(key: keys.SearchKey) -> bool:
+    """Whether any part of the key looks at more than flags, numbers and UIDs."""
+    if isinstance(key, keys.AndKey):
+        return any(needs_row(k) for k in key.keys)
+    if isinstance(key, keys.OrKey):
+        return needs_row(key.left) or needs_row(key.right)
+    if isinstance(key, keys.NotKey):
+        return needs_row(key.key)
+    return not isinstance(
+        key,
+        keys.AllKey
+        | keys.FlagKey
+        | keys.NewKey
+        | keys.OldKey
+        | keys.RecentKey
+        | keys.SequenceKey
+        | keys.UidKey,
+    )
 
 
 def text_needles(key: keys.SearchKey) -> list[tuple[str, str]]:

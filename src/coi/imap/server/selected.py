@@ -5,9 +5,10 @@ Invariants:
   so views can hold the old array until they announce the change.
 - Store events arrive on the loop thread in commit order; `MailboxState` applies them to
   its list (and to its flags, once read) and marks every view pending. Events carry
-  absolute values, so data read from the store ahead of an event converges when it comes. A view turns pending changes into untagged
-  responses only in `sync`, at the end of a command or during IDLE (RFC 3501 §7.4.1:
-  no EXPUNGE while a FETCH, STORE or SEARCH runs, nor outside a command).
+  absolute values, so data read from the store ahead of an event converges when it comes.
+  A view turns pending changes into untagged responses only in `sync`, at the end of a
+  command or during IDLE (RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH
+  runs, nor outside a command).
 - Mod-sequences (RFC 7162): `SelectedMailbox.modseq` is the highest mod-sequence whose
   changes this session has been told about; it only moves forward in `sync`, once
   nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
