@@ -133,3 +133,23 @@ async def test_big_attachment_and_per_recipient_replies(tmp_path: Path) -> None:
         await wire.close()
     finally:
         await stop_mail(env)
+
+
+async def test_pipelined_after_the_end_line(tmp_path: Path) -> None:
+    """Replies to commands pipelined after the end line all arrive, in order, up to QUIT."""
+    env = await start_mail(tmp_path)
+    try:
+        wire = await Wire.open(env.lmtp_port)
+        # after the end line: the next transaction, a bad command, NOOP and QUIT, all at once
+        wire.writer.write(
+            ENVELOPE + b"Subject: one\r\n\r\n1\r\n.\r\n"
+            b"RSET\r\nBOGUS\r\n" + ENVELOPE + b"Subject: two\r\n\r\n2\r\n.\r\nNOOP\r\nQUIT\r\n"
+        )
+        replies = [await wire.reply() for _ in range(12)]
+        assert [int(r[:3]) for r in replies] == [
+            250, 250, 354, 250, 250, 500, 250, 250, 354, 250, 250, 221
+        ]  # fmt: skip
+        assert await wire.reader.read() == b""  # closed after 221, nothing more
+        assert delivered(env) == [b"Subject: one\r\n\r\n1\r\n", b"Subject: two\r\n\r\n2\r\n"]
+    finally:
+        await stop_mail(env)

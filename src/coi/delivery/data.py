@@ -2,10 +2,11 @@
 
 aiosmtpd reads DATA with one `readuntil(b"\\r\\n")` per line: a 2 MB attachment costs
 about 27 000 awaits on the event loop, and DATA was half of the LMTP server's CPU time.
-`BlockDataSMTP.smtp_DATA` reads with `readuntil(b"\\r\\n.\\r\\n")` instead, which hands
-over everything the stream buffer holds at once (aiosmtpd's 1001-byte reader limit makes
-it raise LimitOverrunError with the safe length to take) and never reads past the
-end-of-data line, so commands pipelined after it stay in the stream for the command loop.
+`read_data` (used by coi.delivery.smtpd.FastSMTP) reads with `readuntil(END)` instead,
+which hands over everything the stream buffer holds at once (aiosmtpd's 1001-byte reader
+limit makes it raise LimitOverrunError with the safe length to take) and never reads past
+the end-of-data line, so commands pipelined after it stay in the stream for the command
+loop.
 
 Invariants: lines end at CRLF only (a bare LF or CR is data); the end of data is the first
 line that is exactly "." (at the very start, or after a CRLF); a leading "." of any other
@@ -19,11 +20,6 @@ stays usable.
 from __future__ import annotations
 
 import asyncio
-import logging
-
-from aiosmtpd.smtp import MISSING, SMTP, syntax
-
-log = logging.getLogger("coi.smtp")
 
 END = b"\r\n.\r\n"  # CRLF ending the last line, then the line "."
 _STUFFED = b"\r\n."
@@ -124,43 +120,3 @@ async def read_data(reader: asyncio.StreamReader, collector: DataCollector) -> N
             collector.feed(await reader.readuntil(END))
         except asyncio.LimitOverrunError as exc:  # no END within the limit: take what is safe
             collector.feed(await reader.read(exc.consumed))
-
-
-class BlockDataSMTP(SMTP):
-    """aiosmtpd's SMTP whose DATA is read in blocks; use it before SMTP/LMTP in the bases."""
-
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str) -> None:
-        if await self.check_helo_needed():
-            return
-        if await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push("503 Error: need RCPT command")
-            return
-        if arg:
-            await self.push("501 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        collector = DataCollector(self.data_size_limit, self.line_length_limit)
-        try:
-            await read_data(self._reader, collector)
-        except asyncio.CancelledError:  # the connection is gone (aiosmtpd cancels us)
-            log.info("connection lost during DATA")
-            self._writer.close()
-            raise
-        except asyncio.IncompleteReadError:
-            log.info("EOF during DATA")
-            self._writer.close()
-            return
-        content = collector.result()
-        if isinstance(content, str):
-            self._set_post_data_state()  # type: ignore[no-untyped-call]
-            await self.push(content)
-            return
-        self.envelope.content = content  # never decoded: coi works on bytes
-        self.envelope.original_content = content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()  # type: ignore[no-untyped-call]
-        await self.push("250 OK" if status is MISSING else status)
