@@ -30,16 +30,14 @@ _START = b"\r\n"
 class DataCollector:
     """Sans-IO: stuffed DATA bytes in (never past the end line), message bytes out."""
 
-    __slots__ = ("_chunks", "_dots", "_line_limit", "_overflow", "_size", "_size_limit", "_tail")
+    __slots__ = ("_chunks", "_line_limit", "_overflow", "_received", "_size_limit", "_tail")
 
     def __init__(self, size_limit: int | None, line_limit: int) -> None:
         self._size_limit = size_limit or 0  # 0: no limit, as in aiosmtpd
         self._line_limit = line_limit
         self._chunks: list[bytes] = []
         self._tail = _START  # the last (up to) 5 bytes of the stream
-        # unstuffed bytes fed so far; once the end line is in, the message size plus 2
-        self._size = 0
-        self._dots = 0  # "\r\n." seen, the end line's included
+        self._received = 0
         self._overflow = False
 
     @property
@@ -56,15 +54,14 @@ class DataCollector:
         """Takes the next bytes of the stream; they must not go past the end line."""
         if not chunk:
             return
-        # a "\r\n." across the previous block and this one is in this 4-byte window only
-        dots = chunk.count(_STUFFED) + (self._tail[-2:] + chunk[:2]).count(_STUFFED)
-        self._dots += dots
-        self._size += len(chunk) - dots
+        self._received += len(chunk)
         self._tail = (self._tail + chunk[-len(END) :])[-len(END) :]
         if self._overflow:
             return
-        # the end line adds 2 to _size at most: beyond that the message is surely too big
-        if self._size_limit and self._size > self._size_limit + 2:
+        # Each stuffed dot comes with a CRLF before it, so at most a third of the octets
+        # (counting the virtual CRLF, less the end line) go: past this, surely too big.
+        # Stopping there, not at the limit itself, spares counting the dots of each block.
+        if self._size_limit and self._received > self._size_limit * 3 // 2 + len(END):
             self._overflow = True
             self._chunks.clear()  # keep reading, but not storing
             return
@@ -73,8 +70,9 @@ class DataCollector:
     def result(self) -> bytes | str:
         """The message once `done`, or the error reply for it (the data is then dropped)."""
         assert self.done
-        if self._overflow or (self._size_limit and self._size - 2 > self._size_limit):
-            return "552 5.3.4 Error: Too much mail data"
+        too_big = "552 5.3.4 Error: Too much mail data"
+        if self._overflow:
+            return too_big
         chunks, self._chunks = self._chunks, []
         cut = len(END) - 2  # the end line ".\r\n"; the CRLF before it ends the last line
         while cut:
@@ -84,13 +82,13 @@ class DataCollector:
                 break
             cut -= len(last)
         stuffed = b"".join(chunks)
-        if has_long_line(stuffed, self._line_limit):
-            return "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"
-        if self._dots == 1:  # only the end line's: nothing to unstuff (base64 never has any)
-            return stuffed
-        content = stuffed.replace(_STUFFED, b"\r\n")
+        content = stuffed.replace(_STUFFED, b"\r\n")  # no copy when there is none (base64)
         if content.startswith(b"."):  # the first line, after the virtual CRLF
             content = content[1:]
+        if self._size_limit and len(content) > self._size_limit:
+            return too_big
+        if has_long_line(stuffed, self._line_limit):
+            return "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"
         return content
 
 

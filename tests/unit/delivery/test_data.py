@@ -126,6 +126,9 @@ def test_size_limit_counts_unstuffed_octets() -> None:
     assert check(b"..12\r\n.\r\n", size_limit=5) == (b".12\r\n", b"")
     assert check(b"..123\r\n.\r\n", size_limit=5) == (552, b"")
     assert check(b"x" * 900 + b"\r\n.\r\nNOOP\r\n", [10, 500], size_limit=100) == (552, b"NOOP\r\n")
+    # mostly doubled dots: 132 octets on the wire, 99 in the message
+    assert check(b"..\r\n" * 33 + b".\r\n", [7, 50], size_limit=99) == (b".\r\n" * 33, b"")
+    assert check(b"..\r\n" * 34 + b".\r\n", [7, 50], size_limit=101) == (552, b"")
 
 
 def test_line_limit() -> None:
