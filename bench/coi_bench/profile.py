@@ -1,6 +1,7 @@
 """Profile coi under one workload with py-spy (pip install py-spy):
 
     PYTHONPATH=bench .venv/bin/python -m coi_bench.profile big --size 20000 -o /tmp/big
+    PYTHONPATH=bench .venv/bin/python -m coi_bench.profile delivery --rounds 2 -o /tmp/lmtp
 
 Starts coi, does the untimed set-up (fill), then records the server with
 `py-spy record --format raw` while the timed part runs, and prints the functions with the
@@ -98,6 +99,10 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
             print(await workloads.idle(server, sizes, 1))
         elif args.workload == "append":
             print(await workloads.append(server, sizes, 8))
+        elif args.workload == "delivery":
+            for r in range(args.rounds):
+                for conns in (1, 8):
+                    print(conns, await workloads.delivery(server, sizes, conns, r))
     finally:
         for rec in recs:
             rec.send_signal(2)
@@ -106,11 +111,12 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="coi_bench.profile")
-    p.add_argument("workload", choices=["big", "many", "login", "append"])
+    p.add_argument("workload", choices=["big", "many", "login", "append", "delivery"])
     p.add_argument("--size", type=int, default=20000, help="big mailbox messages")
     p.add_argument("--clients", type=int, default=200)
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--messages", type=int, default=300, help="delivery: messages per run")
     p.add_argument("--only", action="append", default=[], help="big: commands containing this")
     p.add_argument("-o", "--output", type=Path, default=Path("/tmp/coi-profile"))
     args = p.parse_args()
@@ -123,6 +129,7 @@ def main() -> int:
         many_mailbox=200,
         idle_counts=(200,),
         users=8,
+        delivery_messages=args.messages,
     )
     workloads.raise_nofile()
     server = servers.start_coi(users_for(sizes), 100_000)

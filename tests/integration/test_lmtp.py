@@ -102,5 +102,10 @@ async def test_coi_serve_process_runs_lmtp_and_stops_on_sigterm(tmp_path: Path) 
 
         assert await asyncio.to_thread(deliver) == {}
         assert await asyncio.to_thread(server.terminate) == 0
+        # one line per delivery; aiosmtpd's per-command lines only with --protocol-trace
+        assert server.proc is not None and server.proc.stdout is not None
+        text = server.proc.stdout.read()
+        assert "coi.delivery delivered user=alice@example.org" in text, text
+        assert "mail.log" not in text, text
     finally:
         server.stop()

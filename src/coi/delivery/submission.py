@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from coi.auth.passwords import verify_password_async
 from coi.auth.throttle import LoginThrottle
 from coi.delivery.local import LocalDelivery, from_addresses
+from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
 
 log = logging.getLogger("coi.submission")
@@ -123,8 +124,9 @@ class SubmissionHandler:
         return f"250 2.0.0 OK: {len(local)} delivered, {len(remote)} queued"
 
 
-class SubmissionSMTP(SMTP):
-    """aiosmtpd's SMTP with per-connection TLS rules for AUTH and non-blocking password checks."""
+class SubmissionSMTP(FastSMTP):
+    """aiosmtpd's SMTP (DATA and addresses as coi.delivery.smtpd) with per-connection TLS
+    rules for AUTH and non-blocking password checks."""
 
     def __init__(
         self,

@@ -377,7 +377,9 @@ def _describe(
         nstring(part.encoding.encode("latin-1").upper()),  # bytes.upper: ASCII only
         part.body_end - part.body_start,
     )
-    lines = b"%d" % raw.count(b"\n", part.body_start, part.body_end)
+    lines = b""  # only text and message/rfc822 have a line count: no scan of attachments
+    if part.is_message or mtype == "text":
+        lines = b"%d" % raw.count(b"\n", part.body_start, part.body_end)
     if part.is_message:
         m = children[0]
         env = envelope(m.fields)

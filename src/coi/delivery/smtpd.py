@@ -1,0 +1,91 @@
+"""aiosmtpd's SMTP server class with coi's cheaper DATA reading and address parsing.
+
+Invariants: the replies and state changes are aiosmtpd's (same texts, same envelope
+reset after DATA), except where coi.delivery.data says otherwise (SIZE counted on the
+unstuffed message, 552 before 500).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
+
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+from coi.delivery.data import DataCollector, read_data
+
+log = logging.getLogger("coi.smtp")
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+# "<dot-atom@dot-atom>" then parameters; email's parser drops the blanks after ">"
+_SIMPLE_PATH = re.compile(
+    rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>(?![ \t]*\()[ \t]*(.*)", re.S
+)
+
+
+class FastSMTP(SMTP):
+    """aiosmtpd's SMTP with DATA read in blocks and addresses parsed without waste.
+
+    Put it before SMTP/LMTP in the bases of a server class.
+    """
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        collector = DataCollector(self.data_size_limit, self.line_length_limit)
+        try:
+            await read_data(self._reader, collector)
+        except asyncio.CancelledError:  # the connection is gone (aiosmtpd cancels us)
+            log.info("connection lost during DATA")
+            self._writer.close()
+            raise
+        except asyncio.IncompleteReadError:
+            log.info("EOF during DATA")
+            self._writer.close()
+            return
+        content = collector.result()
+        if isinstance(content, str):
+            self._set_post_data_state()  # type: ignore[no-untyped-call]
+            await self.push(content)
+            return
+        self.envelope.content = content  # never decoded: coi works on bytes
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()  # type: ignore[no-untyped-call]
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's, without the class it built on every call, and a fast common case.
+
+        `<local@domain>` with dot-atoms gives what email's header parser gives (tested);
+        anything else (quoted local parts, literals, routes, comments, "<>") goes to it.
+        """
+        if not arg:
+            return "", ""
+        simple = _SIMPLE_PATH.fullmatch(arg)
+        if simple is not None:
+            addr, rest = simple.group(1), simple.group(2)
+        else:
+            try:
+                parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
+                address, rest = parse(arg)
+            except HeaderParseError:
+                return None, None
+            addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest

@@ -1,0 +1,58 @@
+"""FastSMTP's address parsing gives exactly what aiosmtpd's gives."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from aiosmtpd.smtp import SMTP
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from coi.delivery.smtpd import _SIMPLE_PATH, FastSMTP
+
+PIECES = st.sampled_from(
+    ["a", "Bob", "x-1", ".", "..", "@", "<", ">", " ", "\t", "(c)", "(", '"q u"', "[1.2.3.4]",
+     "!#$%&'*+/=?^_`{|}~", "é", ",", ":", "SIZE=10", "BODY=8BITMIME", "=", "\\"]
+)  # fmt: skip
+WORD = st.lists(st.sampled_from(["a", "b-c", "x_1", "!#$", "."]), min_size=1, max_size=4)
+
+
+def both(arg: str, limit: int = 0) -> tuple[object, object]:
+    """(ours, aiosmtpd's): the result, or the exception type (email's parser has bugs)."""
+    stub = SimpleNamespace(local_part_limit=limit)
+    out: list[object] = []
+    for parse in (FastSMTP._getaddr, SMTP._getaddr):
+        try:
+            out.append(parse(stub, arg))
+        except Exception as exc:
+            out.append(type(exc))
+    return out[0], out[1]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(PIECES, max_size=10).map("".join))
+def test_any_argument(arg: str) -> None:
+    ours, theirs = both(arg)
+    assert ours == theirs
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    local=WORD.map("".join),
+    domain=WORD.map("".join),
+    rest=st.lists(PIECES, max_size=4).map("".join),
+    limit=st.sampled_from([0, 3, 64]),
+)
+def test_paths(local: str, domain: str, rest: str, limit: int) -> None:
+    ours, theirs = both(f"<{local}@{domain}>{rest}", limit)
+    assert ours == theirs
+
+
+def test_common_forms_take_the_fast_path() -> None:
+    for arg in ("<carol@elsewhere.example>", "<a.b@c.d> SIZE=100 BODY=8BITMIME", "<x@y>\t"):
+        assert _SIMPLE_PATH.fullmatch(arg), arg
+        ours, theirs = both(arg)
+        assert ours == theirs
+    assert both("<carol@elsewhere.example> SIZE=100")[0] == ("carol@elsewhere.example", "SIZE=100")
+    for arg in ("<>", '<"q u"@b>', "<a@[1.2.3.4]>", "<@r:a@b>", "<a@b> (c)", "<é@b>"):
+        assert not _SIMPLE_PATH.fullmatch(arg), arg
