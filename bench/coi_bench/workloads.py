@@ -19,11 +19,11 @@ from coi_bench.servers import Server
 @dataclass
 class Sizes:
     delivery_messages: int = 300
-    append_messages: int = 1000
+    append_messages: int = 600
     big_mailbox: int = 100_000
     fetch_count: int = 1000
     many_clients: int = 200
-    many_seconds: float = 8.0
+    many_seconds: float = 6.0
     many_mailbox: int = 200
     idle_counts: tuple[int, ...] = (1000, 10_000)
     idle_deliveries: int = 40
