@@ -87,7 +87,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "idle_timeout": ("--idle-timeout", "seconds an authenticated connection may stay silent"),
     "login_timeout": ("--login-timeout", "seconds a connection may stay silent before login"),
     "log_level": ("--log-level", "debug, info, warning or error"),
-    "protocol_trace": ("--protocol-trace", "log every protocol line (credentials redacted)"),
+    "protocol_trace": (
+        "--protocol-trace",
+        "log every IMAP, LMTP and SMTP protocol line (credentials redacted)",
+    ),
     "metadata_max_value": (
         "--metadata-max-value",
         "largest METADATA entry value a client may set, in bytes (at least 1024)",
