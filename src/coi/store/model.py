@@ -63,6 +63,21 @@ class Flags:
         return tuple(text.split()) if text else ()
 
 
+# Flag sets as stored (bits, keyword text), shared: most messages carry one of a handful.
+_STORED: dict[tuple[int, str], Flags] = {}
+_STORED_MAX = 4096
+
+
+def stored_flags(bits: int, keywords: str) -> Flags:
+    key = (bits, keywords)
+    flags = _STORED.get(key)
+    if flags is None:
+        if len(_STORED) >= _STORED_MAX:
+            _STORED.clear()
+        flags = _STORED[key] = Flags(bits, Flags.parse_keywords(keywords))
+    return flags
+
+
 def _merge(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     if not b:
         return a

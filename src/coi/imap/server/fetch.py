@@ -20,8 +20,7 @@ from coi.imap.wire.encode import flag_list, internal_date, string
 from coi.imap.wire.fetch import FetchAttr
 from coi.mail.index import MessageIndex, load_index, load_summary
 from coi.mail.sections import decoded_part, section_bytes
-from coi.store.model import SEEN, Flags, MessageRow, stored_datetime
-from coi.store.sqlite.store import stored_flags
+from coi.store.model import SEEN, Flags, MessageRow, stored_datetime, stored_flags
 
 _DRAIN_BYTES = 256 * 1024
 
@@ -229,14 +228,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             if not any(a.name == "MODSEQ" for a in attrs):
                 items.append(b"MODSEQ (%d)" % row.modseq)
         line = b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
-        session.send(line)
-        pending += len(line)
-        if pending > _DRAIN_BYTES:
-            await session.io.drain()
-            pending = 0
-    if missing:
-        return "[EXPUNGEISSUED] Some messages were expunged meanwhile"
-    return "FETCH completed"
+        pending = await _send(session, line, pending)
+    return _outcome(missing)
 
 
 async def _fetch_row_items(
@@ -258,6 +251,7 @@ async def _fetch_row_items(
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
     state_count = len(state_uids)
     flag_text: dict[tuple[int, str, bool], bytes] = {}
+    render_flags = FlagRenderer()
     recent = view.recent
     view_uids = view.uids
     count = len(view_uids)
@@ -278,11 +272,8 @@ async def _fetch_row_items(
                 continue
         key = (bits[at], keywords.get(uid, ""), uid in recent)
         flags = flag_text.get(key)
-        if flags is None:
-            shown = stored_flags(key[0], key[1]).names()
-            if key[2]:
-                shown.append("\\Recent")
-            flags = flag_text[key] = flag_list(shown)
+        if flags is None:  # keyed by plain values: cheaper per message than a Flags
+            flags = flag_text[key] = render_flags(stored_flags(key[0], key[1]), key[2])
         values[b"seq"] = index + 1
         values[b"uid"] = uid
         values[b"flags"] = flags
@@ -294,12 +285,22 @@ async def _fetch_row_items(
             _, _, _, values[b"modseq"], values[b"size"], timestamp, tz_minutes, _ = row
             if "INTERNALDATE" in names:
                 values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
-        line = template % values
-        session.send(line)
-        pending += len(line)
-        if pending > _DRAIN_BYTES:
-            await session.io.drain()
-            pending = 0
+        pending = await _send(session, template % values, pending)
+    return _outcome(missing)
+
+
+async def _send(session: Session, line: bytes, pending: int) -> int:
+    """Sends one FETCH line and, every `_DRAIN_BYTES`, waits for the client to read;
+    returns the bytes sent since the last wait."""
+    session.send(line)
+    pending += len(line)
+    if pending > _DRAIN_BYTES:
+        await session.io.drain()
+        return 0
+    return pending
+
+
+def _outcome(missing: bool) -> str:
     if missing:
         return "[EXPUNGEISSUED] Some messages were expunged meanwhile"
     return "FETCH completed"

@@ -20,8 +20,7 @@ from coi.imap.wire.encode import quoted
 from coi.imap.wire.sequence import format_sequence
 from coi.mail.index import load_index
 from coi.mail.search import SearchData, fold_for_search, load_search
-from coi.store.model import SEEN, SYSTEM_FLAGS, Flags, MessageRow
-from coi.store.sqlite.store import stored_flags
+from coi.store.model import SEEN, SYSTEM_FLAGS, Flags, MessageRow, stored_flags
 
 
 class Candidate:
@@ -152,15 +151,7 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
 
 def uses_modseq(key: keys.SearchKey) -> bool:
     """True if the key tree has a MODSEQ criterion (RFC 7162 §3.1.5)."""
-    if isinstance(key, keys.ModSeqKey):
-        return True
-    if isinstance(key, keys.AndKey):
-        return any(uses_modseq(k) for k in key.keys)
-    if isinstance(key, keys.OrKey):
-        return uses_modseq(key.left) or uses_modseq(key.right)
-    if isinstance(key, keys.NotKey):
-        return uses_modseq(key.key)
-    return False
+    return any(isinstance(k, keys.ModSeqKey) for k in keys.leaves(key))
 
 
 def run_search(session: Session, key: keys.SearchKey) -> list[int]:
@@ -207,24 +198,21 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     return out
 
 
+# criteria answered from flags, sequence numbers and UIDs alone
+_ROWLESS = (
+    keys.AllKey,
+    keys.FlagKey,
+    keys.NewKey,
+    keys.OldKey,
+    keys.RecentKey,
+    keys.SequenceKey,
+    keys.UidKey,
+)
+
+
 def needs_row(key: keys.SearchKey) -> bool:
     """Whether any part of the key looks at more than flags, numbers and UIDs."""
-    if isinstance(key, keys.AndKey):
-        return any(needs_row(k) for k in key.keys)
-    if isinstance(key, keys.OrKey):
-        return needs_row(key.left) or needs_row(key.right)
-    if isinstance(key, keys.NotKey):
-        return needs_row(key.key)
-    return not isinstance(
-        key,
-        keys.AllKey
-        | keys.FlagKey
-        | keys.NewKey
-        | keys.OldKey
-        | keys.RecentKey
-        | keys.SequenceKey
-        | keys.UidKey,
-    )
+    return not all(isinstance(k, _ROWLESS) for k in keys.leaves(key))
 
 
 def text_needles(key: keys.SearchKey) -> list[tuple[str, str]]:
@@ -244,15 +232,8 @@ def text_needles(key: keys.SearchKey) -> list[tuple[str, str]]:
 
 def needs_text(key: keys.SearchKey) -> bool:
     """Whether any part of the key looks at header or body text."""
-    if isinstance(key, keys.HeaderKey | keys.BodyKey | keys.TextKey):
-        return True
-    if isinstance(key, keys.AndKey):
-        return any(needs_text(k) for k in key.keys)
-    if isinstance(key, keys.OrKey):
-        return needs_text(key.left) or needs_text(key.right)
-    if isinstance(key, keys.NotKey):
-        return needs_text(key.key)
-    return False
+    text = (keys.HeaderKey, keys.BodyKey, keys.TextKey)
+    return any(isinstance(k, text) for k in keys.leaves(key))
 
 
 async def handle_search(session: Session, command: cmd.Search) -> str:

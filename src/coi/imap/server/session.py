@@ -58,15 +58,10 @@ _NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort)
 
 
 def _uses_sequence_numbers(key: keys.SearchKey) -> bool:
-    if isinstance(key, keys.SequenceKey):
-        return not key.sequence.saved  # "$" holds UIDs
-    if isinstance(key, keys.AndKey):
-        return any(_uses_sequence_numbers(k) for k in key.keys)
-    if isinstance(key, keys.OrKey):
-        return _uses_sequence_numbers(key.left) or _uses_sequence_numbers(key.right)
-    if isinstance(key, keys.NotKey):
-        return _uses_sequence_numbers(key.key)
-    return False
+    return any(
+        isinstance(k, keys.SequenceKey) and not k.sequence.saved  # "$" holds UIDs
+        for k in keys.leaves(key)
+    )
 
 
 def _expunge_allowed(command: cmd.Command) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -128,6 +128,21 @@ SearchKey = (
     | UidKey
     | ModSeqKey
 )
+
+
+def leaves(key: SearchKey) -> Iterator[SearchKey]:
+    """Every criterion of a key tree, under AND, OR and NOT alike."""
+    if isinstance(key, AndKey):
+        for k in key.keys:
+            yield from leaves(k)
+    elif isinstance(key, OrKey):
+        yield from leaves(key.left)
+        yield from leaves(key.right)
+    elif isinstance(key, NotKey):
+        yield from leaves(key.key)
+    else:
+        yield key
+
 
 _MONTHS = {
     m: i + 1

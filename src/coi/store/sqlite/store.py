@@ -44,6 +44,7 @@ from coi.store.model import (
     MessageRow,
     NewMessage,
     User,
+    stored_flags,
 )
 from coi.store.sqlite.migrations import migrate
 from coi.store.sqlite.writer import Writer
@@ -84,21 +85,6 @@ def _mailbox(row: Sequence[Any]) -> Mailbox:
         recent_floor=row[8],
         noselect=bool(row[9]),
     )
-
-
-# Flag sets as read, shared: most messages carry one of a handful of them.
-_FLAGS: dict[tuple[int, str], Flags] = {}
-_FLAGS_MAX = 4096
-
-
-def stored_flags(bits: int, keywords: str) -> Flags:
-    key = (bits, keywords)
-    flags = _FLAGS.get(key)
-    if flags is None:
-        if len(_FLAGS) >= _FLAGS_MAX:
-            _FLAGS.clear()
-        flags = _FLAGS[key] = Flags(bits, Flags.parse_keywords(keywords))
-    return flags
 
 
 def _message_row(row: Sequence[Any]) -> MessageRow:
@@ -599,17 +585,20 @@ class SqliteStore:
         header lines (where "header"), in the stored search data, whose strings marshal
         keeps as UTF-8 (where "body"), or in either ("text"). Bodies stored before header
         lines were kept are always included. A superset: the caller checks each one."""
+        header, stored = "instr(h.text, ?) > 0", "instr(b.search, ?) > 0"
         tests: list[str] = []
         args: list[str | bytes] = []
         for where, needle in needles:
-            if where in ("header", "text"):
-                tests.append("instr(h.text, ?) > 0")
+            utf8 = needle.encode("utf-8", "surrogatepass")
+            if where == "header":
+                tests.append(header)
                 args.append(needle)
-            if where in ("body", "text"):
-                tests.append("instr(b.search, ?) > 0")
-                args.append(needle.encode("utf-8", "surrogatepass"))
-            if where == "text":
-                tests[-2:] = [f"({tests[-2]} OR {tests[-1]})"]
+            elif where == "body":
+                tests.append(stored)
+                args.append(utf8)
+            else:
+                tests.append(f"({header} OR {stored})")
+                args += [needle, utf8]
         body = any(where != "header" for where, _ in needles)
         rows = self._read.execute(
             "SELECT m.uid FROM messages AS m LEFT JOIN search_headers AS h ON h.blob_id = m.blob_id"
