@@ -4,8 +4,11 @@ from other sessions, DELETE and CREATE under the same name) must show."""
 
 from __future__ import annotations
 
+import pytest
 from tests.conftest import LineClient, RunningServer, run_transcript
 from tests.transcripts.helpers import SIMPLE, append, logged_in
+
+from coi.imap.server import server as server_module
 
 
 async def _flags(client: LineClient, mailbox: str = "INBOX") -> list[bytes]:
@@ -122,3 +125,25 @@ async def test_a_new_mailbox_under_an_old_name_starts_afresh(alice: LineClient) 
     await alice.command("c CREATE Box")  # may get the deleted mailbox's id back
     await append(alice, SIMPLE, "Box", "(\\Flagged) ")
     assert await _flags(alice, "Box") == [b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))"]
+
+
+async def test_unused_states_are_bounded_and_evicted_ones_reread(
+    imap_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module, "UNUSED_STATES", 1)
+    alice = await logged_in(imap_server)
+    try:
+        for name in ("A", "B", "C"):
+            await alice.command(f"c CREATE {name}")
+            await append(alice, SIMPLE, name, "(\\Seen) ")
+        for name in ("A", "B", "C"):
+            assert len(await _flags(alice, name)) == 1
+        await alice.command("u UNSELECT")
+        assert len(imap_server.server._unused) == 1  # A and B went; C is kept
+        await append(alice, SIMPLE, "A", "(\\Flagged) ")  # while A has no state at all
+        assert await _flags(alice, "A") == [
+            b"* 1 FETCH (UID 1 FLAGS (\\Seen))",
+            b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent))",
+        ]
+    finally:
+        await alice.close()
