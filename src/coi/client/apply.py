@@ -1,0 +1,312 @@
+"""The client spec's semantics applied to the local store, one message at a time.
+
+Pure with respect to the network: sync hands in raw bytes and where they arrived,
+sending hands in what it composed.  Rules implemented here:
+
+* One chat per conversation (``coi.chat.groups.conversation_of``); plain email from a
+  person lands in that person's chat, marked as email.
+* Edits and deletes (# coi-client-spec: Edit and Delete Messages) apply only when the
+  sender is the original's sender; each version is kept, the latest (by arrival) is
+  shown; one that arrives before its original waits for it.
+* Reactions (Delta Chat's RFC 9078 form): one per sender and message, empty removes.
+* Read receipts (RFC 8098, batched ones included) mark our message read by the reader;
+  our own receipt from another device marks the message shown here too.
+* Contact requests: a conversation started by an unknown sender waits until accepted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from coi.chat.groups import conversation_of
+from coi.chat.model import Attachment, ChatMessage, Dialect, MessageKind
+from coi.chat.parse import parse
+from coi.client.store import Account, LocalStore
+
+VISIBLE_KINDS = frozenset(
+    {MessageKind.TEXT, MessageKind.MEDIA, MessageKind.LOCATION, MessageKind.POLL}
+)
+ENCRYPTED_TEXT = "[encrypted message: this client cannot decrypt it yet]"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """What one message did to the store; sync turns it into a client event."""
+
+    message: int  # row id
+    event: str  # new, edit, delete, reaction, receipt, hidden, known
+    chat_id: int | None
+    target: int | None = None  # the message an edit/delete/reaction/receipt changed
+
+
+def safe_filename(name: str | None, fallback: str = "attachment") -> str:
+    """A file name that cannot leave its directory or hide itself."""
+    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    base = re.sub(r"[\x00-\x1f\x7f]", "", base).strip().lstrip(".")
+    base = base[:120]
+    return base or fallback
+
+
+def _save_attachments(
+    store: LocalStore, message: int, attachments: tuple[Attachment, ...], directory: Path
+) -> None:
+    if not attachments:
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set()
+    rows: list[tuple[int, str, str, int, str]] = []
+    for attachment in attachments:
+        name = safe_filename(attachment.filename)
+        stem, dot, ext = name.rpartition(".")
+        candidate, n = name, 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}-{n}.{ext}" if dot and stem else f"{name}-{n}"
+        used.add(candidate)
+        path = directory / candidate
+        tmp = path.with_name(path.name + ".part")
+        with open(tmp, "wb") as f:
+            f.write(attachment.data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        rows.append(
+            (message, candidate, attachment.content_type, len(attachment.data), str(path))
+        )
+    with store.transaction() as db:
+        db.executemany(
+            "INSERT INTO attachment (message, filename, content_type, size, path)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def _display_text(msg: ChatMessage) -> str:
+    if msg.encrypted and not msg.text:
+        return ENCRYPTED_TEXT
+    text = msg.folded_text or msg.text
+    if not text and msg.kind is MessageKind.MEDIA:
+        names = [a.filename or a.content_type for a in msg.attachments]
+        return ", ".join(names)
+    return text
+
+
+def _chat_key_and_peer(msg: ChatMessage, me: str) -> tuple[str, str, str]:
+    key = conversation_of(msg, me)
+    peer = key.partition(":")[2] if key.startswith("contact:") else ""
+    name = msg.group.name if msg.group is not None else ""
+    if not name and peer:
+        sender = msg.sender
+        if sender is not None and sender.addr.lower() == peer and sender.name:
+            name = sender.name
+        for r in msg.recipients:
+            if r.addr.lower() == peer and r.name:
+                name = r.name
+    return key, peer, name
+
+
+class Applier:
+    """Applies messages of one account to the store."""
+
+    def __init__(self, store: LocalStore, account: Account, files_dir: Path) -> None:
+        self.store = store
+        self.account = account
+        self.me = account.address.lower()
+        self.files_dir = files_dir / str(account.id)
+
+    # -- incoming -------------------------------------------------------------------
+
+    def incoming(self, raw: bytes, arrived: float) -> Applied:
+        """A message found on the server; known ones (by Message-ID) are not added twice."""
+        msg = parse(raw)
+        mid = msg.message_id or _fallback_id(raw)
+        known = self.store.message_by_mid(self.account.id, mid)
+        if known is not None:
+            if known.outgoing and known.state in ("sending", "failed"):
+                with self.store.transaction() as db:  # it reached the server after all
+                    db.execute("UPDATE message SET state='sent', error='' WHERE id=?", (known.id,))
+            return Applied(known.id, "known", known.chat_id)
+        return self._insert(msg, mid, raw, arrived)
+
+    def _insert(self, msg: ChatMessage, mid: str, raw: bytes, arrived: float) -> Applied:
+        sender = msg.sender.addr.lower() if msg.sender else ""
+        outgoing = sender == self.me
+        visible = msg.kind in VISIBLE_KINDS or (msg.encrypted and msg.kind is MessageKind.TEXT)
+        chat_id: int | None = None
+        if visible:
+            key, peer, name = _chat_key_and_peer(msg, self.me)
+            request = False
+            if not outgoing and peer:
+                request = not self.store.is_known(self.account.id, peer)
+            if outgoing and peer:
+                self.store.remember_contact(self.account.id, peer, name, accepted=True)
+            chat_id = self.store.chat_for(self.account.id, key, peer, name, request)
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO message (account_id, chat_id, message_id, kind, sender, sender_name,"
+                " outgoing, text, subject, is_email, visible, arrived, seq, date_header,"
+                " in_reply_to, target, state, receipt_to, raw)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.account.id, chat_id, mid, msg.kind.value, sender,
+                    msg.sender.name if msg.sender else "", int(outgoing), _display_text(msg),
+                    msg.subject, int(msg.dialect is Dialect.EMAIL), int(visible), arrived,
+                    self.store.next_seq(), msg.date.timestamp() if msg.date else 0.0,
+                    msg.in_reply_to or "", msg.target_message_id or "",
+                    "sent" if outgoing else "received",
+                    msg.read_receipt_to.addr if msg.read_receipt_to else "", raw,
+                ),
+            )  # fmt: skip
+            row = int(cur.lastrowid or 0)
+        if visible:
+            _save_attachments(self.store, row, msg.attachments, self.files_dir / str(row))
+            self._apply_waiting(row, mid, sender)
+            return Applied(row, "new", chat_id)
+        return self._apply_action(row, msg, sender, arrived)
+
+    def _apply_action(self, row: int, msg: ChatMessage, sender: str, arrived: float) -> Applied:
+        kind = msg.kind
+        if kind in (MessageKind.EDIT, MessageKind.DELETE):
+            target = self._resolve_target(msg.target_message_id)
+            if target is None:
+                return Applied(row, "hidden", None)  # waits for its original
+            return self._edit(row, target, msg, sender, arrived)
+        if kind is MessageKind.REACTION and msg.target_message_id:
+            target = self._resolve_target(msg.target_message_id)
+            if target is None:
+                return Applied(row, "hidden", None)
+            with self.store.transaction() as db:
+                if msg.reaction:
+                    db.execute(
+                        "INSERT INTO reaction (message, sender, emoji, at) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT DO UPDATE SET emoji=excluded.emoji, at=excluded.at"
+                        " WHERE excluded.at >= at",
+                        (target, sender, msg.reaction, arrived),
+                    )
+                else:
+                    db.execute(
+                        "DELETE FROM reaction WHERE message=? AND sender=? AND at <= ?",
+                        (target, sender, arrived),
+                    )
+            return Applied(row, "reaction", self._chat_of(target), target)
+        if kind is MessageKind.READ_RECEIPT and msg.receipt is not None:
+            return self._receipt(row, msg, sender, arrived)
+        return Applied(row, "hidden", None)
+
+    def _resolve_target(self, message_id: str | None) -> int | None:
+        """The visible message an action is about, following chains of edits."""
+        seen: set[str] = set()
+        while message_id and message_id not in seen:
+            seen.add(message_id)
+            target = self.store.message_by_mid(self.account.id, message_id)
+            if target is None:
+                return None
+            if target.visible:
+                return target.id
+            message_id = target.target
+        return None
+
+    def _chat_of(self, message: int) -> int | None:
+        row = self.store.message(message)
+        return None if row is None else row.chat_id
+
+    def _edit(self, row: int, target: int, msg: ChatMessage, sender: str, at: float) -> Applied:
+        original = self.store.message(target)
+        assert original is not None
+        if original.sender.lower() != sender:  # spec: "from the same sender"
+            return Applied(row, "hidden", None)
+        deleted = msg.kind is MessageKind.DELETE
+        with self.store.transaction() as db:
+            if not db.execute("SELECT 1 FROM edit WHERE message=?", (target,)).fetchone():
+                db.execute(  # the original text is the first version
+                    "INSERT INTO edit (message, by_message, text, deleted, at) VALUES (?,?,?,0,?)",
+                    (target, original.message_id, original.text, original.arrived),
+                )
+            db.execute(
+                "INSERT OR IGNORE INTO edit (message, by_message, text, deleted, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (target, msg.message_id, "" if deleted else _display_text(msg), int(deleted), at),
+            )
+            latest = db.execute(
+                "SELECT text FROM edit WHERE message=? AND deleted=0 ORDER BY at DESC, rowid DESC"
+                " LIMIT 1",
+                (target,),
+            ).fetchone()
+            any_delete = db.execute(
+                "SELECT 1 FROM edit WHERE message=? AND deleted=1", (target,)
+            ).fetchone()
+            db.execute(
+                "UPDATE message SET text=?, edited=1, deleted=? WHERE id=?",
+                (str(latest[0]) if latest else "", int(any_delete is not None), target),
+            )
+        return Applied(row, "delete" if deleted else "edit", original.chat_id, target)
+
+    def _apply_waiting(self, row: int, mid: str, sender: str) -> None:
+        """Edits, deletes and reactions that arrived before their original."""
+        waiting = self.store.db.execute(
+            "SELECT id, raw, arrived FROM message WHERE account_id=? AND target=? AND visible=0"
+            " ORDER BY arrived, seq",
+            (self.account.id, mid),
+        ).fetchall()
+        for wid, raw, arrived in waiting:
+            msg = parse(bytes(raw))
+            wsender = msg.sender.addr.lower() if msg.sender else ""
+            self._apply_action(int(wid), msg, wsender, float(arrived))
+            if msg.message_id:  # an edit of this edit may be waiting too (COI edit chains)
+                self._apply_waiting(int(wid), msg.message_id, wsender)
+
+    def _receipt(self, row: int, msg: ChatMessage, sender: str, at: float) -> Applied:
+        assert msg.receipt is not None
+        ids = (msg.receipt.original_message_id, *getattr(msg.receipt, "additional_message_ids", ()))
+        target: int | None = None
+        with self.store.transaction() as db:
+            for mid in ids:
+                found = self.store.message_by_mid(self.account.id, mid)
+                if found is None:
+                    continue
+                target = found.id
+                if sender == self.me:  # we read it on another device
+                    db.execute("UPDATE message SET shown=1, mdn_sent=1 WHERE id=?", (found.id,))
+                elif found.outgoing:
+                    db.execute(
+                        "INSERT OR IGNORE INTO receipt (message, reader, at) VALUES (?, ?, ?)",
+                        (found.id, sender, at),
+                    )
+        chat = self._chat_of(target) if target is not None else None
+        return Applied(row, "receipt", chat, target)
+
+    # -- outgoing -------------------------------------------------------------------
+
+    def outgoing(self, msg: ChatMessage, raw: bytes, arrived: float) -> Applied:
+        """A message we are about to send: recorded first, as 'sending'."""
+        applied = self._insert(msg, msg.message_id, raw, arrived)
+        with self.store.transaction() as db:
+            db.execute("UPDATE message SET state='sending' WHERE id=?", (applied.message,))
+        return applied
+
+    def set_state(self, message: int, state: str, error: str = "") -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE message SET state=?, error=? WHERE id=?", (state, error, message))
+
+    def forget(self, messages: list[int]) -> None:
+        """Messages expunged on the server by another device."""
+        paths: list[str] = []
+        with self.store.transaction() as db:
+            for message in messages:
+                paths += [
+                    str(r[0])
+                    for r in db.execute("SELECT path FROM attachment WHERE message=?", (message,))
+                ]
+                db.execute("DELETE FROM message WHERE id=?", (message,))
+        for path in paths:
+            Path(path).unlink(missing_ok=True)
+
+
+def _fallback_id(raw: bytes) -> str:
+    """A stable id for a message without Message-ID, so a resync does not duplicate it."""
+    return "coi-local-" + hashlib.sha256(raw).hexdigest()[:32]
