@@ -18,7 +18,16 @@ and before it, on the plain port: IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE ID
 STARTTLS AUTH=PLAIN AUTH=LOGIN. No COI, no METADATA (imap_metadata = no, Dovecot's default).
 The hierarchy separator is Dovecot's maildir default, ".". Mailboxes: INBOX, and Sent,
 Drafts, Trash, Junk, Archive with their special-use flags, created and subscribed on first
-login (auto = subscribe).
+login (auto = subscribe). Changed from Dovecot's defaults for speed only: mail_fsync = never,
+auth_failure_delay = 0 (a wrong password is refused at once, not after 2 s).
+
+The SMTP front: AUTH PLAIN/LOGIN without TLS (STARTTLS offered, not required); MAIL FROM
+only the authenticated address (else 550 5.7.1); RCPT only @example.org (else 550 5.1.2);
+over max_message_size 552; each recipient then gets its own LMTP transaction, and DATA is
+answered with Dovecot's reply (one for all when all agree; 250 naming the refused ones when
+some were delivered). `relayed` lists what it relayed, with each recipient's LMTP result.
+
+Start-up takes some 50 ms (until IMAP and LMTP greet), stop 10-200 ms (rarely 1 s).
 
 Dovecot runs as root (its master), its mail processes as the system user `coiplain` (created
 on first use); login processes as Debian's `dovenull`. Without dovecot installed or without
@@ -196,10 +205,12 @@ def lmtp_deliver(
         if not accepted:
             lmtp.rset()
             return results
+        replies: list[tuple[int, bytes]]
         try:
             first = lmtp.data(raw)  # sends the bytes as they are, dot-stuffed
         except smtplib.SMTPDataError as e:  # DATA itself refused (no 354)
-            replies = [(e.smtp_code, e.smtp_error)] * len(accepted)
+            error = e.smtp_error if isinstance(e.smtp_error, bytes) else e.smtp_error.encode()
+            replies = [(e.smtp_code, error)] * len(accepted)
         else:
             replies = [first] + [lmtp.getreply() for _ in accepted[1:]]
         for rcpt, (c, t) in zip(accepted, replies, strict=True):
@@ -287,7 +298,7 @@ def _authenticator(users: dict[str, str]) -> Any:
     return authenticate
 
 
-class _FrontController(Controller):  # type: ignore[misc]
+class _FrontController(Controller):
     """Reads the size limit per connection, so a test can lower it on a running server."""
 
     def __init__(self, plain: PlainMailServer, **kwargs: Any) -> None:

@@ -78,6 +78,10 @@ def test_capability_is_plain_imap(plain_mail: PlainMailServer) -> None:
         text = b"\n".join(x for x in listed if isinstance(x, bytes)).decode()
         for name, flag in MAILBOXES.items():
             assert any(flag in line and line.endswith(f" {name}") for line in text.splitlines())
+        typ, subscribed = imap.lsub()
+        assert typ == "OK"
+        names = {x.decode().rsplit(" ", 1)[1] for x in subscribed if isinstance(x, bytes)}
+        assert names >= set(MAILBOXES)
     finally:
         imap.logout()
     assert plain_mail.version.startswith("2.")
