@@ -1,14 +1,18 @@
-"""Shared fixtures: a real coi IMAP server on a loopback port, with users alice and bob."""
+"""Shared fixtures: a real coi IMAP server on a loopback port, with users alice and bob; and
+plain_mail, Debian's Dovecot as a plain IMAP provider without COI (tests/plainserver.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests.plainserver import PlainMailServer, start_plain_server
+from tests.plainserver import unavailable as plainserver_unavailable
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES
@@ -159,3 +163,20 @@ async def run_transcript(client: LineClient, transcript: str) -> None:
         else:
             raise ValueError(f"transcript line must start with C: or S: ({raw!r})")
     await check()
+
+
+@pytest.fixture
+def plain_mail() -> Iterator[PlainMailServer]:
+    """Debian's Dovecot as a plain IMAP provider (no COI) with an SMTP front, fresh per test
+    (start-up takes some 40 ms): see tests/plainserver.py. Skips where Dovecot cannot run,
+    but fails when $CI is set, so CI never skips it silently."""
+    reason = plainserver_unavailable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"plain_mail: {reason} (CI is set)")
+        pytest.skip(f"plain_mail: {reason}")
+    server = start_plain_server()
+    try:
+        yield server
+    finally:
+        server.stop()
