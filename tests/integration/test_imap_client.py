@@ -386,3 +386,49 @@ async def test_server_shutdown_gives_server_bye(tmp_path: Path) -> None:
         await client.close()
     finally:
         running.store.close()
+
+
+async def test_pipelining_and_attribution_on_the_wire() -> None:
+    """Three commands reach the server before it answers any; it answers out of order,
+    with an unknown response and an unsolicited EXISTS mixed in."""
+    got: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK [CAPABILITY IMAP4rev1 LITERAL+] fake\r\n")
+        for _ in range(3):
+            got.append(await reader.readline())
+        tags = [line.split(b" ")[0] for line in got]
+        writer.write(
+            b"* XUNKNOWN 1 2 3\r\n"
+            b'* LIST () "/" "B&APw-x"\r\n'
+            b"* 4 EXISTS\r\n"
+            b"* 1 FETCH (UID 7 BODY[] {3}\r\nabc)\r\n"
+            b"* STATUS INBOX (MESSAGES 4)\r\n"
+            b"%s OK fetched\r\n%s OK listed\r\n%s OK status\r\n" % (tags[2], tags[1], tags[0])
+        )
+        await writer.drain()
+        await reader.readline()
+        writer.close()
+
+    fake = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = fake.sockets[0].getsockname()[1]
+    try:
+        client = await ImapClient.connect("127.0.0.1", port, security="plain", timeout=5)
+        status, listed, fetched = await asyncio.gather(
+            client.status("INBOX", ["MESSAGES"]),
+            client.list(),
+            client.uid_fetch("7", "BODY[]"),
+        )
+        assert [line.split(b" ", 1)[1] for line in got] == [
+            b"STATUS INBOX (MESSAGES)\r\n",
+            b'LIST "" "*"\r\n',
+            b"UID FETCH 7 (BODY[])\r\n",
+        ]
+        assert status == {"MESSAGES": 4}
+        assert [e.name for e in listed] == ["Büx"]
+        assert fetched[0].body() == b"abc"
+        assert client.take_updates() == [Exists(4)]
+        await client.close()
+    finally:
+        fake.close()
+        await fake.wait_closed()

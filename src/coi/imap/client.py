@@ -33,6 +33,7 @@ import asyncio
 import builtins
 import collections
 import contextlib
+import copy
 import datetime
 import logging
 import re
@@ -578,6 +579,10 @@ class ImapClient:
         with contextlib.suppress(Exception):
             self._writer.close()
 
+    def _check_open(self) -> None:
+        if self._error is not None:
+            raise copy.copy(self._error) from None  # a fresh instance: no traceback pile-up
+
     def take_updates(self) -> list[Response]:
         """Unsolicited changes (EXISTS, EXPUNGE, FETCH, VANISHED, ...) received so far."""
         updates, self._updates = self._updates, []
@@ -617,8 +622,7 @@ class ImapClient:
         self._queue.append(cmd)
         try:
             while True:
-                if self._error is not None:
-                    raise self._error
+                self._check_open()
                 if self._queue[0] is cmd and self._can_start(cmd):
                     break
                 waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -731,8 +735,7 @@ class ImapClient:
         ``check``: raise CommandFailed on NO/BAD (else return the result as is).
         ``exclusive``: run alone (default: by the command name, see the module notes).
         """
-        if self._error is not None:
-            raise self._error
+        self._check_open()
         cmd = self._new(name, exclusive)
         tagged = await self._execute(cmd, self._encode(cmd, args), timeout)
         self._caps_from(tagged.code)
@@ -771,7 +774,10 @@ class ImapClient:
         if result.tagged.status != "OK":
             raise AuthenticationFailed("LOGIN", result.tagged)
         self.authenticated = True
-        if not self._caps_from(result.tagged.code):
+        untagged = result.of(Capability)
+        if untagged:
+            self.capabilities = frozenset(untagged[-1].caps)
+        elif not self._caps_from(result.tagged.code):
             await self.capability()
 
     async def logout(self) -> None:
@@ -1064,8 +1070,7 @@ class ImapClient:
         Returns the untagged responses that came (also queued as updates). Cancelling
         the caller ends the IDLE cleanly (DONE is sent, the connection stays usable).
         """
-        if self._error is not None:
-            raise self._error
+        self._check_open()
         cmd = self._new("IDLE", exclusive=True)
         await self._admit(cmd)
         event = asyncio.Event()
