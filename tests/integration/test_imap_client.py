@@ -400,6 +400,7 @@ async def test_pipelining_and_attribution_on_the_wire() -> None:
         tags = [line.split(b" ")[0] for line in got]
         writer.write(
             b"* XUNKNOWN 1 2 3\r\n"
+            b"* 2 FETCH (UID x)\r\n"
             b'* LIST () "/" "B&APw-x"\r\n'
             b"* 4 EXISTS\r\n"
             b"* 1 FETCH (UID 7 BODY[] {3}\r\nabc)\r\n"

@@ -427,6 +427,8 @@ class ImapClient:
         self._caps_from(greeting.code)
         if security == "starttls":
             assert ssl_context is not None
+            if self.authenticated:  # RFC 3501 §6.2.1: STARTTLS only before authentication
+                raise TlsFailed(f"{self.where} greeted with PREAUTH: STARTTLS is impossible")
             await self._starttls(ssl_context)
         if not self.capabilities:
             await self.capability()

@@ -394,6 +394,7 @@ def test_malformed_response_is_not_fatal() -> None:
     with pytest.raises(ResponseParseError) as exc:
         reader.next_response()
     assert not exc.value.fatal
+    assert exc.value.raw == b"* 1 FETCH (UID x)\r\n"
     assert reader.next_response() == Tagged("A1", "OK", None, "done")
 
 

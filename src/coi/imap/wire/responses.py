@@ -701,10 +701,11 @@ def parse_response(raw: bytes) -> Response:
             cur.fail(f"tagged response with status {status!r}")
         code, text = _resp_text(cur)
         return Tagged(tag, cast(TypingLiteral["OK", "NO", "BAD"], status), code, text)
+    except ResponseParseError as exc:
+        exc.raw = raw  # the whole response, so a caller can keep it as Unknown
+        raise
     except (ValueError, OverflowError) as exc:
-        if isinstance(exc, ResponseParseError):
-            raise
-        raise ResponseParseError(str(exc), raw[:200]) from None
+        raise ResponseParseError(str(exc), raw) from None
 
 
 def _resp_text(cur: _Cursor) -> tuple[ResponseCode | None, str]:
