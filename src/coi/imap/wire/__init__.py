@@ -20,11 +20,20 @@ Typical server loop::
                 ...  # (exc.tag or "*") BAD exc.message
 
 After ``Idle`` or ``Authenticate`` read raw lines with ``framer.take_line()``.
+
+The client side reads server responses with ``responses.ResponseReader``::
+
+    reader = ResponseReader()
+    reader.feed(data)
+    while (resp := reader.next_response()) is not None:
+        ...  # Tagged, Continuation, Condition, FetchData, ..., or Unknown
+    # ResponseParseError: exc.fatal means the stream is broken; else one response was bad
 """
 
 from .commands import Command, parse_command
-from .errors import BadCharset, ParseError
+from .errors import BadCharset, ParseError, ResponseParseError
 from .framing import CommandFramer, CommandReady, ContinuationNeeded, FramerEvent, FramingError
+from .responses import Response, ResponseReader
 
 __all__ = [
     "BadCharset",
@@ -35,5 +44,8 @@ __all__ = [
     "FramerEvent",
     "FramingError",
     "ParseError",
+    "Response",
+    "ResponseParseError",
+    "ResponseReader",
     "parse_command",
 ]

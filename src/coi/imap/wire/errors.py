@@ -29,3 +29,18 @@ class BadCharset(ParseError):
         super().__init__(tag, f"unsupported charset {charset}")
         self.charset = charset
         self.save = save  # the command had RETURN (SAVE): "$" becomes empty (RFC 5182 §2.1)
+
+
+class ResponseParseError(ValueError):
+    """A server response could not be framed or parsed (client side).
+
+    ``fatal``: the byte stream itself is broken (a line or literal over the limit),
+    so no later response can be trusted; otherwise only this one response (``raw``,
+    truncated) was malformed and reading may go on.
+    """
+
+    def __init__(self, message: str, raw: bytes = b"", fatal: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.raw = raw
+        self.fatal = fatal
