@@ -7,22 +7,33 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import dkim, message, queue, serve, user
+from coi.cli import client, dkim, message, queue, serve, user
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coi",
         description="coi: a Chat Over IMAP server and client.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"coi {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
     sub.required = True
+    client.register(sub)
     serve.register(sub)
     user.register(sub)
     message.register(sub)
     queue.register(sub)
     dkim.register(sub)
+    server = [(a.dest, a.help or "") for a in sub._choices_actions]
+    width = max(len(name) for name, _ in (*server, *client.CLIENT_COMMANDS))
+    parser.epilog = (
+        "chat commands (the client; all take --profile DIR and --json):\n"
+        + "\n".join(f"  {name:<{width}}  {text}" for name, text in client.CLIENT_COMMANDS)
+        + "\n\nserver commands:\n"
+        + "\n".join(f"  {name:<{width}}  {text}" for name, text in server)
+        + "\n\n'coi COMMAND --help' tells more."
+    )
     return parser
 
 

@@ -75,9 +75,7 @@ def _save_attachments(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        rows.append(
-            (message, candidate, attachment.content_type, len(attachment.data), str(path))
-        )
+        rows.append((message, candidate, attachment.content_type, len(attachment.data), str(path)))
     with store.transaction() as db:
         db.executemany(
             "INSERT INTO attachment (message, filename, content_type, size, path)"
@@ -89,7 +87,7 @@ def _save_attachments(
 def _display_text(msg: ChatMessage) -> str:
     if msg.encrypted and not msg.text:
         return ENCRYPTED_TEXT
-    text = msg.folded_text or msg.text
+    text = msg.text  # quotes and signatures of plain mail are in folded_text
     if not text and msg.kind is MessageKind.MEDIA:
         names = [a.filename or a.content_type for a in msg.attachments]
         return ", ".join(names)
@@ -146,6 +144,8 @@ class Applier:
             if outgoing and peer:
                 self.store.remember_contact(self.account.id, peer, name, accepted=True)
             chat_id = self.store.chat_for(self.account.id, key, peer, name, request)
+            if outgoing and peer:
+                self.store.accept_chat(chat_id)  # we wrote to them: no request any more
         with self.store.transaction() as db:
             cur = db.execute(
                 "INSERT INTO message (account_id, chat_id, message_id, kind, sender, sender_name,"
@@ -156,7 +156,7 @@ class Applier:
                     self.account.id, chat_id, mid, msg.kind.value, sender,
                     msg.sender.name if msg.sender else "", int(outgoing), _display_text(msg),
                     msg.subject, int(msg.dialect is Dialect.EMAIL), int(visible), arrived,
-                    self.store.next_seq(), msg.date.timestamp() if msg.date else 0.0,
+                    self.store.next_seq(), msg.date.timestamp() if msg.date else arrived,
                     msg.in_reply_to or "", msg.target_message_id or "",
                     "sent" if outgoing else "received",
                     msg.read_receipt_to.addr if msg.read_receipt_to else "", raw,
@@ -174,12 +174,12 @@ class Applier:
         if kind in (MessageKind.EDIT, MessageKind.DELETE):
             target = self._resolve_target(msg.target_message_id)
             if target is None:
-                return Applied(row, "hidden", None)  # waits for its original
+                return self._wait_for(row, msg.target_message_id or "")
             return self._edit(row, target, msg, sender, arrived)
         if kind is MessageKind.REACTION and msg.target_message_id:
             target = self._resolve_target(msg.target_message_id)
             if target is None:
-                return Applied(row, "hidden", None)
+                return self._wait_for(row, msg.target_message_id)
             with self.store.transaction() as db:
                 if msg.reaction:
                     db.execute(
@@ -242,17 +242,31 @@ class Applier:
             ).fetchone()
             db.execute(
                 "UPDATE message SET text=?, edited=1, deleted=? WHERE id=?",
-                (str(latest[0]) if latest else "", int(any_delete is not None), target),
+                # a deleted message shows no text; its versions stay in the history
+                ("" if any_delete or not latest else str(latest[0]), int(any_delete is not None),
+                 target),
             )
         return Applied(row, "delete" if deleted else "edit", original.chat_id, target)
 
+    def _wait_for(self, row: int, target: str) -> Applied:
+        """An action whose message has not arrived (yet): applied when it does."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO waiting (message, target) VALUES (?, ?)", (row, target)
+            )
+        return Applied(row, "hidden", None)
+
     def _apply_waiting(self, row: int, mid: str, sender: str) -> None:
-        """Edits, deletes and reactions that arrived before their original."""
+        """Edits, deletes, reactions and receipts that arrived before their message."""
         waiting = self.store.db.execute(
-            "SELECT id, raw, arrived FROM message WHERE account_id=? AND target=? AND visible=0"
-            " ORDER BY arrived, seq",
-            (self.account.id, mid),
+            "SELECT m.id, m.raw, m.arrived FROM waiting w JOIN message m ON m.id = w.message"
+            " WHERE w.target=? AND m.account_id=? ORDER BY m.arrived, m.seq",
+            (mid, self.account.id),
         ).fetchall()
+        if not waiting:
+            return
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM waiting WHERE target=?", (mid,))
         for wid, raw, arrived in waiting:
             msg = parse(bytes(raw))
             wsender = msg.sender.addr.lower() if msg.sender else ""
@@ -268,6 +282,9 @@ class Applier:
             for mid in ids:
                 found = self.store.message_by_mid(self.account.id, mid)
                 if found is None:
+                    db.execute(
+                        "INSERT OR IGNORE INTO waiting (message, target) VALUES (?, ?)", (row, mid)
+                    )
                     continue
                 target = found.id
                 if sender == self.me:  # we read it on another device
@@ -288,6 +305,20 @@ class Applier:
         with self.store.transaction() as db:
             db.execute("UPDATE message SET state='sending' WHERE id=?", (applied.message,))
         return applied
+
+    def broken(self, raw: bytes, arrived: float, reason: str) -> Applied:
+        """A message that could not be applied: kept hidden, so it is not fetched again."""
+        mid = _fallback_id(raw)
+        known = self.store.message_by_mid(self.account.id, mid)
+        if known is not None:
+            return Applied(known.id, "known", None)
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO message (account_id, message_id, kind, visible, arrived, seq, error,"
+                " raw) VALUES (?, ?, 'broken', 0, ?, ?, ?, ?)",
+                (self.account.id, mid, arrived, self.store.next_seq(), reason[:500], raw),
+            )
+        return Applied(int(cur.lastrowid or 0), "hidden", None)
 
     def set_state(self, message: int, state: str, error: str = "") -> None:
         with self.store.transaction() as db:

@@ -7,9 +7,10 @@ messages not yet confirmed).  Invariants:
 * A message is one row per account and Message-ID, wherever it lies on the
   server; ``location`` rows say in which folders (a move is an expunge in one folder
   and a new UID in another, and must not make a second message).
-* Rows are ordered by arrival: ``arrived`` (the server's INTERNALDATE, or the send
-  time for our own) then ``seq`` (local insertion order, which follows UID order per
-  folder), never by the Date header alone: Delta Chat shifts its Date into the past.
+* Rows are ordered by arrival: ``arrived`` (the server's INTERNALDATE, whole seconds,
+  or the send time cut to the second for our own), never by the Date header alone:
+  Delta Chat shifts its Date into the past.  Within one second the Date header, then
+  ``seq`` (local insertion order, which follows UID order per folder) break the tie.
 * Every write is a transaction committed before the caller goes on
   (``synchronous=FULL``), so a crash leaves the store as of the last finished step.
 """
@@ -95,10 +96,11 @@ CREATE TABLE message (
     mdn_sent INTEGER NOT NULL DEFAULT 0,
     edited INTEGER NOT NULL DEFAULT 0,
     deleted INTEGER NOT NULL DEFAULT 0,
+    on_server INTEGER NOT NULL DEFAULT 0,
     raw BLOB NOT NULL DEFAULT x'',
     UNIQUE (account_id, message_id)
 ) STRICT;
-CREATE INDEX message_chat ON message (chat_id, arrived, seq);
+CREATE INDEX message_chat ON message (chat_id, arrived, date_header, seq);
 CREATE INDEX message_target ON message (account_id, target);
 CREATE TABLE location (
     folder_id INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
@@ -131,6 +133,11 @@ CREATE TABLE reaction (
     emoji TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (message, sender)
+) STRICT;
+CREATE TABLE waiting (
+    message INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    target TEXT NOT NULL,
+    PRIMARY KEY (target, message)
 ) STRICT;
 CREATE TABLE receipt (
     message INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
@@ -222,8 +229,30 @@ _MESSAGE_COLUMNS = (
 
 
 def _message(row: Sequence[object]) -> MessageRow:
-    (id_, account, chat, mid, kind, sender, name, outgoing, text, subject, is_email, visible,
-     arrived, irt, target, state, error, receipt_to, shown, mdn, edited, deleted) = row
+    (
+        id_,
+        account,
+        chat,
+        mid,
+        kind,
+        sender,
+        name,
+        outgoing,
+        text,
+        subject,
+        is_email,
+        visible,
+        arrived,
+        irt,
+        target,
+        state,
+        error,
+        receipt_to,
+        shown,
+        mdn,
+        edited,
+        deleted,
+    ) = row
     return MessageRow(
         int(id_),  # type: ignore[call-overload]
         int(account),  # type: ignore[call-overload]
@@ -438,6 +467,7 @@ class LocalStore:
                 " SET message=excluded.message, flags=excluded.flags, modseq=excluded.modseq",
                 (folder_id, uid, message, flags, modseq),
             )
+            db.execute("UPDATE message SET on_server=1 WHERE id=?", (message,))
 
     def locations(self, message: int) -> list[tuple[Folder, int, str]]:
         rows = self.db.execute(
@@ -453,7 +483,7 @@ class LocalStore:
         return [
             int(r[0])
             for r in self.db.execute(
-                "SELECT m.id FROM message m WHERE m.account_id=? AND m.state IN ('received','sent')"
+                "SELECT m.id FROM message m WHERE m.account_id=? AND m.on_server=1"
                 " AND NOT EXISTS (SELECT 1 FROM location l WHERE l.message = m.id)",
                 (account_id,),
             )
@@ -486,7 +516,7 @@ class LocalStore:
         """The visible messages of a chat in arrival order (the last ``limit``)."""
         query = (
             f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE chat_id=? AND visible=1"
-            " ORDER BY arrived DESC, seq DESC"
+            " ORDER BY arrived DESC, date_header DESC, seq DESC"
         )
         params: tuple[object, ...] = (chat_id,)
         if limit is not None:
@@ -494,6 +524,14 @@ class LocalStore:
             params += (limit,)
         rows = self.db.execute(query, params).fetchall()
         return [_message(r) for r in reversed(rows)]
+
+    def messages_first(self, chat_id: int) -> MessageRow | None:
+        row = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE chat_id=? AND visible=1"
+            " ORDER BY arrived, date_header, seq LIMIT 1",
+            (chat_id,),
+        ).fetchone()
+        return None if row is None else _message(row)
 
     def attachments(self, message: int) -> list[AttachmentRow]:
         rows = self.db.execute(
@@ -538,9 +576,7 @@ class LocalStore:
             ).fetchone()
             if row is not None:
                 if name:
-                    db.execute(
-                        "UPDATE chat SET name=? WHERE id=? AND name=''", (name, int(row[0]))
-                    )
+                    db.execute("UPDATE chat SET name=? WHERE id=? AND name=''", (name, int(row[0])))
                 return int(row[0])
             cur = db.execute(
                 "INSERT INTO chat (account_id, key, peer, name, request) VALUES (?, ?, ?, ?, ?)",
@@ -553,7 +589,7 @@ class LocalStore:
         " (SELECT count(*) FROM message m WHERE m.chat_id = c.id AND m.visible=1"
         "  AND m.outgoing=0 AND m.shown=0),"
         " coalesce((SELECT m.text FROM message m WHERE m.chat_id = c.id AND m.visible=1"
-        "  ORDER BY m.arrived DESC, m.seq DESC LIMIT 1), ''),"
+        "  ORDER BY m.arrived DESC, m.date_header DESC, m.seq DESC LIMIT 1), ''),"
         " coalesce((SELECT max(m.arrived) FROM message m WHERE m.chat_id = c.id"
         "  AND m.visible=1), 0)"
         " FROM chat c"
@@ -615,6 +651,25 @@ class LocalStore:
             "SELECT accepted FROM contact WHERE account_id=? AND addr=?", (account_id, addr)
         ).fetchone()
         return row is not None and bool(row[0])
+
+    def interrupted_sends(self) -> list[int]:
+        """Messages left 'sending' by a process that died mid-send."""
+        return [int(r[0]) for r in self.db.execute("SELECT id FROM message WHERE state='sending'")]
+
+    def unshown(self, chat_id: int) -> list[MessageRow]:
+        rows = self.db.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE chat_id=? AND visible=1"
+            " AND outgoing=0 AND shown=0 ORDER BY arrived, date_header, seq",
+            (chat_id,),
+        ).fetchall()
+        return [_message(r) for r in rows]
+
+    def mark_shown(self, message: int, mdn_sent: bool = False) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE message SET shown=1, mdn_sent=max(mdn_sent, ?) WHERE id=?",
+                (int(mdn_sent), message),
+            )
 
     def remember_contact(self, account_id: int, addr: str, name: str, accepted: bool) -> None:
         with self.transaction() as db:

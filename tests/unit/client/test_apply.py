@@ -148,3 +148,35 @@ def test_safe_filename() -> None:
     assert safe_filename("a\x00b/../c.txt") == "c.txt"
     assert safe_filename(None) == "attachment"
     assert safe_filename("C:\\x\\y.jpg") == "y.jpg"
+
+
+SAMPLES = Path(__file__).parents[4] / "shared" / "samples" / "deltachat"
+
+
+@pytest.fixture
+def bob(tmp_path: Path) -> Applier:
+    store = LocalStore(tmp_path / "bob.sqlite3")
+    account = store.add_account(
+        AccountSettings(
+            address=BOB.addr, imap=Endpoint("127.0.0.1", 1), smtp=Endpoint("127.0.0.1", 2)
+        )
+    )
+    return Applier(store, account, tmp_path / "files")
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/samples not beside the project")
+def test_delta_chat_samples_land_in_the_right_chats(bob: Applier) -> None:
+    for at, name in enumerate(
+        ["plain-one_to_one.eml", "plain-attachment.eml", "plain-group.eml", "e2ee-one_to_one.eml"]
+    ):
+        bob.incoming((SAMPLES / name).read_bytes(), float(at))
+    chats = {c.key: c for c in bob.store.chats()}
+    one = chats["contact:alice@example.org"]
+    assert one.name == "Alice" and one.request
+    texts = [m.kind for m in bob.store.messages(one.id)]
+    assert texts[:2] == ["text", "media"]
+    [media] = [m for m in bob.store.messages(one.id) if m.kind == "media"]
+    [att] = bob.store.attachments(media.id)
+    assert att.size > 0
+    groups = [c for k, c in chats.items() if k.startswith("adhoc:")]
+    assert len(groups) == 1  # Delta Chat's ad-hoc group (no group id) is one chat

@@ -1,0 +1,448 @@
+"""The chat commands: ``coi account``, ``coi chats``, ``coi send`` ... on ``coi.client``.
+
+Human output by default, ``--json`` for scripts; every command takes ``--profile``.
+A user's mistake or an unreachable server is one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import getpass
+import json
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from coi.client.client import Client, ClientError, ClientEvent
+from coi.client.profile import (
+    PROFILE_ENV,
+    AccountSettings,
+    FilterMode,
+    ProfileError,
+    Security,
+    default_ports,
+    parse_endpoint,
+)
+from coi.client.store import Chat, MessageRow
+
+CLIENT_COMMANDS = (
+    ("account", "add, list and remove mail accounts"),
+    ("chats", "list chats with unread counts"),
+    ("show", "show the messages of a chat"),
+    ("send", "send a message (and files) to a chat or an address"),
+    ("reply", "reply to a message"),
+    ("edit", "edit one of your messages"),
+    ("delete", "delete one of your messages for everyone"),
+    ("react", "react to a message with an emoji"),
+    ("accept", "accept a contact request"),
+    ("read", "mark a chat read (sends the read receipts that are due)"),
+    ("sync", "fetch what is new from the servers"),
+    ("watch", "stay connected and print messages as they arrive"),
+)
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--profile",
+        metavar="DIR",
+        type=Path,
+        help=f"profile directory (default: ${PROFILE_ENV} or the user's data directory)",
+    )
+    common.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return common
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = _common()
+
+    def add(name: str, description: str, handler: Callable[..., Any]) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = sub.add_parser(
+            name, parents=[common], description=description
+        )
+        parser.set_defaults(handler=lambda args: _run(args, handler))
+        return parser
+
+    account = sub.add_parser("account", description="Mail accounts of this profile.")
+    acc = account.add_subparsers(dest="account_command", metavar="COMMAND")
+    acc.required = True
+    a_add = acc.add_parser(
+        "add",
+        parents=[common],
+        help="add an account (checks the login and sets up the folders)",
+        description="Add a mail account: logs in, enables COI on a COI server or creates the "
+        "COI folders on a plain IMAP server.",
+    )
+    a_add.add_argument("address", metavar="ADDRESS")
+    a_add.add_argument("--imap", metavar="HOST:PORT", help="IMAP server (default: the domain)")
+    a_add.add_argument("--smtp", metavar="HOST:PORT", help="SMTP server (default: the IMAP host)")
+    a_add.add_argument(
+        "--security",
+        choices=[s.value for s in Security],
+        default=Security.SSL.value,
+        help="ssl (implicit TLS, default), starttls, or plain (loopback only)",
+    )
+    a_add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    a_add.add_argument(
+        "--accept-invalid-cert", action="store_true", help="accept self-signed certificates"
+    )
+    a_add.add_argument(
+        "--filter",
+        choices=[f.value for f in FilterMode],
+        default=FilterMode.NONE.value,
+        help="where chat messages go: none (stay in INBOX, default: keeps Delta Chat on the "
+        "same account working), seen (to Chats once read), active (to Chats at once)",
+    )
+    a_add.add_argument("--name", default="", help="your display name")
+    a_add.add_argument("--read-receipts", action="store_true", help="send read receipts when asked")
+    a_add.set_defaults(handler=lambda args: _run(args, account_add))
+    a_list = acc.add_parser("list", parents=[common], help="list accounts")
+    a_list.set_defaults(handler=lambda args: _run(args, account_list))
+    a_rm = acc.add_parser(
+        "remove", parents=[common], help="remove an account and its local data (not the mail)"
+    )
+    a_rm.add_argument("address", metavar="ADDRESS")
+    a_rm.set_defaults(handler=lambda args: _run(args, account_remove))
+
+    add("chats", "List chats, the most recent first; contact requests are marked.", chats)
+    p = add("show", "Show the messages of CHAT (an address, a chat id or a name).", show)
+    p.add_argument("chat", metavar="CHAT")
+    p.add_argument("--limit", type=int, default=50, metavar="N", help="last N messages (50)")
+    p = add("send", "Send TEXT to CHAT (an existing chat, or an address for a new one).", send)
+    p.add_argument("chat", metavar="CHAT")
+    p.add_argument("text", metavar="TEXT")
+    p.add_argument("--file", action="append", type=Path, default=[], metavar="PATH")
+    p.add_argument("--account", metavar="ADDRESS", help="send from this account")
+    p = add("reply", "Reply to message MSG (its id from 'coi show').", reply)
+    p.add_argument("message", metavar="MSG", type=int)
+    p.add_argument("text", metavar="TEXT")
+    p = add("edit", "Replace the text of your message MSG, for everyone.", edit)
+    p.add_argument("message", metavar="MSG", type=int)
+    p.add_argument("text", metavar="TEXT")
+    p = add("delete", "Delete your message MSG, for everyone.", delete)
+    p.add_argument("message", metavar="MSG", type=int)
+    p = add("react", "React to MSG with EMOJI ('' removes your reaction).", react)
+    p.add_argument("message", metavar="MSG", type=int)
+    p.add_argument("emoji", metavar="EMOJI")
+    p = add("accept", "Accept the contact request of CHAT.", accept)
+    p.add_argument("chat", metavar="CHAT")
+    p = add("read", "Mark CHAT read; sends the read receipts that are due.", read)
+    p.add_argument("chat", metavar="CHAT")
+    add("sync", "Fetch what is new from every account's server.", sync)
+    add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
+
+
+# -- plumbing ---------------------------------------------------------------------------
+
+
+def _run(args: argparse.Namespace, handler: Callable[..., Any]) -> int:
+    try:
+        client = Client(args.profile)
+    except (ProfileError, ClientError) as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        return 1
+    try:
+        result = handler(client, args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except (ClientError, ProfileError) as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+
+
+def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=1))
+    elif text:
+        print(text)
+
+
+def _chat_or_fail(client: Client, spec: str) -> Chat:
+    chat = client.find_chat(spec)
+    if chat is None:
+        raise ClientError(f"no chat {spec!r}: 'coi chats' lists them")
+    return chat
+
+
+def _time(ts: float) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+def _chat_json(chat: Chat) -> dict[str, Any]:
+    return {
+        "id": chat.id,
+        "peer": chat.peer,
+        "name": chat.name,
+        "request": chat.request,
+        "unread": chat.unread,
+        "last": chat.last_text,
+        "last_time": chat.last_arrived,
+    }
+
+
+def _message_json(client: Client, m: MessageRow) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "chat": m.chat_id,
+        "message_id": m.message_id,
+        "from": m.sender,
+        "name": m.sender_name,
+        "outgoing": m.outgoing,
+        "kind": m.kind,
+        "text": m.text,
+        "time": m.arrived,
+        "email": m.is_email,
+        "state": m.state,
+        "error": m.error,
+        "edited": m.edited,
+        "deleted": m.deleted,
+        "reply_to": m.in_reply_to,
+        "reactions": dict(client.store.reactions(m.id)),
+        "read_by": client.store.receipts(m.id),
+        "files": [
+            {"name": a.filename, "type": a.content_type, "size": a.size, "path": a.path}
+            for a in client.store.attachments(m.id)
+        ],
+    }
+
+
+def _message_line(client: Client, m: MessageRow) -> str:
+    who = "me" if m.outgoing else (m.sender_name or m.sender)
+    text = "(deleted)" if m.deleted else m.text
+    line = f"#{m.id} {_time(m.arrived)} {who}: {text}"
+    if m.in_reply_to:
+        parent = client.store.message_by_mid(m.account_id, m.in_reply_to)
+        if parent is not None and parent.visible and parent.id != m.id:
+            line = f"#{m.id} {_time(m.arrived)} {who} (reply to #{parent.id}): {text}"
+    notes: list[str] = []
+    if m.edited and not m.deleted:
+        notes.append("edited")
+    if m.is_email:
+        notes.append("email")
+    if m.outgoing:
+        readers = client.store.receipts(m.id)
+        if m.state == "failed":
+            notes.append(f"FAILED: {m.error}")
+        elif m.state == "sending":
+            notes.append("sending")
+        elif readers:
+            notes.append("read")
+        else:
+            notes.append("sent")
+    for sender, emoji in client.store.reactions(m.id):
+        notes.append(f"{emoji} {sender}")
+    for a in client.store.attachments(m.id):
+        notes.append(f"file {a.filename} ({a.size} bytes): {a.path}")
+    if notes:
+        line += "  [" + "; ".join(notes) + "]"
+    return line
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+async def account_add(client: Client, args: argparse.Namespace) -> int:
+    address = args.address.strip()
+    if "@" not in address:
+        raise ClientError(f"{address!r} is not a mail address")
+    security = Security(args.security)
+    imap_port, smtp_port = default_ports(security)
+    domain = address.rpartition("@")[2]
+    imap = parse_endpoint(args.imap or domain, imap_port)
+    smtp = parse_endpoint(args.smtp or imap.host, smtp_port)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {address}: ")
+    if not password:
+        raise ClientError("empty password")
+    settings = AccountSettings(
+        address=address,
+        imap=imap,
+        smtp=smtp,
+        security=security,
+        accept_invalid_cert=args.accept_invalid_cert,
+        filter=FilterMode(args.filter),
+        name=args.name,
+        read_receipts=args.read_receipts,
+    )
+    account = await client.add_account(settings, password)
+    kind = "COI server" if account.server_kind == "coi" else "plain IMAP server (fallback mode)"
+    _emit(
+        args,
+        {"address": account.address, "server": account.server_kind},
+        f"added {account.address}: {kind}, filter {settings.filter.value}",
+    )
+    return 0
+
+
+def account_list(client: Client, args: argparse.Namespace) -> int:
+    accounts = client.accounts()
+    data = [
+        {
+            "address": a.address,
+            "imap": str(a.settings.imap),
+            "smtp": str(a.settings.smtp),
+            "security": a.settings.security.value,
+            "filter": a.settings.filter.value,
+            "server": a.server_kind,
+            "last_sync": a.last_sync,
+        }
+        for a in accounts
+    ]
+    lines = [
+        f"{a.address}  imap {a.settings.imap}  smtp {a.settings.smtp}  {a.settings.security.value}"
+        f"  filter {a.settings.filter.value}  {a.server_kind or '?'} server"
+        for a in accounts
+    ]
+    _emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    return 0
+
+
+def account_remove(client: Client, args: argparse.Namespace) -> int:
+    client.remove_account(args.address)
+    _emit(args, {"removed": args.address}, f"removed {args.address} (its mail stays on the server)")
+    return 0
+
+
+def chats(client: Client, args: argparse.Namespace) -> int:
+    found = client.chats()
+    lines = []
+    for c in found:
+        mark = " [contact request: 'coi accept " + str(c.id) + "']" if c.request else ""
+        unread = f" ({c.unread} unread)" if c.unread else ""
+        title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
+        lines.append(f"{c.id}: {title}{unread}{mark}  {_time(c.last_arrived)} {c.last_text}")
+    _emit(args, [_chat_json(c) for c in found], "\n".join(lines) or "no chats yet")
+    return 0
+
+
+def show(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    rows = client.messages(chat, args.limit)
+    header = f"chat {chat.id}: {chat.name or chat.peer}" + (
+        " (contact request)" if chat.request else ""
+    )
+    text = "\n".join([header, *(_message_line(client, m) for m in rows)])
+    _emit(
+        args, {"chat": _chat_json(chat), "messages": [_message_json(client, m) for m in rows]}, text
+    )
+    return 0
+
+
+async def _sent(
+    client: Client, args: argparse.Namespace, call: Coroutine[Any, Any, MessageRow]
+) -> int:
+    row = await call
+    _emit(args, _message_json(client, row), _message_line(client, row))
+    return 0
+
+
+async def send(client: Client, args: argparse.Namespace) -> int:
+    account = client.account(args.account) if args.account else None
+    return await _sent(client, args, client.send(args.chat, args.text, tuple(args.file), account))
+
+
+async def reply(client: Client, args: argparse.Namespace) -> int:
+    return await _sent(client, args, client.reply(args.message, args.text))
+
+
+async def edit(client: Client, args: argparse.Namespace) -> int:
+    return await _sent(client, args, client.edit(args.message, args.text))
+
+
+async def delete(client: Client, args: argparse.Namespace) -> int:
+    return await _sent(client, args, client.delete(args.message))
+
+
+async def react(client: Client, args: argparse.Namespace) -> int:
+    return await _sent(client, args, client.react(args.message, args.emoji))
+
+
+def accept(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    client.accept(chat)
+    _emit(args, {"accepted": chat.id}, f"accepted chat {chat.id} ({chat.peer or chat.name})")
+    return 0
+
+
+async def read(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    receipts = await client.read(chat)
+    _emit(
+        args,
+        {"chat": chat.id, "receipts_sent": receipts},
+        f"chat {chat.id} read; {receipts} read receipts sent",
+    )
+    return 0
+
+
+async def sync(client: Client, args: argparse.Namespace) -> int:
+    tty = sys.stderr.isatty() and not args.json
+
+    def progress(folder: str, done: int, total: int) -> None:
+        if tty and total >= 50:
+            width = 30
+            filled = width * done // total
+            sys.stderr.write(
+                f"\r{folder:<20} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+            )
+            if done == total:
+                sys.stderr.write("\n")
+            sys.stderr.flush()
+
+    reports = await client.sync(progress=progress)
+    data = {
+        a: {"new": r.new, "changed": r.changed, "removed": r.removed} for a, r in reports.items()
+    }
+    lines = [
+        f"{a}: {r.new} new, {r.changed} changed, {r.removed} removed" for a, r in reports.items()
+    ]
+    _emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    return 0
+
+
+async def watch(client: Client, args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+
+    def on_event(event: ClientEvent) -> None:
+        about = event.target or event.message
+        row = client.store.message(about) if about is not None else None
+        if args.json:
+            data: dict[str, Any] = {
+                "event": event.kind,
+                "account": event.account,
+                "chat": event.chat_id,
+            }
+            if row is not None:
+                data["message"] = _message_json(client, row)
+            print(json.dumps(data, ensure_ascii=False), flush=True)
+            return
+        if row is None:
+            print(f"{event.kind}", flush=True)
+            return
+        label = {"new": "", "edit": "edited ", "delete": "deleted ", "reaction": "reaction on ",
+                 "receipt": "read receipt for "}.get(event.kind, event.kind + " ")  # fmt: skip
+        print(f"[chat {row.chat_id}] {label}{_message_line(client, row)}", flush=True)
+
+    def on_status(line: str) -> None:
+        print(f"coi: {line}", file=sys.stderr, flush=True)
+
+    if not args.json:
+        print("watching; Ctrl-C ends", file=sys.stderr, flush=True)
+    await client.watch(on_event, stop, on_status)
+    return 0

@@ -1,0 +1,386 @@
+"""The client library's API: what the command line, the web app and bots use.
+
+Every local change is first sent (SMTP, STORE, APPEND), then recorded from what
+the server confirmed (DESIGN.md: Client sync).  An outgoing message is recorded as
+``sending`` before SMTP starts; one left so by a crash is marked failed, never sent
+again on its own, so nothing the user sent once goes out twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mimetypes
+import ssl
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TypeVar
+
+import aiosmtplib
+
+from coi.chat import builders
+from coi.chat.compose import compose_bytes
+from coi.chat.headers import chat_references
+from coi.chat.model import Address, Attachment, ChatMessage, MessageKind
+from coi.chat.parse import parse
+from coi.client.apply import Applied, Applier
+from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
+from coi.client.store import Account, Chat, LocalStore, MessageRow
+from coi.client.sync import AccountSync, Progress, SyncReport, tls_context
+from coi.imap.client import ImapError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+INTERRUPTED = "interrupted while sending: it may not have been sent; send it again if needed"
+
+
+class ClientError(Exception):
+    """A failure the user can act on; the message is one line saying what happened."""
+
+
+class SendFailed(ClientError):
+    """The SMTP server refused the message; it stays in the chat marked failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEvent:
+    """Something ``watch`` saw happen: new, edit, delete, reaction, receipt, removed."""
+
+    kind: str
+    account: str
+    chat_id: int | None
+    message: int | None
+    target: int | None = None
+
+
+class Client:
+    """One profile: its accounts, their chats and messages."""
+
+    def __init__(self, profile_dir: Path | None = None) -> None:
+        self.profile = Profile(profile_dir)
+        self.profile.ensure()
+        self.store = LocalStore(self.profile.store_path)
+        for message in self.store.interrupted_sends():
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE message SET state='failed', error=? WHERE id=?",
+                    (INTERRUPTED, message),
+                )
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- accounts ---------------------------------------------------------------------
+
+    def accounts(self) -> list[Account]:
+        return self.store.accounts()
+
+    def account(self, address: str | None = None) -> Account:
+        """The named account, or the only one."""
+        accounts = self.store.accounts()
+        if address is not None:
+            found = self.store.account_by_address(address)
+            if found is None:
+                raise ClientError(f"no account {address} in this profile ('coi account list')")
+            return found
+        if not accounts:
+            raise ClientError("no account yet: add one with 'coi account add ADDRESS'")
+        if len(accounts) > 1:
+            raise ClientError("this profile has several accounts: choose one with --account")
+        return accounts[0]
+
+    async def add_account(self, settings: AccountSettings, password: str) -> Account:
+        """Checks the settings by logging in and setting up the folders, then keeps them."""
+        if settings.security is Security.PLAIN:
+            for endpoint in (settings.imap, settings.smtp):
+                if not is_loopback(endpoint.host):
+                    raise ClientError(
+                        f"--security plain sends the password unencrypted: it is allowed only"
+                        f" to loopback addresses, not {endpoint.host}"
+                    )
+        existing = self.store.account_by_address(settings.address)
+        if existing is not None:
+            raise ClientError(
+                f"{settings.address} is already in this profile: 'coi account remove' it first"
+            )
+        account = self.store.add_account(settings)
+        try:
+            self.profile.save_password(settings.address, password)
+            sync = AccountSync(self.store, self.profile, account)
+            try:
+                await _imap_call(account, sync.connect(password))
+            finally:
+                await sync.close()
+        except BaseException:
+            self.store.remove_account(account.id)
+            self.profile.remove_password(settings.address)
+            raise
+        return self.store.account_by_id(account.id) or account
+
+    def remove_account(self, address: str) -> None:
+        account = self.account(address)
+        for path in self.store.remove_account(account.id):
+            Path(path).unlink(missing_ok=True)
+        self.profile.remove_password(account.address)
+
+    @asynccontextmanager
+    async def connected(self, account: Account) -> AsyncIterator[AccountSync]:
+        sync = AccountSync(self.store, self.profile, account)
+        password = self.profile.load_password(account.address)
+        try:
+            await _imap_call(account, sync.connect(password))
+            yield sync
+        finally:
+            await sync.close()
+
+    # -- sync ---------------------------------------------------------------------------
+
+    async def sync(
+        self, account: Account | None = None, progress: Progress | None = None
+    ) -> dict[str, SyncReport]:
+        reports: dict[str, SyncReport] = {}
+        for acc in [account] if account else self.store.accounts():
+            async with self.connected(acc) as sync:
+                reports[acc.address] = await _imap_call(acc, sync.sync(progress))
+        return reports
+
+    async def watch(
+        self,
+        on_event: Callable[[ClientEvent], None],
+        stop: asyncio.Event,
+        on_status: Callable[[str], None] | None = None,
+    ) -> None:
+        """Stays connected (one task per account) and reports changes until ``stop``."""
+        from coi.client.watch import watch_account
+
+        tasks = [
+            asyncio.create_task(watch_account(self, acc, on_event, stop, on_status))
+            for acc in self.store.accounts()
+        ]
+        if not tasks:
+            raise ClientError("no account yet: add one with 'coi account add ADDRESS'")
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    # -- chats ----------------------------------------------------------------------
+
+    def chats(self, account: Account | None = None) -> list[Chat]:
+        return self.store.chats(account.id if account else None)
+
+    def find_chat(self, spec: str, account: Account | None = None) -> Chat | None:
+        """CHAT as the user types it: a chat id, an address or a name."""
+        if spec.isdigit():
+            chat = self.store.chat(int(spec))
+            if chat is not None:
+                return chat
+        accounts = [account] if account else self.store.accounts()
+        for acc in accounts:
+            chat = self.store.chat_by_peer(acc.id, spec)
+            if chat is not None:
+                return chat
+        named = [
+            c
+            for c in self.store.find_chats_by_name(spec)
+            if account is None or c.account_id == account.id
+        ]
+        if len(named) > 1:
+            raise ClientError(f"{spec!r} names several chats: use the chat id ('coi chats')")
+        return named[0] if named else None
+
+    def messages(self, chat: Chat, limit: int | None = None) -> list[MessageRow]:
+        return self.store.messages(chat.id, limit)
+
+    def message(self, message: int) -> MessageRow:
+        row = self.store.message(message)
+        if row is None or not row.visible:
+            raise ClientError(f"no message {message} ('coi show CHAT' lists their ids)")
+        return row
+
+    def accept(self, chat: Chat) -> None:
+        self.store.accept_chat(chat.id)
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def send(
+        self, to: str, text: str, files: tuple[Path, ...] = (), account: Account | None = None
+    ) -> MessageRow:
+        """A new message to CHAT (an existing chat) or to an address (a new 1:1 chat)."""
+        chat = self.find_chat(to, account)
+        acc = (self.store.account_by_id(chat.account_id) if chat else None) or self.account(
+            account.address if account else None
+        )
+        if chat is None and "@" not in to:
+            raise ClientError(f"no chat {to!r}: give an address to start one")
+        peer = chat.peer if chat else to.strip()
+        if not peer:
+            raise ClientError("sending to groups comes with group support (issue: client part 3)")
+        me = Address(acc.address, acc.settings.name)
+        msg = builders.new_message(me, (Address(peer),), text)
+        if chat is not None:
+            last = self.store.messages(chat.id, 1)
+            if last:
+                first = self.store.messages_first(chat.id)
+                refs = chat_references(
+                    (first.message_id,) if first and first.message_id != last[0].message_id else (),
+                    last[0].message_id,
+                )
+                # References thread it (coi-client-spec: first and last); In-Reply-To is
+                # kept for replies, which quote the message they answer
+                msg = replace(msg, references=refs)
+        attachments = tuple(_attachment(path) for path in files)
+        if attachments:
+            msg = replace(msg, kind=MessageKind.MEDIA, attachments=attachments)
+        return await self._send(acc, msg)
+
+    async def reply(self, message: int, text: str) -> MessageRow:
+        original, acc = self._original(message)
+        me = Address(acc.address, acc.settings.name)
+        return await self._send(acc, builders.reply(original, me, text))
+
+    async def edit(self, message: int, text: str) -> MessageRow:
+        original, acc = self._own(message)
+        return await self._send(acc, builders.edit(original, text))
+
+    async def delete(self, message: int) -> MessageRow:
+        original, acc = self._own(message)
+        return await self._send(acc, builders.delete(original))
+
+    async def react(self, message: int, emoji: str) -> MessageRow:
+        original, acc = self._original(message)
+        me = Address(acc.address, acc.settings.name)
+        return await self._send(acc, builders.react(original, me, emoji))
+
+    def _original(self, message: int) -> tuple[ChatMessage, Account]:
+        row = self.message(message)
+        acc = self.store.account_by_id(row.account_id)
+        assert acc is not None
+        return parse(self.store.raw(message)), acc
+
+    def _own(self, message: int) -> tuple[ChatMessage, Account]:
+        original, acc = self._original(message)
+        if not self.message(message).outgoing:
+            raise ClientError(f"message {message} is not yours: only your own can be changed")
+        return original, acc
+
+    async def _send(self, acc: Account, msg: ChatMessage) -> MessageRow:
+        raw = compose_bytes(msg)
+        applier = Applier(self.store, acc, self.profile.files_dir)
+        sent_at = float(int(time.time()))  # whole seconds, as INTERNALDATE
+        applied = applier.outgoing(msg, raw, sent_at)
+        recipients = sorted({a.addr for a in (*msg.recipients, *msg.cc)})
+        try:
+            await self._smtp(acc, msg.sender.addr if msg.sender else acc.address, recipients, raw)
+        except SendFailed as exc:
+            applier.set_state(applied.message, "failed", str(exc))
+            raise
+        applier.set_state(applied.message, "sent")
+        if acc.server_kind == "plain":  # a COI server files the submitted copy itself
+            try:
+                async with self.connected(acc) as sync:
+                    await sync.append_sent(applied.message, raw, sent_at)
+            except (ClientError, ImapError, OSError) as exc:
+                log.warning("sent, but the copy for other devices was not stored: %s", exc)
+        return self._visible_row(applied)
+
+    def _visible_row(self, applied: Applied) -> MessageRow:
+        row = self.store.message(applied.target or applied.message)
+        assert row is not None
+        return row
+
+    async def _smtp(self, acc: Account, sender: str, recipients: list[str], raw: bytes) -> None:
+        s = acc.settings
+        password = self.profile.load_password(acc.address)
+        context: ssl.SSLContext | None = (
+            None if s.security is Security.PLAIN else tls_context(s.accept_invalid_cert)
+        )
+        try:
+            await aiosmtplib.send(
+                raw,
+                sender=sender,
+                recipients=recipients,
+                hostname=s.smtp.host,
+                port=s.smtp.port,
+                username=s.address,
+                password=password,
+                use_tls=s.security is Security.SSL,
+                start_tls=s.security is Security.STARTTLS,
+                tls_context=context,
+                validate_certs=not s.accept_invalid_cert,
+                timeout=60,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            reasons = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            raise SendFailed(f"the server refused the recipients: {reasons}") from None
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise SendFailed(
+                f"SMTP login to {s.smtp} failed ({exc.code} {exc.message}): check the password"
+            ) from None
+        except aiosmtplib.SMTPResponseException as exc:
+            raise SendFailed(f"the server refused the message: {exc.code} {exc.message}") from None
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise SendFailed(f"cannot send through {s.smtp}: {exc}") from None
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def read(self, chat: Chat) -> int:
+        """Marks the chat's messages shown; sends the read receipts that are due.
+
+        # coi-client-spec: Sending Read Receipts: only if the user enabled them, only
+        for messages that asked, never to ourselves, never twice ($MDNSent).
+        """
+        acc = self.store.account_by_id(chat.account_id)
+        assert acc is not None
+        rows = self.store.unshown(chat.id)
+        if not rows:
+            return 0
+        me = Address(acc.address, acc.settings.name)
+        sent = 0
+        async with self.connected(acc) as sync:
+            for row in rows:
+                flags = {f for _, _, fl in self.store.locations(row.id) for f in fl.split()}
+                due = (
+                    acc.settings.read_receipts
+                    and row.receipt_to
+                    and row.receipt_to.lower() != acc.address.lower()
+                    and not row.mdn_sent
+                    and "$MDNSent" not in flags
+                )
+                add = ["\\Seen"]
+                if due:
+                    original = parse(self.store.raw(row.id))
+                    receipt = builders.read_receipt(original, me)
+                    to = sorted({a.addr for a in receipt.recipients})
+                    await self._smtp(acc, acc.address, to, compose_bytes(receipt))
+                    add.append("$MDNSent")  # spec: set after sending the receipt
+                    sent += 1
+                await _imap_call(acc, sync.set_flags(row.id, add))
+                self.store.mark_shown(row.id, mdn_sent=bool(due))
+        return sent
+
+
+def _attachment(path: Path) -> Attachment:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return Attachment(content_type, data, path.name, len(data))
+
+
+async def _imap_call(account: Account, call: Awaitable[T]) -> T:
+    """Turns IMAP and network failures into one line naming the account and server."""
+    try:
+        return await call
+    except ImapError as exc:
+        raise ClientError(f"{account.address} ({account.settings.imap}): {exc}") from None
+    except ProfileError as exc:
+        raise ClientError(str(exc)) from None
+    except OSError as exc:
+        raise ClientError(f"{account.address} ({account.settings.imap}): {exc}") from None

@@ -1,0 +1,389 @@
+"""One account's sync with its IMAP server.
+
+# coi-client-spec: Checking for Server Side COI Support, Folders, Manual Message Filtering
+On connect: CAPABILITY; on a COI server read ``mailbox-root`` and enable COI with
+the chosen filter through METADATA (coi-server-spec: Configure COI Usage); on a plain
+server create and subscribe ``<root>/Chats``, ``<root>/Contacts`` and ``Blocked``
+and file chat messages ourselves.
+
+Each folder (INBOX, ``<root>/Chats``, Sent) is synced incrementally from the state
+kept in the local store: QRESYNC when offered (an unchanged folder costs one SELECT),
+otherwise CHANGEDSINCE (CONDSTORE) or a flags diff, and a UID SEARCH for expunges.
+A UIDVALIDITY change drops the folder's UIDs and fetches it again; messages are
+matched by Message-ID, so nothing is duplicated.  Folder state is saved only after
+the messages below it are stored, so a sync cut off anywhere resumes where it left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from coi.chat.detect import is_chat_message_bytes
+from coi.client.apply import Applied, Applier
+from coi.client.profile import FilterMode, Profile, Security
+from coi.client.store import Account, Folder, LocalStore
+from coi.imap.client import ImapClient, QresyncArgs
+from coi.imap.wire.responses import FetchData, ListEntry
+
+log = logging.getLogger(__name__)
+
+COI_CONFIG = "/private/vendor/vendor.dovecot/coi/config"
+MAILBOX_ROOT = COI_CONFIG + "/mailbox-root"
+ENABLED = COI_CONFIG + "/enabled"
+MESSAGE_FILTER = COI_CONFIG + "/message-filter"
+DEFAULT_ROOT = "COI"
+BLOCKED = "Blocked"
+FETCH_BATCH = 100  # messages per UID FETCH of bodies
+FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
+
+Progress = Callable[[str, int, int], None]  # folder, done, total
+
+
+@dataclass
+class SyncReport:
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    applied: list[Applied] = field(default_factory=list)
+
+
+def tls_context(accept_invalid_cert: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if accept_invalid_cert:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+async def open_imap(account: Account, password: str, timeout: float = 30.0) -> ImapClient:
+    """Connects and logs in, as the account's settings say."""
+    s = account.settings
+    client = await ImapClient.connect(
+        s.imap.host,
+        s.imap.port,
+        security=s.security.value,
+        ssl_context=None if s.security is Security.PLAIN else tls_context(s.accept_invalid_cert),
+        timeout=timeout,
+    )
+    try:
+        await client.login(s.address, password)
+    except BaseException:
+        await client.close()
+        raise
+    return client
+
+
+def _flags_text(flags: tuple[str, ...] | frozenset[str] | list[str]) -> str:
+    return " ".join(sorted(flags))
+
+
+class AccountSync:
+    """Syncs one account into the local store over one IMAP connection."""
+
+    def __init__(self, store: LocalStore, profile: Profile, account: Account) -> None:
+        self.store = store
+        self.profile = profile
+        self.account = account
+        self.applier = Applier(store, account, profile.files_dir)
+        self.imap: ImapClient | None = None
+        self.delimiter = "/"
+        self.folders: dict[str, Folder] = {}  # role -> folder
+        self._qresync_enabled = False
+        self._filed = False  # INBOX moved messages to Chats during this sync
+
+    async def connect(self, password: str) -> ImapClient:
+        self.imap = await open_imap(self.account, password)
+        self._qresync_enabled = False
+        await self.setup()
+        return self.imap
+
+    async def close(self) -> None:
+        if self.imap is not None:
+            imap, self.imap = self.imap, None
+            try:
+                await asyncio.wait_for(imap.logout(), 5)
+            except Exception:
+                await imap.close()
+
+    # -- set-up ---------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        imap = self._imap()
+        entries = await imap.list("", "*")
+        if entries:
+            self.delimiter = entries[0].delimiter or "/"
+        if imap.has("COI"):
+            root = await self._setup_coi()
+            kind = "coi"
+        else:
+            root = DEFAULT_ROOT
+            await self._setup_plain(entries, root)
+            kind = "plain"
+        if (kind, root) != (self.account.server_kind, self.account.mailbox_root):
+            self.store.set_server_kind(self.account.id, kind, root)
+            self.account = self.store.account_by_id(self.account.id) or self.account
+            self.applier.account = self.account
+        entries = await imap.list("", "*")
+        names = {e.name for e in entries}
+        chats = self.chats_name
+        self.folders = {"inbox": self.store.folder(self.account.id, "INBOX", "inbox")}
+        if chats in names:
+            self.folders["chats"] = self.store.folder(self.account.id, chats, "chats")
+        sent = _special(entries, "\\Sent") or ("Sent" if "Sent" in names else None)
+        if sent is not None:
+            self.folders["sent"] = self.store.folder(self.account.id, sent, "sent")
+
+    @property
+    def chats_name(self) -> str:
+        return f"{self.account.mailbox_root}{self.delimiter}Chats"
+
+    async def _setup_coi(self) -> str:
+        """coi-server-spec: Getting COI Namespace Configuration, Configure COI Usage."""
+        imap = self._imap()
+        config = await imap.getmetadata("", [COI_CONFIG], depth="1")
+        raw_root = config.get(MAILBOX_ROOT)
+        root = raw_root.decode("utf-8", "replace") if raw_root else DEFAULT_ROOT
+        wanted = self.account.settings.filter.value.encode()
+        updates: dict[str, bytes | None] = {}
+        if config.get(ENABLED) != b"yes":
+            updates[ENABLED] = b"yes"
+        if (config.get(MESSAGE_FILTER) or b"none") != wanted:
+            updates[MESSAGE_FILTER] = wanted
+        if updates:
+            await imap.setmetadata("", updates)
+        return root
+
+    async def _setup_plain(self, entries: list[ListEntry], root: str) -> None:
+        """coi-client-spec: Folders. Created once, subscribed, on a server without COI."""
+        imap = self._imap()
+        names = {e.name for e in entries}
+        for name in (f"{root}{self.delimiter}Chats", f"{root}{self.delimiter}Contacts", BLOCKED):
+            if name not in names:
+                await imap.create(name)
+            await imap.subscribe(name)
+
+    def _imap(self) -> ImapClient:
+        if self.imap is None:
+            raise RuntimeError("not connected")
+        return self.imap
+
+    # -- sync -----------------------------------------------------------------------
+
+    async def sync(self, progress: Progress | None = None) -> SyncReport:
+        """Brings every synced folder up to date.
+
+        Our own copies (Sent, Chats) first, so that a reply in INBOX meets the message
+        it answers; Chats again when INBOX filed messages there (fallback mode)."""
+        report = SyncReport()
+        for role in ("sent", "chats", "inbox"):
+            folder = self.folders.get(role)
+            if folder is not None:
+                await self.sync_folder(folder, report, progress)
+        if self._filed and "chats" in self.folders:
+            self._filed = False
+            await self.sync_folder(self.folders["chats"], report, progress)
+        orphans = self.store.orphans(self.account.id)
+        if orphans:
+            self.applier.forget(orphans)
+            report.removed += len(orphans)
+        self.store.mark_synced(self.account.id)
+        return report
+
+    async def sync_folder(
+        self, folder: Folder, report: SyncReport, progress: Progress | None = None
+    ) -> None:
+        imap = self._imap()
+        qresync = bool(imap.has("QRESYNC") and folder.uidvalidity and folder.highestmodseq)
+        if imap.has("QRESYNC") and not self._qresync_enabled:
+            await imap.enable("QRESYNC")  # RFC 7162 §3.2.3: before SELECT (QRESYNC ...)
+            self._qresync_enabled = True
+        info = await imap.select(
+            folder.name,
+            condstore=imap.has("CONDSTORE"),
+            qresync=QresyncArgs(folder.uidvalidity, folder.highestmodseq) if qresync else None,
+        )
+        uidvalidity = info.uidvalidity or 0
+        uidnext = info.uidnext or 0
+        known = self.store.folder_uids(folder.id)
+        saved_uidnext = folder.uidnext
+        if uidvalidity != folder.uidvalidity:
+            if folder.uidvalidity:
+                log.info("UIDVALIDITY of %s changed: fetching it again", folder.name)
+            self.store.reset_folder(folder.id, uidvalidity)
+            known, saved_uidnext, qresync = {}, 0, False
+        top = max(known, default=0)
+        touched: set[int] = set()
+        if known:
+            if qresync:
+                removed = [uid for uid in info.vanished if uid in known]
+                changes = list(info.fetches)
+            else:
+                removed, changes = await self._diff(folder, known, top)
+            if removed:
+                self.store.remove_uids(folder.id, removed)
+            flag_changes = [
+                (f.uid, _flags_text(f.flags), f.modseq or 0)
+                for f in changes
+                if f.uid is not None and f.uid in known and f.flags is not None
+            ]
+            report.changed += len(self.store.set_flags(folder.id, flag_changes))
+            touched.update(uid for uid, _, _ in flag_changes)
+        if not uidnext or uidnext != saved_uidnext:
+            touched.update(await self._fetch_new(folder, top, report, progress))
+        if folder.role == "inbox" and touched:
+            await self._file_chats(folder, touched)
+        self.store.save_folder_state(folder.id, uidnext, info.highestmodseq or 0)
+        self.folders[folder.role] = self.store.folder(self.account.id, folder.name, folder.role)
+
+    async def _diff(
+        self, folder: Folder, known: dict[int, str], top: int
+    ) -> tuple[list[int], list[FetchData]]:
+        """Without QRESYNC: UIDs still there, and flags changed (CHANGEDSINCE when offered)."""
+        imap = self._imap()
+        present = set(await imap.uid_search(f"UID 1:{top}"))
+        removed = [uid for uid in known if uid not in present]
+        changes: list[FetchData]
+        if imap.has("CONDSTORE") and folder.highestmodseq:
+            changes = await imap.uid_fetch(
+                f"1:{top}", "(UID FLAGS)", changedsince=folder.highestmodseq
+            )
+        else:
+            every = await imap.uid_fetch(f"1:{top}", "(UID FLAGS)")
+            changes = [
+                f for f in every if f.uid in known and _flags_text(f.flags or ()) != known[f.uid]
+            ]
+        return removed, changes
+
+    async def _fetch_new(
+        self, folder: Folder, top: int, report: SyncReport, progress: Progress | None
+    ) -> list[int]:
+        imap = self._imap()
+        uids = sorted(u for u in await imap.uid_search(f"UID {top + 1}:*") if u > top)
+        for start in range(0, len(uids), FETCH_BATCH):
+            batch = uids[start : start + FETCH_BATCH]
+            fetched = await imap.uid_fetch(",".join(map(str, batch)), FETCH_ITEMS)
+            for item in sorted(fetched, key=lambda f: f.uid or 0):
+                if item.uid is None or item.uid <= top:
+                    continue
+                self._store_fetched(folder, item, report)
+            if progress is not None:
+                progress(folder.name, min(start + FETCH_BATCH, len(uids)), len(uids))
+        return uids
+
+    def _store_fetched(self, folder: Folder, item: FetchData, report: SyncReport) -> None:
+        assert item.uid is not None
+        raw = item.body("") or b""
+        arrived = item.internaldate.timestamp() if item.internaldate else 0.0
+        try:
+            applied = self.applier.incoming(raw, arrived)
+        except Exception as exc:  # a message we cannot store must not stop the sync
+            log.warning("message UID %d in %s could not be read: %s", item.uid, folder.name, exc)
+            applied = self.applier.broken(raw, arrived, str(exc))
+        self.store.add_location(
+            applied.message, folder.id, item.uid, _flags_text(item.flags or ()), item.modseq or 0
+        )
+        if applied.event != "known":
+            report.new += 1
+            report.applied.append(applied)
+
+    async def _file_chats(self, inbox: Folder, candidates: set[int]) -> None:
+        """coi-client-spec: Manual Message Filtering, on a plain server only.
+
+        ``none`` (the default) moves nothing: other chat clients (Delta Chat) read INBOX.
+        ``active`` moves chat messages to Chats and our own mail sent elsewhere to Sent,
+        marked read; ``seen`` moves chat messages once they are \\Seen.
+        """
+        mode = self.account.settings.filter
+        if self.account.server_kind != "plain" or mode is FilterMode.NONE:
+            return
+        chats = self.folders.get("chats")
+        if chats is None:
+            return
+        imap = self._imap()
+        to_chats: list[int] = []
+        to_sent: list[int] = []
+        present = self.store.folder_uids(inbox.id)
+        for uid in sorted(candidates & present.keys()):
+            flags = present[uid]
+            row = self.store.db.execute(
+                "SELECT m.raw, m.outgoing FROM location l JOIN message m ON m.id = l.message"
+                " WHERE l.folder_id=? AND l.uid=?",
+                (inbox.id, uid),
+            ).fetchone()
+            if row is None:
+                continue
+            raw, outgoing = bytes(row[0]), bool(row[1])
+            head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+            chat = is_chat_message_bytes(head)
+            seen = "\\Seen" in flags.split()
+            if outgoing and not self._to_me(uid, inbox):
+                if not seen:
+                    await imap.uid_store(str(uid), "+FLAGS", ["\\Seen"])
+                if chat and mode is FilterMode.ACTIVE:
+                    to_chats.append(uid)
+                elif "sent" in self.folders:
+                    to_sent.append(uid)
+            elif chat and (mode is FilterMode.ACTIVE or seen):
+                to_chats.append(uid)
+        for uids, target in ((to_chats, chats.name), (to_sent, self.folders.get("sent"))):
+            if uids and target is not None:
+                name = target if isinstance(target, str) else target.name
+                await imap.uid_move(",".join(map(str, uids)), name)
+                self.store.remove_uids(inbox.id, uids)
+                self._filed = True
+
+    def _to_me(self, uid: int, inbox: Folder) -> bool:
+        row = self.store.db.execute(
+            "SELECT m.raw FROM location l JOIN message m ON m.id = l.message"
+            " WHERE l.folder_id=? AND l.uid=?",
+            (inbox.id, uid),
+        ).fetchone()
+        if row is None:
+            return False
+        from coi.chat.parse import parse
+
+        msg = parse(bytes(row[0]))
+        me = self.account.address.lower()
+        return any(a.addr.lower() == me for a in (*msg.recipients, *msg.cc))
+
+    # -- updates ----------------------------------------------------------------------
+
+    async def set_flags(self, message: int, add: list[str]) -> None:
+        """STOREs flags on every copy of ``message``; the store records what the
+        server confirmed."""
+        imap = self._imap()
+        for folder, uid, _ in self.store.locations(message):
+            await imap.select(folder.name, condstore=imap.has("CONDSTORE"))
+            fetched = await imap.uid_store(str(uid), "+FLAGS", add, silent=False)
+            self.store.set_flags(
+                folder.id,
+                [
+                    (f.uid, _flags_text(f.flags), f.modseq or 0)
+                    for f in fetched
+                    if f.uid and f.flags
+                ],
+            )
+
+    async def append_sent(self, message: int, raw: bytes, sent_at: float) -> None:
+        """Plain server: the copy other devices see (coi-client-spec: Folders)."""
+        imap = self._imap()
+        chats = self.folders.get("chats")
+        if chats is None:
+            return
+        date = datetime.fromtimestamp(sent_at, UTC)  # INTERNALDATE: when we sent it
+        result = await imap.append(chats.name, raw, flags=["\\Seen", "$Chat"], date=date)
+        if result is not None and result.uidvalidity == chats.uidvalidity:
+            for uid in result.uids:
+                self.store.add_location(message, chats.id, uid, "$Chat \\Seen", 0)
+
+
+def _special(entries: list[ListEntry], use: str) -> str | None:
+    for entry in entries:
+        if any(flag.lower() == use.lower() for flag in entry.flags):
+            return entry.name
+    return None

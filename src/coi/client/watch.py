@@ -1,0 +1,135 @@
+"""Staying connected: sync, then wait for the server to say something changed.
+
+IDLE (RFC 2177) on the folder new chat messages arrive in; with NOTIFY (RFC 5465)
+every synced folder reports through the one connection.  A server without IDLE is
+polled.  After a lost connection the task reconnects with exponential backoff and
+syncs again: the local store's folder state makes that lossless and free of
+duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from coi.client.store import Account
+from coi.client.sync import AccountSync
+from coi.imap.client import ImapError
+
+if TYPE_CHECKING:
+    from coi.client.client import Client, ClientEvent
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 25 * 60  # RFC 2177: re-issue IDLE at least every 29 minutes
+POLL_SECONDS = 30.0
+BACKOFF_START = 1.0
+BACKOFF_MAX = 300.0
+NOTIFY_EVENTS = "(MessageNew MessageExpunge FlagChange)"
+
+
+async def watch_account(
+    client: Client,
+    account: Account,
+    on_event: Callable[[ClientEvent], None],
+    stop: asyncio.Event,
+    on_status: Callable[[str], None] | None = None,
+) -> None:
+    from coi.client.client import ClientError
+
+    delay = BACKOFF_START
+    status = on_status or (lambda line: log.info("%s", line))
+    while not stop.is_set():
+        sync = AccountSync(client.store, client.profile, account)
+        try:
+            password = client.profile.load_password(account.address)
+            await sync.connect(password)
+            delay = BACKOFF_START
+            await _report(sync, client, on_event)
+            await _wait_loop(sync, client, on_event, stop, status)
+        except (ImapError, OSError, ClientError) as exc:
+            status(f"{account.address}: {exc}; retrying in {delay:.0f} s")
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+            except TimeoutError:
+                pass
+            delay = min(delay * 2, BACKOFF_MAX)
+        finally:
+            await sync.close()
+
+
+async def _report(
+    sync: AccountSync, client: Client, on_event: Callable[[ClientEvent], None]
+) -> None:
+    from coi.client.client import ClientEvent
+
+    report = await sync.sync()
+    for applied in report.applied:
+        if applied.event in ("hidden", "known"):
+            continue
+        on_event(
+            ClientEvent(
+                applied.event, sync.account.address, applied.chat_id, applied.message,
+                applied.target,
+            )
+        )  # fmt: skip
+    if report.removed:
+        on_event(ClientEvent("removed", sync.account.address, None, None))
+
+
+async def _wait_loop(
+    sync: AccountSync,
+    client: Client,
+    on_event: Callable[[ClientEvent], None],
+    stop: asyncio.Event,
+    status: Callable[[str], None],
+) -> None:
+    imap = sync.imap
+    assert imap is not None
+    watched = sync.folders.get("inbox")
+    notify = imap.has("NOTIFY")
+    if notify:
+        others = " ".join(f'"{f.name}"' for role, f in sync.folders.items() if role != "inbox")
+        spec = f"SET (selected {NOTIFY_EVENTS})"
+        if others:
+            spec += f" (mailboxes {others} {NOTIFY_EVENTS})"
+        await imap.notify(spec)
+    elif (
+        sync.account.server_kind == "coi"
+        and sync.account.settings.filter.value == "active"
+        and "chats" in sync.folders
+    ):
+        watched = sync.folders["chats"]  # the server files new chat messages there
+    assert watched is not None
+    can_idle = imap.has("IDLE")
+    if not can_idle:
+        status(
+            f"{sync.account.address}: the server has no IDLE; checking every {POLL_SECONDS:.0f} s"
+        )
+    while not stop.is_set():
+        await imap.select(watched.name, condstore=imap.has("CONDSTORE"))
+        if can_idle:
+            idle = asyncio.create_task(imap.idle(IDLE_SECONDS))
+            stopper = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({idle, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if idle not in done:
+                idle.cancel()
+                try:
+                    await idle
+                except (asyncio.CancelledError, ImapError):
+                    pass
+                return
+            responses = idle.result()
+            imap.take_updates()
+            if not responses:
+                continue  # timeout: IDLE again
+        else:
+            try:
+                await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+                return
+            except TimeoutError:
+                pass
+        await _report(sync, client, on_event)

@@ -1,0 +1,148 @@
+"""alice and bob chat through our COI server, each with the coi client library."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+from collections.abc import AsyncIterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from tests.conftest import PASSWORDS
+from tests.integration.client.helpers import dump, new_client
+from tests.integration.conftest import MailEnv, start_mail, stop_mail
+
+from coi.client.client import Client, SendFailed
+
+ALICE, BOB = "alice@example.org", "bob@example.org"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
+    env = await start_mail(tmp_path / "server", max_message_size=200_000)
+    try:
+        yield env
+    finally:
+        await stop_mail(env)
+
+
+async def pair(env: MailEnv, root: Path) -> tuple[Client, Client]:
+    ports = (env.imap.port, env.submission_port)
+    alice = await new_client(root, "alice", ALICE, PASSWORDS[ALICE], *ports)
+    bob = await new_client(root, "bob", BOB, PASSWORDS[BOB], *ports)
+    return alice, bob
+
+
+async def test_account_add_enables_coi(env: MailEnv, tmp_path: Path) -> None:
+    alice, _ = await pair(env, tmp_path)
+    [account] = alice.accounts()
+    assert account.server_kind == "coi" and account.mailbox_root == "COI"
+
+
+async def test_one_to_one_chat_both_ways(env: MailEnv, tmp_path: Path) -> None:
+    alice, bob = await pair(env, tmp_path)
+    sent = await alice.send(BOB, "hi bob")
+    assert sent.state == "sent" and sent.outgoing
+    await bob.sync()
+    [chat] = bob.chats()
+    assert chat.peer == ALICE and chat.request  # first message from an unknown sender
+    bob.accept(chat)
+    [incoming] = bob.messages(chat)
+    await bob.reply(incoming.id, "hi alice")
+    await bob.send(ALICE, "file for you", (_file(tmp_path),))
+    await alice.sync()
+    [achat] = alice.chats()
+    assert not achat.request  # alice wrote first
+    texts = [m.text for m in alice.messages(achat)]
+    assert texts == ["hi bob", "hi alice", "file for you"]
+    [with_file] = [m for m in alice.messages(achat) if m.text == "file for you"]
+    [att] = alice.store.attachments(with_file.id)
+    assert Path(att.path).read_bytes() == _file(tmp_path).read_bytes()
+    assert att.filename == "data.bin"
+
+
+async def test_edit_twice_delete_react_receipt_and_second_device(
+    env: MailEnv, tmp_path: Path
+) -> None:
+    alice, bob = await pair(env, tmp_path)
+    first = await alice.send(BOB, "helo")
+    await alice.edit(first.id, "hello")
+    await alice.edit(first.id, "hello bob")
+    doomed = await alice.send(BOB, "oops")
+    await alice.delete(doomed.id)
+    await bob.sync()
+    [chat] = bob.chats()
+    bob.accept(chat)
+    shown = bob.messages(chat)
+    assert [(m.text, m.edited, m.deleted) for m in shown] == [
+        ("hello bob", True, False),
+        ("", True, True),
+    ]
+    await bob.react(shown[0].id, "👍")
+    assert await bob.read(chat) == 2  # both asked for receipts, bob allows them
+    assert await bob.read(chat) == 0  # never twice
+    await alice.sync()
+    second = await new_client(
+        tmp_path, "alice2", ALICE, PASSWORDS[ALICE], env.imap.port, env.submission_port
+    )
+    await second.sync()
+    expected = (
+        "chat bob@example.org\n"
+        "  me: hello bob  [edited; 👍 by bob@example.org; read by bob@example.org]\n"
+        "  me:   [edited; deleted; read by bob@example.org]\n"
+    )
+    assert dump(alice) == expected
+    assert dump(second) == expected
+    await bob.sync()
+    assert "request" not in dump(bob)
+
+
+async def test_plain_email_lands_in_the_persons_chat(env: MailEnv, tmp_path: Path) -> None:
+    alice, bob = await pair(env, tmp_path)
+    await alice.send(BOB, "chat first")
+    mail = EmailMessage()
+    mail["From"] = "Alice <alice@example.org>"
+    mail["To"] = BOB
+    mail["Subject"] = "old school"
+    mail.set_content("Hello from a mail program.\n\n-- \nAlice\n")
+
+    def submit() -> None:  # a mail program, in a thread: the server runs on this loop
+        with smtplib.SMTP("127.0.0.1", env.submission_port) as smtp:
+            smtp.login(ALICE, PASSWORDS[ALICE])
+            smtp.send_message(mail)
+
+    await asyncio.to_thread(submit)
+    await bob.sync()
+    [chat] = bob.chats()
+    messages = bob.messages(chat)
+    assert [m.is_email for m in messages] == [False, True]
+    assert messages[1].text.startswith("Hello from a mail program.")
+
+
+async def test_refused_message_is_marked_failed(env: MailEnv, tmp_path: Path) -> None:
+    alice, _ = await pair(env, tmp_path)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 300_000)
+    with pytest.raises(SendFailed, match=r"552|size"):
+        await alice.send(BOB, "too big", (big,))
+    [chat] = alice.chats()
+    [failed] = alice.messages(chat)
+    assert failed.state == "failed" and failed.error
+
+
+async def test_unchanged_resync_fetches_nothing(env: MailEnv, tmp_path: Path) -> None:
+    alice, bob = await pair(env, tmp_path)
+    for i in range(5):
+        await alice.send(BOB, f"message {i}")
+    first = await bob.sync()
+    assert first[BOB].new == 5
+    again = await bob.sync()
+    assert again[BOB].new == 0 and again[BOB].changed == 0 and again[BOB].removed == 0
+
+
+def _file(root: Path) -> Path:
+    path = root / "data.bin"
+    if not path.exists():
+        path.write_bytes(bytes(range(256)) * 300 + b"\r\n.\r\nend")
+    return path

@@ -1,0 +1,108 @@
+"""The `coi` chat commands as a user runs them: real processes against our server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import PASSWORDS
+from tests.integration.conftest import MailEnv, start_mail, stop_mail
+
+ALICE, BOB = "alice@example.org", "bob@example.org"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
+    env = await start_mail(tmp_path / "server")
+    try:
+        yield env
+    finally:
+        await stop_mail(env)
+
+
+async def coi(profile: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coi.cli.main", *args, "--profile", str(profile),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def add(env: MailEnv, profile: Path, address: str, password: str) -> tuple[int, str, str]:
+    return await coi(
+        profile, "account", "add", address, "--imap", f"127.0.0.1:{env.imap.port}",
+        "--smtp", f"127.0.0.1:{env.submission_port}", "--security", "plain",
+        "--password-stdin", "--read-receipts", stdin=password + "\n",
+    )  # fmt: skip
+
+
+async def test_chat_from_the_shell(env: MailEnv, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    code, out, err = await add(env, a, ALICE, PASSWORDS[ALICE])
+    assert code == 0, err
+    assert "COI server" in out
+    assert (await add(env, b, BOB, PASSWORDS[BOB]))[0] == 0
+    code, out, err = await coi(a, "account", "list", "--json")
+    assert json.loads(out)[0]["address"] == ALICE
+    secret = a / "secrets" / ALICE
+    assert secret.stat().st_mode & 0o777 == 0o600
+    code, out, err = await coi(a, "send", BOB, "hello from the shell")
+    assert code == 0, err
+    code, out, err = await coi(b, "sync")
+    assert code == 0 and "1 new" in out, err
+    code, out, _ = await coi(b, "chats")
+    assert "contact request" in out and ALICE in out
+    code, out, _ = await coi(b, "accept", ALICE)
+    assert code == 0
+    code, out, _ = await coi(b, "show", ALICE, "--json")
+    [msg] = json.loads(out)["messages"]
+    assert msg["text"] == "hello from the shell"
+    code, out, err = await coi(b, "reply", str(msg["id"]), "hello back")
+    assert code == 0, err
+    code, out, err = await coi(b, "read", ALICE)
+    assert code == 0 and "1 read receipts sent" in out, err
+    await coi(a, "sync")
+    code, out, _ = await coi(a, "show", BOB)
+    assert "hello from the shell" in out and "read" in out
+    assert "(reply to #" in out and "hello back" in out
+
+
+async def test_wrong_password_is_one_line(env: MailEnv, tmp_path: Path) -> None:
+    code, out, err = await add(env, tmp_path / "p", ALICE, "wrong")
+    assert code == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert ALICE in err
+    code, out, _ = await coi(tmp_path / "p", "account", "list", "--json")
+    assert json.loads(out) == []  # nothing half-added
+
+
+async def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    code, _out, err = await coi(
+        tmp_path / "p", "account", "add", ALICE, "--imap", "127.0.0.1:9", "--security",
+        "plain", "--password-stdin", stdin="x\n",
+    )  # fmt: skip
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "127.0.0.1:9" in err
+
+
+async def test_plain_to_a_remote_host_is_refused(tmp_path: Path) -> None:
+    code, _out, err = await coi(
+        tmp_path / "p", "account", "add", ALICE, "--imap", "192.0.2.1:143", "--security",
+        "plain", "--password-stdin", stdin="x\n",
+    )  # fmt: skip
+    assert code == 1 and "loopback" in err
+
+
+async def test_unknown_chat_and_message(tmp_path: Path) -> None:
+    code, _, err = await coi(tmp_path / "p", "show", "nobody@example.org")
+    assert code == 1 and "no chat" in err
+    code, _, err = await coi(tmp_path / "p", "edit", "42", "x")
+    assert code == 1 and "no message 42" in err
