@@ -1,0 +1,141 @@
+"""Watching, dropped connections and crashes: nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from tests.conftest import PASSWORDS
+from tests.integration.conftest import MailEnv, start_mail, stop_mail
+
+from coi.chat import builders
+from coi.chat.compose import compose_bytes
+from coi.chat.model import Address
+from coi.client.apply import Applier
+from coi.client.client import INTERRUPTED, Client, ClientError, ClientEvent
+from coi.client.profile import AccountSettings, Endpoint
+from coi.imap.client import ImapClient
+from tests.integration.client.helpers import new_client
+
+ALICE, BOB = "alice@example.org", "bob@example.org"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
+    env = await start_mail(tmp_path / "server")
+    try:
+        yield env
+    finally:
+        await stop_mail(env)
+
+
+class CuttingProxy:
+    """TCP proxy to the server that can cut every connection after some bytes."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.cut_after: int | None = None  # bytes from the server, per connection
+        self.writers: list[asyncio.StreamWriter] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.writers += [writer, up_writer]
+        limit = self.cut_after
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, count: bool) -> None:
+            sent = 0
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(4096):
+                    if count and limit is not None and sent + len(data) > limit:
+                        dst.write(data[: limit - sent])
+                        await dst.drain()
+                        self.cut()
+                        return
+                    sent += len(data)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer, False), pipe(up_reader, writer, True))
+
+    def cut(self) -> None:
+        for w in self.writers:
+            w.transport.abort()
+        self.writers.clear()
+
+    async def stop(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_watch_shows_new_messages_and_receipts(env: MailEnv, tmp_path: Path) -> None:
+    ports = (env.imap.port, env.submission_port)
+    alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], *ports)
+    bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
+    events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(alice.watch(events.put_nowait, stop))
+    await asyncio.sleep(0.3)  # connected and in IDLE
+    await bob.send(ALICE, "are you there?")
+    event = await asyncio.wait_for(events.get(), 10)
+    assert event.kind == "new" and event.message is not None
+    assert alice.store.message(event.message).text == "are you there?"  # type: ignore[union-attr]
+    stop.set()
+    await asyncio.wait_for(watcher, 10)
+
+
+async def test_sync_cut_off_midway_resumes_without_loss_or_duplicates(
+    env: MailEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("coi.client.sync.FETCH_BATCH", 4)  # progress is saved per batch
+    bob = await new_client(
+        tmp_path, "bob", BOB, PASSWORDS[BOB], env.imap.port, env.submission_port
+    )
+    sender = Address(ALICE)
+    imap = await ImapClient.connect("127.0.0.1", env.imap.port, security="plain")
+    await imap.login(BOB, PASSWORDS[BOB])
+    for i in range(30):
+        raw = compose_bytes(builders.new_message(sender, (Address(BOB),), f"message {i} " * 200))
+        await imap.append("INBOX", raw)
+    await imap.logout()
+    proxy = CuttingProxy(env.imap.port)
+    port = await proxy.start()
+    [account] = bob.accounts()
+    moved = replace(account.settings, imap=Endpoint("127.0.0.1", port))
+    bob.store.update_account_settings(account.id, moved)
+    proxy.cut_after = 40_000
+    with pytest.raises(ClientError):
+        await bob.sync()
+    proxy.cut_after = None
+    report = (await bob.sync())[BOB]
+    assert 0 < report.new < 30
+    [chat] = bob.chats()
+    texts = [m.text.split()[1] for m in bob.messages(chat, limit=None)]
+    assert texts == [str(i) for i in range(30)]
+    await proxy.stop()
+
+
+async def test_crash_while_sending_marks_failed_and_never_resends(tmp_path: Path) -> None:
+    client = Client(tmp_path / "p")
+    account = client.store.add_account(
+        AccountSettings(ALICE, Endpoint("127.0.0.1", 1), Endpoint("127.0.0.1", 2))
+    )
+    msg = builders.new_message(Address(ALICE), (Address(BOB),), "in flight")
+    Applier(client.store, account, client.profile.files_dir).outgoing(
+        msg, compose_bytes(msg), 1.0
+    )
+    client.close()  # as if killed during SMTP: the row is 'sending'
+    again = Client(tmp_path / "p")
+    [chat] = again.chats()
+    [row] = again.messages(chat)
+    assert row.state == "failed" and row.error == INTERRUPTED
