@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from coi.chat import builders, polls
-from coi.chat.compose import compose_bytes
+from coi.chat.compose import compose, compose_bytes
 from coi.chat.conversation import ConversationState, apply_messages
 from coi.chat.headers import group_id_from_message_id
 from coi.chat.model import Address, ChatMessage, GroupRef, MessageKind, Poll, PollOption
@@ -46,6 +48,36 @@ def test_edit_delete_and_reaction_apply_to_the_conversation() -> None:
     (shown,) = state.messages
     assert shown.deleted and shown.history == ("typo hree", "typo here")
     assert shown.reactions == (("bob@example.org", "\U0001f44d"),)
+
+
+def test_edits_and_deletes_name_the_original_for_delta_chat() -> None:
+    """Delta Chat applies Chat-Edit/Chat-Delete only to the original id; the COI
+    spec wants In-Reply-To to name the last edit."""
+    original = _trip(builders.new_message(ALICE, (BOB,), "v1"))
+    first = _trip(builders.edit(original, "v2"))
+    second = builders.edit(original, "v3", previous=first)
+    assert builders.edit(first, "v3").target_message_id == original.message_id
+    removed = builders.delete(original, previous=first)
+    for message in (second, removed):
+        raw = compose(message)
+        header = "Chat-Edit" if message.kind is MessageKind.EDIT else "Chat-Delete"
+        assert raw[header] == f"<{original.message_id}>"
+        assert raw["In-Reply-To"] == f"<{first.message_id}>"
+        back = parse(raw.as_bytes())
+        assert back.target_message_id == original.message_id
+        assert back.in_reply_to == first.message_id
+    state = apply_messages(ConversationState(), [original, first, _trip(second)])
+    assert [m.text for m in state.messages] == ["v3"]
+    with pytest.raises(ValueError, match="previous"):
+        builders.edit(original, "x", previous=_trip(builders.new_message(ALICE, (BOB,), "other")))
+
+
+def test_pure_coi_edit_of_an_edit_targets_in_reply_to() -> None:
+    original = _trip(builders.new_message(ALICE, (BOB,), "v1"))
+    first = _trip(builders.edit(original, "v2"))
+    raw = compose(builders.edit(original, "v3", previous=first))
+    del raw["Chat-Edit"]
+    assert parse(raw.as_bytes()).target_message_id == first.message_id
 
 
 def test_read_receipt_for_a_requesting_message() -> None:
