@@ -298,6 +298,8 @@ def compose(message: ChatMessage) -> EmailMessage:
     """Build the email for ``message``; sender, message id and date are required."""
     if message.sender is None or not message.message_id or message.date is None:
         raise ValueError("a message needs sender, message_id and date to be composed")
+    if message.kind is MessageKind.SYSTEM:
+        raise ValueError("system messages are recorded, not composed")
     email = EmailMessage(policy=COI_POLICY)
     email["From"] = _header_addresses((message.sender,))
     if message.recipients:
