@@ -43,8 +43,13 @@ def new_message(
     text: str,
     group: GroupRef | None = None,
     request_read_receipt: bool = True,
+    read_receipt_from_mail_programs: bool = False,
 ) -> ChatMessage:
-    """A first text message, to one person or (with ``group``) to a group."""
+    """A first text message, to one person or (with ``group``) to a group.
+
+    Read receipts are asked of chat clients only unless
+    ``read_receipt_from_mail_programs`` (see ``ChatMessage``).
+    """
     group_id = group.id if group else None
     return ChatMessage(
         kind=MessageKind.TEXT,
@@ -57,10 +62,16 @@ def new_message(
         group=group,
         text=text,
         read_receipt_to=sender if request_read_receipt else None,
+        read_receipt_from_mail_programs=request_read_receipt and read_receipt_from_mail_programs,
     )
 
 
-def reply(original: ChatMessage, sender: Address, text: str) -> ChatMessage:
+def reply(
+    original: ChatMessage,
+    sender: Address,
+    text: str,
+    read_receipt_from_mail_programs: bool = False,
+) -> ChatMessage:
     """Answer ``original``: reply-all in groups, same thread, same group.
 
     # coi-client-spec: Replying to a Group Message
@@ -96,6 +107,7 @@ def reply(original: ChatMessage, sender: Address, text: str) -> ChatMessage:
         group=original.group,
         text=text,
         read_receipt_to=sender,
+        read_receipt_from_mail_programs=read_receipt_from_mail_programs,
     )
 
 

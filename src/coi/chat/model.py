@@ -265,6 +265,10 @@ class ChatMessage:
     email_note: str = ""  # shown by mail programs only (Chat-Content: ignore)
     attachments: tuple[Attachment, ...] = ()
     read_receipt_to: Address | None = None
+    # Also ask classic mail programs (Disposition-Notification-To)?  By default
+    # only chat clients are asked (Chat-Disposition-Notification-To), as Delta
+    # Chat does: mail programs would ask their user about every chat message.
+    read_receipt_from_mail_programs: bool = False
     target_message_id: str | None = None  # edited, deleted or reacted-to message
     reaction: str | None = None
     receipt: ReadReceipt | None = None

@@ -604,6 +604,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         receipt_to = parse_single_address(dnt)
         if receipt_to and sender and receipt_to.addr.lower() != sender.addr.lower():
             defects.append("Disposition-Notification-To differs from From")
+        elif receipt_to and sender and not receipt_to.name:
+            receipt_to = sender  # Chat-Disposition-Notification-To is a bare address
 
     pin: Pin | None = None
     top_disposition, top_disposition_params = split_parameters(first.get("content-disposition", ""))
@@ -696,6 +698,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         email_note=body.email_note,
         attachments=tuple(attachments),
         read_receipt_to=receipt_to,
+        read_receipt_from_mail_programs=receipt_to is not None
+        and "disposition-notification-to" in first,
         target_message_id=target,
         reaction=body.reaction,
         receipt=body.receipt,

@@ -158,6 +158,8 @@ def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessa
         text=text,
         read_receipt_to=sender if draw(st.booleans()) else None,
     )
+    if base.read_receipt_to is not None:
+        base = replace(base, read_receipt_from_mail_programs=draw(st.booleans()))
     target = draw(st.builds(new_message_id, domain))
     if kind is MessageKind.TEXT and draw(st.booleans()):
         mention = draw(st.builds(lambda n, a: f'@"{n}":{a}', phrase, addr) | st.just("@all"))

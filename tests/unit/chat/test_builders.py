@@ -80,6 +80,26 @@ def test_pure_coi_edit_of_an_edit_targets_in_reply_to() -> None:
     assert parse(raw.as_bytes()).target_message_id == first.message_id
 
 
+def test_receipts_are_asked_of_chat_clients_only_by_default() -> None:
+    """Delta Chat writes only Chat-Disposition-Notification-To (see its samples);
+    Disposition-Notification-To makes mail programs ask about every message."""
+    plain = compose(builders.new_message(ALICE, (BOB,), "hi"))
+    assert plain["Chat-Disposition-Notification-To"] == ALICE.addr
+    assert "Disposition-Notification-To" not in plain
+    answer = compose(builders.reply(_trip(builders.new_message(BOB, (ALICE,), "yo")), ALICE, "hi"))
+    assert "Disposition-Notification-To" not in answer
+    both = compose(builders.new_message(ALICE, (BOB,), "hi", read_receipt_from_mail_programs=True))
+    assert both["Disposition-Notification-To"] == "Alice <alice@example.org>"
+    assert both["Chat-Disposition-Notification-To"] == ALICE.addr
+    chat_only, asked_all = parse(plain.as_bytes()), parse(both.as_bytes())
+    assert chat_only.read_receipt_to == asked_all.read_receipt_to == ALICE
+    assert not chat_only.read_receipt_from_mail_programs
+    assert asked_all.read_receipt_from_mail_programs
+    del both["Chat-Disposition-Notification-To"]
+    assert parse(both.as_bytes()).read_receipt_to == ALICE
+    assert builders.read_receipt(chat_only, BOB).recipients == (ALICE,)
+
+
 def test_read_receipt_for_a_requesting_message() -> None:
     original = _trip(builders.new_message(ALICE, (BOB,), "read me"))
     receipt = _trip(builders.read_receipt(original, BOB))
