@@ -110,6 +110,8 @@ def apply_messages(state: ConversationState, incoming: Iterable[ChatMessage]) ->
         if message.kind in _INVISIBLE:
             continue
         key = message.full_message_id or message.message_id or f"#{len(order)}"
+        if message.message_id and key != message.message_id:
+            aliases[message.message_id] = key  # a pre-message: its own id names it too
         order.append(key)
         shown[key] = VisibleMessage(key, _sender(message), message.text, message.kind)
     return ConversationState(tuple(shown[k] for k in order), tuple(aliases.items()))

@@ -252,6 +252,12 @@ def test_pre_message_and_full_message_are_one_message() -> None:
         )
 
 
+def test_pre_message_id_also_names_the_pair() -> None:
+    state = apply_messages(ConversationState(), [parse(PRE)])
+    shown = state.get("pre-1@localhost")
+    assert shown is not None and shown.message_id == "full-1@localhost"
+
+
 def test_older_full_message_header_names_are_read() -> None:
     pre = parse(PRE.replace(b"Chat-Post-Message-ID", b"Chat-Full-Message-Id"))
     full = parse(FULL.replace(b"Chat-Is-Post-Message", b"Chat-Is-Full-Message"))
