@@ -43,8 +43,13 @@ def new_message(
     text: str,
     group: GroupRef | None = None,
     request_read_receipt: bool = True,
+    read_receipt_from_mail_programs: bool = False,
 ) -> ChatMessage:
-    """A first text message, to one person or (with ``group``) to a group."""
+    """A first text message, to one person or (with ``group``) to a group.
+
+    Read receipts are asked of chat clients only unless
+    ``read_receipt_from_mail_programs`` (see ``ChatMessage``).
+    """
     group_id = group.id if group else None
     return ChatMessage(
         kind=MessageKind.TEXT,
@@ -57,10 +62,16 @@ def new_message(
         group=group,
         text=text,
         read_receipt_to=sender if request_read_receipt else None,
+        read_receipt_from_mail_programs=request_read_receipt and read_receipt_from_mail_programs,
     )
 
 
-def reply(original: ChatMessage, sender: Address, text: str) -> ChatMessage:
+def reply(
+    original: ChatMessage,
+    sender: Address,
+    text: str,
+    read_receipt_from_mail_programs: bool = False,
+) -> ChatMessage:
     """Answer ``original``: reply-all in groups, same thread, same group.
 
     # coi-client-spec: Replying to a Group Message
@@ -96,11 +107,14 @@ def reply(original: ChatMessage, sender: Address, text: str) -> ChatMessage:
         group=original.group,
         text=text,
         read_receipt_to=sender,
+        read_receipt_from_mail_programs=read_receipt_from_mail_programs,
     )
 
 
-def _follow_up(original: ChatMessage, sender: Address, kind: MessageKind) -> ChatMessage:
-    base = reply(original, sender, "")
+def _follow_up(
+    original: ChatMessage, sender: Address, kind: MessageKind, previous: ChatMessage | None = None
+) -> ChatMessage:
+    base = reply(previous or original, sender, "")
     return replace(
         base,
         kind=kind,
@@ -111,18 +125,45 @@ def _follow_up(original: ChatMessage, sender: Address, kind: MessageKind) -> Cha
     )
 
 
-def edit(original: ChatMessage, new_text: str) -> ChatMessage:
-    """Edit request for one's own message (# coi-client-spec: Edit and Delete Messages)."""
+def _own_change(
+    original: ChatMessage, previous: ChatMessage | None, kind: MessageKind
+) -> ChatMessage:
+    """Edit or delete of ``original``; In-Reply-To names ``previous`` when given.
+
+    # coi-client-spec: Edit and Delete Messages ("Multiple edits SHOULD reference
+    # the last edited message") -- that is In-Reply-To.  Delta Chat applies
+    # ``Chat-Edit``/``Chat-Delete`` only when they name the original message,
+    # so ``target_message_id`` (written there) is always the original's id.
+    An edit handed in as ``original`` stands for its own target.
+    """
+    if original.kind is MessageKind.EDIT and original.target_message_id:
+        previous = previous or original
+        original = replace(original, message_id=original.target_message_id)
+    if previous is not None:
+        named = (
+            previous.target_message_id
+            if previous.kind is MessageKind.EDIT and previous.target_message_id
+            else previous.message_id
+        )
+        if named != original.message_id:
+            raise ValueError("previous is neither the original nor an edit of it")
     if original.sender is None:
-        raise ValueError("cannot edit a message without sender")
-    return replace(_follow_up(original, original.sender, MessageKind.EDIT), text=new_text)
+        raise ValueError(f"cannot {kind} a message without sender")
+    return _follow_up(original, original.sender, kind, previous)
 
 
-def delete(original: ChatMessage) -> ChatMessage:
-    """Delete request for one's own message."""
-    if original.sender is None:
-        raise ValueError("cannot delete a message without sender")
-    message = _follow_up(original, original.sender, MessageKind.DELETE)
+def edit(original: ChatMessage, new_text: str, previous: ChatMessage | None = None) -> ChatMessage:
+    """Edit request for one's own message (# coi-client-spec: Edit and Delete Messages).
+
+    ``previous`` is the latest edit of ``original``, if any: In-Reply-To names
+    it, ``Chat-Edit`` names ``original``.
+    """
+    return replace(_own_change(original, previous, MessageKind.EDIT), text=new_text)
+
+
+def delete(original: ChatMessage, previous: ChatMessage | None = None) -> ChatMessage:
+    """Delete request for one's own message; ``previous`` as for :func:`edit`."""
+    message = _own_change(original, previous, MessageKind.DELETE)
     return replace(message, text="(original message marked as deleted)")
 
 

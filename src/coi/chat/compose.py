@@ -298,6 +298,8 @@ def compose(message: ChatMessage) -> EmailMessage:
     """Build the email for ``message``; sender, message id and date are required."""
     if message.sender is None or not message.message_id or message.date is None:
         raise ValueError("a message needs sender, message_id and date to be composed")
+    if message.kind is MessageKind.SYSTEM:
+        raise ValueError("system messages are recorded, not composed")
     email = EmailMessage(policy=COI_POLICY)
     email["From"] = _header_addresses((message.sender,))
     if message.recipients:
@@ -341,7 +343,10 @@ def compose(message: ChatMessage) -> EmailMessage:
         if message.read_receipt_to.addr.lower() != message.sender.addr.lower():
             # coi-client-spec: COI-specific Message Header Fields
             raise ValueError("Disposition-Notification-To must be the sender's address")
-        email["Disposition-Notification-To"] = _header_addresses((message.read_receipt_to,))
+        if message.read_receipt_from_mail_programs:
+            # coi-client-spec: Requesting Read Receipts (RFC 8098); mail programs
+            # ask their user about it, so only on request.
+            email["Disposition-Notification-To"] = _header_addresses((message.read_receipt_to,))
         email["Chat-Disposition-Notification-To"] = message.read_receipt_to.addr
     if message.contact is not None and message.kind is MessageKind.CONTACT:
         contact = message.contact

@@ -7,6 +7,10 @@ original ("Multiple edits SHOULD reference the last edited message").  An edit
 or delete whose target is unknown, or whose sender is not the original sender,
 is shown as an ordinary message: that is what the spec asks for unknown
 targets and it never lets a stranger rewrite somebody else's words.
+
+Delta Chat's pre-message and full message are one message, shown under the
+full message's id (which edits and reactions name): whichever half comes
+second only fills in the kind.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ _INVISIBLE = frozenset(
         MessageKind.PROFILE,
         MessageKind.GROUP,
         MessageKind.POLL_VOTE,
+        MessageKind.SYSTEM,
     }
 )
 
@@ -67,6 +72,14 @@ def apply_messages(state: ConversationState, incoming: Iterable[ChatMessage]) ->
     shown: dict[str, VisibleMessage] = {m.message_id: m for m in state.messages}
     aliases: dict[str, str] = dict(state.aliases)
     for message in incoming:
+        half = shown.get(message.full_message_id or "")
+        if half is not None and half.sender == _sender(message):
+            if message.message_id == message.full_message_id:  # the file, after the text
+                shown[half.message_id] = replace(half, kind=message.kind)
+            else:  # the pre-message (text) after the full message
+                shown[half.message_id] = replace(half, text=half.text or message.text)
+                aliases[message.message_id] = half.message_id
+            continue
         if message.message_id and (message.message_id in shown or message.message_id in aliases):
             continue  # the same message fetched twice
         target_id = message.target_message_id
@@ -96,7 +109,9 @@ def apply_messages(state: ConversationState, incoming: Iterable[ChatMessage]) ->
             continue
         if message.kind in _INVISIBLE:
             continue
-        key = message.message_id or f"#{len(order)}"
+        key = message.full_message_id or message.message_id or f"#{len(order)}"
+        if message.message_id and key != message.message_id:
+            aliases[message.message_id] = key  # a pre-message: its own id names it too
         order.append(key)
         shown[key] = VisibleMessage(key, _sender(message), message.text, message.kind)
     return ConversationState(tuple(shown[k] for k in order), tuple(aliases.items()))

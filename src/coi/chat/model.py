@@ -35,6 +35,10 @@ class MessageKind(StrEnum):
     POLL_VOTE = "poll-vote"
     POLL_CLOSE = "poll-close"
     EXTENSION = "extension"
+    # Recorded but never shown as a bubble: reports that are no read receipt
+    # (Delta Chat's key update, sync and webxdc reports, bounces) and Delta
+    # Chat system messages; ``ChatMessage.system_event`` says what happened.
+    SYSTEM = "system"
 
 
 class Dialect(StrEnum):
@@ -163,13 +167,23 @@ class Pin:
 
 @dataclass(frozen=True, slots=True)
 class ReadReceipt:
-    """An RFC 8098 disposition notification about one message."""
+    """An RFC 8098 disposition notification about one or more messages.
+
+    Delta Chat batches receipts: ``Additional-Message-IDs`` (its extension
+    field) lists further messages the same notification acknowledges.
+    """
 
     original_message_id: str
     disposition: str = "manual-action/MDN-sent-manually; displayed"
     final_recipient: str = ""
     original_recipient: str = ""
     reporting_ua: str = ""
+    additional_message_ids: tuple[str, ...] = ()
+
+    @property
+    def message_ids(self) -> tuple[str, ...]:
+        """Every message this receipt acknowledges, the original first."""
+        return (self.original_message_id, *self.additional_message_ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +265,10 @@ class ChatMessage:
     email_note: str = ""  # shown by mail programs only (Chat-Content: ignore)
     attachments: tuple[Attachment, ...] = ()
     read_receipt_to: Address | None = None
+    # Also ask classic mail programs (Disposition-Notification-To)?  By default
+    # only chat clients are asked (Chat-Disposition-Notification-To), as Delta
+    # Chat does: mail programs would ask their user about every chat message.
+    read_receipt_from_mail_programs: bool = False
     target_message_id: str | None = None  # edited, deleted or reacted-to message
     reaction: str | None = None
     receipt: ReadReceipt | None = None
@@ -269,5 +287,11 @@ class ChatMessage:
     extension: Extension | None = None
     mentions: tuple[Mention, ...] = ()
     encrypted: bool = False  # PGP/MIME body this library cannot read
+    # Set when the text is a machine-made line, never user text: what happened,
+    # e.g. "member-added", "group-name-changed", "securejoin", "key-update".
+    system_event: str = ""
+    # Delta Chat splits a message with a large file into a pre-message (text) and
+    # the full message (file); both halves carry the full message's id here.
+    full_message_id: str | None = None
     chat_headers: tuple[tuple[str, str], ...] = ()  # every Chat-*/COI-* header seen
     defects: tuple[str, ...] = ()

@@ -107,6 +107,7 @@ class _Collected:
     leaves: list[_Part] = field(default_factory=list)
     defects: list[str] = field(default_factory=list)
     has_report: bool = False
+    report_type: str = ""  # of the outermost multipart/report
     encrypted: bool = False
 
 
@@ -174,6 +175,8 @@ def _collect(root: Message, collected: _Collected) -> None:
             continue
         if info.content_type.startswith("multipart/") and isinstance(payload, list):
             if info.content_type == "multipart/report":
+                if not collected.has_report:
+                    collected.report_type = info.params.get("report-type", "").strip().lower()
                 collected.has_report = True
             if depth >= MAX_DEPTH:
                 collected.defects.append(f"parts nested deeper than {MAX_DEPTH}; ignored")
@@ -308,14 +311,14 @@ def _receipt(part: _Part, defects: list[str]) -> ReadReceipt | None:
             fields.setdefault(name.strip().lower(), value.strip())
     ids = parse_message_ids(fields.get("original-message-id"))
     if not ids:
-        defects.append("read receipt without Original-Message-ID")
-        return None
+        return None  # a report, but no receipt (Delta Chat's key update): kind SYSTEM
     return ReadReceipt(
         original_message_id=ids[0],
         disposition=fields.get("disposition", ""),
         final_recipient=fields.get("final-recipient", ""),
         original_recipient=fields.get("original-recipient", ""),
         reporting_ua=fields.get("reporting-ua", ""),
+        additional_message_ids=parse_message_ids(fields.get("additional-message-ids")),
     )
 
 
@@ -548,12 +551,14 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     if chat_version is not None and chat_version.split(".")[0] != "1":
         defects.append(f"unknown Chat-Version {chat_version[:20]!r}; read as 1.0")
     subject = decode_words(first.get("subject", ""))
+    top_content = {_chat_content_value(v) for n, v in headers if n == "chat-content"}
     delta = deltachat.read_fields(
         {
             k: decode_words(v)
             for k, v in first.items()
             if k in deltachat.DELTA_HEADERS or k == "chat-group-description"
-        }
+        },
+        top_content,
     )
     names = set(first)
     if chat_version is not None:
@@ -564,7 +569,6 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         )
     else:
         dialect = Dialect.EMAIL
-    top_content = {_chat_content_value(v) for n, v in headers if n == "chat-content"}
 
     collected = _Collected()
     _collect(root, collected)
@@ -574,6 +578,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
 
     # Previews stand in for the next attachment, never beside it.
     attachments = _attach_previews(body)
+    system_event = _system_event(collected, body.receipt, delta, attachments, "autocrypt" in first)
     text = body.text
     if text is None and body.html is not None:
         text = microformats.html_to_text(body.html)
@@ -599,6 +604,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         receipt_to = parse_single_address(dnt)
         if receipt_to and sender and receipt_to.addr.lower() != sender.addr.lower():
             defects.append("Disposition-Notification-To differs from From")
+        elif receipt_to and sender and not receipt_to.name:
+            receipt_to = sender  # Chat-Disposition-Notification-To is a bare address
 
     pin: Pin | None = None
     top_disposition, top_disposition_params = split_parameters(first.get("content-disposition", ""))
@@ -645,6 +652,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         extension,
         sender,
         group_info,
+        system_event,
     )
     if kind in (MessageKind.EDIT, MessageKind.DELETE, MessageKind.REACTION):
         target = delta.edit_target if kind is MessageKind.EDIT and delta.edit_target else None
@@ -690,6 +698,8 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         email_note=body.email_note,
         attachments=tuple(attachments),
         read_receipt_to=receipt_to,
+        read_receipt_from_mail_programs=receipt_to is not None
+        and "disposition-notification-to" in first,
         target_message_id=target,
         reaction=body.reaction,
         receipt=body.receipt,
@@ -708,9 +718,46 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         extension=extension,
         mentions=mentions,
         encrypted=collected.encrypted,
+        system_event=system_event,
+        full_message_id=delta.full_message_id
+        or (message_id if delta.is_full_message and message_id else None),
         chat_headers=tuple(chat_headers),
         defects=tuple(defects[:MAX_DEFECTS]),
     )
+
+
+# Delta Chat's machine-only parts (src/webxdc.rs, src/sync.rs) and report types.
+_JSON_EVENTS = {"status-update.json": "webxdc-update", "multi-device-sync.json": "sync"}
+_REPORT_EVENTS = {
+    "status-update": "webxdc-update",
+    "multi-device-sync": "sync",
+    "delivery-status": "delivery-report",
+}
+
+
+def _system_event(
+    collected: _Collected,
+    receipt: ReadReceipt | None,
+    delta: deltachat.DeltaFields,
+    attachments: list[Attachment],
+    has_autocrypt: bool,
+) -> str:
+    """What a message that is no user message announces; "" for user messages."""
+    if collected.has_report and receipt is None:
+        if collected.report_type == "disposition-notification" and has_autocrypt:
+            return "key-update"  # Delta Chat: a receipt for nothing, to carry the new key
+        return _REPORT_EVENTS.get(collected.report_type, "report")
+    if delta.system_event:
+        return delta.system_event
+    events = {
+        _JSON_EVENTS.get((a.filename or "").lower(), "")
+        if a.content_type == "application/json"
+        else ""
+        for a in attachments
+    }
+    if attachments and "" not in events:
+        return min(events)
+    return ""
 
 
 def _decide_kind(
@@ -723,10 +770,13 @@ def _decide_kind(
     extension: Extension | None,
     sender: Address | None,
     group_info: GroupInfo | None,
+    system_event: str,
 ) -> MessageKind:
     """One kind per message, most specific first."""
-    if has_report and body.receipt is not None:
-        return MessageKind.READ_RECEIPT
+    if has_report:
+        # RFC 6522: a report that is no disposition notification with an id is
+        # nothing to show (Delta Chat's key update, sync and webxdc reports, bounces).
+        return MessageKind.READ_RECEIPT if body.receipt is not None else MessageKind.SYSTEM
     if body.reaction is not None:
         return MessageKind.REACTION
     if top & {"editrequest", "edit"} or delta.edit_target:
@@ -750,6 +800,8 @@ def _decide_kind(
         return MessageKind.POLL_CLOSE
     if body.location is not None:
         return MessageKind.LOCATION
+    if system_event:
+        return MessageKind.SYSTEM
     if extension is not None:
         return MessageKind.EXTENSION
     if attachments:

@@ -94,6 +94,8 @@ def _text_report(report: dict[str, Any]) -> str:
         ("in-reply-to", "in_reply_to"),
         ("target", "target_message_id"),
         ("reaction", "reaction"),
+        ("system event", "system_event"),
+        ("full message", "full_message_id"),
     ):
         if report.get(key):
             lines.append(f"{label + ':':<15}{report[key]}")

@@ -123,7 +123,7 @@ polls_strategy = st.builds(
     vote_once=st.booleans(),
 )
 group_names = phrase.filter(lambda n: strip_reply_prefixes(n) == n)
-KINDS = list(MessageKind)
+KINDS = [k for k in MessageKind if k is not MessageKind.SYSTEM]  # never composed
 
 
 @st.composite
@@ -158,6 +158,8 @@ def chat_messages(draw: st.DrawFn, kind: MessageKind | None = None) -> ChatMessa
         text=text,
         read_receipt_to=sender if draw(st.booleans()) else None,
     )
+    if base.read_receipt_to is not None:
+        base = replace(base, read_receipt_from_mail_programs=draw(st.booleans()))
     target = draw(st.builds(new_message_id, domain))
     if kind is MessageKind.TEXT and draw(st.booleans()):
         mention = draw(st.builds(lambda n, a: f'@"{n}":{a}', phrase, addr) | st.just("@all"))

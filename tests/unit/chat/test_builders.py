@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from coi.chat import builders, polls
-from coi.chat.compose import compose_bytes
+from coi.chat.compose import compose, compose_bytes
 from coi.chat.conversation import ConversationState, apply_messages
 from coi.chat.headers import group_id_from_message_id
 from coi.chat.model import Address, ChatMessage, GroupRef, MessageKind, Poll, PollOption
@@ -46,6 +48,56 @@ def test_edit_delete_and_reaction_apply_to_the_conversation() -> None:
     (shown,) = state.messages
     assert shown.deleted and shown.history == ("typo hree", "typo here")
     assert shown.reactions == (("bob@example.org", "\U0001f44d"),)
+
+
+def test_edits_and_deletes_name_the_original_for_delta_chat() -> None:
+    """Delta Chat applies Chat-Edit/Chat-Delete only to the original id; the COI
+    spec wants In-Reply-To to name the last edit."""
+    original = _trip(builders.new_message(ALICE, (BOB,), "v1"))
+    first = _trip(builders.edit(original, "v2"))
+    second = builders.edit(original, "v3", previous=first)
+    assert builders.edit(first, "v3").target_message_id == original.message_id
+    removed = builders.delete(original, previous=first)
+    for message in (second, removed):
+        raw = compose(message)
+        header = "Chat-Edit" if message.kind is MessageKind.EDIT else "Chat-Delete"
+        assert raw[header] == f"<{original.message_id}>"
+        assert raw["In-Reply-To"] == f"<{first.message_id}>"
+        back = parse(raw.as_bytes())
+        assert back.target_message_id == original.message_id
+        assert back.in_reply_to == first.message_id
+    state = apply_messages(ConversationState(), [original, first, _trip(second)])
+    assert [m.text for m in state.messages] == ["v3"]
+    with pytest.raises(ValueError, match="previous"):
+        builders.edit(original, "x", previous=_trip(builders.new_message(ALICE, (BOB,), "other")))
+
+
+def test_pure_coi_edit_of_an_edit_targets_in_reply_to() -> None:
+    original = _trip(builders.new_message(ALICE, (BOB,), "v1"))
+    first = _trip(builders.edit(original, "v2"))
+    raw = compose(builders.edit(original, "v3", previous=first))
+    del raw["Chat-Edit"]
+    assert parse(raw.as_bytes()).target_message_id == first.message_id
+
+
+def test_receipts_are_asked_of_chat_clients_only_by_default() -> None:
+    """Delta Chat writes only Chat-Disposition-Notification-To (see its samples);
+    Disposition-Notification-To makes mail programs ask about every message."""
+    plain = compose(builders.new_message(ALICE, (BOB,), "hi"))
+    assert plain["Chat-Disposition-Notification-To"] == ALICE.addr
+    assert "Disposition-Notification-To" not in plain
+    answer = compose(builders.reply(_trip(builders.new_message(BOB, (ALICE,), "yo")), ALICE, "hi"))
+    assert "Disposition-Notification-To" not in answer
+    both = compose(builders.new_message(ALICE, (BOB,), "hi", read_receipt_from_mail_programs=True))
+    assert both["Disposition-Notification-To"] == "Alice <alice@example.org>"
+    assert both["Chat-Disposition-Notification-To"] == ALICE.addr
+    chat_only, asked_all = parse(plain.as_bytes()), parse(both.as_bytes())
+    assert chat_only.read_receipt_to == asked_all.read_receipt_to == ALICE
+    assert not chat_only.read_receipt_from_mail_programs
+    assert asked_all.read_receipt_from_mail_programs
+    del both["Chat-Disposition-Notification-To"]
+    assert parse(both.as_bytes()).read_receipt_to == ALICE
+    assert builders.read_receipt(chat_only, BOB).recipients == (ALICE,)
 
 
 def test_read_receipt_for_a_requesting_message() -> None:

@@ -35,6 +35,13 @@ def test_inspect_clean_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert "defects:       none" in out
 
 
+def test_inspect_names_the_system_event(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["message", "inspect", str(DATA / "deltachat/keyupdate.inner.eml")]) == 0
+    out = capsys.readouterr().out
+    assert "kind:          system" in out
+    assert "system event:  key-update" in out
+
+
 def test_inspect_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["message", "inspect", "--json", str(DATA / "deltachat/plain-group.eml")]) == 0
     report = json.loads(capsys.readouterr().out)
