@@ -122,19 +122,38 @@ class Applier:
     def incoming(self, raw: bytes, arrived: float) -> Applied:
         """A message found on the server; known ones (by Message-ID) are not added twice."""
         msg = parse(raw)
-        mid = msg.message_id or _fallback_id(raw)
+        # Delta Chat's pre-message and full message are one message, keyed by the full
+        # message's id (the one its edits and reactions name)
+        mid = msg.full_message_id or msg.message_id or _fallback_id(raw)
         known = self.store.message_by_mid(self.account.id, mid)
         if known is not None:
             if known.outgoing and known.state in ("sending", "failed"):
                 with self.store.transaction() as db:  # it reached the server after all
                     db.execute("UPDATE message SET state='sent', error='' WHERE id=?", (known.id,))
+            if msg.full_message_id == msg.message_id and msg.attachments and known.visible:
+                self._complete(known.id, msg, raw)
+                return Applied(known.id, "edit", known.chat_id, known.id)
             return Applied(known.id, "known", known.chat_id)
         return self._insert(msg, mid, raw, arrived)
+
+    def _complete(self, row: int, msg: ChatMessage, raw: bytes) -> None:
+        """The full message after its pre-message: its files and text replace the stand-in."""
+        if self.store.attachments(row):
+            return
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE message SET kind=?, text=?, raw=? WHERE id=?",
+                (msg.kind.value, _display_text(msg), raw, row),
+            )
+        _save_attachments(self.store, row, msg.attachments, self.files_dir / str(row))
 
     def _insert(self, msg: ChatMessage, mid: str, raw: bytes, arrived: float) -> Applied:
         sender = msg.sender.addr.lower() if msg.sender else ""
         outgoing = sender == self.me
-        visible = msg.kind in VISIBLE_KINDS or (msg.encrypted and msg.kind is MessageKind.TEXT)
+        # system messages (Delta Chat's member changes, key updates...) carry machine text
+        visible = not msg.system_event and (
+            msg.kind in VISIBLE_KINDS or (msg.encrypted and msg.kind is MessageKind.TEXT)
+        )
         chat_id: int | None = None
         if visible:
             key, peer, name = _chat_key_and_peer(msg, self.me)
@@ -276,7 +295,7 @@ class Applier:
 
     def _receipt(self, row: int, msg: ChatMessage, sender: str, at: float) -> Applied:
         assert msg.receipt is not None
-        ids = (msg.receipt.original_message_id, *getattr(msg.receipt, "additional_message_ids", ()))
+        ids = msg.receipt.message_ids  # Delta Chat batches: Additional-Message-IDs
         target: int | None = None
         with self.store.transaction() as db:
             for mid in ids:

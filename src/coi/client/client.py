@@ -246,11 +246,25 @@ class Client:
 
     async def edit(self, message: int, text: str) -> MessageRow:
         original, acc = self._own(message)
-        return await self._send(acc, builders.edit(original, text))
+        return await self._send(acc, builders.edit(original, text, self._last_edit(message)))
 
     async def delete(self, message: int) -> MessageRow:
         original, acc = self._own(message)
-        return await self._send(acc, builders.delete(original))
+        return await self._send(acc, builders.delete(original, self._last_edit(message)))
+
+    def _last_edit(self, message: int) -> ChatMessage | None:
+        """The latest edit of ``message``: a new edit's In-Reply-To names it (coi-client-spec:
+        "Multiple edits SHOULD reference the last edited message"); Chat-Edit names the
+        original, which is what Delta Chat follows."""
+        row = self.store.message(message)
+        assert row is not None
+        for by_message, _ in reversed(self.store.edit_ids(message)):
+            if by_message == row.message_id:
+                continue
+            edit = self.store.message_by_mid(row.account_id, by_message)
+            if edit is not None and edit.kind == MessageKind.EDIT.value:
+                return parse(self.store.raw(edit.id))
+        return None
 
     async def react(self, message: int, emoji: str) -> MessageRow:
         original, acc = self._original(message)

@@ -557,6 +557,15 @@ class LocalStore:
             )
         ]
 
+    def edit_ids(self, message: int) -> list[tuple[str, float]]:
+        """Message-IDs of the versions of ``message`` (the original first), by arrival."""
+        return [
+            (str(m), float(at))
+            for m, at in self.db.execute(
+                "SELECT by_message, at FROM edit WHERE message=? ORDER BY at, rowid", (message,)
+            )
+        ]
+
     def history(self, message: int) -> list[tuple[str, bool]]:
         """Earlier versions and edits in arrival order: (text, deleted)."""
         return [

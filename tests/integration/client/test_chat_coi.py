@@ -69,6 +69,12 @@ async def test_edit_twice_delete_react_receipt_and_second_device(
     first = await alice.send(BOB, "helo")
     await alice.edit(first.id, "hello")
     await alice.edit(first.id, "hello bob")
+    [(_, _), (edit1, _), (edit2, _)] = alice.store.edit_ids(first.id)
+    second_edit = alice.store.message_by_mid(alice.accounts()[0].id, edit2)
+    assert second_edit is not None
+    raw = alice.store.raw(second_edit.id)
+    assert f"Chat-Edit: <{first.message_id}>".encode() in raw  # Delta Chat follows this
+    assert f"In-Reply-To: <{edit1}>".encode() in raw  # coi-client-spec: the last edit
     doomed = await alice.send(BOB, "oops")
     await alice.delete(doomed.id)
     await bob.sync()

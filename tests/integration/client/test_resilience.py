@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import PASSWORDS
+from tests.integration.client.helpers import new_client
 from tests.integration.conftest import MailEnv, start_mail, stop_mail
 
 from coi.chat import builders
@@ -19,7 +20,6 @@ from coi.client.apply import Applier
 from coi.client.client import INTERRUPTED, Client, ClientError, ClientEvent
 from coi.client.profile import AccountSettings, Endpoint
 from coi.imap.client import ImapClient
-from tests.integration.client.helpers import new_client
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
