@@ -95,6 +95,7 @@ class AccountSync:
         self.folders: dict[str, Folder] = {}  # role -> folder
         self._qresync_enabled = False
         self._filed = False  # INBOX moved messages to Chats during this sync
+        self._selected: str | None = None
 
     async def connect(self, password: str) -> ImapClient:
         self.imap = await open_imap(self.account, password)
@@ -194,10 +195,16 @@ class AccountSync:
         self.store.mark_synced(self.account.id)
         return report
 
+    @property
+    def selected(self) -> str | None:
+        """The folder the last sync step left selected."""
+        return self._selected
+
     async def sync_folder(
         self, folder: Folder, report: SyncReport, progress: Progress | None = None
     ) -> None:
         imap = self._imap()
+        self._selected = folder.name
         qresync = bool(imap.has("QRESYNC") and folder.uidvalidity and folder.highestmodseq)
         if imap.has("QRESYNC") and not self._qresync_enabled:
             await imap.enable("QRESYNC")  # RFC 7162 §3.2.3: before SELECT (QRESYNC ...)
@@ -359,6 +366,7 @@ class AccountSync:
         imap = self._imap()
         for folder, uid, _ in self.store.locations(message):
             await imap.select(folder.name, condstore=imap.has("CONDSTORE"))
+            self._selected = folder.name
             fetched = await imap.uid_store(str(uid), "+FLAGS", add, silent=False)
             self.store.set_flags(
                 folder.id,

@@ -10,6 +10,7 @@ duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from coi.client.store import Account
 from coi.client.sync import AccountSync
 from coi.imap.client import ImapError
+from coi.imap.wire import encode
 
 if TYPE_CHECKING:
     from coi.client.client import Client, ClientEvent
@@ -47,14 +49,12 @@ async def watch_account(
             password = client.profile.load_password(account.address)
             await sync.connect(password)
             delay = BACKOFF_START
-            await _report(sync, client, on_event)
             await _wait_loop(sync, client, on_event, stop, status)
         except (ImapError, OSError, ClientError) as exc:
             status(f"{account.address}: {exc}; retrying in {delay:.0f} s")
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
             delay = min(delay * 2, BACKOFF_MAX)
         finally:
             await sync.close()
@@ -91,10 +91,15 @@ async def _wait_loop(
     watched = sync.folders.get("inbox")
     notify = imap.has("NOTIFY")
     if notify:
-        others = " ".join(f'"{f.name}"' for role, f in sync.folders.items() if role != "inbox")
+        # RFC 5465 §6: one event group for the selected INBOX, one for the other folders
+        others = [
+            encode.mailbox(f.name).decode("ascii")
+            for role, f in sync.folders.items()
+            if role != "inbox"
+        ]
         spec = f"SET (selected {NOTIFY_EVENTS})"
         if others:
-            spec += f" (mailboxes {others} {NOTIFY_EVENTS})"
+            spec += f" (mailboxes ({' '.join(others)}) {NOTIFY_EVENTS})"
         await imap.notify(spec)
     elif (
         sync.account.server_kind == "coi"
@@ -109,7 +114,18 @@ async def _wait_loop(
             f"{sync.account.address}: the server has no IDLE; checking every {POLL_SECONDS:.0f} s"
         )
     while not stop.is_set():
-        await imap.select(watched.name, condstore=imap.has("CONDSTORE"))
+        # Sync, then wait. Whatever arrives after a folder was synced shows up as an
+        # unsolicited update (or a changed UIDNEXT of the watched folder): sync again
+        # before waiting, so nothing that came in between is left for the next wake.
+        await _report(sync, client, on_event)
+        imap.take_updates()
+        if sync.selected != watched.name:
+            info = await imap.select(watched.name, condstore=imap.has("CONDSTORE"))
+            known = sync.folders.get(watched.role)
+            if known is not None and info.uidnext != known.uidnext:
+                continue
+        if imap.take_updates():
+            continue
         if can_idle:
             idle = asyncio.create_task(imap.idle(IDLE_SECONDS))
             stopper = asyncio.create_task(stop.wait())
@@ -122,14 +138,10 @@ async def _wait_loop(
                 except (asyncio.CancelledError, ImapError):
                     pass
                 return
-            responses = idle.result()
-            imap.take_updates()
-            if not responses:
-                continue  # timeout: IDLE again
+            if not idle.result():
+                continue  # IDLE timed out: sync (cheap) and IDLE again
         else:
-            try:
-                await asyncio.wait_for(stop.wait(), POLL_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL_SECONDS):
+                    await stop.wait()
                 return
-            except TimeoutError:
-                pass
-        await _report(sync, client, on_event)

@@ -416,7 +416,8 @@ class ImapClient:
     async def _start(self, security: Security, ssl_context: ssl.SSLContext | None) -> None:
         self._reader_task = asyncio.create_task(self._read_loop())
         try:
-            greeting = await asyncio.wait_for(asyncio.shield(self._greeting), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                greeting = await asyncio.shield(self._greeting)
         except TimeoutError:
             raise ImapTimeout(f"{self.where} sent no greeting within {self.timeout:g} s") from None
         if not isinstance(greeting, Condition) or greeting.status not in ("OK", "PREAUTH", "BYE"):
@@ -1078,21 +1079,30 @@ class ImapClient:
         event = asyncio.Event()
         self._idle_event = event
         started = False
+        send = asyncio.create_task(self._transmit(cmd, [(f"{cmd.tag} IDLE\r\n".encode(), True)]))
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation
+        # that meets a completing future, and the IDLE would then run on unstopped
         try:
-            send = asyncio.create_task(
-                self._transmit(cmd, [(f"{cmd.tag} IDLE\r\n".encode(), True)])
-            )
-            started = await asyncio.wait_for(asyncio.shield(send), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                started = await asyncio.shield(send)
             if started and not cmd.untagged:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await event.wait()
         except TimeoutError:
             error = ImapTimeout(f"IDLE got no answer from {self.where} within {self.timeout:g} s")
             self._fail(error)
             raise error from None
         finally:
             self._idle_event = None
-            if not cmd.done.done() and self._error is None:
+            if not send.done():
+                # Cancelled before the server's "+": DONE must follow the IDLE line and its
+                # continuation (RFC 2177), never overtake it, or the server idles for ever.
+                with contextlib.suppress(BaseException):
+                    async with asyncio.timeout(self.timeout):
+                        await asyncio.shield(send)
+            sent = send.done() and not send.cancelled() and send.exception() is None
+            if sent and send.result() and not cmd.done.done() and self._error is None:
                 with contextlib.suppress(OSError, RuntimeError):
                     self._writer.write(b"DONE\r\n")
         tagged = await self._wait_done(cmd)
@@ -1102,7 +1112,8 @@ class ImapClient:
 
     async def _wait_done(self, cmd: _Command) -> Tagged:
         try:
-            return await asyncio.wait_for(asyncio.shield(cmd.done), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(cmd.done)
         except TimeoutError:
             error = ImapTimeout(
                 f"{cmd.name} got no answer from {self.where} within {self.timeout:g} s"

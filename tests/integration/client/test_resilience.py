@@ -12,13 +12,14 @@ import pytest
 from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import new_client
 from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.plainserver import PlainMailServer
 
 from coi.chat import builders
 from coi.chat.compose import compose_bytes
 from coi.chat.model import Address
 from coi.client.apply import Applier
 from coi.client.client import INTERRUPTED, Client, ClientError, ClientEvent
-from coi.client.profile import AccountSettings, Endpoint
+from coi.client.profile import AccountSettings, Endpoint, FilterMode
 from coi.imap.client import ImapClient
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
@@ -78,20 +79,35 @@ class CuttingProxy:
             self.server.close()
 
 
-async def test_watch_shows_new_messages_and_receipts(env: MailEnv, tmp_path: Path) -> None:
-    ports = (env.imap.port, env.submission_port)
-    alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], *ports)
-    bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
+async def watch_sees(alice: Client, bob: Client, texts: list[str]) -> None:
+    """alice watches while bob sends ``texts``; each arrives as a 'new' event, in order."""
     events: asyncio.Queue[ClientEvent] = asyncio.Queue()
     stop = asyncio.Event()
     watcher = asyncio.create_task(alice.watch(events.put_nowait, stop))
-    await asyncio.sleep(0.3)  # connected and in IDLE
-    await bob.send(ALICE, "are you there?")
-    event = await asyncio.wait_for(events.get(), 10)
-    assert event.kind == "new" and event.message is not None
-    assert alice.store.message(event.message).text == "are you there?"  # type: ignore[union-attr]
+    await asyncio.sleep(0.5)  # connected and waiting
+    for text in texts:
+        await bob.send(ALICE, text)
+        event = await asyncio.wait_for(events.get(), 10)
+        assert event.kind == "new" and event.message is not None
+        row = alice.store.message(event.message)
+        assert row is not None and row.text == text
     stop.set()
     await asyncio.wait_for(watcher, 10)
+
+
+@pytest.mark.parametrize("mode", [FilterMode.NONE, FilterMode.ACTIVE])
+async def test_watch_shows_new_messages(env: MailEnv, tmp_path: Path, mode: FilterMode) -> None:
+    ports = (env.imap.port, env.submission_port)
+    alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], *ports, filter=mode)
+    bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
+    await watch_sees(alice, bob, ["are you there?", "hello?"])
+
+
+async def test_watch_on_a_plain_server(plain_mail: PlainMailServer, tmp_path: Path) -> None:
+    ports = (plain_mail.imap_port, plain_mail.smtp_port)
+    alice = await new_client(tmp_path, "alice", ALICE, plain_mail.users[ALICE], *ports)
+    bob = await new_client(tmp_path, "bob", BOB, plain_mail.users[BOB], *ports)
+    await watch_sees(alice, bob, ["are you there?", "hello?"])
 
 
 async def test_sync_cut_off_midway_resumes_without_loss_or_duplicates(
