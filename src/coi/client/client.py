@@ -30,7 +30,7 @@ from coi.client.apply import Applied, Applier
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
 from coi.client.store import Account, Chat, LocalStore, MessageRow
 from coi.client.sync import AccountSync, Progress, SyncReport, tls_context
-from coi.imap.client import ImapError
+from coi.imap.client import ImapError, TlsFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -392,6 +392,11 @@ async def _imap_call(account: Account, call: Awaitable[T]) -> T:
     """Turns IMAP and network failures into one line naming the account and server."""
     try:
         return await call
+    except TlsFailed as exc:
+        hint = ""
+        if "certificate" in str(exc) and not account.settings.accept_invalid_cert:
+            hint = "; if the server uses a self-signed certificate you trust: --accept-invalid-cert"
+        raise ClientError(f"{account.address}: {exc}{hint}") from None
     except ImapError as exc:
         raise ClientError(f"{account.address} ({account.settings.imap}): {exc}") from None
     except ProfileError as exc:

@@ -106,3 +106,17 @@ async def test_unknown_chat_and_message(tmp_path: Path) -> None:
     assert code == 1 and "no chat" in err
     code, _, err = await coi(tmp_path / "p", "edit", "42", "x")
     assert code == 1 and "no message 42" in err
+
+
+async def test_self_signed_certificate_needs_consent(env: MailEnv, tmp_path: Path) -> None:
+    args = ("account", "add", ALICE, "--imap", f"127.0.0.1:{env.imap.tls_port}",
+            "--smtp", f"127.0.0.1:{env.submissions_port}", "--password-stdin")  # fmt: skip
+    code, _, err = await coi(tmp_path / "p", *args, stdin=PASSWORDS[ALICE] + "\n")
+    assert code == 1 and err.count("\n") == 1
+    assert "certificate" in err and "--accept-invalid-cert" in err
+    code, out, err = await coi(
+        tmp_path / "p", *args, "--accept-invalid-cert", stdin=PASSWORDS[ALICE] + "\n"
+    )
+    assert code == 0, err
+    code, out, err = await coi(tmp_path / "p", "send", BOB, "over TLS")
+    assert code == 0, err

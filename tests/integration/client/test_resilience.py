@@ -155,3 +155,27 @@ async def test_crash_while_sending_marks_failed_and_never_resends(tmp_path: Path
     [chat] = again.chats()
     [row] = again.messages(chat)
     assert row.state == "failed" and row.error == INTERRUPTED
+
+
+async def test_corrupt_message_does_not_stop_the_sync(env: MailEnv, tmp_path: Path) -> None:
+    bob = await new_client(
+        tmp_path, "bob", BOB, PASSWORDS[BOB], env.imap.port, env.submission_port
+    )
+    imap = await ImapClient.connect("127.0.0.1", env.imap.port, security="plain")
+    await imap.login(BOB, PASSWORDS[BOB])
+    good = compose_bytes(builders.new_message(Address(ALICE), (Address(BOB),), "after the junk"))
+    junk = [
+        b"\xff\xfe garbage without headers \x80",
+        b"From: <alice@example.org>\r\nContent-Type: multipart/mixed; boundary=x\r\n"
+        b"Chat-Version: 1.0\r\n\r\n--x\r\nContent-Type: image/png\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n",
+        b"From: " + b"a" * 5000 + b"\r\n\r\nbody",
+    ]
+    for raw in [*junk, good]:
+        await imap.append("INBOX", raw)
+    await imap.logout()
+    report = (await bob.sync())[BOB]
+    assert report.new == 4
+    texts = [m.text for c in bob.chats() for m in bob.messages(c)]
+    assert "after the junk" in texts
+    assert (await bob.sync())[BOB].new == 0  # nothing fetched again
