@@ -8,6 +8,7 @@ import logging
 import secrets
 import signal
 import sys
+from pathlib import Path
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
@@ -120,6 +121,7 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
         lines.append(f"  {kind:11} {host}:{port} ({modes[kind]})")
     for address, password in accounts:
         lines.append(f"  demo account {address} password {password}")
+    lines += _chat_hint(accounts, server.addresses, delivery.addresses, config.data_dir)
     if not config.allow_plaintext_auth:
         lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
     print("\n".join(lines), flush=True)
@@ -133,3 +135,26 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     store.close()
     log.info("stopped")
     return 0
+
+
+def _chat_hint(
+    accounts: list[tuple[str, str]],
+    imap: list[tuple[str, str, int]],
+    delivery: list[tuple[str, str, int]],
+    data_dir: Path,
+) -> list[str]:
+    """How to chat as the first demo user with the coi client (docs/client.md)."""
+    plain = [(h, p) for kind, h, p in imap if kind == "imap"]
+    submission = [(h, p) for kind, h, p in delivery if kind == "submission"]
+    if not accounts or not plain or not submission:
+        return []
+    (ihost, iport), (shost, sport) = plain[0], submission[0]
+    address = accounts[0][0]
+    profile = data_dir / "profiles" / address.partition("@")[0]
+    coi = sys.argv[0] if Path(sys.argv[0]).name == "coi" else "coi"
+    return [
+        f"  chat as {address} (password above):",
+        f"    {coi} account add {address} --imap {ihost}:{iport} --smtp {shost}:{sport}"
+        f" --security plain --profile {profile}",
+        f"    {coi} send bob@example.org hello --profile {profile}",
+    ]
