@@ -204,6 +204,9 @@ def _unfold(value: str) -> str:
     return re.sub(r"\r?\n[ \t]*", " ", value).strip()
 
 
+_EMPTY_ELEMENTS = re.compile(r",(?:\s*,)+")
+
+
 def parse_address_list(value: str) -> tuple[Address, ...]:
     """All mailboxes of an address header; groups are flattened, junk skipped.
 
@@ -211,7 +214,9 @@ def parse_address_list(value: str) -> tuple[Address, ...]:
     """
     if not value:
         return ()
-    value = value.replace(";", ",")
+    # empty list elements (obs-addr-list, RFC 5322 §4.4): Python's stricter getaddresses
+    # (Debian's 3.11.2, CPython >= 3.12.4) rejects the whole list for a trailing comma
+    value = _EMPTY_ELEMENTS.sub(",", value.replace(";", ",")).strip().strip(",")
     addresses: list[Address] = []
     try:
         pairs = getaddresses([value])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sqlite3
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,10 @@ class Applier:
             chat_id = self.store.chat_for(self.account.id, key, peer, name, request)
             if outgoing and peer:
                 self.store.accept_chat(chat_id)  # we wrote to them: no request any more
+        date = msg.date.timestamp() if msg.date else arrived
+        parents = sorted({*msg.references, *([msg.in_reply_to] if msg.in_reply_to else [])})
+        if visible:
+            arrived, date = self._after_parents(parents, arrived, date)
         with self.store.transaction() as db:
             cur = db.execute(
                 "INSERT INTO message (account_id, chat_id, message_id, kind, sender, sender_name,"
@@ -175,18 +180,56 @@ class Applier:
                     self.account.id, chat_id, mid, msg.kind.value, sender,
                     msg.sender.name if msg.sender else "", int(outgoing), _display_text(msg),
                     msg.subject, int(msg.dialect is Dialect.EMAIL), int(visible), arrived,
-                    self.store.next_seq(), msg.date.timestamp() if msg.date else arrived,
+                    self.store.next_seq(), date,
                     msg.in_reply_to or "", msg.target_message_id or "",
                     "sent" if outgoing else "received",
                     msg.read_receipt_to.addr if msg.read_receipt_to else "", raw,
                 ),
             )  # fmt: skip
             row = int(cur.lastrowid or 0)
+            if visible:
+                db.executemany(
+                    "INSERT OR IGNORE INTO parent (message, mid) VALUES (?, ?)",
+                    [(row, p) for p in parents],
+                )
+                self._children_after(db, mid, arrived, date)
         if visible:
             _save_attachments(self.store, row, msg.attachments, self.files_dir / str(row))
             self._apply_waiting(row, mid, sender)
             return Applied(row, "new", chat_id)
         return self._apply_action(row, msg, sender, arrived)
+
+    def _after_parents(
+        self, parents: list[str], arrived: float, date: float
+    ) -> tuple[float, float]:
+        """Sort keys no earlier than those of the stored messages this one references."""
+        if not parents:
+            return arrived, date
+        marks = ",".join("?" * len(parents))
+        row = self.store.db.execute(
+            f"SELECT max(arrived), max(date_header) FROM message WHERE account_id=? AND visible=1"
+            f" AND message_id IN ({marks})",
+            (self.account.id, *parents),
+        ).fetchone()
+        if row is None or row[0] is None:
+            return arrived, date
+        return max(arrived, float(row[0])), max(date, float(row[1]))
+
+    def _children_after(
+        self, db: sqlite3.Connection, mid: str, arrived: float, date: float
+    ) -> None:
+        """Messages stored earlier that reference this one move behind it (a second device
+        can meet a reply in one folder before its parent in another)."""
+        children = db.execute(
+            "SELECT m.id FROM parent p JOIN message m ON m.id = p.message WHERE p.mid=?"
+            " AND m.account_id=? AND (m.arrived < ? OR (m.arrived = ? AND m.date_header <= ?))",
+            (mid, self.account.id, arrived, arrived, date),
+        ).fetchall()
+        for (child,) in children:
+            db.execute(
+                "UPDATE message SET arrived=?, date_header=max(date_header, ?), seq=? WHERE id=?",
+                (arrived, date, self.store.next_seq(), int(child)),
+            )
 
     def _apply_action(self, row: int, msg: ChatMessage, sender: str, arrived: float) -> Applied:
         kind = msg.kind

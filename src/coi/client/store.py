@@ -10,7 +10,9 @@ messages not yet confirmed).  Invariants:
 * Rows are ordered by arrival: ``arrived`` (the server's INTERNALDATE, whole seconds,
   or the send time cut to the second for our own), never by the Date header alone:
   Delta Chat shifts its Date into the past.  Within one second the Date header, then
-  ``seq`` (local insertion order, which follows UID order per folder) break the tie.
+  ``seq`` (local insertion order, which follows UID order per folder) break the tie,
+  and a message never sorts before one it references (``parent``), whichever folder
+  brought which first.
 * Every write is a transaction committed before the caller goes on
   (``synchronous=FULL``), so a crash leaves the store as of the last finished step.
 """
@@ -133,6 +135,11 @@ CREATE TABLE reaction (
     emoji TEXT NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (message, sender)
+) STRICT;
+CREATE TABLE parent (
+    message INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+    mid TEXT NOT NULL,
+    PRIMARY KEY (mid, message)
 ) STRICT;
 CREATE TABLE waiting (
     message INTEGER NOT NULL REFERENCES message(id) ON DELETE CASCADE,

@@ -71,19 +71,31 @@ async def test_chat_both_ways_with_copies_for_other_devices(
     await bob.sync()
     await bob.react(bob.messages(chat)[0].id, "🎉")
     assert await bob.read(chat) == 1
+    picture = tmp_path / "picture.jpg"
+    picture.write_bytes(bytes(range(256)) * 1000)
+    await bob.send(ALICE, "a file", (picture,))
+    await alice.sync()  # alice has seen bob's messages when she writes (same second: seq decides)
+    doomed = await alice.send(BOB, "wrong chat")
+    await alice.delete(doomed.id)
     await alice.sync()
     expected = (
         "chat bob@example.org\n"
         "  me: hi bob, edited twice  [edited; 🎉 by bob@example.org; read by bob@example.org]\n"
         "  bob@example.org: hi alice  [reply to 'hi bob, edited twice']\n"
+        "  bob@example.org: a file  [file picture.jpg 256000]\n"
+        "  me:   [edited; deleted]\n"
     )
     assert dump(alice) == expected
+    [with_file] = [m for m in alice.messages(alice.chats()[0]) if m.text == "a file"]
+    [att] = alice.store.attachments(with_file.id)
+    assert Path(att.path).read_bytes() == picture.read_bytes()
     # a second device sees the same, from the copies alice's client APPENDed
     second = await client(plain_mail, tmp_path, "alice2", ALICE)
     await second.sync()
     assert dump(second) == expected
     boxes = await asyncio.to_thread(mailboxes, plain_mail, ALICE)
-    assert len(boxes["COI.Chats"]) == 3  # alice's message and her two edits, \Seen
+    # alice's messages, her two edits and the delete, all \Seen
+    assert len(boxes["COI.Chats"]) == 5
 
 
 async def test_active_filter_files_chat_messages(

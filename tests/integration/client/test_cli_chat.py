@@ -114,9 +114,9 @@ async def test_self_signed_certificate_needs_consent(env: MailEnv, tmp_path: Pat
     code, _, err = await coi(tmp_path / "p", *args, stdin=PASSWORDS[ALICE] + "\n")
     assert code == 1 and err.count("\n") == 1
     assert "certificate" in err and "--accept-invalid-cert" in err
-    code, out, err = await coi(
+    code, _, err = await coi(
         tmp_path / "p", *args, "--accept-invalid-cert", stdin=PASSWORDS[ALICE] + "\n"
     )
     assert code == 0, err
-    code, out, err = await coi(tmp_path / "p", "send", BOB, "over TLS")
+    code, _out, err = await coi(tmp_path / "p", "send", BOB, "over TLS")
     assert code == 0, err
