@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from coi.chat.detect import is_chat_message_bytes
+from coi.chat.parse import parse
 from coi.client.apply import Applied, Applier
 from coi.client.profile import FilterMode, Profile, Security
 from coi.client.store import Account, Folder, LocalStore
@@ -312,11 +313,10 @@ class AccountSync:
         if chats is None:
             return
         imap = self._imap()
-        to_chats: list[int] = []
-        to_sent: list[int] = []
+        me = self.account.address.lower()
+        moves: dict[str, list[int]] = {}
         present = self.store.folder_uids(inbox.id)
         for uid in sorted(candidates & present.keys()):
-            flags = present[uid]
             row = self.store.db.execute(
                 "SELECT m.raw, m.outgoing FROM location l JOIN message m ON m.id = l.message"
                 " WHERE l.folder_id=? AND l.uid=?",
@@ -325,38 +325,25 @@ class AccountSync:
             if row is None:
                 continue
             raw, outgoing = bytes(row[0]), bool(row[1])
-            head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-            chat = is_chat_message_bytes(head)
-            seen = "\\Seen" in flags.split()
-            if outgoing and not self._to_me(uid, inbox):
+            chat = is_chat_message_bytes(raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0])
+            seen = "\\Seen" in present[uid].split()
+            target: str | None = None
+            if outgoing and not _addressed_to(raw, me):  # ours, sent to others
                 if not seen:
                     await imap.uid_store(str(uid), "+FLAGS", ["\\Seen"])
+                sent = self.folders.get("sent")
                 if chat and mode is FilterMode.ACTIVE:
-                    to_chats.append(uid)
-                elif "sent" in self.folders:
-                    to_sent.append(uid)
+                    target = chats.name
+                elif sent is not None:
+                    target = sent.name
             elif chat and (mode is FilterMode.ACTIVE or seen):
-                to_chats.append(uid)
-        for uids, target in ((to_chats, chats.name), (to_sent, self.folders.get("sent"))):
-            if uids and target is not None:
-                name = target if isinstance(target, str) else target.name
-                await imap.uid_move(",".join(map(str, uids)), name)
-                self.store.remove_uids(inbox.id, uids)
-                self._filed = True
-
-    def _to_me(self, uid: int, inbox: Folder) -> bool:
-        row = self.store.db.execute(
-            "SELECT m.raw FROM location l JOIN message m ON m.id = l.message"
-            " WHERE l.folder_id=? AND l.uid=?",
-            (inbox.id, uid),
-        ).fetchone()
-        if row is None:
-            return False
-        from coi.chat.parse import parse
-
-        msg = parse(bytes(row[0]))
-        me = self.account.address.lower()
-        return any(a.addr.lower() == me for a in (*msg.recipients, *msg.cc))
+                target = chats.name
+            if target:
+                moves.setdefault(target, []).append(uid)
+        for target, uids in moves.items():
+            await imap.uid_move(",".join(map(str, uids)), target)
+            self.store.remove_uids(inbox.id, uids)
+            self._filed = True
 
     # -- updates ----------------------------------------------------------------------
 
@@ -395,3 +382,8 @@ def _special(entries: list[ListEntry], use: str) -> str | None:
         if any(flag.lower() == use.lower() for flag in entry.flags):
             return entry.name
     return None
+
+
+def _addressed_to(raw: bytes, me: str) -> bool:
+    msg = parse(raw)
+    return any(a.addr.lower() == me for a in (*msg.recipients, *msg.cc))

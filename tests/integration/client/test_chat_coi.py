@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import dump, new_client
-from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.integration.conftest import MailEnv
 
 from coi.client.client import Client, SendFailed
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
-    env = await start_mail(tmp_path / "server", max_message_size=200_000)
-    try:
-        yield env
-    finally:
-        await stop_mail(env)
 
 
 async def pair(env: MailEnv, root: Path) -> tuple[Client, Client]:

@@ -6,23 +6,14 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from tests.conftest import PASSWORDS
-from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.integration.conftest import MailEnv
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
-    env = await start_mail(tmp_path / "server")
-    try:
-        yield env
-    finally:
-        await stop_mail(env)
 
 
 async def coi(profile: Path, *args: str, stdin: str = "") -> tuple[int, str, str]:

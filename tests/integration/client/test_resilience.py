@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import new_client
-from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
 
 from coi.chat import builders
@@ -25,13 +24,6 @@ from coi.imap.client import ImapClient
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
-    env = await start_mail(tmp_path / "server")
-    try:
-        yield env
-    finally:
-        await stop_mail(env)
 
 
 class CuttingProxy:

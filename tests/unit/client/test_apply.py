@@ -19,15 +19,15 @@ BOB = Address("bob@example.org", "Bob")
 MALLORY = Address("mallory@example.net", "Mallory")
 
 
+def applier_for(tmp_path: Path, me: Address) -> Applier:
+    store = LocalStore(tmp_path / f"{me.addr}.sqlite3")
+    settings = AccountSettings(me.addr, Endpoint("127.0.0.1", 1), Endpoint("127.0.0.1", 2))
+    return Applier(store, store.add_account(settings), tmp_path / "files")
+
+
 @pytest.fixture
 def applier(tmp_path: Path) -> Applier:
-    store = LocalStore(tmp_path / "client.sqlite3")
-    account = store.add_account(
-        AccountSettings(
-            address=ALICE.addr, imap=Endpoint("127.0.0.1", 1), smtp=Endpoint("127.0.0.1", 2)
-        )
-    )
-    return Applier(store, account, tmp_path / "files")
+    return applier_for(tmp_path, ALICE)
 
 
 def deliver(applier: Applier, msg: ChatMessage, at: float) -> int:
@@ -155,13 +155,7 @@ SAMPLES = Path(__file__).parents[4] / "shared" / "samples" / "deltachat"
 
 @pytest.fixture
 def bob(tmp_path: Path) -> Applier:
-    store = LocalStore(tmp_path / "bob.sqlite3")
-    account = store.add_account(
-        AccountSettings(
-            address=BOB.addr, imap=Endpoint("127.0.0.1", 1), smtp=Endpoint("127.0.0.1", 2)
-        )
-    )
-    return Applier(store, account, tmp_path / "files")
+    return applier_for(tmp_path, BOB)
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared/samples not beside the project")
