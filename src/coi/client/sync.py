@@ -108,8 +108,9 @@ class AccountSync:
         if self.imap is not None:
             imap, self.imap = self.imap, None
             try:
-                await asyncio.wait_for(imap.logout(), 5)
-            except Exception:
+                async with asyncio.timeout(5):
+                    await imap.logout()
+            except Exception:  # the connection is going away anyway
                 await imap.close()
 
     # -- set-up ---------------------------------------------------------------------

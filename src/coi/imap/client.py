@@ -797,7 +797,11 @@ class ImapClient:
         """Abort the connection (no LOGOUT); waiting commands get ConnectionLost."""
         self._fail(ConnectionLost(f"connection to {self.where} closed by the client"))
         transport = self._writer.transport
-        transport.abort()
+        if not transport.is_closing():
+            # Python 3.11.2's TLS transport raises AttributeError when aborted after its
+            # connection was lost (fixed in later 3.11 releases)
+            with contextlib.suppress(AttributeError):
+                transport.abort()
         task = self._reader_task
         if task is not None and not task.done():
             task.cancel()
