@@ -32,6 +32,7 @@ class CuttingProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.cut_after: int | None = None  # bytes from the server, per connection
+        self.hide: bytes = b""  # removed from what the server sends (a capability, say)
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -48,6 +49,8 @@ class CuttingProxy:
             sent = 0
             with contextlib.suppress(ConnectionError):
                 while data := await src.read(4096):
+                    if count and self.hide:
+                        data = data.replace(self.hide, b"")
                     if count and limit is not None and sent + len(data) > limit:
                         dst.write(data[: limit - sent])
                         await dst.drain()
@@ -171,3 +174,27 @@ async def test_corrupt_message_does_not_stop_the_sync(env: MailEnv, tmp_path: Pa
     texts = [m.text for c in bob.chats() for m in bob.messages(c)]
     assert "after the junk" in texts
     assert (await bob.sync())[BOB].new == 0  # nothing fetched again
+
+
+async def test_watch_without_idle_polls(
+    env: MailEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("coi.client.watch.POLL_SECONDS", 0.2)
+    ports = (env.imap.port, env.submission_port)
+    bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
+    proxy = CuttingProxy(env.imap.port)
+    proxy.hide = b" IDLE"  # a server that does not offer IDLE
+    port = await proxy.start()
+    alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], port, ports[1])
+    statuses: list[str] = []
+    events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(alice.watch(events.put_nowait, stop, statuses.append))
+    await asyncio.sleep(0.3)
+    await bob.send(ALICE, "polled")
+    event = await asyncio.wait_for(events.get(), 10)
+    assert event.kind == "new"
+    stop.set()
+    await asyncio.wait_for(watcher, 10)
+    assert any("no IDLE" in line for line in statuses)
+    await proxy.stop()
