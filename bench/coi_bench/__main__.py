@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coi_bench import push, servers, workloads
+from coi_bench import client, push, servers, workloads
 from coi_bench.servers import Server
 from coi_bench.workloads import QUICK, TINY, Sizes
 
@@ -51,6 +51,11 @@ ROWS = [
     ("idle", "exists_p99_ms", "delivery -> EXISTS in IDLE, p99", "ms", False),
     ("push", "push_p50_ms", "delivery -> WebPush, median (coi only)", "ms", False),
     ("push", "push_p99_ms", "delivery -> WebPush, p99 (coi only)", "ms", False),
+    ("client", "watch_p50_ms", "client: delivery -> shown by watch, median", "ms", False),
+    ("client", "watch_p99_ms", "client: delivery -> shown by watch, p99", "ms", False),
+    ("client", "resync_ms", "client: resync of an unchanged account (with login)", "ms", False),
+    ("client", "resync_bytes", "client: resync bytes (read + written, with login)", "B", False),
+    ("client", "first_sync_s", "client: first sync of the account", "s", False),
 ]
 
 
@@ -60,6 +65,8 @@ def users_for(sizes: Sizes) -> dict[str, str]:
     users["big@example.org"] = "pw-big"
     users |= {f"idle{i:02d}@example.org": f"pw-idle-{i}" for i in range(n_users)}
     users["watch@example.org"] = "pw-watch"
+    users["cwatch@example.org"] = "pw-cwatch"  # the client workload's watch
+    users["csync@example.org"] = "pw-csync"  # the client workload's resynced account
     return users
 
 
@@ -79,8 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--workloads",
-        default="delivery,append,big,many,idle,push",
-        help="comma-separated subset of delivery,append,big,many,idle,push",
+        default="delivery,append,big,many,idle,push,client",
+        help="comma-separated subset of delivery,append,big,many,idle,push,client",
     )
     p.add_argument(
         "--big-mailbox", type=int, help=f"messages in the big mailbox ({FULL.big_mailbox})"
@@ -110,6 +117,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--idle-deliveries", type=int, help=f"timed deliveries ({FULL.idle_deliveries})")
     p.add_argument(
+        "--client-deliveries",
+        type=int,
+        help=f"deliveries timed to the client's watch ({FULL.client_deliveries})",
+    )
+    p.add_argument(
+        "--client-mailbox",
+        type=int,
+        help=f"messages in the client's resynced INBOX ({FULL.client_mailbox})",
+    )
+    p.add_argument(
         "--repeats", type=int, help=f"rounds per server of each measurement ({FULL.repeats})"
     )
     p.add_argument(
@@ -133,6 +150,8 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
         "many_clients",
         "many_seconds",
         "idle_deliveries",
+        "client_deliveries",
+        "client_mailbox",
         "repeats",
     ):
         if getattr(args, name) is not None:
@@ -227,6 +246,19 @@ async def run_all(
             if got is not None:
                 res[s.name]["push"] = got
                 log(f"push {s.name}: {got}")
+    if "client" in wanted:
+        # coi.client on each server: COI mode on coi serve, fallback mode on Dovecot
+        log(f"client: filling {sizes.client_mailbox} messages in {len(srv)} server(s)")
+        fills = await asyncio.gather(
+            *(guarded(s, "client", client.fill_mailbox(s, sizes)) for s in srv)
+        )
+        for s, fill_s in zip(srv, fills, strict=True):
+            if fill_s is None or not s.lmtp_port:
+                continue
+            got = await guarded(s, "client", client.client_workload(s, sizes, fill_s))
+            if got is not None:
+                res[s.name]["client"] = got
+                log(f"client {s.name}: {got}")
     if "idle" in wanted:
         # memory is a difference from a baseline: restart both servers (same data) so that
         # what the earlier workloads left in their heaps counts for neither

@@ -29,6 +29,8 @@ class Sizes:
     many_mailbox: int = 200
     idle_counts: tuple[int, ...] = (1000, 10_000)
     idle_deliveries: int = 40
+    client_deliveries: int = 200  # client workload: deliveries timed to coi.client's watch
+    client_mailbox: int = 10_000  # client workload: messages in the resynced INBOX
     login_concurrency: int = 32
     repeats: int = 3
     settle_seconds: float = 2.0  # wait before reading memory
@@ -45,6 +47,8 @@ QUICK = Sizes(
     many_mailbox=50,
     idle_counts=(50, 200),
     idle_deliveries=20,
+    client_deliveries=50,
+    client_mailbox=2000,
     login_concurrency=16,
     repeats=2,
 )
@@ -58,6 +62,8 @@ TINY = Sizes(
     many_mailbox=10,
     idle_counts=(5, 10),
     idle_deliveries=3,
+    client_deliveries=5,
+    client_mailbox=100,
     login_concurrency=4,
     repeats=1,
     settle_seconds=0.2,

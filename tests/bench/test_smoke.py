@@ -49,6 +49,8 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
         "many clients: p99 latency",
         "EXISTS in IDLE",
         "idle memory per connection",
+        "client: delivery -> shown by watch, median",
+        "client: resync of an unchanged account",
     ):
         assert label in out, label
     (result,) = tmp_path.glob("*-tiny.json")
@@ -60,3 +62,6 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert coi["big"]["count_search_text_hits"] == 1
     assert coi["many"]["errors"] == 0
     assert coi["idle"]["exists_p99_ms"] > 0
+    assert coi["client"]["watch_messages"] == 5 and coi["client"]["watch_p99_ms"] > 0
+    assert coi["client"]["mailbox_messages"] == 100
+    assert 0 < coi["client"]["resync_bytes"] < 10_000

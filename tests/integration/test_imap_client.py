@@ -168,6 +168,17 @@ async def test_append_and_fetch_byte_identical(alice: ImapClient) -> None:
     assert await alice.uid_search("SUBJECT lunch") == [first.uids[0]]
 
 
+async def test_byte_counters_grow(alice: ImapClient) -> None:
+    read, written = alice.bytes_read, alice.bytes_written
+    assert read > 0 and written > 0  # greeting, LOGIN
+    await alice.append("INBOX", MESSAGE)
+    assert alice.bytes_written >= written + len(MESSAGE)
+    await alice.select("INBOX")
+    read = alice.bytes_read
+    await alice.uid_fetch("1:*", "BODY.PEEK[]")
+    assert alice.bytes_read >= read + len(MESSAGE)
+
+
 async def test_store_copy_move_expunge(alice: ImapClient) -> None:
     uids = [(await alice.append("INBOX", MESSAGE)) for _ in range(3)]
     assert all(u is not None for u in uids)

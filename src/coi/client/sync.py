@@ -51,6 +51,8 @@ class SyncReport:
     changed: int = 0
     removed: int = 0
     applied: list[Applied] = field(default_factory=list)
+    bytes_read: int = 0  # IMAP bytes received during this sync (login and set-up not counted)
+    bytes_written: int = 0  # IMAP bytes sent during this sync
 
 
 def tls_context(accept_invalid_cert: bool) -> ssl.SSLContext:
@@ -183,6 +185,8 @@ class AccountSync:
         Our own copies (Sent, Chats) first, so that a reply in INBOX meets the message
         it answers; Chats again when INBOX filed messages there (fallback mode)."""
         report = SyncReport()
+        imap = self._imap()
+        read0, written0 = imap.bytes_read, imap.bytes_written
         for role in ("sent", "chats", "inbox"):
             folder = self.folders.get(role)
             if folder is not None:
@@ -195,6 +199,8 @@ class AccountSync:
             self.applier.forget(orphans)
             report.removed += len(orphans)
         self.store.mark_synced(self.account.id)
+        report.bytes_read = imap.bytes_read - read0
+        report.bytes_written = imap.bytes_written - written0
         return report
 
     @property

@@ -368,6 +368,8 @@ class ImapClient:
         self._logging_out = False
         self._paused = False
         self._reader_task: asyncio.Task[None] | None = None
+        self.bytes_read = 0  # bytes received on this connection (IMAP data, TLS not counted)
+        self.bytes_written = 0  # bytes sent on this connection (IMAP data, TLS not counted)
 
     @property
     def where(self) -> str:
@@ -490,6 +492,7 @@ class ImapClient:
                 data = await self._reader.read(256 * 1024)
                 if not data:
                     break
+                self.bytes_read += len(data)
                 self._responses.feed(data)
                 while not self._paused:
                     try:
@@ -690,6 +693,7 @@ class ImapClient:
             try:
                 for data, wait in chunks:
                     self._writer.write(data)
+                    self.bytes_written += len(data)
                     if not wait:
                         continue
                     cont: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -1109,6 +1113,7 @@ class ImapClient:
             if sent and send.result() and not cmd.done.done() and self._error is None:
                 with contextlib.suppress(OSError, RuntimeError):
                     self._writer.write(b"DONE\r\n")
+                    self.bytes_written += 6
         tagged = await self._wait_done(cmd)
         if tagged.status != "OK":
             raise CommandFailed("IDLE", tagged)
