@@ -281,6 +281,7 @@ class LocalStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA foreign_keys=ON")
         self.db.execute("PRAGMA busy_timeout=10000")
+        self._depth = 0
         self._migrate()
         self._seq = int(self.db.execute("SELECT coalesce(max(seq), 0) FROM message").fetchone()[0])
 
@@ -301,8 +302,20 @@ class LocalStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        if self.db.in_transaction:  # nested: part of the caller's transaction
-            yield self.db
+        """One transaction; nested, a savepoint that a failure rolls back alone."""
+        if self.db.in_transaction:
+            self._depth += 1
+            name = f"sp{self._depth}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth -= 1
+            self.db.execute(f"RELEASE {name}")
             return
         self.db.execute("BEGIN IMMEDIATE")
         try:
@@ -459,12 +472,20 @@ class LocalStore:
                     changed.append(int(row[0]))
         return changed
 
-    def remove_uids(self, folder_id: int, uids: Iterable[int]) -> None:
+    def remove_uids(self, folder_id: int, uids: Iterable[int]) -> int:
+        """Forgets UIDs expunged from the folder; returns how many we knew."""
         with self.transaction() as db:
-            db.executemany(
+            cur = db.executemany(
                 "DELETE FROM location WHERE folder_id=? AND uid=?",
                 [(folder_id, uid) for uid in uids],
             )
+            return cur.rowcount
+
+    def max_uid(self, folder_id: int) -> int:
+        row = self.db.execute(
+            "SELECT coalesce(max(uid), 0) FROM location WHERE folder_id=?", (folder_id,)
+        ).fetchone()
+        return int(row[0])
 
     def add_location(self, message: int, folder_id: int, uid: int, flags: str, modseq: int) -> None:
         with self.transaction() as db:

@@ -98,6 +98,7 @@ class AccountSync:
         self.folders: dict[str, Folder] = {}  # role -> folder
         self._qresync_enabled = False
         self._filed = False  # INBOX moved messages to Chats during this sync
+        self._removed_any = False  # UIDs left a folder: look for messages gone everywhere
         self._selected: str | None = None
 
     async def connect(self, password: str) -> ImapClient:
@@ -123,17 +124,18 @@ class AccountSync:
         if entries:
             self.delimiter = entries[0].delimiter or "/"
         if imap.has("COI"):
-            root = await self._setup_coi()
+            root, changed = await self._setup_coi()
             kind = "coi"
         else:
             root = DEFAULT_ROOT
-            await self._setup_plain(entries, root)
+            changed = await self._setup_plain(entries, root)
             kind = "plain"
         if (kind, root) != (self.account.server_kind, self.account.mailbox_root):
             self.store.set_server_kind(self.account.id, kind, root)
             self.account = self.store.account_by_id(self.account.id) or self.account
             self.applier.account = self.account
-        entries = await imap.list("", "*")
+        if changed:  # folders may have been made: list again
+            entries = await imap.list("", "*")
         names = {e.name for e in entries}
         chats = self.chats_name
         self.folders = {"inbox": self.store.folder(self.account.id, "INBOX", "inbox")}
@@ -147,8 +149,10 @@ class AccountSync:
     def chats_name(self) -> str:
         return f"{self.account.mailbox_root}{self.delimiter}Chats"
 
-    async def _setup_coi(self) -> str:
-        """coi-server-spec: Getting COI Namespace Configuration, Configure COI Usage."""
+    async def _setup_coi(self) -> tuple[str, bool]:
+        """coi-server-spec: Getting COI Namespace Configuration, Configure COI Usage.
+
+        Returns the mailbox root and whether the configuration was changed."""
         imap = self._imap()
         config = await imap.getmetadata("", [COI_CONFIG], depth="1")
         raw_root = config.get(MAILBOX_ROOT)
@@ -161,16 +165,20 @@ class AccountSync:
             updates[MESSAGE_FILTER] = wanted
         if updates:
             await imap.setmetadata("", updates)
-        return root
+        return root, bool(updates)
 
-    async def _setup_plain(self, entries: list[ListEntry], root: str) -> None:
-        """coi-client-spec: Folders. Created once, subscribed, on a server without COI."""
+    async def _setup_plain(self, entries: list[ListEntry], root: str) -> bool:
+        """coi-client-spec: Folders. Created and subscribed once, on a server without COI
+        (a folder the user unsubscribed later stays so); True when one was made."""
         imap = self._imap()
         names = {e.name for e in entries}
+        made = False
         for name in (f"{root}{self.delimiter}Chats", f"{root}{self.delimiter}Contacts", BLOCKED):
             if name not in names:
                 await imap.create(name)
-            await imap.subscribe(name)
+                await imap.subscribe(name)
+                made = True
+        return made
 
     def _imap(self) -> ImapClient:
         if self.imap is None:
@@ -194,10 +202,12 @@ class AccountSync:
         if self._filed and "chats" in self.folders:
             self._filed = False
             await self.sync_folder(self.folders["chats"], report, progress)
-        orphans = self.store.orphans(self.account.id)
-        if orphans:
-            self.applier.forget(orphans)
-            report.removed += len(orphans)
+        if self._removed_any:  # a message gone from every folder was deleted elsewhere
+            self._removed_any = False
+            orphans = self.store.orphans(self.account.id)
+            if orphans:
+                self.applier.forget(orphans)
+                report.removed += len(orphans)
         self.store.mark_synced(self.account.id)
         report.bytes_read = imap.bytes_read - read0
         report.bytes_written = imap.bytes_written - written0
@@ -224,27 +234,26 @@ class AccountSync:
         )
         uidvalidity = info.uidvalidity or 0
         uidnext = info.uidnext or 0
-        known = self.store.folder_uids(folder.id)
         saved_uidnext = folder.uidnext
+        top = self.store.max_uid(folder.id)
         if uidvalidity != folder.uidvalidity:
             if folder.uidvalidity:
                 log.info("UIDVALIDITY of %s changed: fetching it again", folder.name)
             self.store.reset_folder(folder.id, uidvalidity)
-            known, saved_uidnext, qresync = {}, 0, False
-        top = max(known, default=0)
+            saved_uidnext, top, qresync = 0, 0, False
+            self._removed_any = True
         touched: set[int] = set()
-        if known:
-            if qresync:
-                removed = [uid for uid in info.vanished if uid in known]
-                changes = list(info.fetches)
+        if top:
+            if qresync:  # the server said what changed: nothing to compare locally
+                removed, changes = list(info.vanished), list(info.fetches)
             else:
-                removed, changes = await self._diff(folder, known, top)
-            if removed:
-                self.store.remove_uids(folder.id, removed)
+                removed, changes = await self._diff(folder, self.store.folder_uids(folder.id), top)
+            if removed and self.store.remove_uids(folder.id, removed):
+                self._removed_any = True
             flag_changes = [
                 (f.uid, _flags_text(f.flags), f.modseq or 0)
                 for f in changes
-                if f.uid is not None and f.uid in known and f.flags is not None
+                if f.uid is not None and f.uid <= top and f.flags is not None
             ]
             report.changed += len(self.store.set_flags(folder.id, flag_changes))
             touched.update(uid for uid, _, _ in flag_changes)
@@ -282,10 +291,10 @@ class AccountSync:
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
             fetched = await imap.uid_fetch(",".join(map(str, batch)), FETCH_ITEMS)
-            for item in sorted(fetched, key=lambda f: f.uid or 0):
-                if item.uid is None or item.uid <= top:
-                    continue
-                self._store_fetched(folder, item, report)
+            with self.store.transaction():  # one commit (and fsync) per batch
+                for item in sorted(fetched, key=lambda f: f.uid or 0):
+                    if item.uid is not None and item.uid > top:
+                        self._store_fetched(folder, item, report)
             if progress is not None:
                 progress(folder.name, min(start + FETCH_BATCH, len(uids)), len(uids))
         return uids
@@ -295,7 +304,8 @@ class AccountSync:
         raw = item.body("") or b""
         arrived = item.internaldate.timestamp() if item.internaldate else 0.0
         try:
-            applied = self.applier.incoming(raw, arrived)
+            with self.store.transaction():  # a savepoint: a failure leaves nothing half-done
+                applied = self.applier.incoming(raw, arrived)
         except Exception as exc:  # a message we cannot store must not stop the sync
             log.warning("message UID %d in %s could not be read: %s", item.uid, folder.name, exc)
             applied = self.applier.broken(raw, arrived, str(exc))
@@ -350,7 +360,7 @@ class AccountSync:
         for target, uids in moves.items():
             await imap.uid_move(",".join(map(str, uids)), target)
             self.store.remove_uids(inbox.id, uids)
-            self._filed = True
+            self._filed = self._removed_any = True
 
     # -- updates ----------------------------------------------------------------------
 

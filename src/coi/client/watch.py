@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from coi.client.store import Account
 from coi.client.sync import AccountSync
-from coi.imap.client import ImapError
+from coi.imap.client import CommandFailed, ImapError
 from coi.imap.wire import encode
 
 if TYPE_CHECKING:
@@ -100,9 +100,14 @@ async def _wait_loop(
         spec = f"SET (selected {NOTIFY_EVENTS})"
         if others:
             spec += f" (mailboxes ({' '.join(others)}) {NOTIFY_EVENTS})"
-        await imap.notify(spec)
-    elif (
-        sync.account.server_kind == "coi"
+        try:
+            await imap.notify(spec)
+        except CommandFailed as exc:  # a server that refuses it still has IDLE
+            log.info("%s: NOTIFY refused (%s); watching with IDLE", sync.account.address, exc)
+            notify = False
+    if (
+        not notify
+        and sync.account.server_kind == "coi"
         and sync.account.settings.filter.value == "active"
         and "chats" in sync.folders
     ):

@@ -32,7 +32,7 @@ class CuttingProxy:
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.cut_after: int | None = None  # bytes from the server, per connection
-        self.hide: bytes = b""  # removed from what the server sends (a capability, say)
+        self.hide: tuple[bytes, ...] = ()  # removed from what the server sends (capabilities)
         self.writers: list[asyncio.StreamWriter] = []
         self.server: asyncio.Server | None = None
 
@@ -49,8 +49,8 @@ class CuttingProxy:
             sent = 0
             with contextlib.suppress(ConnectionError):
                 while data := await src.read(4096):
-                    if count and self.hide:
-                        data = data.replace(self.hide, b"")
+                    for word in self.hide if count else ():
+                        data = data.replace(word, b"")
                     if count and limit is not None and sent + len(data) > limit:
                         dst.write(data[: limit - sent])
                         await dst.drain()
@@ -183,7 +183,7 @@ async def test_watch_without_idle_polls(
     ports = (env.imap.port, env.submission_port)
     bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
     proxy = CuttingProxy(env.imap.port)
-    proxy.hide = b" IDLE"  # a server that does not offer IDLE
+    proxy.hide = (b" IDLE",)  # a server that does not offer IDLE
     port = await proxy.start()
     alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], port, ports[1])
     statuses: list[str] = []
@@ -197,4 +197,39 @@ async def test_watch_without_idle_polls(
     stop.set()
     await asyncio.wait_for(watcher, 10)
     assert any("no IDLE" in line for line in statuses)
+    await proxy.stop()
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [(), (b" QRESYNC",), (b" QRESYNC", b" CONDSTORE")],
+    ids=["qresync", "condstore", "plain"],
+)
+async def test_other_devices_expunges_and_flags_arrive(
+    env: MailEnv, tmp_path: Path, hidden: tuple[bytes, ...]
+) -> None:
+    """QRESYNC where offered, CHANGEDSINCE where only CONDSTORE is, a full diff otherwise."""
+    proxy = CuttingProxy(env.imap.port)
+    proxy.hide = hidden
+    port = await proxy.start()
+    bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], port, env.submission_port)
+    imap = await ImapClient.connect("127.0.0.1", env.imap.port, security="plain")
+    await imap.login(BOB, PASSWORDS[BOB])
+    for text in ("one", "two", "three"):
+        msg = builders.new_message(Address(ALICE), (Address(BOB),), text)
+        await imap.append("INBOX", compose_bytes(msg))
+    assert (await bob.sync())[BOB].new == 3
+    await bob.sync()  # a second sync: the folder state the next one starts from
+    await imap.select("INBOX")
+    await imap.uid_store("2", "+FLAGS", ["\\Seen"])
+    await imap.uid_store("1", "+FLAGS", ["\\Deleted"])
+    await imap.expunge()
+    await imap.logout()
+    report = (await bob.sync())[BOB]
+    assert (report.removed, report.changed, report.new) == (1, 1, 0)
+    [chat] = bob.chats()
+    assert [m.text for m in bob.messages(chat)] == ["two", "three"]
+    two = bob.messages(chat)[0]
+    [(_, _, flags)] = bob.store.locations(two.id)
+    assert "\\Seen" in flags.split()
     await proxy.stop()
