@@ -71,8 +71,10 @@ def reply(
     sender: Address,
     text: str,
     read_receipt_from_mail_programs: bool = False,
+    quote: bool = False,
 ) -> ChatMessage:
-    """Answer ``original``: reply-all in groups, same thread, same group.
+    """Answer ``original``: reply-all in groups, same thread, same group; with ``quote``
+    its text goes on top, as Delta Chat and mail programs show a reply's context.
 
     # coi-client-spec: Replying to a Group Message
     """
@@ -106,6 +108,7 @@ def reply(
         in_reply_to=original.message_id,
         group=original.group,
         text=text,
+        quote=original.text if quote else "",
         read_receipt_to=sender,
         read_receipt_from_mail_programs=read_receipt_from_mail_programs,
     )

@@ -34,10 +34,19 @@ def _text_cte(text: str) -> str | None:
     return None if text.isascii() else "quoted-printable"
 
 
-def text_part(text: str, chat_content: str | None = None) -> MIMEPart:
-    """``text/plain; charset=UTF-8; format=flowed``. # coi-client-spec: Text Messages"""
+def quote_block(quote: str) -> str:
+    """``> `` lines, as mail programs and Delta Chat quote the message a reply answers."""
+    return "\n".join("> " + line if line else ">" for line in quote.splitlines())
+
+
+def text_part(text: str, chat_content: str | None = None, quote: str = "") -> MIMEPart:
+    """``text/plain; charset=UTF-8; format=flowed``. # coi-client-spec: Text Messages
+
+    ``quote`` goes on top as quoted lines (RFC 3676 §4.5: quote depth 1, not stuffed)."""
     part = MIMEPart(policy=COI_POLICY)
     body = flowed.encode(text) + "\n"
+    if quote:
+        body = quote_block(quote) + "\n\n" + body
     part.set_content(
         body, subtype="plain", charset="utf-8", cte=_text_cte(body), params={"format": "flowed"}
     )
@@ -206,7 +215,7 @@ def _body(message: ChatMessage) -> MIMEPart:
         or message.email_note
         or not message.attachments
     ):
-        alternatives.append(text_part(location_text))
+        alternatives.append(text_part(location_text, quote=message.quote))
     user_html = (
         message.html
         if message.html is not None

@@ -260,6 +260,7 @@ class ChatMessage:
     group: GroupRef | None = None
     text: str = ""
     folded_text: str = ""  # quotes and signature hidden from view
+    quote: str = ""  # the answered message's text, quoted on top of a reply (Delta Chat's form)
     html: str | None = None
     markdown: str | None = None
     email_note: str = ""  # shown by mail programs only (Chat-Content: ignore)

@@ -583,9 +583,11 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     if text is None and body.html is not None:
         text = microformats.html_to_text(body.html)
     text = (text or "").rstrip("\n")
-    folded = ""
+    folded = quote = ""
     if dialect is Dialect.EMAIL:
         text, folded = plain.fold(text)
+    elif in_reply_to and text.startswith(">"):
+        quote, text = plain.split_top_quote(text)
     if body.location is not None:
         text = _LOCATION_FALLBACK.sub("", text)
     if delta.edit_target and text.startswith("\u270f\ufe0f"):
@@ -693,6 +695,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
         group=group,
         text=text,
         folded_text=folded,
+        quote=quote,
         html=body.html.rstrip("\n") if body.html is not None else None,
         markdown=body.markdown.rstrip("\n") if body.markdown is not None else None,
         email_note=body.email_note,

@@ -58,3 +58,20 @@ def fold(text: str) -> tuple[str, str]:
     visible = "\n".join(lines).strip("\n")
     folded = "\n".join([*folded_head, *([""] if folded_head and folded_tail else []), *folded_tail])
     return visible.rstrip(), folded.strip("\n")
+
+
+def split_top_quote(text: str) -> tuple[str, str]:
+    """(quote, rest) when ``text`` starts with a ``>`` block followed by more text.
+
+    A chat reply carries the answered message quoted on top (Delta Chat does so); the
+    quote is shown apart from what the sender wrote. Quote markers are removed.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    end = 0
+    while end < len(lines) and lines[end].startswith(">"):
+        end += 1
+    rest = "\n".join(lines[end:]).strip("\n")
+    if end == 0 or not rest:
+        return "", text
+    quote = "\n".join(line[2:] if line.startswith("> ") else line[1:] for line in lines[:end])
+    return quote, rest

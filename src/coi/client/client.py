@@ -242,7 +242,7 @@ class Client:
     async def reply(self, message: int, text: str) -> MessageRow:
         original, acc = self._original(message)
         me = Address(acc.address, acc.settings.name)
-        return await self._send(acc, builders.reply(original, me, text))
+        return await self._send(acc, builders.reply(original, me, text, quote=True))
 
     async def edit(self, message: int, text: str) -> MessageRow:
         original, acc = self._own(message)
