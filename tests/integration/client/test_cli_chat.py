@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -111,3 +112,27 @@ async def test_self_signed_certificate_needs_consent(env: MailEnv, tmp_path: Pat
     assert code == 0, err
     code, _out, err = await coi(tmp_path / "p", "send", BOB, "over TLS")
     assert code == 0, err
+
+
+async def test_watch_prints_messages_as_they_arrive(env: MailEnv, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    assert (await add(env, b, BOB, PASSWORDS[BOB]))[0] == 0
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coi.cli.main", "watch", "--json", "--profile", str(a),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        await asyncio.sleep(1.0)  # connected and waiting
+        assert (await coi(b, "send", ALICE, "live"))[0] == 0
+        line = await asyncio.wait_for(proc.stdout.readline(), 15)
+        event = json.loads(line)
+        assert event["event"] == "new" and event["message"]["text"] == "live"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 15)
+    assert code == 0
+    assert proc.stderr is not None
+    assert b"Traceback" not in await proc.stderr.read()
