@@ -26,9 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from coi.client.profile import AccountSettings, Endpoint, FilterMode, Security
-
-SCHEMA_VERSION = 1
+from coi.client.profile import AccountSettings, Endpoint, FilterMode, ProfileError, Security
 
 _SCHEMA = """
 CREATE TABLE account (
@@ -153,6 +151,28 @@ CREATE TABLE receipt (
     PRIMARY KEY (message, reader)
 ) STRICT;
 """
+
+# Autocrypt (client part 2): peers' keys and preferences, the account's "encrypt only" setting,
+# and per message whether it came encrypted and signed by the sender's known key.
+_AUTOCRYPT = """
+ALTER TABLE account ADD COLUMN encrypt_only INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE message ADD COLUMN encrypted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE message ADD COLUMN verified INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE peer (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    last_seen REAL NOT NULL DEFAULT 0,
+    autocrypt_timestamp REAL NOT NULL DEFAULT 0,
+    public BLOB NOT NULL DEFAULT x'',
+    prefer_encrypt INTEGER NOT NULL DEFAULT 0,
+    gossip_timestamp REAL NOT NULL DEFAULT 0,
+    gossip_key BLOB NOT NULL DEFAULT x'',
+    PRIMARY KEY (account_id, addr)
+) STRICT;
+"""
+
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT)
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,15 +309,16 @@ class LocalStore:
         self.db.close()
 
     def _migrate(self) -> None:
+        """Numbered, append-only migrations, each in its own transaction."""
         version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
-        if version == 0:
+        if version > SCHEMA_VERSION:
+            raise ProfileError(
+                f"{self.path} was written by a newer coi (schema {version}); upgrade coi"
+            )
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
             # executescript commits first, so the script is its own transaction
             self.db.executescript(
-                f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-            )
-        elif version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} was written by a newer coi (schema {version}); upgrade coi"
+                f"BEGIN IMMEDIATE; {script} PRAGMA user_version={number}; COMMIT;"
             )
 
     @contextmanager
