@@ -111,6 +111,7 @@ class AccountSettings:
     filter: FilterMode = DEFAULT_FILTER
     name: str = ""
     read_receipts: bool = False  # only when the user enabled them (spec: Sending Read Receipts)
+    encrypt_only: bool = False  # never send in clear, hide chat mail that came in clear
 
 
 class Profile:

@@ -352,11 +352,11 @@ class LocalStore:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO account (address, name, imap_host, imap_port, smtp_host, smtp_port,"
-                " security, accept_invalid_cert, filter, read_receipts)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " security, accept_invalid_cert, filter, read_receipts, encrypt_only)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (s.address, s.name, s.imap.host, s.imap.port, s.smtp.host, s.smtp.port,
                  s.security.value, int(s.accept_invalid_cert), s.filter.value,
-                 int(s.read_receipts)),
+                 int(s.read_receipts), int(s.encrypt_only)),
             )  # fmt: skip
         account = self.account_by_id(int(cur.lastrowid or 0))
         assert account is not None
@@ -366,9 +366,11 @@ class LocalStore:
         with self.transaction() as db:
             db.execute(
                 "UPDATE account SET name=?, imap_host=?, imap_port=?, smtp_host=?, smtp_port=?,"
-                " security=?, accept_invalid_cert=?, filter=?, read_receipts=? WHERE id=?",
+                " security=?, accept_invalid_cert=?, filter=?, read_receipts=?, encrypt_only=?"
+                " WHERE id=?",
                 (s.name, s.imap.host, s.imap.port, s.smtp.host, s.smtp.port, s.security.value,
-                 int(s.accept_invalid_cert), s.filter.value, int(s.read_receipts), account_id),
+                 int(s.accept_invalid_cert), s.filter.value, int(s.read_receipts),
+                 int(s.encrypt_only), account_id),
             )  # fmt: skip
 
     def set_server_kind(self, account_id: int, kind: str, mailbox_root: str) -> None:
@@ -384,14 +386,14 @@ class LocalStore:
 
     _ACCOUNT_SELECT = (
         "SELECT id, address, name, imap_host, imap_port, smtp_host, smtp_port, security,"
-        " accept_invalid_cert, filter, read_receipts, server_kind, mailbox_root, last_sync"
-        " FROM account"
+        " accept_invalid_cert, filter, read_receipts, server_kind, mailbox_root, last_sync,"
+        " encrypt_only FROM account"
     )
 
     @staticmethod
     def _account(row: Sequence[object]) -> Account:
         (id_, address, name, ihost, iport, shost, sport, security, invalid, filt, receipts,
-         kind, root, last) = row  # fmt: skip
+         kind, root, last, encrypt_only) = row  # fmt: skip
         settings = AccountSettings(
             address=str(address),
             imap=Endpoint(str(ihost), int(iport)),  # type: ignore[call-overload]
@@ -401,6 +403,7 @@ class LocalStore:
             filter=FilterMode(str(filt)),
             name=str(name),
             read_receipts=bool(receipts),
+            encrypt_only=bool(encrypt_only),
         )
         return Account(int(id_), settings, str(kind), str(root), float(last))  # type: ignore[call-overload, arg-type]
 
