@@ -206,6 +206,8 @@ def _message_json(client: Client, m: MessageRow) -> dict[str, Any]:
         "error": m.error,
         "edited": m.edited,
         "deleted": m.deleted,
+        "encrypted": m.encrypted,
+        "verified": m.verified,
         "reply_to": m.in_reply_to,
         "reactions": dict(client.store.reactions(m.id)),
         "read_by": client.store.receipts(m.id),
@@ -225,6 +227,8 @@ def _message_line(client: Client, m: MessageRow) -> str:
         if parent is not None and parent.visible and parent.id != m.id:
             line = f"#{m.id} {_time(m.arrived)} {who} (reply to #{parent.id}): {text}"
     notes: list[str] = []
+    if m.encrypted:
+        notes.append("encrypted" if m.verified or m.outgoing else "encrypted, unverified")
     if m.edited and not m.deleted:
         notes.append("edited")
     if m.is_email:

@@ -21,6 +21,7 @@ import os
 import re
 import sqlite3
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,18 @@ VISIBLE_KINDS = frozenset(
     {MessageKind.TEXT, MessageKind.MEDIA, MessageKind.LOCATION, MessageKind.POLL}
 )
 ENCRYPTED_TEXT = "[encrypted message: this client cannot decrypt it yet]"
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An incoming message after decryption (coi.client.e2e): what to parse, and how it came."""
+
+    raw: bytes
+    encrypted: bool = False
+    verified: bool = False  # signed by the key known for its From address
+
+
+Opener = Callable[[bytes], Opened]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,16 +125,21 @@ def _chat_key_and_peer(msg: ChatMessage, me: str) -> tuple[str, str, str]:
 class Applier:
     """Applies messages of one account to the store."""
 
-    def __init__(self, store: LocalStore, account: Account, files_dir: Path) -> None:
+    def __init__(
+        self, store: LocalStore, account: Account, files_dir: Path, opener: Opener | None = None
+    ) -> None:
         self.store = store
         self.account = account
         self.me = account.address.lower()
         self.files_dir = files_dir / str(account.id)
+        self.opener = opener
 
     # -- incoming -------------------------------------------------------------------
 
     def incoming(self, raw: bytes, arrived: float) -> Applied:
         """A message found on the server; known ones (by Message-ID) are not added twice."""
+        opened = self.opener(raw) if self.opener is not None else Opened(raw)
+        raw = opened.raw
         msg = parse(raw)
         # Delta Chat's pre-message and full message are one message, keyed by the full
         # message's id (the one its edits and reactions name)
@@ -135,7 +153,7 @@ class Applier:
                 self._complete(known.id, msg, raw)
                 return Applied(known.id, "edit", known.chat_id, known.id)
             return Applied(known.id, "known", known.chat_id)
-        return self._insert(msg, mid, raw, arrived)
+        return self._insert(msg, mid, raw, arrived, opened)
 
     def _complete(self, row: int, msg: ChatMessage, raw: bytes) -> None:
         """The full message after its pre-message: its files and text replace the stand-in."""
@@ -148,13 +166,17 @@ class Applier:
             )
         _save_attachments(self.store, row, msg.attachments, self.files_dir / str(row))
 
-    def _insert(self, msg: ChatMessage, mid: str, raw: bytes, arrived: float) -> Applied:
+    def _insert(
+        self, msg: ChatMessage, mid: str, raw: bytes, arrived: float, opened: Opened
+    ) -> Applied:
         sender = msg.sender.addr.lower() if msg.sender else ""
         outgoing = sender == self.me
         # system messages (Delta Chat's member changes, key updates...) carry machine text
         visible = not msg.system_event and (
             msg.kind in VISIBLE_KINDS or (msg.encrypted and msg.kind is MessageKind.TEXT)
         )
+        if self.account.settings.encrypt_only and not opened.encrypted:
+            visible = visible and msg.dialect is Dialect.EMAIL  # chat mail in clear: hidden
         chat_id: int | None = None
         if visible:
             key, peer, name = _chat_key_and_peer(msg, self.me)
@@ -174,8 +196,8 @@ class Applier:
             cur = db.execute(
                 "INSERT INTO message (account_id, chat_id, message_id, kind, sender, sender_name,"
                 " outgoing, text, subject, is_email, visible, arrived, seq, date_header,"
-                " in_reply_to, target, state, receipt_to, raw)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " in_reply_to, target, state, receipt_to, raw, encrypted, verified)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     self.account.id, chat_id, mid, msg.kind.value, sender,
                     msg.sender.name if msg.sender else "", int(outgoing), _display_text(msg),
@@ -184,6 +206,7 @@ class Applier:
                     msg.in_reply_to or "", msg.target_message_id or "",
                     "sent" if outgoing else "received",
                     msg.read_receipt_to.addr if msg.read_receipt_to else "", raw,
+                    int(opened.encrypted), int(opened.verified),
                 ),
             )  # fmt: skip
             row = int(cur.lastrowid or 0)
@@ -361,9 +384,12 @@ class Applier:
 
     # -- outgoing -------------------------------------------------------------------
 
-    def outgoing(self, msg: ChatMessage, raw: bytes, arrived: float) -> Applied:
-        """A message we are about to send: recorded first, as 'sending'."""
-        applied = self._insert(msg, msg.message_id, raw, arrived)
+    def outgoing(
+        self, msg: ChatMessage, raw: bytes, arrived: float, encrypted: bool = False
+    ) -> Applied:
+        """A message we are about to send (``raw`` before encryption): recorded first, as
+        'sending'."""
+        applied = self._insert(msg, msg.message_id, raw, arrived, Opened(raw, encrypted, encrypted))
         with self.store.transaction() as db:
             db.execute("UPDATE message SET state='sending' WHERE id=?", (applied.message,))
         return applied

@@ -246,40 +246,21 @@ class MessageRow:
     mdn_sent: bool
     edited: bool
     deleted: bool
+    encrypted: bool = False
+    verified: bool = False
 
 
 _MESSAGE_COLUMNS = (
     "id, account_id, chat_id, message_id, kind, sender, sender_name, outgoing, text, subject,"
     " is_email, visible, arrived, in_reply_to, target, state, error, receipt_to, shown,"
-    " mdn_sent, edited, deleted"
+    " mdn_sent, edited, deleted, encrypted, verified"
 )
 
 
 def _message(row: Sequence[object]) -> MessageRow:
-    (
-        id_,
-        account,
-        chat,
-        mid,
-        kind,
-        sender,
-        name,
-        outgoing,
-        text,
-        subject,
-        is_email,
-        visible,
-        arrived,
-        irt,
-        target,
-        state,
-        error,
-        receipt_to,
-        shown,
-        mdn,
-        edited,
-        deleted,
-    ) = row
+    (id_, account, chat, mid, kind, sender, name, outgoing, text, subject, is_email, visible,
+     arrived, irt, target, state, error, receipt_to, shown, mdn, edited, deleted, encrypted,
+     verified) = row  # fmt: skip
     return MessageRow(
         int(id_),  # type: ignore[call-overload]
         int(account),  # type: ignore[call-overload]
@@ -287,7 +268,7 @@ def _message(row: Sequence[object]) -> MessageRow:
         str(mid), str(kind), str(sender), str(name), bool(outgoing), str(text), str(subject),
         bool(is_email), bool(visible), float(arrived),  # type: ignore[arg-type]
         str(irt), str(target), str(state), str(error), str(receipt_to), bool(shown), bool(mdn),
-        bool(edited), bool(deleted),
+        bool(edited), bool(deleted), bool(encrypted), bool(verified),
     )  # fmt: skip
 
 
