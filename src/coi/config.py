@@ -41,6 +41,7 @@ class ServerConfig:
     metadata_max_entries: int = 1000  # RFC 5464 §4.1: at least 10
     metadata_admin: str = ""
     coi_mailbox_root: str = "COI"
+    coi_detect_encrypted: bool = True
     lmtp: str = "127.0.0.1:24"
     submission: str = "0.0.0.0:587"
     submissions: str = "0.0.0.0:465"
@@ -107,6 +108,12 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--coi-mailbox-root",
         "COI <MAILBOX-ROOT>: parent of the Chats and Contacts folders",
     ),
+    "coi_detect_encrypted": (
+        "--coi-detect-encrypted",
+        "also take PGP/MIME encrypted mail with the outer Subject exactly '[...]' for chat"
+        " (Delta Chat); --no-coi-detect-encrypted keeps the strict spec rule"
+        " (see docs/chat-detection.md)",
+    ),
     "lmtp": ("--lmtp", "LMTP listener for an MTA such as Postfix, HOST:PORT ('off' to disable)"),
     "submission": (
         "--submission",
@@ -171,7 +178,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for item in fields(ServerConfig):
         flag, text = OPTIONS[item.name]
         default = getattr(defaults, item.name)
-        if isinstance(default, bool):
+        if isinstance(default, bool) and default:
+            # on by default: --flag / --no-flag
+            parser.add_argument(
+                flag,
+                dest=item.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default: on)",
+            )
+        elif isinstance(default, bool):
             parser.add_argument(flag, dest=item.name, action="store_true", default=None, help=text)
         elif item.name == "domains":
             parser.add_argument(flag, dest=item.name, action="append", metavar="NAME", help=text)

@@ -218,3 +218,32 @@ async def test_webpush_only_after_login(push_env: PushEnv) -> None:
     lines = await client.command('l LOGIN alice@example.org "alice-secret"')
     assert b" WEBPUSH]" in lines[-1]
     await client.close()
+
+
+async def test_encrypted_deltachat_message_is_pushed_as_chat(push_env: PushEnv) -> None:
+    """Delta Chat's encrypted mail has no COI marker outside; the encrypted rule of
+    coi.chat.detect gives it $Chat at delivery, so a msgtype "chat" subscription gets it."""
+    sample = Path(__file__).resolve().parents[1] / "data/chat/deltachat/e2ee-one_to_one.eml"
+    encrypted = sample.read_bytes().replace(b"alice@example.org", b"bob@example.org", 1)
+    encrypted = encrypted.replace(b"\n", b"\r\n")
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    await client.command('c SETMETADATA "" (/private/vendor/vendor.dovecot/coi/config/enabled yes)')
+    lines = await setmeta(client, "s", f"{SUBS}/{SUB_ID}", subscription(push_env, "chat"))
+    assert lines[-1] == b"s OK SETMETADATA complete\r\n"
+    await wait_for(lambda: push_env.endpoint.received)
+    validation = json.loads(push_env.endpoint.received.pop(0)[1])["validation"]
+    lines = await client.command(f'r SETMETADATA "" ({SUBS}/{SUB_ID}/validate "{validation}")')
+    assert lines[-1].startswith(b"r OK")
+    await asyncio.to_thread(deliver, push_env, MAIL)
+    await asyncio.to_thread(deliver, push_env, encrypted)
+    await wait_for(lambda: push_env.endpoint.received)
+    await asyncio.sleep(0.3)
+    assert len(push_env.endpoint.received) == 1  # the plain mail is not a chat
+    payload = json.loads(push_env.endpoint.received[0][1])
+    assert payload["from-email"] == "bob@example.org"
+    assert payload["subject"] == "[...]"
+    assert payload["msg-id"] == "b6f8428a-5aaf-4f7c-8bf4-dfb18532c6ce@localhost"
+    if "content-type" in payload:
+        assert payload["content-type"].startswith("multipart/encrypted")
+    await client.close()

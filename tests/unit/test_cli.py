@@ -168,3 +168,13 @@ def test_queue_and_dkim_commands(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert code == 0
     assert 'coi._domainkey.example.org. IN TXT "v=DKIM1; k=rsa; p=' in out
     assert (tmp_path / "dkim" / "example.org.pem").stat().st_mode & 0o077 == 0
+
+
+def test_coi_detect_encrypted_is_on_by_default_and_can_be_switched_off(tmp_path: Path) -> None:
+    assert load(_args([])).coi_detect_encrypted is True
+    assert load(_args(["--no-coi-detect-encrypted"])).coi_detect_encrypted is False
+    config = tmp_path / "coi.toml"
+    config.write_text("coi_detect_encrypted = false\n")
+    assert load(_args(["--config", str(config)])).coi_detect_encrypted is False
+    on = load(_args(["--config", str(config), "--coi-detect-encrypted"]))
+    assert on.coi_detect_encrypted is True

@@ -56,10 +56,13 @@ class LocalDelivery:
         store: SqliteStore,
         domains: tuple[str, ...] = (),
         settings: CoiSettingsSource | None = None,
+        detect_encrypted: bool = True,
     ) -> None:
         self.store = store
         self.domains = tuple(d.lower() for d in domains)
         self.settings: CoiSettingsSource = settings or DisabledCoiSource()
+        # coi_detect_encrypted: also file PGP/MIME mail with Subject "[...]" as chat
+        self.detect_encrypted = detect_encrypted
         self.blocks = BlockIndex(store)
 
     def close(self) -> None:
@@ -79,10 +82,14 @@ class LocalDelivery:
         """Delivered here rather than relayed: one of our domains, or a user we have."""
         return self.is_local_domain(address) or self.local_user(address) is not None
 
+    def is_chat(self, raw: bytes) -> bool:
+        """The delivery-time classification (coi.chat.detect with this server's setting)."""
+        return is_chat_message_bytes(header_block(raw), detect_encrypted=self.detect_encrypted)
+
     async def deliver(self, user: User, raw: bytes, sender: str) -> Route:
         """Files an incoming message for `user`; returns once it is durable."""
         settings = self.settings.coi_settings(user.id)
-        is_chat = is_chat_message_bytes(header_block(raw))
+        is_chat = self.is_chat(raw)
         blocked = False
         if settings.enabled:
             # COI-From-Hash names From addresses; the envelope sender (lists, forwarders,
@@ -106,7 +113,7 @@ class LocalDelivery:
     async def store_sent(self, user: User, raw: bytes, sent_folder: str | None = None) -> Route:
         """Keeps the sender's own copy of a submitted message, \\Seen."""
         settings = self.settings.coi_settings(user.id)
-        is_chat = is_chat_message_bytes(header_block(raw))
+        is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
         await self._store(user, target, raw)
         return target

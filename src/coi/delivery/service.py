@@ -52,7 +52,9 @@ class DeliveryService:
         self.config = config
         self.tls = tls
         source = settings or StoreCoiSource(store, config.coi_mailbox_root)
-        self.local = LocalDelivery(store, config.domains, source)
+        self.local = LocalDelivery(
+            store, config.domains, source, detect_encrypted=config.coi_detect_encrypted
+        )
         self.queue = RelayQueue(config.data_dir / "queue.sqlite3")
         self.relay = RelayWorker(
             self.queue,

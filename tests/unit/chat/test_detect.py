@@ -39,12 +39,20 @@ def test_mapping_and_pairs_are_accepted() -> None:
     assert not is_chat_message({"Subject": "hello"})
 
 
-def test_all_fixtures_are_chat_messages_except_encrypted_outer() -> None:
+def test_all_fixtures_are_chat_messages_except_keyupdate() -> None:
     for path in sorted(DATA.glob("*/*.eml")):
         raw = path.read_bytes()
-        # The outer PGP/MIME envelope hides it; Delta Chat's key update has no Chat-Version.
-        expected = path.name not in ("e2ee-one_to_one.eml", "keyupdate.inner.eml")
+        # Delta Chat's key update has no Chat-Version (and is not encrypted here).
+        expected = path.name != "keyupdate.inner.eml"
         assert is_chat_message_bytes(raw) is expected, path.name
+
+
+def test_strict_rule_misses_the_encrypted_outer() -> None:
+    for path in sorted(DATA.glob("*/*.eml")):
+        raw = path.read_bytes()
+        # The outer PGP/MIME envelope hides every spec marker.
+        expected = path.name not in ("e2ee-one_to_one.eml", "keyupdate.inner.eml")
+        assert is_chat_message_bytes(raw, detect_encrypted=False) is expected, path.name
 
 
 @given(st.binary(max_size=2000))
@@ -64,11 +72,33 @@ def test_bytes_detection_is_fast_on_huge_headers() -> None:
 _header_lines = st.lists(
     st.tuples(
         st.sampled_from(
-            ["Chat-Version", "Message-ID", "References", "Subject", "X-Other", "chat-version"]
+            [
+                "Chat-Version",
+                "Message-ID",
+                "References",
+                "Subject",
+                "X-Other",
+                "chat-version",
+                "Content-Type",
+                "subject",
+            ]
         ),
         st.one_of(
             st.sampled_from(
-                ["1.0", "<chat$a@b>", "<a@b>", " <chat$x@y> <z@w>", "<z@w> <chat$x@y>", ""]
+                [
+                    "1.0",
+                    "<chat$a@b>",
+                    "<a@b>",
+                    " <chat$x@y> <z@w>",
+                    "<z@w> <chat$x@y>",
+                    "",
+                    "[...]",
+                    " [...] ",
+                    "...",
+                    'multipart/encrypted; protocol="application/pgp-encrypted"; boundary=x',
+                    "multipart/encrypted; protocol=application/pgp-encrypted",
+                    'multipart/signed; protocol="application/pgp-signature"',
+                ]
             ),
             st.from_regex(r"[ -~]{0,30}", fullmatch=True),
         ),
@@ -82,3 +112,6 @@ def test_raw_and_parsed_detection_agree_on_generated_headers(lines: list[tuple[s
     raw = "".join(f"{name}: {value}\r\n" for name, value in lines).encode() + b"\r\nbody"
     message = email.message_from_bytes(raw, policy=email.policy.compat32)
     assert is_chat_message_bytes(raw) is is_chat_message(message)
+    assert is_chat_message_bytes(raw, detect_encrypted=False) is is_chat_message(
+        message, detect_encrypted=False
+    )
