@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 MAX_HEADER = 10 * 1024  # §2.1: larger headers SHOULD be treated as invalid
-_CHUNK = 72  # keydata chunk length: the header folder breaks lines at the spaces between chunks
+_CHUNK = 64  # keydata chunks: "keydata=" + one chunk must fit a folded line, or it is encoded
 _STALE = 35 * 24 * 3600  # §2.4: autocrypt_timestamp this much older than last_seen discourages
 
 Recommendation = Literal["encrypt", "available", "disable"]
