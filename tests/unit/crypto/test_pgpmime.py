@@ -1,4 +1,4 @@
-"""PGP/MIME with protected headers: round trips through coi.chat, the outer mask, Delta Chat mail."""
+"""PGP/MIME with protected headers: round trips through coi.chat, the outer mask, Delta Chat."""
 
 from __future__ import annotations
 
@@ -61,7 +61,9 @@ def test_round_trip_through_chat_parse(alice: KeyPair, bob: KeyPair) -> None:
 
 
 def test_outer_headers_hide_the_rest(alice: KeyPair, bob: KeyPair) -> None:
-    message = new_message(ALICE, (BOB,), "secret text", group=GroupRef("grp123456789ab", "Secret group"))
+    message = new_message(
+        ALICE, (BOB,), "secret text", group=GroupRef("grp123456789ab", "Secret group")
+    )
     raw = _encrypt(message, compose_bytes(message), alice, bob)
     assert b"secret text" not in raw and b"Secret group" not in raw and b"Alice" not in raw
     outer = email.message_from_bytes(raw, policy=compat32)
