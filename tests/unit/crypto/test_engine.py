@@ -7,11 +7,13 @@ import time
 import pysequoia as sq
 import pytest
 from openpgp.composed import (
+    EncryptionCaps,
     KeyType,
     Message,
     SecretKeyParamsBuilder,
     SignedPublicKey,
     SignedSecretKey,
+    SubkeyParamsBuilder,
 )
 
 from coi.crypto import (
@@ -201,3 +203,51 @@ def test_timings(alice: KeyPair, bob: KeyPair) -> None:
     decrypted = (time.perf_counter() - start) / 20
     assert generated < 0.5
     assert decrypted < 0.05
+
+
+def test_seipd_v1_for_keys_without_v2(alice: KeyPair) -> None:
+    """RFC 9580 §5.13.2: SEIPDv2 only when every recipient key advertises it."""
+    old = (
+        SecretKeyParamsBuilder()
+        .key_type(KeyType.ed25519_legacy())
+        .can_certify(True)
+        .can_sign(True)
+        .feature_seipd_v2(False)
+        .primary_user_id("<old@example.org>")
+        .subkey(
+            SubkeyParamsBuilder()
+            .key_type(KeyType.ecdh("curve25519"))
+            .can_encrypt(EncryptionCaps.all())
+            .build()
+        )
+        .generate()
+    )
+    old_pair = KeyPair(
+        secret=old.to_bytes(),
+        public=old.to_public_key().to_bytes(),
+        fingerprint=old.fingerprint.upper(),
+    )
+    armored = encrypt_and_sign(b"v1", [alice.public, old_pair.public], alice)
+    message, _ = Message.from_armor(armored)
+    assert message.encrypted_data_packet().kind == "seipd-v1"
+    for reader in (alice, old_pair):
+        assert decrypt_and_verify(armored, [reader], [alice.public]).signer == alice.fingerprint
+
+
+def test_encrypts_to_delta_chat_keys(alice: KeyPair) -> None:
+    """Keys from Delta Chat's Autocrypt-Gossip headers advertise SEIPDv2: we use it."""
+    import email
+
+    from coi.crypto import parse_gossip_header
+
+    from .conftest import DELTACHAT
+
+    inner = email.message_from_bytes((DELTACHAT / "e2ee-group.inner.eml").read_bytes())
+    keys = [
+        h.keydata for v in inner.get_all("Autocrypt-Gossip", []) if (h := parse_gossip_header(v))
+    ]
+    assert len(keys) == 2
+    armored = encrypt_and_sign(b"to delta chat", [alice.public, *keys], alice)
+    message, _ = Message.from_armor(armored)
+    assert len(message.public_key_encrypted_session_key_packets()) == 3
+    assert message.encrypted_data_packet().kind == "seipd-v2"
