@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import getpass
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -43,6 +44,8 @@ CLIENT_COMMANDS = (
     ("read", "mark a chat read (sends the read receipts that are due)"),
     ("sync", "fetch what is new from the servers"),
     ("watch", "stay connected and print messages as they arrive"),
+    ("contact", "import a contact's vCard (with key), print vCards"),
+    ("key", "export or import the account's key for your other devices"),
 )
 
 
@@ -100,6 +103,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     a_add.add_argument("--name", default="", help="your display name")
     a_add.add_argument("--read-receipts", action="store_true", help="send read receipts when asked")
+    a_add.add_argument(
+        "--encrypt-only",
+        action="store_true",
+        help="never send in clear and hide chat mail that came in clear (as Delta Chat does)",
+    )
     a_add.set_defaults(handler=lambda args: _run(args, account_add))
     a_list = acc.add_parser("list", parents=[common], help="list accounts")
     a_list.set_defaults(handler=lambda args: _run(args, account_list))
@@ -134,6 +142,38 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add("read", "Mark CHAT read; sends the read receipts that are due.", read)
     p.add_argument("chat", metavar="CHAT")
     add("sync", "Fetch what is new from every account's server.", sync)
+    contact = sub.add_parser("contact", description="Contacts and their keys (vCards).")
+    con = contact.add_subparsers(dest="contact_command", metavar="COMMAND")
+    con.required = True
+    c_imp = con.add_parser(
+        "import",
+        parents=[common],
+        help="import vCards (a Delta Chat contact or invite) with their keys",
+    )
+    c_imp.add_argument("file", metavar="FILE.vcf", type=Path, help="- reads stdin")
+    c_imp.add_argument("--account", metavar="ADDRESS")
+    c_imp.set_defaults(handler=lambda args: _run(args, contact_import))
+    c_vc = con.add_parser(
+        "vcard", parents=[common], help="print a vCard with the key (yours by default)"
+    )
+    c_vc.add_argument("address", metavar="ADDRESS", nargs="?")
+    c_vc.add_argument("--account", metavar="ADDRESS")
+    c_vc.set_defaults(handler=lambda args: _run(args, contact_vcard))
+    key = sub.add_parser("key", description="The account's OpenPGP key (Autocrypt).")
+    keys = key.add_subparsers(dest="key_command", metavar="COMMAND")
+    keys.required = True
+    k_exp = keys.add_parser(
+        "export", parents=[common], help="write the key pair to FILE (mode 0600): keep it secret"
+    )
+    k_exp.add_argument("file", metavar="FILE", type=Path)
+    k_exp.add_argument("--account", metavar="ADDRESS")
+    k_exp.set_defaults(handler=lambda args: _run(args, key_export))
+    k_imp = keys.add_parser(
+        "import", parents=[common], help="use a key pair exported on another device"
+    )
+    k_imp.add_argument("file", metavar="FILE", type=Path)
+    k_imp.add_argument("--account", metavar="ADDRESS")
+    k_imp.set_defaults(handler=lambda args: _run(args, key_import))
     add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
 
 
@@ -279,6 +319,7 @@ async def account_add(client: Client, args: argparse.Namespace) -> int:
         filter=FilterMode(args.filter),
         name=args.name,
         read_receipts=args.read_receipts,
+        encrypt_only=args.encrypt_only,
     )
     account = await client.add_account(settings, password)
     kind = "COI server" if account.server_kind == "coi" else "plain IMAP server (fallback mode)"
@@ -449,4 +490,48 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
     if not args.json:
         print("watching; Ctrl-C ends", file=sys.stderr, flush=True)
     await client.watch(on_event, stop, on_status)
+    return 0
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def contact_import(client: Client, args: argparse.Namespace) -> int:
+    account = client.account(args.account)
+    imported = client.import_vcards(account, _read(args.file).decode("utf-8", "replace"))
+    data = [{"address": a, "fingerprint": f} for a, f in imported]
+    lines = [f"{a}: " + (f"key {f}" if f else "no key in the vCard") for a, f in imported]
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def contact_vcard(client: Client, args: argparse.Namespace) -> int:
+    card = client.vcard(client.account(args.account), args.address)
+    _emit(args, {"vcard": card}, card.rstrip("\r\n").replace("\r\n", "\n"))
+    return 0
+
+
+def key_export(client: Client, args: argparse.Namespace) -> int:
+    account = client.account(args.account)
+    data = client.export_key(account)
+    try:
+        fd = os.open(args.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ClientError(f"{args.file} exists: choose a new file name") from None
+    except OSError as exc:
+        raise ClientError(f"cannot write {args.file}: {exc.strerror}") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    _emit(args, {"file": str(args.file)}, f"key of {account.address} written to {args.file}")
+    return 0
+
+
+def key_import(client: Client, args: argparse.Namespace) -> int:
+    account = client.account(args.account)
+    fingerprint = client.import_key(account, _read(args.file))
+    _emit(args, {"fingerprint": fingerprint}, f"{account.address} now uses key {fingerprint}")
     return 0

@@ -408,6 +408,27 @@ class Applier:
             )
         return Applied(int(cur.lastrowid or 0), "hidden", None)
 
+    def reopen_undecryptable(self) -> int:
+        """Applies again the messages that came before we had the key to read them (a key
+        imported from another device); returns how many could be read now."""
+        rows = self.store.db.execute(
+            "SELECT id, arrived FROM message WHERE account_id=? AND encrypted=1 AND text=?",
+            (self.account.id, ENCRYPTED_TEXT),
+        ).fetchall()
+        reopened = 0
+        for row, arrived in rows:
+            raw = self.store.raw(int(row))
+            opened = self.opener(raw) if self.opener is not None else Opened(raw)
+            if opened.raw is raw:
+                continue  # still unreadable
+            places = self.store.locations(int(row))
+            self.forget([int(row)])
+            applied = self.incoming(raw, float(arrived))
+            for folder, uid, flags in places:
+                self.store.add_location(applied.message, folder.id, uid, flags, 0)
+            reopened += 1
+        return reopened
+
     def set_state(self, message: int, state: str, error: str = "") -> None:
         with self.store.transaction() as db:
             db.execute("UPDATE message SET state=?, error=? WHERE id=?", (state, error, message))

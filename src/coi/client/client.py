@@ -9,6 +9,8 @@ again on its own, so nothing the user sent once goes out twice.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import mimetypes
 import ssl
@@ -16,6 +18,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,9 +31,12 @@ from coi.chat.headers import chat_references
 from coi.chat.model import Address, Attachment, ChatMessage, MessageKind
 from coi.chat.parse import parse
 from coi.client.apply import Applied, Applier
+from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
 from coi.client.store import Account, Chat, LocalStore, MessageRow
 from coi.client.sync import AccountSync, Progress, SyncReport, tls_context
+from coi.client.vcard import make_vcard, parse_vcards
+from coi.crypto import CryptoError, KeyPair, public_key_info
 from coi.imap.client import ImapError, TlsFailed
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,7 @@ class Client:
                 f"{settings.address} is already in this profile: 'coi account remove' it first"
             )
         account = self.store.add_account(settings)
+        keyring = Keyring(self.profile, self.store, account)
         try:
             self.profile.save_password(settings.address, password)
             sync = AccountSync(self.store, self.profile, account)
@@ -115,9 +123,11 @@ class Client:
                 await _imap_call(account, sync.connect(password))
             finally:
                 await sync.close()
+            keyring.ensure_own()  # Autocrypt: one key per account, made once
         except BaseException:
             self.store.remove_account(account.id)
             self.profile.remove_password(settings.address)
+            keyring.remove_own()
             raise
         return self.store.account_by_id(account.id) or account
 
@@ -126,10 +136,77 @@ class Client:
         for path in self.store.remove_account(account.id):
             Path(path).unlink(missing_ok=True)
         self.profile.remove_password(account.address)
+        Keyring(self.profile, self.store, account).remove_own()
+
+    def keyring(self, account: Account) -> Keyring:
+        """The account's keys; an account from before encryption gets its key now."""
+        keyring = Keyring(self.profile, self.store, account)
+        keyring.ensure_own()
+        return keyring
+
+    def account_sync(self, account: Account) -> AccountSync:
+        return AccountSync(self.store, self.profile, account, self.keyring(account).open)
+
+    # -- keys and vCards ----------------------------------------------------------------
+
+    def export_key(self, account: Account) -> bytes:
+        """The account's key pair, for the user's other devices (keep it secret)."""
+        own = self.keyring(account).own()
+        data = {
+            "address": account.address,
+            "secret": base64.b64encode(own.secret).decode(),
+            "public": base64.b64encode(own.public).decode(),
+        }
+        return json.dumps(data, indent=1).encode() + b"\n"
+
+    def import_key(self, account: Account, data: bytes) -> str:
+        """Replaces the account's key pair with an exported one (another device's)."""
+        try:
+            parsed = json.loads(data)
+            secret = base64.b64decode(parsed["secret"], validate=True)
+            public = base64.b64decode(parsed["public"], validate=True)
+            info = public_key_info(public)
+        except (ValueError, KeyError, TypeError, CryptoError) as exc:
+            raise ClientError(f"not a key exported by 'coi key export': {exc}") from None
+        if account.address.lower() not in (a.lower() for a in info.addresses):
+            owners = ", ".join(info.addresses)
+            raise ClientError(f"that key is for {owners}, not {account.address}")
+        keyring = Keyring(self.profile, self.store, account)
+        keyring.save_own(KeyPair(secret, public, info.fingerprint))
+        Applier(self.store, account, self.profile.files_dir, keyring.open).reopen_undecryptable()
+        return info.fingerprint
+
+    def vcard(self, account: Account, address: str | None = None) -> str:
+        """A vCard with the key: our own by default, or a contact's we know a key for."""
+        keyring = self.keyring(account)
+        if address is None or address.lower() == account.address.lower():
+            return make_vcard(account.address, account.settings.name, keyring.own().public)
+        key = keyring.peer_key(address.lower())
+        if key is None:
+            raise ClientError(f"no key known for {address}")
+        return make_vcard(address, "", key)
+
+    def import_vcards(self, account: Account, text: str) -> list[tuple[str, str]]:
+        """Contacts from vCards: their keys kept, and they count as accepted contacts."""
+        found = parse_vcards(text)
+        if not found:
+            raise ClientError("no vCard with a mail address in that file")
+        keyring = self.keyring(account)
+        imported: list[tuple[str, str]] = []
+        for contact in found:
+            fingerprint = ""
+            if contact.key is not None:
+                try:
+                    fingerprint = keyring.import_key(contact.addr, contact.key)
+                except CryptoError as exc:
+                    raise ClientError(f"the key for {contact.addr} is not usable: {exc}") from None
+            self.store.remember_contact(account.id, contact.addr.lower(), contact.name, True)
+            imported.append((contact.addr, fingerprint))
+        return imported
 
     @asynccontextmanager
     async def connected(self, account: Account) -> AsyncIterator[AccountSync]:
-        sync = AccountSync(self.store, self.profile, account)
+        sync = self.account_sync(account)
         password = self.profile.load_password(account.address)
         try:
             await _imap_call(account, sync.connect(password))
@@ -283,14 +360,23 @@ class Client:
             raise ClientError(f"message {message} is not yours: only your own can be changed")
         return original, acc
 
+    def _seal(self, acc: Account, msg: ChatMessage, raw: bytes) -> tuple[bytes, bool]:
+        recipients = sorted({a.addr for a in (*msg.recipients, *msg.cc)})
+        date = format_datetime(msg.date) if msg.date else format_datetime(datetime.now(UTC))
+        try:
+            return self.keyring(acc).seal(raw, recipients, msg.message_id, date)
+        except MissingKeys as exc:
+            raise ClientError(str(exc)) from None
+
     async def _send(self, acc: Account, msg: ChatMessage) -> MessageRow:
         raw = compose_bytes(msg)
+        wire, encrypted = self._seal(acc, msg, raw)  # encrypted when all keys are known
         applier = Applier(self.store, acc, self.profile.files_dir)
         sent_at = float(int(time.time()))  # whole seconds, as INTERNALDATE
-        applied = applier.outgoing(msg, raw, sent_at)
+        applied = applier.outgoing(msg, raw, sent_at, encrypted=encrypted)
         recipients = sorted({a.addr for a in (*msg.recipients, *msg.cc)})
         try:
-            await self._smtp(acc, msg.sender.addr if msg.sender else acc.address, recipients, raw)
+            await self._smtp(acc, msg.sender.addr if msg.sender else acc.address, recipients, wire)
         except SendFailed as exc:
             applier.set_state(applied.message, "failed", str(exc))
             raise
@@ -298,7 +384,7 @@ class Client:
         if acc.server_kind == "plain":  # a COI server files the submitted copy itself
             try:
                 async with self.connected(acc) as sync:
-                    await sync.append_sent(applied.message, raw, sent_at)
+                    await sync.append_sent(applied.message, wire, sent_at)
             except (ClientError, ImapError, OSError) as exc:
                 log.warning("sent, but the copy for other devices was not stored: %s", exc)
         return self._visible_row(applied)
@@ -371,7 +457,8 @@ class Client:
                     original = parse(self.store.raw(row.id))
                     receipt = builders.read_receipt(original, me)
                     to = sorted({a.addr for a in receipt.recipients})
-                    await self._smtp(acc, acc.address, to, compose_bytes(receipt))
+                    wire, _ = self._seal(acc, receipt, compose_bytes(receipt))
+                    await self._smtp(acc, acc.address, to, wire)
                     add.append("$MDNSent")  # spec: set after sending the receipt
                     sent += 1
                 await _imap_call(acc, sync.set_flags(row.id, add))

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 
 from coi.chat.detect import is_chat_message_bytes
 from coi.chat.parse import parse
-from coi.client.apply import Applied, Applier
+from coi.client.apply import Applied, Applier, Opener
 from coi.client.profile import FilterMode, Profile, Security
 from coi.client.store import Account, Folder, LocalStore
 from coi.imap.client import ImapClient, QresyncArgs
@@ -88,11 +88,13 @@ def _flags_text(flags: tuple[str, ...] | frozenset[str] | list[str]) -> str:
 class AccountSync:
     """Syncs one account into the local store over one IMAP connection."""
 
-    def __init__(self, store: LocalStore, profile: Profile, account: Account) -> None:
+    def __init__(
+        self, store: LocalStore, profile: Profile, account: Account, opener: Opener | None = None
+    ) -> None:
         self.store = store
         self.profile = profile
         self.account = account
-        self.applier = Applier(store, account, profile.files_dir)
+        self.applier = Applier(store, account, profile.files_dir, opener)
         self.imap: ImapClient | None = None
         self.delimiter = "/"
         self.folders: dict[str, Folder] = {}  # role -> folder

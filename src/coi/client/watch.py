@@ -44,7 +44,7 @@ async def watch_account(
     delay = BACKOFF_START
     status = on_status or (lambda line: log.info("%s", line))
     while not stop.is_set():
-        sync = AccountSync(client.store, client.profile, account)
+        sync = client.account_sync(account)
         try:
             password = client.profile.load_password(account.address)
             await sync.connect(password)

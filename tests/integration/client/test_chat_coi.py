@@ -48,6 +48,12 @@ async def test_one_to_one_chat_both_ways(env: MailEnv, tmp_path: Path) -> None:
     assert not achat.request  # alice wrote first
     texts = [m.text for m in alice.messages(achat)]
     assert texts == ["hi bob", "hi alice", "file for you"]
+    # Autocrypt: alice's first message went in clear with her key; bob's answers are
+    # encrypted to her and signed by him
+    states = [(m.encrypted, m.verified) for m in alice.messages(achat)]
+    assert states == [(False, False), (True, True), (True, True)]
+    [incoming] = bob.messages(chat)[:1]
+    assert not incoming.encrypted
     [with_file] = [m for m in alice.messages(achat) if m.text == "file for you"]
     [att] = alice.store.attachments(with_file.id)
     assert Path(att.path).read_bytes() == _file(tmp_path).read_bytes()
@@ -84,7 +90,11 @@ async def test_edit_twice_delete_react_receipt_and_second_device(
     second = await new_client(
         tmp_path, "alice2", ALICE, PASSWORDS[ALICE], env.imap.port, env.submission_port
     )
-    await second.sync()
+    await second.sync()  # alice's own messages went out encrypted: unreadable here yet
+    assert "cannot decrypt" in dump(second)
+    # the key moves to the second device (coi key export / coi key import)
+    [account], [account2] = alice.accounts(), second.accounts()
+    second.import_key(account2, alice.export_key(account))
     expected = (
         "chat bob@example.org\n"
         "  me: hello bob  [edited; 👍 by bob@example.org; read by bob@example.org]\n"

@@ -91,6 +91,7 @@ async def test_chat_both_ways_with_copies_for_other_devices(
     assert Path(att.path).read_bytes() == picture.read_bytes()
     # a second device sees the same, from the copies alice's client APPENDed
     second = await client(plain_mail, tmp_path, "alice2", ALICE)
+    second.import_key(second.accounts()[0], alice.export_key(alice.accounts()[0]))
     await second.sync()
     assert dump(second) == expected
     boxes = await asyncio.to_thread(mailboxes, plain_mail, ALICE)

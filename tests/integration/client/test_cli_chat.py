@@ -136,3 +136,46 @@ async def test_watch_prints_messages_as_they_arrive(env: MailEnv, tmp_path: Path
     assert code == 0
     assert proc.stderr is not None
     assert b"Traceback" not in await proc.stderr.read()
+
+
+async def test_vcard_exchange_makes_the_first_message_encrypted(
+    env: MailEnv, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    code, _, err = await coi(
+        b, "account", "add", BOB, "--imap", f"127.0.0.1:{env.imap.port}",
+        "--smtp", f"127.0.0.1:{env.submission_port}", "--security", "plain",
+        "--password-stdin", "--encrypt-only", stdin=PASSWORDS[BOB] + "\n",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = await coi(b, "send", ALICE, "in clear?")
+    assert code == 1 and "no key known for alice@example.org" in err  # encrypt only
+    code, card, _ = await coi(a, "contact", "vcard")
+    assert "KEY:data:application/pgp-keys;base64," in card.replace("\n ", "")
+    code, out, err = await coi(b, "contact", "import", "-", stdin=card)
+    assert code == 0 and "alice@example.org: key " in out, err
+    code, out, err = await coi(b, "send", ALICE, "secret", "--json")
+    assert code == 0, err
+    assert json.loads(out)["encrypted"]
+    assert (await coi(a, "sync"))[0] == 0
+    code, out, _ = await coi(a, "show", BOB, "--json")
+    [msg] = json.loads(out)["messages"]
+    assert msg["text"] == "secret" and msg["encrypted"] and msg["verified"]
+
+
+async def test_key_export_and_import_between_devices(env: MailEnv, tmp_path: Path) -> None:
+    a, a2 = tmp_path / "a", tmp_path / "a2"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    assert (await add(env, a2, ALICE, PASSWORDS[ALICE]))[0] == 0
+    exported = tmp_path / "alice.key"
+    code, _, err = await coi(a, "key", "export", str(exported))
+    assert code == 0, err
+    assert exported.stat().st_mode & 0o777 == 0o600
+    assert (await coi(a, "key", "export", str(exported)))[0] == 1  # never overwritten
+    code, out, err = await coi(a2, "key", "import", str(exported))
+    assert code == 0 and "now uses key" in out, err
+    _, card1, _ = await coi(a, "contact", "vcard")
+    _, card2, _ = await coi(a2, "contact", "vcard")
+    key = [line for line in card1.replace("\n ", "").splitlines() if line.startswith("KEY")]
+    assert key and key[0] in card2.replace("\n ", "")
