@@ -14,9 +14,12 @@ The core's JSON-RPC client is synchronous (threads and a pipe); every call here 
 thread (asyncio.to_thread), so the test's event loop, which may be running coi's own servers,
 keeps serving Delta Chat meanwhile. Accounts are configured by hand (no autoconfig, no DNS):
 the transport names server, port and security (ssl, starttls or plain) for IMAP and SMTP and
-accepts invalid certificates (our self-signed ones). The rpc server's stderr (the core's log)
-goes to a file, `DeltaChatPeer.log()`; `DeltaChatPeer.stop()` ends the process (SIGTERM, then
-SIGKILL by its process id; it runs in a process group of its own) also when a test fails.
+accepts invalid certificates (our self-signed ones). The core logs through events:
+`DeltaChatPeer.log()` has them (and the rpc server's stderr), `problems()` the warnings and
+errors; core.log in the work directory gets the log at the end. `DeltaChatPeer.stop()` ends
+the process (stdin closed, then SIGTERM, SIGKILL by its pid; it runs in a process group of
+its own) also when a test fails. add_account waits until the account is online (INBOX
+selected): a new Delta Chat account ignores mail already in INBOX.
 
 `fetch_raw()` reads what arrived on an IMAP server, byte for byte, as fixtures need it.
 """
@@ -36,7 +39,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from queue import Empty
+from queue import Queue
 from typing import Any
 
 RPC_SERVER_NAME = "deltachat-rpc-server"
@@ -65,6 +68,18 @@ def unavailable() -> str | None:
     except (OSError, subprocess.SubprocessError) as e:
         return f"deltachat-rpc-server does not start: {e}"
     return None
+
+
+class _LoggingQueue(Queue[Any]):
+    def __init__(self, log: list[dict[str, Any]], account_id: int) -> None:
+        super().__init__()
+        self._event_log = log
+        self._account_id = account_id
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if isinstance(item, dict):
+            self._event_log.append({"account": self._account_id, "time": time.time(), **item})
+        super().put(item, block, timeout)
 
 
 @dataclasses.dataclass
@@ -280,7 +295,9 @@ class DeltaChatPeer:
             stderr=self._log,
         )
         self.accounts: list[DcAccount] = []
+        self.event_log: list[dict[str, Any]] = []
         self.start_seconds = 0.0
+        self.rpc.get_queue = self._get_queue  # type: ignore[method-assign]
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -297,9 +314,30 @@ class DeltaChatPeer:
     async def call(self, method: str, *args: Any) -> Any:
         return await asyncio.to_thread(getattr(self.rpc, method), *args)
 
-    def log(self) -> str:
+    def _get_queue(self, account_id: int) -> Queue[Any]:
+        # replaces Rpc.get_queue: every event is also logged, in arrival order, with its time
+        queues = self.rpc.event_queues
+        if account_id not in queues:
+            queues[account_id] = _LoggingQueue(self.event_log, account_id)
+        return queues[account_id]
+
+    def log(self, kinds: tuple[str, ...] = ("Info", "Warning", "Error")) -> str:
+        """The core's log: its Info/Warning/Error events (the core logs through events, not
+        stderr), one line each in arrival order, prefixed by the account's address; then the
+        rpc server's stderr, if it wrote any."""
+        names = {a.id: a.address for a in self.accounts}
+        lines = [
+            f"{e['kind'].upper():7} {names.get(e['account'], e['account'])}: {e.get('msg', '')}"
+            for e in list(self.event_log)
+            if e.get("kind") in kinds
+        ]
         self._log.flush()
-        return self.log_path.read_text(errors="replace")
+        stderr = self.log_path.read_text(errors="replace")
+        return "\n".join(lines) + ("\n" + stderr if stderr else "")
+
+    def problems(self) -> list[str]:
+        """The core's Warning and Error events so far."""
+        return [line for line in self.log(("Warning", "Error")).splitlines() if line]
 
     async def add_account(
         self,
@@ -333,20 +371,11 @@ class DeltaChatPeer:
         await self.call("add_or_update_transport", account_id, params)
         acc.configure_seconds = time.monotonic() - started  # type: ignore[attr-defined]
         await self.call("start_io", account_id)
+        # until IMAP selected INBOX and idles: a new account skips what is there already
+        await self.call("wait_for_all_work_done", account_id)
+        acc.online_seconds = time.monotonic() - started  # type: ignore[attr-defined]
         self.accounts.append(acc)
         return acc
-
-    def events(self, account_id: int, timeout: float = 0.0) -> list[dict[str, Any]]:
-        """Events queued for an account so far (waiting up to timeout for the first)."""
-        queue = self.rpc.get_queue(account_id)
-        out: list[dict[str, Any]] = []
-        try:
-            out.append(queue.get(timeout=timeout) if timeout else queue.get_nowait())
-            while True:
-                out.append(queue.get_nowait())
-        except Empty:
-            pass
-        return out
 
     def stop(self) -> None:
         """Ends the rpc server: politely first (stdin closed), then by its pid (it runs in a
@@ -378,6 +407,8 @@ class DeltaChatPeer:
                     thread = getattr(self.rpc, name, None)
                     if thread is not None:
                         thread.join(5)
+        with contextlib.suppress(Exception):
+            (self.workdir / "core.log").write_text(self.log())
         self._log.close()
 
 

@@ -57,9 +57,7 @@ async def chat_both_ways(alice: DcAccount, bob: DcAccount) -> None:
     assert back.encrypted, back.raw
 
 
-async def test_encrypted_chat_through_coi_serve(
-    coi_mail: MailEnv, peer: DeltaChatPeer
-) -> None:
+async def test_encrypted_chat_through_coi_serve(coi_mail: MailEnv, peer: DeltaChatPeer) -> None:
     imap = ("127.0.0.1", coi_mail.imap.tls_port, "ssl")
     smtp = ("127.0.0.1", coi_mail.submissions_port, "ssl")
     alice = await peer.add_account(ALICE, PASSWORDS[ALICE], imap=imap, smtp=smtp)
