@@ -105,11 +105,59 @@ class MessageSnapshot:
 class DcAccount:
     """One configured, online Delta Chat account."""
 
-    def __init__(self, peer: DeltaChatPeer, account: Any, address: str) -> None:
+    def __init__(
+        self, peer: DeltaChatPeer, account: Any, address: str, password: str, imap: Endpoint
+    ) -> None:
         self.peer = peer
         self.account = account  # deltachat_rpc_client.Account
         self.id: int = account.id
         self.address = address
+        self.password = password
+        self.imap = imap
+        self.configure_seconds = 0.0  # add_or_update_transport
+        self.online_seconds = 0.0  # that, start_io and until INBOX idles
+
+    # -- the server's side --------------------------------------------------------------------
+
+    async def server_messages(
+        self, mailbox: str = "INBOX", imap: Endpoint | None = None
+    ) -> list[bytes]:
+        """The raw messages in the account's mailbox on the server (not through the core),
+        by UID; imap: another endpoint of the same server (e.g. not through a tap)."""
+        found = await asyncio.to_thread(
+            fetch_raw, imap or self.imap, self.address, self.password, (mailbox,)
+        )
+        return found.get(mailbox, [])
+
+    async def stop_io(self) -> None:
+        await self.rpc("stop_io")
+
+    async def start_io(self) -> None:
+        await self.rpc("start_io")
+        await self.peer.call("wait_for_all_work_done", self.id)
+
+    @contextlib.asynccontextmanager
+    async def captured(
+        self, count: int = 1, imap: Endpoint | None = None, timeout: float = 30.0
+    ) -> AsyncIterator[list[bytes]]:
+        """Stops this account's IO, lets the block send, and then fills the yielded list with
+        the first `count` messages that arrived in INBOX meanwhile, exactly as the server
+        stored them (before this core could move or delete them); then restarts IO."""
+        await self.stop_io()
+        before = len(await self.server_messages(imap=imap))
+        got: list[bytes] = []
+        try:
+            yield got
+            deadline = time.monotonic() + timeout
+            while len(now := await self.server_messages(imap=imap)) < before + count:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{self.address}: {len(now) - before} of {count} messages arrived"
+                    )
+                await asyncio.sleep(0.1)
+            got.extend(now[before : before + count])
+        finally:
+            await self.start_io()
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -287,7 +335,7 @@ class DeltaChatPeer:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         path = rpc_server_path()
         assert path is not None, unavailable()
-        env = {**os.environ, "RUST_LOG": os.environ.get("COI_DC_RUST_LOG", "info")}
+        env = {**os.environ, "RUST_LOG": os.environ.get("COI_DC_RUST_LOG", "warn"), "NO_COLOR": "1"}
         self.rpc = Rpc(
             accounts_dir=str(workdir / "accounts"),
             rpc_server_path=path,
@@ -324,20 +372,22 @@ class DeltaChatPeer:
     def log(self, kinds: tuple[str, ...] = ("Info", "Warning", "Error")) -> str:
         """The core's log: its Info/Warning/Error events (the core logs through events, not
         stderr), one line each in arrival order, prefixed by the account's address; then the
-        rpc server's stderr, if it wrote any."""
+        rpc server's stderr (its own tracing, warnings and up), if it wrote any."""
+        self._log.flush()
+        stderr = self.log_path.read_text(errors="replace")
+        return "\n".join(self.event_lines(kinds)) + ("\n" + stderr if stderr else "")
+
+    def event_lines(self, kinds: tuple[str, ...]) -> list[str]:
         names = {a.id: a.address for a in self.accounts}
-        lines = [
+        return [
             f"{e['kind'].upper():7} {names.get(e['account'], e['account'])}: {e.get('msg', '')}"
             for e in list(self.event_log)
             if e.get("kind") in kinds
         ]
-        self._log.flush()
-        stderr = self.log_path.read_text(errors="replace")
-        return "\n".join(lines) + ("\n" + stderr if stderr else "")
 
     def problems(self) -> list[str]:
         """The core's Warning and Error events so far."""
-        return [line for line in self.log(("Warning", "Error")).splitlines() if line]
+        return self.event_lines(("Warning", "Error"))
 
     async def add_account(
         self,
@@ -353,7 +403,7 @@ class DeltaChatPeer:
 
         account_id = int(await self.call("add_account"))
         account = Account(DeltaChat(self.rpc), account_id)
-        acc = DcAccount(self, account, address)
+        acc = DcAccount(self, account, address, password, imap)
         for key, value in config.items():
             await acc.set_config(key, value)
         params = {
@@ -369,11 +419,11 @@ class DeltaChatPeer:
         }
         started = time.monotonic()
         await self.call("add_or_update_transport", account_id, params)
-        acc.configure_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        acc.configure_seconds = time.monotonic() - started
         await self.call("start_io", account_id)
         # until IMAP selected INBOX and idles: a new account skips what is there already
         await self.call("wait_for_all_work_done", account_id)
-        acc.online_seconds = time.monotonic() - started  # type: ignore[attr-defined]
+        acc.online_seconds = time.monotonic() - started
         self.accounts.append(acc)
         return acc
 
@@ -452,3 +502,82 @@ def fetch_raw(
     finally:
         with contextlib.suppress(Exception):
             conn.logout()
+
+
+class ImapTap:
+    """A loopback TCP proxy that records what passes (plain IMAP or SMTP): point Delta Chat
+    at `port` with security "plain" to see every command and answer.
+
+        async with ImapTap(upstream_port) as tap: ...; tap.tagged_failures()
+    """
+
+    def __init__(self, upstream_port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.upstream_port = upstream_port
+        self.port = 0
+        # (connection number, "C" or "S", one line as received)
+        self.lines: list[tuple[int, str, bytes]] = []
+        self._server: asyncio.Server | None = None
+        self._count = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> ImapTap:
+        self._server = await asyncio.start_server(self._handle, self.host, 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._count += 1
+        conn = self._count
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, self.upstream_port)
+        except OSError:
+            writer.close()
+            return
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, side: str) -> None:
+            try:
+                while line := await src.readline():
+                    self.lines.append((conn, side, line))
+                    dst.write(line)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                with contextlib.suppress(Exception):
+                    dst.close()
+
+        try:
+            await asyncio.gather(pump(reader, up_writer, "C"), pump(up_reader, writer, "S"))
+        finally:
+            self._tasks.discard(task)
+
+    def transcript(self) -> str:
+        return "".join(
+            f"{conn} {side}: {line.decode('utf-8', 'replace')}" for conn, side, line in self.lines
+        )
+
+    def tagged_failures(self) -> list[tuple[bytes, bytes]]:
+        """Each command the server answered with a tagged NO or BAD (or an untagged BAD):
+        (command line, answer line)."""
+        commands: dict[tuple[int, bytes], bytes] = {}
+        out = []
+        for conn, side, line in self.lines:
+            tag = line.split(b" ", 1)[0]
+            if side == "C":
+                commands[(conn, tag)] = line
+                continue
+            words = line.split(b" ", 2)
+            if len(words) >= 2 and words[1].upper() in (b"NO", b"BAD"):
+                out.append((commands.get((conn, tag), b"?"), line))
+        return out
