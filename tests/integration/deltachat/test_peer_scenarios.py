@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import PASSWORDS, _hash
 from tests.deltachat_peer import DcAccount, DeltaChatPeer, ImapTap, unavailable
 from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.openpgp_decrypt import decrypt
 
 from coi.cli.common import DEFAULT_MAILBOXES
 
@@ -32,6 +33,17 @@ pytestmark = [
 ]
 
 ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
+# who decrypts each recording (its recipient), and a header its inner part must have
+RECIPIENT = {
+    "01-text": ("bob", "Chat-Version: 1.0"),
+    "02-reply": ("alice", "In-Reply-To: "),
+    "03-edit": ("bob", "Chat-Edit: "),
+    "04-delete": ("bob", "Chat-Delete: "),
+    "05-reaction": ("alice", "Content-Disposition: reaction"),
+    "06-read-receipt": ("alice", "report-type=disposition-notification"),
+    "07-file": ("bob", 'filename="notes.txt"'),
+    "08-group-create": ("carol", "Chat-Group-Name: Test group"),
+}
 CAROL_PASSWORD = "carol-secret"
 DATA = Path(__file__).resolve().parents[2] / "data" / "chat" / "deltachat-live"
 
@@ -158,6 +170,13 @@ async def test_features_through_coi_serve(
             keys[who] = await acc.export_keys(tmp_path / "keys" / who)
             assert keys[who], f"{who}: export_self_keys wrote nothing"
 
+        inner: dict[str, bytes] = {}
+        secret = {who: next(p for p in paths if "private" in p.name) for who, paths in keys.items()}
+        for name, raw_bytes in recorded.items():
+            who, header = RECIPIENT[name]
+            inner[name] = decrypt(raw_bytes, [secret[who].read_bytes()])
+            assert header.encode() in inner[name], (name, inner[name][:2000])
+
         failures = tap.tagged_failures()
         problems = dc.problems()
     report = "".join(
@@ -175,6 +194,7 @@ async def test_features_through_coi_serve(
         DATA.mkdir(parents=True, exist_ok=True)
         for name, raw_bytes in recorded.items():
             (DATA / f"{name}.eml").write_bytes(raw_bytes)
+            (DATA / f"{name}.inner.eml").write_bytes(inner[name])
         for who, paths in keys.items():
             for path in paths:
                 kind = "secret" if "private" in path.name else "public"
