@@ -4,7 +4,7 @@ coi stored it (tests/deltachat_peer.py: DcAccount.captured).
 
 With COI_DC_RECORD=1 the captured messages and both accounts' exported keys are written to
 tests/data/chat/deltachat-live/ (see its README): the fixtures the client's tests decrypt.
-Delta Chat's IMAP goes through an ImapTap (plain IMAP), so every command coi answers NO or
+Delta Chat's IMAP and SMTP go through ImapTaps (plain), so every command coi answers NO or
 BAD is seen: the test fails on any (and on the core's error events), listing them; the
 whole IMAP transcript is left in imap-transcript.txt under tmp_path."""
 
@@ -74,10 +74,14 @@ def assert_encrypted(raw: bytes) -> None:
 async def test_features_through_coi_serve(coi_mail: MailEnv, tmp_path: Path) -> None:
     env = coi_mail
     tls = ("127.0.0.1", env.imap.tls_port, "ssl")
-    smtp = ("127.0.0.1", env.submissions_port, "ssl")
     recorded: dict[str, bytes] = {}
-    async with ImapTap(env.imap.port) as tap, DeltaChatPeer.start(tmp_path / "dc") as dc:
+    async with (
+        ImapTap(env.imap.port) as tap,
+        ImapTap(env.submission_port) as smtp_tap,
+        DeltaChatPeer.start(tmp_path / "dc") as dc,
+    ):
         imap = ("127.0.0.1", tap.port, "plain")
+        smtp = ("127.0.0.1", smtp_tap.port, "plain")
         accounts: dict[str, DcAccount] = {}
         for address, password in (
             (ALICE, PASSWORDS[ALICE]),
@@ -177,6 +181,9 @@ async def test_features_through_coi_serve(coi_mail: MailEnv, tmp_path: Path) -> 
             assert header.encode() in inner[name], (name, inner[name][:2000])
 
         failures = tap.tagged_failures()
+        smtp_errors = [
+            line for _, side, line in smtp_tap.lines if side == "S" and line[:1] in b"45"
+        ]
         problems = dc.problems()
     report = "".join(
         f"C: {c.decode('utf-8', 'replace')}S: {s.decode('utf-8', 'replace')}" for c, s in failures
@@ -185,6 +192,7 @@ async def test_features_through_coi_serve(coi_mail: MailEnv, tmp_path: Path) -> 
     (tmp_path / "imap-transcript.txt").write_text(tap.transcript())
     # server bugs seen from Delta Chat: none of its IMAP commands refused, no core errors
     assert not failures, report
+    assert not smtp_errors, smtp_errors
     assert not [line for line in problems if line.startswith("ERROR")], report
 
     if os.environ.get("COI_DC_RECORD"):
