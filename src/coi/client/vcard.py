@@ -1,7 +1,8 @@
 """vCards with an OpenPGP key: how chat users hand each other a contact (RFC 6350).
 
 Delta Chat shares contacts (and its invites) as vCard 4.0 with the key in a ``KEY``
-property holding a ``data:application/pgp-keys;base64,...`` URI; reading and writing
+property holding a ``data:application/pgp-keys;base64\\,...`` URI (the comma escaped as a
+text value's would be; both forms are read); reading and writing
 that form lets a coi user and a Delta Chat user start an encrypted chat without a first
 message in clear.
 """
@@ -53,7 +54,8 @@ def make_vcard(addr: str, name: str, key: bytes | None) -> str:
     lines = ["BEGIN:VCARD", "VERSION:4.0", f"EMAIL:{addr}", f"FN:{_escape(name or addr)}"]
     if key:
         encoded = base64.b64encode(key).decode("ascii")
-        lines.append(f"KEY:data:application/pgp-keys;base64,{encoded}")
+        # the comma escaped as in Delta Chat's own vCards (it reads what it writes)
+        lines.append(f"KEY:data:application/pgp-keys;base64\\,{encoded}")
     lines.append("REV:" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
     lines.append("END:VCARD")
     return "".join(_fold(line) + "\r\n" for line in lines)
@@ -84,7 +86,7 @@ def parse_vcards(text: str) -> list[VCardContact]:
 def _key(value: str | None) -> bytes | None:
     if not value:
         return None
-    match = _KEY_URI.match(value.strip())
+    match = _KEY_URI.match(value.strip().replace("\\,", ","))  # Delta Chat escapes it
     if match is None:
         return None
     try:

@@ -34,3 +34,11 @@ def test_bad_key_data_is_no_key() -> None:
         "KEY:data:application/pgp-keys;base64,!!\r\nEND:VCARD"
     )
     assert parse_vcards(text) == [VCardContact("a@example.org", "", None)]
+
+
+def test_delta_chats_escaped_comma() -> None:
+    text = (
+        "BEGIN:VCARD\r\nEMAIL:b@example.org\r\n"
+        "KEY:data:application/pgp-keys;base64\\,AAEC\r\nEND:VCARD"
+    )
+    assert parse_vcards(text) == [VCardContact("b@example.org", "", b"\x00\x01\x02")]
