@@ -81,3 +81,62 @@ async def test_text_both_ways_encrypted(env: MailEnv, peer: DeltaChatPeer, tmp_p
     assert theirs.encrypted and theirs.verified
     assert theirs.in_reply_to == mine.message_id
     assert not chat.request  # we imported bob's vCard: a known contact
+
+
+def texts(client: Client) -> list[str]:
+    return [m.text for chat in client.chats() for m in client.messages(chat)]
+
+
+async def gone(bob: DcAccount, msg_id: int, timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while any(m.id == msg_id and not m.is_info for m in await bob.all_messages()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"message {msg_id} still shown")
+        await asyncio.sleep(0.2)
+
+
+async def test_edits_delete_reactions_receipts_and_files(
+    env: MailEnv, peer: DeltaChatPeer, tmp_path: Path
+) -> None:
+    alice, bob = await pair(env, peer, tmp_path)
+    await bob.set_config("mdns_enabled", "1")
+    first = await alice.send(BOB, "helo bob")
+    got = await bob.wait_for_message("helo bob")
+    await bob.accept_chat(got.chat_id)  # Delta Chat asks its user first, as we do
+    # two edits: Delta Chat honours the second only when it names the original
+    await alice.edit(first.id, "hello bob")
+    await alice.edit(first.id, "hello bob!")
+    edited = await bob.wait_for_message(lambda m: m.id == got.id and m.text == "hello bob!")
+    assert edited.is_edited
+    doomed = await alice.send(BOB, "wrong chat, sorry")
+    shown = await bob.wait_for_message("wrong chat, sorry")
+    await alice.delete(doomed.id)
+    await gone(bob, shown.id)
+    # reactions both ways
+    await bob.react(got.id, "👍")
+    await synced_until(alice, lambda: alice.store.reactions(first.id) == [(BOB, "👍")])
+    await bob.send_text(got.chat_id, "react to this")
+    await synced_until(alice, lambda: "react to this" in texts(alice))
+    [theirs] = [m for m in alice.messages(alice.chats()[0]) if m.text == "react to this"]
+    await alice.react(theirs.id, "🎉")
+    await bob.wait_for_message(lambda m: m.text == "react to this" and m.reactions == {"🎉": 1})
+    # a read receipt from Delta Chat (it sends them for messages it has shown)
+    await bob.mark_seen(got.id)
+    await synced_until(alice, lambda: alice.store.receipts(first.id) == [BOB])
+    # files both ways, byte for byte
+    picture = tmp_path / "picture.jpg"
+    picture.write_bytes(bytes(range(256)) * 400)
+    await alice.send(BOB, "a picture", (picture,))
+    arrived = await bob.wait_for_message("a picture")
+    assert arrived.file is not None and Path(arrived.file).read_bytes() == picture.read_bytes()
+    document = tmp_path / "notes.txt"
+    document.write_bytes(b"line one\r\nline two\n\x00binary tail\xff")
+    await bob.send_file(got.chat_id, document, "notes for you")
+    await synced_until(alice, lambda: "notes for you" in texts(alice))
+    [notes] = [m for m in alice.messages(alice.chats()[0]) if m.text == "notes for you"]
+    [att] = alice.store.attachments(notes.id)
+    assert Path(att.path).read_bytes() == document.read_bytes()
+    assert notes.encrypted and notes.verified
+    # and our read receipt reaches Delta Chat: its message shows as read (state 28)
+    assert await alice.read(alice.chats()[0]) >= 1
+    await bob.wait_for_message(lambda m: m.text == "notes for you" and m.state == 28)
