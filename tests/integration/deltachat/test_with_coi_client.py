@@ -1,17 +1,20 @@
-"""alice on the coi client, bob on a real Delta Chat (2.65), through coi serve."""
+"""alice on the coi client, bob on a real Delta Chat (2.65), through coi serve and through
+Debian's Dovecot (the client's fallback mode)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from tests.conftest import PASSWORDS
 from tests.deltachat_peer import DcAccount, DeltaChatPeer, MessageSnapshot, unavailable
 from tests.integration.client.helpers import new_client
-from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.integration.conftest import start_mail, stop_mail
+from tests.plainserver import PlainMailServer
 
 from coi.client.client import Client
 
@@ -27,13 +30,37 @@ pytestmark = [
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
 
-@pytest.fixture
-async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
-    env = await start_mail(tmp_path / "coi")
+@dataclass(frozen=True)
+class Server:
+    """Where both chat: coi serve, or Debian's Dovecot (the client's fallback mode)."""
+
+    client_ports: tuple[int, int]  # plain IMAP, SMTP (loopback)
+    dc_imap: tuple[str, int, str]
+    dc_smtp: tuple[str, int, str]
+    passwords: dict[str, str]
+
+
+@pytest.fixture(params=["coi", "dovecot"])
+async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
+    if request.param == "dovecot":
+        plain: PlainMailServer = request.getfixturevalue("plain_mail")
+        yield Server(
+            (plain.imap_port, plain.smtp_port),
+            ("127.0.0.1", plain.imaps_port, "ssl"),
+            ("127.0.0.1", plain.smtp_port, "plain"),
+            plain.users,
+        )
+        return
+    mail = await start_mail(tmp_path / "coi")
     try:
-        yield env
+        yield Server(
+            (mail.imap.port, mail.submission_port),
+            ("127.0.0.1", mail.imap.tls_port, "ssl"),
+            ("127.0.0.1", mail.submissions_port, "ssl"),
+            PASSWORDS,
+        )
     finally:
-        await stop_mail(env)
+        await stop_mail(mail)
 
 
 @pytest.fixture
@@ -42,13 +69,9 @@ async def peer(tmp_path: Path) -> AsyncIterator[DeltaChatPeer]:
         yield dc
 
 
-async def pair(env: MailEnv, peer: DeltaChatPeer, tmp_path: Path) -> tuple[Client, DcAccount]:
-    alice = await new_client(
-        tmp_path, "alice", ALICE, PASSWORDS[ALICE], env.imap.port, env.submission_port
-    )
-    imap = ("127.0.0.1", env.imap.tls_port, "ssl")
-    smtp = ("127.0.0.1", env.submissions_port, "ssl")
-    bob = await peer.add_account(BOB, PASSWORDS[BOB], imap=imap, smtp=smtp)
+async def pair(env: Server, peer: DeltaChatPeer, tmp_path: Path) -> tuple[Client, DcAccount]:
+    alice = await new_client(tmp_path, "alice", ALICE, env.passwords[ALICE], *env.client_ports)
+    bob = await peer.add_account(BOB, env.passwords[BOB], imap=env.dc_imap, smtp=env.dc_smtp)
     [account] = alice.accounts()
     alice.import_vcards(account, await bob.make_vcard())  # as "coi contact import"
     await bob.import_vcard(alice.vcard(account))  # as Delta Chat's "import contact"
@@ -67,7 +90,7 @@ async def synced_until(client: Client, done: object, timeout: float = 30.0) -> N
         await asyncio.sleep(0.3)
 
 
-async def test_text_both_ways_encrypted(env: MailEnv, peer: DeltaChatPeer, tmp_path: Path) -> None:
+async def test_text_both_ways_encrypted(env: Server, peer: DeltaChatPeer, tmp_path: Path) -> None:
     alice, bob = await pair(env, peer, tmp_path)
     sent = await alice.send(BOB, "hello bob, from the coi client")
     assert sent.encrypted
@@ -96,7 +119,7 @@ async def gone(bob: DcAccount, msg_id: int, timeout: float = 30.0) -> None:
 
 
 async def test_edits_delete_reactions_receipts_and_files(
-    env: MailEnv, peer: DeltaChatPeer, tmp_path: Path
+    env: Server, peer: DeltaChatPeer, tmp_path: Path
 ) -> None:
     alice, bob = await pair(env, peer, tmp_path)
     await bob.set_config("mdns_enabled", "1")
