@@ -188,6 +188,14 @@ class Applier:
             chat_id = self.store.chat_for(self.account.id, key, peer, name, request)
             if outgoing and peer:
                 self.store.accept_chat(chat_id)  # we wrote to them: no request any more
+            if not peer:  # a group: everyone the message went to, less us
+                everyone = [msg.sender, *msg.recipients, *msg.cc] if msg.sender else []
+                members = {a.addr.lower() for a in everyone} - {self.me}
+                members -= {a.lower() for a in msg.members_removed}
+                if members:
+                    self.store.set_members(chat_id, sorted(members))
+                if outgoing:
+                    self.store.accept_chat(chat_id)
         date = msg.date.timestamp() if msg.date else arrived
         parents = sorted({*msg.references, *([msg.in_reply_to] if msg.in_reply_to else [])})
         if visible:

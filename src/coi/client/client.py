@@ -27,8 +27,8 @@ import aiosmtplib
 
 from coi.chat import builders
 from coi.chat.compose import compose_bytes
-from coi.chat.headers import chat_references
-from coi.chat.model import Address, Attachment, ChatMessage, MessageKind
+from coi.chat.headers import chat_references, new_group_id
+from coi.chat.model import Address, Attachment, ChatMessage, GroupRef, MessageKind
 from coi.chat.parse import parse
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
@@ -296,10 +296,12 @@ class Client:
         if chat is None and "@" not in to:
             raise ClientError(f"no chat {to!r}: give an address to start one")
         peer = chat.peer if chat else to.strip()
-        if not peer:
-            raise ClientError("sending to groups comes with group support (issue: client part 3)")
         me = Address(acc.address, acc.settings.name)
-        msg = builders.new_message(me, (Address(peer),), text)
+        if peer:
+            msg = builders.new_message(me, (Address(peer),), text)
+        else:
+            assert chat is not None
+            msg = self._group_message(chat, me, text)
         if chat is not None:
             last = self.store.messages(chat.id, 1)
             if last:
@@ -315,6 +317,30 @@ class Client:
         if attachments:
             msg = replace(msg, kind=MessageKind.MEDIA, attachments=attachments)
         return await self._send(acc, msg)
+
+    def create_group(self, name: str, members: list[str], account: Account | None = None) -> Chat:
+        """A new group chat (coi-client-spec: Group Messages); its first message tells the
+        members, with the group's id and name in the headers Delta Chat reads too."""
+        acc = account or self.account()
+        addrs = sorted({m.strip().lower() for m in members} - {acc.address.lower()})
+        if not name.strip() or not addrs:
+            raise ClientError("a group needs a name and at least one member besides you")
+        bad = [a for a in addrs if "@" not in a]
+        if bad:
+            raise ClientError(f"{bad[0]!r} is not a mail address")
+        key = f"group:{new_group_id()}"
+        chat_id = self.store.chat_for(acc.id, key, "", name.strip(), False)
+        self.store.set_members(chat_id, addrs)
+        chat = self.store.chat(chat_id)
+        assert chat is not None
+        return chat
+
+    def _group_message(self, chat: Chat, me: Address, text: str) -> ChatMessage:
+        members = self.store.members(chat.id)
+        if not chat.key.startswith("group:") or not members:
+            raise ClientError(f"chat {chat.id} has no members to send to")
+        group = GroupRef(chat.key.partition(":")[2], chat.name)
+        return builders.new_message(me, tuple(Address(m) for m in members), text, group=group)
 
     async def reply(self, message: int, text: str) -> MessageRow:
         original, acc = self._original(message)

@@ -213,6 +213,12 @@ class Keyring:
                 raise MissingKeys(missing)
             return _add_header(raw, "Autocrypt", self.autocrypt_value()), False
         own = self.own()
+        others = [a for a in recipients if a.lower() != self.me]
+        if len(others) > 1:  # Autocrypt Level 1 §2.7: every member learns the others' keys
+            for addr in sorted(others, reverse=True):
+                key = self.peer_key(addr.lower())
+                if key is not None:
+                    raw = _add_header(raw, "Autocrypt-Gossip", ac.format_gossip_header(addr, key))
         sealed = pgpmime.encrypt_message(
             raw,
             outer_from=self.account.address,

@@ -171,7 +171,16 @@ CREATE TABLE peer (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT)
+# Groups: who is in each group chat, as the latest group message (or our own change) says.
+_MEMBERS = """
+CREATE TABLE member (
+    chat_id INTEGER NOT NULL REFERENCES chat(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    PRIMARY KEY (chat_id, addr)
+) STRICT;
+"""
+
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
@@ -685,6 +694,22 @@ class LocalStore:
                     " ON CONFLICT DO UPDATE SET accepted=1",
                     (int(row[0]), str(row[1])),
                 )
+
+    def members(self, chat_id: int) -> list[str]:
+        return [
+            str(r[0])
+            for r in self.db.execute(
+                "SELECT addr FROM member WHERE chat_id=? ORDER BY addr", (chat_id,)
+            )
+        ]
+
+    def set_members(self, chat_id: int, addrs: Iterable[str]) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM member WHERE chat_id=?", (chat_id,))
+            db.executemany(
+                "INSERT OR IGNORE INTO member (chat_id, addr) VALUES (?, ?)",
+                [(chat_id, a.lower()) for a in addrs],
+            )
 
     # -- contacts ---------------------------------------------------------------------
 

@@ -16,6 +16,8 @@ from tests.integration.client.helpers import new_client
 from tests.integration.conftest import start_mail, stop_mail
 from tests.plainserver import PlainMailServer
 
+from coi.auth.passwords import hash_password
+from coi.cli.common import DEFAULT_MAILBOXES
 from coi.client.client import Client
 
 _reason = unavailable()
@@ -27,7 +29,7 @@ pytestmark = [
     pytest.mark.timeout(120),
 ]
 
-ALICE, BOB = "alice@example.org", "bob@example.org"
+ALICE, BOB, CAROL = "alice@example.org", "bob@example.org", "carol@example.org"
 
 
 @dataclass(frozen=True)
@@ -52,12 +54,14 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[S
         )
         return
     mail = await start_mail(tmp_path / "coi")
+    carol_password = "carol-secret"
+    await mail.imap.store.add_user(CAROL, hash_password(carol_password), DEFAULT_MAILBOXES)
     try:
         yield Server(
             (mail.imap.port, mail.submission_port),
             ("127.0.0.1", mail.imap.tls_port, "ssl"),
             ("127.0.0.1", mail.submissions_port, "ssl"),
-            PASSWORDS,
+            {**PASSWORDS, CAROL: carol_password},
         )
     finally:
         await stop_mail(mail)
@@ -163,3 +167,39 @@ async def test_edits_delete_reactions_receipts_and_files(
     # and our read receipt reaches Delta Chat: its message shows as read (state 28)
     assert await alice.read(alice.chats()[0]) >= 1
     await bob.wait_for_message(lambda m: m.text == "notes for you" and m.state == 28)
+
+
+async def test_group_of_three_with_gossip(
+    env: Server, peer: DeltaChatPeer, tmp_path: Path
+) -> None:
+    """alice (coi) makes a group with bob (Delta Chat) and carol (coi). Only alice has met
+    both: bob and carol learn each other's keys from alice's Autocrypt-Gossip."""
+    alice, bob = await pair(env, peer, tmp_path)
+    carol = await new_client(tmp_path, "carol", CAROL, env.passwords[CAROL], *env.client_ports)
+    [acc_a], [acc_c] = alice.accounts(), carol.accounts()
+    alice.import_vcards(acc_a, carol.vcard(acc_c))
+    carol.import_vcards(acc_c, alice.vcard(acc_a))
+    group = alice.create_group("Three of us", [BOB, CAROL])
+    sent = await alice.send(str(group.id), "hello group")
+    assert sent.encrypted
+    got = await bob.wait_for_message("hello group")
+    assert got.encrypted
+    contacts = await bob.rpc("get_chat_contacts", got.chat_id)
+    addresses = {(await bob.rpc("get_contact", c))["address"] for c in contacts}
+    assert addresses == {ALICE, BOB, CAROL}
+    await bob.accept_chat(got.chat_id)
+    await bob.send_text(got.chat_id, "hi both")
+    await synced_until(carol, lambda: "hi both" in texts(carol))
+    await synced_until(alice, lambda: "hi both" in texts(alice))
+    [cgroup] = carol.chats()
+    assert cgroup.name == "Three of us"
+    assert carol.store.members(cgroup.id) == [ALICE, BOB]
+    assert [m.text for m in carol.messages(cgroup)] == ["hello group", "hi both"]
+    assert all(m.encrypted and m.verified for m in carol.messages(cgroup))
+    reply = await carol.send(str(cgroup.id), "carol here")
+    assert reply.encrypted  # carol had bob's key from the gossip
+    back = await bob.wait_for_message("carol here")
+    assert back.chat_id == got.chat_id and back.encrypted
+    await synced_until(alice, lambda: "carol here" in texts(alice))
+    [agroup] = alice.chats()
+    assert [m.text for m in alice.messages(agroup)] == ["hello group", "hi both", "carol here"]
