@@ -153,6 +153,18 @@ async def test_sent_copy_goes_to_chats_with_active_filter(mail_env: MailEnv) -> 
     assert "COI/Chats" in mail_env.imap.store.subscriptions(mail_env.user_id(ALICE))
 
 
+async def test_no_sent_copy_when_the_sender_is_a_recipient(mail_env: MailEnv) -> None:
+    """Delta Chat sends a copy to itself for its other devices: that copy is the one kept."""
+    async with aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=mail_env.submission_port, start_tls=False
+    ) as smtp:
+        await smtp.login(ALICE, PASSWORDS[ALICE])
+        await smtp.sendmail(ALICE, [BOB, ALICE], message())
+    assert len(stored(mail_env, ALICE, "INBOX")) == 1
+    assert stored(mail_env, ALICE, "Sent") == []
+    assert len(stored(mail_env, BOB, "INBOX")) == 1
+
+
 async def test_without_domains_the_users_domains_are_local(tmp_path: Path) -> None:
     env = await start_mail(tmp_path, domains=())
     try:

@@ -110,8 +110,12 @@ class SubmissionHandler:
         except Exception:
             log.exception("submission failed user=%s", user.address)
             return "451 4.3.0 Temporary failure storing the message, try again later"
+        # A sender who is among the recipients (Delta Chat's copy to self, a BCC to oneself)
+        # already got the message delivered: a Sent copy as well would show it twice.
+        to_self = any(target.id == user.id for _, target in local)
         try:
-            await self.local.store_sent(user, raw)
+            if not to_self:
+                await self.local.store_sent(user, raw)
         except Exception:  # the message went out; a retry would send it twice
             log.exception("storing the sent copy failed user=%s", user.address)
         log.info(
