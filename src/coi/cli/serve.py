@@ -15,7 +15,7 @@ from typing import IO
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
-from coi.config import ServerConfig, add_arguments
+from coi.config import ConfigError, ServerConfig, add_arguments
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
@@ -53,16 +53,26 @@ def run(args: argparse.Namespace) -> int:
     # opt-in too (it was 5 % of the server's CPU time in LMTP delivery)
     smtp_trace = logging.INFO if config.protocol_trace else logging.WARNING
     logging.getLogger("mail.log").setLevel(smtp_trace)
-    os.umask(0o077)  # the store holds all mail and password hashes: files 0600, dirs 0700
+    umask = os.umask(0o077)  # the store holds all mail and password hashes: 0600, dirs 0700
+    try:
+        return _run_locked(config, args.demo)
+    finally:
+        os.umask(umask)
+
+
+def _run_locked(config: ServerConfig, demo: bool) -> int:
     try:
         lock = lock_data_dir(config.data_dir)
     except OSError as exc:
         print(f"coi: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(serve(config, demo=args.demo))
+        return asyncio.run(serve(config, demo=demo))
     except KeyboardInterrupt:
         return 0
+    except ConfigError as exc:  # a listen address that is not HOST:PORT, say
+        print(f"coi: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         print(f"coi: cannot start: {exc}", file=sys.stderr)
         return 1
@@ -125,6 +135,9 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     store = open_store(config)
     if config.tls_cert is not None and config.tls_key is not None:
         cert, key = config.tls_cert, config.tls_key
+        for what, path in (("--tls-cert", cert), ("--tls-key", key)):
+            if not path.is_file():
+                raise RuntimeError(f"{what} {path}: no such file")
     elif config.tls_cert is not None or config.tls_key is not None:
         raise RuntimeError("--tls-cert and --tls-key must be given together")
     else:
