@@ -415,7 +415,7 @@ class Client:
 
     async def _send(self, acc: Account, msg: ChatMessage) -> MessageRow:
         msg = profiles.prepare(self.store, acc, msg)  # our profile, a profilerequest
-        raw = compose_bytes(msg)
+        raw = profiles.with_avatar_header(self.store, acc, msg, compose_bytes(msg))
         wire, encrypted = self._seal(acc, msg, raw)  # encrypted when all keys are known
         applier = Applier(self.store, acc, self.profile.files_dir)
         sent_at = float(int(time.time()))  # whole seconds, as INTERNALDATE

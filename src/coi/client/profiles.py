@@ -208,6 +208,20 @@ def prepare(store: LocalStore, account: Account, msg: ChatMessage) -> ChatMessag
     return msg
 
 
+def with_avatar_header(store: LocalStore, account: Account, msg: ChatMessage, raw: bytes) -> bytes:
+    """Delta Chat reads avatars from ``Chat-User-Avatar: base64:...``: added next to our
+    profile part."""
+    info = own(store, account)
+    if not msg.profiles or info is None or not info.avatar:
+        return raw
+    try:
+        data = base64.b64encode(Path(info.avatar).read_bytes()).decode()
+    except OSError:
+        return raw
+    folded = "\r\n ".join(data[i : i + 76] for i in range(0, len(data), 76))
+    return f"Chat-User-Avatar: base64:{folded}\r\n".encode() + raw
+
+
 def sent(store: LocalStore, account: Account, msg: ChatMessage) -> None:
     """After a successful send: who has our profile now, which requests went out."""
     peers = _peers(account, msg)
@@ -269,11 +283,21 @@ def _avatar_from_header(msg: ChatMessage) -> tuple[str, bytes] | str | None:
             data = base64.b64decode("".join(value[7:].split()), validate=True)
         except (binascii.Error, ValueError):
             return None
-        return "image/jpeg", data
+        return _sniff(data), data
     for attachment in msg.attachments:  # older Delta Chat: the avatar is an attachment
         if attachment.filename == value and attachment.content_type.startswith("image/"):
             return attachment.content_type, attachment.data
     return None
+
+
+def _sniff(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
 
 
 def received(store: LocalStore, account: Account, msg: ChatMessage, files_dir: Path) -> None:

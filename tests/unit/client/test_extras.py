@@ -57,6 +57,30 @@ def test_received_profile_names_the_contact_and_saves_the_avatar(tmp_path: Path)
     applier.incoming(raw, 12.0)
     info = profiles.get(applier.store, applier.account, BOB.addr)
     assert info is not None and info.name == "Bobby" and info.avatar == ""
+    dc = replace(dc, message_id="dc2@example.org", date=dc.date + timedelta(seconds=5))  # type: ignore[operator]
+    header = b"Chat-User-Avatar: base64:" + base64.b64encode(PNG)[:40] + b"\r\n "
+    applier.incoming(header + base64.b64encode(PNG)[40:] + b"\r\n" + compose_bytes(dc), 13.0)
+    info = profiles.get(applier.store, applier.account, BOB.addr)
+    assert info is not None and info.avatar.endswith(".png")
+    assert Path(info.avatar).read_bytes() == PNG
+
+
+def test_our_avatar_goes_to_delta_chat_in_chat_user_avatar(tmp_path: Path) -> None:
+    applier = applier_for(tmp_path, ALICE)
+    store, account = applier.store, applier.account
+    avatar = tmp_path / "me.png"
+    avatar.write_bytes(PNG)
+    profiles.set_own(store, account, tmp_path / "files" / "1", name="Alice", avatar=avatar)
+    msg = profiles.prepare(store, account, builders.new_message(ALICE, (BOB,), "hi"))
+    raw = profiles.with_avatar_header(store, account, msg, compose_bytes(msg))
+    assert raw.startswith(b"Chat-User-Avatar: base64:")
+    lines = raw.split(b"\r\n")
+    end = next(i for i in range(1, len(lines)) if not lines[i].startswith(b" "))
+    header = b"\r\n".join(lines[:end]) + b"\r\n"
+    bob = applier_for(tmp_path, BOB)  # the header alone, as Delta Chat sends it
+    bob.incoming(header + compose_bytes(replace(msg, profiles=())), 1.0)
+    info = profiles.get(bob.store, bob.account, ALICE.addr)
+    assert info is not None and Path(info.avatar).read_bytes() == PNG
 
 
 def test_profile_request_makes_the_next_message_carry_the_profile(tmp_path: Path) -> None:
