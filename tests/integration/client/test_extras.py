@@ -92,9 +92,7 @@ async def scenario(alice: Client, bob: Client, tmp_path: Path) -> None:
     assert [m["Message-ID"] for m in box] == [f"<{r.message_id}>" for r in rows]
 
 
-async def test_profiles_pin_poll_location_export_on_coi_serve(
-    env: MailEnv, tmp_path: Path
-) -> None:
+async def test_profiles_pin_poll_location_export_on_coi_serve(env: MailEnv, tmp_path: Path) -> None:
     ports = (env.imap.port, env.submission_port)
     alice = await new_client(tmp_path, "alice", ALICE, PASSWORDS[ALICE], *ports)
     bob = await new_client(tmp_path, "bob", BOB, PASSWORDS[BOB], *ports)
@@ -109,3 +107,35 @@ async def test_profiles_pin_poll_location_export_on_dovecot(
     await scenario(alice, bob, tmp_path)
     boxes = await asyncio.to_thread(mailboxes, plain_mail, ALICE)
     assert len(boxes["COI.Contacts"]) == 1  # the profile storage message (encrypted to alice)
+
+
+async def test_commands_from_the_shell(env: MailEnv, tmp_path: Path) -> None:
+    from tests.integration.client.test_cli_chat import add, coi
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    assert (await add(env, b, BOB, PASSWORDS[BOB]))[0] == 0
+    avatar = tmp_path / "alice.png"
+    avatar.write_bytes(PNG)
+    code, out, err = await coi(
+        a, "profile", "set", "--name", "Alice Angel", "--avatar", str(avatar)
+    )
+    assert code == 0 and "Alice Angel" in out, err
+    code, out, err = await coi(a, "poll", "create", BOB, "Movie?", "E.T.", "Alien", "--json")
+    assert code == 0, err
+    poll = json.loads(out)["id"]
+    code, out, err = await coi(a, "poll", "vote", str(poll), "2")
+    assert code == 0 and "votes: 1. E.T.: 0, 2. Alien: 1" in out, err
+    code, out, err = await coi(a, "location", BOB, "53.07516", "8.80777", "--text", "here")
+    assert code == 0 and "location 53.07516, 8.80777" in out, err
+    code, out, err = await coi(a, "pin", str(poll), "--until", "2h")
+    assert code == 0 and "pinned until" in out, err
+    assert (await coi(b, "sync"))[0] == 0
+    code, out, err = await coi(b, "profile", "show", ALICE)
+    assert code == 0 and "Alice Angel" in out and "avatar: " in out, err
+    code, out, err = await coi(b, "show", ALICE)
+    assert "votes: 1. E.T.: 0, 2. Alien: 1" in out and "pinned until" in out, out
+    mbox = tmp_path / "chat.mbox"
+    code, out, err = await coi(b, "export", ALICE, "--format", "mbox", "--output", str(mbox))
+    assert code == 0, err
+    assert len(list(mailbox.mbox(mbox))) == 3
