@@ -497,7 +497,9 @@ class Client:
         wire, _ = self._seal(acc, msg, compose_bytes(msg))  # encrypted to ourselves
         async with self.connected(acc) as sync:
             assert sync.imap is not None
-            await _imap_call(acc, profiles.append_storage(sync.imap, acc, sync.delimiter, wire))
+            await _imap_call(
+                acc, profiles.append_storage(sync.imap, self.store, acc, sync.delimiter, wire)
+            )
         return info
 
     def contact_profile(

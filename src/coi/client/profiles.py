@@ -363,8 +363,31 @@ def _apply(
             )
 
 
-async def append_storage(imap: ImapClient, account: Account, delimiter: str, raw: bytes) -> str:
-    """Stores the profile storage message in ``<root>/Contacts``; returns the folder."""
+async def append_storage(
+    imap: ImapClient, store: LocalStore, account: Account, delimiter: str, raw: bytes
+) -> str:
+    """Stores the profile storage message in ``<root>/Contacts`` and removes the one stored
+    before (remembered by its UID, so contact storage messages there stay); returns the
+    folder."""
     folder = contacts_folder(account, delimiter)
-    await imap.append(folder, raw, flags=["\\Seen"])
+    me = account.address.lower()
+    row = store.db.execute(
+        "SELECT storage_uidvalidity, storage_uid FROM profile_card WHERE account_id=? AND addr=?",
+        (account.id, me),
+    ).fetchone()
+    result = await imap.append(folder, raw, flags=["\\Seen"])
+    if result is None or not result.uids:
+        return folder
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE profile_card SET storage_uidvalidity=?, storage_uid=? WHERE account_id=?"
+            " AND addr=?",
+            (result.uidvalidity, result.uids[-1], account.id, me),
+        )
+    if row is not None and row[1] and int(row[0]) == result.uidvalidity:
+        selected = await imap.select(folder)
+        if selected.uidvalidity == int(row[0]):
+            await imap.uid_store(str(int(row[1])), "+FLAGS", ["\\Deleted"])
+            if imap.has("UIDPLUS"):  # never EXPUNGE what others marked \Deleted there
+                await imap.uid_expunge(str(int(row[1])))
     return folder

@@ -191,6 +191,8 @@ CREATE TABLE profile_card (
     avatar TEXT NOT NULL DEFAULT '',
     version INTEGER NOT NULL DEFAULT 0,
     updated REAL NOT NULL DEFAULT 0,
+    storage_uidvalidity INTEGER NOT NULL DEFAULT 0,
+    storage_uid INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (account_id, addr)
 ) STRICT;
 CREATE TABLE profile_sent (

@@ -105,8 +105,13 @@ async def test_profiles_pin_poll_location_export_on_dovecot(
     alice = await plain_client(plain_mail, tmp_path, "alice", ALICE)
     bob = await plain_client(plain_mail, tmp_path, "bob", BOB)
     await scenario(alice, bob, tmp_path)
+    await alice.set_profile(status="back at work")  # replaces the storage message
     boxes = await asyncio.to_thread(mailboxes, plain_mail, ALICE)
-    assert len(boxes["COI.Contacts"]) == 1  # the profile storage message (encrypted to alice)
+    [stored] = boxes["COI.Contacts"]  # the profile storage message, encrypted to alice
+    opened = alice.keyring(alice.account()).open(stored)
+    assert opened.encrypted
+    [profile] = parse(opened.raw).profiles
+    assert (profile.card.name, profile.card.status) == ("Alice Angel", "back at work")
 
 
 async def test_commands_from_the_shell(env: MailEnv, tmp_path: Path) -> None:
