@@ -354,10 +354,19 @@ def _apply(
             Path(path).unlink(missing_ok=True)
         path = ""
     name = name or current.name
-    _save(store, account, ProfileInfo(addr, name, status, path, current.version, date))
-    if addr != account.address.lower() and name:
-        store.remember_contact(account.id, addr, name, accepted=False)
+    ours = addr == account.address.lower()
+    # our profile changed on another device: contacts get it again from this one too
+    version = current.version + 1 if ours else current.version
+    _save(store, account, ProfileInfo(addr, name, status, path, version, date))
+    if ours:
+        if name:
+            store.update_account_settings(account.id, replace(account.settings, name=name))
+        return
+    if name:  # a contact (and chat) we have; a stranger's name makes no contact row
         with store.transaction() as db:
+            db.execute(
+                "UPDATE contact SET name=? WHERE account_id=? AND addr=?", (name, account.id, addr)
+            )
             db.execute(
                 "UPDATE chat SET name=? WHERE account_id=? AND peer=?", (name, account.id, addr)
             )

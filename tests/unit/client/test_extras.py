@@ -185,3 +185,18 @@ def test_export_text_json_mbox(tmp_path: Path) -> None:
     [row] = store.messages(chat.id, 1)
     entry = extras._mbox_entry(row, b"Subject: x\r\n\r\nFrom me\r\n>From you\r\nend")
     assert entry.split(b"\n")[3:6] == [b">From me", b">>From you", b"end"]
+
+
+def test_our_profile_from_another_device(tmp_path: Path) -> None:
+    applier = applier_for(tmp_path, ALICE)
+    store, account = applier.store, applier.account
+    other = profiles.ProfileInfo(ALICE.addr, "Alice on the phone", "busy", updated=1e9 + 1)
+    msg = profiles.storage_message(account, other)
+    applier.incoming(compose_bytes(msg), 5.0)
+    info = profiles.own(store, account)
+    assert info is not None and (info.name, info.status) == ("Alice on the phone", "busy")
+    assert info.version == 1  # contacts get it from this device too
+    refreshed = store.account_by_id(account.id)
+    assert refreshed is not None and refreshed.settings.name == "Alice on the phone"
+    hello = profiles.prepare(store, account, builders.new_message(ALICE, (BOB,), "hi"))
+    assert hello.profiles[0].card.status == "busy"
