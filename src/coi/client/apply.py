@@ -294,6 +294,9 @@ class Applier:
             return Applied(row, "reaction", self._chat_of(target), target)
         if kind is MessageKind.READ_RECEIPT and msg.receipt is not None:
             return self._receipt(row, msg, sender, arrived)
+        poll = extras.poll_of(self.store, self.account.id, msg)  # a vote or close changes it
+        if poll is not None:
+            return Applied(row, "vote", poll.chat_id, poll.id)
         return Applied(row, "hidden", None)
 
     def _resolve_target(self, message_id: str | None) -> int | None:

@@ -74,6 +74,15 @@ def unpin(store: LocalStore, chat_id: int) -> int:
 # -- polls ------------------------------------------------------------------------------
 
 
+def poll_of(store: LocalStore, account_id: int, msg: ChatMessage) -> MessageRow | None:
+    """The stored poll a vote or close answers (for ``coi watch`` to show the new tally)."""
+    answer = msg.poll_vote or msg.poll_close
+    if answer is None:
+        return None
+    row = store.message_by_mid(account_id, answer.poll_id)
+    return row if row is not None and row.kind == MessageKind.POLL.value else None
+
+
 def poll_result(store: LocalStore, row: MessageRow) -> tuple[ChatMessage, PollResult] | None:
     if row.kind != MessageKind.POLL.value:
         return None

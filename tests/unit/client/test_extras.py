@@ -130,7 +130,8 @@ def test_poll_votes_from_two_members_and_close(tmp_path: Path) -> None:
     start = builders.new_message(ALICE, (BOB, CAROL), poll_text(poll))
     start = replace(start, kind=MessageKind.POLL, poll=poll)
     applier.outgoing(start, compose_bytes(start), 1.0)
-    deliver(applier, builders.vote(start, BOB, (0,)), 2.0)
+    voted = applier.incoming(compose_bytes(builders.vote(start, BOB, (0,))), 2.0)
+    assert voted.event == "vote" and voted.target is not None  # coi watch shows the tally
     deliver(applier, builders.vote(start, CAROL, (1,)), 3.0)
     deliver(applier, builders.vote(start, CAROL, (0,)), 4.0)  # re-vote replaces
     deliver(applier, builders.vote(start, BOB, (0, 1)), 5.0)  # invalid: single choice
