@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import PASSWORDS
@@ -17,7 +18,9 @@ from tests.integration.client.helpers import dump, new_client
 from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
 
+from coi.chat.model import Card, ContactStorage
 from coi.client.client import Client
+from coi.client.contacts import contact_message
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 _LIST = re.compile(rb'\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) "?(?P<name>[^"]*)"?$')
@@ -121,3 +124,33 @@ async def test_contacts_and_blocking_on_dovecot(
 
     imap = (plain_mail.imap_host, plain_mail.imap_port)
     await scenario(make, imap, plain_mail.users[ALICE], "COI.Contacts", tmp_path)
+
+
+async def test_duplicates_are_merged_at_sync(env: MailEnv, tmp_path: Path) -> None:
+    """coi-client-spec: Merging Contact Storage Messages: two messages for bob (from two
+    devices) become one, the newer one's fields and every COI-TokenIn kept."""
+    alice = await new_client(
+        tmp_path, "alice", ALICE, PASSWORDS[ALICE], env.imap.port, env.submission_port
+    )
+    [acc] = alice.accounts()
+    old = ContactStorage(card=Card(name="Bob", emails=(BOB,)), tokens_in=("token-old",))
+    new = ContactStorage(card=Card(name="Robert", emails=(BOB,)), tokens_in=("token-new",))
+    raws = [
+        contact_message(acc, old, None, datetime(2026, 1, 1, tzinfo=UTC)),
+        contact_message(acc, new, None, datetime(2026, 2, 1, tzinfo=UTC)),
+    ]
+
+    def append() -> None:
+        imap = imaplib.IMAP4("127.0.0.1", env.imap.port)
+        imap.login(ALICE, PASSWORDS[ALICE])
+        for raw in raws:
+            imap.append("COI/Contacts", r"(\Seen)", None, raw)
+        imap.logout()
+
+    await asyncio.to_thread(append)
+    await alice.sync()
+    [row] = alice.contacts(acc)
+    assert (row.addr, row.name) == (BOB, "Robert")
+    server = await asyncio.to_thread(boxes, "127.0.0.1", env.imap.port, ALICE, PASSWORDS[ALICE])
+    [head] = server["COI/Contacts"]
+    assert b"COI-TokenIn: token-old" in head and b"COI-TokenIn: token-new" in head
