@@ -27,6 +27,7 @@ import aiosmtplib
 
 from coi.chat import builders
 from coi.chat.compose import compose_bytes
+from coi.chat.contacts import address_hash
 from coi.chat.headers import chat_references, new_group_id
 from coi.chat.model import Address, Attachment, ChatMessage, GroupRef, MessageKind
 from coi.chat.parse import parse
@@ -251,7 +252,16 @@ class Client:
 
     def chats(self, account: Account | None = None) -> list[Chat]:
         """Chats with something to show; a blocked contact's never (coi.client.contacts)."""
-        return [c for c in self.store.chats(account.id if account else None) if not self.hidden(c)]
+        blocked: dict[int, set[str]] = {}
+        return [
+            c
+            for c in self.store.chats(account.id if account else None)
+            if not c.peer
+            or address_hash(c.peer)
+            not in blocked.setdefault(
+                c.account_id, contact_book.blocked_hashes(self.store, c.account_id)
+            )
+        ]
 
     def hidden(self, chat: Chat | int | None) -> bool:
         """The chat of a blocked contact: not listed, no watch events."""

@@ -206,13 +206,16 @@ class ContactBook:
                 db.execute("DELETE FROM stored_contact WHERE account_id=?", (acc,))
             self.store.reset_folder(folder.id, uidvalidity)
             changed = True
-        present = set(await imap.uid_search("ALL"))
         known = {
             int(r[0])
             for r in self.store.db.execute(
                 "SELECT uid FROM stored_contact WHERE account_id=?", (acc,)
             )
         }
+        unchanged = info.uidnext and info.uidnext == folder.uidnext and info.exists == len(known)
+        if unchanged and not changed:  # nothing added, nothing expunged: no SEARCH
+            return False
+        present = set(await imap.uid_search("ALL"))
         gone = known - present
         if gone:
             with self.store.transaction() as db:
@@ -246,11 +249,7 @@ class ContactBook:
     async def _merge_duplicates(self) -> bool:
         """spec: Merging Contact Storage Messages: one message per hash, the newest wins."""
         rows = contact_rows(self.store, self.account.id)
-        groups: list[set[int]] = []
-        for row in rows:
-            linked = [g for g in groups if any(_shares(rows, uid, row) for uid in g)]
-            merged = {row.uid}.union(*linked)
-            groups = [g for g in groups if g not in linked] + [merged]
+        groups = _groups(rows)
         did = False
         for uids in groups:
             if len(uids) < 2:
@@ -332,9 +331,28 @@ class ContactBook:
         return len(existing)
 
 
-def _shares(rows: Iterable[ContactRow], uid: int, row: ContactRow) -> bool:
-    other = next((r for r in rows if r.uid == uid), None)
-    return other is not None and bool(set(other.hashes) & set(row.hashes))
+def _groups(rows: Iterable[ContactRow]) -> list[set[int]]:
+    """UIDs linked by a shared hash (directly or through others): union-find."""
+    parent: dict[int, int] = {}
+
+    def find(uid: int) -> int:
+        while parent[uid] != uid:
+            parent[uid] = parent[parent[uid]]
+            uid = parent[uid]
+        return uid
+
+    owner: dict[str, int] = {}
+    for row in rows:
+        parent.setdefault(row.uid, row.uid)
+        for digest in row.hashes:
+            if digest in owner:
+                parent[find(row.uid)] = find(owner[digest])
+            else:
+                owner[digest] = row.uid
+    out: dict[int, set[int]] = {}
+    for uid in parent:
+        out.setdefault(find(uid), set()).add(uid)
+    return list(out.values())
 
 
 # -- plain servers: the client files blocked mail -------------------------------------

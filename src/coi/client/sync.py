@@ -385,7 +385,7 @@ class AccountSync:
             self.store,
             self.account,
             self._imap(),
-            self.folders["contacts"],
+            self.store.folder(self.account.id, self.folders["contacts"].name, "contacts"),
             (lambda raw: opener(raw).raw) if opener is not None else None,
             own,
         )

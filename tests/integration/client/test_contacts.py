@@ -21,6 +21,7 @@ from tests.plainserver import PlainMailServer
 from coi.chat.model import Card, ContactStorage
 from coi.client.client import Client
 from coi.client.contacts import contact_message
+from coi.client.watch import _report
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 _LIST = re.compile(rb'\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) "?(?P<name>[^"]*)"?$')
@@ -78,7 +79,10 @@ async def scenario(
     # blocked: bob's chat is gone and his new mail goes to Blocked, never shown
     await alice2.block(acc2, BOB)
     await bob.send(ALICE, "are you there?")
-    await alice.sync()
+    events: list[object] = []
+    async with alice.connected(acc) as sync:  # what 'coi watch' does on each wake
+        await _report(sync, alice, events.append)
+    assert events == []
     assert alice.contacts(acc)[0].blocked
     assert alice.chats() == [] and dump(alice) == "\n"
     await alice2.sync()
@@ -151,6 +155,9 @@ async def test_duplicates_are_merged_at_sync(env: MailEnv, tmp_path: Path) -> No
     await alice.sync()
     [row] = alice.contacts(acc)
     assert (row.addr, row.name) == (BOB, "Robert")
+    async with alice.connected(acc) as sync:  # an unchanged folder costs one SELECT
+        assert not await sync.contact_book().sync()
+    assert alice.contacts(acc) == [row]
     server = await asyncio.to_thread(boxes, "127.0.0.1", env.imap.port, ALICE, PASSWORDS[ALICE])
     [head] = server["COI/Contacts"]
     assert b"COI-TokenIn: token-old" in head and b"COI-TokenIn: token-new" in head
