@@ -130,6 +130,9 @@ def _store_row(
             raw,
         ),
     )
+    if not contact.blocked:  # stored on some device: the user's yes, so no contact request
+        for email in emails:
+            store.remember_contact(account_id, email, contact.card.name, True)
 
 
 # -- messages -----------------------------------------------------------------------

@@ -74,7 +74,8 @@ async def scenario(
 
     await bob.send(ALICE, "hi alice")
     await alice.sync()
-    assert dump(alice) == "chat bob@example.org (request)\n  bob@example.org: hi alice\n"
+    # a stored contact is no stranger: no contact request
+    assert dump(alice) == "chat bob@example.org\n  bob@example.org: hi alice\n"
 
     # blocked: bob's chat is gone and his new mail goes to Blocked, never shown
     await alice2.block(acc2, BOB)
@@ -97,7 +98,7 @@ async def scenario(
     await alice.block(acc, BOB, False)
     await alice2.sync()
     expected = (
-        "chat bob@example.org (request)\n"
+        "chat bob@example.org\n"
         "  bob@example.org: hi alice\n"
         "  bob@example.org: are you there?\n"
     )
