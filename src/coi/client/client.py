@@ -147,7 +147,10 @@ class Client:
         return keyring
 
     def account_sync(self, account: Account) -> AccountSync:
-        return AccountSync(self.store, self.profile, account, self.keyring(account).open)
+        keyring = self.keyring(account)
+        sync = AccountSync(self.store, self.profile, account, keyring.open)
+        sync.own_key = keyring.own  # contacts merged at sync stay encrypted
+        return sync
 
     # -- keys and vCards ----------------------------------------------------------------
 
@@ -318,7 +321,7 @@ class Client:
         async with self.connected(account) as sync:
             if "contacts" not in sync.folders:
                 raise ClientError(f"{account.address}: the server has no {sync.contacts_name}")
-            book = sync.contact_book(self.keyring(account).own())
+            book = sync.contact_book()
             for addr, name, blocked in entries:
                 try:
                     saved.append(await _imap_call(account, book.save(addr, name, blocked)))

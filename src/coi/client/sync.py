@@ -104,6 +104,7 @@ class AccountSync:
         self._filed = False  # INBOX moved messages to Chats during this sync
         self._removed_any = False  # UIDs left a folder: look for messages gone everywhere
         self._selected: str | None = None
+        self.own_key: Callable[[], KeyPair] | None = None  # encrypts contacts (merging)
 
     async def connect(self, password: str) -> ImapClient:
         self.imap = await open_imap(self.account, password)
@@ -387,7 +388,7 @@ class AccountSync:
             self._imap(),
             self.store.folder(self.account.id, self.folders["contacts"].name, "contacts"),
             (lambda raw: opener(raw).raw) if opener is not None else None,
-            own,
+            own or (self.own_key() if self.own_key is not None else None),
         )
 
     # -- updates ----------------------------------------------------------------------

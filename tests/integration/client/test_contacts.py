@@ -163,3 +163,4 @@ async def test_duplicates_are_merged_at_sync(env: MailEnv, tmp_path: Path) -> No
     server = await asyncio.to_thread(boxes, "127.0.0.1", env.imap.port, ALICE, PASSWORDS[ALICE])
     [head] = server["COI/Contacts"]
     assert b"COI-TokenIn: token-old" in head and b"COI-TokenIn: token-new" in head
+    assert b"multipart/encrypted" in head
