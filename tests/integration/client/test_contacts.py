@@ -98,9 +98,7 @@ async def scenario(
     await alice.block(acc, BOB, False)
     await alice2.sync()
     expected = (
-        "chat bob@example.org\n"
-        "  bob@example.org: hi alice\n"
-        "  bob@example.org: are you there?\n"
+        "chat bob@example.org\n  bob@example.org: hi alice\n  bob@example.org: are you there?\n"
     )
     assert dump(alice) == expected
     assert dump(alice2) == expected
