@@ -42,12 +42,15 @@ CLIENT_COMMANDS = (
     ("edit", "edit one of your messages"),
     ("delete", "delete one of your messages for everyone"),
     ("react", "react to a message with an emoji"),
-    ("accept", "accept a contact request"),
+    ("accept", "accept a contact request (and store the contact)"),
     ("read", "mark a chat read (sends the read receipts that are due)"),
     ("sync", "fetch what is new from the servers"),
     ("watch", "stay connected and print messages as they arrive"),
     ("group", "create a group chat"),
-    ("contact", "import a contact's vCard (with key), print vCards"),
+    ("contacts", "list the contacts stored on the server (synced between your devices)"),
+    ("contact", "add, edit, remove contacts; import a vCard (with key), print vCards"),
+    ("block", "block an address: its mail goes to Blocked, its chat is hidden"),
+    ("unblock", "unblock an address: its chat and the mail held in Blocked come back"),
     ("key", "export or import the account's key for your other devices"),
     *cli_extras.COMMANDS,  # profile, pin, unpin, poll, location, export
 )
@@ -158,23 +161,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g_new.add_argument("members", metavar="MEMBER", nargs="+", help="mail addresses")
     g_new.add_argument("--account", metavar="ADDRESS")
     g_new.set_defaults(handler=lambda args: _run(args, group_create))
-    contact = sub.add_parser("contact", description="Contacts and their keys (vCards).")
-    con = contact.add_subparsers(dest="contact_command", metavar="COMMAND")
-    con.required = True
-    c_imp = con.add_parser(
-        "import",
-        parents=[common],
-        help="import vCards (a Delta Chat contact or invite) with their keys",
-    )
-    c_imp.add_argument("file", metavar="FILE.vcf", type=Path, help="- reads stdin")
-    c_imp.add_argument("--account", metavar="ADDRESS")
-    c_imp.set_defaults(handler=lambda args: _run(args, contact_import))
-    c_vc = con.add_parser(
-        "vcard", parents=[common], help="print a vCard with the key (yours by default)"
-    )
-    c_vc.add_argument("address", metavar="ADDRESS", nargs="?")
-    c_vc.add_argument("--account", metavar="ADDRESS")
-    c_vc.set_defaults(handler=lambda args: _run(args, contact_vcard))
     key = sub.add_parser("key", description="The account's OpenPGP key (Autocrypt).")
     keys = key.add_subparsers(dest="key_command", metavar="COMMAND")
     keys.required = True
@@ -192,6 +178,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     k_imp.set_defaults(handler=lambda args: _run(args, key_import))
     add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
     cli_extras.register(sub)
+    from coi.cli import contacts  # imports this module: registered last
+
+    contacts.register(sub)
 
 
 # -- plumbing ---------------------------------------------------------------------------
@@ -432,9 +421,16 @@ async def react(client: Client, args: argparse.Namespace) -> int:
     return await _sent(client, args, client.react(args.message, args.emoji))
 
 
-def accept(client: Client, args: argparse.Namespace) -> int:
+async def accept(client: Client, args: argparse.Namespace) -> int:
     chat = _chat_or_fail(client, args.chat)
     client.accept(chat)
+    if chat.peer:  # accepting is the user's yes to storing the contact (coi-client-spec)
+        account = client.store.account_by_id(chat.account_id)
+        assert account is not None
+        try:
+            await client.save_contacts(account, [(chat.peer, chat.name or None, None)])
+        except ClientError as exc:
+            print(f"coi: accepted, but the contact was not stored: {exc}", file=sys.stderr)
     _emit(args, {"accepted": chat.id}, f"accepted chat {chat.id} ({chat.peer or chat.name})")
     return 0
 
@@ -516,21 +512,6 @@ def _read(path: Path) -> bytes:
         return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
     except OSError as exc:
         raise ClientError(f"cannot read {path}: {exc.strerror}") from None
-
-
-def contact_import(client: Client, args: argparse.Namespace) -> int:
-    account = client.account(args.account)
-    imported = client.import_vcards(account, _read(args.file).decode("utf-8", "replace"))
-    data = [{"address": a, "fingerprint": f} for a, f in imported]
-    lines = [f"{a}: " + (f"key {f}" if f else "no key in the vCard") for a, f in imported]
-    _emit(args, data, "\n".join(lines))
-    return 0
-
-
-def contact_vcard(client: Client, args: argparse.Namespace) -> int:
-    card = client.vcard(client.account(args.account), args.address)
-    _emit(args, {"vcard": card}, card.rstrip("\r\n").replace("\r\n", "\n"))
-    return 0
 
 
 def key_export(client: Client, args: argparse.Namespace) -> int:

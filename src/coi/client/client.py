@@ -27,6 +27,7 @@ import aiosmtplib
 
 from coi.chat import builders
 from coi.chat.compose import compose_bytes
+from coi.chat.contacts import address_hash
 from coi.chat.headers import chat_references, new_group_id
 from coi.chat.model import (
     Address,
@@ -41,6 +42,7 @@ from coi.chat.model import (
 )
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
+from coi.client import contacts as contact_book
 from coi.client import extras, profiles
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
@@ -157,7 +159,10 @@ class Client:
         return keyring
 
     def account_sync(self, account: Account) -> AccountSync:
-        return AccountSync(self.store, self.profile, account, self.keyring(account).open)
+        keyring = self.keyring(account)
+        sync = AccountSync(self.store, self.profile, account, keyring.open)
+        sync.own_key = keyring.own  # contacts merged at sync stay encrypted
+        return sync
 
     # -- keys and vCards ----------------------------------------------------------------
 
@@ -261,7 +266,24 @@ class Client:
     # -- chats ----------------------------------------------------------------------
 
     def chats(self, account: Account | None = None) -> list[Chat]:
-        return self.store.chats(account.id if account else None)
+        """Chats with something to show; a blocked contact's never (coi.client.contacts)."""
+        blocked: dict[int, set[str]] = {}
+        return [
+            c
+            for c in self.store.chats(account.id if account else None)
+            if not c.peer
+            or address_hash(c.peer)
+            not in blocked.setdefault(
+                c.account_id, contact_book.blocked_hashes(self.store, c.account_id)
+            )
+        ]
+
+    def hidden(self, chat: Chat | int | None) -> bool:
+        """The chat of a blocked contact: not listed, no watch events."""
+        found = self.store.chat(chat) if isinstance(chat, int) else chat
+        return found is not None and contact_book.is_blocked(
+            self.store, found.account_id, found.peer
+        )
 
     def find_chat(self, spec: str, account: Account | None = None) -> Chat | None:
         """CHAT as the user types it: a chat id, an address or a name."""
@@ -294,6 +316,46 @@ class Client:
 
     def accept(self, chat: Chat) -> None:
         self.store.accept_chat(chat.id)
+
+    # -- contacts (coi.client.contacts) ------------------------------------------------
+
+    def contacts(self, account: Account) -> list[contact_book.ContactRow]:
+        """The contact list as last synced from ``<root>/Contacts``."""
+        return contact_book.contact_rows(self.store, account.id)
+
+    async def save_contacts(
+        self, account: Account, entries: list[tuple[str, str | None, bool | None]]
+    ) -> list[contact_book.ContactRow]:
+        """Stores (address, name, blocked) in the Contacts folder, None keeping what is
+        there; then syncs, so a plain server's blocked mail is filed at once and an
+        unblocked sender's mail moved back from Blocked shows."""
+        saved: list[contact_book.ContactRow] = []
+        async with self.connected(account) as sync:
+            if "contacts" not in sync.folders:
+                raise ClientError(f"{account.address}: the server has no {sync.contacts_name}")
+            book = sync.contact_book()
+            for addr, name, blocked in entries:
+                try:
+                    saved.append(await _imap_call(account, book.save(addr, name, blocked)))
+                except ValueError as exc:
+                    raise ClientError(str(exc)) from None
+                if blocked is False and not contact_book.is_blocked(self.store, account.id, addr):
+                    await _imap_call(account, contact_book.release(sync.imap, addr))
+            await _imap_call(account, sync.sync())
+        return saved
+
+    async def remove_contact(self, account: Account, addr: str) -> int:
+        async with self.connected(account) as sync:
+            if "contacts" not in sync.folders:
+                raise ClientError(f"{account.address}: the server has no {sync.contacts_name}")
+            removed = await _imap_call(account, sync.contact_book().remove(addr))
+            if removed and not contact_book.is_blocked(self.store, account.id, addr):
+                await _imap_call(account, contact_book.release(sync.imap, addr))
+            await _imap_call(account, sync.sync())
+        return removed
+
+    async def block(self, account: Account, addr: str, blocked: bool = True) -> None:
+        await self.save_contacts(account, [(addr, None, blocked)])
 
     # -- sending ----------------------------------------------------------------------
 

@@ -211,7 +211,24 @@ CREATE TABLE pin (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES)
+# Contacts (client part 3): the <root>/Contacts folder, one row per contact storage message
+# (coi.client.contacts); "hashes" and "emails" are space separated.
+_CONTACTS = """
+CREATE TABLE stored_contact (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    uid INTEGER NOT NULL,
+    addr TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+    name TEXT NOT NULL DEFAULT '',
+    blocked INTEGER NOT NULL DEFAULT 0,
+    hashes TEXT NOT NULL DEFAULT '',
+    emails TEXT NOT NULL DEFAULT '',
+    date REAL NOT NULL DEFAULT 0,
+    raw BLOB NOT NULL DEFAULT x'',
+    PRIMARY KEY (account_id, uid)
+) STRICT;
+"""
+
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

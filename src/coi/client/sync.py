@@ -25,9 +25,11 @@ from datetime import UTC, datetime
 
 from coi.chat.detect import is_chat_message_bytes
 from coi.chat.parse import parse
+from coi.client import contacts as contact_book
 from coi.client.apply import Applied, Applier, Opener
 from coi.client.profile import FilterMode, Profile, Security
 from coi.client.store import Account, Folder, LocalStore
+from coi.crypto import KeyPair
 from coi.imap.client import ImapClient, QresyncArgs
 from coi.imap.wire.responses import FetchData, ListEntry
 
@@ -102,6 +104,7 @@ class AccountSync:
         self._filed = False  # INBOX moved messages to Chats during this sync
         self._removed_any = False  # UIDs left a folder: look for messages gone everywhere
         self._selected: str | None = None
+        self.own_key: Callable[[], KeyPair] | None = None  # encrypts contacts (merging)
 
     async def connect(self, password: str) -> ImapClient:
         self.imap = await open_imap(self.account, password)
@@ -143,6 +146,10 @@ class AccountSync:
         self.folders = {"inbox": self.store.folder(self.account.id, "INBOX", "inbox")}
         if chats in names:
             self.folders["chats"] = self.store.folder(self.account.id, chats, "chats")
+        if self.contacts_name in names:  # coi-client-spec: Contact Storage Messages
+            self.folders["contacts"] = self.store.folder(
+                self.account.id, self.contacts_name, "contacts"
+            )
         sent = _special(entries, "\\Sent") or ("Sent" if "Sent" in names else None)
         if sent is not None:
             self.folders["sent"] = self.store.folder(self.account.id, sent, "sent")
@@ -150,6 +157,10 @@ class AccountSync:
     @property
     def chats_name(self) -> str:
         return f"{self.account.mailbox_root}{self.delimiter}Chats"
+
+    @property
+    def contacts_name(self) -> str:
+        return f"{self.account.mailbox_root}{self.delimiter}Contacts"
 
     async def _setup_coi(self) -> tuple[str, bool]:
         """coi-server-spec: Getting COI Namespace Configuration, Configure COI Usage.
@@ -197,6 +208,8 @@ class AccountSync:
         report = SyncReport()
         imap = self._imap()
         read0, written0 = imap.bytes_read, imap.bytes_written
+        if "contacts" in self.folders:  # first: who is blocked decides what INBOX shows
+            await self.contact_book().sync()
         for role in ("sent", "chats", "inbox"):
             folder = self.folders.get(role)
             if folder is not None:
@@ -263,6 +276,9 @@ class AccountSync:
             touched.update(await self._fetch_new(folder, top, report, progress))
         if folder.role == "inbox" and touched:
             await self._file_chats(folder, touched)
+        plain = self.account.server_kind == "plain"  # a COI server files blocked mail itself
+        if plain and folder.role in ("inbox", "chats"):
+            self._removed_any |= bool(await contact_book.file_blocked(self.store, imap, folder))
         self.store.save_folder_state(folder.id, uidnext, info.highestmodseq or 0)
         self.folders[folder.role] = self.store.folder(self.account.id, folder.name, folder.role)
 
@@ -363,6 +379,17 @@ class AccountSync:
             await imap.uid_move(",".join(map(str, uids)), target)
             self.store.remove_uids(inbox.id, uids)
             self._filed = self._removed_any = True
+
+    def contact_book(self, own: KeyPair | None = None) -> contact_book.ContactBook:
+        opener = self.applier.opener
+        return contact_book.ContactBook(
+            self.store,
+            self.account,
+            self._imap(),
+            self.store.folder(self.account.id, self.folders["contacts"].name, "contacts"),
+            (lambda raw: opener(raw).raw) if opener is not None else None,
+            own or (self.own_key() if self.own_key is not None else None),
+        )
 
     # -- updates ----------------------------------------------------------------------
 

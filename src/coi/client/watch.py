@@ -67,7 +67,7 @@ async def _report(
 
     report = await sync.sync()
     for applied in report.applied:
-        if applied.event in ("hidden", "known"):
+        if applied.event in ("hidden", "known") or client.hidden(applied.chat_id):
             continue
         on_event(
             ClientEvent(
