@@ -30,6 +30,7 @@ from coi.chat.compose import compose_bytes
 from coi.chat.headers import chat_references, new_group_id
 from coi.chat.model import Address, Attachment, ChatMessage, GroupRef, MessageKind
 from coi.chat.parse import parse
+from coi.client import groups
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
@@ -335,7 +336,24 @@ class Client:
         assert chat is not None
         return chat
 
+    # group management: coi.client.groups
+    async def rename_group(self, chat: Chat, name: str) -> MessageRow:
+        return await groups.rename(self, chat, name)
+
+    async def add_member(self, chat: Chat, addr: str) -> MessageRow:
+        return await groups.add_member(self, chat, addr)
+
+    async def remove_member(self, chat: Chat, addr: str) -> MessageRow:
+        return await groups.remove_member(self, chat, addr)
+
+    async def leave_group(self, chat: Chat) -> MessageRow:
+        return await groups.leave(self, chat)
+
+    def group_info(self, chat: Chat) -> groups.GroupView:
+        return groups.info(self.store, chat)
+
     def _group_message(self, chat: Chat, me: Address, text: str) -> ChatMessage:
+        groups.check_can_send(self.store, chat)
         members = self.store.members(chat.id)
         if not chat.key.startswith("group:") or not members:
             raise ClientError(f"chat {chat.id} has no members to send to")

@@ -180,7 +180,14 @@ CREATE TABLE member (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS)
+# Groups we left or were removed from (coi.client.groups): no more sending there.
+_GROUPS = """
+CREATE TABLE group_left (
+    chat_id INTEGER PRIMARY KEY REFERENCES chat(id) ON DELETE CASCADE
+) STRICT;
+"""
+
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _GROUPS)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 
