@@ -191,8 +191,8 @@ class Applier:
         elif visible:
             key, peer, name = _chat_key_and_peer(msg, self.me)
             request = False
-            if not outgoing and peer:
-                request = not self.store.is_known(self.account.id, peer)
+            if not outgoing and (peer or key.startswith("adhoc:")):
+                request = not self.store.is_known(self.account.id, peer or sender)
             if outgoing and peer:
                 self.store.remember_contact(self.account.id, peer, name, accepted=True)
             chat_id = self.store.chat_for(self.account.id, key, peer, name, request)

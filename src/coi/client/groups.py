@@ -20,7 +20,7 @@ from email.policy import compat32
 from typing import TYPE_CHECKING
 
 from coi.chat import builders
-from coi.chat.headers import group_id_from_message_id
+from coi.chat.headers import group_id_from_message_id, strip_reply_prefixes
 from coi.chat.model import Address, ChatMessage, Dialect, GroupRef, MessageKind
 from coi.client.store import Account, Chat, LocalStore, MessageRow
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from coi.client.client import Client
 
 KEY_PREFIX = "group:"
+_CHAT_KINDS = frozenset({MessageKind.TEXT, MessageKind.MEDIA})
 SYSTEM_KIND = "system"
 
 
@@ -197,10 +198,16 @@ def private_reply(
       its sender is a "reply" rather than "reply all": it goes to the 1:1 chat with the
       sender (# coi-client-spec: Processing Group Participants Changes).
     """
-    if msg.group is None:
-        return msg
     if _mailing_list(raw):
-        return replace(msg, group=None)
+        return replace(msg, group=None) if msg.group is not None else msg
+    if msg.group is None:
+        # an ad-hoc group: mail among several people without a group id is one chat,
+        # keyed by its subject and participants (as Delta Chat does)
+        sender = msg.sender.addr.lower() if msg.sender else ""
+        others = {a.addr.lower() for a in (*msg.recipients, *msg.cc)} | {sender}
+        if msg.kind in _CHAT_KINDS and len(others - {me}) >= 2:
+            return replace(msg, group=GroupRef(None, strip_reply_prefixes(msg.subject)))
+        return msg
     if not msg.group.id or _header_group(msg):
         return msg
     row = store.db.execute(
@@ -250,7 +257,9 @@ def apply(store: LocalStore, account_id: int, me: str, msg: ChatMessage) -> Chan
     known = store.db.execute(
         "SELECT id, name FROM chat WHERE account_id=? AND key=?", (account_id, key)
     ).fetchone()
-    chat_id = store.chat_for(account_id, key, "", group.name, False)
+    # a group first heard of from a stranger is a contact request, like a 1:1 chat
+    request = known is None and not outgoing and not store.is_known(account_id, sender)
+    chat_id = store.chat_for(account_id, key, "", group.name, request)
     if outgoing:
         store.accept_chat(chat_id)
     members = set(store.members(chat_id))
