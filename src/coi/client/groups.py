@@ -78,6 +78,7 @@ def _set_left(store: LocalStore, chat_id: int, left: bool) -> None:
 
 
 def info(store: LocalStore, chat: Chat) -> GroupView:
+    chat = store.chat(chat.id) or chat  # the name as it is now
     return GroupView(
         chat.id, group_id(chat), chat.name, tuple(store.members(chat.id)), has_left(store, chat.id)
     )
@@ -111,6 +112,8 @@ def _message(me: Address, to: list[str], text: str, gid: str, name: str) -> Chat
 
 async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
     from coi.client.client import ClientError
+
+    chat = client.store.chat(chat.id) or chat
 
     acc, me, gid, members = _context(client, chat)
     name = " ".join(name.split())
@@ -304,5 +307,5 @@ def _line(
     if added:
         return "added " + ", ".join(sorted(added))
     if old is not None:
-        return f'renamed the group from "{old}" to "{name}"'
+        return f'renamed "{old}" to "{name}"'
     return ""

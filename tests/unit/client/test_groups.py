@@ -70,7 +70,7 @@ def test_rename_add_remove_leave_and_readd(alice: Applier) -> None:
     deliver(alice, group_msg(BOB, (ALICE, DAVE), "back", members_added=(DAVE.addr,)), 7.0)
     assert members(alice) == [BOB.addr, DAVE.addr]
     assert [(k, s, t) for k, s, t in lines(alice) if k == "system"] == [
-        ("system", BOB.addr, 'renamed the group from "Trip" to "Trip 2026"'),
+        ("system", BOB.addr, 'renamed "Trip" to "Trip 2026"'),
         ("system", CAROL.addr, "added dave@example.org"),
         ("system", BOB.addr, "removed carol@example.org"),
         ("system", DAVE.addr, "left the group"),
