@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from coi.chat import builders
 from coi.chat.headers import group_id_from_message_id, strip_reply_prefixes
-from coi.chat.model import Address, ChatMessage, Dialect, GroupRef, MessageKind
+from coi.chat.model import Address, Card, ChatMessage, Dialect, GroupInfo, GroupRef, MessageKind
 from coi.client.store import Account, Chat, LocalStore, MessageRow
 
 if TYPE_CHECKING:
@@ -103,11 +103,17 @@ def _context(client: Client, chat: Chat) -> tuple[Account, Address, str, list[st
     return acc, Address(acc.address, acc.settings.name), gid, client.store.members(chat.id)
 
 
-def _message(me: Address, to: list[str], text: str, gid: str, name: str) -> ChatMessage:
+def _message(
+    me: Address, to: list[str], text: str, gid: str, name: str, after: list[str]
+) -> ChatMessage:
+    """A group change to ``to``; its ``groupinfo`` part lists the members ``after`` it,
+    us included (# coi-client-spec: Processing Group Participants Changes)."""
     msg = builders.new_message(
         me, tuple(Address(a) for a in sorted(set(to))), text, GroupRef(gid, name)
     )
-    return replace(msg, read_receipt_to=None)
+    everyone = sorted({*after, me.addr.lower()})
+    info = GroupInfo(gid, name, participants=tuple(Card(emails=(a,)) for a in everyone))
+    return replace(msg, read_receipt_to=None, group_info=info)
 
 
 async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
@@ -119,7 +125,8 @@ async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
     name = " ".join(name.split())
     if not name:
         raise ClientError("a group needs a name")
-    msg = _message(me, members, f'Group name changed from "{chat.name}" to "{name}".', gid, name)
+    text = f'Group name changed from "{chat.name}" to "{name}".'
+    msg = _message(me, members, text, gid, name, members)
     msg = replace(
         msg,
         system_event="group-name-changed",
@@ -144,7 +151,8 @@ async def add_member(client: Client, chat: Chat, addr: str) -> MessageRow:
     addr = _address(addr)
     if addr == acc.address.lower() or addr in members:
         raise ClientError(f"{addr} is already in the group")
-    msg = _message(me, [*members, addr], f"Member {addr} added.", gid, chat.name)
+    after = [*members, addr]
+    msg = _message(me, after, f"Member {addr} added.", gid, chat.name, after)
     return await client._send(acc, replace(msg, system_event="member-added", members_added=(addr,)))
 
 
@@ -156,14 +164,15 @@ async def remove_member(client: Client, chat: Chat, addr: str) -> MessageRow:
     if addr not in members:
         raise ClientError(f"{addr} is not in the group")
     # to everyone before the change: the removed member learns of it too
-    msg = _message(me, members, f"Member {addr} removed.", gid, chat.name)
+    after = [m for m in members if m != addr]
+    msg = _message(me, members, f"Member {addr} removed.", gid, chat.name, after)
     msg = replace(msg, system_event="member-removed", members_removed=(addr,))
     return await client._send(acc, msg)
 
 
 async def leave(client: Client, chat: Chat) -> MessageRow:
     acc, me, gid, members = _context(client, chat)
-    msg = _message(me, members, "Group left.", gid, chat.name)
+    msg = replace(_message(me, members, "Group left.", gid, chat.name, []), group_info=None)
     # groupleft for COI (Reply-To: the others, set by compose), the removal of the
     # sender for Delta Chat
     msg = replace(

@@ -162,3 +162,18 @@ def test_compose_writes_delta_chat_headers() -> None:
     assert b"Chat-Group-Member-Added: carol@example.org" in raw
     assert b"Chat-Group-Name-Changed: Old" in raw
     assert b"Chat-Group-ID: " + GID.encode() in raw
+
+
+def test_coi_change_lists_everyone_in_its_groupinfo_part(tmp_path: Path) -> None:
+    carol = applier_for(tmp_path, CAROL)
+    deliver(carol, group_msg(ALICE, (BOB, CAROL), "hi"), 1.0)
+    after = [BOB.addr, CAROL.addr, DAVE.addr]
+    added = replace(
+        groups._message(ALICE, after, "Member dave added.", GID, "Trip", after),
+        system_event="member-added", members_added=(DAVE.addr,),
+    )  # fmt: skip
+    raw = compose_bytes(added)
+    assert b"Chat-Content: groupinfo" in raw and b"Chat-Group-Member-Added: dave" in raw
+    deliver(carol, added, 2.0)
+    assert members(carol) == [ALICE.addr, BOB.addr, DAVE.addr]
+    assert lines(carol)[-1] == ("system", ALICE.addr, "added dave@example.org")
