@@ -358,7 +358,8 @@ class Client:
         if not chat.key.startswith("group:") or not members:
             raise ClientError(f"chat {chat.id} has no members to send to")
         group = GroupRef(chat.key.partition(":")[2], chat.name)
-        return builders.new_message(me, tuple(Address(m) for m in members), text, group=group)
+        msg = builders.new_message(me, tuple(Address(m) for m in members), text, group=group)
+        return groups.with_pending(self.store, chat, msg)
 
     async def reply(self, message: int, text: str) -> MessageRow:
         original, acc = self._original(message)

@@ -77,6 +77,33 @@ def _set_left(store: LocalStore, chat_id: int, left: bool) -> None:
             db.execute("DELETE FROM group_left WHERE chat_id=?", (chat_id,))
 
 
+def _pending(store: LocalStore, chat_id: int, what: str, on: bool) -> None:
+    with store.transaction() as db:
+        if on:
+            db.execute("INSERT OR IGNORE INTO group_pending VALUES (?, ?)", (chat_id, what))
+        else:
+            db.execute("DELETE FROM group_pending WHERE chat_id=? AND what=?", (chat_id, what))
+
+
+def with_pending(store: LocalStore, chat: Chat, msg: ChatMessage) -> ChatMessage:
+    """Our next user message to a group asks for the group information when we rebuilt
+    the group from a message, and carries it when someone asked.
+
+    # coi-client-spec: Request Group Information
+    """
+    pending = {
+        str(r[0])
+        for r in store.db.execute("SELECT what FROM group_pending WHERE chat_id=?", (chat.id,))
+    }
+    if "request" in pending:
+        msg = replace(msg, requests_group_info=True)
+    if "info" in pending and msg.group is not None and msg.sender is not None:
+        everyone = sorted({*store.members(chat.id), msg.sender.addr.lower()})
+        cards = tuple(Card(emails=(a,)) for a in everyone)
+        msg = replace(msg, group_info=GroupInfo(msg.group.id, msg.group.name, participants=cards))
+    return msg
+
+
 def info(store: LocalStore, chat: Chat) -> GroupView:
     chat = store.chat(chat.id) or chat  # the name as it is now
     return GroupView(
@@ -292,6 +319,14 @@ def apply(store: LocalStore, account_id: int, me: str, msg: ChatMessage) -> Chan
     members -= removed
     members.discard(me)
     store.set_members(chat_id, sorted(members))
+    if known is None and not outgoing and msg.references:
+        _pending(store, chat_id, "request", True)  # we missed the group's start
+    if msg.requests_group_info and not outgoing:
+        _pending(store, chat_id, "info", True)
+    if outgoing and msg.requests_group_info:
+        _pending(store, chat_id, "request", False)
+    if outgoing and msg.group_info is not None and msg.group_info.participants:
+        _pending(store, chat_id, "info", False)
     if me in added:
         _set_left(store, chat_id, False)
     if me in removed:

@@ -177,3 +177,29 @@ def test_coi_change_lists_everyone_in_its_groupinfo_part(tmp_path: Path) -> None
     deliver(carol, added, 2.0)
     assert members(carol) == [ALICE.addr, BOB.addr, DAVE.addr]
     assert lines(carol)[-1] == ("system", ALICE.addr, "added dave@example.org")
+
+
+def test_request_group_information_and_answer(alice: Applier) -> None:
+    # the group's first message never reached us: we rebuild it and ask
+    first = group_msg(BOB, (ALICE, CAROL), "first")
+    deliver(alice, builders.reply(first, CAROL, "second"), 1.0)
+    [chat] = alice.store.chats()
+    mine = groups.with_pending(alice.store, chat, group_msg(ALICE, (BOB, CAROL), "hello"))
+    assert mine.requests_group_info and mine.group_info is None
+    assert b"Chat-Content: grouprequested" in compose_bytes(mine)
+    alice.outgoing(mine, compose_bytes(mine), 2.0)
+    again = groups.with_pending(alice.store, chat, group_msg(ALICE, (BOB, CAROL), "again"))
+    assert not again.requests_group_info
+    # bob asks: our next message carries the groupinfo part with every member
+    asking = replace(group_msg(BOB, (ALICE, CAROL), "who is here?"), requests_group_info=True)
+    deliver(alice, asking, 3.0)
+    answer = groups.with_pending(alice.store, chat, group_msg(ALICE, (BOB, CAROL), "we are"))
+    assert answer.group_info is not None
+    assert [c.emails for c in answer.group_info.participants] == [
+        (ALICE.addr,),
+        (BOB.addr,),
+        (CAROL.addr,),
+    ]
+    alice.outgoing(answer, compose_bytes(answer), 4.0)
+    last = groups.with_pending(alice.store, chat, group_msg(ALICE, (BOB, CAROL), "done"))
+    assert last.group_info is None and not last.requests_group_info
