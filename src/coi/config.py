@@ -221,7 +221,23 @@ def load(args: argparse.Namespace) -> ServerConfig:
     return merge(config, given, source="command line")
 
 
-_MINIMUMS = {"metadata_max_value": 1024, "metadata_max_entries": 10}
+_MINIMUMS: dict[str, float] = {
+    "metadata_max_value": 1024,  # RFC 5464 §4.1: a server MUST accept 1024-byte values
+    "metadata_max_entries": 10,  # and 10 entries
+    "max_connections_per_ip": 1,
+    "max_connections_per_user": 1,
+    "max_recipients": 1,
+    "max_line": 1024,  # RFC 3501 clients send lines of 1000 octets and more
+    "max_literal": 1024,
+    "max_message_size": 1024,
+    "login_timeout": 0.1,
+    "idle_timeout": 0.1,
+    "webpush_max_subscriptions": 1,
+}
+_CHOICES = {
+    "relay_tls": ("starttls", "tls", "none"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
 
 
 def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerConfig:
@@ -234,8 +250,10 @@ def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerCo
         changes[name] = _convert(name, getattr(config, name), value, source)
         minimum = _MINIMUMS.get(name)
         if minimum is not None and changes[name] < minimum:
-            # RFC 5464 §4.1: a server MUST accept 1024-byte values and 10 entries
-            raise ConfigError(f"{source}: {name} must be at least {minimum}")
+            raise ConfigError(f"{source}: {name} must be at least {minimum:g}")
+        choices = _CHOICES.get(name)
+        if choices is not None and str(changes[name]).lower() not in choices:
+            raise ConfigError(f"{source}: {name} = {value!r}: use {', '.join(choices)}")
     return replace(config, **changes)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -64,6 +65,28 @@ async def test_login_timeout_and_idle_timeout(strict_server: RunningServer) -> N
     await idle.login()
     assert (await idle.line(timeout=5)).startswith(b"* BYE Autologout")
     for client in (silent, idle):
+        await client.close()
+
+
+async def test_login_timeout_is_a_deadline_not_a_silence(strict_server: RunningServer) -> None:
+    """NOOPs and trickled bytes do not keep an unauthenticated connection (deadline 1.5 s)."""
+    busy, trickle = await LineClient.connect(strict_server), await LineClient.connect(strict_server)
+    for client in (busy, trickle):
+        assert (await client.line()).startswith(b"* OK")
+    started = time.monotonic()
+    lines: list[bytes] = []
+    with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+        for n in range(20):
+            await busy.send(f"n{n} NOOP\r\n".encode())
+            await trickle.send(b"x")
+            lines.append(await busy.line(timeout=2))
+            if lines[-1].startswith(b"* BYE"):
+                break
+            await asyncio.sleep(0.3)
+    assert lines and lines[-1].startswith(b"* BYE Not logged in within 1.5 seconds")
+    assert time.monotonic() - started < 3
+    assert (await trickle.line(timeout=3)).startswith(b"* BYE Not logged in")
+    for client in (busy, trickle):
         await client.close()
 
 

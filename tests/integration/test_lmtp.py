@@ -27,6 +27,11 @@ def _conversation(port: int) -> dict[str, object]:
         code, _ = lmtp.ehlo("mta.example")  # smtplib.LMTP sends LHLO
         assert code == 250
         out["size"] = lmtp.esmtp_features.get("size")
+        # RFC 2033 §5: both MUST be offered; with them every reply has an enhanced code
+        assert {"pipelining", "enhancedstatuscodes"} <= lmtp.esmtp_features.keys()
+        out["noop"] = lmtp.noop()
+        out["mail"] = lmtp.mail("carol@elsewhere.example")
+        lmtp.rset()
         assert lmtp.mail("carol@elsewhere.example")[0] == 250
         assert lmtp.rcpt("alice@example.org")[0] == 250
         out["unknown"] = lmtp.rcpt("nobody@example.org")
@@ -56,6 +61,9 @@ async def test_lmtp_delivers_per_recipient(tmp_path: Path) -> None:
         out = await asyncio.to_thread(_conversation, env.lmtp_port)
         store = env.imap.store
         assert out["size"] == "1000"
+        assert out["noop"] == (250, b"2.0.0 OK")
+        mail = out["mail"]
+        assert isinstance(mail, tuple) and mail[0] == 250 and mail[1].startswith(b"2.")
         unknown = out["unknown"]
         assert isinstance(unknown, tuple) and unknown[0] == 550
         assert b"5.1.1" in unknown[1]

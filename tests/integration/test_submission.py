@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import smtplib
 from pathlib import Path
 
@@ -151,6 +152,21 @@ async def test_sent_copy_goes_to_chats_with_active_filter(mail_env: MailEnv) -> 
     sent = stored(mail_env, ALICE, "Sent")
     assert len(sent) == 1 and sent[0][2] == ()
     assert "COI/Chats" in mail_env.imap.store.subscriptions(mail_env.user_id(ALICE))
+
+
+async def test_auth_plain_as_another_user_fails(mail_env: MailEnv) -> None:
+    """RFC 4616 §2: alice's password does not let her act as bob (authzid)."""
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=mail_env.submission_port, start_tls=False)
+    await smtp.connect()
+    try:
+        await smtp.ehlo()
+        token = base64.b64encode(f"{BOB}\0{ALICE}\0{PASSWORDS[ALICE]}".encode()).decode()
+        reply = await smtp.execute_command(b"AUTH", b"PLAIN", token.encode())
+        assert reply.code == 535
+        same = base64.b64encode(f"{ALICE}\0{ALICE}\0{PASSWORDS[ALICE]}".encode()).decode()
+        assert (await smtp.execute_command(b"AUTH", b"PLAIN", same.encode())).code == 235
+    finally:
+        smtp.close()
 
 
 async def test_no_sent_copy_when_the_sender_is_a_recipient(mail_env: MailEnv) -> None:

@@ -142,6 +142,24 @@ def test_config_errors_say_what_is_wrong(tmp_path: Path) -> None:
         parse_listen("localhost", "--imap")
     assert parse_listen("off", "--imap") is None
     assert parse_listen("[::1]:143", "--imap") == ("::1", 143)
+    config.write_text('relay_tls = "yes"\n')
+    with pytest.raises(ConfigError, match="relay_tls = 'yes': use starttls, tls, none"):
+        load(_args(["--config", str(config)]))
+    with pytest.raises(ConfigError, match="max_connections_per_ip must be at least 1"):
+        load(_args(["--max-connections-per-ip", "0"]))
+
+
+def test_serve_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from coi.cli.main import main
+
+    base = ["serve", "--data-dir", str(tmp_path), "--imaps", "off", "--lmtp", "off",
+            "--submission", "off", "--submissions", "off"]  # fmt: skip
+    assert main([*base, "--imap", "127.0.0.1:99999"]) == 2
+    assert "is not HOST:PORT" in capsys.readouterr().err
+    missing = str(tmp_path / "missing.pem")
+    assert main([*base, "--imap", "off", "--tls-cert", missing, "--tls-key", missing]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--tls-cert {missing}: no such file" in err
 
 
 def test_queue_and_dkim_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

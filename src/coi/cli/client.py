@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from coi.cli import extras as cli_extras
+from coi.client import extras
 from coi.client.client import Client, ClientError, ClientEvent
 from coi.client.profile import (
     PROFILE_ENV,
@@ -47,6 +49,7 @@ CLIENT_COMMANDS = (
     ("group", "group chats: create, rename, add, remove, leave, info"),
     ("contact", "import a contact's vCard (with key), print vCards"),
     ("key", "export or import the account's key for your other devices"),
+    *cli_extras.COMMANDS,  # profile, pin, unpin, poll, location, export
 )
 
 
@@ -179,6 +182,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     k_imp.add_argument("--account", metavar="ADDRESS")
     k_imp.set_defaults(handler=lambda args: _run(args, key_import))
     add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
+    cli_extras.register(sub)
 
 
 # -- plumbing ---------------------------------------------------------------------------
@@ -259,6 +263,7 @@ def _message_json(client: Client, m: MessageRow) -> dict[str, Any]:
             {"name": a.filename, "type": a.content_type, "size": a.size, "path": a.path}
             for a in client.store.attachments(m.id)
         ],
+        **extras.details(client.store, m),  # pinned, poll, location, extension
     }
 
 
@@ -270,7 +275,7 @@ def _message_line(client: Client, m: MessageRow) -> str:
         parent = client.store.message_by_mid(m.account_id, m.in_reply_to)
         if parent is not None and parent.visible and parent.id != m.id:
             line = f"#{m.id} {_time(m.arrived)} {who} (reply to #{parent.id}): {text}"
-    notes: list[str] = []
+    notes: list[str] = extras.notes(client.store, m)  # pinned, poll tally, location...
     if m.encrypted:
         notes.append("encrypted" if m.verified or m.outgoing else "encrypted, unverified")
     if m.edited and not m.deleted:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
+import os
 import secrets
 import signal
 import sys
 from pathlib import Path
+from typing import IO
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
-from coi.config import ServerConfig, add_arguments
+from coi.config import ConfigError, ServerConfig, add_arguments
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
@@ -50,13 +53,56 @@ def run(args: argparse.Namespace) -> int:
     # opt-in too (it was 5 % of the server's CPU time in LMTP delivery)
     smtp_trace = logging.INFO if config.protocol_trace else logging.WARNING
     logging.getLogger("mail.log").setLevel(smtp_trace)
+    umask = os.umask(0o077)  # the store holds all mail and password hashes: 0600, dirs 0700
     try:
-        return asyncio.run(serve(config, demo=args.demo))
+        return _run_locked(config, args.demo)
+    finally:
+        os.umask(umask)
+
+
+def _run_locked(config: ServerConfig, demo: bool) -> int:
+    try:
+        lock = lock_data_dir(config.data_dir)
+    except OSError as exc:
+        print(f"coi: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return asyncio.run(serve(config, demo=demo))
     except KeyboardInterrupt:
         return 0
+    except ConfigError as exc:  # a listen address that is not HOST:PORT, say
+        print(f"coi: {exc}", file=sys.stderr)
+        return 2
     except (OSError, RuntimeError) as exc:
         print(f"coi: cannot start: {exc}", file=sys.stderr)
         return 1
+    finally:
+        lock.close()
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """One ``coi serve`` per data directory: a second one's IDLE clients would never hear
+    of mail the first delivers, and both would work one relay queue. The lock is released
+    by the kernel when the process ends, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for path in (data_dir, *data_dir.glob("*.sqlite3*"), *data_dir.glob("*.pem")):
+        if path.stat().st_mode & 0o077:  # made before coi kept them private
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    lock = open(data_dir / "serve.lock", "a+", encoding="utf-8")  # noqa: SIM115
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        pid = lock.read().strip() or "?"
+        lock.close()
+        raise OSError(
+            f"another coi serve (pid {pid}) uses {data_dir}; stop it or give another --data-dir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
+    return lock
 
 
 async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tuple[str, str]]:
@@ -89,6 +135,9 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     store = open_store(config)
     if config.tls_cert is not None and config.tls_key is not None:
         cert, key = config.tls_cert, config.tls_key
+        for what, path in (("--tls-cert", cert), ("--tls-key", key)):
+            if not path.is_file():
+                raise RuntimeError(f"{what} {path}: no such file")
     elif config.tls_cert is not None or config.tls_key is not None:
         raise RuntimeError("--tls-cert and --tls-key must be given together")
     else:

@@ -28,12 +28,13 @@ from pathlib import Path
 from coi.chat.groups import conversation_of
 from coi.chat.model import Attachment, ChatMessage, Dialect, MessageKind
 from coi.chat.parse import parse
-from coi.client import groups
+from coi.client import extras, groups, profiles
 from coi.client.store import Account, LocalStore
 
 VISIBLE_KINDS = frozenset(
-    {MessageKind.TEXT, MessageKind.MEDIA, MessageKind.LOCATION, MessageKind.POLL}
-)
+    {MessageKind.TEXT, MessageKind.MEDIA, MessageKind.LOCATION, MessageKind.POLL,
+     MessageKind.EXTENSION}  # an extension shows its text part (coi-client-spec)
+)  # fmt: skip
 ENCRYPTED_TEXT = "[encrypted message: this client cannot decrypt it yet]"
 
 
@@ -154,7 +155,9 @@ class Applier:
                 self._complete(known.id, msg, raw)
                 return Applied(known.id, "edit", known.chat_id, known.id)
             return Applied(known.id, "known", known.chat_id)
-        return self._insert(msg, mid, raw, arrived, opened)
+        applied = self._insert(msg, mid, raw, arrived, opened)
+        profiles.received(self.store, self.account, msg, self.files_dir)
+        return applied
 
     def _complete(self, row: int, msg: ChatMessage, raw: bytes) -> None:
         """The full message after its pre-message: its files and text replace the stand-in."""
@@ -236,6 +239,7 @@ class Applier:
                 self._children_after(db, mid, arrived, date)
         if visible:
             _save_attachments(self.store, row, msg.attachments, self.files_dir / str(row))
+            extras.applied(self.store, row, msg, chat_id, arrived)
             self._apply_waiting(row, mid, sender)
             return Applied(row, "new", chat_id)
         return self._apply_action(row, msg, sender, arrived)
@@ -299,6 +303,9 @@ class Applier:
             return Applied(row, "reaction", self._chat_of(target), target)
         if kind is MessageKind.READ_RECEIPT and msg.receipt is not None:
             return self._receipt(row, msg, sender, arrived)
+        poll = extras.poll_of(self.store, self.account.id, msg)  # a vote or close changes it
+        if poll is not None:
+            return Applied(row, "vote", poll.chat_id, poll.id)
         return Applied(row, "hidden", None)
 
     def _resolve_target(self, message_id: str | None) -> int | None:
@@ -346,8 +353,11 @@ class Applier:
             db.execute(
                 "UPDATE message SET text=?, edited=1, deleted=? WHERE id=?",
                 # a deleted message shows no text; its versions stay in the history
-                ("" if any_delete or not latest else str(latest[0]), int(any_delete is not None),
-                 target),
+                (
+                    "" if any_delete or not latest else str(latest[0]),
+                    int(any_delete is not None),
+                    target,
+                ),
             )
         return Applied(row, "delete" if deleted else "edit", original.chat_id, target)
 

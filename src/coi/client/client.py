@@ -28,9 +28,20 @@ import aiosmtplib
 from coi.chat import builders
 from coi.chat.compose import compose_bytes
 from coi.chat.headers import chat_references, new_group_id
-from coi.chat.model import Address, Attachment, ChatMessage, GroupRef, MessageKind
+from coi.chat.model import (
+    Address,
+    Attachment,
+    ChatMessage,
+    GroupRef,
+    Location,
+    MessageKind,
+    Pin,
+    Poll,
+    PollOption,
+)
 from coi.chat.parse import parse
-from coi.client import groups
+from coi.chat.polls import poll_text
+from coi.client import extras, groups, profiles
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
@@ -287,7 +298,12 @@ class Client:
     # -- sending ----------------------------------------------------------------------
 
     async def send(
-        self, to: str, text: str, files: tuple[Path, ...] = (), account: Account | None = None
+        self,
+        to: str,
+        text: str,
+        files: tuple[Path, ...] = (),
+        account: Account | None = None,
+        change: Callable[[ChatMessage], ChatMessage] | None = None,
     ) -> MessageRow:
         """A new message to CHAT (an existing chat) or to an address (a new 1:1 chat)."""
         chat = self.find_chat(to, account)
@@ -317,6 +333,8 @@ class Client:
         attachments = tuple(_attachment(path) for path in files)
         if attachments:
             msg = replace(msg, kind=MessageKind.MEDIA, attachments=attachments)
+        if change is not None:  # a poll, a location... (coi.client.extras)
+            msg = change(msg)
         return await self._send(acc, msg)
 
     def create_group(self, name: str, members: list[str], account: Account | None = None) -> Chat:
@@ -414,7 +432,8 @@ class Client:
             raise ClientError(str(exc)) from None
 
     async def _send(self, acc: Account, msg: ChatMessage) -> MessageRow:
-        raw = compose_bytes(msg)
+        msg = profiles.prepare(self.store, acc, msg)  # our profile, a profilerequest
+        raw = profiles.with_avatar_header(self.store, acc, msg, compose_bytes(msg))
         wire, encrypted = self._seal(acc, msg, raw)  # encrypted when all keys are known
         applier = Applier(self.store, acc, self.profile.files_dir)
         sent_at = float(int(time.time()))  # whole seconds, as INTERNALDATE
@@ -426,6 +445,7 @@ class Client:
             applier.set_state(applied.message, "failed", str(exc))
             raise
         applier.set_state(applied.message, "sent")
+        profiles.sent(self.store, acc, msg)
         if acc.server_kind == "plain":  # a COI server files the submitted copy itself
             try:
                 async with self.connected(acc) as sync:
@@ -471,6 +491,113 @@ class Client:
             raise SendFailed(f"the server refused the message: {exc.code} {exc.message}") from None
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SendFailed(f"cannot send through {s.smtp}: {exc}") from None
+
+    # -- profiles, pins, polls, locations (coi.client.profiles, coi.client.extras) -------
+
+    async def set_profile(
+        self,
+        name: str | None = None,
+        status: str | None = None,
+        avatar: Path | None = None,
+        remove_avatar: bool = False,
+        account: Account | None = None,
+    ) -> profiles.ProfileInfo:
+        """Changes our profile: kept here, stored in <root>/Contacts, sent with the next
+        message to each contact."""
+        acc = account or self.account()
+        try:
+            info = profiles.set_own(self.store, acc, self.profile.files_dir / str(acc.id),
+                                    name, status, avatar, remove_avatar)  # fmt: skip
+        except profiles.ProfileError as exc:
+            raise ClientError(str(exc)) from None
+        acc = self.store.account_by_id(acc.id) or acc
+        msg = profiles.storage_message(acc, info)
+        wire, _ = self._seal(acc, msg, compose_bytes(msg))  # encrypted to ourselves
+        async with self.connected(acc) as sync:
+            assert sync.imap is not None
+            await _imap_call(
+                acc, profiles.append_storage(sync.imap, self.store, acc, sync.delimiter, wire)
+            )
+        return info
+
+    def contact_profile(
+        self, address: str | None = None, account: Account | None = None
+    ) -> profiles.ProfileInfo:
+        acc = account or self.account()
+        addr = (address or acc.address).strip().lower()
+        info = profiles.get(self.store, acc, addr)
+        if info is None:
+            if addr == acc.address.lower():
+                return profiles.ProfileInfo(addr, acc.settings.name)
+            raise ClientError(f"no profile known for {addr}")
+        return info
+
+    async def request_profile(self, to: str, text: str) -> MessageRow:
+        """A message to CHAT that asks for the contact's profile (profilerequest)."""
+        chat = self.find_chat(to)
+        peer = chat.peer if chat is not None else to.strip().lower()
+        acc = self.store.account_by_id(chat.account_id) if chat is not None else self.account()
+        if not peer or acc is None:
+            raise ClientError("a profile request goes to one contact, not to a group")
+        profiles.want(self.store, acc, peer)
+        return await self.send(to, text, account=acc)
+
+    async def pin(self, message: int, until: datetime | None = None) -> MessageRow:
+        """Pins MSG for everyone: a pinned copy of its text answering it
+        (coi-client-spec: Pinned Messages)."""
+        original, acc = self._original(message)
+        me = Address(acc.address, acc.settings.name)
+        text = original.text or self.message(message).text
+        msg = replace(builders.reply(original, me, text), pin=Pin(until))
+        return await self._send(acc, msg)
+
+    def unpin(self, chat: Chat) -> int:
+        return extras.unpin(self.store, chat.id)
+
+    async def create_poll(
+        self, to: str, question: str, options: list[str], single: bool = False,
+        once: bool = False,
+    ) -> MessageRow:  # fmt: skip
+        if len(options) < 2:
+            raise ClientError("a poll needs at least two options")
+        poll = Poll(question, tuple(PollOption(o) for o in options), "", not single, once)
+        text = poll_text(poll)
+        return await self.send(
+            to, text, change=lambda m: replace(m, kind=MessageKind.POLL, poll=poll, text=text)
+        )
+
+    async def vote(self, message: int, choices: list[int]) -> MessageRow:
+        """Votes for options ``choices`` (1-based) of poll MSG; none withdraws."""
+        original, acc = self._original(message)
+        if original.poll is None:
+            raise ClientError(f"message {message} is no poll")
+        if any(not 1 <= c <= len(original.poll.options) for c in choices):
+            raise ClientError(f"the options are 1 to {len(original.poll.options)}")
+        me = Address(acc.address, acc.settings.name)
+        msg = builders.vote(original, me, tuple(c - 1 for c in choices))
+        await self._send(acc, msg)
+        return self.message(message)
+
+    async def close_poll(self, message: int) -> MessageRow:
+        original, acc = self._own(message)
+        found = extras.poll_result(self.store, self.message(message))
+        if original.poll is None or found is None:
+            raise ClientError(f"message {message} is no poll")
+        await self._send(acc, builders.close_poll(original, found[1].counts))
+        return self.message(message)
+
+    async def send_location(
+        self, to: str, latitude: float, longitude: float, text: str = ""
+    ) -> MessageRow:
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ClientError("latitude is -90 to 90, longitude -180 to 180")
+        where = Location(latitude, longitude)
+        return await self.send(
+            to, text, change=lambda m: replace(m, kind=MessageKind.LOCATION, location=where)
+        )
+
+    def export(self, chat: Chat, fmt: str) -> bytes:
+        return extras.export(self.store, chat, fmt)
 
     # -- reading ----------------------------------------------------------------------
 

@@ -180,6 +180,37 @@ CREATE TABLE member (
 ) STRICT;
 """
 
+# Profiles, pins (client part 3): what we and our contacts show of themselves, which version
+# of our profile each contact got, a pending profile request, and pinned messages.
+_PROFILES = """
+CREATE TABLE profile_card (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT '',
+    avatar TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL DEFAULT 0,
+    storage_uidvalidity INTEGER NOT NULL DEFAULT 0,
+    storage_uid INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, addr)
+) STRICT;
+CREATE TABLE profile_sent (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    version INTEGER NOT NULL DEFAULT 0,
+    request INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, addr)
+) STRICT;
+CREATE TABLE pin (
+    message INTEGER PRIMARY KEY REFERENCES message(id) ON DELETE CASCADE,
+    chat_id INTEGER REFERENCES chat(id) ON DELETE CASCADE,
+    until REAL NOT NULL DEFAULT 0,
+    at REAL NOT NULL DEFAULT 0,
+    unpinned INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"""
+
 # Groups we left or were removed from (coi.client.groups): no more sending there.
 _GROUPS = """
 CREATE TABLE group_left (
@@ -193,7 +224,7 @@ CREATE TABLE group_pending (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _GROUPS)
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _GROUPS)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

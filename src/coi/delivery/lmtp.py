@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+import re
+from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 
@@ -24,6 +25,13 @@ class LmtpHandler:
     def __init__(self, local: LocalDelivery, max_recipients: int) -> None:
         self.local = local
         self.max_recipients = max_recipients
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        """LHLO: PIPELINING and ENHANCEDSTATUSCODES, which RFC 2033 §5 requires."""
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", "250-ENHANCEDSTATUSCODES", responses[-1]]
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -61,8 +69,31 @@ class LmtpHandler:
         return f"250 2.0.0 <{rcpt}> delivered"
 
 
+_ENHANCED = re.compile(r"^([245])(\d\d)([ -])(?!\d\.\d{1,3}\.\d{1,3}\b)")
+
+
 class CoiLMTP(FastSMTP, LMTP):
-    """aiosmtpd's LMTP with coi.delivery.smtpd's cheaper DATA and address parsing."""
+    """aiosmtpd's LMTP with coi.delivery.smtpd's cheaper DATA and address parsing.
+
+    RFC 2033 §5: an LMTP server MUST offer PIPELINING and ENHANCEDSTATUSCODES; with the
+    latter every 2xx/4xx/5xx reply but the greeting and the LHLO lines carries an
+    enhanced code (RFC 2034 §3), which aiosmtpd's own replies lack ("250 OK").
+    """
+
+    _in_lhlo = False
+
+    async def smtp_LHLO(self, arg: str) -> None:
+        self._in_lhlo = True
+        try:
+            await super().smtp_LHLO(arg)
+        finally:
+            self._in_lhlo = False
+
+    async def push(self, status: AnyStr) -> None:
+        text = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        if not self._in_lhlo and not text.startswith("220"):
+            text = _ENHANCED.sub(lambda m: f"{m[1]}{m[2]}{m[3]}{m[1]}.0.0 ", text, count=1)
+        await super().push(text)
 
 
 def lmtp_factory(local: LocalDelivery, hostname: str, max_size: int, max_recipients: int) -> LMTP:

@@ -11,6 +11,8 @@ queue, and the sender's own \\Seen copy is stored.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -162,7 +164,28 @@ class SubmissionSMTP(FastSMTP):
         return AuthResult(success=True, auth_data=auth_data)
 
     async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._verify(await super().auth_PLAIN(_, args))
+        """RFC 4616 §2: ``authzid NUL authcid NUL passwd``; an authorization identity other
+        than the authenticated user must fail (aiosmtpd ignores it)."""
+        if len(args) == 1:
+            data = await self.challenge_auth("")
+            if not isinstance(data, bytes):
+                return AuthResult(success=False)
+        else:
+            try:
+                data = base64.b64decode(args[1].encode(), validate=True)
+            except (binascii.Error, ValueError):
+                await self.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        parts = data.split(b"\x00")
+        if len(parts) != 3:
+            await self.push("501 5.5.2 Can't split auth value")
+            return AuthResult(success=False, handled=True)
+        authzid, login, password = parts
+        if authzid and authzid.strip().lower() != login.strip().lower():
+            await self.push("535 5.7.8 Acting as another user is not allowed")
+            return AuthResult(success=False, handled=True)
+        parsed = AuthResult(success=True, auth_data=LoginPassword(login, password))
+        return await self._verify(parsed)
 
     async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
         return await self._verify(await super().auth_LOGIN(_, args))

@@ -40,8 +40,13 @@ class IdleTimeout(Exception):
     pass
 
 
+class LoginTimeout(Exception):
+    """Not logged in by the deadline, however busy the connection kept itself."""
+
+
 class Connection(Transport):
     __slots__ = (
+        "_login_deadline",
         "_out",
         "busy",
         "closing",
@@ -78,6 +83,9 @@ class Connection(Transport):
         self.session = Session(server, self)
         self.busy = False
         self.closing = False
+        # login_timeout is a deadline from connect, not a silence: trickled bytes or NOOPs
+        # must not hold an unauthenticated connection open for ever
+        self._login_deadline = asyncio.get_running_loop().time() + server.config.login_timeout
 
     def _new_framer(self) -> CommandFramer:
         config = self.server.config
@@ -132,19 +140,20 @@ class Connection(Transport):
 
     # -- main loop -------------------------------------------------------------------
 
-    def _timeout(self) -> float:
-        config = self.server.config
-        if self.session.state is State.NOT_AUTHENTICATED:
-            return config.login_timeout
-        return config.idle_timeout
-
     async def _fill(self) -> bool:
         self.flush()  # everything said so far reaches the client before we wait for it
+        expired: type[Exception]
+        if self.session.state is State.NOT_AUTHENTICATED:
+            # asyncio.timeout_at: no extra task, unlike wait_for
+            limit, expired = self._login_deadline, LoginTimeout
+        else:
+            limit = asyncio.get_running_loop().time() + self.server.config.idle_timeout
+            expired = IdleTimeout
         try:
-            async with asyncio.timeout(self._timeout()):  # no extra task, unlike wait_for
+            async with asyncio.timeout_at(limit):
                 data = await self.reader.read(_READ)
         except TimeoutError:
-            raise IdleTimeout from None
+            raise expired from None
         if not data:
             return False
         self.framer.feed(data)
@@ -182,6 +191,9 @@ class Connection(Transport):
                 self.write(b"* BYE Server shutting down\r\n")
         except IdleTimeout:
             self.write(b"* BYE Autologout; idle for too long\r\n")
+        except LoginTimeout:
+            seconds = f"{self.server.config.login_timeout:g}"
+            self.write(f"* BYE Not logged in within {seconds} seconds\r\n".encode())
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
             pass
         finally:
