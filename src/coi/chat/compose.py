@@ -348,6 +348,15 @@ def compose(message: ChatMessage) -> EmailMessage:
         # Delta Chat finds groups by these headers, not by the Message-ID.
         email["Chat-Group-ID"] = message.group.id
         email["Chat-Group-Name"] = message.group.name
+        # Delta Chat applies member and name changes only from these headers (one
+        # address each; src/receive_imf.rs), the value of Name-Changed is the old name
+        for name, value in message.chat_headers:
+            if name.lower() == "chat-group-name-changed":
+                email["Chat-Group-Name-Changed"] = value
+        if message.members_added:
+            email["Chat-Group-Member-Added"] = message.members_added[0]
+        if message.members_removed:
+            email["Chat-Group-Member-Removed"] = message.members_removed[0]
     if message.read_receipt_to is not None:
         if message.read_receipt_to.addr.lower() != message.sender.addr.lower():
             # coi-client-spec: COI-specific Message Header Fields

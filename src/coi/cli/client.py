@@ -46,7 +46,7 @@ CLIENT_COMMANDS = (
     ("read", "mark a chat read (sends the read receipts that are due)"),
     ("sync", "fetch what is new from the servers"),
     ("watch", "stay connected and print messages as they arrive"),
-    ("group", "create a group chat"),
+    ("group", "group chats: create, rename, add, remove, leave, info"),
     ("contacts", "list the contacts stored on the server (synced between your devices)"),
     ("contact", "add, edit, remove contacts; import a vCard (with key), print vCards"),
     ("block", "block an address: its mail goes to Blocked, its chat is hidden"),
@@ -149,18 +149,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add("read", "Mark CHAT read; sends the read receipts that are due.", read)
     p.add_argument("chat", metavar="CHAT")
     add("sync", "Fetch what is new from every account's server.", sync)
-    group = sub.add_parser("group", description="Group chats.")
-    grp = group.add_subparsers(dest="group_command", metavar="COMMAND")
-    grp.required = True
-    g_new = grp.add_parser(
-        "create",
-        parents=[common],
-        help="create a group chat; its first message ('coi send ID TEXT') tells the members",
-    )
-    g_new.add_argument("name", metavar="NAME")
-    g_new.add_argument("members", metavar="MEMBER", nargs="+", help="mail addresses")
-    g_new.add_argument("--account", metavar="ADDRESS")
-    g_new.set_defaults(handler=lambda args: _run(args, group_create))
+    from coi.cli import groups  # coi group ...: its own module
+
+    groups.register(sub)
     key = sub.add_parser("key", description="The account's OpenPGP key (Autocrypt).")
     keys = key.add_subparsers(dest="key_command", metavar="COMMAND")
     keys.required = True
@@ -533,16 +524,4 @@ def key_import(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account)
     fingerprint = client.import_key(account, _read(args.file))
     _emit(args, {"fingerprint": fingerprint}, f"{account.address} now uses key {fingerprint}")
-    return 0
-
-
-def group_create(client: Client, args: argparse.Namespace) -> int:
-    account = client.account(args.account) if args.account else None
-    chat = client.create_group(args.name, args.members, account)
-    members = client.store.members(chat.id)
-    _emit(
-        args,
-        {"chat": chat.id, "name": chat.name, "members": members},
-        f"group {chat.id} {chat.name!r} with {', '.join(members)}: 'coi send {chat.id} TEXT'",
-    )
     return 0

@@ -28,7 +28,7 @@ from pathlib import Path
 from coi.chat.groups import conversation_of
 from coi.chat.model import Attachment, ChatMessage, Dialect, MessageKind
 from coi.chat.parse import parse
-from coi.client import extras, profiles
+from coi.client import extras, groups, profiles
 from coi.client.store import Account, LocalStore
 
 VISIBLE_KINDS = frozenset(
@@ -173,6 +173,7 @@ class Applier:
     def _insert(
         self, msg: ChatMessage, mid: str, raw: bytes, arrived: float, opened: Opened
     ) -> Applied:
+        msg = groups.private_reply(self.store, self.account.id, self.me, msg, raw)
         sender = msg.sender.addr.lower() if msg.sender else ""
         outgoing = sender == self.me
         # system messages (Delta Chat's member changes, key updates...) carry machine text
@@ -182,17 +183,25 @@ class Applier:
         if self.account.settings.encrypt_only and not opened.encrypted:
             visible = visible and msg.dialect is Dialect.EMAIL  # chat mail in clear: hidden
         chat_id: int | None = None
-        if visible:
+        kind, text = msg.kind.value, _display_text(msg)
+        change = None
+        if (visible or groups.is_change(msg)) and not (
+            self.account.settings.encrypt_only and not opened.encrypted
+        ):
+            change = groups.apply(self.store, self.account.id, self.me, msg)
+        if change is not None and change.line:  # a group change: one system line
+            visible, chat_id, kind, text = True, change.chat_id, groups.SYSTEM_KIND, change.line
+        elif visible:
             key, peer, name = _chat_key_and_peer(msg, self.me)
             request = False
-            if not outgoing and peer:
-                request = not self.store.is_known(self.account.id, peer)
+            if not outgoing and (peer or key.startswith("adhoc:")):
+                request = not self.store.is_known(self.account.id, peer or sender)
             if outgoing and peer:
                 self.store.remember_contact(self.account.id, peer, name, accepted=True)
             chat_id = self.store.chat_for(self.account.id, key, peer, name, request)
             if outgoing and peer:
                 self.store.accept_chat(chat_id)  # we wrote to them: no request any more
-            if not peer:  # a group: everyone the message went to, less us
+            if not peer and change is None:  # ad-hoc: everyone the message went to, less us
                 everyone = [msg.sender, *msg.recipients, *msg.cc] if msg.sender else []
                 members = {a.addr.lower() for a in everyone} - {self.me}
                 members -= {a.lower() for a in msg.members_removed}
@@ -211,8 +220,8 @@ class Applier:
                 " in_reply_to, target, state, receipt_to, raw, encrypted, verified)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    self.account.id, chat_id, mid, msg.kind.value, sender,
-                    msg.sender.name if msg.sender else "", int(outgoing), _display_text(msg),
+                    self.account.id, chat_id, mid, kind, sender,
+                    msg.sender.name if msg.sender else "", int(outgoing), text,
                     msg.subject, int(msg.dialect is Dialect.EMAIL), int(visible), arrived,
                     self.store.next_seq(), date,
                     msg.in_reply_to or "", msg.target_message_id or "",

@@ -43,7 +43,7 @@ from coi.chat.model import (
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
 from coi.client import contacts as contact_book
-from coi.client import extras, profiles
+from coi.client import extras, groups, profiles
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
@@ -416,12 +416,30 @@ class Client:
         assert chat is not None
         return chat
 
+    # group management: coi.client.groups
+    async def rename_group(self, chat: Chat, name: str) -> MessageRow:
+        return await groups.rename(self, chat, name)
+
+    async def add_member(self, chat: Chat, addr: str) -> MessageRow:
+        return await groups.add_member(self, chat, addr)
+
+    async def remove_member(self, chat: Chat, addr: str) -> MessageRow:
+        return await groups.remove_member(self, chat, addr)
+
+    async def leave_group(self, chat: Chat) -> MessageRow:
+        return await groups.leave(self, chat)
+
+    def group_info(self, chat: Chat) -> groups.GroupView:
+        return groups.info(self.store, chat)
+
     def _group_message(self, chat: Chat, me: Address, text: str) -> ChatMessage:
+        groups.check_can_send(self.store, chat)
         members = self.store.members(chat.id)
         if not chat.key.startswith("group:") or not members:
             raise ClientError(f"chat {chat.id} has no members to send to")
         group = GroupRef(chat.key.partition(":")[2], chat.name)
-        return builders.new_message(me, tuple(Address(m) for m in members), text, group=group)
+        msg = builders.new_message(me, tuple(Address(m) for m in members), text, group=group)
+        return groups.with_pending(self.store, chat, msg)
 
     async def reply(self, message: int, text: str) -> MessageRow:
         original, acc = self._original(message)

@@ -228,7 +228,20 @@ CREATE TABLE stored_contact (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS)
+# Groups we left or were removed from (coi.client.groups): no more sending there.
+_GROUPS = """
+CREATE TABLE group_left (
+    chat_id INTEGER PRIMARY KEY REFERENCES chat(id) ON DELETE CASCADE
+) STRICT;
+-- what our next message to a group carries: 'request' (grouprequested), 'info' (groupinfo)
+CREATE TABLE group_pending (
+    chat_id INTEGER NOT NULL REFERENCES chat(id) ON DELETE CASCADE,
+    what TEXT NOT NULL,
+    PRIMARY KEY (chat_id, what)
+) STRICT;
+"""
+
+_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

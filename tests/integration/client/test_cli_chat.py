@@ -179,3 +179,41 @@ async def test_key_export_and_import_between_devices(env: MailEnv, tmp_path: Pat
     _, card2, _ = await coi(a2, "contact", "vcard")
     key = [line for line in card1.replace("\n ", "").splitlines() if line.startswith("KEY")]
     assert key and key[0] in card2.replace("\n ", "")
+
+
+async def test_group_commands(env: MailEnv, tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    assert (await add(env, b, BOB, PASSWORDS[BOB]))[0] == 0
+    code, out, err = await coi(a, "group", "create", "Pair", BOB, "--json")
+    assert code == 0, err
+    gid = str(json.loads(out)["chat"])
+    assert (await coi(a, "send", gid, "hi pair"))[0] == 0
+    code, out, err = await coi(a, "group", "rename", gid, "Duo")
+    assert code == 0 and 'renamed "Pair" to "Duo"' in out, err
+    await coi(b, "sync")
+    code, out, err = await coi(b, "group", "info", "Duo", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["name"], info["members"], info["left"]) == ("Duo", [ALICE], False)
+    assert (await coi(a, "group", "remove", gid, BOB))[0] == 0
+    await coi(b, "sync")
+    assert json.loads((await coi(b, "group", "info", "Duo", "--json"))[1])["left"] is True
+    code, _, err = await coi(b, "send", "Duo", "still here?")
+    assert code == 1 and "no longer a member" in err
+    assert (await coi(a, "group", "add", gid, BOB))[0] == 0
+    await coi(b, "sync")
+    assert json.loads((await coi(b, "group", "info", "Duo", "--json"))[1])["left"] is False
+    code, out, err = await coi(b, "group", "leave", "Duo")
+    assert code == 0 and "left the group" in out, err
+    await coi(a, "sync")
+    code, out, _ = await coi(a, "group", "info", gid)
+    assert "Duo" in out and BOB not in out
+    code, out, _ = await coi(a, "show", gid)
+    assert [line.split(": ", 1)[1].split("  [")[0] for line in out.splitlines()[1:]] == [
+        "hi pair",
+        'renamed "Pair" to "Duo"',
+        f"removed {BOB}",
+        f"added {BOB}",
+        "left the group",
+    ]

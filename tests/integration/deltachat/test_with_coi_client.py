@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from tests.conftest import PASSWORDS
 from tests.deltachat_peer import DcAccount, DeltaChatPeer, MessageSnapshot, unavailable
-from tests.integration.client.helpers import new_client
+from tests.integration.client.helpers import dump, new_client
 from tests.integration.conftest import start_mail, stop_mail
 from tests.plainserver import PlainMailServer
 
@@ -203,3 +203,81 @@ async def test_group_of_three_with_gossip(
     await synced_until(alice, lambda: "carol here" in texts(alice))
     [agroup] = alice.chats()
     assert [m.text for m in alice.messages(agroup)] == ["hello group", "hi both", "carol here"]
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("Delta Chat did not show the change")
+        await asyncio.sleep(0.2)
+
+
+async def test_group_management_both_ways(
+    env: Server, peer: DeltaChatPeer, tmp_path: Path
+) -> None:
+    """alice (coi) renames, removes and adds carol (coi); bob (Delta Chat) renames, removes
+    and adds carol, then leaves: each side sees the other's changes."""
+    alice, bob = await pair(env, peer, tmp_path)
+    carol = await new_client(tmp_path, "carol", CAROL, env.passwords[CAROL], *env.client_ports)
+    [acc_a], [acc_c] = alice.accounts(), carol.accounts()
+    alice.import_vcards(acc_a, carol.vcard(acc_c))
+    carol.import_vcards(acc_c, alice.vcard(acc_a))
+    group = alice.create_group("Three of us", [BOB, CAROL])
+    await alice.send(str(group.id), "hello group")
+    got = await bob.wait_for_message("hello group")
+    await bob.accept_chat(got.chat_id)
+    dc_chat = got.chat_id
+    by_address = {
+        (await bob.rpc("get_contact", c))["address"]: c
+        for c in await bob.rpc("get_chat_contacts", dc_chat)
+    }
+
+    async def dc_members() -> set[str]:
+        ids = await bob.rpc("get_chat_contacts", dc_chat)
+        return {(await bob.rpc("get_contact", c))["address"] for c in ids}
+
+    async def dc_name() -> str:
+        return str((await bob.rpc("get_basic_chat_info", dc_chat))["name"])
+
+    # coi's changes, seen by Delta Chat
+    await alice.rename_group(group, "coi name")
+    await until(lambda: _is(dc_name(), "coi name"))
+    await alice.remove_member(alice.find_chat(str(group.id)) or group, CAROL)
+    await until(lambda: _is(dc_members(), {ALICE, BOB}))
+    await synced_until(carol, lambda: carol.chats() and carol.group_info(carol.chats()[0]).left)
+    await alice.add_member(group, CAROL)
+    await until(lambda: _is(dc_members(), {ALICE, BOB, CAROL}))
+    [cgroup] = carol.chats()
+    await synced_until(carol, lambda: not carol.group_info(cgroup).left)
+    # Delta Chat's changes, seen by coi
+    await bob.rpc("set_chat_name", dc_chat, "DC name")
+    await synced_until(alice, lambda: alice.group_info(group).name == "DC name")
+    await bob.rpc("remove_contact_from_chat", dc_chat, by_address[CAROL])
+    await synced_until(alice, lambda: alice.group_info(group).members == (BOB,))
+    await synced_until(carol, lambda: carol.group_info(cgroup).left)
+    await bob.rpc("add_contact_to_chat", dc_chat, by_address[CAROL])
+    await synced_until(alice, lambda: alice.group_info(group).members == (BOB, CAROL))
+    await synced_until(carol, lambda: not carol.group_info(cgroup).left)
+    await bob.rpc("leave_group", dc_chat)
+    await synced_until(alice, lambda: alice.group_info(group).members == (CAROL,))
+    await synced_until(carol, lambda: carol.group_info(cgroup).members == (ALICE,))
+    assert dump(alice) == GROUP_DUMP
+    assert dump(carol) == GROUP_DUMP.replace("  me:", f"  {ALICE}:")
+
+
+async def _is(value: Awaitable[object], expected: object) -> bool:
+    return await value == expected
+
+
+GROUP_DUMP = """\
+chat DC name
+  me: hello group
+  me: renamed "Three of us" to "coi name"
+  me: removed carol@example.org
+  me: added carol@example.org
+  bob@example.org: renamed "coi name" to "DC name"  [reply to 'added carol@example.org']
+  bob@example.org: removed carol@example.org  [reply to 'renamed "coi name" to "DC name"']
+  bob@example.org: added carol@example.org  [reply to 'removed carol@example.org']
+  bob@example.org: left the group  [reply to 'added carol@example.org']
+"""

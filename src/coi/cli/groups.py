@@ -1,0 +1,100 @@
+"""`coi group create|rename|add|remove|leave|info`: group chats (coi.client.groups)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from coi.cli.client import _chat_or_fail, _common, _emit, _message_json, _message_line, _run
+from coi.client.client import Client
+from coi.client.store import MessageRow
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = _common()
+    group = sub.add_parser("group", description="Group chats: create, rename, members, leave.")
+    grp = group.add_subparsers(dest="group_command", metavar="COMMAND")
+    grp.required = True
+
+    def add(name: str, text: str, handler: Callable[..., Any]) -> argparse.ArgumentParser:
+        parser = grp.add_parser(name, parents=[common], help=text, description=text)
+        parser.set_defaults(handler=lambda args: _run(args, handler))
+        return parser
+
+    p = add(
+        "create",
+        "create a group chat; its first message ('coi send ID TEXT') tells the members",
+        create,
+    )
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("members", metavar="MEMBER", nargs="+", help="mail addresses")
+    p.add_argument("--account", metavar="ADDRESS")
+    p = add("rename", "rename GROUP (the members are told)", rename)
+    p.add_argument("chat", metavar="GROUP")
+    p.add_argument("name", metavar="NAME")
+    p = add("add", "add ADDRESS to GROUP (everyone, the new member too, is told)", add_member)
+    p.add_argument("chat", metavar="GROUP")
+    p.add_argument("address", metavar="ADDRESS")
+    p = add("remove", "remove ADDRESS from GROUP (the removed member is told too)", remove)
+    p.add_argument("chat", metavar="GROUP")
+    p.add_argument("address", metavar="ADDRESS")
+    p = add("leave", "leave GROUP (the members are told)", leave)
+    p.add_argument("chat", metavar="GROUP")
+    p = add("info", "print the group's id, name and members", info)
+    p.add_argument("chat", metavar="GROUP")
+
+
+def create(client: Client, args: argparse.Namespace) -> int:
+    account = client.account(args.account) if args.account else None
+    chat = client.create_group(args.name, args.members, account)
+    members = client.store.members(chat.id)
+    _emit(
+        args,
+        {"chat": chat.id, "name": chat.name, "members": members},
+        f"group {chat.id} {chat.name!r} with {', '.join(members)}: 'coi send {chat.id} TEXT'",
+    )
+    return 0
+
+
+def _sent(client: Client, args: argparse.Namespace, row: MessageRow) -> int:
+    _emit(args, _message_json(client, row), _message_line(client, row))
+    return 0
+
+
+async def rename(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    return _sent(client, args, await client.rename_group(chat, args.name))
+
+
+async def add_member(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    return _sent(client, args, await client.add_member(chat, args.address))
+
+
+async def remove(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    return _sent(client, args, await client.remove_member(chat, args.address))
+
+
+async def leave(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    return _sent(client, args, await client.leave_group(chat))
+
+
+def info(client: Client, args: argparse.Namespace) -> int:
+    chat = _chat_or_fail(client, args.chat)
+    view = client.group_info(chat)
+    data = {
+        "chat": view.chat_id,
+        "id": view.group_id,
+        "name": view.name,
+        "members": list(view.members),
+        "left": view.left,
+    }
+    state = " (you left)" if view.left else ""
+    text = f"group {view.chat_id} {view.name!r}{state}\nid {view.group_id}\n" + "\n".join(
+        f"  {m}" for m in view.members
+    )
+    _emit(args, data, text)
+    return 0

@@ -1,0 +1,355 @@
+"""Group management: renaming, adding and removing members, leaving, and applying
+what others changed (# coi-client-spec: Group Messages and its subsections).
+
+Every change is a group message to the members before and after it, so a removed
+member learns of the removal.  Delta Chat applies changes only from its headers
+(``Chat-Group-Name-Changed`` with the old name beside the new ``Chat-Group-Name``,
+``Chat-Group-Member-Added``/``-Removed`` with one address each; a member it does not
+know yet needs an Autocrypt-Gossip key, which ``e2e.Keyring.seal`` adds for every
+recipient); COI reads the same headers, the Subject, ``groupinfo`` parts and
+``groupleft``.  Incoming, a message's To list only ever adds members: removals come
+from the headers and ``groupleft`` alone.  Changes are recorded as visible system
+lines (message kind ``system``) so a chat tells what happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import TYPE_CHECKING
+
+from coi.chat import builders
+from coi.chat.headers import group_id_from_message_id, strip_reply_prefixes
+from coi.chat.model import Address, Card, ChatMessage, Dialect, GroupInfo, GroupRef, MessageKind
+from coi.client.store import Account, Chat, LocalStore, MessageRow
+
+if TYPE_CHECKING:
+    from coi.client.client import Client
+
+KEY_PREFIX = "group:"
+_CHAT_KINDS = frozenset({MessageKind.TEXT, MessageKind.MEDIA})
+SYSTEM_KIND = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupView:
+    """What ``coi group info`` shows."""
+
+    chat_id: int
+    group_id: str
+    name: str
+    members: tuple[str, ...]  # without us
+    left: bool  # we left or were removed
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one incoming or outgoing message did to a group."""
+
+    chat_id: int
+    line: str = ""  # the system line to show; "" for an ordinary message
+
+
+# -- local state ------------------------------------------------------------------------
+
+
+def group_id(chat: Chat) -> str:
+    from coi.client.client import ClientError
+
+    if not chat.key.startswith(KEY_PREFIX):
+        raise ClientError(f"chat {chat.id} is not a group")
+    return chat.key[len(KEY_PREFIX) :]
+
+
+def has_left(store: LocalStore, chat_id: int) -> bool:
+    return (
+        store.db.execute("SELECT 1 FROM group_left WHERE chat_id=?", (chat_id,)).fetchone()
+        is not None
+    )
+
+
+def _set_left(store: LocalStore, chat_id: int, left: bool) -> None:
+    with store.transaction() as db:
+        if left:
+            db.execute("INSERT OR IGNORE INTO group_left (chat_id) VALUES (?)", (chat_id,))
+        else:
+            db.execute("DELETE FROM group_left WHERE chat_id=?", (chat_id,))
+
+
+def _pending(store: LocalStore, chat_id: int, what: str, on: bool) -> None:
+    with store.transaction() as db:
+        if on:
+            db.execute("INSERT OR IGNORE INTO group_pending VALUES (?, ?)", (chat_id, what))
+        else:
+            db.execute("DELETE FROM group_pending WHERE chat_id=? AND what=?", (chat_id, what))
+
+
+def with_pending(store: LocalStore, chat: Chat, msg: ChatMessage) -> ChatMessage:
+    """Our next user message to a group asks for the group information when we rebuilt
+    the group from a message, and carries it when someone asked.
+
+    # coi-client-spec: Request Group Information
+    """
+    pending = {
+        str(r[0])
+        for r in store.db.execute("SELECT what FROM group_pending WHERE chat_id=?", (chat.id,))
+    }
+    if "request" in pending:
+        msg = replace(msg, requests_group_info=True)
+    if "info" in pending and msg.group is not None and msg.sender is not None:
+        everyone = sorted({*store.members(chat.id), msg.sender.addr.lower()})
+        cards = tuple(Card(emails=(a,)) for a in everyone)
+        msg = replace(msg, group_info=GroupInfo(msg.group.id, msg.group.name, participants=cards))
+    return msg
+
+
+def info(store: LocalStore, chat: Chat) -> GroupView:
+    chat = store.chat(chat.id) or chat  # the name as it is now
+    return GroupView(
+        chat.id, group_id(chat), chat.name, tuple(store.members(chat.id)), has_left(store, chat.id)
+    )
+
+
+def check_can_send(store: LocalStore, chat: Chat) -> None:
+    """Called before sending to a group chat."""
+    from coi.client.client import ClientError
+
+    if chat.key.startswith(KEY_PREFIX) and has_left(store, chat.id):
+        raise ClientError(f"you are no longer a member of group {chat.id} ({chat.name})")
+
+
+# -- sending ----------------------------------------------------------------------------
+
+
+def _context(client: Client, chat: Chat) -> tuple[Account, Address, str, list[str]]:
+    gid = group_id(chat)
+    check_can_send(client.store, chat)
+    acc = client.store.account_by_id(chat.account_id)
+    assert acc is not None
+    return acc, Address(acc.address, acc.settings.name), gid, client.store.members(chat.id)
+
+
+def _message(
+    me: Address, to: list[str], text: str, gid: str, name: str, after: list[str]
+) -> ChatMessage:
+    """A group change to ``to``; its ``groupinfo`` part lists the members ``after`` it,
+    us included (# coi-client-spec: Processing Group Participants Changes)."""
+    msg = builders.new_message(
+        me, tuple(Address(a) for a in sorted(set(to))), text, GroupRef(gid, name)
+    )
+    everyone = sorted({*after, me.addr.lower()})
+    info = GroupInfo(gid, name, participants=tuple(Card(emails=(a,)) for a in everyone))
+    return replace(msg, read_receipt_to=None, group_info=info)
+
+
+async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
+    from coi.client.client import ClientError
+
+    chat = client.store.chat(chat.id) or chat
+
+    acc, me, gid, members = _context(client, chat)
+    name = " ".join(name.split())
+    if not name:
+        raise ClientError("a group needs a name")
+    text = f'Group name changed from "{chat.name}" to "{name}".'
+    msg = _message(me, members, text, gid, name, members)
+    msg = replace(
+        msg,
+        system_event="group-name-changed",
+        chat_headers=(("chat-group-name-changed", chat.name),),
+    )
+    return await client._send(acc, msg)
+
+
+def _address(addr: str) -> str:
+    from coi.client.client import ClientError
+
+    addr = addr.strip().lower()
+    if "@" not in addr or " " in addr:
+        raise ClientError(f"{addr!r} is not a mail address")
+    return addr
+
+
+async def add_member(client: Client, chat: Chat, addr: str) -> MessageRow:
+    from coi.client.client import ClientError
+
+    acc, me, gid, members = _context(client, chat)
+    addr = _address(addr)
+    if addr == acc.address.lower() or addr in members:
+        raise ClientError(f"{addr} is already in the group")
+    after = [*members, addr]
+    msg = _message(me, after, f"Member {addr} added.", gid, chat.name, after)
+    return await client._send(acc, replace(msg, system_event="member-added", members_added=(addr,)))
+
+
+async def remove_member(client: Client, chat: Chat, addr: str) -> MessageRow:
+    from coi.client.client import ClientError
+
+    acc, me, gid, members = _context(client, chat)
+    addr = _address(addr)
+    if addr not in members:
+        raise ClientError(f"{addr} is not in the group")
+    # to everyone before the change: the removed member learns of it too
+    after = [m for m in members if m != addr]
+    msg = _message(me, members, f"Member {addr} removed.", gid, chat.name, after)
+    msg = replace(msg, system_event="member-removed", members_removed=(addr,))
+    return await client._send(acc, msg)
+
+
+async def leave(client: Client, chat: Chat) -> MessageRow:
+    acc, me, gid, members = _context(client, chat)
+    msg = replace(_message(me, members, "Group left.", gid, chat.name, []), group_info=None)
+    # groupleft for COI (Reply-To: the others, set by compose), the removal of the
+    # sender for Delta Chat
+    msg = replace(
+        msg, kind=MessageKind.GROUP_LEFT, system_event="member-removed",
+        members_removed=(acc.address.lower(),),
+    )  # fmt: skip
+    return await client._send(acc, msg)
+
+
+# -- receiving --------------------------------------------------------------------------
+
+
+def _header_group(msg: ChatMessage) -> bool:
+    """The message itself names its group (not only through a References id)."""
+    return group_id_from_message_id(msg.message_id) is not None or any(
+        name.lower() == "chat-group-id" for name, _ in msg.chat_headers
+    )
+
+
+def _mailing_list(raw: bytes) -> bool:
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    return (
+        BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n").get("List-Id") is not None
+    )
+
+
+def private_reply(
+    store: LocalStore, account_id: int, me: str, msg: ChatMessage, raw: bytes
+) -> ChatMessage:
+    """The message without its group when it is no group message after all.
+
+    * Mailing list mail (List-Id) is never a group (# coi-client-spec: Group Messaging
+      and Mailing Lists).
+    * A reply found in a group only by its References that leaves out members besides
+      its sender is a "reply" rather than "reply all": it goes to the 1:1 chat with the
+      sender (# coi-client-spec: Processing Group Participants Changes).
+    """
+    if _mailing_list(raw):
+        return replace(msg, group=None) if msg.group is not None else msg
+    if msg.group is None:
+        # an ad-hoc group: mail among several people without a group id is one chat,
+        # keyed by its subject and participants (as Delta Chat does)
+        sender = msg.sender.addr.lower() if msg.sender else ""
+        others = {a.addr.lower() for a in (*msg.recipients, *msg.cc)} | {sender}
+        if msg.kind in _CHAT_KINDS and len(others - {me}) >= 2:
+            return replace(msg, group=GroupRef(None, strip_reply_prefixes(msg.subject)))
+        return msg
+    if not msg.group.id or _header_group(msg):
+        return msg
+    row = store.db.execute(
+        "SELECT id FROM chat WHERE account_id=? AND key=?", (account_id, KEY_PREFIX + msg.group.id)
+    ).fetchone()
+    if row is None:
+        return msg
+    sender = msg.sender.addr.lower() if msg.sender else ""
+    present = {a.addr.lower() for a in (*msg.recipients, *msg.cc)} | {sender}
+    dropped = [m for m in store.members(int(row[0])) if m not in present and m != me]
+    return replace(msg, group=None) if dropped else msg
+
+
+def _renamed(msg: ChatMessage) -> str | None:
+    """The old name when the message announces a rename."""
+    for name, value in msg.chat_headers:
+        if name.lower() == "chat-group-name-changed":
+            return value.strip()
+    return None
+
+
+def is_change(msg: ChatMessage) -> bool:
+    """A group message that changes the group (shown as a system line)."""
+    return bool(
+        msg.group is not None
+        and msg.group.id
+        and (
+            msg.kind is MessageKind.GROUP_LEFT
+            or msg.members_added
+            or msg.members_removed
+            or _renamed(msg) is not None
+        )
+    )
+
+
+def apply(store: LocalStore, account_id: int, me: str, msg: ChatMessage) -> Change | None:
+    """Applies a message with a group id to its group; None for other messages.
+
+    # coi-client-spec: Changing Group Definitions and Processing Changes
+    """
+    group = msg.group
+    if group is None or not group.id:
+        return None
+    sender = msg.sender.addr.lower() if msg.sender else ""
+    outgoing = sender == me
+    key = KEY_PREFIX + group.id
+    known = store.db.execute(
+        "SELECT id, name FROM chat WHERE account_id=? AND key=?", (account_id, key)
+    ).fetchone()
+    # a group first heard of from a stranger is a contact request, like a 1:1 chat
+    request = known is None and not outgoing and not store.is_known(account_id, sender)
+    chat_id = store.chat_for(account_id, key, "", group.name, request)
+    if outgoing:
+        store.accept_chat(chat_id)
+    members = set(store.members(chat_id))
+    added = {a.lower() for a in msg.members_added}
+    removed = {a.lower() for a in msg.members_removed}
+    if msg.kind is MessageKind.GROUP_LEFT:
+        removed.add(sender)
+    everyone = {a.addr.lower() for a in (*msg.recipients, *msg.cc)} | (
+        {sender} if sender else set()
+    )
+    trusted = outgoing or known is None or not members or sender in members or me in added
+    if msg.group_info is not None and msg.group_info.participants and trusted:
+        listed = {e.lower() for c in msg.group_info.participants for e in c.emails}
+        members = listed  # a COI groupinfo part lists everyone
+    elif trusted:
+        members |= everyone  # the To list adds, never removes
+    members |= added
+    members -= removed
+    members.discard(me)
+    store.set_members(chat_id, sorted(members))
+    if known is None and not outgoing and msg.references:
+        _pending(store, chat_id, "request", True)  # we missed the group's start
+    if msg.requests_group_info and not outgoing:
+        _pending(store, chat_id, "info", True)
+    if outgoing and msg.requests_group_info:
+        _pending(store, chat_id, "request", False)
+    if outgoing and msg.group_info is not None and msg.group_info.participants:
+        _pending(store, chat_id, "info", False)
+    if me in added:
+        _set_left(store, chat_id, False)
+    if me in removed:
+        _set_left(store, chat_id, True)
+    old = _renamed(msg)
+    new_name = " ".join(group.name.split())
+    implicit = msg.dialect is not Dialect.DELTA_CHAT and msg.kind is not MessageKind.GROUP_LEFT
+    renames = new_name and trusted and (old is not None or implicit) and known is not None
+    if renames and str(known[1]) != new_name:
+        with store.transaction() as db:
+            db.execute("UPDATE chat SET name=? WHERE id=?", (new_name, chat_id))
+    return Change(chat_id, _line(msg, sender, old, new_name, added, removed))
+
+
+def _line(
+    msg: ChatMessage, sender: str, old: str | None, name: str, added: set[str], removed: set[str]
+) -> str:
+    if msg.kind is MessageKind.GROUP_LEFT or (removed == {sender} and sender):
+        return "left the group"
+    if removed:
+        return "removed " + ", ".join(sorted(removed))
+    if added:
+        return "added " + ", ".join(sorted(added))
+    if old is not None:
+        return f'renamed "{old}" to "{name}"'
+    return ""
