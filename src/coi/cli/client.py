@@ -14,24 +14,32 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coi.cli import extras as cli_extras
-from coi.client import extras
+from coi.cli.chat_common import (
+    chat_json,
+    chat_or_fail,
+    command,
+    common_options,
+    emit,
+    format_time,
+    message_json,
+    message_line,
+    read_input,
+    run_command,
+    sent,
+)
 from coi.client.client import Client, ClientError, ClientEvent
 from coi.client.profile import (
-    PROFILE_ENV,
     AccountSettings,
     FilterMode,
-    ProfileError,
     Security,
     default_ports,
     parse_endpoint,
 )
-from coi.client.store import Chat, MessageRow
 
 CLIENT_COMMANDS = (
     ("account", "add, list and remove mail accounts"),
@@ -56,27 +64,11 @@ CLIENT_COMMANDS = (
 )
 
 
-def _common() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--profile",
-        metavar="DIR",
-        type=Path,
-        help=f"profile directory (default: ${PROFILE_ENV} or the user's data directory)",
-    )
-    common.add_argument("--json", action="store_true", help="print JSON for scripts")
-    return common
-
-
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = _common()
+    common = common_options()
 
     def add(name: str, description: str, handler: Callable[..., Any]) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(
-            name, parents=[common], description=description
-        )
-        parser.set_defaults(handler=lambda args: _run(args, handler))
-        return parser
+        return command(sub, common, name, description, handler, listed=False)
 
     account = sub.add_parser("account", description="Mail accounts of this profile.")
     acc = account.add_subparsers(dest="account_command", metavar="COMMAND")
@@ -115,14 +107,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="never send in clear and hide chat mail that came in clear (as Delta Chat does)",
     )
-    a_add.set_defaults(handler=lambda args: _run(args, account_add))
+    a_add.set_defaults(handler=lambda args: run_command(args, account_add))
     a_list = acc.add_parser("list", parents=[common], help="list accounts")
-    a_list.set_defaults(handler=lambda args: _run(args, account_list))
+    a_list.set_defaults(handler=lambda args: run_command(args, account_list))
     a_rm = acc.add_parser(
         "remove", parents=[common], help="remove an account and its local data (not the mail)"
     )
     a_rm.add_argument("address", metavar="ADDRESS")
-    a_rm.set_defaults(handler=lambda args: _run(args, account_remove))
+    a_rm.set_defaults(handler=lambda args: run_command(args, account_remove))
 
     add("chats", "List chats, the most recent first; contact requests are marked.", chats)
     p = add("show", "Show the messages of CHAT (an address, a chat id or a name).", show)
@@ -160,13 +152,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     k_exp.add_argument("file", metavar="FILE", type=Path)
     k_exp.add_argument("--account", metavar="ADDRESS")
-    k_exp.set_defaults(handler=lambda args: _run(args, key_export))
+    k_exp.set_defaults(handler=lambda args: run_command(args, key_export))
     k_imp = keys.add_parser(
         "import", parents=[common], help="use a key pair exported on another device"
     )
     k_imp.add_argument("file", metavar="FILE", type=Path)
     k_imp.add_argument("--account", metavar="ADDRESS")
-    k_imp.set_defaults(handler=lambda args: _run(args, key_import))
+    k_imp.set_defaults(handler=lambda args: run_command(args, key_import))
     add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
     cli_extras.register(sub)
     from coi.cli import contacts  # imports this module: registered last
@@ -175,122 +167,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # -- plumbing ---------------------------------------------------------------------------
-
-
-def _run(args: argparse.Namespace, handler: Callable[..., Any]) -> int:
-    try:
-        client = Client(args.profile)
-    except (ProfileError, ClientError) as exc:
-        print(f"coi: {exc}", file=sys.stderr)
-        return 1
-    try:
-        result = handler(client, args)
-        if asyncio.iscoroutine(result):
-            result = asyncio.run(result)
-        return int(result or 0)
-    except (ClientError, ProfileError) as exc:
-        print(f"coi: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    finally:
-        client.close()
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    if args.json:
-        print(json.dumps(data, ensure_ascii=False, indent=1))
-    elif text:
-        print(text)
-
-
-def _chat_or_fail(client: Client, spec: str) -> Chat:
-    chat = client.find_chat(spec)
-    if chat is None:
-        raise ClientError(f"no chat {spec!r}: 'coi chats' lists them")
-    return chat
-
-
-def _time(ts: float) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
-
-
-def _chat_json(chat: Chat) -> dict[str, Any]:
-    return {
-        "id": chat.id,
-        "peer": chat.peer,
-        "name": chat.name,
-        "request": chat.request,
-        "unread": chat.unread,
-        "last": chat.last_text,
-        "last_time": chat.last_arrived,
-    }
-
-
-def _message_json(client: Client, m: MessageRow) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "chat": m.chat_id,
-        "message_id": m.message_id,
-        "from": m.sender,
-        "name": m.sender_name,
-        "outgoing": m.outgoing,
-        "kind": m.kind,
-        "text": m.text,
-        "time": m.arrived,
-        "email": m.is_email,
-        "state": m.state,
-        "error": m.error,
-        "edited": m.edited,
-        "deleted": m.deleted,
-        "encrypted": m.encrypted,
-        "verified": m.verified,
-        "reply_to": m.in_reply_to,
-        "reactions": dict(client.store.reactions(m.id)),
-        "read_by": client.store.receipts(m.id),
-        "files": [
-            {"name": a.filename, "type": a.content_type, "size": a.size, "path": a.path}
-            for a in client.store.attachments(m.id)
-        ],
-        **extras.details(client.store, m),  # pinned, poll, location, extension
-    }
-
-
-def _message_line(client: Client, m: MessageRow) -> str:
-    who = "me" if m.outgoing else (m.sender_name or m.sender)
-    text = "(deleted)" if m.deleted else m.text
-    line = f"#{m.id} {_time(m.arrived)} {who}: {text}"
-    if m.in_reply_to:
-        parent = client.store.message_by_mid(m.account_id, m.in_reply_to)
-        if parent is not None and parent.visible and parent.id != m.id:
-            line = f"#{m.id} {_time(m.arrived)} {who} (reply to #{parent.id}): {text}"
-    notes: list[str] = extras.notes(client.store, m)  # pinned, poll tally, location...
-    if m.encrypted:
-        notes.append("encrypted" if m.verified or m.outgoing else "encrypted, unverified")
-    if m.edited and not m.deleted:
-        notes.append("edited")
-    if m.is_email:
-        notes.append("email")
-    if m.outgoing:
-        readers = client.store.receipts(m.id)
-        if m.state == "failed":
-            notes.append(f"FAILED: {m.error}")
-        elif m.state == "sending":
-            notes.append("sending")
-        elif readers:
-            notes.append("read")
-        else:
-            notes.append("sent")
-    for sender, emoji in client.store.reactions(m.id):
-        notes.append(f"{emoji} {sender}")
-    for a in client.store.attachments(m.id):
-        notes.append(f"file {a.filename} ({a.size} bytes): {a.path}")
-    if notes:
-        line += "  [" + "; ".join(notes) + "]"
-    return line
-
-
-# -- commands -------------------------------------------------------------------------
 
 
 async def account_add(client: Client, args: argparse.Namespace) -> int:
@@ -321,7 +197,7 @@ async def account_add(client: Client, args: argparse.Namespace) -> int:
     )
     account = await client.add_account(settings, password)
     kind = "COI server" if account.server_kind == "coi" else "plain IMAP server (fallback mode)"
-    _emit(
+    emit(
         args,
         {"address": account.address, "server": account.server_kind},
         f"added {account.address}: {kind}, filter {settings.filter.value}",
@@ -348,13 +224,13 @@ def account_list(client: Client, args: argparse.Namespace) -> int:
         f"  filter {a.settings.filter.value}  {a.server_kind or '?'} server"
         for a in accounts
     ]
-    _emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
     return 0
 
 
 def account_remove(client: Client, args: argparse.Namespace) -> int:
     client.remove_account(args.address)
-    _emit(args, {"removed": args.address}, f"removed {args.address} (its mail stays on the server)")
+    emit(args, {"removed": args.address}, f"removed {args.address} (its mail stays on the server)")
     return 0
 
 
@@ -365,55 +241,47 @@ def chats(client: Client, args: argparse.Namespace) -> int:
         mark = " [contact request: 'coi accept " + str(c.id) + "']" if c.request else ""
         unread = f" ({c.unread} unread)" if c.unread else ""
         title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
-        lines.append(f"{c.id}: {title}{unread}{mark}  {_time(c.last_arrived)} {c.last_text}")
-    _emit(args, [_chat_json(c) for c in found], "\n".join(lines) or "no chats yet")
+        lines.append(f"{c.id}: {title}{unread}{mark}  {format_time(c.last_arrived)} {c.last_text}")
+    emit(args, [chat_json(c) for c in found], "\n".join(lines) or "no chats yet")
     return 0
 
 
 def show(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     rows = client.messages(chat, args.limit)
     header = f"chat {chat.id}: {chat.name or chat.peer}" + (
         " (contact request)" if chat.request else ""
     )
-    text = "\n".join([header, *(_message_line(client, m) for m in rows)])
-    _emit(
-        args, {"chat": _chat_json(chat), "messages": [_message_json(client, m) for m in rows]}, text
+    text = "\n".join([header, *(message_line(client, m) for m in rows)])
+    emit(
+        args, {"chat": chat_json(chat), "messages": [message_json(client, m) for m in rows]}, text
     )
-    return 0
-
-
-async def _sent(
-    client: Client, args: argparse.Namespace, call: Coroutine[Any, Any, MessageRow]
-) -> int:
-    row = await call
-    _emit(args, _message_json(client, row), _message_line(client, row))
     return 0
 
 
 async def send(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account) if args.account else None
-    return await _sent(client, args, client.send(args.chat, args.text, tuple(args.file), account))
+    return await sent(client, args, client.send(args.chat, args.text, tuple(args.file), account))
 
 
 async def reply(client: Client, args: argparse.Namespace) -> int:
-    return await _sent(client, args, client.reply(args.message, args.text))
+    return await sent(client, args, client.reply(args.message, args.text))
 
 
 async def edit(client: Client, args: argparse.Namespace) -> int:
-    return await _sent(client, args, client.edit(args.message, args.text))
+    return await sent(client, args, client.edit(args.message, args.text))
 
 
 async def delete(client: Client, args: argparse.Namespace) -> int:
-    return await _sent(client, args, client.delete(args.message))
+    return await sent(client, args, client.delete(args.message))
 
 
 async def react(client: Client, args: argparse.Namespace) -> int:
-    return await _sent(client, args, client.react(args.message, args.emoji))
+    return await sent(client, args, client.react(args.message, args.emoji))
 
 
 async def accept(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     client.accept(chat)
     if chat.peer:  # accepting is the user's yes to storing the contact (coi-client-spec)
         account = client.store.account_by_id(chat.account_id)
@@ -422,14 +290,14 @@ async def accept(client: Client, args: argparse.Namespace) -> int:
             await client.save_contacts(account, [(chat.peer, chat.name or None, None)])
         except ClientError as exc:
             print(f"coi: accepted, but the contact was not stored: {exc}", file=sys.stderr)
-    _emit(args, {"accepted": chat.id}, f"accepted chat {chat.id} ({chat.peer or chat.name})")
+    emit(args, {"accepted": chat.id}, f"accepted chat {chat.id} ({chat.peer or chat.name})")
     return 0
 
 
 async def read(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     receipts = await client.read(chat)
-    _emit(
+    emit(
         args,
         {"chat": chat.id, "receipts_sent": receipts},
         f"chat {chat.id} read; {receipts} read receipts sent",
@@ -458,7 +326,7 @@ async def sync(client: Client, args: argparse.Namespace) -> int:
     lines = [
         f"{a}: {r.new} new, {r.changed} changed, {r.removed} removed" for a, r in reports.items()
     ]
-    _emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
     return 0
 
 
@@ -479,7 +347,7 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
                 "chat": event.chat_id,
             }
             if row is not None:
-                data["message"] = _message_json(client, row)
+                data["message"] = message_json(client, row)
             print(json.dumps(data, ensure_ascii=False), flush=True)
             return
         if row is None:
@@ -487,7 +355,7 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
             return
         label = {"new": "", "edit": "edited ", "delete": "deleted ", "reaction": "reaction on ",
                  "receipt": "read receipt for "}.get(event.kind, event.kind + " ")  # fmt: skip
-        print(f"[chat {row.chat_id}] {label}{_message_line(client, row)}", flush=True)
+        print(f"[chat {row.chat_id}] {label}{message_line(client, row)}", flush=True)
 
     def on_status(line: str) -> None:
         print(f"coi: {line}", file=sys.stderr, flush=True)
@@ -496,13 +364,6 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
         print("watching; Ctrl-C ends", file=sys.stderr, flush=True)
     await client.watch(on_event, stop, on_status)
     return 0
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
-    except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def key_export(client: Client, args: argparse.Namespace) -> int:
@@ -516,12 +377,12 @@ def key_export(client: Client, args: argparse.Namespace) -> int:
         raise ClientError(f"cannot write {args.file}: {exc.strerror}") from None
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    _emit(args, {"file": str(args.file)}, f"key of {account.address} written to {args.file}")
+    emit(args, {"file": str(args.file)}, f"key of {account.address} written to {args.file}")
     return 0
 
 
 def key_import(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account)
-    fingerprint = client.import_key(account, _read(args.file))
-    _emit(args, {"fingerprint": fingerprint}, f"{account.address} now uses key {fingerprint}")
+    fingerprint = client.import_key(account, read_input(args.file))
+    emit(args, {"fingerprint": fingerprint}, f"{account.address} now uses key {fingerprint}")
     return 0

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coi.cli.client import _common, _emit, _read, _run
+from coi.cli.chat_common import command, common_options, emit, read_input
 from coi.client.client import Client, ClientError
 from coi.client.contacts import ContactRow
 from coi.client.vcard import parse_vcards
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = _common()
+    common = common_options()
 
     def add(
         parent: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -26,13 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         text: str,
         handler: Callable[..., Any],
     ) -> argparse.ArgumentParser:
-        # top-level commands have no help= here: 'coi --help' lists them from CLIENT_COMMANDS
-        parser: argparse.ArgumentParser = (
-            parent.add_parser(name, parents=[common], description=text)
-            if parent is sub
-            else parent.add_parser(name, parents=[common], description=text, help=text)
-        )
-        parser.set_defaults(handler=lambda args: _run(args, handler))
+        parser = command(parent, common, name, text, handler, listed=parent is not sub)
         parser.add_argument("--account", metavar="ADDRESS")
         return parser
 
@@ -88,7 +82,7 @@ async def contacts_list(client: Client, args: argparse.Namespace) -> int:
     if args.sync:
         await client.sync(account)
     rows = client.contacts(account)
-    _emit(args, [_json(r) for r in rows], "\n".join(map(_line, rows)) or "no contacts yet")
+    emit(args, [_json(r) for r in rows], "\n".join(map(_line, rows)) or "no contacts yet")
     return 0
 
 
@@ -97,7 +91,7 @@ async def _save(
 ) -> int:
     account = client.account(args.account)
     [row] = await client.save_contacts(account, [(args.address, name, blocked)])
-    _emit(args, _json(row), f"{verb} {_line(row)}")
+    emit(args, _json(row), f"{verb} {_line(row)}")
     return 0
 
 
@@ -122,13 +116,13 @@ async def contact_remove(client: Client, args: argparse.Namespace) -> int:
     removed = await client.remove_contact(account, args.address)
     if not removed:
         raise ClientError(f"no contact {args.address} ('coi contacts' lists them)")
-    _emit(args, {"removed": args.address}, f"removed contact {args.address}")
+    emit(args, {"removed": args.address}, f"removed contact {args.address}")
     return 0
 
 
 async def contact_import(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account)
-    text = _read(args.file).decode("utf-8", "replace")
+    text = read_input(args.file).decode("utf-8", "replace")
     imported = client.import_vcards(account, text)
     names = {c.addr.lower(): c.name for c in parse_vcards(text)}
     # the user chose to import them: that is the yes the spec asks for before storing
@@ -137,11 +131,11 @@ async def contact_import(client: Client, args: argparse.Namespace) -> int:
     )
     data = [{"address": a, "fingerprint": f} for a, f in imported]
     lines = [f"{a}: " + (f"key {f}" if f else "no key in the vCard") for a, f in imported]
-    _emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return 0
 
 
 def contact_vcard(client: Client, args: argparse.Namespace) -> int:
     card = client.vcard(client.account(args.account), args.address)
-    _emit(args, {"vcard": card}, card.rstrip("\r\n").replace("\r\n", "\n"))
+    emit(args, {"vcard": card}, card.rstrip("\r\n").replace("\r\n", "\n"))
     return 0

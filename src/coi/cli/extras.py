@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from coi.cli.chat_common import chat_or_fail, command, common_options, emit, sent
 from coi.client.client import Client, ClientError
 from coi.client.extras import EXPORT_FORMATS
 from coi.client.profiles import ProfileInfo
@@ -24,9 +25,8 @@ COMMANDS = (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from coi.cli.client import _common, _run
 
-    common = _common()
+    common = common_options()
 
     def leaf(
         parent: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -34,11 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         text: str,
         handler: Any,
     ) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = parent.add_parser(
-            name, parents=[common], help=text, description=text
-        )
-        parser.set_defaults(handler=lambda args: _run(args, handler))
-        return parser
+        return command(parent, common, name, text, handler)
 
     profile = sub.add_parser("profile", description="Your profile and your contacts'.")
     prof = profile.add_subparsers(dest="profile_command", metavar="COMMAND")
@@ -59,9 +55,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("text", metavar="TEXT")
 
     def add(name: str, text: str, handler: Any) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = sub.add_parser(name, parents=[common], description=text)
-        parser.set_defaults(handler=lambda args: _run(args, handler))
-        return parser
+        return command(sub, common, name, text, handler, listed=False)
 
     p = add("pin", "Pin MSG for everyone: a pinned copy of it goes to the chat.", pin)
     p.add_argument("message", metavar="MSG", type=int)
@@ -126,7 +120,6 @@ def _profile_text(info: ProfileInfo) -> str:
 
 
 async def profile_set(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _emit
 
     account = client.account(args.account) if args.account else None
     if args.name is None and args.status is None and args.avatar is None and not args.no_avatar:
@@ -134,71 +127,62 @@ async def profile_set(client: Client, args: argparse.Namespace) -> int:
     info = await client.set_profile(
         args.name, args.status, args.avatar, args.no_avatar, account=account
     )
-    _emit(args, _profile_json(info), _profile_text(info))
+    emit(args, _profile_json(info), _profile_text(info))
     return 0
 
 
 def profile_show(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _emit
 
     account = client.account(args.account) if args.account else None
     info = client.contact_profile(args.address, account)
-    _emit(args, _profile_json(info), _profile_text(info))
+    emit(args, _profile_json(info), _profile_text(info))
     return 0
 
 
 async def profile_request(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
-    return await _sent(client, args, client.request_profile(args.chat, args.text))
+    return await sent(client, args, client.request_profile(args.chat, args.text))
 
 
 async def pin(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
     until = parse_until(args.until) if args.until else None
-    return await _sent(client, args, client.pin(args.message, until))
+    return await sent(client, args, client.pin(args.message, until))
 
 
 def unpin(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _chat_or_fail, _emit
 
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     count = client.unpin(chat)
-    _emit(args, {"chat": chat.id, "unpinned": count}, f"chat {chat.id}: unpinned")
+    emit(args, {"chat": chat.id, "unpinned": count}, f"chat {chat.id}: unpinned")
     return 0
 
 
 async def poll_create(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
     call = client.create_poll(args.chat, args.question, args.options, args.single, args.once)
-    return await _sent(client, args, call)
+    return await sent(client, args, call)
 
 
 async def poll_vote(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
-    return await _sent(client, args, client.vote(args.message, args.choices))
+    return await sent(client, args, client.vote(args.message, args.choices))
 
 
 async def poll_close(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
-    return await _sent(client, args, client.close_poll(args.message))
+    return await sent(client, args, client.close_poll(args.message))
 
 
 async def location(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _sent
 
     call = client.send_location(args.chat, args.latitude, args.longitude, args.text)
-    return await _sent(client, args, call)
+    return await sent(client, args, call)
 
 
 def export(client: Client, args: argparse.Namespace) -> int:
-    from coi.cli.client import _chat_or_fail
 
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     data = client.export(chat, args.format)
     if args.output is None:
         sys.stdout.buffer.write(data)

@@ -6,21 +6,26 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from coi.cli.client import _chat_or_fail, _common, _emit, _message_json, _message_line, _run
+from coi.cli.chat_common import (
+    chat_or_fail,
+    command,
+    common_options,
+    emit,
+    message_json,
+    message_line,
+)
 from coi.client.client import Client
 from coi.client.store import MessageRow
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    common = _common()
+    common = common_options()
     group = sub.add_parser("group", description="Group chats: create, rename, members, leave.")
     grp = group.add_subparsers(dest="group_command", metavar="COMMAND")
     grp.required = True
 
     def add(name: str, text: str, handler: Callable[..., Any]) -> argparse.ArgumentParser:
-        parser = grp.add_parser(name, parents=[common], help=text, description=text)
-        parser.set_defaults(handler=lambda args: _run(args, handler))
-        return parser
+        return command(grp, common, name, text, handler)
 
     p = add(
         "create",
@@ -49,7 +54,7 @@ def create(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account) if args.account else None
     chat = client.create_group(args.name, args.members, account)
     members = client.store.members(chat.id)
-    _emit(
+    emit(
         args,
         {"chat": chat.id, "name": chat.name, "members": members},
         f"group {chat.id} {chat.name!r} with {', '.join(members)}: 'coi send {chat.id} TEXT'",
@@ -57,33 +62,33 @@ def create(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _sent(client: Client, args: argparse.Namespace, row: MessageRow) -> int:
-    _emit(args, _message_json(client, row), _message_line(client, row))
+def sent(client: Client, args: argparse.Namespace, row: MessageRow) -> int:
+    emit(args, message_json(client, row), message_line(client, row))
     return 0
 
 
 async def rename(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
-    return _sent(client, args, await client.rename_group(chat, args.name))
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.rename_group(chat, args.name))
 
 
 async def add_member(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
-    return _sent(client, args, await client.add_member(chat, args.address))
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.add_member(chat, args.address))
 
 
 async def remove(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
-    return _sent(client, args, await client.remove_member(chat, args.address))
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.remove_member(chat, args.address))
 
 
 async def leave(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
-    return _sent(client, args, await client.leave_group(chat))
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.leave_group(chat))
 
 
 def info(client: Client, args: argparse.Namespace) -> int:
-    chat = _chat_or_fail(client, args.chat)
+    chat = chat_or_fail(client, args.chat)
     view = client.group_info(chat)
     data = {
         "chat": view.chat_id,
@@ -96,5 +101,5 @@ def info(client: Client, args: argparse.Namespace) -> int:
     text = f"group {view.chat_id} {view.name!r}{state}\nid {view.group_id}\n" + "\n".join(
         f"  {m}" for m in view.members
     )
-    _emit(args, data, text)
+    emit(args, data, text)
     return 0
