@@ -196,3 +196,11 @@ def test_coi_detect_encrypted_is_on_by_default_and_can_be_switched_off(tmp_path:
     assert load(_args(["--config", str(config)])).coi_detect_encrypted is False
     on = load(_args(["--config", str(config), "--coi-detect-encrypted"]))
     assert on.coi_detect_encrypted is True
+
+
+def test_dkim_keygen_refuses_a_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from coi.cli.main import main
+
+    assert main(["dkim", "keygen", "../../etc", "--data-dir", str(tmp_path)]) == 2
+    assert "is not a domain name" in capsys.readouterr().err
+    assert not (tmp_path / "etc.pem").exists() and not list(tmp_path.rglob("*.pem"))

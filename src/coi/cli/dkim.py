@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from coi.cli.common import config_or_exit
 from coi.config import add_arguments
@@ -30,7 +31,11 @@ def _keygen(args: argparse.Namespace) -> int:
 
     config = config_or_exit(args)
     domain = args.domain.lower().rstrip(".")
-    path, pem, created = keygen(config.data_dir, domain)
+    try:
+        path, pem, created = keygen(config.data_dir, domain)
+    except ValueError as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        return 2
     print(f"{'created' if created else 'existing'} key {path}")
     print("publish this DNS record:")
     print(dns_record(pem, config.dkim_selector, domain))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from pathlib import Path
 
 import dkim
@@ -32,7 +33,18 @@ SIGNED_HEADERS = (
 )
 
 
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?!-)[a-z0-9-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9-]{1,63}(?<!-))+$")
+
+
+def valid_domain(domain: str) -> bool:
+    """A DNS name of two or more labels (RFC 1035 §2.3.1, letters, digits, hyphens): never
+    a path, so a key file always lands in the key folder."""
+    return _DOMAIN.match(domain.lower()) is not None
+
+
 def key_path(data_dir: Path, domain: str) -> Path:
+    if not valid_domain(domain):
+        raise ValueError(f"{domain!r} is not a domain name such as example.org")
     return data_dir / "dkim" / f"{domain.lower()}.pem"
 
 
@@ -70,6 +82,8 @@ class DkimSigner:
         self._keys: dict[str, bytes | None] = {}
 
     def _key(self, domain: str) -> bytes | None:
+        if not valid_domain(domain):  # a sender's odd domain never names a file
+            return None
         if domain not in self._keys:
             path = key_path(self.data_dir, domain)
             self._keys[domain] = path.read_bytes() if path.exists() else None
