@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from coi.chat.mentions import find_mentions
 from coi.client import extras
 from coi.client.client import Client, ClientError
 from coi.client.profile import PROFILE_ENV, ProfileError
@@ -115,6 +116,7 @@ def message_json(client: Client, m: MessageRow) -> dict[str, Any]:
         "error": m.error,
         "edited": m.edited,
         "deleted": m.deleted,
+        "mentions_me": mentions_me(client, m),
         "encrypted": m.encrypted,
         "verified": m.verified,
         "reply_to": m.in_reply_to,
@@ -128,6 +130,15 @@ def message_json(client: Client, m: MessageRow) -> dict[str, Any]:
     }
 
 
+def mentions_me(client: Client, m: MessageRow) -> bool:
+    """coi-client-spec: Mentions in Group Messages: ``@Name:addr`` naming us, or ``@all``."""
+    if m.outgoing or "@" not in m.text:
+        return False
+    account = client.store.account_by_id(m.account_id)
+    me = account.address.lower() if account else ""
+    return any(x.is_all or (x.addr or "").lower() == me for x in find_mentions(m.text))
+
+
 def message_line(client: Client, m: MessageRow) -> str:
     who = "me" if m.outgoing else (m.sender_name or m.sender)
     text = "(deleted)" if m.deleted else m.text
@@ -137,6 +148,8 @@ def message_line(client: Client, m: MessageRow) -> str:
         if parent is not None and parent.visible and parent.id != m.id:
             line = f"#{m.id} {format_time(m.arrived)} {who} (reply to #{parent.id}): {text}"
     notes: list[str] = extras.notes(client.store, m)  # pinned, poll tally, location...
+    if mentions_me(client, m):
+        notes.append("MENTIONS YOU")
     if m.encrypted:
         notes.append("encrypted" if m.verified or m.outgoing else "encrypted, unverified")
     if m.edited and not m.deleted:

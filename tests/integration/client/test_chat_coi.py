@@ -154,3 +154,17 @@ def _file(root: Path) -> Path:
     if not path.exists():
         path.write_bytes(bytes(range(256)) * 300 + b"\r\n.\r\nend")
     return path
+
+
+async def test_mentions_are_highlighted(env: MailEnv, tmp_path: Path) -> None:
+    from coi.cli.chat_common import message_line
+
+    alice, bob = await pair(env, tmp_path)
+    group = alice.create_group("Team", [BOB])
+    await alice.send(str(group.id), "@Bob:bob@example.org please look")
+    await alice.send(str(group.id), "@all lunch?")
+    await alice.send(str(group.id), "no one in particular")
+    await bob.sync()
+    [chat] = bob.chats()
+    lines = [message_line(bob, m) for m in bob.messages(chat)]
+    assert ["MENTIONS YOU" in line for line in lines] == [True, True, False]
