@@ -8,18 +8,20 @@ limit makes it raise LimitOverrunError with the safe length to take) and never r
 the end-of-data line, so commands pipelined after it stay in the stream for the command
 loop.
 
-Invariants: lines end at CRLF only (a bare LF or CR is data); the end of data is the first
-line that is exactly "." (at the very start, or after a CRLF); a leading "." of any other
+Invariants: lines end at CRLF only (a bare LF or CR is data while reading); the end of data is
+the first line that is exactly "." (at the very start, or after a CRLF); a leading "." of any other
 line is removed (dot-unstuffing). The size compared with the SIZE limit is that of the
 unstuffed message without the end line (RFC 1870 §6); over it the reply is 552, else a
 stuffed line longer than aiosmtpd's `line_length_limit` (1000 octets plus the dot,
-RFC 5321 §4.5.3.1.6) gives 500. Either way the transaction is reset and the connection
-stays usable.
+RFC 5321 §4.5.3.1.6) gives 500, unless the limit is 0 (LMTP: such mail was accepted by the
+MTA already, and RFC 5321 §4.5.3.1 asks to avoid the limit). Either way the transaction is
+reset and the connection stays usable. Bare LFs are made CRLF before the message is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
 END = b"\r\n.\r\n"  # CRLF ending the last line, then the line "."
 _STUFFED = b"\r\n."
@@ -87,9 +89,20 @@ class DataCollector:
             content = content[1:]
         if self._size_limit and len(content) > self._size_limit:
             return too_big
-        if has_long_line(stuffed, self._line_limit):
+        if self._line_limit and has_long_line(stuffed, self._line_limit):
             return "500 5.5.2 Line too long (see RFC5321 4.5.3.1.6)"
         return content
+
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def crlf_lines(content: bytes) -> bytes:
+    """Bare LFs made CRLF, so that stored mail has one line ending (RFC 5322 §2.3 allows
+    no other); counting first spares the copy for the usual, clean message."""
+    if content.count(b"\n") == content.count(b"\r\n"):
+        return content
+    return _BARE_LF.sub(b"\r\n", content)
 
 
 def has_long_line(data: bytes, limit: int) -> bool:

@@ -81,6 +81,7 @@ class CoiLMTP(FastSMTP, LMTP):
     """
 
     _in_lhlo = False
+    long_data_lines = True  # the MTA accepted the mail already: take long lines as they are
 
     async def smtp_LHLO(self, arg: str) -> None:
         self._in_lhlo = True

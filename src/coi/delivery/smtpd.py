@@ -15,7 +15,7 @@ from email.errors import HeaderParseError
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
-from coi.delivery.data import DataCollector, read_data
+from coi.delivery.data import DataCollector, crlf_lines, read_data
 
 log = logging.getLogger("coi.smtp")
 
@@ -32,6 +32,8 @@ class FastSMTP(SMTP):
     Put it before SMTP/LMTP in the bases of a server class.
     """
 
+    long_data_lines = False  # True: a DATA line may be as long as the message (LMTP)
+
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
@@ -46,7 +48,9 @@ class FastSMTP(SMTP):
             await self.push("501 Syntax: DATA")
             return
         await self.push("354 End data with <CR><LF>.<CR><LF>")
-        collector = DataCollector(self.data_size_limit, self.line_length_limit)
+        collector = DataCollector(
+            self.data_size_limit, 0 if self.long_data_lines else self.line_length_limit
+        )
         try:
             await read_data(self._reader, collector)
         except asyncio.CancelledError:  # the connection is gone (aiosmtpd cancels us)
@@ -62,6 +66,7 @@ class FastSMTP(SMTP):
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             await self.push(content)
             return
+        content = crlf_lines(content)  # stored mail never mixes LF and CRLF
         self.envelope.content = content  # never decoded: coi works on bytes
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
