@@ -34,3 +34,41 @@ def test_second_server_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
     again = ServerProcess(data)
     again.start()
     assert again.terminate() == 0
+
+
+def test_sighup_reloads_the_certificate(tmp_path: Path) -> None:
+    import shutil
+    import signal
+    import ssl
+    import time
+
+    from coi.tls import ensure_self_signed
+
+    old_cert, old_key = ensure_self_signed(tmp_path / "old", "old.example")
+    new_cert, new_key = ensure_self_signed(tmp_path / "new", "new.example")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    shutil.copy(old_cert, cert)
+    shutil.copy(old_key, key)
+    server = ServerProcess(tmp_path / "data", "--imaps", "127.0.0.1:0", "--tls-cert", str(cert),
+                           "--tls-key", str(key))  # fmt: skip
+    server.start()
+    try:
+        port = int(next(
+            line.split(":")[-1].split()[0] for line in server.output if "imaps" in line
+        ))  # fmt: skip
+
+        def served() -> bytes:
+            return ssl.get_server_certificate(("127.0.0.1", port)).encode()
+
+        assert served().strip() == old_cert.read_bytes().strip()
+        shutil.copy(new_cert, cert)
+        shutil.copy(new_key, key)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while served().strip() != new_cert.read_bytes().strip():
+            assert time.monotonic() < deadline, "certificate not reloaded"
+            time.sleep(0.1)
+        assert server.proc.poll() is None  # SIGHUP no longer kills the server
+    finally:
+        assert server.terminate() == 0

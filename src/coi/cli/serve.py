@@ -9,6 +9,7 @@ import logging
 import os
 import secrets
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import IO
@@ -161,6 +162,7 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_certificate, context, cert, key)
     lines = [f"coi {config.data_dir} ready"]
     for kind, host, port in server.addresses:
         mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
@@ -184,6 +186,17 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     store.close()
     log.info("stopped")
     return 0
+
+
+def reload_certificate(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+    """SIGHUP: the renewed certificate is used for new connections (as Dovecot and Postfix
+    do on reload); a broken one is refused and the one in use kept."""
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except (OSError, ssl.SSLError) as exc:
+        log.warning("SIGHUP: certificate %s not reloaded, keeping the old one: %s", cert, exc)
+        return
+    log.info("SIGHUP: certificate %s reloaded", cert)
 
 
 def _chat_hint(
