@@ -99,7 +99,10 @@ def is_blocked(store: LocalStore, account_id: int, addr: str) -> bool:
 def read_contact(raw: bytes, opener: Opener | None) -> tuple[ContactStorage, float]:
     """A contact storage message: what it says, and its Date (0 when missing)."""
     clear = opener(raw) if opener is not None else raw
-    msg = parse(clear)
+    return _read(raw, clear, parse(clear))
+
+
+def _read(raw: bytes, clear: bytes, msg: ChatMessage) -> tuple[ContactStorage, float]:
     outer = parse(raw) if clear is not raw else msg
     contact = msg.contact or outer.contact or ContactStorage()
     if not contact.from_hashes and outer.contact is not None:
@@ -198,6 +201,8 @@ class ContactBook:
         self.folder = folder
         self.opener = opener
         self.own = own
+        # our profile and group storage messages there: (UIDVALIDITY, UID, message)
+        self.on_storage: Callable[[int, int, ChatMessage], None] | None = None
 
     async def sync(self, merge: bool = True) -> bool:
         """Mirrors the folder into ``stored_contact``; True when anything changed."""
@@ -237,7 +242,15 @@ class ContactBook:
                         continue
                     raw = item.body("") or b""
                     try:
-                        contact, date = read_contact(raw, self.opener)
+                        clear = self.opener(raw) if self.opener is not None else raw
+                        msg = parse(clear)
+                        if msg.kind in (MessageKind.PROFILE, MessageKind.GROUP):
+                            # no contact: a row with neither address nor hash
+                            contact, date = ContactStorage(), 0.0
+                            if self.on_storage is not None:
+                                self.on_storage(uidvalidity, item.uid, msg)
+                        else:
+                            contact, date = _read(raw, clear, msg)
                     except Exception as exc:  # one unreadable message must not stop the sync
                         log.warning("contact UID %d unreadable: %s", item.uid, exc)
                         continue
