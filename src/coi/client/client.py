@@ -191,6 +191,7 @@ class Client:
         keyring = Keyring(self.profile, self.store, account)
         keyring.save_own(KeyPair(secret, public, info.fingerprint))
         Applier(self.store, account, self.profile.files_dir, keyring.open).reopen_undecryptable()
+        contact_book.forget_unread(self.store, account.id)  # read again at the next sync
         return info.fingerprint
 
     def vcard(self, account: Account, address: str | None = None) -> str:

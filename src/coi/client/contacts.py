@@ -96,6 +96,13 @@ def is_blocked(store: LocalStore, account_id: int, addr: str) -> bool:
     return bool(addr) and address_hash(addr) in blocked_hashes(store, account_id)
 
 
+def forget_unread(store: LocalStore, account_id: int) -> None:
+    """Forgets the rows whose body was not read (no key yet) and the other storage
+    messages: the next sync fetches and reads them again (after a key import)."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM stored_contact WHERE account_id=? AND emails=''", (account_id,))
+
+
 def read_contact(raw: bytes, opener: Opener | None) -> tuple[ContactStorage, float]:
     """A contact storage message: what it says, and its Date (0 when missing)."""
     clear = opener(raw) if opener is not None else raw

@@ -82,9 +82,12 @@ async def scenario(
     assert b"multipart/encrypted" in head and b"Crew" not in head  # body encrypted
     assert alice.contacts(acc) == []
 
-    # a fresh third device learns the renamed group from the storage message alone
+    # a third device that synced before it had the key reads the storage messages again
+    # once the key is imported
     alice3: Client = await make("alice3", ALICE)
     [acc3] = alice3.accounts()
+    await alice3.sync()
+    assert alice3.contact_profile().status == ""
     alice3.import_key(acc3, alice.export_key(acc))
     await alice3.sync()
     found3 = group_chat(alice3, gid)
