@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 
 from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import new_client
+from tests.integration.client.test_cli_chat import add, coi
 from tests.integration.client.test_contacts import boxes
 from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
@@ -126,3 +128,30 @@ async def test_profile_and_groups_on_two_devices_dovecot(
 
     imap = (plain_mail.imap_host, plain_mail.imap_port)
     await scenario(make, imap, plain_mail.users[ALICE], "COI.Contacts", tmp_path)
+
+
+async def test_profile_and_group_from_the_shell_on_two_devices(
+    env: MailEnv, tmp_path: Path
+) -> None:
+    """`coi profile set` and `coi group create` on one device; `coi sync` on the other."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    for device in (one, two):
+        code, _, err = await add(env, device, ALICE, PASSWORDS[ALICE])
+        assert code == 0, err
+    key = tmp_path / "alice.key"
+    assert (await coi(one, "key", "export", str(key)))[0] == 0
+    code, _, err = await coi(two, "key", "import", str(key))
+    assert code == 0, err
+    code, _, err = await coi(one, "profile", "set", "--name", "Alice Angel", "--status", "hi")
+    assert code == 0, err
+    code, out, err = await coi(one, "group", "create", "Crew", BOB, "--json")
+    assert code == 0, err
+    assert (await coi(two, "sync"))[0] == 0
+    code, out, err = await coi(two, "profile", "show", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert (shown["name"], shown["status"]) == ("Alice Angel", "hi")
+    code, out, err = await coi(two, "group", "info", "Crew", "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["name"] == "Crew" and info["members"] == [BOB]
