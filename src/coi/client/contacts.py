@@ -6,7 +6,9 @@ One message per contact in ``<root>/Contacts`` (APPENDed \\Seen, never sent by S
 server reads them (``coi.delivery.blocking``); the body is encrypted to our own key
 (spec: SHOULD), so a device without the account's key sees hashes and the blocked flag
 but no names.  An edit APPENDs the new message and expunges the old; messages sharing a
-``COI-From-Hash`` are merged (``coi.chat.contacts.merge_contacts``) at sync.
+``COI-From-Hash`` are merged (``coi.chat.contacts.merge_contacts``) at sync.  Our
+profile and group storage messages there go to ``on_storage`` (``coi.client.storage``)
+and are kept as rows with neither address nor hash.
 
 The local table ``stored_contact`` mirrors the folder (one row per UID); every sync of
 the folder compares UIDs, so a change made on one device arrives on the others.

@@ -55,7 +55,7 @@ def apply(
     """Applies our own profile or group storage message found at ``uid``."""
     me = account.address.lower()
     if msg.sender is None or msg.sender.addr.lower() != me:
-        return  # only ours: anybody can APPEND nothing here but us, still
+        return  # only our own storage messages are applied
     if msg.kind is MessageKind.PROFILE and msg.profiles:
         profiles.received(store, account, msg, files_dir)
         info = profiles.own(store, account)
