@@ -50,9 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("chat", metavar="GROUP")
 
 
-def create(client: Client, args: argparse.Namespace) -> int:
+async def create(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account) if args.account else None
     chat = client.create_group(args.name, args.members, account)
+    # the group storage message, for our other devices (else at the next sync)
+    await client.store_groups(client.store.account_by_id(chat.account_id))
     members = client.store.members(chat.id)
     emit(
         args,

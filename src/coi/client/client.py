@@ -43,7 +43,7 @@ from coi.chat.model import (
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
 from coi.client import contacts as contact_book
-from coi.client import extras, groups, profiles
+from coi.client import extras, groups, profiles, storage
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
@@ -191,6 +191,7 @@ class Client:
         keyring = Keyring(self.profile, self.store, account)
         keyring.save_own(KeyPair(secret, public, info.fingerprint))
         Applier(self.store, account, self.profile.files_dir, keyring.open).reopen_undecryptable()
+        contact_book.forget_unread(self.store, account.id)  # read again at the next sync
         return info.fingerprint
 
     def vcard(self, account: Account, address: str | None = None) -> str:
@@ -412,9 +413,27 @@ class Client:
         key = f"group:{new_group_id()}"
         chat_id = self.store.chat_for(acc.id, key, "", name.strip(), False)
         self.store.set_members(chat_id, addrs)
+        storage.mark(self.store, chat_id)  # for our other devices: 'store_groups', sync
         chat = self.store.chat(chat_id)
         assert chat is not None
         return chat
+
+    async def store_groups(self, account: Account | None = None) -> int:
+        """Stores the group storage messages of the groups changed here (each sync does
+        too); returns how many.  Offline, they wait for the next sync."""
+        acc = account or self.account()
+        try:
+            async with self.connected(acc) as sync:
+                if "contacts" not in sync.folders:
+                    return 0
+                book = sync.contact_book()
+                stored = storage.store_marked(
+                    self.store, acc, book.imap, book.folder.name, book.own
+                )
+                return await _imap_call(acc, stored)
+        except (ClientError, ImapError, OSError) as exc:
+            log.warning("group changes not stored for other devices yet: %s", exc)
+            return 0
 
     # group management: coi.client.groups
     async def rename_group(self, chat: Chat, name: str) -> MessageRow:

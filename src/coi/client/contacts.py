@@ -6,7 +6,9 @@ One message per contact in ``<root>/Contacts`` (APPENDed \\Seen, never sent by S
 server reads them (``coi.delivery.blocking``); the body is encrypted to our own key
 (spec: SHOULD), so a device without the account's key sees hashes and the blocked flag
 but no names.  An edit APPENDs the new message and expunges the old; messages sharing a
-``COI-From-Hash`` are merged (``coi.chat.contacts.merge_contacts``) at sync.
+``COI-From-Hash`` are merged (``coi.chat.contacts.merge_contacts``) at sync.  Our
+profile and group storage messages there go to ``on_storage`` (``coi.client.storage``)
+and are kept as rows with neither address nor hash.
 
 The local table ``stored_contact`` mirrors the folder (one row per UID); every sync of
 the folder compares UIDs, so a change made on one device arrives on the others.
@@ -96,10 +98,20 @@ def is_blocked(store: LocalStore, account_id: int, addr: str) -> bool:
     return bool(addr) and address_hash(addr) in blocked_hashes(store, account_id)
 
 
+def forget_unread(store: LocalStore, account_id: int) -> None:
+    """Forgets the rows whose body was not read (no key yet) and the other storage
+    messages: the next sync fetches and reads them again (after a key import)."""
+    with store.transaction() as db:
+        db.execute("DELETE FROM stored_contact WHERE account_id=? AND emails=''", (account_id,))
+
+
 def read_contact(raw: bytes, opener: Opener | None) -> tuple[ContactStorage, float]:
     """A contact storage message: what it says, and its Date (0 when missing)."""
     clear = opener(raw) if opener is not None else raw
-    msg = parse(clear)
+    return _read(raw, clear, parse(clear))
+
+
+def _read(raw: bytes, clear: bytes, msg: ChatMessage) -> tuple[ContactStorage, float]:
     outer = parse(raw) if clear is not raw else msg
     contact = msg.contact or outer.contact or ContactStorage()
     if not contact.from_hashes and outer.contact is not None:
@@ -198,6 +210,8 @@ class ContactBook:
         self.folder = folder
         self.opener = opener
         self.own = own
+        # our profile and group storage messages there: (UIDVALIDITY, UID, message)
+        self.on_storage: Callable[[int, int, ChatMessage], None] | None = None
 
     async def sync(self, merge: bool = True) -> bool:
         """Mirrors the folder into ``stored_contact``; True when anything changed."""
@@ -237,7 +251,15 @@ class ContactBook:
                         continue
                     raw = item.body("") or b""
                     try:
-                        contact, date = read_contact(raw, self.opener)
+                        clear = self.opener(raw) if self.opener is not None else raw
+                        msg = parse(clear)
+                        if msg.kind in (MessageKind.PROFILE, MessageKind.GROUP):
+                            # no contact: a row with neither address nor hash
+                            contact, date = ContactStorage(), 0.0
+                            if self.on_storage is not None:
+                                self.on_storage(uidvalidity, item.uid, msg)
+                        else:
+                            contact, date = _read(raw, clear, msg)
                     except Exception as exc:  # one unreadable message must not stop the sync
                         log.warning("contact UID %d unreadable: %s", item.uid, exc)
                         continue

@@ -159,7 +159,7 @@ async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
         system_event="group-name-changed",
         chat_headers=(("chat-group-name-changed", chat.name),),
     )
-    return await client._send(acc, msg)
+    return await _sent(client, acc, chat, msg)
 
 
 def _address(addr: str) -> str:
@@ -180,7 +180,9 @@ async def add_member(client: Client, chat: Chat, addr: str) -> MessageRow:
         raise ClientError(f"{addr} is already in the group")
     after = [*members, addr]
     msg = _message(me, after, f"Member {addr} added.", gid, chat.name, after)
-    return await client._send(acc, replace(msg, system_event="member-added", members_added=(addr,)))
+    return await _sent(
+        client, acc, chat, replace(msg, system_event="member-added", members_added=(addr,))
+    )
 
 
 async def remove_member(client: Client, chat: Chat, addr: str) -> MessageRow:
@@ -194,7 +196,7 @@ async def remove_member(client: Client, chat: Chat, addr: str) -> MessageRow:
     after = [m for m in members if m != addr]
     msg = _message(me, members, f"Member {addr} removed.", gid, chat.name, after)
     msg = replace(msg, system_event="member-removed", members_removed=(addr,))
-    return await client._send(acc, msg)
+    return await _sent(client, acc, chat, msg)
 
 
 async def leave(client: Client, chat: Chat) -> MessageRow:
@@ -206,7 +208,17 @@ async def leave(client: Client, chat: Chat) -> MessageRow:
         msg, kind=MessageKind.GROUP_LEFT, system_event="member-removed",
         members_removed=(acc.address.lower(),),
     )  # fmt: skip
-    return await client._send(acc, msg)
+    return await _sent(client, acc, chat, msg)
+
+
+async def _sent(client: Client, acc: Account, chat: Chat, msg: ChatMessage) -> MessageRow:
+    """Sends a change, then stores the group storage message for our other devices."""
+    from coi.client import storage
+
+    row = await client._send(acc, msg)
+    storage.mark(client.store, chat.id)
+    await client.store_groups(acc)
+    return row
 
 
 # -- receiving --------------------------------------------------------------------------

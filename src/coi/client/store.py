@@ -241,7 +241,22 @@ CREATE TABLE group_pending (
 ) STRICT;
 """
 
-_MIGRATIONS = (_SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS)
+# Group storage messages in <root>/Contacts (coi.client.storage): the one stored for each
+# group (its UID, to replace it), the Date of what was last applied or stored, and
+# whether this device changed the group since (stored at the next sync).
+_GROUP_STORAGE = """
+CREATE TABLE group_storage (
+    chat_id INTEGER PRIMARY KEY REFERENCES chat(id) ON DELETE CASCADE,
+    uidvalidity INTEGER NOT NULL DEFAULT 0,
+    uid INTEGER NOT NULL DEFAULT 0,
+    date REAL NOT NULL DEFAULT 0,
+    dirty INTEGER NOT NULL DEFAULT 0
+) STRICT;
+"""
+
+_MIGRATIONS = (
+    _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE
+)  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from coi.chat.detect import is_chat_message_bytes
 from coi.chat.parse import parse
 from coi.client import contacts as contact_book
+from coi.client import storage
 from coi.client.apply import Applied, Applier, Opener
 from coi.client.profile import FilterMode, Profile, Security
 from coi.client.store import Account, Folder, LocalStore
@@ -209,7 +210,11 @@ class AccountSync:
         imap = self._imap()
         read0, written0 = imap.bytes_read, imap.bytes_written
         if "contacts" in self.folders:  # first: who is blocked decides what INBOX shows
-            await self.contact_book().sync()
+            book = self.contact_book()
+            await book.sync()
+            await storage.store_marked(  # groups changed here, for our other devices
+                self.store, self.account, imap, book.folder.name, book.own
+            )
         for role in ("sent", "chats", "inbox"):
             folder = self.folders.get(role)
             if folder is not None:
@@ -382,7 +387,7 @@ class AccountSync:
 
     def contact_book(self, own: KeyPair | None = None) -> contact_book.ContactBook:
         opener = self.applier.opener
-        return contact_book.ContactBook(
+        book = contact_book.ContactBook(
             self.store,
             self.account,
             self._imap(),
@@ -390,6 +395,11 @@ class AccountSync:
             (lambda raw: opener(raw).raw) if opener is not None else None,
             own or (self.own_key() if self.own_key is not None else None),
         )
+        files = self.applier.files_dir
+        book.on_storage = lambda validity, uid, msg: storage.apply(
+            self.store, self.account, files, validity, uid, msg
+        )
+        return book
 
     # -- updates ----------------------------------------------------------------------
 
