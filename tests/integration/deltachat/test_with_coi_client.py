@@ -82,7 +82,7 @@ async def pair(env: Server, peer: DeltaChatPeer, tmp_path: Path) -> tuple[Client
     return alice, bob
 
 
-async def synced_until(client: Client, done: object, timeout: float = 30.0) -> None:
+async def synced_until(client: Client, done: object, timeout: float = 60.0) -> None:
     """Syncs until ``done()`` holds (Delta Chat sends in the background)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
