@@ -147,8 +147,16 @@ class VapidClaims:
 
 
 def audience_of(endpoint: str) -> str:
+    """RFC 8292 §2: ``aud`` is the push resource's origin as serialised (RFC 6454 §6.2):
+    scheme and host in lower case, brackets around an IPv6 literal, no user info, and the
+    port only when it is not the scheme's default."""
     parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"https": 443, "http": 80}.get(scheme)
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
 
 
 def vapid_authorization(

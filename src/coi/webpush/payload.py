@@ -8,7 +8,8 @@ whole payload stays within what one encrypted record can carry.
 from __future__ import annotations
 
 import json
-from email.parser import BytesHeaderParser
+from datetime import UTC
+from email.parser import HeaderParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -58,7 +59,8 @@ def build_payload(
 ) -> bytes:
     """The UTF-8 JSON payload for a newly delivered message."""
     end = _header_end(raw)
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:end])
+    # RFC 6532: header fields may carry raw UTF-8 (we offer SMTPUTF8); read them as such
+    headers = HeaderParser(policy=compat32).parsestr(raw[:end].decode("utf-8", "replace"))
     fields: dict[str, Any] = {}
     sender = parse_single_address(decode_words(str(headers.get("From", ""))))
     if sender is not None:
@@ -71,7 +73,10 @@ def build_payload(
     date = headers.get("Date")
     if date:
         try:
-            fields["date"] = parsedate_to_datetime(str(date)).isoformat()
+            when = parsedate_to_datetime(str(date))
+            if when.tzinfo is None:  # RFC 5322 §3.3: "-0000" is UTC, local zone unknown
+                when = when.replace(tzinfo=UTC)
+            fields["date"] = when.isoformat()  # RFC 3339 needs the offset
         except (TypeError, ValueError, IndexError):
             pass
     ids = parse_message_ids(str(headers.get("Message-ID", "") or ""))

@@ -122,3 +122,12 @@ def test_vapid_authorization_verifies() -> None:
     key.public_key().verify(
         signature, f"{head_b64}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256())
     )
+
+
+def test_vapid_audience_is_the_serialised_origin() -> None:
+    from coi.webpush.crypto import audience_of
+
+    assert audience_of("https://Push.Example.NET/send/abc") == "https://push.example.net"
+    assert audience_of("https://push.example.net:443/x") == "https://push.example.net"
+    assert audience_of("https://user@push.example.net:8443/x") == "https://push.example.net:8443"
+    assert audience_of("https://[2001:DB8::1]/x") == "https://[2001:db8::1]"

@@ -65,3 +65,15 @@ def test_truncation_is_a_prefix_within_the_limit(value: str) -> None:
     kept = cut[:-1] if cut.endswith(ELLIPSIS) and cut != value else cut
     assert value.startswith(kept)
     assert len(json_text(kept).encode("utf-8")) <= 100
+
+
+def test_raw_utf8_headers_and_an_unknown_zone() -> None:
+    """RFC 6532 headers are read as UTF-8; "-0000" gives an RFC 3339 date with offset."""
+    raw = (
+        "From: Jürgen Müller <jürgen@example.org>\r\nSubject: Grüße\r\n"
+        "Date: Mon, 4 Dec 2023 15:51:37 -0000\r\n\r\nhallo\r\n"
+    ).encode()
+    payload = json.loads(build_payload(raw, uid=1, uidvalidity=1, folder="INBOX"))
+    assert payload["from-name"] == "Jürgen Müller"
+    assert payload["subject"] == "Grüße"
+    assert payload["date"] == "2023-12-04T15:51:37+00:00"
