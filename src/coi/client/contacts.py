@@ -35,7 +35,8 @@ from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, ContactStorage, MessageKind
 from coi.chat.parse import parse
 from coi.client.store import Account, Folder, LocalStore
-from coi.crypto import KeyPair, pgpmime
+from coi.client.stored import remove_stored, seal_to_self
+from coi.crypto import KeyPair
 from coi.imap.client import ImapClient
 
 log = logging.getLogger(__name__)
@@ -177,16 +178,7 @@ def contact_message(
         outside.append(("COI-Blocked", "yes"))
     outside += [("COI-TokenIn", t) for t in contact.tokens_in]
     outside += [("COI-TokenOut", t) for t in contact.tokens_out]
-    return pgpmime.encrypt_message(
-        raw,
-        outer_from=account.address,
-        message_id=f"<{msg.message_id}>",
-        date=format_datetime(date),
-        recipients=[own.public],
-        signer=own,
-        autocrypt=None,
-        keep_outside=outside,
-    )
+    return seal_to_self(account, raw, msg.message_id, format_datetime(date), own, outside)
 
 
 # -- the folder ---------------------------------------------------------------------
@@ -308,13 +300,7 @@ class ContactBook:
             raw = contact_message(self.account, contact, self.own, when)
             await self.imap.append(self.folder.name, raw, flags=["\\Seen"])
         if old:
-            await self.imap.select(self.folder.name)
-            uids = ",".join(map(str, old))
-            await self.imap.uid_store(uids, "+FLAGS", ["\\Deleted"])
-            if self.imap.has("UIDPLUS"):
-                await self.imap.uid_expunge(uids)
-            else:
-                await self.imap.expunge()
+            await remove_stored(self.imap, self.folder.name, ",".join(map(str, old)))
 
     async def save(
         self, addr: str, name: str | None = None, blocked: bool | None = None

@@ -295,3 +295,4 @@ def _add_header(raw: bytes, name: str, value: str) -> bytes:
         line += " " + word
     lines.append(line)
     return ("\r\n".join(lines) + "\r\n").encode("ascii") + raw
+

@@ -27,6 +27,7 @@ from pathlib import Path
 from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, MessageKind, Profile
 from coi.client.store import Account, LocalStore
+from coi.client.stored import remove_stored
 from coi.imap.client import ImapClient
 
 USER_KINDS = frozenset(
@@ -394,9 +395,5 @@ async def append_storage(
             (result.uidvalidity, result.uids[-1], account.id, me),
         )
     if row is not None and row[1] and int(row[0]) == result.uidvalidity:
-        selected = await imap.select(folder)
-        if selected.uidvalidity == int(row[0]):
-            await imap.uid_store(str(int(row[1])), "+FLAGS", ["\\Deleted"])
-            if imap.has("UIDPLUS"):  # never EXPUNGE what others marked \Deleted there
-                await imap.uid_expunge(str(int(row[1])))
+        await remove_stored(imap, folder, str(int(row[1])), int(row[0]))
     return folder

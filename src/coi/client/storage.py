@@ -30,7 +30,8 @@ from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, GroupInfo, MessageKind
 from coi.client import groups, profiles
 from coi.client.store import Account, LocalStore
-from coi.crypto import KeyPair, pgpmime
+from coi.client.stored import remove_stored, seal_to_self
+from coi.crypto import KeyPair
 from coi.imap.client import ImapClient
 
 log = logging.getLogger(__name__)
@@ -150,16 +151,8 @@ def group_message(
     raw = compose_bytes(msg)
     if own is None:
         return raw
-    return pgpmime.encrypt_message(
-        raw,
-        outer_from=account.address,
-        message_id=f"<{msg.message_id}>",
-        date=format_datetime(date),
-        recipients=[own.public],
-        signer=own,
-        autocrypt=None,
-        keep_outside=[("Chat-Version", "1.0"), ("Chat-Content", "group")],
-    )
+    outside = [("Chat-Version", "1.0"), ("Chat-Content", "group")]
+    return seal_to_self(account, raw, msg.message_id, format_datetime(date), own, outside)
 
 
 async def store_marked(
@@ -183,9 +176,5 @@ async def store_marked(
                 (validity or 0, uid, now.timestamp(), chat_id),
             )
         if old_uid and validity and int(old_validity) == validity:
-            selected = await imap.select(folder)
-            if selected.uidvalidity == validity:
-                await imap.uid_store(str(int(old_uid)), "+FLAGS", ["\\Deleted"])
-                if imap.has("UIDPLUS"):  # never EXPUNGE what others marked \Deleted there
-                    await imap.uid_expunge(str(int(old_uid)))
+            await remove_stored(imap, folder, str(int(old_uid)), validity)
     return len(rows)

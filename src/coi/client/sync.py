@@ -33,14 +33,10 @@ from coi.client.store import Account, Folder, LocalStore
 from coi.crypto import KeyPair
 from coi.imap.client import ImapClient, QresyncArgs
 from coi.imap.wire.responses import FetchData, ListEntry
+from coi.store.coi import CONFIG_PREFIX, DEFAULT_ROOT, ENABLED, MAILBOX_ROOT, MESSAGE_FILTER
 
 log = logging.getLogger(__name__)
 
-COI_CONFIG = "/private/vendor/vendor.dovecot/coi/config"
-MAILBOX_ROOT = COI_CONFIG + "/mailbox-root"
-ENABLED = COI_CONFIG + "/enabled"
-MESSAGE_FILTER = COI_CONFIG + "/message-filter"
-DEFAULT_ROOT = "COI"
 BLOCKED = "Blocked"
 FETCH_BATCH = 100  # messages per UID FETCH of bodies
 FETCH_ITEMS = "(UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
@@ -168,7 +164,7 @@ class AccountSync:
 
         Returns the mailbox root and whether the configuration was changed."""
         imap = self._imap()
-        config = await imap.getmetadata("", [COI_CONFIG], depth="1")
+        config = await imap.getmetadata("", [CONFIG_PREFIX], depth="1")
         raw_root = config.get(MAILBOX_ROOT)
         root = raw_root.decode("utf-8", "replace") if raw_root else DEFAULT_ROOT
         wanted = self.account.settings.filter.value.encode()
