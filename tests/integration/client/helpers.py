@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import imaplib
+import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from coi.client.client import Client
@@ -64,3 +67,40 @@ def dump(client: Client) -> str:
             text = "" if m.deleted else m.text
             lines.append(f"  {who}: {text}" + (f"  [{'; '.join(flags)}]" if flags else ""))
     return "\n".join(lines) + "\n"
+
+
+_LIST = re.compile(rb'\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) "?(?P<name>[^"]*)"?$')
+
+
+def boxes(
+    host: str, port: int, address: str, password: str, part: str = "HEADER"
+) -> dict[str, list[bytes]]:
+    """Mailbox -> messages (their ``BODY.PEEK[part]``), as any IMAP client sees them;
+    blocking (imaplib): call it with asyncio.to_thread while a server runs on the loop."""
+    imap = imaplib.IMAP4(host, port)
+    imap.login(address, password)
+    out: dict[str, list[bytes]] = {}
+    for line in imap.list()[1]:
+        assert isinstance(line, bytes)
+        match = _LIST.search(line)
+        if match is None or b"Noselect" in match["flags"]:
+            continue
+        name = match["name"].decode()
+        if imap.select(f'"{name}"', readonly=True)[0] != "OK":
+            continue
+        _, data = imap.uid("FETCH", "1:*", f"(BODY.PEEK[{part}])")
+        out[name] = [d[1] for d in data if isinstance(d, tuple)]
+    imap.logout()
+    return out
+
+
+Devices = Callable[[str, str], Awaitable[Client]]  # (profile name, address) -> a client
+
+
+def devices(root: Path, imap_port: int, smtp_port: int, passwords: dict[str, str]) -> Devices:
+    """Makes clients (devices) of the test users on one server."""
+
+    async def make(name: str, address: str) -> Client:
+        return await new_client(root, name, address, passwords[address], imap_port, smtp_port)
+
+    return make

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import imaplib
 import smtplib
 from email.message import EmailMessage
 from pathlib import Path
 
-from tests.integration.client.helpers import dump, new_client
+from tests.integration.client.helpers import boxes, dump, new_client
 from tests.plainserver import PlainMailServer
 
 from coi.chat import builders
@@ -31,19 +30,7 @@ async def client(
 
 def mailboxes(server: PlainMailServer, address: str) -> dict[str, list[bytes]]:
     """Mailbox -> raw messages, read with imaplib (what any other client would see)."""
-    imap = imaplib.IMAP4(server.imap_host, server.imap_port)
-    imap.login(address, server.users[address])
-    out: dict[str, list[bytes]] = {}
-    _, listing = imap.list()
-    for line in listing:
-        assert isinstance(line, bytes)
-        name = line.rsplit(b' "." ', 1)[-1].strip(b'"').decode()
-        if imap.select(f'"{name}"', readonly=True)[0] != "OK":
-            continue  # \Noselect parents such as COI
-        _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[])")
-        out[name] = [d[1] for d in data if isinstance(d, tuple)]
-    imap.logout()
-    return out
+    return boxes(server.imap_host, server.imap_port, address, server.users[address], part="")
 
 
 async def test_fallback_sets_up_folders(plain_mail: PlainMailServer, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import PASSWORDS
-from tests.integration.client.helpers import dump, new_client
+from tests.integration.client.helpers import boxes, devices, dump, new_client
 from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
 
@@ -24,26 +24,7 @@ from coi.client.contacts import contact_message
 from coi.client.watch import _report
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
-_LIST = re.compile(rb'\((?P<flags>[^)]*)\) (?:"[^"]*"|NIL) "?(?P<name>[^"]*)"?$')
 
-
-def boxes(host: str, port: int, address: str, password: str) -> dict[str, list[bytes]]:
-    """Mailbox -> header blocks, as any IMAP client sees them."""
-    imap = imaplib.IMAP4(host, port)
-    imap.login(address, password)
-    out: dict[str, list[bytes]] = {}
-    for line in imap.list()[1]:
-        assert isinstance(line, bytes)
-        match = _LIST.search(line)
-        if match is None or b"Noselect" in match["flags"]:
-            continue
-        name = match["name"].decode()
-        if imap.select(f'"{name}"', readonly=True)[0] != "OK":
-            continue
-        _, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[HEADER])")
-        out[name] = [d[1] for d in data if isinstance(d, tuple)]
-    imap.logout()
-    return out
 
 
 def subjects(heads: list[bytes]) -> list[str]:
@@ -111,10 +92,7 @@ async def scenario(
 
 
 async def test_contacts_and_blocking_on_coi_serve(env: MailEnv, tmp_path: Path) -> None:
-    async def make(name: str, address: str) -> Client:
-        ports = (env.imap.port, env.submission_port)
-        return await new_client(tmp_path, name, address, PASSWORDS[address], *ports)
-
+    make = devices(tmp_path, env.imap.port, env.submission_port, PASSWORDS)
     imap = ("127.0.0.1", env.imap.port)
     await scenario(make, imap, PASSWORDS[ALICE], "COI/Contacts", tmp_path)
 
@@ -122,10 +100,7 @@ async def test_contacts_and_blocking_on_coi_serve(env: MailEnv, tmp_path: Path) 
 async def test_contacts_and_blocking_on_dovecot(
     plain_mail: PlainMailServer, tmp_path: Path
 ) -> None:
-    async def make(name: str, address: str) -> Client:
-        ports = (plain_mail.imap_port, plain_mail.smtp_port)
-        return await new_client(tmp_path, name, address, plain_mail.users[address], *ports)
-
+    make = devices(tmp_path, plain_mail.imap_port, plain_mail.smtp_port, plain_mail.users)
     imap = (plain_mail.imap_host, plain_mail.imap_port)
     await scenario(make, imap, plain_mail.users[ALICE], "COI.Contacts", tmp_path)
 

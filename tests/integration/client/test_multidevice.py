@@ -15,9 +15,8 @@ import json
 from pathlib import Path
 
 from tests.conftest import PASSWORDS
-from tests.integration.client.helpers import new_client
+from tests.integration.client.helpers import boxes, devices
 from tests.integration.client.test_cli_chat import add, coi
-from tests.integration.client.test_contacts import boxes
 from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
 
@@ -111,10 +110,7 @@ async def scenario(
 
 
 async def test_profile_and_groups_on_two_devices_coi_serve(env: MailEnv, tmp_path: Path) -> None:
-    async def make(name: str, address: str) -> Client:
-        ports = (env.imap.port, env.submission_port)
-        return await new_client(tmp_path, name, address, PASSWORDS[address], *ports)
-
+    make = devices(tmp_path, env.imap.port, env.submission_port, PASSWORDS)
     imap = ("127.0.0.1", env.imap.port)
     await scenario(make, imap, PASSWORDS[ALICE], "COI/Contacts", tmp_path)
 
@@ -122,10 +118,7 @@ async def test_profile_and_groups_on_two_devices_coi_serve(env: MailEnv, tmp_pat
 async def test_profile_and_groups_on_two_devices_dovecot(
     plain_mail: PlainMailServer, tmp_path: Path
 ) -> None:
-    async def make(name: str, address: str) -> Client:
-        ports = (plain_mail.imap_port, plain_mail.smtp_port)
-        return await new_client(tmp_path, name, address, plain_mail.users[address], *ports)
-
+    make = devices(tmp_path, plain_mail.imap_port, plain_mail.smtp_port, plain_mail.users)
     imap = (plain_mail.imap_host, plain_mail.imap_port)
     await scenario(make, imap, plain_mail.users[ALICE], "COI.Contacts", tmp_path)
 
