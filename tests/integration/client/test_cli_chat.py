@@ -173,6 +173,13 @@ async def test_key_export_and_import_between_devices(env: MailEnv, tmp_path: Pat
     assert code == 0, err
     assert exported.stat().st_mode & 0o777 == 0o600
     assert (await coi(a, "key", "export", str(exported)))[0] == 1  # never overwritten
+    junk = tmp_path / "junk.key"
+    junk.write_text("not a key\n")
+    code, _, err = await coi(a2, "key", "import", str(junk))
+    assert code == 1 and "not a key exported by 'coi key export'" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    code, _, err = await coi(a2, "contact", "import", "-", stdin="hello, no vCard here\n")
+    assert code == 1 and "no vCard with a mail address" in err
     code, out, err = await coi(a2, "key", "import", str(exported))
     assert code == 0 and "now uses key" in out, err
     _, card1, _ = await coi(a, "contact", "vcard")
