@@ -12,11 +12,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coi.chat.mentions import find_mentions
 from coi.client import extras
 from coi.client.client import Client, ClientError
 from coi.client.profile import PROFILE_ENV, ProfileError
 from coi.client.store import Chat, MessageRow
+from coi.client.views import mentions_me, message_view
 
 
 def command(
@@ -88,57 +88,6 @@ def format_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
-def chat_json(chat: Chat) -> dict[str, Any]:
-    return {
-        "id": chat.id,
-        "peer": chat.peer,
-        "name": chat.name,
-        "request": chat.request,
-        "unread": chat.unread,
-        "last": chat.last_text,
-        "last_time": chat.last_arrived,
-    }
-
-
-def message_json(client: Client, m: MessageRow) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "chat": m.chat_id,
-        "message_id": m.message_id,
-        "from": m.sender,
-        "name": m.sender_name,
-        "outgoing": m.outgoing,
-        "kind": m.kind,
-        "text": m.text,
-        "time": m.arrived,
-        "email": m.is_email,
-        "state": m.state,
-        "error": m.error,
-        "edited": m.edited,
-        "deleted": m.deleted,
-        "mentions_me": mentions_me(client, m),
-        "encrypted": m.encrypted,
-        "verified": m.verified,
-        "reply_to": m.in_reply_to,
-        "reactions": dict(client.store.reactions(m.id)),
-        "read_by": client.store.receipts(m.id),
-        "files": [
-            {"name": a.filename, "type": a.content_type, "size": a.size, "path": a.path}
-            for a in client.store.attachments(m.id)
-        ],
-        **extras.details(client.store, m),  # pinned, poll, location, extension
-    }
-
-
-def mentions_me(client: Client, m: MessageRow) -> bool:
-    """coi-client-spec: Mentions in Group Messages: ``@Name:addr`` naming us, or ``@all``."""
-    if m.outgoing or "@" not in m.text:
-        return False
-    account = client.store.account_by_id(m.account_id)
-    me = account.address.lower() if account else ""
-    return any(x.is_all or (x.addr or "").lower() == me for x in find_mentions(m.text))
-
-
 def message_line(client: Client, m: MessageRow) -> str:
     who = "me" if m.outgoing else (m.sender_name or m.sender)
     text = "(deleted)" if m.deleted else m.text
@@ -182,7 +131,7 @@ async def sent(
     client: Client, args: argparse.Namespace, call: Coroutine[Any, Any, MessageRow]
 ) -> int:
     row = await call
-    emit(args, message_json(client, row), message_line(client, row))
+    emit(args, message_view(client, row), message_line(client, row))
     return 0
 
 

@@ -20,13 +20,11 @@ from typing import Any
 
 from coi.cli import extras as cli_extras
 from coi.cli.chat_common import (
-    chat_json,
     chat_or_fail,
     command,
     common_options,
     emit,
     format_time,
-    message_json,
     message_line,
     read_input,
     run_command,
@@ -40,6 +38,7 @@ from coi.client.profile import (
     default_ports,
     parse_endpoint,
 )
+from coi.client.views import chat_view, message_view
 
 CLIENT_COMMANDS = (
     ("account", "add, list and remove mail accounts"),
@@ -242,7 +241,7 @@ def chats(client: Client, args: argparse.Namespace) -> int:
         unread = f" ({c.unread} unread)" if c.unread else ""
         title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
         lines.append(f"{c.id}: {title}{unread}{mark}  {format_time(c.last_arrived)} {c.last_text}")
-    emit(args, [chat_json(c) for c in found], "\n".join(lines) or "no chats yet")
+    emit(args, [chat_view(c) for c in found], "\n".join(lines) or "no chats yet")
     return 0
 
 
@@ -253,9 +252,7 @@ def show(client: Client, args: argparse.Namespace) -> int:
         " (contact request)" if chat.request else ""
     )
     text = "\n".join([header, *(message_line(client, m) for m in rows)])
-    emit(
-        args, {"chat": chat_json(chat), "messages": [message_json(client, m) for m in rows]}, text
-    )
+    emit(args, {"chat": chat_view(chat), "messages": [message_view(client, m) for m in rows]}, text)
     return 0
 
 
@@ -347,7 +344,7 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
                 "chat": event.chat_id,
             }
             if row is not None:
-                data["message"] = message_json(client, row)
+                data["message"] = message_view(client, row)
             print(json.dumps(data, ensure_ascii=False), flush=True)
             return
         if row is None:

@@ -11,11 +11,11 @@ from coi.cli.chat_common import (
     command,
     common_options,
     emit,
-    message_json,
     message_line,
 )
 from coi.client.client import Client
 from coi.client.store import MessageRow
+from coi.client.views import message_view
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,7 +65,7 @@ async def create(client: Client, args: argparse.Namespace) -> int:
 
 
 def sent(client: Client, args: argparse.Namespace, row: MessageRow) -> int:
-    emit(args, message_json(client, row), message_line(client, row))
+    emit(args, message_view(client, row), message_line(client, row))
     return 0
 
 
