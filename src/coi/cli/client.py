@@ -60,6 +60,7 @@ CLIENT_COMMANDS = (
     ("unblock", "unblock an address: its chat and the mail held in Blocked come back"),
     ("key", "export or import the account's key for your other devices"),
     *cli_extras.COMMANDS,  # profile, pin, unpin, poll, location, export
+    ("web", "the chat app in a browser (your profile, or --hosted for a server's users)"),
 )
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import client, dkim, message, queue, serve, user
+from coi.cli import client, dkim, message, queue, serve, user, web
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,12 +20,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS)
     sub.required = True
     client.register(sub)
+    web.register(sub)
     serve.register(sub)
     user.register(sub)
     message.register(sub)
     queue.register(sub)
     dkim.register(sub)
-    server = [(a.dest, a.help or "") for a in sub._choices_actions]
+    server = [(a.dest, a.help or "") for a in sub._choices_actions if a.dest != "web"]
     width = max(len(name) for name, _ in (*server, *client.CLIENT_COMMANDS))
     parser.epilog = (
         "chat commands (the client; all take --profile DIR and --json):\n"

@@ -43,15 +43,22 @@ from coi.chat.model import (
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
 from coi.client import contacts as contact_book
-from coi.client import extras, groups, profiles, storage
+from coi.client import extras, groups, profiles, push, storage
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
-from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
+from coi.client.profile import (
+    AccountSettings,
+    FilterMode,
+    Profile,
+    ProfileError,
+    Security,
+    is_loopback,
+)
 from coi.client.store import Account, Chat, LocalStore, MessageRow
 from coi.client.sync import AccountSync, Progress, SyncReport, tls_context
 from coi.client.vcard import make_vcard, parse_vcards
 from coi.crypto import CryptoError, KeyPair, public_key_info
-from coi.imap.client import ImapError, TlsFailed
+from coi.imap.client import ImapClient, ImapError, TlsFailed
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,6 +158,32 @@ class Client:
             Path(path).unlink(missing_ok=True)
         self.profile.remove_password(account.address)
         Keyring(self.profile, self.store, account).remove_own()
+
+    async def update_settings(
+        self,
+        account: Account,
+        *,
+        name: str | None = None,
+        filter: FilterMode | None = None,
+        read_receipts: bool | None = None,
+        encrypt_only: bool | None = None,
+    ) -> Account:
+        """Changes the account's settings; a new filter mode is told to a COI server at
+        once (coi-server-spec: Configure Message Filtering), None keeps what is set."""
+        old = account.settings
+        new = replace(
+            old,
+            name=old.name if name is None else name.strip(),
+            filter=old.filter if filter is None else filter,
+            read_receipts=old.read_receipts if read_receipts is None else read_receipts,
+            encrypt_only=old.encrypt_only if encrypt_only is None else encrypt_only,
+        )
+        self.store.update_account_settings(account.id, new)
+        updated = self.store.account_by_id(account.id) or account
+        if new.filter != old.filter:
+            async with self.connected(updated):  # connecting sets the server's filter
+                pass
+        return updated
 
     def keyring(self, account: Account) -> Keyring:
         """The account's keys; an account from before encryption gets its key now."""
@@ -679,6 +712,31 @@ class Client:
 
     def export(self, chat: Chat, fmt: str) -> bytes:
         return extras.export(self.store, chat, fmt)
+
+    # -- Web Push (coi.client.push) ---------------------------------------------------
+
+    async def push_key(self, account: Account) -> str:
+        """The server's VAPID key as a browser's ``applicationServerKey``."""
+        async with self.connected(account) as sync:
+            assert sync.imap is not None
+            try:
+                return await _imap_call(account, push.vapid_key(sync.imap))
+            except push.PushUnavailable as exc:
+                raise ClientError(f"{account.address}: {exc}") from None
+
+    async def push_change(
+        self,
+        account: Account,
+        change: Callable[[ImapClient], Awaitable[None]],
+    ) -> None:
+        """Runs one subscription change (``push.subscribe``, ``validate``, ``unsubscribe``)
+        on a connection of ``account``; the server's refusal comes back as one line."""
+        async with self.connected(account) as sync:
+            assert sync.imap is not None
+            try:
+                await _imap_call(account, change(sync.imap))
+            except ValueError as exc:
+                raise ClientError(str(exc)) from None
 
     # -- reading ----------------------------------------------------------------------
 
