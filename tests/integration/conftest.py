@@ -55,12 +55,13 @@ async def start_mail(
     tmp_path: Path,
     resolver: MxResolver = resolve_mx,
     imap_dir: Path | None = None,
+    imap_overrides: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> MailEnv:
     """Delivery with its data (queue, DKIM keys) in tmp_path; the store in imap_dir or there."""
     if imap_dir is not None:
         imap_dir.mkdir(parents=True, exist_ok=True)
-    imap = await start_server(imap_dir or tmp_path)
+    imap = await start_server(imap_dir or tmp_path, **(imap_overrides or {}))
     settings: dict[str, Any] = {
         "data_dir": tmp_path,
         "domains": ("example.org",),

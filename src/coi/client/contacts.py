@@ -237,9 +237,12 @@ class ContactBook:
         new = sorted(present - known)
         if new:
             fetched = await imap.uid_fetch(",".join(map(str, new)), FETCH_ITEMS)
+            wanted = set(new)
             with self.store.transaction():
                 for item in fetched:
-                    if item.uid is None or item.uid not in present:
+                    # an unsolicited FETCH (another device's flag change) names a message
+                    # we did not ask for, with no body (RFC 3501 §7.4.2)
+                    if item.uid is None or item.uid not in wanted:
                         continue
                     raw = item.body("") or b""
                     try:

@@ -13,11 +13,13 @@ import pytest
 from aiohttp import web
 from tests.conftest import PASSWORDS, _hash
 from tests.integration.conftest import MailEnv, start_mail, stop_mail
+from tests.push_endpoint import Endpoint as PushService
 
 from coi.cli.common import DEFAULT_MAILBOXES
 from coi.client.profile import AccountSettings, Endpoint, Security
 from coi.web.accounts import HostedAccounts
 from coi.web.app import create_app
+from coi.webpush.service import WebPushService
 
 CAROL = "carol@example.org"
 CAROL_PASSWORD = "carol-secret"
@@ -102,6 +104,29 @@ async def webenv(tmp_path: Path) -> AsyncIterator[WebEnv]:
         yield env
     finally:
         await env.runner.cleanup()
+        await stop_mail(mail)
+
+
+@pytest.fixture
+async def push_webenv(tmp_path: Path, push_endpoint: PushService) -> AsyncIterator[WebEnv]:
+    """As ``webenv``, with the server's WebPush sending to the local push service."""
+    mail = await start_mail(
+        tmp_path / "server",
+        imap_overrides={
+            "webpush_allow_private": True,
+            "webpush_ca_file": push_endpoint.ca_file,
+        },
+    )
+    keys = mail.imap.server.webpush_keys
+    assert keys is not None
+    webpush = WebPushService(mail.imap.server.config, mail.imap.store, keys)
+    webpush.start()
+    env = await start_web(mail, tmp_path / "web")
+    try:
+        yield env
+    finally:
+        await env.runner.cleanup()
+        await webpush.stop()
         await stop_mail(mail)
 
 

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { me: null, csrf: "", chats: [], chat: null, data: null, reply: null, edit: null,
-                files: [], events: null, reloadTimer: null };
+                files: [], events: null, reloadTimer: null, html: new Map() };
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢"];
 
 // -- API -------------------------------------------------------------------------------
@@ -64,6 +64,7 @@ function showLogin() {
   if (state.events) { state.events.close(); state.events = null; }
   $("app-view").hidden = true;
   $("login-view").hidden = false;
+  $("login-form").address.focus();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -234,7 +235,9 @@ function renderMessage(m) {
   }
   if (m.email && !m.deleted) {
     const html = el("div", { class: "html" });
-    item.append(el("button", { class: "linklike", onclick: (e) => showHtml(m.id, html, e.target), text: "Show formatted" }), html);
+    if (state.html.has(m.id)) html.innerHTML = state.html.get(m.id);  // sanitised by the server
+    else item.append(el("button", { class: "linklike", onclick: (e) => showHtml(m.id, html, e.target), text: "Show formatted" }));
+    item.append(html);
   }
   const reactions = Object.entries(m.reactions || {});
   if (reactions.length) {
@@ -273,6 +276,7 @@ function formatSize(n) {
 async function showHtml(id, box, button) {
   try {
     const data = await api(`/api/messages/${id}/html`);
+    state.html.set(id, data.html);
     box.innerHTML = data.html;  // sanitised by the server (coi.web.sanitize)
     button.remove();
   } catch (e) { fail(e); }

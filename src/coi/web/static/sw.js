@@ -23,13 +23,37 @@ async function validate(value) {
   }
 }
 
+// The message body when the payload carries it as plain text (webpush-spec: content,
+// content-type, content-encoding); null for anything else (HTML, encrypted, files).
+function plainText(data) {
+  if (typeof data.content !== "string") return null;
+  const type = (data["content-type"] || "text/plain").toLowerCase();
+  if (!type.startsWith("text/plain")) return null;
+  const encoding = (data["content-encoding"] || "8bit").toLowerCase();
+  try {
+    if (encoding === "7bit" || encoding === "8bit") return data.content;
+    if (encoding === "base64") {
+      const bytes = Uint8Array.from(atob(data.content.replace(/\s+/g, "")), (c) => c.charCodeAt(0));
+      return new TextDecoder().decode(bytes);
+    }
+    if (encoding === "quoted-printable") {
+      const soft = data.content.replace(/=\r?\n/g, "");
+      const bytes = [];
+      for (let i = 0; i < soft.length; i++) {
+        const hex = soft.slice(i + 1, i + 3);
+        if (soft[i] === "=" && /^[0-9A-Fa-f]{2}$/.test(hex)) { bytes.push(parseInt(hex, 16)); i += 2; }
+        else bytes.push(soft.charCodeAt(i) & 0xff);
+      }
+      return new TextDecoder().decode(new Uint8Array(bytes));
+    }
+  } catch (e) { return null; }
+  return null;
+}
+
 function notification(data) {
   const from = data["from-name"] || data["from-email"] || "New message";
-  let body = data.subject || "";
-  if (data.content && (!data["content-type"] || data["content-type"].startsWith("text/plain"))
-      && !data["content-encoding"]) {
-    body = data.content.slice(0, 300);
-  }
+  const text = plainText(data);
+  const body = text !== null && text.trim() ? text.trim().slice(0, 300) : (data.subject || "");
   const chat = data["group-id"] ? `group:${data["group-id"]}` : (data["from-email"] || "");
   return self.registration.showNotification(from, {
     body: body || "New message",
