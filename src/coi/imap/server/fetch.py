@@ -211,12 +211,20 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     flag_text = FlagRenderer()
     pending = 0
     missing = False
+    # A pending update no newer than the FLAGS this FETCH shows would go out after it, an
+    # older state after a newer one (RFC 7162 §3.1.3); a CONDSTORE client also needs MODSEQ
+    shows_state = has_flags and (not session.condstore or any(a.name == "MODSEQ" for a in attrs))
+    updates = view.pending_flags
     for uid in uids:
         row = rows.get(uid)
         seq = view.seq_of(uid)
         if row is None or seq is None:
             missing = True
             continue
+        if updates and (shows_state or uid in newly_seen):
+            update = updates.get(uid)
+            if update is not None and update[1] <= row.modseq:
+                del updates[uid]
         message = Message(session, row, metas.get(row.blob_id))
         shown = flag_text(row.flags, uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]

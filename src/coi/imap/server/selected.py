@@ -126,10 +126,18 @@ class MailboxState:
             if self._bits is not None:
                 self._apply_flags(self._bits, event)
             for view in self.views:
+                pending = view.pending_flags
                 if event.origin is view.session:
+                    # Its own change needs no report, but an older change by someone else
+                    # still pending must go out with this newer state, never the stale
+                    # one (RFC 7162 §3.1.3: MODSEQ never goes backwards for a client).
+                    if pending:
+                        for uid, flags, modseq in event.changes:
+                            if uid in pending:
+                                pending[uid] = (flags, modseq)
                     continue
                 for uid, flags, modseq in event.changes:
-                    view.pending_flags[uid] = (flags, modseq)
+                    pending[uid] = (flags, modseq)
         for view in tuple(self.views):
             if view.notify is not None:
                 view.notify()

@@ -1,0 +1,76 @@
+"""What several sessions on one mailbox see of each other's changes, exactly: the state a
+checking client (Dovecot's imaptest) builds from the responses must match the mailbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.transcripts.helpers import SIMPLE, append, logged_in
+
+
+@pytest.fixture
+async def two(imap_server: RunningServer) -> AsyncIterator[tuple[LineClient, LineClient]]:
+    first = await logged_in(imap_server)
+    other = await logged_in(imap_server)
+    try:
+        yield first, other
+    finally:
+        await first.close()
+        await other.close()
+
+
+async def test_store_never_followed_by_an_older_state_condstore(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """RFC 7162 §3.1.3: after A's STORE the client must not be told an older state of the
+    message (an older MODSEQ, flags without A's change): one FETCH with the current flags."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX (CONDSTORE)")
+    await b.command("s SELECT INBOX (CONDSTORE)")
+    await b.command("t STORE 1 +FLAGS (\\Flagged)")  # MODSEQ 3
+    await run_transcript(
+        a,
+        """
+        C: d STORE 1 +FLAGS.SILENT (\\Deleted)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent) UID 1 MODSEQ (4))
+        S: d OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
+    await b.command("t STORE 1 -FLAGS (\\Flagged)")  # MODSEQ 5
+    await run_transcript(
+        a,
+        """
+        C: e STORE 1 +FLAGS (\\Seen)
+        S: * 1 FETCH (FLAGS (\\Deleted \\Seen \\Recent) UID 1 MODSEQ (6))
+        S: e OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
+
+
+async def test_silent_store_reports_the_newest_state_without_condstore(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """A pending update about a message a session then changed itself carries the state
+    after its own change (RFC 3501 §7.4.2: FETCH FLAGS is the message's current flags)."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s SELECT INBOX")
+    await b.command("t STORE 1 +FLAGS.SILENT (\\Flagged)")
+    await run_transcript(
+        a,
+        """
+        C: d STORE 1 +FLAGS.SILENT (\\Deleted)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent) UID 1)
+        S: d OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
