@@ -74,3 +74,53 @@ async def test_silent_store_reports_the_newest_state_without_condstore(
         S: n OK NOOP completed
         """,
     )
+
+
+async def test_a_new_keyword_is_announced_to_every_session_before_it_shows(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """RFC 3501 §7.2.6: FLAGS lists the flags in use; a client learns new keywords from an
+    updated FLAGS (and PERMANENTFLAGS, §7.1) before any FETCH shows them."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s EXAMINE INBOX")
+    await run_transcript(
+        a,
+        """
+        C: k STORE 1 +FLAGS ($Label1)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)
+        S: * OK [PERMANENTFLAGS ({{\\\\Answered [^)]*}} $Label1 \\*)] Flags permitted
+        S: * 1 FETCH (FLAGS (\\Recent $Label1))
+        S: k OK STORE completed
+        C: k STORE 1 +FLAGS ($Label1)
+        S: * 1 FETCH (FLAGS (\\Recent $Label1))
+        S: k OK STORE completed
+        """,
+    )
+    await run_transcript(
+        b,
+        """
+        C: n NOOP
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)
+        S: * OK [PERMANENTFLAGS ()] Flags permitted
+        S: * 1 FETCH (FLAGS ($Label1) UID 1)
+        S: n OK NOOP completed
+        """,
+    )
+    # a keyword arriving with a message (APPEND with flags) is announced before EXISTS
+    await append(b, SIMPLE, extra="($Junk) ")
+    await run_transcript(
+        a,
+        """
+        C: n NOOP
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk $Label1)
+        S: * OK [PERMANENTFLAGS ({{\\\\Answered [^)]*}} $Junk $Label1 \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 2 RECENT
+        S: n OK NOOP completed
+        C: f FETCH 2 FLAGS
+        S: * 2 FETCH (FLAGS (\\Recent $Junk))
+        S: f OK FETCH completed
+        """,
+    )

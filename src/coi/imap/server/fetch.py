@@ -208,6 +208,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
         metas = store.metas([row.blob_id for row in rows.values()])
+    for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
+        session.send(line)
     flag_text = FlagRenderer()
     pending = 0
     missing = False
@@ -254,6 +256,9 @@ async def _fetch_row_items(
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
     state = view.state
+    if "FLAGS" in names:
+        for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
+            session.send(line)
     bits, keywords = state.flags()
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1

@@ -14,7 +14,6 @@ from coi.imap.server import coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
@@ -64,13 +63,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     if command.condstore or command.qresync is not None:
         session.condstore = True  # RFC 7162 §3.1.8; HIGHESTMODSEQ follows below
     view = session.select(mailbox, command.readonly)
-    keywords = list(mailbox.keywords)
-    session.untagged(
-        "FLAGS "
-        + flag_list(
-            ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords]
-        ).decode()
-    )
+    session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
     session.untagged(f"{view.recent_count()} RECENT")
     first_unseen = session.store.first_unseen(mailbox.id)
@@ -78,12 +71,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         seq = view.seq_of(first_unseen)
         if seq is not None:
             session.untagged(f"OK [UNSEEN {seq}] First unseen message")
-    permanent = (
-        []
-        if command.readonly
-        else ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords, "\\*"]
-    )
-    session.untagged(f"OK [PERMANENTFLAGS {flag_list(permanent).decode()}] Limited")
+    session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
     if session.condstore:  # RFC 7162 §3.1.2.1

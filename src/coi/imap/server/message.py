@@ -100,6 +100,8 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if modseq:
         report.update(failed)  # §3.1.3 example 10: tell why it failed
     if report:
+        for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
+            session.send(line)
         rows = session.store.rows(view.mailbox_id, sorted(report))
         failed_set = set(failed)
         pending = view.pending_flags
