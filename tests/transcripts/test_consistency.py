@@ -124,3 +124,37 @@ async def test_a_new_keyword_is_announced_to_every_session_before_it_shows(
         S: f OK FETCH completed
         """,
     )
+
+
+async def test_status_recent_agrees_with_the_session_given_recent(
+    imap_server: RunningServer,
+) -> None:
+    """RFC 3501 §2.3.2: a new message is recent in one session only; once a session with
+    the mailbox selected has it as \\Recent, STATUS (RECENT) elsewhere says 0 at once."""
+    owner = await logged_in(imap_server)
+    sender = await logged_in(imap_server)
+    third = await logged_in(imap_server)
+    try:
+        await owner.command("s SELECT INBOX")
+        for round_ in range(5):
+            await append(sender, SIMPLE)
+            await run_transcript(
+                third,
+                f"""
+                C: t STATUS INBOX (MESSAGES RECENT)
+                S: * STATUS INBOX (MESSAGES {round_ + 1} RECENT 0)
+                S: t OK STATUS completed
+                """,
+            )
+        await run_transcript(
+            owner,
+            """
+            C: n NOOP
+            S: * 5 EXISTS
+            S: * 5 RECENT
+            S: n OK NOOP completed
+            """,
+        )
+    finally:
+        for client in (owner, sender, third):
+            await client.close()

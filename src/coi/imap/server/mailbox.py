@@ -8,6 +8,7 @@ parser already canonicalizes.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import lru_cache
 
 from coi.imap.server import coi, sync
@@ -254,6 +255,9 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
 
 
 def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> str:
+    floor = session.server.recent_floor(mailbox)
+    if floor != mailbox.recent_floor:
+        mailbox = replace(mailbox, recent_floor=floor)
     status = session.store.status(mailbox)
     values = {
         "MESSAGES": status.messages,
