@@ -125,7 +125,43 @@ async def test_create_list_modified_utf7_and_hierarchy(alice: LineClient) -> Non
         S: * OK [UIDNEXT 1] {{.*}}
         S: A108 OK [READ-WRITE] {{.*}}
         C: A109 CREATE &Jjo-bad&
-        S: A109 BAD {{.*}}
+        S: A109 NO [CANNOT] {{.*}}
+        """,
+    )
+
+
+async def test_names_that_are_not_modified_utf7(alice: LineClient) -> None:
+    """A name that parses but is not valid modified UTF-7 names no mailbox: NO, not BAD
+    (RFC 3501 §5.1.3); a LIST pattern like it matches nothing (RFC 5258 §3)."""
+    await run_transcript(
+        alice,
+        """
+        C: a SELECT &Jjo
+        S: a NO [NONEXISTENT] {{.*}}
+        C: b EXAMINE &AGE-
+        S: b NO [NONEXISTENT] {{.*}}
+        C: c STATUS "&Jjo!" (MESSAGES)
+        S: c NO [NONEXISTENT] {{.*}}
+        C: d LIST "" &Jjo*
+        S: d OK LIST completed
+        C: e LIST "" (&Jjo* INBOX)
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: e OK LIST completed
+        C: f LIST &Jjo/ *
+        S: f OK LIST completed
+        C: g LSUB "" &Jjo*
+        S: g OK LSUB completed
+        C: h CREATE &Jjo/
+        S: h NO [CANNOT] {{.*}}
+        C: i RENAME INBOX &Jjo/
+        S: i NO [CANNOT] {{.*}}
+        C: j DELETE &Jjo
+        S: j NO [NONEXISTENT] {{.*}}
+        C: k APPEND &Jjo {1+}
+        C: x
+        S: k NO [CANNOT] {{.*}}
+        C: l GETMETADATA &Jjo /private/comment
+        S: l NO [NONEXISTENT] {{.*}}
         """,
     )
 

@@ -492,10 +492,13 @@ def _text(b: bytes) -> str:
 
 
 def _mailbox_from(r: Reader, raw: bytes) -> str:
+    """The decoded name; a syntactically valid name that is not valid modified UTF-7 is
+    no syntax error (the command gets NO, a LIST pattern matches nothing): it comes back
+    as a `mutf7.InvalidName`."""
     try:
         name = mutf7.decode(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        r.fail(f"invalid mailbox name: {exc}")
+    except (UnicodeDecodeError, ValueError):
+        return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
     return "INBOX" if name.upper() == "INBOX" else name
 
 
