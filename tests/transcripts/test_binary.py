@@ -41,3 +41,32 @@ async def test_binary_append_and_unknown_cte(alice: LineClient) -> None:
         S: f4 OK {{.*}}
         """,
     )
+
+
+QUOTED_PRINTABLE = crlf(
+    "Subject: qp\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+    "Content-Transfer-Encoding: quoted-printable\n\n"
+    "foo  \nbar= \nbaz=3D=\n\tend\t\nlast=20 \nlow=e9=\n"
+)
+
+
+async def test_binary_quoted_printable_by_rfc2045(alice: LineClient) -> None:
+    """RFC 2045 §6.7: trailing whitespace is deleted on decode (rule 3), `=` followed by
+    whitespace at the end of a line is a soft line break, hard line breaks are CRLF;
+    BINARY.SIZE and partial BINARY fetches count the decoded octets (RFC 3516 §4.2)."""
+    await append(alice, QUOTED_PRINTABLE)
+    await alice.command("s SELECT INBOX")
+    await run_transcript(
+        alice,
+        """
+        C: f1 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])
+        S: * 1 FETCH (BINARY.SIZE[1] 29 BINARY[1] {29}{{\\r\\n}}foo{{\\r\\n}}barbaz={{.*}})
+        S: f1 OK FETCH completed
+        C: f3 FETCH 1 BINARY.PEEK[1]<12.17>
+        S: * 1 FETCH (BINARY[1]<12> {17}{{\\r\\n\\tend\\r\\nlast \\r\\nlow.}})
+        S: f3 OK FETCH completed
+        C: f2 FETCH 1 (BINARY.PEEK[1]<5.7> BINARY.PEEK[1]<18.7>)
+        S: * 1 FETCH (BINARY[1]<5> "barbaz=" BINARY[1]<18> {7}{{\\r\\n}}last {{\\r\\n}})
+        S: f2 OK FETCH completed
+        """,
+    )
