@@ -337,3 +337,20 @@ async def test_namespace_and_enable(alice: LineClient) -> None:
         S: A003 BAD {{.*}}
         """,
     )
+
+
+async def test_list_selection_options_checked(alice: LineClient) -> None:
+    """RFC 5258 §3: BAD for an unknown selection option and for RECURSIVEMATCH alone;
+    REMOTE is known (there are no remote mailboxes to add)."""
+    await run_transcript(
+        alice,
+        """
+        C: a LIST (BOGUS) "" *
+        S: a BAD {{.*}}
+        C: b LIST (RECURSIVEMATCH) "" *
+        S: b BAD {{.*}}
+        C: c LIST (REMOTE) "" INBOX
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: c OK LIST completed
+        """,
+    )

@@ -406,6 +406,9 @@ BAD: list[tuple[bytes, str | None]] = [
     (b"a GETMETADATA INBOX /shared/*", "a"),
     (b"a SETMETADATA INBOX ()", "a"),
     (b'a LIST "" * RETURN', "a"),
+    (b'a LIST (BOGUS) "" *', "a"),  # RFC 5258 §3: unknown selection option
+    (b'a LIST (RECURSIVEMATCH) "" *', "a"),  # RFC 5258 §3: not alone
+    (b'a LIST (REMOTE RECURSIVEMATCH) "" *', "a"),
     (b"a COPY 1", "a"),
     (b"a LOGIN {3}\r\nabc", "a"),
     (b"a LOGIN ~{3}\r\nabc x", "a"),

@@ -483,6 +483,8 @@ _SPECIAL_USE = {
 _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
 )
+# RFC 5258 §3 (SUBSCRIBED, REMOTE, RECURSIVEMATCH), RFC 6154 §5.1 (SPECIAL-USE)
+_LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
 _CHARSETS = {"UTF-8": "utf-8", "US-ASCII": "utf-8"}  # ASCII is a subset; be lenient
 
@@ -695,6 +697,11 @@ def _list(r: Reader, tag: str) -> Command:
         # RFC 5258 §6 list-select-opts
         extended = True
         selection = _paren_atoms(r)
+        unknown = set(selection) - _LIST_SELECTION
+        if unknown:  # RFC 5258 §3: BAD for a selection option the server does not know
+            r.fail(f"unknown LIST selection option {sorted(unknown)[0]}")
+        if "RECURSIVEMATCH" in selection and not set(selection) - {"RECURSIVEMATCH", "REMOTE"}:
+            r.fail("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3
         r.sp()
     ref = _mailbox(r)
     r.sp()
