@@ -354,3 +354,29 @@ async def test_list_selection_options_checked(alice: LineClient) -> None:
         S: c OK LIST completed
         """,
     )
+
+
+async def test_inbox_is_case_insensitive_as_a_superior(alice: LineClient) -> None:
+    """RFC 3501 §5.1: INBOX is case-insensitive, also as the first level of a name, so
+    `InBoX/child` is `INBOX/child` and INBOX is listed once."""
+    await run_transcript(
+        alice,
+        """
+        C: a CREATE INBOX/child
+        S: a OK CREATE completed
+        C: b CREATE InBoX/child
+        S: b NO [ALREADYEXISTS] {{.*}}
+        C: c CREATE inbox/other
+        S: c OK CREATE completed
+        C: d LIST "" inbox*
+        S: * LIST (\\HasChildren) "/" INBOX
+        S: * LIST (\\HasNoChildren) "/" INBOX/child
+        S: * LIST (\\HasNoChildren) "/" INBOX/other
+        S: d OK LIST completed
+        C: e STATUS Inbox/child (MESSAGES)
+        S: * STATUS INBOX/child (MESSAGES 0)
+        S: e OK STATUS completed
+        C: f LIST "" INBOXes
+        S: f OK LIST completed
+        """,
+    )

@@ -187,6 +187,8 @@ def matches(pattern: str, name: str) -> bool:
         return bool(pattern_regex(pattern.upper()).fullmatch(name)) or bool(
             pattern_regex(pattern).fullmatch(name)
         )
+    if name.startswith("INBOX/") and pattern[:5].upper() == "INBOX":
+        pattern = "INBOX" + pattern[5:]  # also as the superior of a name (RFC 3501 §5.1)
     return bool(pattern_regex(pattern).fullmatch(name))
 
 

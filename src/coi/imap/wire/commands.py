@@ -501,7 +501,11 @@ def _mailbox_from(r: Reader, raw: bytes) -> str:
         name = mutf7.decode(raw.decode("ascii"))
     except (UnicodeDecodeError, ValueError):
         return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
-    return "INBOX" if name.upper() == "INBOX" else name
+    # RFC 3501 §5.1: INBOX is case-insensitive, also as the superior of other names
+    # (the hierarchy separator is "/")
+    if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == "/"):
+        return "INBOX" + name[5:]
+    return name
 
 
 def _mailbox(r: Reader) -> str:
