@@ -3,6 +3,8 @@ the server cannot decode."""
 
 from __future__ import annotations
 
+import base64
+
 from tests.conftest import LineClient, run_transcript
 from tests.transcripts.helpers import append, crlf
 
@@ -39,5 +41,77 @@ async def test_binary_append_and_unknown_cte(alice: LineClient) -> None:
         C: f4 FETCH 1 BODY.PEEK[1]
         S: * 1 FETCH (BODY[1] {21}{{\\r\\n}}begin 644 a{{\\r\\n}}`{{\\r\\n}}end{{\\r\\n}})
         S: f4 OK {{.*}}
+        """,
+    )
+
+
+QUOTED_PRINTABLE = crlf(
+    "Subject: qp\nMIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n"
+    "Content-Transfer-Encoding: quoted-printable\n\n"
+    "foo  \nbar= \nbaz=3D=\n\tend\t\nlast=20 \nlow=e9=\n"
+)
+
+
+async def test_binary_quoted_printable_by_rfc2045(alice: LineClient) -> None:
+    """RFC 2045 §6.7: trailing whitespace is deleted on decode (rule 3), `=` followed by
+    whitespace at the end of a line is a soft line break, hard line breaks are CRLF;
+    BINARY.SIZE and partial BINARY fetches count the decoded octets (RFC 3516 §4.2)."""
+    await append(alice, QUOTED_PRINTABLE)
+    await alice.command("s SELECT INBOX")
+    await run_transcript(
+        alice,
+        """
+        C: f1 FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])
+        S: * 1 FETCH (BINARY.SIZE[1] 29 BINARY[1] {29}{{\\r\\n}}foo{{\\r\\n}}barbaz={{.*}})
+        S: f1 OK FETCH completed
+        C: f3 FETCH 1 BINARY.PEEK[1]<12.17>
+        S: * 1 FETCH (BINARY[1]<12> {17}{{\\r\\n\\tend\\r\\nlast \\r\\nlow.}})
+        S: f3 OK FETCH completed
+        C: f2 FETCH 1 (BINARY.PEEK[1]<5.7> BINARY.PEEK[1]<18.7>)
+        S: * 1 FETCH (BINARY[1]<5> "barbaz=" BINARY[1]<18> {7}{{\\r\\n}}last {{\\r\\n}})
+        S: f2 OK FETCH completed
+        """,
+    )
+
+
+NUL_PART = (
+    b"From: a@example.org\r\nSubject: nul\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=X\r\n\r\n"
+    b"--X\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
+    b"--X\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n"
+    b"\r\nab\0cd\r\n"
+    b"--X\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n"
+    b"\r\n" + b"x" * 29 + b"\0" + b"y" * 30 + b"\r\n"
+    b"--X--\r\n"
+)
+
+
+async def test_body_of_a_part_with_nul_is_sent_as_base64(alice: LineClient) -> None:
+    """RFC 3516 §6: IMAP4rev1 strings cannot carry NUL, so BODYSTRUCTURE describes a part
+    holding NUL as BASE64 (with the size and lines of that form) and BODY[n] returns that
+    form; BINARY[n] and BINARY.SIZE[n] give the octets as stored."""
+    await alice.send(b"A1 APPEND INBOX ~{%d+}\r\n" % len(NUL_PART) + NUL_PART + b"\r\n")
+    assert (await alice.until_tagged("A1"))[-1].startswith(b"A1 OK")
+    await alice.command("s SELECT INBOX")
+    b64 = base64.b64encode(b"x" * 29 + b"\0" + b"y" * 30).decode()
+    structure = (
+        '(("TEXT" "PLAIN" NIL NIL NIL "7BIT" 2 0 NIL NIL NIL NIL)'
+        '("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" 8 NIL NIL NIL NIL)'
+        '("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "BASE64" 82 1 NIL NIL NIL NIL)'
+        ' "MIXED" ("BOUNDARY" "X") NIL NIL NIL)'
+    )
+    binary = "BINARY.SIZE[2] 5 BINARY[2] ~{5}{{\\r\\n}}ab{{\\x00}}cd"
+    await run_transcript(
+        alice,
+        f"""
+        C: f1 FETCH 1 (BODYSTRUCTURE)
+        S: * 1 FETCH (BODYSTRUCTURE {structure})
+        S: f1 OK FETCH completed
+        C: f2 FETCH 1 (BODY.PEEK[2] BODY.PEEK[2]<2.3> BINARY.SIZE[2] BINARY.PEEK[2])
+        S: * 1 FETCH (BODY[2] "YWIAY2Q=" BODY[2]<2> "IAY" {binary})
+        S: f2 OK FETCH completed
+        C: f3 FETCH 1 (BODY.PEEK[3])
+        S: * 1 FETCH (BODY[3] {{82}}{{{{\\r\\n}}}}{b64[:76]}{{{{\\r\\n}}}}{b64[76:]})
+        S: f3 OK FETCH completed
         """,
     )

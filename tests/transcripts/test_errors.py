@@ -44,7 +44,7 @@ async def test_malformed_commands_answer_bad(alice: LineClient) -> None:
         C: a8 UID BOGUS 1
         S: a8 BAD {{.*}}
         C: a9 SELECT &AGE-
-        S: a9 BAD {{.*}}
+        S: a9 NO [NONEXISTENT] Mailbox name is not valid modified UTF-7
         C: b1 noop
         S: b1 OK {{.*}}
         """,

@@ -125,7 +125,43 @@ async def test_create_list_modified_utf7_and_hierarchy(alice: LineClient) -> Non
         S: * OK [UIDNEXT 1] {{.*}}
         S: A108 OK [READ-WRITE] {{.*}}
         C: A109 CREATE &Jjo-bad&
-        S: A109 BAD {{.*}}
+        S: A109 NO [CANNOT] {{.*}}
+        """,
+    )
+
+
+async def test_names_that_are_not_modified_utf7(alice: LineClient) -> None:
+    """A name that parses but is not valid modified UTF-7 names no mailbox: NO, not BAD
+    (RFC 3501 §5.1.3); a LIST pattern like it matches nothing (RFC 5258 §3)."""
+    await run_transcript(
+        alice,
+        """
+        C: a SELECT &Jjo
+        S: a NO [NONEXISTENT] {{.*}}
+        C: b EXAMINE &AGE-
+        S: b NO [NONEXISTENT] {{.*}}
+        C: c STATUS "&Jjo!" (MESSAGES)
+        S: c NO [NONEXISTENT] {{.*}}
+        C: d LIST "" &Jjo*
+        S: d OK LIST completed
+        C: e LIST "" (&Jjo* INBOX)
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: e OK LIST completed
+        C: f LIST &Jjo/ *
+        S: f OK LIST completed
+        C: g LSUB "" &Jjo*
+        S: g OK LSUB completed
+        C: h CREATE &Jjo/
+        S: h NO [CANNOT] {{.*}}
+        C: i RENAME INBOX &Jjo/
+        S: i NO [CANNOT] {{.*}}
+        C: j DELETE &Jjo
+        S: j NO [NONEXISTENT] {{.*}}
+        C: k APPEND &Jjo {1+}
+        C: x
+        S: k NO [CANNOT] {{.*}}
+        C: l GETMETADATA &Jjo /private/comment
+        S: l NO [NONEXISTENT] {{.*}}
         """,
     )
 
@@ -299,5 +335,48 @@ async def test_namespace_and_enable(alice: LineClient) -> None:
         S: A002 OK {{.*}}
         C: A003 ENABLE
         S: A003 BAD {{.*}}
+        """,
+    )
+
+
+async def test_list_selection_options_checked(alice: LineClient) -> None:
+    """RFC 5258 §3: BAD for an unknown selection option and for RECURSIVEMATCH alone;
+    REMOTE is known (there are no remote mailboxes to add)."""
+    await run_transcript(
+        alice,
+        """
+        C: a LIST (BOGUS) "" *
+        S: a BAD {{.*}}
+        C: b LIST (RECURSIVEMATCH) "" *
+        S: b BAD {{.*}}
+        C: c LIST (REMOTE) "" INBOX
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: c OK LIST completed
+        """,
+    )
+
+
+async def test_inbox_is_case_insensitive_as_a_superior(alice: LineClient) -> None:
+    """RFC 3501 §5.1: INBOX is case-insensitive, also as the first level of a name, so
+    `InBoX/child` is `INBOX/child` and INBOX is listed once."""
+    await run_transcript(
+        alice,
+        """
+        C: a CREATE INBOX/child
+        S: a OK CREATE completed
+        C: b CREATE InBoX/child
+        S: b NO [ALREADYEXISTS] {{.*}}
+        C: c CREATE inbox/other
+        S: c OK CREATE completed
+        C: d LIST "" inbox*
+        S: * LIST (\\HasChildren) "/" INBOX
+        S: * LIST (\\HasNoChildren) "/" INBOX/child
+        S: * LIST (\\HasNoChildren) "/" INBOX/other
+        S: d OK LIST completed
+        C: e STATUS Inbox/child (MESSAGES)
+        S: * STATUS INBOX/child (MESSAGES 0)
+        S: e OK STATUS completed
+        C: f LIST "" INBOXes
+        S: f OK LIST completed
         """,
     )

@@ -245,3 +245,45 @@ async def test_header_search_covers_bodies_stored_before_header_lines(
             assert db.execute("SELECT count(*) FROM search_headers").fetchone() == (0,)
     finally:
         await alice.close()
+
+
+ADDRESSES = (
+    b"From: <user-from (comment)@ (comment) domain.org>\r\n"
+    b"To: =?utf-8?q?J=C3=BCrgen?= (the boss) <jb@example.COM>, Group: a@b.example, c@d;\r\n"
+    b"Cc: \"Quoted \\\"Name\\\"\" <cc-user @ cc.example>\r\n"
+    b"Subject: addresses\r\n\r\nbody\r\n"
+)
+
+
+async def test_search_address_keys_match_the_envelope(alice: LineClient) -> None:
+    """RFC 3501 §6.4.4: FROM, TO, CC, BCC look at the addresses as the ENVELOPE sees them
+    (display name and mailbox@host, comments and spacing gone), not at the raw text;
+    HEADER keeps matching the field's text."""
+    await append(alice, ADDRESSES)
+    await append(alice, SIMPLE)
+    await alice.command("s SELECT INBOX")
+    cases = [
+        ('FROM "user-from@domain.org"', "1"),
+        ("FROM user-from", "1"),
+        ('FROM "@domain.org"', "1"),
+        ("FROM comment", ""),
+        ('HEADER FROM "(comment)"', "1"),
+        ('TO "jb@example.com"', "1"),
+        ('TO "jürgen"', "1"),
+        ('TO "Jürgen <jb@"', "1"),
+        ("TO boss", ""),
+        ('TO "a@b.example"', "1"),
+        ('CC "cc-user@cc.example"', "1"),
+        ('CC "quoted \\"name\\""', "1"),
+        ('FROM "foobar@blurdybloop.example"', "2"),
+        ('FROM "Fred Foobar"', "2"),
+        ('OR FROM user-from TO mooch', "1 2"),
+        ('BCC ""', ""),
+        ('FROM ""', "1 2"),
+    ]
+    lines = []
+    for i, (criteria, result) in enumerate(cases):
+        lines.append(f"C: s{i} SEARCH CHARSET UTF-8 {criteria}")
+        lines.append(f"S: * SEARCH{' ' + result if result else ''}")
+        lines.append(f"S: s{i} OK {{{{.*}}}}")
+    await run_transcript(alice, "\n".join(lines))

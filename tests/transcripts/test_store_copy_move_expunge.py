@@ -25,6 +25,8 @@ async def test_store_forms(alice: LineClient) -> None:
         S: * 4 FETCH (FLAGS (\\Deleted))
         S: A003 OK {{.*}}
         C: A004 STORE 1 FLAGS (\\Seen $Label)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label)
+        S: * OK [PERMANENTFLAGS ({{.*}} $Label \\*)] Flags permitted
         S: * 1 FETCH (FLAGS (\\Seen $Label))
         S: A004 OK {{.*}}
         C: A005 STORE 1 -FLAGS ($Label)

@@ -13,6 +13,11 @@ Design choices (RFC 3501 §7.4.2 leaves room):
 * Sizes are octets of the stored bytes; line counts are the number of LF
   bytes, i.e. CRLF count for CRLF-normalized storage.
 * Strings are quoted when 7-bit without CR/LF, otherwise sent as literals.
+* A leaf part whose body holds NUL (``binary`` content, APPENDed as literal8) is
+  described as ``BASE64``, with the size and line count of that form, and ``BODY[n]``
+  returns that form (RFC 3516 §6: IMAP4rev1 strings cannot carry NUL); ``BINARY[n]``
+  still gives the stored octets.  ``BODY[]``, ``BODY[TEXT]`` and ``BODY[n.MIME]`` are
+  not rewritten.
 * Broken MIME is handled best effort: a multipart without boundary is treated
   as text/plain, a multipart without any delimiter gets one empty text/plain
   child, nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_PARTS`
@@ -29,6 +34,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from coi.mail import headers as H
+from coi.mail.cte import base64_lines, decode_body
 
 MAX_DEPTH = 100
 MAX_PARTS = 50_000
@@ -52,6 +58,7 @@ class Part:
     params: tuple[tuple[str, str], ...]
     encoding: str
     children: tuple[Part, ...]
+    nul: bool = False  # a leaf whose body holds NUL: served as base64 (RFC 3516 §6)
 
     @property
     def is_multipart(self) -> bool:
@@ -310,6 +317,8 @@ def _entity(
     if limited and (mtype == "multipart" or (mtype, subtype) == ("message", "rfc822")):
         mtype, subtype = "application", "octet-stream"
 
+    leaf = mtype != "multipart" and (mtype, subtype) != ("message", "rfc822")
+    nul = leaf and raw.find(b"\0", body_start, end) >= 0
     built_children: list[_Built] = []
     if mtype == "multipart" and boundary:
         spans = _split(raw, body_start, end, boundary, max(1, MAX_PARTS - ctx.parts))
@@ -333,6 +342,7 @@ def _entity(
         ),
         encoding=encoding,
         children=tuple(b.part for b in built_children),
+        nul=nul,
     )
     body, bs = _describe(raw, part, params, f, built_children)
     return _Built(part, body, bs, f)
@@ -368,17 +378,26 @@ def _describe(
         )
         return body, bs
 
+    encoding = part.encoding.encode("latin-1").upper()  # bytes.upper: ASCII only
+    size = part.body_end - part.body_start
+    served = None
+    if part.nul:  # RFC 3516 §6: described (and BODY[n] served) as base64
+        data = raw[part.body_start : part.body_end]
+        served = base64_lines(decode_body(data, part.encoding) or data)
+        encoding, size = b"BASE64", len(served)
     fields = b"%s %s %s %s %s %s %d" % (
         nstring(mtype.upper().encode("ascii")),
         sub,
         _plist(params),
         nstring(f.get(b"content-id")),
         nstring(f.get(b"content-description")),
-        nstring(part.encoding.encode("latin-1").upper()),  # bytes.upper: ASCII only
-        part.body_end - part.body_start,
+        nstring(encoding),
+        size,
     )
     lines = b""  # only text and message/rfc822 have a line count: no scan of attachments
-    if part.is_message or mtype == "text":
+    if served is not None and mtype == "text":
+        lines = b"%d" % served.count(b"\n")
+    elif part.is_message or mtype == "text":
         lines = b"%d" % raw.count(b"\n", part.body_start, part.body_end)
     if part.is_message:
         m = children[0]
@@ -412,7 +431,7 @@ _PartTuple = tuple[Any, ...]
 
 
 def _part_to_tuple(p: Part) -> _PartTuple:
-    return (
+    base = (
         p.path,
         p.header_start,
         p.body_start,
@@ -422,11 +441,13 @@ def _part_to_tuple(p: Part) -> _PartTuple:
         p.encoding,
         tuple(_part_to_tuple(c) for c in p.children),
     )
+    return (*base, True) if p.nul else base  # parts without NUL keep the older 8-tuple
 
 
 def _part_from_tuple(t: Any) -> Part:
-    path, hs, bs, be, ct, params, enc, children = t
-    return Part(path, hs, bs, be, ct, params, enc, tuple(_part_from_tuple(c) for c in children))
+    path, hs, bs, be, ct, params, enc, children, *nul = t
+    children = tuple(_part_from_tuple(c) for c in children)
+    return Part(path, hs, bs, be, ct, params, enc, children, bool(nul and nul[0]))
 
 
 def dump_index(index: MessageIndex) -> bytes:

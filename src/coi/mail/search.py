@@ -92,6 +92,11 @@ def search_data(raw: bytes, index: MessageIndex) -> SearchData:
     headers = tuple(
         (n.decode("latin-1").lower(), fold_for_search(decode_words(v))) for n, v in fields
     )
+    envelope = tuple(
+        (envelope_field(name), fold_for_search(_envelope_text(v)))
+        for n, v in fields
+        if (name := n.decode("latin-1").lower()) in ADDRESS_FIELDS
+    )
     texts: list[str] = []
     size = 0
     for p in _text_parts(root):
@@ -105,7 +110,9 @@ def search_data(raw: bytes, index: MessageIndex) -> SearchData:
         size += len(t)
         if size >= MAX_TEXT:
             break
-    return SearchData(headers=headers, text=fold_for_search("\n".join(texts)[:MAX_TEXT]))
+    return SearchData(
+        headers=headers + envelope, text=fold_for_search("\n".join(texts)[:MAX_TEXT])
+    )
 
 
 def header_text(d: SearchData) -> str:
@@ -114,10 +121,26 @@ def header_text(d: SearchData) -> str:
     return "\n".join(f"{name}: {value}" for name, value in d.headers)
 
 
-def address_search_text(headers: tuple[tuple[str, str], ...], field: str) -> str:
-    """All values of ``field`` (e.g. "from") joined, for SEARCH FROM/TO/CC/BCC."""
-    field = field.lower()
-    return ", ".join(v for n, v in headers if n == field)
+ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc"})
+
+
+def envelope_field(field: str) -> str:
+    """The name SEARCH data keeps an address field's ENVELOPE form under: with a space in
+    it, no header field can have it (RFC 5322 §3.6.8)."""
+    return field + " (envelope)"
+
+
+def _envelope_text(value: bytes) -> str:
+    """The addresses of one field as ENVELOPE sees them (RFC 3501 §7.4.2): each as
+    `display name <mailbox@host>` (or `mailbox@host`), names decoded (RFC 2047), comments,
+    quoting and spacing of the raw field gone; what SEARCH FROM/TO/CC/BCC match."""
+    out: list[str] = []
+    for name, _adl, mailbox, host in H.addresses(value):
+        if mailbox is None or host is None:  # group start or end: its name is no address
+            continue
+        spec = _text(mailbox) + "@" + _text(host) if host else _text(mailbox)
+        out.append(f"{decode_words(name)} <{spec}>" if name else spec)
+    return ", ".join(out)
 
 
 def dump_search(d: SearchData) -> bytes:

@@ -6,10 +6,8 @@ so a FETCH never parses MIME again (RFC 3501 §6.4.5).
 
 from __future__ import annotations
 
-import binascii
-import re
-
 from coi.mail import headers as H
+from coi.mail.cte import base64_lines, decode_body, decode_quoted_printable
 from coi.mail.index import MessageIndex, Part
 
 _TEXTS = ("", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME")
@@ -45,7 +43,11 @@ def section_bytes(
         if not part:
             return raw
         p = index.part(part)
-        return None if p is None else raw[p.body_start : p.body_end]
+        if p is None:
+            return None
+        if p.nul:  # RFC 3516 §6: as BODYSTRUCTURE describes it, base64
+            return served_base64(raw, p)
+        return raw[p.body_start : p.body_end]
     if text == "MIME":
         if not part:
             return None
@@ -75,32 +77,11 @@ def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool) -> byte
     return b"".join(out)
 
 
-_B64_JUNK_RE = re.compile(rb"[^A-Za-z0-9+/]+")
-
-
-def _b64(data: bytes) -> bytes:
-    """Lenient base64 (RFC 2045 §6.8: ignore characters outside the alphabet)."""
-    data = _B64_JUNK_RE.sub(b"", data)
-    rem = len(data) % 4
-    if rem == 1:
-        data = data[:-1]
-    elif rem:
-        data += b"=" * (4 - rem)
-    try:
-        return binascii.a2b_base64(data)
-    except binascii.Error:  # pragma: no cover - input is sanitized above
-        return b""
-
-
-def decode_body(data: bytes, encoding: str) -> bytes | None:
-    """Undo a content-transfer-encoding; None for unknown ones (RFC 3516 UNKNOWN-CTE)."""
-    if encoding in ("7bit", "8bit", "binary"):
-        return data
-    if encoding == "base64":
-        return _b64(data)
-    if encoding == "quoted-printable":
-        return binascii.a2b_qp(data)
-    return None
+def served_base64(raw: bytes, p: Part) -> bytes:
+    """BODY[n] of a part whose body holds NUL (`Part.nul`): its content (decoded by its
+    transfer encoding, or as stored when that is unknown) in base64 lines (RFC 3516 §6)."""
+    data = raw[p.body_start : p.body_end]
+    return base64_lines(decode_body(data, p.encoding) or data)
 
 
 def decoded_part(raw: bytes, index: MessageIndex, part: tuple[int, ...]) -> bytes | None:
@@ -119,3 +100,13 @@ def decoded_part(raw: bytes, index: MessageIndex, part: tuple[int, ...]) -> byte
     if p.is_multipart or p.is_message:
         return data
     return decode_body(data, p.encoding)
+
+
+__all__ = [
+    "decode_body",
+    "decode_quoted_printable",
+    "decoded_part",
+    "header_fields",
+    "section_bytes",
+    "served_base64",
+]

@@ -45,6 +45,7 @@ from coi.imap.wire.commands import (
 )
 from coi.imap.wire.errors import BadCharset, ParseError
 from coi.imap.wire.fetch import FetchAttr, Section
+from coi.imap.wire.mutf7 import InvalidName
 from coi.imap.wire.search import AllKey, FlagKey, TextKey
 from coi.imap.wire.sequence import SequenceSet
 
@@ -326,6 +327,18 @@ def test_command_names_and_uid_flag() -> None:
         assert cmd.name.isupper()
 
 
+def test_names_not_modified_utf7_parse_as_invalid_names() -> None:
+    """RFC 3501 §5.1.3: not a syntax error; the server answers NO (or lists nothing)."""
+    for line, name in ((b"a SELECT &AGE-", "&AGE-"), (b'a SELECT "&Jjo!"', "&Jjo!")):
+        command = parse(line)
+        assert isinstance(command, Select) and command.mailbox == name
+        assert isinstance(command.mailbox, InvalidName)
+    listing = parse(b'a LIST "" (&Jjo* INBOX)')
+    assert isinstance(listing, List)
+    assert [isinstance(p, InvalidName) for p in listing.patterns] == [True, False]
+    assert not isinstance(parse(b"a SELECT Entw&APw-rfe").mailbox, InvalidName)  # type: ignore[union-attr]
+
+
 def test_login_repr_hides_password() -> None:
     assert "secret" not in repr(parse(b"a LOGIN u secret"))
 
@@ -373,8 +386,6 @@ BAD: list[tuple[bytes, str | None]] = [
     (b"a SEARCH OR SEEN", "a"),
     (b"a SEARCH RETURN (BOGUS) ALL", "a"),
     (b"a SELECT", "a"),
-    (b"a SELECT &AGE-", "a"),
-    (b"a SELECT &Jjo", "a"),
     (b"a SELECT x (BOGUS)", "a"),
     (b"a SELECT x (QRESYNC (0 1))", "a"),
     (b"a SELECT x (QRESYNC (1 1 1:*))", "a"),
@@ -395,6 +406,9 @@ BAD: list[tuple[bytes, str | None]] = [
     (b"a GETMETADATA INBOX /shared/*", "a"),
     (b"a SETMETADATA INBOX ()", "a"),
     (b'a LIST "" * RETURN', "a"),
+    (b'a LIST (BOGUS) "" *', "a"),  # RFC 5258 §3: unknown selection option
+    (b'a LIST (RECURSIVEMATCH) "" *', "a"),  # RFC 5258 §3: not alone
+    (b'a LIST (REMOTE RECURSIVEMATCH) "" *', "a"),
     (b"a COPY 1", "a"),
     (b"a LOGIN {3}\r\nabc", "a"),
     (b"a LOGIN ~{3}\r\nabc x", "a"),

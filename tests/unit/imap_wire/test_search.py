@@ -49,7 +49,7 @@ def _key(text: bytes) -> SearchKey:
                 (
                     FlagKey("\\Flagged", True),
                     DateKey("internal", "since", D(1994, 2, 1)),
-                    NotKey(HeaderKey("from", "Smith")),
+                    NotKey(HeaderKey("from", "Smith", True)),
                 )
             ),
         ),
@@ -75,7 +75,13 @@ def _key(text: bytes) -> SearchKey:
         (b"SENTSINCE 1-Feb-1994", DateKey("sent", "since", D(1994, 2, 1))),
         (
             b"TO bob CC carol BCC dave",
-            AndKey((HeaderKey("to", "bob"), HeaderKey("cc", "carol"), HeaderKey("bcc", "dave"))),
+            AndKey(
+                (
+                    HeaderKey("to", "bob", True),
+                    HeaderKey("cc", "carol", True),
+                    HeaderKey("bcc", "dave", True),
+                )
+            ),
         ),
         (b'SUBJECT ""', HeaderKey("subject", "")),
         (b'HEADER Message-ID "<x@y>"', HeaderKey("message-id", "<x@y>")),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from coi.mail import decoded_part, header_fields, index_message, section_bytes
+from coi.mail.sections import decode_quoted_printable
 
 DATA = Path(__file__).parents[2] / "data" / "mail"
 RAW = (DATA / "nested.eml").read_bytes()
@@ -139,3 +140,22 @@ def test_decoded_part() -> None:
     raw = b"Content-Transfer-Encoding: base64\r\n\r\naGVs\r\nbG8=\r\n!!junk\r\naG"
     got = decoded_part(raw, index_message(raw), (1,))
     assert got is not None and got.startswith(b"hello")  # junk ignored, never raises
+
+
+@pytest.mark.parametrize(
+    ("encoded", "decoded"),
+    [
+        (b"a=3Db=3db", b"a=b=b"),  # either case of hex digits
+        (b"soft=\r\nbreak", b"softbreak"),
+        (b"soft= \t\r\nbreak", b"softbreak"),  # rule 3: whitespace after "=" is dropped
+        (b"trail \t\r\nnext", b"trail\r\nnext"),
+        (b"lf only\nline", b"lf only\r\nline"),  # hard breaks are CRLF (rule 4)
+        (b"end=", b"end"),
+        (b"end= ", b"end"),
+        (b"bad=G1 =4", b"bad=G1 =4"),  # not an escape: kept as it is
+        (b"\r\n\r\n", b"\r\n\r\n"),
+        (b"", b""),
+    ],
+)
+def test_quoted_printable_by_rfc2045(encoded: bytes, decoded: bytes) -> None:
+    assert decode_quoted_printable(encoded) == decoded

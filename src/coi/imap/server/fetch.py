@@ -208,15 +208,25 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
         metas = store.metas([row.blob_id for row in rows.values()])
+    for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
+        session.send(line)
     flag_text = FlagRenderer()
     pending = 0
     missing = False
+    # A pending update no newer than the FLAGS this FETCH shows would go out after it, an
+    # older state after a newer one (RFC 7162 §3.1.3); a CONDSTORE client also needs MODSEQ
+    shows_state = has_flags and (not session.condstore or any(a.name == "MODSEQ" for a in attrs))
+    updates = view.pending_flags
     for uid in uids:
         row = rows.get(uid)
         seq = view.seq_of(uid)
         if row is None or seq is None:
             missing = True
             continue
+        if updates and (shows_state or uid in newly_seen):
+            update = updates.get(uid)
+            if update is not None and update[1] <= row.modseq:
+                del updates[uid]
         message = Message(session, row, metas.get(row.blob_id))
         shown = flag_text(row.flags, uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
@@ -246,6 +256,9 @@ async def _fetch_row_items(
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
     state = view.state
+    if "FLAGS" in names:
+        for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
+            session.send(line)
     bits, keywords = state.flags()
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1

@@ -8,14 +8,15 @@ parser already canonicalizes.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from functools import lru_cache
 
 from coi.imap.server import coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.imap.wire.mutf7 import InvalidName
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
 from coi.store.model import Mailbox
@@ -25,6 +26,8 @@ SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 
 
 def check_name(name: str) -> None:
+    if isinstance(name, InvalidName):
+        raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
     if not name or name.startswith(SEPARATOR) or name.endswith(SEPARATOR) or "//" in name:
         raise CommandNo("Invalid mailbox name: empty level or leading/trailing '/'", "CANNOT")
     if any(ch in name for ch in "*%") or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in name):
@@ -34,6 +37,10 @@ def check_name(name: str) -> None:
 
 
 def find(session: Session, name: str) -> Mailbox:
+    """The named mailbox, else NO: also for a name that is not valid modified UTF-7,
+    which no mailbox can have (RFC 3501 §5.1.3)."""
+    if isinstance(name, InvalidName):
+        raise CommandNo("Mailbox name is not valid modified UTF-7", "NONEXISTENT")
     mailbox = session.store.get_mailbox(session.user_id, name)
     if mailbox is None:
         raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
@@ -42,6 +49,8 @@ def find(session: Session, name: str) -> Mailbox:
 
 def find_target(session: Session, name: str) -> Mailbox:
     """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
+    if isinstance(name, InvalidName):  # it could never be created
+        raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
     mailbox = session.store.get_mailbox(session.user_id, name)
     if mailbox is None or mailbox.noselect:
         raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
@@ -64,13 +73,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     if command.condstore or command.qresync is not None:
         session.condstore = True  # RFC 7162 §3.1.8; HIGHESTMODSEQ follows below
     view = session.select(mailbox, command.readonly)
-    keywords = list(mailbox.keywords)
-    session.untagged(
-        "FLAGS "
-        + flag_list(
-            ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords]
-        ).decode()
-    )
+    session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
     session.untagged(f"{view.recent_count()} RECENT")
     first_unseen = session.store.first_unseen(mailbox.id)
@@ -78,12 +81,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         seq = view.seq_of(first_unseen)
         if seq is not None:
             session.untagged(f"OK [UNSEEN {seq}] First unseen message")
-    permanent = (
-        []
-        if command.readonly
-        else ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft", *keywords, "\\*"]
-    )
-    session.untagged(f"OK [PERMANENTFLAGS {flag_list(permanent).decode()}] Limited")
+    session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
     if session.condstore:  # RFC 7162 §3.1.2.1
@@ -100,6 +98,8 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
 
 
 async def handle_create(session: Session, command: cmd.Create) -> str:
+    if isinstance(command.mailbox, InvalidName):
+        check_name(command.mailbox)
     name = command.mailbox.rstrip(SEPARATOR)  # RFC 3501 §6.3.3: trailing separator is a hint
     if name == "INBOX":
         raise CommandNo("INBOX always exists", "ALREADYEXISTS")
@@ -137,6 +137,8 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
 
 
 async def handle_rename(session: Session, command: cmd.Rename) -> str:
+    if isinstance(command.new, InvalidName):
+        check_name(command.new)
     old, new = command.old, command.new.rstrip(SEPARATOR)
     find(session, old)
     if new == "INBOX":
@@ -185,6 +187,8 @@ def matches(pattern: str, name: str) -> bool:
         return bool(pattern_regex(pattern.upper()).fullmatch(name)) or bool(
             pattern_regex(pattern).fullmatch(name)
         )
+    if name.startswith("INBOX/") and pattern[:5].upper() == "INBOX":
+        pattern = "INBOX" + pattern[5:]  # also as the superior of a name (RFC 3501 §5.1)
     return bool(pattern_regex(pattern).fullmatch(name))
 
 
@@ -204,13 +208,20 @@ async def handle_list(session: Session, command: cmd.List) -> str:
         root = command.reference.split(SEPARATOR)[0] if command.reference else ""
         session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(root).decode())
         return "LIST completed"
+    if isinstance(command.reference, InvalidName):
+        return "LIST completed"  # RFC 5258 §3: no name can match
     mailboxes = session.store.list_mailboxes(session.user_id)
     subscribed = session.store.subscriptions(session.user_id)
     by_name = {m.name: m for m in mailboxes}
     names = set(by_name)
     if "SUBSCRIBED" in selection:
         names = set(subscribed)
-    patterns = [full_pattern(command.reference, p) for p in command.patterns]
+    # RFC 5258 §3: a pattern that is not valid modified UTF-7 matches nothing (OK, not BAD)
+    patterns = [
+        full_pattern(command.reference, p)
+        for p in command.patterns
+        if not isinstance(p, InvalidName)
+    ]
     all_names = set(by_name)
     parents = {n.rsplit(SEPARATOR, 1)[0] for n in all_names if SEPARATOR in n}
     status_items = tuple(getattr(command, "status_items", ()) or ())
@@ -238,6 +249,8 @@ async def handle_list(session: Session, command: cmd.List) -> str:
 
 
 async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
+    if isinstance(command.reference, InvalidName) or isinstance(command.pattern, InvalidName):
+        return "LSUB completed"
     pattern = full_pattern(command.reference, command.pattern)
     subscribed = session.store.subscriptions(session.user_id)
     existing = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
@@ -266,6 +279,9 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
 
 
 def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> str:
+    floor = session.server.recent_floor(mailbox)
+    if floor != mailbox.recent_floor:
+        mailbox = replace(mailbox, recent_floor=floor)
     status = session.store.status(mailbox)
     values = {
         "MESSAGES": status.messages,

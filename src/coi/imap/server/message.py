@@ -100,8 +100,11 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if modseq:
         report.update(failed)  # §3.1.3 example 10: tell why it failed
     if report:
+        for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
+            session.send(line)
         rows = session.store.rows(view.mailbox_id, sorted(report))
         failed_set = set(failed)
+        pending = view.pending_flags
         for uid in sorted(report):
             row = rows.get(uid)
             seq = view.seq_of(uid)
@@ -110,8 +113,12 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
             names = row.flags.names()
             if uid in view.recent:
                 names.append("\\Recent")
+            # Another session's change still pending for this message: this response
+            # carries it (with FLAGS even for .SILENT), so it is not sent after this newer
+            # state (RFC 7162 §3.1.3)
+            stale = pending.pop(uid, None) is not None if pending else False
             items = []
-            if not command.silent or uid in failed_set:
+            if not command.silent or uid in failed_set or stale:
                 items.append(b"FLAGS " + flag_list(names))
             if command.uid or modseq:
                 items.append(b"UID %d" % uid)

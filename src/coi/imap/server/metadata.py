@@ -52,7 +52,8 @@ def mailbox_id_of(session: Session, name: str) -> int:
     """0 for server entries (""), else the id of an existing mailbox (RFC 5464 §3.3)."""
     if name == "":
         return 0
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    invalid = isinstance(name, mutf7.InvalidName)  # no mailbox has such a name
+    mailbox = None if invalid else session.store.get_mailbox(session.user_id, name)
     if mailbox is None:
         raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
     return mailbox.id

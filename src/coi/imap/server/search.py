@@ -19,7 +19,7 @@ from coi.imap.wire import search as keys
 from coi.imap.wire.encode import quoted
 from coi.imap.wire.sequence import format_sequence
 from coi.mail.index import load_index
-from coi.mail.search import SearchData, fold_for_search, load_search
+from coi.mail.search import SearchData, envelope_field, fold_for_search, load_search
 from coi.store.model import SEEN, SYSTEM_FLAGS, Flags, MessageRow, stored_flags
 
 
@@ -115,6 +115,8 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
         return lambda c: _compare(op, c.sent, day)
     if isinstance(key, keys.HeaderKey):
         field, needle = key.field.lower(), fold_for_search(key.value)
+        if key.envelope:
+            return _envelope_matcher(field, needle)
         return lambda c: any(name == field and needle in value for name, value in c.data.headers)
     if isinstance(key, keys.BodyKey):
         needle = fold_for_search(key.value)
@@ -208,6 +210,25 @@ _ROWLESS = (
     keys.SequenceKey,
     keys.UidKey,
 )
+
+
+def _envelope_matcher(field: str, needle: str) -> Callable[[Candidate], bool]:
+    """FROM/TO/CC/BCC (RFC 3501 §6.4.4): the addresses as ENVELOPE sees them; messages
+    stored before their search data kept that form fall back to the field's text."""
+    parsed = envelope_field(field)
+
+    def match(c: Candidate) -> bool:
+        found = False
+        for name, value in c.data.headers:
+            if name == parsed:
+                if needle in value:
+                    return True
+                found = True
+        if found:
+            return False
+        return any(name == field and needle in value for name, value in c.data.headers)
+
+    return match
 
 
 def needs_row(key: keys.SearchKey) -> bool:

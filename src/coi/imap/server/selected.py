@@ -13,6 +13,10 @@ Invariants:
   changes this session has been told about; it only moves forward in `sync`, once
   nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
   report never skips a change the client has not seen.
+- Keywords (RFC 3501 §7.2.6): `MailboxState.keywords` grows with every keyword a
+  message in the mailbox gets (never shrinks, like the stored list); a view that has not
+  announced the latest list sends `* FLAGS` and `* OK [PERMANENTFLAGS]` before any
+  response that could show a new keyword.
 - \\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session: the first
   read-write session that has the mailbox selected when it arrives, or else the next one
   to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent.
@@ -25,10 +29,13 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
+from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
 from coi.store.model import Flags, Mailbox
 from coi.store.sqlite.store import SqliteStore
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 class MailboxState:
@@ -39,6 +46,8 @@ class MailboxState:
         self.uids: array[int] = store.uids(mailbox.id)
         self.recent_floor = mailbox.recent_floor
         self.views: list[SelectedMailbox] = []
+        self.keywords: tuple[str, ...] = mailbox.keywords  # sorted; for FLAGS, PERMANENTFLAGS
+        self.keywords_version = 0  # bumped whenever `keywords` grows
         # Current flags of every message, like an IMAP server's index file: system flag
         # bits aligned with `uids`, keyword text by UID. Read on first use, then kept
         # current from events, so FETCH FLAGS of a whole mailbox reads no rows.
@@ -79,6 +88,13 @@ class MailboxState:
                     self._keywords[uid] = keywords
         return bits
 
+    def _learn_keywords(self, names: Iterable[str]) -> None:
+        known = self.keywords
+        fresh = [name for name in names if name not in known]
+        if fresh:
+            self.keywords = tuple(sorted({*known, *fresh}))
+            self.keywords_version += 1
+
     def _raise_floor(self, uid: int) -> None:
         self.recent_floor = uid
         task = asyncio.ensure_future(self.store.claim_recent(self.mailbox_id, uid))
@@ -94,6 +110,10 @@ class MailboxState:
             if modseq > view.pending_modseq:
                 view.pending_modseq = modseq
         if isinstance(event, MessagesAdded):
+            # the stored list has every keyword the new messages came with
+            mailbox = self.store.mailbox_by_id(self.mailbox_id)
+            if mailbox is not None and mailbox.keywords != self.keywords:
+                self._learn_keywords(mailbox.keywords)
             last = self.uids[-1] if self.uids else 0
             fresh = [uid for uid in event.uids if uid > last]
             if fresh:
@@ -123,13 +143,24 @@ class MailboxState:
                 if not view.expunge_modseq:
                     view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
+            for _, flags, _ in event.changes:
+                if flags.keywords:
+                    self._learn_keywords(flags.keywords)
             if self._bits is not None:
                 self._apply_flags(self._bits, event)
             for view in self.views:
+                pending = view.pending_flags
                 if event.origin is view.session:
+                    # Its own change needs no report, but an older change by someone else
+                    # still pending must go out with this newer state, never the stale
+                    # one (RFC 7162 §3.1.3: MODSEQ never goes backwards for a client).
+                    if pending:
+                        for uid, flags, modseq in event.changes:
+                            if uid in pending:
+                                pending[uid] = (flags, modseq)
                     continue
                 for uid, flags, modseq in event.changes:
-                    view.pending_flags[uid] = (flags, modseq)
+                    pending[uid] = (flags, modseq)
         for view in tuple(self.views):
             if view.notify is not None:
                 view.notify()
@@ -158,6 +189,7 @@ class SelectedMailbox:
     __slots__ = (
         "expunge_modseq",
         "has_new",
+        "keywords_version",
         "modseq",
         "notify",
         "pending_expunged",
@@ -184,6 +216,7 @@ class SelectedMailbox:
         self.pending_expunged: set[int] = set()
         self.pending_flags: dict[int, tuple[Flags, int]] = {}
         self.has_new = False
+        self.keywords_version = state.keywords_version
         self.modseq = modseq  # HIGHESTMODSEQ as this session knows it
         self.expunge_modseq = 0  # mod-sequence of the oldest expunge not yet announced
         self.pending_modseq = modseq
@@ -236,7 +269,25 @@ class SelectedMailbox:
             or self.pending_flags
             or self.has_new
             or self.pending_modseq > self.modseq
+            or self.keywords_version != self.state.keywords_version
         )
+
+    def flags_line(self) -> bytes:
+        """`* FLAGS` with the mailbox's keywords (RFC 3501 §7.2.6)."""
+        return b"* FLAGS %s\r\n" % flag_list((*SYSTEM_FLAGS, *self.state.keywords))
+
+    def permanentflags_line(self, text: bytes = b"Flags permitted") -> bytes:
+        """`* OK [PERMANENTFLAGS]` (RFC 3501 §7.1): none in a read-only view."""
+        names = () if self.readonly else (*SYSTEM_FLAGS, *self.state.keywords, "\\*")
+        return b"* OK [PERMANENTFLAGS %s] %s\r\n" % (flag_list(names), text)
+
+    def keyword_lines(self) -> Iterator[bytes]:
+        """FLAGS and PERMANENTFLAGS again when the mailbox got keywords this session has not
+        been told about; sent before any FETCH that could show one."""
+        if self.keywords_version != self.state.keywords_version:
+            self.keywords_version = self.state.keywords_version
+            yield self.flags_line()
+            yield self.permanentflags_line()
 
     def sync(
         self,
@@ -251,6 +302,7 @@ class SelectedMailbox:
         With `vanished` (QRESYNC enabled), expunges are reported as one `VANISHED`
         response of UIDs instead of `EXPUNGE` responses (RFC 7162 §3.2.10.2)."""
         flags_sent = bool(self.pending_flags)
+        yield from self.keyword_lines()
         yield from self._sync(allow_expunge, flag_line, vanished)
         if not self.pending_expunged:
             self.expunge_modseq = 0

@@ -109,6 +109,16 @@ class ImapServer:
         self._unused.pop(mailbox.id, None)
         return state
 
+    def recent_floor(self, mailbox: Mailbox) -> int:
+        """The highest UID some session has been given as \\Recent (RFC 3501 §2.3.2): the
+        live state's floor is raised as messages arrive, before the store records it, so
+        STATUS must not read the stored one alone."""
+        state = self._states.get(mailbox.id)
+        if state is not None and state.uidvalidity == mailbox.uidvalidity:
+            return max(mailbox.recent_floor, state.recent_floor)
+        kept = self._recent_floors.get((mailbox.id, mailbox.uidvalidity), 0)
+        return max(mailbox.recent_floor, kept)
+
     def release_mailbox_state(self, state: MailboxState) -> None:
         """A state nobody has selected stays (kept current by events) for the next SELECT,
         up to a bound on unused states and on the messages they hold."""

@@ -483,6 +483,8 @@ _SPECIAL_USE = {
 _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
 )
+# RFC 5258 §3 (SUBSCRIBED, REMOTE, RECURSIVEMATCH), RFC 6154 §5.1 (SPECIAL-USE)
+_LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
 _B64 = re.compile(rb"[A-Za-z0-9+/]+={0,2}|=")
 _CHARSETS = {"UTF-8": "utf-8", "US-ASCII": "utf-8"}  # ASCII is a subset; be lenient
 
@@ -492,11 +494,18 @@ def _text(b: bytes) -> str:
 
 
 def _mailbox_from(r: Reader, raw: bytes) -> str:
+    """The decoded name; a syntactically valid name that is not valid modified UTF-7 is
+    no syntax error (the command gets NO, a LIST pattern matches nothing): it comes back
+    as a `mutf7.InvalidName`."""
     try:
         name = mutf7.decode(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        r.fail(f"invalid mailbox name: {exc}")
-    return "INBOX" if name.upper() == "INBOX" else name
+    except (UnicodeDecodeError, ValueError):
+        return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
+    # RFC 3501 §5.1: INBOX is case-insensitive, also as the superior of other names
+    # (the hierarchy separator is "/")
+    if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == "/"):
+        return "INBOX" + name[5:]
+    return name
 
 
 def _mailbox(r: Reader) -> str:
@@ -692,6 +701,11 @@ def _list(r: Reader, tag: str) -> Command:
         # RFC 5258 §6 list-select-opts
         extended = True
         selection = _paren_atoms(r)
+        unknown = set(selection) - _LIST_SELECTION
+        if unknown:  # RFC 5258 §3: BAD for a selection option the server does not know
+            r.fail(f"unknown LIST selection option {sorted(unknown)[0]}")
+        if "RECURSIVEMATCH" in selection and not set(selection) - {"RECURSIVEMATCH", "REMOTE"}:
+            r.fail("RECURSIVEMATCH needs another selection option")  # RFC 5258 §3
         r.sp()
     ref = _mailbox(r)
     r.sp()

@@ -9,6 +9,15 @@ from __future__ import annotations
 import binascii
 
 
+class InvalidName(str):
+    """A mailbox name (or pattern) as sent that is not valid modified UTF-7, kept as its
+    raw text. No mailbox has such a name: the server answers NO to commands naming it and
+    lists nothing for a LIST pattern like it (RFC 3501 §5.1.3, RFC 5258 §3), where a parse
+    error would be BAD."""
+
+    __slots__ = ()
+
+
 def _is_direct(ch: str) -> bool:
     # RFC 3501 §5.1.3: printable US-ASCII except "&" represents itself.
     return "\x20" <= ch <= "\x7e" and ch != "&"

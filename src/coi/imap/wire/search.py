@@ -69,10 +69,13 @@ class DateKey:
 
 @dataclass(frozen=True, slots=True)
 class HeaderKey:
-    """Substring match in a header; ``field`` is lowercase. Empty value = header exists."""
+    """Substring match in a header; ``field`` is lowercase. Empty value = header exists.
+    ``envelope``: the FROM/TO/CC/BCC keys, which match addresses as ENVELOPE has them
+    (RFC 3501 §6.4.4), where HEADER matches the field's text."""
 
     field: str
     value: str
+    envelope: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,8 @@ def _key(r: Reader, dec: Decoder, depth: int) -> SearchKey:
         return AllKey()
     if word in _HEADER_KEYS:
         r.sp()
-        return HeaderKey(word.lower(), dec(r.astring()))
+        field = word.lower()
+        return HeaderKey(field, dec(r.astring()), field != "subject")
     if word in _DATE_KEYS:
         r.sp()
         fld, op = _DATE_KEYS[word]

@@ -1,0 +1,160 @@
+"""What several sessions on one mailbox see of each other's changes, exactly: the state a
+checking client (Dovecot's imaptest) builds from the responses must match the mailbox."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.transcripts.helpers import SIMPLE, append, logged_in
+
+
+@pytest.fixture
+async def two(imap_server: RunningServer) -> AsyncIterator[tuple[LineClient, LineClient]]:
+    first = await logged_in(imap_server)
+    other = await logged_in(imap_server)
+    try:
+        yield first, other
+    finally:
+        await first.close()
+        await other.close()
+
+
+async def test_store_never_followed_by_an_older_state_condstore(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """RFC 7162 §3.1.3: after A's STORE the client must not be told an older state of the
+    message (an older MODSEQ, flags without A's change): one FETCH with the current flags."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX (CONDSTORE)")
+    await b.command("s SELECT INBOX (CONDSTORE)")
+    await b.command("t STORE 1 +FLAGS (\\Flagged)")  # MODSEQ 3
+    await run_transcript(
+        a,
+        """
+        C: d STORE 1 +FLAGS.SILENT (\\Deleted)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent) UID 1 MODSEQ (4))
+        S: d OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
+    await b.command("t STORE 1 -FLAGS (\\Flagged)")  # MODSEQ 5
+    await run_transcript(
+        a,
+        """
+        C: e STORE 1 +FLAGS (\\Seen)
+        S: * 1 FETCH (FLAGS (\\Deleted \\Seen \\Recent) UID 1 MODSEQ (6))
+        S: e OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
+
+
+async def test_silent_store_reports_the_newest_state_without_condstore(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """A pending update about a message a session then changed itself carries the state
+    after its own change (RFC 3501 §7.4.2: FETCH FLAGS is the message's current flags)."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s SELECT INBOX")
+    await b.command("t STORE 1 +FLAGS.SILENT (\\Flagged)")
+    await run_transcript(
+        a,
+        """
+        C: d STORE 1 +FLAGS.SILENT (\\Deleted)
+        S: * 1 FETCH (FLAGS (\\Flagged \\Deleted \\Recent) UID 1)
+        S: d OK STORE completed
+        C: n NOOP
+        S: n OK NOOP completed
+        """,
+    )
+
+
+async def test_a_new_keyword_is_announced_to_every_session_before_it_shows(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """RFC 3501 §7.2.6: FLAGS lists the flags in use; a client learns new keywords from an
+    updated FLAGS (and PERMANENTFLAGS, §7.1) before any FETCH shows them."""
+    a, b = two
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s EXAMINE INBOX")
+    await run_transcript(
+        a,
+        """
+        C: k STORE 1 +FLAGS ($Label1)
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)
+        S: * OK [PERMANENTFLAGS ({{\\\\Answered [^)]*}} $Label1 \\*)] Flags permitted
+        S: * 1 FETCH (FLAGS (\\Recent $Label1))
+        S: k OK STORE completed
+        C: k STORE 1 +FLAGS ($Label1)
+        S: * 1 FETCH (FLAGS (\\Recent $Label1))
+        S: k OK STORE completed
+        """,
+    )
+    await run_transcript(
+        b,
+        """
+        C: n NOOP
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)
+        S: * OK [PERMANENTFLAGS ()] Flags permitted
+        S: * 1 FETCH (FLAGS ($Label1) UID 1)
+        S: n OK NOOP completed
+        """,
+    )
+    # a keyword arriving with a message (APPEND with flags) is announced before EXISTS
+    await append(b, SIMPLE, extra="($Junk) ")
+    await run_transcript(
+        a,
+        """
+        C: n NOOP
+        S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Junk $Label1)
+        S: * OK [PERMANENTFLAGS ({{\\\\Answered [^)]*}} $Junk $Label1 \\*)] Flags permitted
+        S: * 2 EXISTS
+        S: * 2 RECENT
+        S: n OK NOOP completed
+        C: f FETCH 2 FLAGS
+        S: * 2 FETCH (FLAGS (\\Recent $Junk))
+        S: f OK FETCH completed
+        """,
+    )
+
+
+async def test_status_recent_agrees_with_the_session_given_recent(
+    imap_server: RunningServer,
+) -> None:
+    """RFC 3501 §2.3.2: a new message is recent in one session only; once a session with
+    the mailbox selected has it as \\Recent, STATUS (RECENT) elsewhere says 0 at once."""
+    owner = await logged_in(imap_server)
+    sender = await logged_in(imap_server)
+    third = await logged_in(imap_server)
+    try:
+        await owner.command("s SELECT INBOX")
+        for round_ in range(5):
+            await append(sender, SIMPLE)
+            await run_transcript(
+                third,
+                f"""
+                C: t STATUS INBOX (MESSAGES RECENT)
+                S: * STATUS INBOX (MESSAGES {round_ + 1} RECENT 0)
+                S: t OK STATUS completed
+                """,
+            )
+        await run_transcript(
+            owner,
+            """
+            C: n NOOP
+            S: * 5 EXISTS
+            S: * 5 RECENT
+            S: n OK NOOP completed
+            """,
+        )
+    finally:
+        for client in (owner, sender, third):
+            await client.close()
