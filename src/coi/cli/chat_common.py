@@ -12,8 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from coi.chat.mentions import find_mentions
-from coi.client import extras
+from coi.client import extras, notify
 from coi.client.client import Client, ClientError
 from coi.client.profile import PROFILE_ENV, ProfileError
 from coi.client.store import Chat, MessageRow
@@ -89,6 +88,7 @@ def format_time(ts: float) -> str:
 
 
 def chat_json(chat: Chat) -> dict[str, Any]:
+    muted = chat.muted()
     return {
         "id": chat.id,
         "peer": chat.peer,
@@ -97,7 +97,16 @@ def chat_json(chat: Chat) -> dict[str, Any]:
         "unread": chat.unread,
         "last": chat.last_text,
         "last_time": chat.last_arrived,
+        "muted": muted,
+        "muted_until": (chat.muted_until or None) if muted else None,  # None: until unmuted
     }
+
+
+def mute_note(chat: Chat) -> str:
+    """ "muted" or "muted until TIME" ("" when not muted)."""
+    if not chat.muted():
+        return ""
+    return f"muted until {format_time(chat.muted_until)}" if chat.muted_until else "muted"
 
 
 def message_json(client: Client, m: MessageRow) -> dict[str, Any]:
@@ -132,11 +141,7 @@ def message_json(client: Client, m: MessageRow) -> dict[str, Any]:
 
 def mentions_me(client: Client, m: MessageRow) -> bool:
     """coi-client-spec: Mentions in Group Messages: ``@Name:addr`` naming us, or ``@all``."""
-    if m.outgoing or "@" not in m.text:
-        return False
-    account = client.store.account_by_id(m.account_id)
-    me = account.address.lower() if account else ""
-    return any(x.is_all or (x.addr or "").lower() == me for x in find_mentions(m.text))
+    return notify.mentions_me(client.store, m)
 
 
 def message_line(client: Client, m: MessageRow) -> str:

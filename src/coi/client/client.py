@@ -43,7 +43,7 @@ from coi.chat.model import (
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
 from coi.client import contacts as contact_book
-from coi.client import extras, groups, profiles, storage
+from coi.client import extras, groups, notify, profiles, storage
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import AccountSettings, Profile, ProfileError, Security, is_loopback
@@ -69,13 +69,18 @@ class SendFailed(ClientError):
 
 @dataclass(frozen=True, slots=True)
 class ClientEvent:
-    """Something ``watch`` saw happen: new, edit, delete, reaction, receipt, removed."""
+    """Something ``watch`` saw happen: new, edit, delete, reaction, receipt, removed.
+
+    ``notify``: a new incoming message that should notify (its chat is not muted, or it
+    mentions us: coi.client.notify); ``muted``: its chat is muted now."""
 
     kind: str
     account: str
     chat_id: int | None
     message: int | None
     target: int | None = None
+    muted: bool = False
+    notify: bool = False
 
 
 class Client:
@@ -357,6 +362,39 @@ class Client:
 
     async def block(self, account: Account, addr: str, blocked: bool = True) -> None:
         await self.save_contacts(account, [(addr, None, blocked)])
+
+    # -- muting (coi.client.notify) -------------------------------------------------------
+
+    async def mute(self, chat: Chat, until: datetime | None = None, muted: bool = True) -> bool:
+        """Mutes CHAT (until ``until``) or unmutes it; then stores the setting for our
+        other devices: a group's storage message, or the stored contact of a 1:1 chat.
+        Returns False when it stays on this device (a contact not stored, an ad-hoc group
+        without id, or the server unreachable).
+
+        # coi-client-spec: Group Storage Message, Contact Storage Message Body (p-notification)
+        """
+        acc = self.store.account_by_id(chat.account_id)
+        assert acc is not None
+        end = until.timestamp() if until is not None else 0.0
+        if muted and until is not None and end <= time.time():
+            raise ClientError("--until is in the past")
+        notify.set_mute(self.store, acc.id, chat.key, muted, end)
+        setting = notify.notification(self.store, acc.id, chat.key)
+        if chat.key.startswith(groups.KEY_PREFIX):
+            storage.mark(self.store, chat.id)
+            return bool(await self.store_groups(acc))
+        if not chat.peer or not contact_book.rows_for(self.store, acc.id, chat.peer):
+            return False
+        try:
+            async with self.connected(acc) as sync:
+                if "contacts" not in sync.folders:
+                    return False
+                book = sync.contact_book()
+                await _imap_call(acc, book.save(chat.peer, notification=setting))
+        except ClientError as exc:
+            log.warning("muted here; not stored for other devices yet: %s", exc)
+            return False
+        return True
 
     # -- sending ----------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from coi.chat.compose import compose_bytes
 from coi.chat.contacts import address_hash
 from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, GroupInfo, MessageKind
-from coi.client import groups, profiles
+from coi.client import groups, notify, profiles
 from coi.client.store import Account, LocalStore
 from coi.client.stored import remove_stored, seal_to_self
 from coi.crypto import KeyPair
@@ -111,6 +111,8 @@ def _apply_group(
             (chat_id, uidvalidity, uid, date),
         )
     store.set_members(chat_id, sorted(everyone - {me}))
+    if info.notification is not None:  # muted or unmuted on another device
+        notify.apply_notification(store, account.id, key, info.notification, date)
 
 
 # -- storing what this device changed ---------------------------------------------------
@@ -146,7 +148,12 @@ def group_message(
         recipients=(Address(account.address),),
         date=date,
         subject="Group",
-        group_info=GroupInfo(gid, chat.name, participants=cards),
+        group_info=GroupInfo(
+            gid,
+            chat.name,
+            participants=cards,
+            notification=notify.notification(store, account.id, chat.key),
+        ),
     )
     raw = compose_bytes(msg)
     if own is None:
