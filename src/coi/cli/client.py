@@ -57,7 +57,7 @@ CLIENT_COMMANDS = (
     ("unmute", "unmute a chat"),
     ("sync", "fetch what is new from the servers"),
     ("watch", "stay connected and print messages as they arrive"),
-    ("group", "group chats: create, rename, add, remove, leave, info"),
+    ("group", "group chats: create, rename, add, remove, describe, avatar, leave, info"),
     ("contacts", "list the contacts stored on the server (synced between your devices)"),
     ("contact", "add, edit, remove contacts; import a vCard (with key), print vCards"),
     ("block", "block an address: its mail goes to Blocked, its chat is hidden"),

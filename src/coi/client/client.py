@@ -483,6 +483,12 @@ class Client:
     async def remove_member(self, chat: Chat, addr: str) -> MessageRow:
         return await groups.remove_member(self, chat, addr)
 
+    async def describe_group(self, chat: Chat, text: str) -> MessageRow:
+        return await groups.describe(self, chat, text)
+
+    async def set_group_avatar(self, chat: Chat, path: Path) -> MessageRow:
+        return await groups.set_avatar(self, chat, path)
+
     async def leave_group(self, chat: Chat) -> MessageRow:
         return await groups.leave(self, chat)
 

@@ -69,12 +69,13 @@ def apply(
                     (uidvalidity, uid, account.id, me),
                 )
     elif msg.kind is MessageKind.GROUP and msg.group_info is not None and msg.group_info.id:
-        _apply_group(store, account, uidvalidity, uid, msg, msg.group_info)
+        _apply_group(store, account, files_dir, uidvalidity, uid, msg, msg.group_info)
 
 
 def _apply_group(
     store: LocalStore,
     account: Account,
+    files_dir: Path,
     uidvalidity: int,
     uid: int,
     msg: ChatMessage,
@@ -111,6 +112,10 @@ def _apply_group(
             (chat_id, uidvalidity, uid, date),
         )
     store.set_members(chat_id, sorted(everyone - {me}))
+    description = " ".join(info.description.split())
+    groups.set_details(store, chat_id, description=description)  # the storage message says all
+    if info.photo:
+        groups.save_photo(store, chat_id, info.photo, files_dir)
     if info.notification is not None:  # muted or unmuted on another device
         notify.apply_notification(store, account.id, key, info.notification, date)
 
@@ -151,6 +156,8 @@ def group_message(
         group_info=GroupInfo(
             gid,
             chat.name,
+            groups.details(store, chat_id)[0],
+            groups.photo_url(store, chat_id),
             participants=cards,
             notification=notify.notification(store, account.id, chat.key),
         ),

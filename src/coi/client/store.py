@@ -269,8 +269,19 @@ CREATE TABLE mute (
 ) STRICT;
 """
 
+# A group's description and avatar (coi.client.groups): from the latest groupinfo part or
+# group storage message; ``avatar`` is the image's path under the account's files.
+_GROUP_DETAILS = """
+CREATE TABLE group_details (
+    chat_id INTEGER PRIMARY KEY REFERENCES chat(id) ON DELETE CASCADE,
+    description TEXT NOT NULL DEFAULT '',
+    avatar TEXT NOT NULL DEFAULT ''
+) STRICT;
+"""
+
 _MIGRATIONS = (
-    _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE, _MUTE
+    _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE, _MUTE,
+    _GROUP_DETAILS,
 )  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 
