@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TypeVar
@@ -362,6 +364,44 @@ class Client:
 
     async def block(self, account: Account, addr: str, blocked: bool = True) -> None:
         await self.save_contacts(account, [(addr, None, blocked)])
+
+    async def dkim_signed(self, account: Account, addr: str) -> bool | None:
+        """Whether the last message received from ``addr`` had a ``DKIM-Signature``
+        header; None when nothing was received from it.  The copy on the server is read
+        when ours lacks it (an encrypted message is kept decrypted, without the outer
+        header).
+
+        # coi-client-spec: Blocking Contacts ("check the last received message of that
+        contact for a DKIM header ... warn the user")
+        """
+        row = self.store.db.execute(
+            "SELECT id, raw FROM message WHERE account_id=? AND outgoing=0 AND sender=?"
+            " COLLATE NOCASE ORDER BY arrived DESC, seq DESC LIMIT 1",
+            (account.id, addr.strip().lower()),
+        ).fetchone()
+        if row is None:
+            return None
+        if _has_dkim(bytes(row[1])):
+            return True
+        where = self.store.locations(int(row[0]))
+        if not where:
+            return False
+        folder, uid, _ = where[0]
+        try:
+            async with self.connected(account) as sync:
+                assert sync.imap is not None
+                await sync.imap.select(folder.name, readonly=True)
+                fetched = await sync.imap.uid_fetch(str(uid), "(UID BODY.PEEK[HEADER])")
+        except (ClientError, ImapError, OSError) as exc:
+            log.warning("cannot read the server's copy for its DKIM header: %s", exc)
+            return False
+        for item in fetched:
+            if item.uid == uid:
+                try:
+                    return _has_dkim(item.body("HEADER"))
+                except KeyError:  # the server sent no header
+                    return False
+        return False
 
     # -- muting (coi.client.notify) -------------------------------------------------------
 
@@ -787,3 +827,10 @@ async def _imap_call(account: Account, call: Awaitable[T]) -> T:
         raise ClientError(str(exc)) from None
     except OSError as exc:
         raise ClientError(f"{account.address} ({account.settings.imap}): {exc}") from None
+
+
+def _has_dkim(raw: bytes) -> bool:
+    """A ``DKIM-Signature`` field in the header of ``raw`` (RFC 6376 §3.5)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    fields = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n")
+    return fields["DKIM-Signature"] is not None
