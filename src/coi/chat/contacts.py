@@ -26,6 +26,11 @@ def address_hash(address: str) -> str:
     return hashlib.sha3_256(normalize_address(address).encode("utf-8")).hexdigest()
 
 
+# coi's own key: when a mute ends (the spec's keys are enabled, types, sounds, filters; a
+# client that does not know this one ignores it and keeps the chat muted)
+UNTIL_KEY = "x-coi-until"
+
+
 def parse_notification(value: str) -> Notification:
     """Parse ``enabled=true;types=sound,banner;sounds=friend;filters=message``."""
     settings: dict[str, str] = {}
@@ -38,9 +43,17 @@ def parse_notification(value: str) -> Notification:
         return tuple(v.strip() for v in settings.get(key, "").split(",") if v.strip())
 
     enabled = settings.get("enabled", "true").lower() not in ("false", "no")
+    until: datetime | None = None
+    try:
+        until = datetime.fromisoformat(settings.get(UNTIL_KEY, ""))
+    except ValueError:
+        pass
+    if until is not None and until.tzinfo is None:
+        until = until.replace(tzinfo=UTC)
     return Notification(
-        enabled=enabled, types=listed("types"), sounds=listed("sounds"), filters=listed("filters")
-    )
+        enabled=enabled, types=listed("types"), sounds=listed("sounds"), filters=listed("filters"),
+        until=until,
+    )  # fmt: skip
 
 
 def format_notification(notification: Notification) -> str:
@@ -52,6 +65,9 @@ def format_notification(notification: Notification) -> str:
     ):
         if values:
             parts.append(f"{key}={','.join(values)}")
+    if notification.until is not None:
+        when = notification.until.astimezone(UTC).replace(microsecond=0)
+        parts.append(f"{UNTIL_KEY}={when.isoformat().replace('+00:00', 'Z')}")
     return ";".join(parts)
 
 

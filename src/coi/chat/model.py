@@ -85,6 +85,15 @@ class Notification:
     types: tuple[str, ...] = ()
     sounds: tuple[str, ...] = ()
     filters: tuple[str, ...] = ()
+    until: datetime | None = None  # x-coi-until: when a mute ends (coi's own key)
+
+    @property
+    def muted(self) -> bool:
+        """Off, or on for mentions only (``filters`` without ``message``): muted.
+
+        # coi-client-spec: Mentions in Group Messages (a mention notifies when muted)
+        """
+        return not self.enabled or (bool(self.filters) and "message" not in self.filters)
 
 
 @dataclass(frozen=True, slots=True)

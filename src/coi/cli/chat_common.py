@@ -88,6 +88,13 @@ def format_time(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M") if ts else ""
 
 
+def mute_note(chat: Chat) -> str:
+    """ "muted" or "muted until TIME" ("" when not muted)."""
+    if not chat.muted():
+        return ""
+    return f"muted until {format_time(chat.muted_until)}" if chat.muted_until else "muted"
+
+
 def message_line(client: Client, m: MessageRow) -> str:
     who = "me" if m.outgoing else (m.sender_name or m.sender)
     text = "(deleted)" if m.deleted else m.text

@@ -26,6 +26,7 @@ from coi.cli.chat_common import (
     emit,
     format_time,
     message_line,
+    mute_note,
     read_input,
     run_command,
     sent,
@@ -51,9 +52,11 @@ CLIENT_COMMANDS = (
     ("react", "react to a message with an emoji"),
     ("accept", "accept a contact request (and store the contact)"),
     ("read", "mark a chat read (sends the read receipts that are due)"),
+    ("mute", "mute a chat (optionally until a time): no notifications but for mentions"),
+    ("unmute", "unmute a chat"),
     ("sync", "fetch what is new from the servers"),
     ("watch", "stay connected and print messages as they arrive"),
-    ("group", "group chats: create, rename, add, remove, leave, info"),
+    ("group", "group chats: create, rename, add, remove, describe, avatar, leave, info"),
     ("contacts", "list the contacts stored on the server (synced between your devices)"),
     ("contact", "add, edit, remove contacts; import a vCard (with key), print vCards"),
     ("block", "block an address: its mail goes to Blocked, its chat is hidden"),
@@ -140,6 +143,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("chat", metavar="CHAT")
     p = add("read", "Mark CHAT read; sends the read receipts that are due.", read)
     p.add_argument("chat", metavar="CHAT")
+    p = add(
+        "mute",
+        "Mute CHAT: its new messages do not notify ('coi watch'), except those that mention"
+        " you; your other devices follow.",
+        mute,
+    )
+    p.add_argument("chat", metavar="CHAT")
+    p.add_argument(
+        "--until", metavar="TIME", help="ISO 8601 time (local unless it says) or 30m, 2h, 1d"
+    )
+    p = add("unmute", "Unmute CHAT; your other devices follow.", unmute)
+    p.add_argument("chat", metavar="CHAT")
     add("sync", "Fetch what is new from every account's server.", sync)
     from coi.cli import groups  # coi group ...: its own module
 
@@ -159,7 +174,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     k_imp.add_argument("file", metavar="FILE", type=Path)
     k_imp.add_argument("--account", metavar="ADDRESS")
     k_imp.set_defaults(handler=lambda args: run_command(args, key_import))
-    add("watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch)
+    p = add(
+        "watch", "Stay connected and print new messages, edits and receipts (Ctrl-C ends).", watch
+    )
+    p.add_argument(
+        "--notify-only",
+        action="store_true",
+        help="print only new messages that notify: none from muted chats unless they mention you",
+    )
     cli_extras.register(sub)
     from coi.cli import contacts  # imports this module: registered last
 
@@ -241,7 +263,10 @@ def chats(client: Client, args: argparse.Namespace) -> int:
         mark = " [contact request: 'coi accept " + str(c.id) + "']" if c.request else ""
         unread = f" ({c.unread} unread)" if c.unread else ""
         title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
-        lines.append(f"{c.id}: {title}{unread}{mark}  {format_time(c.last_arrived)} {c.last_text}")
+        muted = f" [{mute_note(c)}]" if c.muted() else ""
+        lines.append(
+            f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)} {c.last_text}"
+        )
     emit(args, [chat_view(c) for c in found], "\n".join(lines) or "no chats yet")
     return 0
 
@@ -303,6 +328,30 @@ async def read(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
+async def mute(client: Client, args: argparse.Namespace) -> int:
+    chat = chat_or_fail(client, args.chat)
+    until = cli_extras.parse_until(args.until) if args.until else None
+    synced = await client.mute(chat, until)
+    return _muted(client, args, chat.id, synced)
+
+
+async def unmute(client: Client, args: argparse.Namespace) -> int:
+    chat = chat_or_fail(client, args.chat)
+    synced = await client.mute(chat, muted=False)
+    return _muted(client, args, chat.id, synced)
+
+
+def _muted(client: Client, args: argparse.Namespace, chat_id: int, synced: bool) -> int:
+    chat = client.store.chat(chat_id)
+    assert chat is not None
+    where = "" if synced else " (on this device only: the contact is not stored)"
+    if not synced and not chat.peer:
+        where = " (on this device only for now)"
+    state = mute_note(chat) or "unmuted"
+    emit(args, {**chat_view(chat), "synced": synced}, f"chat {chat.id}: {state}{where}")
+    return 0
+
+
 async def sync(client: Client, args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty() and not args.json
 
@@ -336,6 +385,8 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
 
     def on_event(event: ClientEvent) -> None:
+        if args.notify_only and not event.notify:
+            return
         about = event.target or event.message
         row = client.store.message(about) if about is not None else None
         if args.json:
@@ -343,6 +394,8 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
                 "event": event.kind,
                 "account": event.account,
                 "chat": event.chat_id,
+                "muted": event.muted,
+                "notify": event.notify,
             }
             if row is not None:
                 data["message"] = message_view(client, row)
@@ -353,7 +406,8 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
             return
         label = {"new": "", "edit": "edited ", "delete": "deleted ", "reaction": "reaction on ",
                  "receipt": "read receipt for "}.get(event.kind, event.kind + " ")  # fmt: skip
-        print(f"[chat {row.chat_id}] {label}{message_line(client, row)}", flush=True)
+        muted = " (muted)" if event.muted and not event.notify else ""
+        print(f"[chat {row.chat_id}{muted}] {label}{message_line(client, row)}", flush=True)
 
     def on_status(line: str) -> None:
         print(f"coi: {line}", file=sys.stderr, flush=True)

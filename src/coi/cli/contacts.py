@@ -7,6 +7,7 @@ device of the account sees them after its next sync.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,15 @@ async def contact_edit(client: Client, args: argparse.Namespace) -> int:
 
 
 async def block(client: Client, args: argparse.Namespace) -> int:
+    """coi-client-spec: Blocking Contacts: warn when the sender's last message had no DKIM
+    header (its address may be spoofed, and blocking it may block someone else)."""
+    account = client.account(args.account)
+    if await client.dkim_signed(account, args.address) is False:
+        print(
+            f"coi: warning: the last message from {args.address} had no DKIM signature:"
+            " the sender may be forged; blocking the address all the same",
+            file=sys.stderr,
+        )
     return await _save(client, args, None, True, "blocked")
 
 

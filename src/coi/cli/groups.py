@@ -1,9 +1,12 @@
-"""`coi group create|rename|add|remove|leave|info`: group chats (coi.client.groups)."""
+"""`coi group ...`: create, rename, add, remove, describe, avatar, leave, info.
+
+On coi.client.groups."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from coi.cli.chat_common import (
@@ -44,9 +47,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add("remove", "remove ADDRESS from GROUP (the removed member is told too)", remove)
     p.add_argument("chat", metavar="GROUP")
     p.add_argument("address", metavar="ADDRESS")
+    p = add("describe", "set GROUP's description (the members are told)", describe)
+    p.add_argument("chat", metavar="GROUP")
+    p.add_argument("text", metavar="TEXT")
+    p = add(
+        "avatar", "set GROUP's avatar to the image FILE, up to 64 kB (members are told)", avatar
+    )
+    p.add_argument("chat", metavar="GROUP")
+    p.add_argument("file", metavar="FILE", type=Path)
     p = add("leave", "leave GROUP (the members are told)", leave)
     p.add_argument("chat", metavar="GROUP")
-    p = add("info", "print the group's id, name and members", info)
+    p = add("info", "print the group's id, name, description, avatar and members", info)
     p.add_argument("chat", metavar="GROUP")
 
 
@@ -84,6 +95,16 @@ async def remove(client: Client, args: argparse.Namespace) -> int:
     return sent(client, args, await client.remove_member(chat, args.address))
 
 
+async def describe(client: Client, args: argparse.Namespace) -> int:
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.describe_group(chat, args.text))
+
+
+async def avatar(client: Client, args: argparse.Namespace) -> int:
+    chat = chat_or_fail(client, args.chat)
+    return sent(client, args, await client.set_group_avatar(chat, args.file))
+
+
 async def leave(client: Client, args: argparse.Namespace) -> int:
     chat = chat_or_fail(client, args.chat)
     return sent(client, args, await client.leave_group(chat))
@@ -98,10 +119,15 @@ def info(client: Client, args: argparse.Namespace) -> int:
         "name": view.name,
         "members": list(view.members),
         "left": view.left,
+        "description": view.description,
+        "avatar": view.avatar or None,
     }
     state = " (you left)" if view.left else ""
-    text = f"group {view.chat_id} {view.name!r}{state}\nid {view.group_id}\n" + "\n".join(
-        f"  {m}" for m in view.members
-    )
+    lines = [f"group {view.chat_id} {view.name!r}{state}", f"id {view.group_id}"]
+    if view.description:
+        lines.append(f"description: {view.description}")
+    if view.avatar:
+        lines.append(f"avatar: {view.avatar}")
+    text = "\n".join([*lines, *(f"  {m}" for m in view.members)])
     emit(args, data, text)
     return 0

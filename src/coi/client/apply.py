@@ -188,7 +188,7 @@ class Applier:
         if (visible or groups.is_change(msg)) and not (
             self.account.settings.encrypt_only and not opened.encrypted
         ):
-            change = groups.apply(self.store, self.account.id, self.me, msg)
+            change = groups.apply(self.store, self.account.id, self.me, msg, self.files_dir)
         if change is not None and change.line:  # a group change: one system line
             visible, chat_id, kind, text = True, change.chat_id, groups.SYSTEM_KIND, change.line
         elif visible:

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import format_datetime
 from pathlib import Path
 from typing import TypeVar
@@ -43,7 +45,7 @@ from coi.chat.model import (
 from coi.chat.parse import parse
 from coi.chat.polls import poll_text
 from coi.client import contacts as contact_book
-from coi.client import extras, groups, profiles, push, storage
+from coi.client import extras, groups, notify, profiles, push, storage
 from coi.client.apply import Applied, Applier
 from coi.client.e2e import Keyring, MissingKeys
 from coi.client.profile import (
@@ -76,13 +78,18 @@ class SendFailed(ClientError):
 
 @dataclass(frozen=True, slots=True)
 class ClientEvent:
-    """Something ``watch`` saw happen: new, edit, delete, reaction, receipt, removed."""
+    """Something ``watch`` saw happen: new, edit, delete, reaction, receipt, removed.
+
+    ``notify``: a new incoming message that should notify (its chat is not muted, or it
+    mentions us: coi.client.notify); ``muted``: its chat is muted now."""
 
     kind: str
     account: str
     chat_id: int | None
     message: int | None
     target: int | None = None
+    muted: bool = False
+    notify: bool = False
 
 
 class Client:
@@ -391,6 +398,77 @@ class Client:
     async def block(self, account: Account, addr: str, blocked: bool = True) -> None:
         await self.save_contacts(account, [(addr, None, blocked)])
 
+    async def dkim_signed(self, account: Account, addr: str) -> bool | None:
+        """Whether the last message received from ``addr`` had a ``DKIM-Signature``
+        header; None when nothing was received from it.  The copy on the server is read
+        when ours lacks it (an encrypted message is kept decrypted, without the outer
+        header).
+
+        # coi-client-spec: Blocking Contacts ("check the last received message of that
+        contact for a DKIM header ... warn the user")
+        """
+        row = self.store.db.execute(
+            "SELECT id, raw FROM message WHERE account_id=? AND outgoing=0 AND sender=?"
+            " COLLATE NOCASE ORDER BY arrived DESC, seq DESC LIMIT 1",
+            (account.id, addr.strip().lower()),
+        ).fetchone()
+        if row is None:
+            return None
+        if _has_dkim(bytes(row[1])):
+            return True
+        where = self.store.locations(int(row[0]))
+        if not where:
+            return False
+        folder, uid, _ = where[0]
+        try:
+            async with self.connected(account) as sync:
+                assert sync.imap is not None
+                await sync.imap.select(folder.name, readonly=True)
+                fetched = await sync.imap.uid_fetch(str(uid), "(UID BODY.PEEK[HEADER])")
+        except (ClientError, ImapError, OSError) as exc:
+            log.warning("cannot read the server's copy for its DKIM header: %s", exc)
+            return False
+        for item in fetched:
+            if item.uid == uid:
+                try:
+                    return _has_dkim(item.body("HEADER"))
+                except KeyError:  # the server sent no header
+                    return False
+        return False
+
+    # -- muting (coi.client.notify) -------------------------------------------------------
+
+    async def mute(self, chat: Chat, until: datetime | None = None, muted: bool = True) -> bool:
+        """Mutes CHAT (until ``until``) or unmutes it; then stores the setting for our
+        other devices: a group's storage message, or the stored contact of a 1:1 chat.
+        Returns False when it stays on this device (a contact not stored, an ad-hoc group
+        without id, or the server unreachable).
+
+        # coi-client-spec: Group Storage Message, Contact Storage Message Body (p-notification)
+        """
+        acc = self.store.account_by_id(chat.account_id)
+        assert acc is not None
+        end = until.timestamp() if until is not None else 0.0
+        if muted and until is not None and end <= time.time():
+            raise ClientError("--until is in the past")
+        notify.set_mute(self.store, acc.id, chat.key, muted, end)
+        setting = notify.notification(self.store, acc.id, chat.key)
+        if chat.key.startswith(groups.KEY_PREFIX):
+            storage.mark(self.store, chat.id)
+            return bool(await self.store_groups(acc))
+        if not chat.peer or not contact_book.rows_for(self.store, acc.id, chat.peer):
+            return False
+        try:
+            async with self.connected(acc) as sync:
+                if "contacts" not in sync.folders:
+                    return False
+                book = sync.contact_book()
+                await _imap_call(acc, book.save(chat.peer, notification=setting))
+        except ClientError as exc:
+            log.warning("muted here; not stored for other devices yet: %s", exc)
+            return False
+        return True
+
     # -- sending ----------------------------------------------------------------------
 
     async def send(
@@ -477,6 +555,12 @@ class Client:
 
     async def remove_member(self, chat: Chat, addr: str) -> MessageRow:
         return await groups.remove_member(self, chat, addr)
+
+    async def describe_group(self, chat: Chat, text: str) -> MessageRow:
+        return await groups.describe(self, chat, text)
+
+    async def set_group_avatar(self, chat: Chat, path: Path) -> MessageRow:
+        return await groups.set_avatar(self, chat, path)
 
     async def leave_group(self, chat: Chat) -> MessageRow:
         return await groups.leave(self, chat)
@@ -801,3 +885,10 @@ async def _imap_call(account: Account, call: Awaitable[T]) -> T:
         raise ClientError(str(exc)) from None
     except OSError as exc:
         raise ClientError(f"{account.address} ({account.settings.imap}): {exc}") from None
+
+
+def _has_dkim(raw: bytes) -> bool:
+    """A ``DKIM-Signature`` field in the header of ``raw`` (RFC 6376 §3.5)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    fields = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n")
+    return fields["DKIM-Signature"] is not None

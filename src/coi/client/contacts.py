@@ -32,8 +32,9 @@ from email.utils import format_datetime
 from coi.chat.compose import compose_bytes
 from coi.chat.contacts import StoredContact, address_hash, merge_contacts, normalize_address
 from coi.chat.headers import new_message_id
-from coi.chat.model import Address, Card, ChatMessage, ContactStorage, MessageKind
+from coi.chat.model import Address, Card, ChatMessage, ContactStorage, MessageKind, Notification
 from coi.chat.parse import parse
+from coi.client import notify
 from coi.client.store import Account, Folder, LocalStore
 from coi.client.stored import remove_stored, seal_to_self
 from coi.crypto import KeyPair
@@ -147,6 +148,11 @@ def _store_row(
     if not contact.blocked:  # stored on some device: the user's yes, so no contact request
         for email in emails:
             store.remember_contact(account_id, email, contact.card.name, True)
+    if contact.card.notification is not None and date:  # muted on some device
+        for email in emails:
+            notify.apply_notification(
+                store, account_id, f"contact:{email}", contact.card.notification, date
+            )
 
 
 # -- messages -----------------------------------------------------------------------
@@ -306,9 +312,14 @@ class ContactBook:
             await remove_stored(self.imap, self.folder.name, ",".join(map(str, old)))
 
     async def save(
-        self, addr: str, name: str | None = None, blocked: bool | None = None
+        self,
+        addr: str,
+        name: str | None = None,
+        blocked: bool | None = None,
+        notification: Notification | None = None,
     ) -> ContactRow:
-        """Adds or changes the contact for ``addr`` (None keeps what is stored)."""
+        """Adds or changes the contact for ``addr`` (None keeps what is stored);
+        ``notification`` is the chat's mute setting (coi.client.notify)."""
         addr = normalize_address(addr)
         if "@" not in addr:
             raise ValueError(f"{addr!r} is not a mail address")
@@ -327,6 +338,8 @@ class ContactBook:
             card = replace(card, emails=(addr,))
         if name is not None:
             card = replace(card, name=name)
+        if notification is not None:
+            card = replace(card, notification=notification)
         updated = replace(
             current, card=card, blocked=current.blocked if blocked is None else blocked
         )

@@ -14,9 +14,11 @@ lines (message kind ``system``) so a chat tells what happened.
 
 from __future__ import annotations
 
+import mimetypes
 from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from coi.chat import builders
@@ -41,6 +43,8 @@ class GroupView:
     name: str
     members: tuple[str, ...]  # without us
     left: bool  # we left or were removed
+    description: str = ""
+    avatar: str = ""  # the image's path, "" for none
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +104,80 @@ def with_pending(store: LocalStore, chat: Chat, msg: ChatMessage) -> ChatMessage
     if "info" in pending and msg.group is not None and msg.sender is not None:
         everyone = sorted({*store.members(chat.id), msg.sender.addr.lower()})
         cards = tuple(Card(emails=(a,)) for a in everyone)
-        msg = replace(msg, group_info=GroupInfo(msg.group.id, msg.group.name, participants=cards))
+        description = details(store, chat.id)[0]
+        msg = replace(
+            msg, group_info=GroupInfo(msg.group.id, msg.group.name, description, participants=cards)
+        )
     return msg
 
 
 def info(store: LocalStore, chat: Chat) -> GroupView:
     chat = store.chat(chat.id) or chat  # the name as it is now
+    description, avatar = details(store, chat.id)
     return GroupView(
-        chat.id, group_id(chat), chat.name, tuple(store.members(chat.id)), has_left(store, chat.id)
-    )
+        chat.id, group_id(chat), chat.name, tuple(store.members(chat.id)),
+        has_left(store, chat.id), description, avatar,
+    )  # fmt: skip
+
+
+# -- description and avatar (# coi-client-spec: Processing Group Description and Avatar Changes)
+
+
+def details(store: LocalStore, chat_id: int) -> tuple[str, str]:
+    """The group's description and avatar path ("" when none)."""
+    row = store.db.execute(
+        "SELECT description, avatar FROM group_details WHERE chat_id=?", (chat_id,)
+    ).fetchone()
+    return ("", "") if row is None else (str(row[0]), str(row[1]))
+
+
+def set_details(
+    store: LocalStore, chat_id: int, description: str | None = None, avatar: str | None = None
+) -> None:
+    """Changes what is given (None keeps it)."""
+    old_description, old_avatar = details(store, chat_id)
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO group_details (chat_id, description, avatar) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET description=excluded.description, avatar=excluded.avatar",
+            (
+                chat_id,
+                old_description if description is None else description,
+                old_avatar if avatar is None else avatar,
+            ),
+        )
+
+
+def photo_url(store: LocalStore, chat_id: int) -> str:
+    """The avatar as the ``data:`` URL an h-group's ``u-photo`` carries ("" for none)."""
+    from coi.client.profiles import _data_url
+
+    return _data_url(details(store, chat_id)[1])
+
+
+def save_photo(store: LocalStore, chat_id: int, url: str, files_dir: Path) -> bool:
+    """Keeps the avatar of a ``u-photo`` data URL under ``files_dir``; False if unusable."""
+    from coi.client.profiles import MAX_AVATAR, _decode_data_url, _image_path, _write
+
+    decoded = _decode_data_url(url)
+    if decoded is None or len(decoded[1]) > MAX_AVATAR or not decoded[0].startswith("image/"):
+        return False
+    content_type, data = decoded
+    path = _image_path(files_dir / "groups", f"group-{chat_id}", content_type)
+    set_details(store, chat_id, avatar=_write(path, data))
+    return True
+
+
+def _apply_details(
+    store: LocalStore, chat_id: int, info: GroupInfo, files_dir: Path | None
+) -> None:
+    """What a groupinfo part or group storage message says of description and avatar;
+    absent ones keep what we know (Delta Chat and older messages carry neither)."""
+    description = " ".join(info.description.split())
+    if description:
+        set_details(store, chat_id, description=description)
+    if info.photo and files_dir is not None:
+        save_photo(store, chat_id, info.photo, files_dir)
 
 
 def check_can_send(store: LocalStore, chat: Chat) -> None:
@@ -131,15 +200,25 @@ def _context(client: Client, chat: Chat) -> tuple[Account, Address, str, list[st
 
 
 def _message(
-    me: Address, to: list[str], text: str, gid: str, name: str, after: list[str]
+    me: Address,
+    to: list[str],
+    text: str,
+    gid: str,
+    name: str,
+    after: list[str],
+    description: str = "",
+    photo: str = "",
 ) -> ChatMessage:
     """A group change to ``to``; its ``groupinfo`` part lists the members ``after`` it,
-    us included (# coi-client-spec: Processing Group Participants Changes)."""
+    us included (# coi-client-spec: Processing Group Participants Changes), and the
+    description (and the avatar when it changes)."""
     msg = builders.new_message(
         me, tuple(Address(a) for a in sorted(set(to))), text, GroupRef(gid, name)
     )
     everyone = sorted({*after, me.addr.lower()})
-    info = GroupInfo(gid, name, participants=tuple(Card(emails=(a,)) for a in everyone))
+    info = GroupInfo(
+        gid, name, description, photo, participants=tuple(Card(emails=(a,)) for a in everyone)
+    )
     return replace(msg, read_receipt_to=None, group_info=info)
 
 
@@ -153,7 +232,7 @@ async def rename(client: Client, chat: Chat, name: str) -> MessageRow:
     if not name:
         raise ClientError("a group needs a name")
     text = f'Group name changed from "{chat.name}" to "{name}".'
-    msg = _message(me, members, text, gid, name, members)
+    msg = _message(me, members, text, gid, name, members, details(client.store, chat.id)[0])
     msg = replace(
         msg,
         system_event="group-name-changed",
@@ -179,7 +258,9 @@ async def add_member(client: Client, chat: Chat, addr: str) -> MessageRow:
     if addr == acc.address.lower() or addr in members:
         raise ClientError(f"{addr} is already in the group")
     after = [*members, addr]
-    msg = _message(me, after, f"Member {addr} added.", gid, chat.name, after)
+    msg = _message(
+        me, after, f"Member {addr} added.", gid, chat.name, after, details(client.store, chat.id)[0]
+    )
     return await _sent(
         client, acc, chat, replace(msg, system_event="member-added", members_added=(addr,))
     )
@@ -194,8 +275,58 @@ async def remove_member(client: Client, chat: Chat, addr: str) -> MessageRow:
         raise ClientError(f"{addr} is not in the group")
     # to everyone before the change: the removed member learns of it too
     after = [m for m in members if m != addr]
-    msg = _message(me, members, f"Member {addr} removed.", gid, chat.name, after)
+    msg = _message(
+        me,
+        members,
+        f"Member {addr} removed.",
+        gid,
+        chat.name,
+        after,
+        details(client.store, chat.id)[0],
+    )
     msg = replace(msg, system_event="member-removed", members_removed=(addr,))
+    return await _sent(client, acc, chat, msg)
+
+
+async def describe(client: Client, chat: Chat, text: str) -> MessageRow:
+    """A new description, told to the members in a groupinfo part.
+
+    # coi-client-spec: Processing Group Description and Avatar Changes
+    """
+    from coi.client.client import ClientError
+
+    chat = client.store.chat(chat.id) or chat
+    acc, me, gid, members = _context(client, chat)
+    text = " ".join(text.split())
+    if not text:
+        raise ClientError("give the group a description")
+    line = f'Group description changed to "{text}".'
+    msg = _message(me, members, line, gid, chat.name, members, text)
+    return await _sent(client, acc, chat, msg)
+
+
+async def set_avatar(client: Client, chat: Chat, path: Path) -> MessageRow:
+    """A new group avatar, told to the members in a groupinfo part's ``u-photo``."""
+    from coi.client.client import ClientError
+    from coi.client.profiles import MAX_AVATAR, _data_url
+
+    chat = client.store.chat(chat.id) or chat
+    acc, me, gid, members = _context(client, chat)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+    if size > MAX_AVATAR:
+        raise ClientError(
+            f"{path} has {size} bytes: a group avatar travels in messages, keep it under"
+            f" {MAX_AVATAR // 1024} kB"
+        )
+    if not (mimetypes.guess_type(path.name)[0] or "").startswith("image/"):
+        raise ClientError(f"{path} is no image")
+    photo = _data_url(str(path))
+    description = details(client.store, chat.id)[0]
+    msg = _message(me, members, "Group avatar changed.", gid, chat.name, members, description,
+                   photo)  # fmt: skip
     return await _sent(client, acc, chat, msg)
 
 
@@ -294,8 +425,11 @@ def is_change(msg: ChatMessage) -> bool:
     )
 
 
-def apply(store: LocalStore, account_id: int, me: str, msg: ChatMessage) -> Change | None:
-    """Applies a message with a group id to its group; None for other messages.
+def apply(
+    store: LocalStore, account_id: int, me: str, msg: ChatMessage, files_dir: Path | None = None
+) -> Change | None:
+    """Applies a message with a group id to its group; None for other messages; a group
+    avatar is kept under ``files_dir``.
 
     # coi-client-spec: Changing Group Definitions and Processing Changes
     """
@@ -331,6 +465,8 @@ def apply(store: LocalStore, account_id: int, me: str, msg: ChatMessage) -> Chan
     members -= removed
     members.discard(me)
     store.set_members(chat_id, sorted(members))
+    if msg.group_info is not None and trusted:
+        _apply_details(store, chat_id, msg.group_info, files_dir)
     if known is None and not outgoing and msg.references:
         _pending(store, chat_id, "request", True)  # we missed the group's start
     if msg.requests_group_info and not outgoing:

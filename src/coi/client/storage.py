@@ -28,7 +28,7 @@ from coi.chat.compose import compose_bytes
 from coi.chat.contacts import address_hash
 from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, GroupInfo, MessageKind
-from coi.client import groups, profiles
+from coi.client import groups, notify, profiles
 from coi.client.store import Account, LocalStore
 from coi.client.stored import remove_stored, seal_to_self
 from coi.crypto import KeyPair
@@ -69,12 +69,13 @@ def apply(
                     (uidvalidity, uid, account.id, me),
                 )
     elif msg.kind is MessageKind.GROUP and msg.group_info is not None and msg.group_info.id:
-        _apply_group(store, account, uidvalidity, uid, msg, msg.group_info)
+        _apply_group(store, account, files_dir, uidvalidity, uid, msg, msg.group_info)
 
 
 def _apply_group(
     store: LocalStore,
     account: Account,
+    files_dir: Path,
     uidvalidity: int,
     uid: int,
     msg: ChatMessage,
@@ -111,6 +112,12 @@ def _apply_group(
             (chat_id, uidvalidity, uid, date),
         )
     store.set_members(chat_id, sorted(everyone - {me}))
+    description = " ".join(info.description.split())
+    groups.set_details(store, chat_id, description=description)  # the storage message says all
+    if info.photo:
+        groups.save_photo(store, chat_id, info.photo, files_dir)
+    if info.notification is not None:  # muted or unmuted on another device
+        notify.apply_notification(store, account.id, key, info.notification, date)
 
 
 # -- storing what this device changed ---------------------------------------------------
@@ -146,7 +153,14 @@ def group_message(
         recipients=(Address(account.address),),
         date=date,
         subject="Group",
-        group_info=GroupInfo(gid, chat.name, participants=cards),
+        group_info=GroupInfo(
+            gid,
+            chat.name,
+            groups.details(store, chat_id)[0],
+            groups.photo_url(store, chat_id),
+            participants=cards,
+            notification=notify.notification(store, account.id, chat.key),
+        ),
     )
     raw = compose_bytes(msg)
     if own is None:

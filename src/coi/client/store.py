@@ -254,8 +254,34 @@ CREATE TABLE group_storage (
 ) STRICT;
 """
 
+# Muted chats (coi.client.notify), by chat key so that a setting synced from a contact
+# or group storage message can arrive before its chat: muted until ``until`` (0: until
+# unmuted); ``changed`` is when the setting was made (the newer one wins); a row with
+# muted=0 remembers an unmute.
+_MUTE = """
+CREATE TABLE mute (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    muted INTEGER NOT NULL DEFAULT 0,
+    until REAL NOT NULL DEFAULT 0,
+    changed REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, key)
+) STRICT;
+"""
+
+# A group's description and avatar (coi.client.groups): from the latest groupinfo part or
+# group storage message; ``avatar`` is the image's path under the account's files.
+_GROUP_DETAILS = """
+CREATE TABLE group_details (
+    chat_id INTEGER PRIMARY KEY REFERENCES chat(id) ON DELETE CASCADE,
+    description TEXT NOT NULL DEFAULT '',
+    avatar TEXT NOT NULL DEFAULT ''
+) STRICT;
+"""
+
 _MIGRATIONS = (
-    _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE
+    _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE, _MUTE,
+    _GROUP_DETAILS,
 )  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -295,6 +321,13 @@ class Chat:
     unread: int = 0
     last_text: str = ""
     last_arrived: float = 0.0
+    muted_until: float | None = None  # None: not muted; 0: until unmuted (coi.client.notify)
+
+    def muted(self, now: float | None = None) -> bool:
+        """Muted now (a mute with a time ends then)."""
+        if self.muted_until is None:
+            return False
+        return self.muted_until == 0 or self.muted_until > (time.time() if now is None else now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -718,7 +751,9 @@ class LocalStore:
         " coalesce((SELECT m.text FROM message m WHERE m.chat_id = c.id AND m.visible=1"
         "  ORDER BY m.arrived DESC, m.date_header DESC, m.seq DESC LIMIT 1), ''),"
         " coalesce((SELECT max(m.arrived) FROM message m WHERE m.chat_id = c.id"
-        "  AND m.visible=1), 0)"
+        "  AND m.visible=1), 0),"
+        " (SELECT mu.until FROM mute mu WHERE mu.account_id = c.account_id AND mu.key = c.key"
+        "  AND mu.muted=1)"
         " FROM chat c"
     )
 
@@ -727,6 +762,7 @@ class LocalStore:
         return Chat(
             int(r[0]), int(r[1]), str(r[2]), str(r[3]), str(r[4]), bool(r[5]),  # type: ignore[call-overload]
             int(r[6]), str(r[7]), float(r[8]),  # type: ignore[call-overload, arg-type]
+            None if r[9] is None else float(r[9]),  # type: ignore[arg-type]
         )  # fmt: skip
 
     def chats(self, account_id: int | None = None) -> list[Chat]:

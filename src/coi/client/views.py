@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from coi.chat.mentions import find_mentions
-from coi.client import extras
+from coi.client import extras, notify
 from coi.client.store import Chat, MessageRow
 
 if TYPE_CHECKING:
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
 
 
 def chat_view(chat: Chat) -> dict[str, Any]:
+    muted = chat.muted()
     return {
         "id": chat.id,
         "peer": chat.peer,
@@ -22,6 +22,8 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "unread": chat.unread,
         "last": chat.last_text,
         "last_time": chat.last_arrived,
+        "muted": muted,
+        "muted_until": (chat.muted_until or None) if muted else None,  # None: until unmuted
     }
 
 
@@ -74,8 +76,4 @@ def parent_view(client: Client, m: MessageRow) -> dict[str, Any] | None:
 
 def mentions_me(client: Client, m: MessageRow) -> bool:
     """coi-client-spec: Mentions in Group Messages: ``@Name:addr`` naming us, or ``@all``."""
-    if m.outgoing or "@" not in m.text:
-        return False
-    account = client.store.account_by_id(m.account_id)
-    me = account.address.lower() if account else ""
-    return any(x.is_all or (x.addr or "").lower() == me for x in find_mentions(m.text))
+    return notify.mentions_me(client.store, m)

@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from coi.client import notify
 from coi.client.store import Account
 from coi.client.sync import AccountSync
 from coi.imap.client import CommandFailed, ImapError
@@ -66,13 +67,17 @@ async def _report(
     from coi.client.client import ClientEvent
 
     report = await sync.sync()
+    store = client.store
     for applied in report.applied:
         if applied.event in ("hidden", "known") or client.hidden(applied.chat_id):
             continue
+        chat = store.chat(applied.chat_id) if applied.chat_id is not None else None
+        row = store.message(applied.message)
         on_event(
             ClientEvent(
                 applied.event, sync.account.address, applied.chat_id, applied.message,
-                applied.target,
+                applied.target, muted=chat is not None and chat.muted(),
+                notify=notify.notifies(store, chat, row, applied.event),
             )
         )  # fmt: skip
     if report.removed:

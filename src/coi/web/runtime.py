@@ -50,6 +50,7 @@ class UserRuntime:
                 "chat": event.chat_id,
                 "message": event.message,
                 "target": event.target,
+                "notify": event.notify,  # False for a muted chat, unless it mentions us
             }
         )
 

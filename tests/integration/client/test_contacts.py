@@ -137,3 +137,37 @@ async def test_duplicates_are_merged_at_sync(env: MailEnv, tmp_path: Path) -> No
     [head] = server["COI/Contacts"]
     assert b"COI-TokenIn: token-old" in head and b"COI-TokenIn: token-new" in head
     assert b"multipart/encrypted" in head
+
+
+async def test_block_warns_when_the_last_message_had_no_dkim(env: MailEnv, tmp_path: Path) -> None:
+    """coi-client-spec: Blocking Contacts: the sender's last message is checked for a DKIM
+    header; without one `coi block` warns (one line) and blocks all the same."""
+    from tests.integration.client.test_cli_chat import add, coi
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for profile, who in ((a, ALICE), (b, BOB)):
+        code, _, err = await add(env, profile, who, PASSWORDS[who])
+        assert code == 0, err
+    assert (await coi(b, "send", ALICE, "hi alice"))[0] == 0  # not DKIM-signed here
+    signed = (
+        b"DKIM-Signature: v=1; a=rsa-sha256; d=example.net; s=coi; h=from; bh=x; b=y\r\n"
+        b"From: <carol@example.net>\r\nTo: <alice@example.org>\r\nSubject: hi\r\n"
+        b"Message-ID: <chat$carol.1@example.net>\r\nChat-Version: 1.0\r\n"
+        b"Date: Mon, 4 Dec 2023 15:51:37 +0100\r\n\r\nhi from carol\r\n"
+    )
+
+    def append() -> None:
+        imap = imaplib.IMAP4("127.0.0.1", env.imap.port)
+        imap.login(ALICE, PASSWORDS[ALICE])
+        imap.append("INBOX", None, None, signed)
+        imap.logout()
+
+    await asyncio.to_thread(append)
+    assert (await coi(a, "sync"))[0] == 0
+    code, out, err = await coi(a, "block", BOB)
+    assert code == 0 and "blocked" in out
+    assert err.count("\n") == 1 and "no DKIM signature" in err and BOB in err
+    code, out, err = await coi(a, "block", "carol@example.net")
+    assert code == 0 and err == ""
+    code, out, err = await coi(a, "block", "dave@example.net")  # never wrote: nothing to check
+    assert code == 0 and err == ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.conftest import PASSWORDS
@@ -20,7 +21,7 @@ from tests.integration.client.test_cli_chat import add, coi
 from tests.integration.conftest import MailEnv
 from tests.plainserver import PlainMailServer
 
-from coi.client import groups
+from coi.client import extras, groups
 from coi.client.client import Client
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
@@ -148,3 +149,76 @@ async def test_profile_and_group_from_the_shell_on_two_devices(
     assert code == 0, err
     info = json.loads(out)
     assert info["name"] == "Crew" and info["members"] == [BOB]
+
+
+def extras_dump(client: Client) -> str:
+    """Every chat's messages with their pin and poll tally, without ids: equal on two
+    devices that see the same state."""
+    lines: list[str] = []
+    for chat in sorted(client.chats(), key=lambda c: c.peer or c.name):
+        lines.append(f"chat {chat.peer or chat.name}")
+        for m in client.messages(chat):
+            notes = "; ".join(extras.notes(client.store, m))
+            who = "me" if m.outgoing else m.sender
+            lines.append(f"  {who}: {m.text}" + (f"  [{notes}]" if notes else ""))
+    return "\n".join(lines) + "\n"
+
+
+async def pins_and_polls(make: object) -> None:
+    """A pin with an expiry and a poll's tallies are the same on alice's second device;
+    a vote changed there counts on the first."""
+    assert callable(make)
+    alice: Client = await make("alice", ALICE)
+    alice2: Client = await make("alice2", ALICE)
+    bob: Client = await make("bob", BOB)
+    [acc], [acc2] = alice.accounts(), alice2.accounts()
+    alice2.import_key(acc2, alice.export_key(acc))
+
+    first = await alice.send(BOB, "hi bob")
+    await bob.sync()
+    [chat] = bob.chats()
+    bob.accept(chat)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    await alice.pin(first.id, until)
+    poll = await bob.create_poll(ALICE, "Movie night?", ["E.T.", "Alien"], single=True)
+    await alice.sync()
+    [apoll] = [m for m in alice.messages(alice.chats()[0]) if m.kind == "poll"]
+    await alice.vote(apoll.id, [1])
+    await bob.vote(poll.id, [2])
+    await alice.sync()
+    await alice2.sync()
+    for device in (alice, alice2):
+        [c] = device.chats()
+        pin = extras.active_pin(device.store, c.id)
+        assert pin is not None and pin.until == until.timestamp()
+        assert device.message(pin.message).text == "hi bob"
+    assert extras_dump(alice2) == extras_dump(alice)
+    assert "votes: 1. E.T.: 1, 2. Alien: 1]" in extras_dump(alice2)
+
+    # alice changes her vote on the second device; bob closes the poll
+    [poll2] = [m for m in alice2.messages(alice2.chats()[0]) if m.kind == "poll"]
+    await alice2.vote(poll2.id, [2])
+    await bob.sync()
+    await bob.close_poll(poll.id)
+    await alice.sync()
+    await alice2.sync()
+    question = bob.message(poll.id).text
+    golden = (
+        "chat bob@example.org\n"
+        "  me: hi bob\n"
+        f"  me: hi bob  [pinned until {until.isoformat()}]\n"
+        f"  bob@example.org: {question}  [votes: 1. E.T.: 0, 2. Alien: 2 (closed)]\n"
+    )
+    assert extras_dump(alice) == golden
+    assert extras_dump(alice2) == golden
+
+
+async def test_pins_and_polls_on_a_second_device_coi_serve(env: MailEnv, tmp_path: Path) -> None:
+    await pins_and_polls(devices(tmp_path, env.imap.port, env.submission_port, PASSWORDS))
+
+
+async def test_pins_and_polls_on_a_second_device_dovecot(
+    plain_mail: PlainMailServer, tmp_path: Path
+) -> None:
+    make = devices(tmp_path, plain_mail.imap_port, plain_mail.smtp_port, plain_mail.users)
+    await pins_and_polls(make)

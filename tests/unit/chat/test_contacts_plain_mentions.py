@@ -79,3 +79,20 @@ def test_fold_quotes_and_signature() -> None:
     assert (visible, folded) == ("answer", "> top quote")
     visible, folded = fold("a\n> interleaved\nb")
     assert visible == "a\n> interleaved\nb" and folded == ""
+
+
+def test_notification_settings_and_the_end_of_a_mute() -> None:
+    """coi-client-spec: Contact Storage Message Body (p-notification); coi's x-coi-until."""
+    from coi.chat.contacts import format_notification, parse_notification
+    from coi.chat.model import Notification
+
+    spec = parse_notification("enabled=true;\n types=sound,banner;sounds=friend;filters=message")
+    assert spec == Notification(True, ("sound", "banner"), ("friend",), ("message",))
+    assert not spec.muted
+    assert parse_notification("enabled=no").muted
+    assert parse_notification("enabled=true;types=banner;filters=mention").muted  # mentions only
+    muted = Notification(enabled=False, until=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+    text = format_notification(muted)
+    assert text == "enabled=false;x-coi-until=2030-01-02T03:04:05Z"
+    assert parse_notification(text) == muted
+    assert parse_notification("enabled=false;x-coi-until=soon").until is None
