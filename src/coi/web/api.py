@@ -40,6 +40,7 @@ def routes(app: web.Application) -> None:
     r.add_post("/api/chats/{chat}/rename", rename)
     r.add_post("/api/chats/{chat}/members", members)
     r.add_post("/api/chats/{chat}/leave", leave)
+    r.add_post("/api/chats/{chat}/mute", mute)
     r.add_post("/api/send", send)
     r.add_post("/api/groups", create_group)
     r.add_post("/api/messages/{message}/edit", edit)
@@ -181,6 +182,16 @@ async def leave(request: web.Request) -> web.Response:
     row = await _client(request).leave_group(_chat(request))
     _publish_message(request, row)
     return web.json_response(_view(request, row))
+
+
+async def mute(request: web.Request) -> web.Response:
+    """``{"muted": true|false}``: kept for the user's other devices where the chat can be
+    (coi-client-spec: Notification Settings)."""
+    data = await read_json(request)
+    found = _chat(request)
+    synced = await _client(request).mute(found, muted=bool(data.get("muted", True)))
+    runtime_of(request).publish({"kind": "chat", "chat": found.id})
+    return web.json_response({"muted": bool(data.get("muted", True)), "synced": synced})
 
 
 async def create_group(request: web.Request) -> web.Response:

@@ -120,6 +120,10 @@ async def test_chat_both_ways_with_replies_edits_reactions_and_live_events(
         msgs = await until(changed)
         assert msgs[0]["reactions"] == {ALICE: "👍"}
         assert (await _next_event(events))["kind"] in ("edit", "reaction", "new")
+    await bob.call(f"/api/chats/{chat['id']}/mute", {"muted": True})
+    assert (await bob.call("/api/chats"))[0]["muted"]
+    await bob.call(f"/api/chats/{chat['id']}/mute", {"muted": False})
+    assert not (await bob.call("/api/chats"))[0]["muted"]
     read = await bob.call(f"/api/chats/{chat['id']}/read", {})
     assert read == {"receipts_sent": 0}  # read receipts are off by default
     assert (await bob.call("/api/chats"))[0]["unread"] == 0

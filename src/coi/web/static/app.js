@@ -155,7 +155,7 @@ function renderChats() {
                    "aria-current": c.id === state.chat ? "true" : null, onclick: () => openChat(c.id) },
       el("span", { class: "avatar", "aria-hidden": "true", text: (chatTitle(c)[0] || "?").toUpperCase() }),
       el("span", { class: "summary" },
-        el("span", { class: "name", text: chatTitle(c) }),
+        el("span", { class: "name", text: chatTitle(c) + (c.muted ? " 🔕" : "") }),
         el("span", { class: "last", text: (c.request ? "Request: " : "") + (c.last || "") })),
       el("span", { class: "side" },
         el("time", { text: c.last_time ? when(c.last_time) : "" }),
@@ -191,6 +191,9 @@ async function loadChat(id, keepScroll) {
   $("chat-title").textContent = chatTitle(c);
   $("chat-subtitle").textContent = c.group ? `${(data.members || []).length + 1} members` + (data.left ? " · you left" : "") : (c.peer || "");
   $("group-menu").hidden = !c.group;
+  $("mute-toggle").textContent = c.muted ? "🔕" : "🔔";
+  $("mute-toggle").setAttribute("aria-pressed", String(Boolean(c.muted)));
+  $("mute-toggle").title = c.muted ? "Unmute" : "Mute notifications";
   $("request-banner").hidden = !c.request;
   const list = $("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -397,6 +400,17 @@ $("back").addEventListener("click", () => {
   $("chat-view").hidden = true;
   $("empty-view").hidden = false;
   renderChats();
+});
+
+$("mute-toggle").addEventListener("click", async () => {
+  const c = state.data && state.data.chat;
+  if (!c) return;
+  try {
+    const result = await api(`/api/chats/${c.id}/mute`, { body: { muted: !c.muted } });
+    flash(result.muted ? "muted" : "unmuted");
+    await loadChat(c.id, true);
+    await loadChats();
+  } catch (e) { fail(e); }
 });
 
 $("accept-request").addEventListener("click", async () => {
