@@ -6,14 +6,19 @@ from __future__ import annotations
 import asyncio
 import json
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import aiosmtplib
+from aiohttp import web
 from tests.conftest import PASSWORDS
+from tests.integration.client.helpers import new_client
 from tests.integration.web.conftest import CAROL, Browser, WebEnv, start_web
 
+from coi.web.accounts import PersonalAccounts
 from coi.web.api import safe_filename
+from coi.web.app import create_app
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 PNG = bytes.fromhex(
@@ -262,3 +267,55 @@ def test_upload_names_lose_directories_and_control_characters() -> None:
     assert safe_filename("C:\\x\\a\x00b\u202e.txt") == "ab.txt"
     assert safe_filename("..") == "file"
     assert safe_filename(".hidden") == "hidden"
+
+
+async def test_failed_logins_slow_down_the_next_attempt(
+    webenv: WebEnv, browsers: list[Browser]
+) -> None:
+    b = Browser(webenv)
+    browsers.append(b)
+    url = webenv.url + "/api/login"
+    headers = {"Origin": webenv.url}
+    for _ in range(2):
+        async with b.http.post(
+            url, json={"address": ALICE, "password": "guess"}, headers=headers
+        ) as response:
+            assert response.status == 401
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await b.login(ALICE)  # the right password too waits: the throttle doesn't know it yet
+    assert loop.time() - started >= 0.9
+
+
+async def test_personal_mode_serves_an_existing_profile(
+    webenv: WebEnv, browsers: list[Browser], tmp_path: Path
+) -> None:
+    """``coi web`` on a profile made by ``coi account add``: its accounts log in with the
+    password stored there, and the app shows that profile's chats."""
+    mail = webenv.mail
+    client = await new_client(
+        tmp_path, "mine", ALICE, PASSWORDS[ALICE], mail.imap.port, mail.submission_port
+    )
+    await client.send(BOB, "sent from the command line")
+    client.close()
+    app = create_app(PersonalAccounts(tmp_path / "mine"), tmp_path / "mine")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    personal = WebEnv(mail, f"http://127.0.0.1:{port}", tmp_path / "mine", runner)
+    try:
+        b = Browser(personal)
+        browsers.append(b)
+        async with b.http.post(
+            personal.url + "/api/login",
+            json={"address": BOB, "password": PASSWORDS[BOB]},
+            headers={"Origin": personal.url},
+        ) as response:
+            assert response.status == 401  # bob is no account of this profile
+        await b.login(ALICE)
+        chats = await b.call("/api/chats")
+        assert [c["last"] for c in chats] == ["sent from the command line"]
+    finally:
+        await runner.cleanup()
