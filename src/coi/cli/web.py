@@ -15,6 +15,7 @@ from aiohttp import web
 from coi.client.profile import (
     PROFILE_ENV,
     AccountSettings,
+    Endpoint,
     FilterMode,
     ProfileError,
     Security,
@@ -117,12 +118,19 @@ def _accounts(args: argparse.Namespace) -> tuple[Accounts, Path]:
     return HostedAccounts(root, template), root
 
 
+def _listen(value: str) -> Endpoint:
+    """--listen HOST:PORT; port 0 takes a free one (printed at start)."""
+    if value.rsplit(":", 1)[-1] == "0":
+        return Endpoint(parse_endpoint(value.rsplit(":", 1)[0], 8080).host, 0)
+    return parse_endpoint(value, 8080)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        listen = parse_endpoint(args.listen, 8080)
+        listen = _listen(args.listen)
         accounts, state_dir = _accounts(args)
         if args.max_upload < 1:
             raise ProfileError("--max-upload is at least 1 (MB)")
@@ -155,6 +163,8 @@ async def _serve(app: web.Application, host: str, port: int) -> None:
     site = web.TCPSite(runner, host, port)
     try:
         await site.start()
+        if port == 0 and runner.addresses:
+            port = int(runner.addresses[0][1])  # the free port the system chose
         shown = f"[{host}]" if ":" in host else host
         print(f"coi web: open http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
         stop = asyncio.Event()
