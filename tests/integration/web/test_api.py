@@ -16,6 +16,7 @@ from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import new_client
 from tests.integration.web.conftest import CAROL, Browser, WebEnv, start_web
 
+from coi.store.coi import MESSAGE_FILTER
 from coi.web.accounts import PersonalAccounts
 from coi.web.api import safe_filename
 from coi.web.app import create_app
@@ -319,3 +320,21 @@ async def test_personal_mode_serves_an_existing_profile(
         assert [c["last"] for c in chats] == ["sent from the command line"]
     finally:
         await runner.cleanup()
+
+
+async def test_settings_reach_the_server_and_search_finds_chats(
+    webenv: WebEnv, browsers: list[Browser]
+) -> None:
+    alice = await logged_in(webenv, browsers, ALICE)
+    await alice.call("/api/send", {"to": BOB, "text": "about the picnic"})
+    await alice.call("/api/send", {"to": CAROL, "text": "about the meeting"})
+    assert [c["peer"] for c in await alice.call("/api/chats?q=picnic")] == [BOB]
+    assert [c["peer"] for c in await alice.call("/api/chats?q=carol")] == [CAROL]
+    await alice.call("/api/settings", {"filter": "sideways"}, status=400)
+    await alice.call(
+        "/api/settings", {"filter": "active", "read_receipts": True, "encrypt_only": False}
+    )
+    me = (await alice.call("/api/me"))["accounts"][0]
+    assert me["filter"] == "active" and me["read_receipts"] and not me["encrypt_only"]
+    stored = webenv.mail.imap.store.get_metadata(webenv.mail.user_id(ALICE), 0, [MESSAGE_FILTER])
+    assert stored == {MESSAGE_FILTER: b"active"}  # told to the COI server at once
