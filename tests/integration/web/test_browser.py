@@ -375,3 +375,33 @@ def test_the_push_key_is_what_browsers_take() -> None:
     assert raw == key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
+
+
+@pytest.mark.timeout(180)
+async def test_installable_and_files_by_drag_and_drop(webenv: WebEnv, chromium: Any) -> None:
+    alice = await open_app(chromium, webenv, ALICE)
+    await alice.evaluate("navigator.serviceWorker.ready")
+    cdp = await alice.context.new_cdp_session(alice)
+    found = (await cdp.send("Page.getInstallabilityErrors"))["installabilityErrors"]
+    # the browser would offer to install it as an app (a test profile is incognito)
+    assert [e["errorId"] for e in found if e["errorId"] != "in-incognito"] == []
+    manifest = await cdp.send("Page.getAppManifest")
+    assert manifest["errors"] == [] and '"display": "standalone"' in manifest["data"]
+
+    await alice.click("#new-chat")
+    await alice.fill("#dialog input[name=to]", BOB)
+    await alice.fill("#dialog textarea[name=text]", "a file follows")
+    await alice.click("#dialog-ok")
+    await message(alice, "a file follows").wait_for(timeout=WAIT)
+    drop = await alice.evaluate_handle(
+        """() => { const t = new DataTransfer();
+                   t.items.add(new File(["dropped text\\n"], "dropped.txt", {type: "text/plain"}));
+                   return t; }"""
+    )
+    await alice.dispatch_event("#chat-view", "drop", {"dataTransfer": drop})
+    await alice.locator("#compose-files .chip", has_text="dropped.txt").wait_for()
+    await alice.press("#compose-text", "Enter")  # files alone, no text
+    await message(alice, "dropped.txt").wait_for(timeout=WAIT)
+    bob = await open_app(chromium, webenv, BOB)
+    await chat_item(bob, ALICE).click()
+    await message(bob, "dropped.txt").wait_for(timeout=WAIT)
