@@ -171,11 +171,14 @@ OPTIONS: dict[str, tuple[str, str]] = {
 }
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds --config and one flag per configuration key; unset flags stay None."""
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Adds --config and one flag per configuration key (or the keys ``only`` names: the
+    admin commands need only where the store is); unset flags stay None."""
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML configuration file")
     defaults = ServerConfig()
     for item in fields(ServerConfig):
+        if only is not None and item.name not in only:
+            continue
         flag, text = OPTIONS[item.name]
         default = getattr(defaults, item.name)
         if isinstance(default, bool) and default:

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "the TXT record to publish. Mail relayed from that domain is then DKIM-signed.",
     )
     gen.add_argument("domain", help="mail domain, e.g. example.org")
-    add_arguments(gen)
+    add_arguments(gen, only=("data_dir", "dkim_selector"))
     gen.set_defaults(handler=_keygen)
 
 

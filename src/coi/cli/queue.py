@@ -23,14 +23,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     listing = actions.add_parser("list", help="list queued messages and their recipients")
-    add_arguments(listing)
+    add_arguments(listing, only=("data_dir",))
     listing.set_defaults(handler=_list)
     flush = actions.add_parser("flush", help="retry every queued message now")
-    add_arguments(flush)
+    add_arguments(flush, only=("data_dir",))
     flush.set_defaults(handler=_flush)
     delete = actions.add_parser("delete", help="drop a queued message without a bounce")
     delete.add_argument("id", type=int, help="message id from 'coi queue list'")
-    add_arguments(delete)
+    add_arguments(delete, only=("data_dir",))
     delete.set_defaults(handler=_delete)
 
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.required = True
 
     def common(p: argparse.ArgumentParser) -> None:
-        add_arguments(p)
+        add_arguments(p, only=("data_dir",))
 
     add = actions.add_parser("add", help="create an account", description="Create an account.")
     add.add_argument("address", help="e-mail address, e.g. alice@example.org")

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coi.store.sqlite.migrations import SchemaTooNew
+
 # Append-only: each entry is one migration, applied in order; PRAGMA user_version counts them.
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -61,6 +63,11 @@ class QueuedMessage:
 
 def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"the relay queue was written by a newer coi (schema {version}, this one knows"
+            f" {len(MIGRATIONS)}): upgrade coi"
+        )
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 

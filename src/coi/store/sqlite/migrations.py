@@ -88,11 +88,20 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+class SchemaTooNew(RuntimeError):
+    """A newer coi wrote this database; this one must not run on it (or downgrade it)."""
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the schema to the newest version, one committed step at a time."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT")
     row = conn.execute("SELECT version FROM schema_version").fetchone()
     version = row[0] if row else 0
+    if version > len(MIGRATIONS):
+        raise SchemaTooNew(
+            f"the store was written by a newer coi (schema {version}, this one knows"
+            f" {len(MIGRATIONS)}): upgrade coi, or restore a backup made by this version"
+        )
     if row is None:
         conn.execute("INSERT INTO schema_version (version) VALUES (0)")
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):

@@ -1,0 +1,72 @@
+"""``coi backup DEST`` and ``coi restore SRC``: a consistent copy of the data directory,
+taken while the server runs, and putting one back while it does not."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from coi.cli.common import config_or_exit
+from coi.cli.serve import lock_data_dir
+from coi.config import add_arguments
+from coi.store.backup import BackupError, backup, restore
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    save = sub.add_parser(
+        "backup",
+        help="copy the store, queue and keys (also while the server runs)",
+        description="Copy the data directory's databases (SQLite online backup: consistent "
+        "while coi serve runs), keys and certificates into DEST, a new or empty directory, "
+        "with a manifest of checksums.",
+    )
+    save.add_argument("dest", type=Path, metavar="DEST")
+    add_arguments(save, only=("data_dir",))
+    save.set_defaults(handler=_backup)
+    back = sub.add_parser(
+        "restore",
+        help="put a backup back (the server must be stopped)",
+        description="Check a backup made by 'coi backup' against its manifest and copy it "
+        "into the data directory. The server must not run meanwhile.",
+    )
+    back.add_argument("source", type=Path, metavar="SRC")
+    back.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing store (its files are kept aside as *.before-restore-TIME)",
+    )
+    add_arguments(back, only=("data_dir",))
+    back.set_defaults(handler=_restore)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    config = config_or_exit(args)
+    try:
+        backup(config.data_dir, args.dest, _say)
+    except (BackupError, OSError) as exc:
+        print(f"coi backup: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    config = config_or_exit(args)
+    try:
+        lock = lock_data_dir(config.data_dir)  # no server starts while we copy
+    except OSError as exc:
+        print(f"coi restore: {exc}", file=sys.stderr)
+        return 1
+    try:
+        files = restore(args.source, config.data_dir, force=args.force, progress=_say)
+    except (BackupError, OSError) as exc:
+        print(f"coi restore: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.close()
+    print(f"restored {len(files)} files into {config.data_dir}; start the server with it")
+    return 0
