@@ -27,6 +27,10 @@ class PushRefused(Exception):
     """The endpoint may not be used (not https, or it points inside the network)."""
 
 
+class EndpointUnresolved(Exception):
+    """The endpoint's host name does not resolve (now: DNS may be failing for a while)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PushTarget:
     endpoint: str
@@ -62,6 +66,30 @@ def is_public(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+async def refuse_internal(endpoint: str, *, timeout: float = 5.0) -> None:
+    """Raises PushRefused if the endpoint's host is an internal address or resolves only to
+    internal addresses (webpush-spec: Security Considerations), EndpointUnresolved if it
+    does not resolve. Checked when a subscription is stored, so the client hears of it;
+    the connection checks again (GuardedResolver), as a name may resolve otherwise later."""
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        if not is_public(host):
+            raise PushRefused(f"{host} is an internal address")
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError, UnicodeError) as exc:
+        raise EndpointUnresolved(f"cannot resolve {host}") from exc
+    if not any(is_public(str(info[4][0])) for info in infos):
+        raise PushRefused(f"{host} resolves only to internal addresses")
 
 
 class GuardedResolver(AbstractResolver):
@@ -136,11 +164,12 @@ class PushSender:
         check_endpoint(target.endpoint)
         host = urlsplit(target.endpoint).hostname or ""
         if not self.allow_private:
+            # aiohttp connects to an address literal without asking the resolver
             try:
-                literal = ipaddress.ip_address(host.strip("[]"))
+                literal = ipaddress.ip_address(host.split("%", 1)[0])
             except ValueError:
                 literal = None
-            if literal is not None and not is_public(str(literal)):
+            if literal is not None and not is_public(host):
                 raise PushRefused(f"{host} is an internal address")
         body = crypto.encrypt(payload, target.p256dh, target.auth)
         headers: dict[str, Any] = {

@@ -130,7 +130,7 @@ class WebPushService:
     # -- validation --------------------------------------------------------------------
 
     async def _validate(self, user_id: int, sub: Subscription) -> None:
-        value = validation_value(self.keys.validation_secret, user_id, sub.id, int(time.time()))
+        value = validation_value(self.keys.validation_secret, user_id, sub, int(time.time()))
         payload = json.dumps({"validation": value}).encode()
         await self._send(user_id, sub, payload, validation=True)
 
