@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator
@@ -25,7 +26,11 @@ class Endpoint:
     auth: bytes
     received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)  # the request path of each push received
+    times: list[float] = field(default_factory=list)  # loop time each push arrived
     status: int = 201
+    delay: float = 0.0  # seconds to wait before answering (a slow push service)
+    # answers to give before `status`, in order: (status, extra headers)
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     client_context: ssl.SSLContext | None = None
     ca_file: Path | None = None
 
@@ -50,8 +55,14 @@ async def serve_push(directory: Path, host: str) -> AsyncIterator[Endpoint]:
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()
+        state.times.append(asyncio.get_running_loop().time())
+        if state.delay:
+            await asyncio.sleep(state.delay)
         state.received.append((dict(request.headers), crypto.decrypt(body, state.ua, state.auth)))
         state.paths.append(request.path)
+        if state.script:
+            status, headers = state.script.pop(0)
+            return web.Response(status=status, headers=headers)
         return web.Response(status=state.status)
 
     app = web.Application()

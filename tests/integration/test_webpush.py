@@ -369,3 +369,80 @@ async def test_ipv6_literal_endpoint_gets_pushes(tmp_path: Path) -> None:
             await client.close()
         finally:
             await _stop_env(env)
+
+
+async def _validated(client: LineClient, env: PushEnv, sub_id: str, path: str) -> None:
+    """Subscribes `sub_id` at env's endpoint and validates it with the value pushed there."""
+    endpoint = env.endpoint
+    seen = len(endpoint.received)
+    lines = await setmeta(client, "s", f"{SUBS}/{sub_id}", subscription(env, "all", path))
+    assert lines[-1].startswith(b"s OK"), lines
+    await wait_for(lambda: len(endpoint.received) > seen)
+    value = json.loads(endpoint.received[seen][1])["validation"]
+    lines = await client.command(f'v SETMETADATA "" ({SUBS}/{sub_id}/validate "{value}")')
+    assert lines[-1].startswith(b"v OK"), lines
+
+
+def deliver_many(env: PushEnv, rcpt: str, count: int) -> None:
+    with smtplib.LMTP("127.0.0.1", env.delivery.port("lmtp")) as lmtp:
+        lmtp.ehlo("mta.example")
+        for n in range(count):
+            lmtp.mail("carol@remote.example")
+            lmtp.rcpt(rcpt)
+            code, _ = lmtp.data(MAIL.replace(b"plain", f"plain {n}".encode()))
+            assert code == 250
+
+
+async def test_slow_push_service_of_one_user_does_not_delay_another(
+    tmp_path: Path, push_endpoint: Endpoint
+) -> None:
+    """Issue 16 item 4: alice's push service answers after 3 s and she has 80 pushes
+    waiting; bob's push (another service) arrives at once, not after hers."""
+    async with serve_push(tmp_path / "push-service", "127.0.0.1") as fast:  # same certificate
+        (tmp_path / "server").mkdir()
+        env = await _push_env(tmp_path / "server", push_endpoint, webpush_max_subscriptions=2)
+        bob_env = PushEnv(env.imap, env.delivery, env.webpush, fast)
+        try:
+            alice = await LineClient.connect(env.imap)
+            await alice.login(ALICE)
+            for n in range(2):
+                await _validated(alice, env, f"alice-sub-{n}", f"/push/alice{n}")
+            bob = await LineClient.connect(env.imap)
+            await bob.login("bob@example.org")
+            await _validated(bob, bob_env, "bob-subscription-0", "/push/bob")
+            push_endpoint.delay = 3.0
+            await asyncio.to_thread(deliver_many, env, ALICE, 40)  # 80 pushes to the slow one
+            await asyncio.sleep(0.2)
+            seen = len(fast.received)
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            await asyncio.to_thread(deliver_many, env, "bob@example.org", 1)
+            await wait_for(lambda: len(fast.received) > seen, 10)
+            late = fast.times[-1] - sent
+            assert late < 1.0, f"bob's push was {late:.2f} s late"
+            for client in (alice, bob):
+                await client.close()
+        finally:
+            push_endpoint.delay = 0.0
+            await _stop_env(env)
+
+
+async def test_429_is_retried_after_retry_after(push_env: PushEnv) -> None:
+    """A push answered 429 with `Retry-After: 1` is sent again after a second (RFC 8030
+    §8.4); then it arrives and the subscription stays."""
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    endpoint = push_env.endpoint
+    await _validated(client, push_env, SUB_ID, "/push/one")
+    endpoint.received.clear()
+    endpoint.times.clear()
+    endpoint.script = [(429, {"Retry-After": "1"}), (503, {"Retry-After": "0"})]
+    await asyncio.to_thread(deliver, push_env, MAIL)
+    await wait_for(lambda: len(endpoint.received) == 3, 10)
+    assert endpoint.times[1] - endpoint.times[0] >= 1.0
+    assert endpoint.received[0][1] == endpoint.received[1][1] == endpoint.received[2][1]
+    await asyncio.sleep(0.3)
+    assert len(endpoint.received) == 3  # delivered (201): no more tries
+    listing = await client.command(f'l GETMETADATA (DEPTH 1) "" ({SUBS})')
+    assert b'"validated":true' in listing[0]
+    await client.close()

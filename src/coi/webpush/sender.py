@@ -9,9 +9,12 @@ the connection use the same resolved address, so DNS rebinding cannot slip past 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -187,13 +190,22 @@ class PushSender:
             target.endpoint, data=body, headers=headers, allow_redirects=False
         ) as response:
             retry = response.headers.get("Retry-After")
-            return PushResult(response.status, _seconds(retry))
+            return PushResult(response.status, retry_after_seconds(retry))
 
 
-def _seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` (RFC 9110 §10.2.3) as seconds from now: delay-seconds or an HTTP-date
+    (IMF-fixdate, or the obsolete forms); None when absent or unreadable."""
     if value is None:
         return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)  # HTTP dates are GMT
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
