@@ -33,6 +33,9 @@ class ServerConfig:
     max_literal: int = 64 * 1024 * 1024
     max_connections_per_ip: int = 100
     max_connections_per_user: int = 100
+    max_unauthenticated_connections: int = 500
+    prelogin_literal_max: int = 8 * 1024  # RFC 7888 §4: small literals only before login
+    prelogin_command_max: int = 64 * 1024
     idle_timeout: float = 30 * 60  # RFC 3501 §5.4: at least 30 minutes once authenticated
     login_timeout: float = 60.0
     log_level: str = "info"
@@ -85,8 +88,20 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--max-connections-per-user",
         "simultaneous authenticated connections per user",
     ),
+    "max_unauthenticated_connections": (
+        "--max-unauthenticated-connections",
+        "simultaneous connections not logged in yet, from all addresses together",
+    ),
+    "prelogin_literal_max": (
+        "--prelogin-literal-max",
+        "largest literal accepted before login, in bytes",
+    ),
+    "prelogin_command_max": (
+        "--prelogin-command-max",
+        "largest command (lines and literals together) accepted before login, in bytes",
+    ),
     "idle_timeout": ("--idle-timeout", "seconds an authenticated connection may stay silent"),
-    "login_timeout": ("--login-timeout", "seconds a connection may stay silent before login"),
+    "login_timeout": ("--login-timeout", "seconds from connect a client has to log in"),
     "log_level": ("--log-level", "debug, info, warning or error"),
     "protocol_trace": (
         "--protocol-trace",
@@ -229,6 +244,9 @@ _MINIMUMS: dict[str, float] = {
     "metadata_max_entries": 10,  # and 10 entries
     "max_connections_per_ip": 1,
     "max_connections_per_user": 1,
+    "max_unauthenticated_connections": 1,
+    "prelogin_literal_max": 1024,  # room for LOGIN's user name and password as literals
+    "prelogin_command_max": 1024,
     "max_recipients": 1,
     "max_line": 1024,  # RFC 3501 clients send lines of 1000 octets and more
     "max_literal": 1024,

@@ -26,6 +26,7 @@ def ensure_self_signed(directory: Path, hostname: str) -> tuple[Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     alt_names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
     alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    alt_names.append(x509.IPAddress(ipaddress.ip_address("::1")))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

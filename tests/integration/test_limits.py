@@ -119,3 +119,107 @@ async def test_failed_logins_slow_down(tmp_path: Path) -> None:
     finally:
         await running.server.stop(grace=1)
         running.store.close()
+
+
+# -- before login (issue 16 item 1; RFC 7888 §4) ----------------------------------------
+
+
+async def test_prelogin_synchronizing_literal_over_the_limit_gets_no_continuation(
+    imap_server: RunningServer,
+) -> None:
+    """A big `{N}` before login is refused with a tagged NO [TOOBIG] instead of "+"
+    (RFC 3501 §7.5), and the connection carries on; after login the usual limit applies."""
+    limit = imap_server.server.config.prelogin_literal_max
+    client = await LineClient.connect(imap_server)
+    assert (await client.line()).startswith(b"* OK")
+    await client.send(f"p1 LOGIN {{{60_000_000}}}\r\n")
+    assert (await client.line()).startswith(b"p1 NO [TOOBIG]")
+    await client.send(f"p2 ID ({{{limit + 1}}}\r\n")
+    assert (await client.line()).startswith(b"p2 NO [TOOBIG]")
+    # a literal at the limit is fine
+    await client.send(f"p3 ID ({{{limit}}}\r\n")
+    assert (await client.line()).startswith(b"+")
+    await client.send(b"x" * limit + b" NIL)\r\n")
+    assert (await client.until_tagged("p3"))[-1].startswith(b"p3 OK")
+    lines = await client.command(f'p4 LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"')
+    assert lines[-1].startswith(b"p4 OK")
+    await client.send(f"p5 APPEND INBOX {{{limit * 4}}}\r\n")
+    assert (await client.line()).startswith(b"+")
+    await client.send(b"Subject: big\r\n\r\n" + b"x" * (limit * 4 - 16) + b"\r\n")
+    assert (await client.until_tagged("p5"))[-1].startswith(b"p5 OK")
+    await client.close()
+
+
+async def test_prelogin_nonsynchronizing_literal_over_the_limit_ends_the_connection(
+    imap_server: RunningServer,
+) -> None:
+    """RFC 7888 §4 choice 2: `{N+}` over the pre-login limit gets `* BYE [TOOBIG]` at once,
+    before the octets are read, and the connection closes."""
+    client = await LineClient.connect(imap_server)
+    assert (await client.line()).startswith(b"* OK")
+    await client.send(b"p1 LOGIN {60000000+}\r\n" + b"x" * 1000)
+    assert (await client.line(timeout=5)).startswith(b"* BYE [TOOBIG]")
+    assert await asyncio.wait_for(client.reader.read(), 5) == b""
+    await client.close()
+
+
+async def test_prelogin_command_made_of_many_small_literals_is_bounded(
+    imap_server: RunningServer,
+) -> None:
+    """Many small LITERAL+ parts add up: past `prelogin_command_max` the command ends the
+    connection with `* BYE [TOOBIG]`, and another user's NOOP is not held up meanwhile."""
+    user = await LineClient.connect(imap_server)
+    await user.login()
+    attacker = await LineClient.connect(imap_server)
+    assert (await attacker.line()).startswith(b"* OK")
+    part = b'"k" {1+}\r\nv'
+    body = b"h ID (" + b" ".join([part] * (10 * 1024 * 1024 // len(part))) + b")\r\n"  # ~10 MB
+
+    async def flood() -> bytes:
+        with contextlib.suppress(ConnectionError):
+            attacker.writer.write(body)
+            await attacker.writer.drain()
+        try:
+            return await attacker.line(timeout=30)
+        except (ConnectionError, EOFError):
+            return b"closed"  # the BYE was sent, but the reset may overtake it
+
+    answer = asyncio.create_task(flood())
+    worst, n = 0.0, 0
+    while not answer.done():
+        started = time.monotonic()
+        lines = await user.command(f"n{n} NOOP")
+        worst = max(worst, time.monotonic() - started)
+        assert lines[-1].startswith(f"n{n} OK".encode())
+        n += 1
+        await asyncio.sleep(0.01)
+    assert worst < 0.2, f"NOOP held for {worst:.3f} s"
+    assert (await answer).startswith((b"* BYE [TOOBIG]", b"closed"))
+    for client in (user, attacker):
+        await client.close()
+
+
+async def test_global_limit_on_connections_not_logged_in(tmp_path: Path) -> None:
+    running = await start_server(tmp_path, max_unauthenticated_connections=3)
+    try:
+        waiting = [await LineClient.connect(running) for _ in range(3)]
+        for client in waiting:
+            assert (await client.line()).startswith(b"* OK")
+        extra = await LineClient.connect(running)
+        assert (await extra.line()).startswith(b"* BYE [UNAVAILABLE]")
+        # logging in frees a place: the limit counts connections not yet logged in
+        lines = await waiting[0].command(
+            f'l LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"'
+        )
+        assert lines[-1].startswith(b"l OK")
+        again = await LineClient.connect(running)
+        assert (await again.line()).startswith(b"* OK")
+        await waiting[1].close()
+        await asyncio.sleep(0.1)
+        third = await LineClient.connect(running)
+        assert (await third.line()).startswith(b"* OK")
+        for client in (*waiting, extra, again, third):
+            await client.close()
+    finally:
+        await running.server.stop(grace=1)
+        running.store.close()

@@ -7,14 +7,16 @@ import asyncio
 import base64
 import json
 import smtplib
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from tests.conftest import LineClient, RunningServer, start_server
-from tests.push_endpoint import Endpoint
+from tests.push_endpoint import Endpoint, serve_push
 
 from coi.delivery.service import DeliveryService
 from coi.tls import ensure_self_signed, server_context
@@ -36,17 +38,26 @@ class PushEnv:
 
 @pytest.fixture
 async def push_env(tmp_path: Path, push_endpoint: Endpoint) -> AsyncIterator[PushEnv]:
-    imap = await start_server(
-        tmp_path,
-        domains=("example.org",),
-        lmtp="127.0.0.1:0",
-        submission="off",
-        submissions="off",
-        webpush_allow_private=True,
-        webpush_ca_file=push_endpoint.ca_file,
-        webpush_validation_window=2.0,
-        webpush_max_subscriptions=2,
-    )
+    env = await _push_env(tmp_path, push_endpoint)
+    try:
+        yield env
+    finally:
+        await _stop_env(env)
+
+
+async def _push_env(tmp_path: Path, push_endpoint: Endpoint, **overrides: object) -> PushEnv:
+    settings: dict[str, object] = {
+        "domains": ("example.org",),
+        "lmtp": "127.0.0.1:0",
+        "submission": "off",
+        "submissions": "off",
+        "webpush_allow_private": True,
+        "webpush_ca_file": push_endpoint.ca_file,
+        "webpush_validation_window": 2.0,
+        "webpush_max_subscriptions": 2,
+    }
+    settings.update(overrides)
+    imap = await start_server(tmp_path, **settings)
     config = imap.server.config
     cert, key = ensure_self_signed(tmp_path, "localhost")
     delivery = DeliveryService(config, imap.store, server_context(cert, key))
@@ -54,13 +65,14 @@ async def push_env(tmp_path: Path, push_endpoint: Endpoint) -> AsyncIterator[Pus
     assert imap.server.webpush_keys is not None
     webpush = WebPushService(config, imap.store, imap.server.webpush_keys)
     webpush.start()
-    try:
-        yield PushEnv(imap, delivery, webpush, push_endpoint)
-    finally:
-        await delivery.stop()
-        await imap.server.stop(grace=1)
-        await webpush.stop()
-        imap.store.close()
+    return PushEnv(imap, delivery, webpush, push_endpoint)
+
+
+async def _stop_env(env: PushEnv) -> None:
+    await env.delivery.stop()
+    await env.imap.server.stop(grace=1)
+    await env.webpush.stop()
+    env.imap.store.close()
 
 
 def subscription(env: PushEnv, msgtype: str = "chat", path: str = "/push/one") -> bytes:
@@ -246,4 +258,191 @@ async def test_encrypted_deltachat_message_is_pushed_as_chat(push_env: PushEnv) 
     assert payload["msg-id"] == "b6f8428a-5aaf-4f7c-8bf4-dfb18532c6ce@localhost"
     if "content-type" in payload:
         assert payload["content-type"].startswith("multipart/encrypted")
+    await client.close()
+
+
+async def test_validation_value_is_bound_to_the_endpoint(push_env: PushEnv) -> None:
+    """webpush-spec: Validate New Subscriptions. A value pushed to endpoint A does not
+    validate the same subscription id once re-pointed at endpoint B (which never saw it);
+    the value pushed to B does."""
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    endpoint = push_env.endpoint
+    lines = await setmeta(client, "a", f"{SUBS}/{SUB_ID}", subscription(push_env, path="/push/a"))
+    assert lines[-1].startswith(b"a OK")
+    await wait_for(lambda: endpoint.received)
+    value_a = json.loads(endpoint.received.pop(0)[1])["validation"]
+    assert endpoint.paths.pop(0) == "/push/a"
+    lines = await setmeta(client, "b", f"{SUBS}/{SUB_ID}", subscription(push_env, path="/push/b"))
+    assert lines[-1].startswith(b"b OK")
+    await wait_for(lambda: endpoint.received)
+    value_b = json.loads(endpoint.received.pop(0)[1])["validation"]
+    assert endpoint.paths.pop(0) == "/push/b"
+    lines = await client.command(f'v1 SETMETADATA "" ({SUBS}/{SUB_ID}/validate "{value_a}")')
+    assert lines[-1] == b"v1 NO [CANNOT] invalid validation\r\n"
+    lines = await client.command(f'v2 SETMETADATA "" ({SUBS}/{SUB_ID}/validate "{value_b}")')
+    assert lines[-1].startswith(b"v2 OK")
+    await client.close()
+
+
+async def test_internal_endpoints_are_refused_at_setmetadata(tmp_path: Path) -> None:
+    """An endpoint that is or resolves to an internal address would never get a push:
+    SETMETADATA says so with NO [CANNOT] (webpush-spec: Security Considerations)."""
+    imap = await start_server(tmp_path)
+    try:
+        client = await LineClient.connect(imap)
+        await client.login(ALICE)
+        keys = {"p256dh": _public_point(), "auth": "MDEyMzQ1Njc4OWFiY2RlZg"}
+        for n, endpoint in enumerate(
+            (
+                "https://127.0.0.1/push/x",
+                "https://localhost:8443/push/x",
+                "https://[::1]/push/x",
+                "https://10.1.2.3/push/x",
+                "https://169.254.169.254/latest/meta-data",
+                "https://[fe80::1]/x",
+                "https://[::ffff:192.168.0.1]/x",
+            )
+        ):
+            value = json.dumps(
+                {
+                    "client": "c",
+                    "device": "d",
+                    "msgtype": "all",
+                    "resource": {"endpoint": endpoint, "keys": keys},
+                }
+            ).encode()
+            lines = await setmeta(client, f"i{n}", f"{SUBS}/{SUB_ID}", value)
+            assert lines[-1].startswith(f"i{n} NO [CANNOT]".encode()), (endpoint, lines)
+            assert b"internal" in lines[-1]
+        # a public address is taken (nothing is sent to it in this test)
+        value = json.dumps(
+            {
+                "client": "c",
+                "device": "d",
+                "msgtype": "all",
+                "resource": {"endpoint": "https://[2606:4700::1111]/push/x", "keys": keys},
+            }
+        ).encode()
+        lines = await setmeta(client, "p", f"{SUBS}/{SUB_ID}", value)
+        assert lines[-1].startswith(b"p OK"), lines
+        await client.close()
+    finally:
+        await imap.server.stop(grace=1)
+        imap.store.close()
+
+
+def _public_point() -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    point = key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return b64url_encode(point)
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback here")
+async def test_ipv6_literal_endpoint_gets_pushes(tmp_path: Path) -> None:
+    """An endpoint `https://[::1]:PORT/...` (allowed by webpush_allow_private) gets its
+    validation push: IPv6 literal hosts work (issue 16)."""
+    async with serve_push(tmp_path / "push6", "::1") as endpoint:
+        (tmp_path / "server").mkdir()
+        env = await _push_env(tmp_path / "server", endpoint)
+        try:
+            client = await LineClient.connect(env.imap)
+            await client.login(ALICE)
+            assert endpoint.url.startswith("https://[::1]:")
+            lines = await setmeta(client, "s", f"{SUBS}/{SUB_ID}", subscription(env))
+            assert lines[-1].startswith(b"s OK")
+            await wait_for(lambda: endpoint.received)
+            value = json.loads(endpoint.received[0][1])["validation"]
+            lines = await client.command(f'v SETMETADATA "" ({SUBS}/{SUB_ID}/validate "{value}")')
+            assert lines[-1].startswith(b"v OK")
+            await client.close()
+        finally:
+            await _stop_env(env)
+
+
+async def _validated(client: LineClient, env: PushEnv, sub_id: str, path: str) -> None:
+    """Subscribes `sub_id` at env's endpoint and validates it with the value pushed there."""
+    endpoint = env.endpoint
+    seen = len(endpoint.received)
+    lines = await setmeta(client, "s", f"{SUBS}/{sub_id}", subscription(env, "all", path))
+    assert lines[-1].startswith(b"s OK"), lines
+    await wait_for(lambda: len(endpoint.received) > seen)
+    value = json.loads(endpoint.received[seen][1])["validation"]
+    lines = await client.command(f'v SETMETADATA "" ({SUBS}/{sub_id}/validate "{value}")')
+    assert lines[-1].startswith(b"v OK"), lines
+
+
+def deliver_many(env: PushEnv, rcpt: str, count: int) -> None:
+    with smtplib.LMTP("127.0.0.1", env.delivery.port("lmtp")) as lmtp:
+        lmtp.ehlo("mta.example")
+        for n in range(count):
+            lmtp.mail("carol@remote.example")
+            lmtp.rcpt(rcpt)
+            code, _ = lmtp.data(MAIL.replace(b"plain", f"plain {n}".encode()))
+            assert code == 250
+
+
+async def test_slow_push_service_of_one_user_does_not_delay_another(
+    tmp_path: Path, push_endpoint: Endpoint
+) -> None:
+    """Issue 16 item 4: alice's push service answers after 3 s and she has 80 pushes
+    waiting; bob's push (another service) arrives at once, not after hers."""
+    async with serve_push(tmp_path / "push-service", "127.0.0.1") as fast:  # same certificate
+        (tmp_path / "server").mkdir()
+        env = await _push_env(tmp_path / "server", push_endpoint, webpush_max_subscriptions=2)
+        bob_env = PushEnv(env.imap, env.delivery, env.webpush, fast)
+        try:
+            alice = await LineClient.connect(env.imap)
+            await alice.login(ALICE)
+            for n in range(2):
+                await _validated(alice, env, f"alice-sub-{n}", f"/push/alice{n}")
+            bob = await LineClient.connect(env.imap)
+            await bob.login("bob@example.org")
+            await _validated(bob, bob_env, "bob-subscription-0", "/push/bob")
+            push_endpoint.delay = 3.0
+            await asyncio.to_thread(deliver_many, env, ALICE, 40)  # 80 pushes to the slow one
+            await asyncio.sleep(0.2)
+            seen = len(fast.received)
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
+            await asyncio.to_thread(deliver_many, env, "bob@example.org", 1)
+            await wait_for(lambda: len(fast.received) > seen, 10)
+            late = fast.times[-1] - sent
+            assert late < 1.0, f"bob's push was {late:.2f} s late"
+            for client in (alice, bob):
+                await client.close()
+        finally:
+            push_endpoint.delay = 0.0
+            await _stop_env(env)
+
+
+async def test_429_is_retried_after_retry_after(push_env: PushEnv) -> None:
+    """A push answered 429 with `Retry-After: 1` is sent again after a second (RFC 8030
+    §8.4); then it arrives and the subscription stays."""
+    client = await LineClient.connect(push_env.imap)
+    await client.login(ALICE)
+    endpoint = push_env.endpoint
+    await _validated(client, push_env, SUB_ID, "/push/one")
+    endpoint.received.clear()
+    endpoint.times.clear()
+    endpoint.script = [(429, {"Retry-After": "1"}), (503, {"Retry-After": "0"})]
+    await asyncio.to_thread(deliver, push_env, MAIL)
+    await wait_for(lambda: len(endpoint.received) == 3, 10)
+    assert endpoint.times[1] - endpoint.times[0] >= 1.0
+    assert endpoint.received[0][1] == endpoint.received[1][1] == endpoint.received[2][1]
+    await asyncio.sleep(0.3)
+    assert len(endpoint.received) == 3  # delivered (201): no more tries
+    listing = await client.command(f'l GETMETADATA (DEPTH 1) "" ({SUBS})')
+    assert b'"validated":true' in listing[0]
     await client.close()

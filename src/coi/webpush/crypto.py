@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid02
+from py_vapid.jwt import sign as sign_jwt
 
 RECORD_SIZE = 4096  # RFC 8291 §4: one record, at most 4096 octets in all
 # RFC 8291 §4: header (86) + padding delimiter (1) + AEAD tag (16) leave 3993 octets
@@ -164,8 +164,8 @@ def vapid_authorization(
 ) -> str:
     """`Authorization: vapid t=<JWT>, k=<key>` for a push to `endpoint` (RFC 8292 §3)."""
     expires = int((time.time() if now is None else now) + 12 * 3600)
-    signer = Vapid02(private_key=key)
-    headers: dict[str, str] = signer.sign(
-        {"aud": audience_of(endpoint), "exp": expires, "sub": subject}
-    )
-    return headers["Authorization"]
+    # py_vapid's own check of `aud` refuses an IPv6 literal host ("https://[::1]"), so the
+    # JWT (RFC 7515 ES256, claims sorted as Chrome wants) is signed with its jwt.sign
+    claims = {"aud": audience_of(endpoint), "exp": expires, "sub": subject}
+    token: str = sign_jwt(claims, key)
+    return f"vapid t={token},k={application_server_key(key)}"

@@ -9,9 +9,12 @@ the connection use the same resolved address, so DNS rebinding cannot slip past 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import ipaddress
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +28,10 @@ from coi.webpush import crypto
 
 class PushRefused(Exception):
     """The endpoint may not be used (not https, or it points inside the network)."""
+
+
+class EndpointUnresolved(Exception):
+    """The endpoint's host name does not resolve (now: DNS may be failing for a while)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,30 @@ def is_public(address: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_global and not ip.is_multicast
+
+
+async def refuse_internal(endpoint: str, *, timeout: float = 5.0) -> None:
+    """Raises PushRefused if the endpoint's host is an internal address or resolves only to
+    internal addresses (webpush-spec: Security Considerations), EndpointUnresolved if it
+    does not resolve. Checked when a subscription is stored, so the client hears of it;
+    the connection checks again (GuardedResolver), as a name may resolve otherwise later."""
+    host = urlsplit(endpoint).hostname or ""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        if not is_public(host):
+            raise PushRefused(f"{host} is an internal address")
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await loop.getaddrinfo(host, 443, type=socket.SOCK_STREAM)
+    except (OSError, TimeoutError, UnicodeError) as exc:
+        raise EndpointUnresolved(f"cannot resolve {host}") from exc
+    if not any(is_public(str(info[4][0])) for info in infos):
+        raise PushRefused(f"{host} resolves only to internal addresses")
 
 
 class GuardedResolver(AbstractResolver):
@@ -136,11 +167,12 @@ class PushSender:
         check_endpoint(target.endpoint)
         host = urlsplit(target.endpoint).hostname or ""
         if not self.allow_private:
+            # aiohttp connects to an address literal without asking the resolver
             try:
-                literal = ipaddress.ip_address(host.strip("[]"))
+                literal = ipaddress.ip_address(host.split("%", 1)[0])
             except ValueError:
                 literal = None
-            if literal is not None and not is_public(str(literal)):
+            if literal is not None and not is_public(host):
                 raise PushRefused(f"{host} is an internal address")
         body = crypto.encrypt(payload, target.p256dh, target.auth)
         headers: dict[str, Any] = {
@@ -158,13 +190,22 @@ class PushSender:
             target.endpoint, data=body, headers=headers, allow_redirects=False
         ) as response:
             retry = response.headers.get("Retry-After")
-            return PushResult(response.status, _seconds(retry))
+            return PushResult(response.status, retry_after_seconds(retry))
 
 
-def _seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` (RFC 9110 §10.2.3) as seconds from now: delay-seconds or an HTTP-date
+    (IMF-fixdate, or the obsolete forms); None when absent or unreadable."""
     if value is None:
         return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
     try:
-        return max(0.0, float(value))
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)  # HTTP dates are GMT
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)

@@ -3,9 +3,10 @@
 Invariants: everything is driven by committed store events (nothing polls): a new or
 replaced subscription entry (MetadataChanged) gets one validation push and an expiry
 timer; a message delivered with `Delivered(push=True)` (MessagesAdded) gets one push per
-validated subscription that wants its kind. Sending never blocks delivery: pushes run in
-their own tasks, a bounded number at a time. A push service answering 404/410 removes
-the subscription.
+validated subscription that wants its kind. Sending never blocks delivery: pushes go to
+a `FairPushQueue` (per-user queues in turn, a limit per push service, retries of 429/5xx
+honouring Retry-After), so one user's slow push service does not delay anyone else's.
+A push service answering 404/410 removes the subscription.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from coi.store.events import Delivered, Event, MessagesAdded, MetadataChanged
 from coi.store.sqlite.store import SqliteStore
 from coi.webpush.keys import WebPushKeys
 from coi.webpush.payload import build_payload
-from coi.webpush.sender import PushRefused, PushSender
+from coi.webpush.queue import FairPushQueue, PushJob
+from coi.webpush.sender import PushRefused, PushResult, PushSender
 from coi.webpush.subscriptions import (
     SUBSCRIPTIONS,
     Subscription,
@@ -33,7 +35,6 @@ from coi.webpush.subscriptions import (
 )
 
 log = logging.getLogger("coi.webpush")
-_CONCURRENT_PUSHES = 64
 
 
 def stored_subscriptions(store: SqliteStore, user_id: int) -> list[Subscription]:
@@ -68,7 +69,7 @@ class WebPushService:
         self.sender = PushSender(
             keys.vapid, subject, allow_private=config.webpush_allow_private, ssl_context=context
         )
-        self._limit = asyncio.Semaphore(_CONCURRENT_PUSHES)
+        self.queue = FairPushQueue(self._deliver, self._finished)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
         self._unwatch = store.events.watch_all(self._on_event)
@@ -89,6 +90,7 @@ class WebPushService:
             await asyncio.wait(set(self._tasks), timeout=5)
         for task in self._tasks:
             task.cancel()
+        await self.queue.close()
         await self.sender.close()
 
     # -- events ----------------------------------------------------------------------
@@ -130,9 +132,9 @@ class WebPushService:
     # -- validation --------------------------------------------------------------------
 
     async def _validate(self, user_id: int, sub: Subscription) -> None:
-        value = validation_value(self.keys.validation_secret, user_id, sub.id, int(time.time()))
+        value = validation_value(self.keys.validation_secret, user_id, sub, int(time.time()))
         payload = json.dumps({"validation": value}).encode()
-        await self._send(user_id, sub, payload, validation=True)
+        self.queue.put(PushJob(user_id, sub, payload, validation=True))
 
     def _expire_later(self, user_id: int, sub: Subscription) -> None:
         key = (user_id, sub.id)
@@ -178,23 +180,28 @@ class WebPushService:
             payload = build_payload(
                 raw, uid=uid, uidvalidity=mailbox.uidvalidity, folder=mailbox.name
             )
-            await asyncio.gather(*(self._send(event.user_id, s, payload) for s in wanted))
+            for sub in wanted:
+                self.queue.put(PushJob(event.user_id, sub, payload))
 
-    async def _send(
-        self, user_id: int, sub: Subscription, payload: bytes, *, validation: bool = False
-    ) -> None:
-        async with self._limit:
-            try:
-                result = await self.sender.send(sub.target(), payload, validation=validation)
-            except PushRefused as exc:
-                log.warning("push refused user=%d id=%s: %s", user_id, sub.id, exc)
-                return
-            except Exception as exc:  # network/HTTP errors must not end the dispatcher
-                log.warning("push failed user=%d id=%s: %r", user_id, sub.id, exc)
-                return
+    async def _deliver(self, job: PushJob) -> PushResult | None:
+        """One attempt at one push; None when it failed for good (refused, network)."""
+        try:
+            return await self.sender.send(job.sub.target(), job.payload, validation=job.validation)
+        except PushRefused as exc:
+            log.warning("push refused user=%d id=%s: %s", job.user_id, job.sub.id, exc)
+        except Exception as exc:  # network/HTTP errors must not end the dispatcher
+            log.warning("push failed user=%d id=%s: %r", job.user_id, job.sub.id, exc)
+        return None
+
+    async def _finished(self, job: PushJob, result: PushResult) -> None:
+        """The push service's final answer: 404/410 unsubscribes (webpush-spec)."""
+        user_id, sub = job.user_id, job.sub
         if result.gone:
-            log.info("push service says gone; unsubscribing user=%d id=%s", user_id, sub.id)
             name = f"{SUBSCRIPTIONS}/{sub.id}"
+            stored = self.store.get_metadata(user_id, 0, [name]).get(name)
+            if stored is None or load_subscription(sub.id, stored).endpoint != sub.endpoint:
+                return  # removed or re-pointed meanwhile (a retried push can be late)
+            log.info("push service says gone; unsubscribing user=%d id=%s", user_id, sub.id)
             await self.store.set_metadata(user_id, 0, [(name, None)], origin=self)
         elif not result.delivered:
             log.warning("push rejected status=%d user=%d id=%s", result.status, user_id, sub.id)

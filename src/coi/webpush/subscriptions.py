@@ -3,7 +3,10 @@
 Parsing is strict: every rule of the spec and of RFC 8291 is checked, unknown keys are
 dropped, and each refusal says what is wrong. Validation values are HMACs of the
 subscription, the user and the time of sending, so the server keeps no extra state to
-check them and a value can't be moved to another subscription or user.
+check them and a value can't be moved to another subscription or user. The MAC covers
+the endpoint and keys too (webpush-spec: Validate New Subscriptions): only the push
+service that received the value can complete validation, so a value seen at endpoint A
+does not validate the same subscription id once it points at endpoint B.
 """
 
 from __future__ import annotations
@@ -141,21 +144,31 @@ def load_subscription(sub_id: str, stored: bytes) -> Subscription:
     )
 
 
-def validation_value(secret: bytes, user_id: int, sub_id: str, sent_at: int) -> str:
-    """The text sent in the validation push: `<time>$<mac>` (at most 1 kB, per the spec)."""
-    mac = hmac.new(secret, f"{user_id}\0{sub_id}\0{sent_at}".encode(), hashlib.sha256)
+def validation_value(secret: bytes, user_id: int, sub: Subscription, sent_at: int) -> str:
+    """The text sent in the validation push: `<time>$<mac>` (at most 1 kB, per the spec),
+    the MAC over user, subscription id, endpoint, keys and time (a JSON array, so no field
+    can run into the next)."""
+    bound = [user_id, sub.id, sub.endpoint, sub.p256dh, sub.auth, sent_at]
+    message = json.dumps(bound, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    mac = hmac.new(secret, message, hashlib.sha256)
     return f"{sent_at}${mac.hexdigest()}"
 
 
 def check_validation(
-    secret: bytes, user_id: int, sub_id: str, value: str, window: float, now: float | None = None
+    secret: bytes,
+    user_id: int,
+    sub: Subscription,
+    value: str,
+    window: float,
+    now: float | None = None,
 ) -> bool:
-    """True if `value` is ours for this user and subscription and younger than `window`."""
+    """True if `value` was made for this user and subscription as it is now (endpoint and
+    keys included) and is younger than `window`."""
     sent_text, _, _ = value.partition("$")
-    if not sent_text.isdigit():
+    if not sent_text.isdigit() or len(sent_text) > 20:
         return False
     sent_at = int(sent_text)
     current = time.time() if now is None else now
     if not 0 <= current - sent_at <= window:
         return False
-    return hmac.compare_digest(value, validation_value(secret, user_id, sub_id, sent_at))
+    return hmac.compare_digest(value, validation_value(secret, user_id, sub, sent_at))

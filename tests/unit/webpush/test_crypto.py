@@ -131,3 +131,12 @@ def test_vapid_audience_is_the_serialised_origin() -> None:
     assert audience_of("https://push.example.net:443/x") == "https://push.example.net"
     assert audience_of("https://user@push.example.net:8443/x") == "https://push.example.net:8443"
     assert audience_of("https://[2001:DB8::1]/x") == "https://[2001:db8::1]"
+
+
+def test_vapid_authorization_for_an_ipv6_literal_endpoint() -> None:
+    """py_vapid's own claim check refuses `https://[::1]`; ours signs it (RFC 8292 §2)."""
+    key = crypto.generate_vapid_key()
+    header = crypto.vapid_authorization(key, "https://[::1]:8443/push/x", "mailto:a@b.example")
+    token = header.split("t=")[1].split(",")[0]
+    claims = json.loads(crypto.b64url_decode(token.split(".")[1]))
+    assert claims["aud"] == "https://[::1]:8443"

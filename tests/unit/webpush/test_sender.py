@@ -78,3 +78,28 @@ def test_public_address_check() -> None:
         "100.64.0.1",
     ):
         assert not is_public(internal), internal
+
+
+def test_retry_after_seconds_or_http_date() -> None:
+    """RFC 9110 §10.2.3: delay-seconds or an HTTP-date (any of its three forms)."""
+    from coi.webpush.sender import retry_after_seconds
+
+    now = 784111777.0  # Sun, 06 Nov 1994 08:49:37 GMT
+    assert retry_after_seconds("120", now) == 120.0
+    assert retry_after_seconds(None, now) is None
+    assert retry_after_seconds("soon", now) is None
+    assert retry_after_seconds("Sun, 06 Nov 1994 08:50:37 GMT", now) == 60.0
+    assert retry_after_seconds("Sunday, 06-Nov-94 08:50:37 GMT", now) == 60.0
+    assert retry_after_seconds("Sun Nov  6 08:50:37 1994", now) == 60.0
+    assert retry_after_seconds("Sun, 06 Nov 1994 08:00:00 GMT", now) == 0.0  # past: now
+
+
+def test_retry_delays_back_off_and_honour_retry_after() -> None:
+    from coi.webpush.queue import FairPushQueue, should_retry
+
+    queue = FairPushQueue(None, None, backoff=2.0, max_delay=600.0)  # type: ignore[arg-type]
+    assert [queue.delay(n, None) for n in range(4)] == [2.0, 4.0, 8.0, 16.0]
+    assert queue.delay(0, 30.0) == 30.0
+    assert queue.delay(0, 3600.0) is None  # beyond max_delay: give up
+    assert should_retry(429) and should_retry(503) and not should_retry(404)
+    assert not should_retry(400) and not should_retry(201)

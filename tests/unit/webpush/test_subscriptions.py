@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -89,10 +90,17 @@ def test_entry_names() -> None:
 
 def test_validation_values() -> None:
     secret = b"k" * 32
-    value = validation_value(secret, 1, "abcdefghij", 1000)
+    sub = parse_subscription("abcdefghij", _json())
+    value = validation_value(secret, 1, sub, 1000)
     assert len(value) < 1024
-    assert check_validation(secret, 1, "abcdefghij", value, 300, now=1100)
-    assert not check_validation(secret, 1, "abcdefghij", value, 300, now=1400)  # too late
-    assert not check_validation(secret, 2, "abcdefghij", value, 300, now=1100)  # other user
-    assert not check_validation(secret, 1, "abcdefghik", value, 300, now=1100)  # other sub
-    assert not check_validation(secret, 1, "abcdefghij", "ZZZ000", 300, now=1100)
+    assert check_validation(secret, 1, sub, value, 300, now=1100)
+    assert not check_validation(secret, 1, sub, value, 300, now=1400)  # too late
+    assert not check_validation(secret, 2, sub, value, 300, now=1100)  # other user
+    other_id = parse_subscription("abcdefghik", _json())
+    assert not check_validation(secret, 1, other_id, value, 300, now=1100)  # other sub
+    assert not check_validation(secret, 1, sub, "ZZZ000", 300, now=1100)
+    # bound to the endpoint and keys: re-pointed, the same id does not validate
+    moved = replace(sub, endpoint="https://elsewhere.example/push/1")
+    assert not check_validation(secret, 1, moved, value, 300, now=1100)
+    rekeyed = replace(sub, auth="AAAAAAAAAAAAAAAAAAAAAA==")
+    assert not check_validation(secret, 1, rekeyed, value, 300, now=1100)

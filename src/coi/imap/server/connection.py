@@ -4,6 +4,13 @@ Invariants: one command runs at a time; the framer is replaced after STARTTLS so
 plaintext sent before the handshake is ever executed (RFC 3501 §6.2.1); a framing or
 parse error answers BAD (or NO [TOOBIG]) and the connection carries on, except for an
 oversized non-synchronizing literal, which ends it (RFC 7888 §4).
+
+Before login the framer takes only small literals (`prelogin_literal_max`) and small
+commands (`prelogin_command_max`): a synchronizing literal over the limit is answered
+with a tagged NO [TOOBIG] instead of "+" (RFC 3501 §7.5); a non-synchronizing one, or a
+command that grows past the limit (many small LITERAL+ parts), gets `* BYE [TOOBIG]` and
+the connection closes without reading the announced octets (RFC 7888 §4, second choice).
+So an unauthenticated peer never makes the server buffer or parse more than that.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import ipaddress
 import logging
 import re
 import ssl
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from coi.imap.server.session import Session, State, Transport
@@ -33,6 +41,8 @@ trace = logging.getLogger("coi.imap.trace")
 _READ = 64 * 1024
 _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _FLUSH_AT = 64 * 1024
+_LINGER_SECONDS = 1.0
+_LINGER_OCTETS = 4 * 1024 * 1024
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -48,6 +58,7 @@ class Connection(Transport):
     __slots__ = (
         "_login_deadline",
         "_out",
+        "awaiting_login",
         "busy",
         "closing",
         "framer",
@@ -78,9 +89,11 @@ class Connection(Transport):
             self.loopback = ipaddress.ip_address(self.peer).is_loopback
         except ValueError:
             self.loopback = False
-        self.framer = self._new_framer()
         self._out = bytearray()
         self.session = Session(server, self)
+        self.framer = self._new_framer()
+        # counted in the server's limit on connections not logged in (until login or close)
+        self.awaiting_login = False
         self.busy = False
         self.closing = False
         # login_timeout is a deadline from connect, not a silence: trickled bytes or NOOPs
@@ -88,8 +101,22 @@ class Connection(Transport):
         self._login_deadline = asyncio.get_running_loop().time() + server.config.login_timeout
 
     def _new_framer(self) -> CommandFramer:
+        framer = CommandFramer()
+        self._set_limits(framer)
+        return framer
+
+    def _set_limits(self, framer: CommandFramer) -> None:
+        """Small literals and commands before login (RFC 7888 §4), the full ones after."""
         config = self.server.config
-        return CommandFramer(max_line=config.max_line, max_literal=config.max_literal)
+        if self.session.state is State.NOT_AUTHENTICATED:
+            command = config.prelogin_command_max
+            framer.max_command = command
+            framer.max_line = min(config.max_line, command)
+            framer.max_literal = min(config.max_literal, config.prelogin_literal_max, command)
+        else:
+            framer.max_command = CommandFramer().max_command
+            framer.max_line = config.max_line
+            framer.max_literal = config.max_literal
 
     # -- Transport -----------------------------------------------------------------
 
@@ -177,6 +204,7 @@ class Connection(Transport):
                 if isinstance(event, FramingError):
                     self._framing_error(event)
                     if event.fatal:
+                        await self._linger()
                         break
                     continue
                 command = self._parse(event)
@@ -187,6 +215,9 @@ class Connection(Transport):
                     await session.execute(command)
                 finally:
                     self.busy = False
+                if self.awaiting_login and session.state is not State.NOT_AUTHENTICATED:
+                    self.server.logged_in(self)
+                    self._set_limits(self.framer)
             if self.closing and session.state is not State.LOGOUT and not self.writer.is_closing():
                 self.write(b"* BYE Server shutting down\r\n")
         except IdleTimeout:
@@ -218,6 +249,8 @@ class Connection(Transport):
 
     def _framing_error(self, event: FramingError) -> None:
         tag = event.tag or "*"
+        if event.too_big and self.session.state is State.NOT_AUTHENTICATED:
+            event = replace(event, message=event.message + " before login")
         if event.too_big:
             if event.fatal:
                 self.write(f"* BYE [TOOBIG] {event.message}\r\n".encode())
@@ -225,6 +258,24 @@ class Connection(Transport):
                 self.write(f"{tag} NO [TOOBIG] {event.message}\r\n".encode())
         else:
             self.write(f"{tag} BAD {event.message}\r\n".encode())
+
+    async def _linger(self) -> None:
+        """Lets the BYE reach a client still sending a refused literal: reads and drops
+        its input for a moment before closing, as a close with unread input resets the
+        connection and may destroy the BYE in flight; bounded in time and octets."""
+        self.flush()
+        deadline = asyncio.get_running_loop().time() + _LINGER_SECONDS
+        dropped = 0
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self.writer.drain()
+                while dropped < _LINGER_OCTETS:
+                    data = await self.reader.read(_READ)
+                    if not data:
+                        return
+                    dropped += len(data)
+        except (TimeoutError, ConnectionError, ssl.SSLError):
+            pass
 
     async def _close_transport(self) -> None:
         self.flush()

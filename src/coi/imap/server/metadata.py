@@ -134,7 +134,7 @@ async def handle_setmetadata(session: Session, command: cmd.SetMetadata) -> str:
             raise CommandNo(f"unable to set {ADMIN}", "CANNOT")
         if value is not None and len(value) > limit:
             raise CommandNo("SETMETADATA failed", f"METADATA MAXSIZE {limit}")  # §4.3
-    webpush.check_setmetadata(session, mailbox_id, entries)
+    await webpush.check_setmetadata(session, mailbox_id, entries)
     ensure = coi.check_setmetadata(session, mailbox_id, entries)
     try:
         await session.store.set_metadata(

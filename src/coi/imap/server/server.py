@@ -1,6 +1,7 @@
 """The IMAP service: listeners, connection limits, shared mailbox states, shutdown.
 
-Invariants: per-IP limits are checked before a session starts, per-user limits at login;
+Invariants: per-IP limits and the limit on connections not logged in (all addresses
+together) are checked before a session starts, per-user limits at login;
 one `MailboxState` exists per mailbox that some session has selected; once nobody has it
 selected it stays, kept current by events, among a bounded set of unused states (the next
 SELECT of it reads nothing again), and goes when evicted or when its mailbox is deleted;
@@ -84,6 +85,7 @@ class ImapServer:
         self._recent_floors: dict[tuple[int, int], int] = {}
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[int] = Counter()
+        self.unauthenticated = 0  # connections not logged in yet
         self._listeners: list[asyncio.Server] = []
         self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
         self._unwatch = [
@@ -150,6 +152,12 @@ class ImapServer:
         self._per_user[user_id] += 1
         return True
 
+    def logged_in(self, connection: Connection) -> None:
+        """The connection no longer counts towards `max_unauthenticated_connections`."""
+        if connection.awaiting_login:
+            connection.awaiting_login = False
+            self.unauthenticated -= 1
+
     def logout_user(self, user_id: int) -> None:
         self._per_user[user_id] -= 1
         if self._per_user[user_id] <= 0:
@@ -195,7 +203,15 @@ class ImapServer:
             writer.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
             writer.close()
             return
+        if self.unauthenticated >= self.config.max_unauthenticated_connections:
+            # many peers that never log in must not take the whole server (issue 16)
+            self.log.warning("refusing peer=%s: too many connections not logged in", ip)
+            writer.write(b"* BYE [UNAVAILABLE] Too many connections waiting to log in\r\n")
+            writer.close()
+            return
         self._per_ip[ip] += 1
+        self.unauthenticated += 1
+        connection.awaiting_login = True
         self.connections.add(connection)
         task = asyncio.current_task()
         if task is not None:
@@ -204,6 +220,7 @@ class ImapServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            self.logged_in(connection)
             if task is not None:
                 self._tasks.discard(task)
             self._per_ip[ip] -= 1

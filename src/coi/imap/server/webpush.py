@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from coi.imap.server.errors import CommandNo
 from coi.imap.server.session import Session
+from coi.webpush.sender import EndpointUnresolved, PushRefused, refuse_internal
 from coi.webpush.subscriptions import (
     PREFIX,
     SUBSCRIPTIONS,
@@ -51,7 +52,9 @@ def _throttled(session: Session) -> bool:
     return len(recent) >= _MAX_FAILURES
 
 
-def check_setmetadata(session: Session, mailbox_id: int, entries: dict[str, bytes | None]) -> None:
+async def check_setmetadata(
+    session: Session, mailbox_id: int, entries: dict[str, bytes | None]
+) -> None:
     """Validates WebPush entries and rewrites them into what the server stores."""
     keys = session.server.webpush_keys
     if keys is None or mailbox_id != 0:
@@ -79,7 +82,7 @@ def check_setmetadata(session: Session, mailbox_id: int, entries: dict[str, byte
         elif value is None:
             entries[entry] = None  # unsubscribe
         else:
-            entries[entry] = _subscribe(session, sub_id, value)
+            entries[entry] = await _subscribe(session, sub_id, value)
 
 
 def _validated(session: Session, sub_id: str, entry: str, value: bytes | None) -> bytes:
@@ -88,15 +91,18 @@ def _validated(session: Session, sub_id: str, entry: str, value: bytes | None) -
     stored = session.store.get_metadata(session.user_id, 0, [entry]).get(entry)
     text = value.decode("utf-8", "replace") if value is not None else ""
     window = session.config.webpush_validation_window
-    if stored is None or not check_validation(
-        keys.validation_secret, session.user_id, sub_id, text, window
+    sub = load_subscription(sub_id, stored) if stored is not None else None
+    # the value is bound to the endpoint and keys stored now: one pushed to an endpoint
+    # the subscription no longer names does not validate it
+    if sub is None or not check_validation(
+        keys.validation_secret, session.user_id, sub, text, window
     ):
         _failed(session)
         raise CommandNo("invalid validation", "CANNOT")  # the spec's exact text
-    return replace(load_subscription(sub_id, stored), validated=True).to_json()
+    return replace(sub, validated=True).to_json()
 
 
-def _subscribe(session: Session, sub_id: str, value: bytes) -> bytes:
+async def _subscribe(session: Session, sub_id: str, value: bytes) -> bytes:
     try:
         sub = parse_subscription(sub_id, value)
     except InvalidSubscription as exc:
@@ -108,4 +114,13 @@ def _subscribe(session: Session, sub_id: str, value: bytes) -> bytes:
     if len(others) >= limit:
         # webpush-spec: at the maximum the server MUST answer NO
         raise CommandNo(f"at most {limit} subscriptions; remove one first", "LIMIT")
+    if not session.config.webpush_allow_private:
+        # no push could ever reach it, so say so now rather than OK and silence
+        try:
+            await refuse_internal(sub.endpoint)
+        except PushRefused as exc:
+            _failed(session)
+            raise CommandNo(f"invalid subscription: resource.endpoint: {exc}", "CANNOT") from None
+        except EndpointUnresolved as exc:
+            raise CommandNo(f"resource.endpoint: {exc}; try again later", "UNAVAILABLE") from None
     return sub.to_json()
