@@ -39,6 +39,7 @@ class ServerConfig:
     idle_timeout: float = 30 * 60  # RFC 3501 §5.4: at least 30 minutes once authenticated
     login_timeout: float = 60.0
     log_level: str = "info"
+    log_format: str = "text"
     protocol_trace: bool = False
     metadata_max_value: int = 64 * 1024  # RFC 5464 §4.1: at least 1024
     metadata_max_entries: int = 1000  # RFC 5464 §4.1: at least 10
@@ -103,6 +104,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "idle_timeout": ("--idle-timeout", "seconds an authenticated connection may stay silent"),
     "login_timeout": ("--login-timeout", "seconds from connect a client has to log in"),
     "log_level": ("--log-level", "debug, info, warning or error"),
+    "log_format": (
+        "--log-format",
+        "text (one line per event) or json (one JSON object per line, for log collectors)",
+    ),
     "protocol_trace": (
         "--protocol-trace",
         "log every IMAP, LMTP and SMTP protocol line (credentials redacted)",
@@ -258,6 +263,7 @@ _MINIMUMS: dict[str, float] = {
 _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),
     "log_level": ("debug", "info", "warning", "error"),
+    "log_format": ("text", "json"),
 }
 
 

@@ -50,3 +50,28 @@ def test_the_backup_unit_runs_coi_backup() -> None:
     unit = _unit("coi-backup.service")
     assert "coi backup /var/backups/coi/" in unit["ExecStart"]
     assert _unit("coi-backup.timer")["OnCalendar"]
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    import json
+
+    command = [
+        sys.executable, "-m", "coi.cli.main", "serve", "--data-dir", str(tmp_path),
+        "--imap", "127.0.0.1:0", "--imaps", "off", "--lmtp", "off", "--submission", "off",
+        "--submissions", "off", "--log-format", "json",
+    ]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline().rstrip().endswith("ready")
+        line = proc.stderr.readline()
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    event = json.loads(line)
+    assert event["level"] == "info" and event["logger"] == "coi.serve"
+    assert event["message"].startswith("started listeners=127.0.0.1:")
+    assert event["time"].endswith("+00:00")
+    assert all(json.loads(x) for x in rest.splitlines())

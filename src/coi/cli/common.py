@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
+from datetime import UTC, datetime
 
 from coi.config import ConfigError, ServerConfig, load
 from coi.store.sqlite.store import SqliteStore
@@ -30,15 +32,32 @@ def open_store(config: ServerConfig) -> SqliteStore:
     return SqliteStore(config.data_dir / "coi.sqlite3")
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (RFC 3339, UTC), level, logger, message; an error's
+    traceback as ``exception``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str = "text") -> None:
     numeric = getattr(logging, level.upper(), None)
     if not isinstance(numeric, int):
         print(
             f"coi: unknown log level {level!r}; use debug, info, warning or error", file=sys.stderr
         )
         raise SystemExit(2)
-    logging.basicConfig(
-        level=numeric,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=numeric, handlers=[handler])

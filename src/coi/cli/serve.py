@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     if config.protocol_trace:  # the trace is opt-in, independent of --log-level
         logging.getLogger("coi.imap.trace").setLevel(logging.DEBUG)
     # aiosmtpd logs each LMTP/SMTP command line and reply at INFO: a protocol trace, so
