@@ -62,7 +62,7 @@ async def test_missing_and_wrong_records_are_named_with_what_they_need(tmp_path:
     lines = out.splitlines()
     assert lines[0] == f"wrong    {DOMAIN} MX: 10 mx.elsewhere.example"
     assert lines[1] == f"         need: MX 10 {HOST}."
-    assert f"wrong    {DOMAIN} TXT SPF: v=spf1 mx -all; v=spf1 a -all" in lines
+    assert f"wrong    {DOMAIN} TXT SPF: v=spf1 a -all; v=spf1 mx -all" in lines
     assert f"wrong    coi._domainkey.{DOMAIN} TXT DKIM: v=DKIM1; k=rsa; p=AAAA" in lines
     assert f"missing  _dmarc.{DOMAIN} TXT DMARC: nothing" in lines
     assert f"advice   _mta-sts.{DOMAIN} TXT MTA-STS: nothing" in lines

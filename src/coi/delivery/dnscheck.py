@@ -49,11 +49,11 @@ async def _lookup(res: dns.asyncresolver.Resolver, name: str, rtype: str) -> lis
         answer = await res.resolve(name, rtype)
     except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer):
         return []
-    if rtype == "TXT":
-        return [b"".join(r.strings).decode("utf-8", "replace") for r in answer]
+    if rtype == "TXT":  # sorted: DNS gives a record set in any order
+        return sorted(b"".join(r.strings).decode("utf-8", "replace") for r in answer)
     if rtype == "MX":
-        return [f"{r.preference} {r.exchange.to_text().rstrip('.').lower()}" for r in answer]
-    return [r.to_text() for r in answer]
+        return sorted(f"{r.preference} {r.exchange.to_text().rstrip('.').lower()}" for r in answer)
+    return sorted(r.to_text() for r in answer)
 
 
 def _key_of(record: str) -> str:
