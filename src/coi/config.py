@@ -40,6 +40,7 @@ class ServerConfig:
     login_timeout: float = 60.0
     log_level: str = "info"
     log_format: str = "text"
+    metrics: str = "off"
     protocol_trace: bool = False
     metadata_max_value: int = 64 * 1024  # RFC 5464 §4.1: at least 1024
     metadata_max_entries: int = 1000  # RFC 5464 §4.1: at least 10
@@ -104,6 +105,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "idle_timeout": ("--idle-timeout", "seconds an authenticated connection may stay silent"),
     "login_timeout": ("--login-timeout", "seconds from connect a client has to log in"),
     "log_level": ("--log-level", "debug, info, warning or error"),
+    "metrics": (
+        "--metrics",
+        "HOST:PORT for a Prometheus /metrics endpoint, or off; keep it on loopback",
+    ),
     "log_format": (
         "--log-format",
         "text (one line per event) or json (one JSON object per line, for log collectors)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import imaplib
 import smtplib
 from pathlib import Path
 
@@ -179,6 +180,37 @@ async def test_no_sent_copy_when_the_sender_is_a_recipient(mail_env: MailEnv) ->
     assert len(stored(mail_env, ALICE, "INBOX")) == 1
     assert stored(mail_env, ALICE, "Sent") == []
     assert len(stored(mail_env, BOB, "INBOX")) == 1
+
+
+async def test_a_clients_own_sent_copy_is_not_stored_twice(mail_env: MailEnv) -> None:
+    """Thunderbird and neomutt APPEND their own copy to Sent after sending: the server
+    already filed one, so the APPEND gets that copy's UID and Sent shows the message once."""
+    async with aiosmtplib.SMTP(
+        hostname="127.0.0.1", port=mail_env.submission_port, start_tls=False
+    ) as smtp:
+        await smtp.login(ALICE, PASSWORDS[ALICE])
+        await smtp.sendmail(ALICE, [BOB], message())
+    [(_, _, _)] = stored(mail_env, ALICE, "Sent")
+
+    def client_copies() -> list[bytes]:
+        imap = imaplib.IMAP4("127.0.0.1", mail_env.imap.port)
+        imap.login(ALICE, PASSWORDS[ALICE])
+        answers = []
+        copy = message(extra="Bcc: alice@example.org\r\n")  # a client's copy has its Bcc
+        for box, raw in (("Sent", copy), ("Sent", copy.replace(b"sub-1@", b"other@")),
+                         ("INBOX", copy)):  # fmt: skip
+            typ, data = imap.append(box, "(\\Seen)", None, raw)
+            assert typ == "OK"
+            answers.append(imap.untagged_responses.get("APPENDUID", [b""])[-1] or data[0])
+        imap.logout()
+        return answers
+
+    answers = await asyncio.to_thread(client_copies)
+    assert [a.split()[-1] for a in answers[:2]] == [b"1", b"2"], answers  # 1: the server's
+    sent = stored(mail_env, ALICE, "Sent")
+    assert len(sent) == 2  # the server's copy, and the other message
+    assert sum(b"sub-1@" in raw for raw, _, _ in sent) == 1
+    assert len(stored(mail_env, ALICE, "INBOX")) == 1  # elsewhere it is stored as asked
 
 
 async def test_without_domains_the_users_domains_are_local(tmp_path: Path) -> None:

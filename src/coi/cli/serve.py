@@ -16,7 +16,7 @@ from typing import IO
 
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
-from coi.config import ConfigError, ServerConfig, add_arguments
+from coi.config import ConfigError, ServerConfig, add_arguments, parse_listen
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
 from coi.store.sqlite.store import SqliteStore
@@ -149,10 +149,18 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     delivery = DeliveryService(config, store, context)
     webpush = WebPushService(config, store, keys)
     accounts = await ensure_demo_users(store, config) if demo else []
+    metrics_runner = None
+    where = parse_listen(config.metrics, "--metrics")
+    if where is not None:  # before the listeners: every connection is counted
+        from coi import metrics  # prometheus_client: only when asked for
+
+        metrics_runner = await metrics.start(*where, config.data_dir, delivery.queue.count)
     await server.start()
     try:
         await delivery.start()
     except BaseException:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await server.stop()
         await webpush.stop()
         store.close()
@@ -170,6 +178,9 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     modes = {"lmtp": "from the MTA", "submission": "STARTTLS", "submissions": "implicit TLS"}
     for kind, host, port in delivery.addresses:
         lines.append(f"  {kind:11} {host}:{port} ({modes[kind]})")
+    if metrics_runner is not None:
+        for host, port in (a[:2] for a in metrics_runner.addresses):
+            lines.append(f"  metrics     http://{host}:{port}/metrics (Prometheus)")
     for address, password in accounts:
         lines.append(f"  demo account {address} password {password}")
     lines += _chat_hint(accounts, server.addresses, delivery.addresses, config.data_dir)
@@ -180,6 +191,8 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in listening))
     await stop.wait()
     log.info("stopping")
+    if metrics_runner is not None:
+        await metrics_runner.cleanup()
     await delivery.stop()
     await server.stop()
     await webpush.stop()

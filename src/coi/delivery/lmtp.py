@@ -15,6 +15,7 @@ from typing import Any, AnyStr
 
 from aiosmtpd.lmtp import LMTP
 
+from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
 
@@ -65,7 +66,9 @@ class LmtpHandler:
             await self.local.deliver(user, message, sender)
         except Exception:
             log.exception("delivery failed rcpt=%s", rcpt)
+            metrics.delivery("lmtp", "tempfail")
             return f"451 4.3.0 <{rcpt}>: temporary failure, try again later"
+        metrics.delivery("lmtp", "delivered")
         return f"250 2.0.0 <{rcpt}> delivered"
 
 

@@ -26,6 +26,7 @@ from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxExists
 from coi.store.events import Delivered
 from coi.store.model import Mailbox, User
+from coi.store.sentcopies import message_id
 from coi.store.sqlite.store import SqliteStore
 
 log = logging.getLogger("coi.delivery")
@@ -115,7 +116,10 @@ class LocalDelivery:
         settings = self.settings.coi_settings(user.id)
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
-        await self._store(user, target, raw)
+        mailbox_id, uid = await self._store(user, target, raw)
+        msgid = message_id(raw)
+        if msgid is not None:  # a client's own copy of it is not stored again (APPEND)
+            self.store.sent_copies.remember(user.id, mailbox_id, msgid, uid)
         return target
 
     def _sent_name(self, user: User) -> str:
@@ -124,11 +128,13 @@ class LocalDelivery:
                 return mailbox.name
         return "Sent"
 
-    async def _store(self, user: User, target: Route, raw: bytes) -> None:
+    async def _store(self, user: User, target: Route, raw: bytes) -> tuple[int, int]:
+        """(mailbox id, UID) of the stored message."""
         mailbox = await self.mailbox_for(user.id, target)
         flags = (*target.keywords, *(("\\Seen",) if target.seen else ()))
         message = await prepare_async(raw, flags, None)
-        await self.store.append(mailbox.id, [message], origin=Delivered(target.push))
+        _, uids = await self.store.append(mailbox.id, [message], origin=Delivered(target.push))
+        return mailbox.id, uids[0]
 
     async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
         mailbox = self.store.get_mailbox(user_id, target.mailbox)

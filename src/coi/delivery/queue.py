@@ -164,6 +164,11 @@ class RelayQueue:
 
     # -- reads -----------------------------------------------------------------
 
+    def count(self) -> int:
+        """Messages waiting (for metrics: no rows loaded)."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
+
     def list(self, due_before: float | None = None) -> list[QueuedMessage]:
         with self._lock:
             if due_before is None:

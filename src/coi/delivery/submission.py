@@ -22,6 +22,7 @@ from typing import Any
 
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
+from coi import metrics
 from coi.auth.passwords import verify_password_async
 from coi.auth.throttle import LoginThrottle
 from coi.delivery.local import LocalDelivery, from_addresses
@@ -127,6 +128,8 @@ class SubmissionHandler:
             len(remote),
             len(raw),
         )
+        metrics.delivery("submission", "delivered", len(local))
+        metrics.delivery("submission", "queued", len(remote))
         return f"250 2.0.0 OK: {len(local)} delivered, {len(remote)} queued"
 
 
@@ -205,8 +208,10 @@ class SubmissionSMTP(FastSMTP):
         ok = user is not None and await verify_password_async(password, user.password_hash)
         if user is None or not ok:
             self._throttle.failed(ip, login)
+            metrics.login("submission", False)
             log.info("auth failed peer=%s user=%s", ip, login)
             return AuthResult(success=False, handled=False)
         self._throttle.succeeded(ip, login)
+        metrics.login("submission", True)
         log.info("auth ok peer=%s user=%s", ip, login)
         return AuthResult(success=True, auth_data=user)

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from coi import metrics
 from coi.webpush import crypto
 
 
@@ -190,6 +191,8 @@ class PushSender:
             target.endpoint, data=body, headers=headers, allow_redirects=False
         ) as response:
             retry = response.headers.get("Retry-After")
+            metrics.push(f"{response.status // 100}xx" if response.status not in (404, 410, 429)
+                         else str(response.status))  # fmt: skip
             return PushResult(response.status, retry_after_seconds(retry))
 
 

@@ -11,7 +11,7 @@ import asyncio
 import base64
 import binascii
 
-from coi import __version__
+from coi import __version__, metrics
 from coi.auth.passwords import hash_password
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.session import ANY, AUTH, NOT_AUTH, Route, Session, State
@@ -92,9 +92,11 @@ async def login(session: Session, username: str, password: str) -> str:
     ok = await server.verified.verify(password, stored)
     if user is None or not ok:
         server.throttle.failed(*keys)
+        metrics.login("imap", False)
         server.log.info("login failed user=%s peer=%s", address, session.io.peer)
         raise CommandNo("Invalid credentials", "AUTHENTICATIONFAILED")
     server.throttle.succeeded(*keys)
+    metrics.login("imap", True)
     if not server.login_user(user.id):
         raise CommandNo("Too many connections for this user", "LIMIT")
     session.user_id = user.id

@@ -20,6 +20,7 @@ from coi.imap.wire.mutf7 import InvalidName
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
 from coi.store.model import Mailbox
+from coi.store.sentcopies import message_id
 
 SEPARATOR = "/"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
@@ -314,6 +315,10 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
     if not command.messages:
         raise CommandBad("APPEND needs a message")
     limit = session.config.max_literal
+    if len(command.messages) == 1 and mailbox.special_use == "\\Sent":
+        uid = _filed_by_server(session, mailbox, command.messages[0].data)
+        if uid is not None:
+            return f"[APPENDUID {mailbox.uidvalidity} {uid}] APPEND completed (already filed)"
     messages = []
     for item in command.messages:
         if len(item.data) > limit:
@@ -322,6 +327,19 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
     validity, uids = await session.store.append(mailbox.id, messages, origin=session)
     uid_text = str(uids[0]) if len(uids) == 1 else f"{uids[0]}:{uids[-1]}"
     return f"[APPENDUID {validity} {uid_text}] APPEND completed"
+
+
+def _filed_by_server(session: Session, mailbox: Mailbox, raw: bytes) -> int | None:
+    """The UID of the copy the server filed at submission, when a client APPENDs the same
+    message to Sent (coi.store.sentcopies): the client gets that copy's APPENDUID
+    (RFC 4315 §3) and Sent shows the message once."""
+    msgid = message_id(raw[:65536])
+    if msgid is None:
+        return None
+    uid = session.store.sent_copies.find(session.user_id, mailbox.id, msgid)
+    if uid is None or uid not in session.store.uids(mailbox.id):
+        return None  # expunged since: the client's copy is wanted
+    return uid
 
 
 ROUTES: dict[type, Route] = {

@@ -18,6 +18,7 @@ from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from coi import metrics
 from coi.auth.passwords import VerifiedCache
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
@@ -213,6 +214,7 @@ class ImapServer:
         self.unauthenticated += 1
         connection.awaiting_login = True
         self.connections.add(connection)
+        metrics.connection("imap", 1)
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -220,6 +222,7 @@ class ImapServer:
             await connection.run()
         finally:
             self.connections.discard(connection)
+            metrics.connection("imap", -1)
             self.logged_in(connection)
             if task is not None:
                 self._tasks.discard(task)

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from coi import metrics
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
@@ -195,6 +197,7 @@ class Session:
         if self.state not in route.states:
             self.send_tagged(tag, f"BAD {command.name} not allowed in the {self.state.value} state")
             return
+        started = time.perf_counter()
         try:
             text = await route.handler(self, command)
         except CommandNo as exc:
@@ -214,8 +217,10 @@ class Session:
             result = "NO [SERVERBUG] Internal error; the server log has details"
         else:
             if text is None:
+                metrics.command(command.name, "OK", started)
                 return
             result = f"OK {text}"
+        metrics.command(command.name, result[:3].rstrip(), started)
         if self.state is State.LOGOUT:
             self.send_tagged(tag, result)
             return

@@ -46,6 +46,7 @@ from coi.store.model import (
     User,
     stored_flags,
 )
+from coi.store.sentcopies import SentCopies
 from coi.store.sqlite.migrations import migrate
 from coi.store.sqlite.writer import Writer
 
@@ -117,6 +118,7 @@ class SqliteStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.events = EventBus()
+        self.sent_copies = SentCopies()  # the server's own Sent copies, by Message-ID
         path.parent.mkdir(parents=True, exist_ok=True)
         setup = _connect(path, readonly=False)
         migrate(setup)

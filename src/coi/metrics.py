@@ -1,0 +1,120 @@
+"""Prometheus metrics of ``coi serve`` (``metrics = "127.0.0.1:9464"``; off by default).
+
+The metrics live in a registry of their own and are only counted while the endpoint is
+on: with it off, each hook is one attribute check, so the command path pays nothing.
+Sizes that change slowly (the relay queue, the store's files) are read when scraped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+CONNECTIONS = Gauge("coi_connections", "Open client connections", ["protocol"], registry=REGISTRY)
+LOGINS = Counter(
+    "coi_logins", "Login attempts by outcome", ["protocol", "result"], registry=REGISTRY
+)
+COMMANDS = Counter(
+    "coi_imap_commands", "IMAP commands by name and result", ["command", "result"],
+    registry=REGISTRY,
+)  # fmt: skip
+COMMAND_SECONDS = Histogram(
+    "coi_imap_command_seconds", "IMAP command latency", ["command"],
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)  # fmt: skip
+DELIVERIES = Counter(
+    "coi_deliveries", "Messages taken for delivery, per recipient", ["via", "result"],
+    registry=REGISTRY,
+)  # fmt: skip
+PUSHES = Counter("coi_webpush", "Web Push requests by outcome", ["outcome"], registry=REGISTRY)
+
+
+class _State:
+    enabled = False
+
+
+state = _State()
+
+
+def command(name: str, result: str, started: float) -> None:
+    """One IMAP command done: ``result`` is OK, NO or BAD."""
+    if state.enabled:
+        COMMANDS.labels(name, result).inc()
+        COMMAND_SECONDS.labels(name).observe(time.perf_counter() - started)
+
+
+def login(protocol: str, ok: bool) -> None:
+    if state.enabled:
+        LOGINS.labels(protocol, "ok" if ok else "failed").inc()
+
+
+def connection(protocol: str, delta: int) -> None:
+    if state.enabled:
+        CONNECTIONS.labels(protocol).inc(delta)
+
+
+def delivery(via: str, result: str, count: int = 1) -> None:
+    if state.enabled and count:
+        DELIVERIES.labels(via, result).inc(count)
+
+
+def push(outcome: str) -> None:
+    if state.enabled:
+        PUSHES.labels(outcome).inc()
+
+
+class _Sizes(Collector):
+    """Read at scrape time: what waits in the relay queue, what the store takes on disk."""
+
+    def __init__(self, data_dir: Path, queue_size: Callable[[], int]) -> None:
+        self.data_dir = data_dir
+        self.queue_size = queue_size
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        yield GaugeMetricFamily(
+            "coi_queue_messages", "Messages waiting in the relay queue", value=self.queue_size()
+        )
+        size = sum(p.stat().st_size for p in self.data_dir.glob("*.sqlite3*") if p.is_file())
+        yield GaugeMetricFamily(
+            "coi_store_bytes", "Bytes of the store's database files", value=size
+        )
+
+
+async def start(
+    listen_host: str, listen_port: int, data_dir: Path, queue_size: Callable[[], int]
+) -> web.AppRunner:
+    """Serves ``/metrics`` (Prometheus text format) and turns counting on."""
+    sizes = _Sizes(data_dir, queue_size)
+    REGISTRY.register(sizes)
+
+    async def scrape(request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(REGISTRY),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    async def unregister(_app: web.Application) -> None:
+        state.enabled = False
+        REGISTRY.unregister(sizes)
+
+    app = web.Application()
+    app.router.add_get("/metrics", scrape)
+    app.on_cleanup.append(unregister)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, listen_host, listen_port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    state.enabled = True
+    return runner
