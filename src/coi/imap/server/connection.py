@@ -15,6 +15,7 @@ import re
 import ssl
 from typing import TYPE_CHECKING
 
+from coi.imap.server.errors import IdleTimeout, LoginTimeout
 from coi.imap.server.session import Session, State, Transport
 from coi.imap.wire.commands import Command, parse_command
 from coi.imap.wire.errors import BadCharset, ParseError
@@ -34,14 +35,6 @@ _READ = 64 * 1024
 _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _FLUSH_AT = 64 * 1024
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
-
-
-class IdleTimeout(Exception):
-    pass
-
-
-class LoginTimeout(Exception):
-    """Not logged in by the deadline, however busy the connection kept itself."""
 
 
 class Connection(Transport):

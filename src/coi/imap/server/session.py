@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.errors import Autologout, CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
 from coi.imap.wire import search as keys
@@ -207,8 +207,8 @@ class Session:
             result = "NO [ALREADYEXISTS] Mailbox already exists"
         except StoreError as exc:
             result = f"NO [SERVERBUG] {type(exc).__name__}"
-        except (ConnectionError, asyncio.CancelledError):
-            raise
+        except (ConnectionError, asyncio.CancelledError, Autologout):
+            raise  # the connection ends: no tagged response (RFC 3501 §7.1.5 BYE)
         except Exception:
             log.exception("command %s failed for %s", command.name, self.address or "-")
             result = "NO [SERVERBUG] Internal error; the server log has details"
