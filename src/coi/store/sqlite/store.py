@@ -656,7 +656,7 @@ class SqliteStore:
                         message.flags.bits,
                         message.flags.keywords_text(),
                         modseq,
-                        len(message.raw),
+                        len(message.raw) if message.size is None else message.size,
                         int(stamp.timestamp()),
                         int(offset.total_seconds() // 60) if offset else 0,
                     ),
