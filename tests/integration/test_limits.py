@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import PASSWORDS, LineClient, RunningServer, start_server
+from tests.conftest import PASSWORDS, LineClient, RunningServer, run_transcript, start_server
 
 
 @pytest.fixture
@@ -223,3 +223,25 @@ async def test_global_limit_on_connections_not_logged_in(tmp_path: Path) -> None
     finally:
         await running.server.stop(grace=1)
         running.store.close()
+
+
+async def test_idle_outlasting_the_idle_timeout_ends_in_bye(strict_server: RunningServer) -> None:
+    """Issue 15 item 11: an IDLE past the idle timeout (1 s here) is an autologout
+    (RFC 3501 §5.4, RFC 2177 §3): `* BYE` at the timeout, then the connection closes; no
+    tagged NO [SERVERBUG], no second wait."""
+    client = await LineClient.connect(strict_server)
+    await client.login()
+    assert (await client.command("s SELECT INBOX"))[-1].startswith(b"s OK")
+    await run_transcript(
+        client,
+        """
+        C: i IDLE
+        S: + idling
+        """,
+    )
+    started = time.monotonic()
+    assert await client.line(timeout=3) == b"* BYE Autologout; idle for too long\r\n"
+    assert time.monotonic() - started < 1.8
+    with pytest.raises((EOFError, ConnectionError)):  # closed at once, not a timeout later
+        await client.line(timeout=0.5)
+    await client.close()

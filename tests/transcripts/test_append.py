@@ -83,3 +83,31 @@ async def test_append_literal8_and_errors(alice: LineClient) -> None:
         S: A5 OK {{.*}}
         """,
     )
+
+
+async def test_multiappend_rfc3502_example(alice: LineClient) -> None:
+    """RFC 3502 §6.3.11: several messages in one APPEND, each literal answered with a
+    continuation; one APPENDUID range (RFC 4315 §3); a command failing on any message
+    stores none of them; STATUS=SIZE (RFC 8438 §3) sums their RFC822.SIZE."""
+    await run_transcript(
+        alice,
+        f"""
+        C: A003 APPEND INBOX (\\Seen) {SYNC}
+        S: + {{{{.*}}}}
+        C: {TEXT} (\\Seen) " 7-Feb-1994 22:43:04 -0800" {SYNC}
+        S: + {{{{.*}}}}
+        C: {TEXT}
+        S: A003 OK [APPENDUID {{{{\\d+}}}} 1:2] APPEND completed
+        C: A004 APPEND INBOX {SIZE}
+        C: {TEXT} "31-Feb-1994 22:43:04 -0800" {SIZE}
+        C: {TEXT}
+        S: A004 BAD {{{{.*}}}}
+        C: A042 STATUS INBOX (UIDNEXT MESSAGES SIZE)
+        S: * STATUS INBOX (UIDNEXT 3 MESSAGES 2 SIZE {2 * len(SIMPLE)})
+        S: A042 OK STATUS completed
+        C: A043 LIST "" INBOX RETURN (STATUS (SIZE))
+        S: * LIST (\\HasNoChildren) "/" INBOX
+        S: * STATUS INBOX (SIZE {2 * len(SIMPLE)})
+        S: A043 OK LIST completed
+        """,
+    )

@@ -380,3 +380,57 @@ async def test_inbox_is_case_insensitive_as_a_superior(alice: LineClient) -> Non
         S: f OK LIST completed
         """,
     )
+
+
+async def test_list_recursivematch_childinfo(alice: LineClient) -> None:
+    """RFC 5258 §3 RECURSIVEMATCH and §3.5 CHILDINFO (RFC 9051 §6.3.9.8 example 8): a name
+    matching the pattern is listed for a subscribed descendant, with CHILDINFO, unless
+    every such descendant is listed itself (redundant CHILDINFO suppressed, §3.5)."""
+    for name in ("foo2/bar1", "foo2/bar2", "baz2/bar2", "baz2/bar22", "baz2/bar222"):
+        assert (await alice.command(f"c CREATE {name}"))[-1].startswith(b"c OK")
+    for name in ("eps2/mamba", "qux2/bar2"):
+        assert (await alice.command(f"c CREATE {name}"))[-1].startswith(b"c OK")
+    for name in (
+        "foo2/bar1",
+        "foo2/bar2",
+        "baz2/bar2",
+        "baz2/bar22",
+        "baz2/bar222",
+        "eps2",
+        "eps2/mamba",
+        "qux2/bar2",
+    ):
+        assert (await alice.command(f"s SUBSCRIBE {name}"))[-1].startswith(b"s OK")
+    await run_transcript(
+        alice,
+        """
+        C: D03 LIST (RECURSIVEMATCH SUBSCRIBED) "" "*2"
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar22
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar222
+        S: * LIST (\\HasChildren \\Subscribed) "/" eps2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasChildren) "/" foo2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" foo2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" qux2/bar2
+        S: D03 OK LIST completed
+        C: D04 LIST (SUBSCRIBED RECURSIVEMATCH) "" "%2"
+        S: * LIST (\\HasChildren) "/" baz2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasChildren \\Subscribed) "/" eps2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasChildren) "/" foo2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasChildren) "/" qux2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: D04 OK LIST completed
+        C: D05 LIST (SUBSCRIBED) "" "%2"
+        S: * LIST (\\HasChildren \\Subscribed) "/" eps2
+        S: D05 OK LIST completed
+        C: D06 UNSUBSCRIBE foo2/bar1
+        S: D06 OK UNSUBSCRIBE completed
+        C: D07 LIST (RECURSIVEMATCH SUBSCRIBED) "" "*2"
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar22
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" baz2/bar222
+        S: * LIST (\\HasChildren \\Subscribed) "/" eps2 ("CHILDINFO" ("SUBSCRIBED"))
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" foo2/bar2
+        S: * LIST (\\HasNoChildren \\Subscribed) "/" qux2/bar2
+        S: D07 OK LIST completed
+        """,
+    )

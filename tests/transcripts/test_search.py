@@ -287,3 +287,25 @@ async def test_search_address_keys_match_the_envelope(alice: LineClient) -> None
         lines.append(f"S: * SEARCH{' ' + result if result else ''}")
         lines.append(f"S: s{i} OK {{{{.*}}}}")
     await run_transcript(alice, "\n".join(lines))
+
+
+async def test_search_with_a_thousand_criteria(alice: LineClient) -> None:
+    """Issue 15 item 10: a long but valid key list (RFC 3501 §6.4.4 puts no limit on it)
+    is answered, not refused for the database's expression depth."""
+    await _setup(alice)
+    many = " ".join(["BODY tomorrow", "SUBJECT afternoon", "TEXT joe", "FROM foobar"] * 250)
+    either = " ".join(["OR BODY tomorrow TEXT nowhere"] * 1000)
+    await run_transcript(
+        alice,
+        f"""
+        C: a SEARCH {many}
+        S: * SEARCH 2
+        S: a OK SEARCH completed
+        C: b SEARCH {either} UNDELETED
+        S: * SEARCH
+        S: b OK SEARCH completed
+        C: c SEARCH {either}
+        S: * SEARCH 2
+        S: c OK SEARCH completed
+        """,
+    )

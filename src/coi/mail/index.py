@@ -16,8 +16,9 @@ Design choices (RFC 3501 §7.4.2 leaves room):
 * A leaf part whose body holds NUL (``binary`` content, APPENDed as literal8) is
   described as ``BASE64``, with the size and line count of that form, and ``BODY[n]``
   returns that form (RFC 3516 §6: IMAP4rev1 strings cannot carry NUL); ``BINARY[n]``
-  still gives the stored octets.  ``BODY[]``, ``BODY[TEXT]`` and ``BODY[n.MIME]`` are
-  not rewritten.
+  still gives the stored octets.  The whole message is served the same way
+  (:func:`served_form`): ``BODY[]``, ``RFC822``, ``BODY[TEXT]`` and ``BODY[n.MIME]`` come
+  from the converted message, whose size is the RFC822.SIZE (:func:`index_for_imap`).
 * Broken MIME is handled best effort: a multipart without boundary is treated
   as text/plain, a multipart without any delimiter gets one empty text/plain
   child, nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_PARTS`
@@ -86,6 +87,9 @@ class MessageIndex:
     bodystructure: bytes
     root: Part
     sent_date: datetime | None
+    # the raw message holds NUL: BODY[...] and RFC822 serve `served_form` instead, which
+    # envelope/body/bodystructure then describe; `root` keeps the raw offsets for BINARY
+    served: bool = False
 
     def part(self, path: tuple[int, ...]) -> Part | None:
         """Resolve an IMAP section part number (RFC 3501 §6.4.5).
@@ -425,6 +429,66 @@ def index_message(raw: bytes) -> MessageIndex:
     )
 
 
+# --- NUL: the form BODY[] and RFC822 serve (RFC 3516 §6) ---------------------------
+
+_CTE_BASE64 = b"Content-Transfer-Encoding: base64\r\n"
+
+
+def _leaves_with_nul(p: Part) -> list[Part]:
+    if p.nul:
+        return [p]
+    return [leaf for c in p.children for leaf in _leaves_with_nul(c)]
+
+
+def served_form(raw: bytes, index: MessageIndex) -> bytes | None:
+    """The message as IMAP4rev1 strings may carry it, or None when `raw` holds no NUL.
+
+    RFC 3501 §4.3 (a literal carries no NUL) and RFC 3516 §6 (BODY returns what
+    BODYSTRUCTURE describes, in an encoding the base specification accepts): each leaf
+    whose body holds NUL becomes base64 (its content decoded by its transfer encoding, or
+    as stored when that is unknown, in 76-character lines) and its header says so; a NUL
+    left elsewhere (in a header line, a preamble) cannot be re-encoded and is sent as
+    0x80. BINARY[] still returns the stored octets."""
+    if raw.find(b"\0") < 0:
+        return None
+    out: list[bytes] = []
+    at = 0
+    for p in _leaves_with_nul(index.root):
+        header = raw[p.header_start : p.body_start]
+        for name, block in H.field_blocks(header):
+            if name == b"content-transfer-encoding":
+                header = header.replace(block, b"", 1)
+        cut = len(header) - (2 if header.endswith(b"\r\n") else 1 if header.endswith(b"\n") else 0)
+        data = raw[p.body_start : p.body_end]
+        out += [raw[at : p.header_start], header[:cut], _CTE_BASE64, header[cut:]]
+        out.append(base64_lines(decode_body(data, p.encoding) or data))
+        at = p.body_end
+    out.append(raw[at:])
+    return b"".join(out).replace(b"\0", b"\x80")
+
+
+def index_for_imap(raw: bytes) -> tuple[MessageIndex, int]:
+    """The stored index of a message and its RFC822.SIZE: for a message holding NUL, the
+    size of its `served_form`, which ENVELOPE, BODY and BODYSTRUCTURE describe (computed
+    once here, at APPEND or delivery; FETCH then only rebuilds the served bytes)."""
+    index = index_message(raw)
+    served = served_form(raw, index)
+    if served is None:
+        return index, len(raw)
+    shown = index_message(served)
+    return (
+        MessageIndex(
+            envelope=shown.envelope,
+            body=shown.body,
+            bodystructure=shown.bodystructure,
+            root=index.root,
+            sent_date=index.sent_date,
+            served=True,
+        ),
+        len(served),
+    )
+
+
 # --- Storage --------------------------------------------------------------------
 
 _PartTuple = tuple[Any, ...]
@@ -453,21 +517,21 @@ def _part_from_tuple(t: Any) -> Part:
 def dump_index(index: MessageIndex) -> bytes:
     """Serialize with marshal: plain tuples, fast to load, no pickle code paths."""
     date = index.sent_date.isoformat() if index.sent_date is not None else None
-    return marshal.dumps(
-        (
-            _FORMAT,
-            index.envelope,
-            index.body,
-            index.bodystructure,
-            date,
-            _part_to_tuple(index.root),
-        )
+    fields = (
+        _FORMAT,
+        index.envelope,
+        index.body,
+        index.bodystructure,
+        date,
+        _part_to_tuple(index.root),
     )
+    # a served form is flagged by a 7th item; other messages keep the older 6-tuple
+    return marshal.dumps((*fields, True) if index.served else fields)
 
 
 def load_index(data: bytes) -> MessageIndex:
     """Inverse of :func:`dump_index` (trusted data from our own store)."""
-    fmt, env, body, bs, date, root = marshal.loads(data)
+    fmt, env, body, bs, date, root, *served = marshal.loads(data)
     if fmt != _FORMAT:
         raise ValueError(f"unknown index format {fmt!r}")
     return MessageIndex(
@@ -476,12 +540,13 @@ def load_index(data: bytes) -> MessageIndex:
         bodystructure=bs,
         root=_part_from_tuple(root),
         sent_date=datetime.fromisoformat(date) if date is not None else None,
+        served=bool(served and served[0]),
     )
 
 
 def load_summary(data: bytes) -> tuple[bytes, bytes, bytes]:
     """Only (ENVELOPE, BODY, BODYSTRUCTURE) of a dumped index, without the part tree."""
-    fmt, env, body, bs, _date, _root = marshal.loads(data)
+    fmt, env, body, bs, _date, _root, *_served = marshal.loads(data)
     if fmt != _FORMAT:
         raise ValueError(f"unknown index format {fmt!r}")
     return env, body, bs
@@ -489,7 +554,7 @@ def load_summary(data: bytes) -> tuple[bytes, bytes, bytes]:
 
 def load_envelope(data: bytes) -> tuple[bytes, datetime | None]:
     """Only (ENVELOPE, sent date) of a dumped index: what SORT needs, without the part tree."""
-    fmt, env, _body, _bs, date, _root = marshal.loads(data)
+    fmt, env, _body, _bs, date, _root, *_served = marshal.loads(data)
     if fmt != _FORMAT:
         raise ValueError(f"unknown index format {fmt!r}")
     return env, datetime.fromisoformat(date) if date is not None else None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from coi.mail.index import dump_index, index_message
+from coi.mail.index import dump_index, index_for_imap
 from coi.mail.search import dump_search, header_text, search_data
 from coi.store.model import Flags, NewMessage
 
@@ -17,7 +17,7 @@ _OFFLOAD_BYTES = 256 * 1024  # index larger messages off the event loop
 
 def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMessage:
     """Parses the message once, now, so FETCH and SEARCH never need to."""
-    index = index_message(raw)
+    index, size = index_for_imap(raw)
     searchable = search_data(raw, index)
     return NewMessage(
         raw=raw,
@@ -26,6 +26,7 @@ def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMes
         flags=Flags.from_names([f for f in flags if f != "\\Recent"]),
         internaldate=when or datetime.now(UTC).replace(microsecond=0),
         header_text=header_text(searchable),
+        size=size,
     )
 
 

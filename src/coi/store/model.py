@@ -116,6 +116,9 @@ class NewMessage:
     internaldate: datetime  # timezone-aware
     # folded "name: value" lines of the header, for SEARCH to narrow header keys in SQL
     header_text: str = ""
+    # RFC822.SIZE when it is not len(raw): the octets BODY[] returns (a message holding
+    # NUL is served converted, RFC 3516 §6; see coi.mail.index.served_form)
+    size: int | None = None
 
 
 @dataclass(slots=True)

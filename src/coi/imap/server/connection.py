@@ -23,6 +23,7 @@ import ssl
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from coi.imap.server.errors import IdleTimeout, LoginTimeout
 from coi.imap.server.session import Session, State, Transport
 from coi.imap.wire.commands import Command, parse_command
 from coi.imap.wire.errors import BadCharset, ParseError
@@ -44,14 +45,6 @@ _FLUSH_AT = 64 * 1024
 _LINGER_SECONDS = 1.0
 _LINGER_OCTETS = 4 * 1024 * 1024
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
-
-
-class IdleTimeout(Exception):
-    pass
-
-
-class LoginTimeout(Exception):
-    """Not logged in by the deadline, however busy the connection kept itself."""
 
 
 class Connection(Transport):

@@ -21,3 +21,18 @@ class CommandBad(Exception):
 
     def response(self) -> str:
         return f"BAD [{self.code}] {self.text}" if self.code else f"BAD {self.text}"
+
+
+class Autologout(Exception):
+    """The connection ends without a tagged response to the command in progress: the
+    connection answers `* BYE` (RFC 3501 §7.1.5) and closes. Raised while waiting for
+    the client, including in the middle of a command (IDLE, AUTHENTICATE)."""
+
+
+class IdleTimeout(Autologout):
+    """Silent past the idle timeout once authenticated (RFC 3501 §5.4), also within
+    IDLE (RFC 2177 §3: the server may log an idling client off at its timeout)."""
+
+
+class LoginTimeout(Autologout):
+    """Not logged in by the deadline, however busy the connection kept itself."""

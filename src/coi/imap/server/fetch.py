@@ -18,7 +18,7 @@ from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import flag_list, internal_date, string
 from coi.imap.wire.fetch import FetchAttr
-from coi.mail.index import MessageIndex, load_index, load_summary
+from coi.mail.index import MessageIndex, index_message, load_index, load_summary, served_form
 from coi.mail.sections import decoded_part, section_bytes
 from coi.store.model import SEEN, Flags, MessageRow, stored_datetime, stored_flags
 
@@ -43,7 +43,7 @@ def _marks_seen(attr: FetchAttr) -> bool:
 class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
-    __slots__ = ("_index", "_meta", "_raw", "row", "session")
+    __slots__ = ("_index", "_meta", "_raw", "_served", "row", "session")
 
     def __init__(self, session: Session, row: MessageRow, meta: bytes | None = None) -> None:
         self.session = session
@@ -51,6 +51,7 @@ class Message:
         self._raw: bytes | None = None
         self._index: MessageIndex | None = None
         self._meta = meta  # the stored index, when FETCH read many at once
+        self._served: tuple[bytes, MessageIndex] | None = None
 
     def _gone(self) -> CommandNo:
         return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
@@ -74,6 +75,16 @@ class Message:
                 raise self._gone()
             self._index = load_index(meta)
         return self._index
+
+    def served(self) -> tuple[bytes, MessageIndex]:
+        """What BODY[...] and RFC822 cut from: the stored message, or for one holding NUL
+        its served form and that form's index (RFC 3516 §6; rebuilt only for those rare
+        messages, whose RFC822.SIZE and BODYSTRUCTURE were computed at APPEND)."""
+        if self._served is None:
+            raw, index = self.raw, self.index
+            served = served_form(raw, index) if index.served else None
+            self._served = (raw, index) if served is None else (served, index_message(served))
+        return self._served
 
     def summary(self) -> tuple[bytes, bytes, bytes]:
         """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible."""
@@ -135,20 +146,16 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
     if name == "BODY" and attr.section is None:
         return b"BODY " + message.summary()[1]
     if name == "RFC822":
-        return b"RFC822 " + string(message.raw)
+        return b"RFC822 " + string(message.served()[0])
     if name == "RFC822.HEADER":
-        return b"RFC822.HEADER " + string(
-            section_bytes(message.raw, message.index, (), "HEADER") or b""
-        )
+        return b"RFC822.HEADER " + string(section_bytes(*message.served(), (), "HEADER") or b"")
     if name == "RFC822.TEXT":
-        return b"RFC822.TEXT " + string(
-            section_bytes(message.raw, message.index, (), "TEXT") or b""
-        )
+        return b"RFC822.TEXT " + string(section_bytes(*message.served(), (), "TEXT") or b"")
     section = attr.section
     assert section is not None
     label = attr.response_name().encode("utf-8", "surrogateescape")
     if name == "BODY":
-        data = section_bytes(message.raw, message.index, section.part, section.text, section.fields)
+        data = section_bytes(*message.served(), section.part, section.text, section.fields)
         return label + b" " + string(_partial(data or b"", attr))
     if message.index.part(section.part) is None:  # no such part: NIL (RFC 3516 §4.2)
         return label + (b" 0" if name == "BINARY.SIZE" else b" NIL")

@@ -8,6 +8,7 @@ parser already canonicalizes.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from dataclasses import replace
 from functools import lru_cache
 
@@ -226,11 +227,19 @@ async def handle_list(session: Session, command: cmd.List) -> str:
     all_names = set(by_name)
     parents = {n.rsplit(SEPARATOR, 1)[0] for n in all_names if SEPARATOR in n}
     status_items = tuple(getattr(command, "status_items", ()) or ())
+    childinfo: dict[str, bool] = {}
+    if "RECURSIVEMATCH" in selection:
+        childinfo = _childinfo(names, by_name, selection, patterns)
+        names |= set(childinfo)
+    criteria = " ".join(f'"{o}"' for o in ("SUBSCRIBED", "SPECIAL-USE") if o in selection)
     for name in sorted(names, key=lambda n: (n != "INBOX", n)):
         if not any(matches(p, name) for p in patterns):
             continue
         mailbox = by_name.get(name)
-        if "SPECIAL-USE" in selection and (mailbox is None or not mailbox.special_use):
+        info = childinfo.get(name)
+        if info is False:  # RFC 5258 §3.5 table: only the children meet the criteria
+            pass
+        elif "SPECIAL-USE" in selection and (mailbox is None or not mailbox.special_use):
             continue
         attrs: list[str] = []
         if mailbox is None:
@@ -243,10 +252,50 @@ async def handle_list(session: Session, command: cmd.List) -> str:
                 attrs.append(mailbox.special_use)
         if ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection) and name in subscribed:
             attrs.append("\\Subscribed")
-        session.untagged(f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + encode_mailbox(name).decode())
+        line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + encode_mailbox(name).decode()
+        if info is not None:  # RFC 5258 §4 childinfo-extended-item
+            line += f' ("CHILDINFO" ({criteria}))'
+        session.untagged(line)
         if "STATUS" in returns and status_items and mailbox is not None and not mailbox.noselect:
             session.untagged(status_line(session, mailbox, status_items))
     return "LIST completed"
+
+
+def _childinfo(
+    names: set[str], by_name: dict[str, Mailbox], selection: set[str], patterns: list[str]
+) -> dict[str, bool]:
+    """RECURSIVEMATCH (RFC 5258 §3, §3.5; RFC 9051 §6.3.9.6): the names, among those
+    meeting the selection criteria and their superiors, that have a descendant meeting
+    them: True for a name that meets them itself (listed anyway, CHILDINFO added), False
+    for one listed only for its descendants. The latter only when one of those
+    descendants is not listed itself (it does not match the pattern): redundant
+    CHILDINFO is suppressed, as §3.5 says servers SHOULD."""
+    meeting = sorted(
+        n
+        for n in names
+        if "SPECIAL-USE" not in selection or ((m := by_name.get(n)) is not None and m.special_use)
+    )
+    superiors: set[str] = set()
+    for name in meeting:
+        parts = name.split(SEPARATOR)
+        superiors.update(SEPARATOR.join(parts[:i]) for i in range(1, len(parts)))
+    found: dict[str, bool] = {}
+    met = set(meeting)
+    for name in superiors:
+        prefix = name + SEPARATOR
+        start = bisect_left(meeting, prefix)
+        below = []
+        for child in meeting[start:]:
+            if not child.startswith(prefix):
+                break
+            below.append(child)
+        if not below:
+            continue
+        if name in met:
+            found[name] = True
+        elif any(not any(matches(p, c) for p in patterns) for c in below):
+            found[name] = False
+    return found
 
 
 async def handle_lsub(session: Session, command: cmd.Lsub) -> str:

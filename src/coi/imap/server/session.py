@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from coi import metrics
-from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.errors import Autologout, CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
 from coi.imap.wire import search as keys
@@ -156,6 +156,8 @@ class Session:
             "SPECIAL-USE",
             "LIST-EXTENDED",
             "LIST-STATUS",
+            "MULTIAPPEND",  # RFC 3502: several messages in one APPEND, all or none stored
+            "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec
@@ -210,8 +212,8 @@ class Session:
             result = "NO [ALREADYEXISTS] Mailbox already exists"
         except StoreError as exc:
             result = f"NO [SERVERBUG] {type(exc).__name__}"
-        except (ConnectionError, asyncio.CancelledError):
-            raise
+        except (ConnectionError, asyncio.CancelledError, Autologout):
+            raise  # the connection ends: no tagged response (RFC 3501 §7.1.5 BYE)
         except Exception:
             log.exception("command %s failed for %s", command.name, self.address or "-")
             result = "NO [SERVERBUG] Internal error; the server log has details"

@@ -57,6 +57,7 @@ _MAILBOX_COLUMNS = (
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
+_MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 # (entry name, value) to set on the server (mailbox_id 0); a None value removes the entry
 MetadataUpdate = Sequence[tuple[str, bytes | None]]
 
@@ -590,7 +591,11 @@ class SqliteStore:
         header, stored = "instr(h.text, ?) > 0", "instr(b.search, ?) > 0"
         tests: list[str] = []
         args: list[str | bytes] = []
-        for where, needle in needles:
+        # Any subset of the needles gives a superset, so only the longest few (the most
+        # selective) go into SQL: a SEARCH with a thousand text keys (RFC 3501 §6.4.4 sets
+        # no limit) must not become an expression deeper than SQLite allows (1000).
+        distinct = sorted(set(needles), key=lambda n: (-len(n[1]), n))[:_MAX_SQL_NEEDLES]
+        for where, needle in distinct:
             utf8 = needle.encode("utf-8", "surrogatepass")
             if where == "header":
                 tests.append(header)
@@ -601,7 +606,7 @@ class SqliteStore:
             else:
                 tests.append(f"({header} OR {stored})")
                 args += [needle, utf8]
-        body = any(where != "header" for where, _ in needles)
+        body = any(where != "header" for where, _ in distinct)
         rows = self._read.execute(
             "SELECT m.uid FROM messages AS m LEFT JOIN search_headers AS h ON h.blob_id = m.blob_id"
             + (" JOIN blobs AS b ON b.id = m.blob_id" if body else "")
@@ -653,7 +658,7 @@ class SqliteStore:
                         message.flags.bits,
                         message.flags.keywords_text(),
                         modseq,
-                        len(message.raw),
+                        len(message.raw) if message.size is None else message.size,
                         int(stamp.timestamp()),
                         int(offset.total_seconds() // 60) if offset else 0,
                     ),
