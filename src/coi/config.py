@@ -59,6 +59,8 @@ class ServerConfig:
     queue_retry: float = 300.0
     queue_expiry: float = 5 * 24 * 3600
     dkim_selector: str = "coi"
+    recipient_delimiter: str = "+"
+    postmaster: str = ""
     webpush_vapid_key: Path | None = None
     webpush_subject: str = ""
     webpush_max_subscriptions: int = 10
@@ -165,6 +167,15 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "queue_retry": ("--queue-retry", "seconds before the first retry of a deferred message"),
     "queue_expiry": ("--queue-expiry", "seconds after which an undelivered message bounces"),
+    "recipient_delimiter": (
+        "--recipient-delimiter",
+        "user+tag@ is delivered to user@ (empty: no sub-addressing)",
+    ),
+    "postmaster": (
+        "--postmaster",
+        "user who gets postmaster@ and abuse@ of every local domain without an alias"
+        " (default: each domain's first user)",
+    ),
     "dkim_selector": (
         "--dkim-selector",
         "DKIM selector; keys are DATA_DIR/dkim/DOMAIN.pem (see 'coi dkim keygen')",

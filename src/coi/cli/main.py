@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import backup, client, dkim, dns, message, queue, serve, user, web
+from coi.cli import alias, backup, client, dkim, dns, message, queue, serve, user, web
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     web.register(sub)
     serve.register(sub)
     user.register(sub)
+    alias.register(sub)
     message.register(sub)
     queue.register(sub)
     dkim.register(sub)

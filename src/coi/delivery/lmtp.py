@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
+from coi.store.model import User
 
 log = logging.getLogger("coi.lmtp")
 
@@ -53,23 +54,31 @@ class LmtpHandler:
         # RFC 5321 §4.4: the final delivery adds Return-Path
         message = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape") + raw
         rcpts: list[str] = list(envelope.rcpt_tos)
-        results = await asyncio.gather(
-            *(self._deliver_one(rcpt, message, sender) for rcpt in rcpts)
-        )
-        return "\r\n".join(results)  # RFC 2033 §4.2: one reply per successful RCPT
+        users = {rcpt: self.local.local_user(rcpt) for rcpt in rcpts}
+        # one copy per user, however many of its addresses (aliases, user+tag) were named
+        targets = {u.id: u for u in users.values() if u is not None}
+        done = await asyncio.gather(*(self._deliver(u, message, sender) for u in targets.values()))
+        stored = dict(zip(targets, done, strict=True))
+        replies = []  # RFC 2033 §4.2: one reply per successful RCPT, in order
+        for rcpt in rcpts:
+            user = users[rcpt]
+            if user is None:  # deleted since RCPT
+                replies.append(f"550 5.1.1 <{rcpt}>: no such user here")
+            elif stored[user.id]:
+                replies.append(f"250 2.0.0 <{rcpt}> delivered")
+            else:
+                replies.append(f"451 4.3.0 <{rcpt}>: temporary failure, try again later")
+        return "\r\n".join(replies)
 
-    async def _deliver_one(self, rcpt: str, message: bytes, sender: str) -> str:
-        user = self.local.local_user(rcpt)
-        if user is None:  # deleted since RCPT
-            return f"550 5.1.1 <{rcpt}>: no such user here"
+    async def _deliver(self, user: User, message: bytes, sender: str) -> bool:
         try:
             await self.local.deliver(user, message, sender)
         except Exception:
-            log.exception("delivery failed rcpt=%s", rcpt)
+            log.exception("delivery failed user=%s", user.address)
             metrics.delivery("lmtp", "tempfail")
-            return f"451 4.3.0 <{rcpt}>: temporary failure, try again later"
+            return False
         metrics.delivery("lmtp", "delivered")
-        return f"250 2.0.0 <{rcpt}> delivered"
+        return True
 
 
 _ENHANCED = re.compile(r"^([245])(\d\d)([ -])(?!\d\.\d{1,3}\.\d{1,3}\b)")

@@ -58,8 +58,12 @@ class LocalDelivery:
         domains: tuple[str, ...] = (),
         settings: CoiSettingsSource | None = None,
         detect_encrypted: bool = True,
+        recipient_delimiter: str = "+",
+        postmaster: str = "",
     ) -> None:
         self.store = store
+        self.recipient_delimiter = recipient_delimiter
+        self.postmaster = postmaster.strip().lower()
         self.domains = tuple(d.lower() for d in domains)
         self.settings: CoiSettingsSource = settings or DisabledCoiSource()
         # coi_detect_encrypted: also file PGP/MIME mail with Subject "[...]" as chat
@@ -77,7 +81,35 @@ class LocalDelivery:
         return any(split_domain(u.address) == domain for u in self.store.list_users())
 
     def local_user(self, address: str) -> User | None:
-        return self.store.get_user(address)
+        """The user mail to ``address`` goes to: the user of that address, an alias, the
+        user of a sub-address (``user+tag@``), the domain's catch-all (``@domain``), and
+        for ``postmaster@`` and ``abuse@`` a local domain's postmaster, which must always
+        be deliverable (RFC 5321 §4.5.1, RFC 2142 §2)."""
+        address = address.strip().lower()
+        found = self.store.get_user(address) or self.store.alias_target(address)
+        if found is not None:
+            return found
+        local, _, domain = address.rpartition("@")
+        if not local or not domain:
+            return None
+        if self.recipient_delimiter and self.recipient_delimiter in local:
+            base = local.split(self.recipient_delimiter, 1)[0] + "@" + domain
+            found = self.store.get_user(base) or self.store.alias_target(base)
+            if found is not None:
+                return found
+        found = self.store.alias_target("@" + domain)
+        if found is None and local in ("postmaster", "abuse") and self.is_local_domain(address):
+            found = self.postmaster_of(domain)
+        return found
+
+    def postmaster_of(self, domain: str) -> User | None:
+        """``postmaster`` from the config, else the domain's first user (docs/deploy.md)."""
+        if self.postmaster:
+            found = self.store.get_user(self.postmaster)
+            if found is not None:
+                return found
+        users = [u for u in self.store.list_users() if split_domain(u.address) == domain]
+        return min(users, key=lambda u: u.id) if users else None
 
     def is_local(self, address: str) -> bool:
         """Delivered here rather than relayed: one of our domains, or a user we have."""

@@ -53,7 +53,12 @@ class DeliveryService:
         self.tls = tls
         source = settings or StoreCoiSource(store, config.coi_mailbox_root)
         self.local = LocalDelivery(
-            store, config.domains, source, detect_encrypted=config.coi_detect_encrypted
+            store,
+            config.domains,
+            source,
+            detect_encrypted=config.coi_detect_encrypted,
+            recipient_delimiter=config.recipient_delimiter,
+            postmaster=config.postmaster,
         )
         self.queue = RelayQueue(config.data_dir / "queue.sqlite3")
         self.relay = RelayWorker(

@@ -107,8 +107,12 @@ class SubmissionHandler:
             if remote:
                 await self.enqueue(sender, remote, message)
             trace = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape")
+            targets = {target.id: target for _, target in local}  # one copy per user
             await asyncio.gather(
-                *(self.local.deliver(target, trace + message, sender) for _, target in local)
+                *(
+                    self.local.deliver(target, trace + message, sender)
+                    for target in targets.values()
+                )
             )
         except Exception:
             log.exception("submission failed user=%s", user.address)

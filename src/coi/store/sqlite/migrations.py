@@ -85,6 +85,14 @@ MIGRATIONS: tuple[str, ...] = (
         text TEXT NOT NULL
     ) STRICT;
     """,
+    # 5: aliases: an address (or "@domain", a catch-all) delivered to a user
+    """
+    CREATE TABLE aliases (
+        address TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE
+    ) STRICT;
+    CREATE INDEX aliases_user ON aliases(user_id);
+    """,
 )
 
 

@@ -185,7 +185,48 @@ class SqliteStore:
             conn.execute("DELETE FROM mailboxes WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM metadata WHERE user_id = ?", (user_id,))
+            conn.execute("DELETE FROM aliases WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            return None, []
+
+        await self._writer.submit(job)
+
+    # -- aliases (an address, or "@domain" for a catch-all, delivered to a user) ------------
+
+    def alias_target(self, address: str) -> User | None:
+        row = self._read.execute(
+            "SELECT u.id, u.address, u.password_hash FROM aliases a JOIN users u"
+            " ON u.id = a.user_id WHERE a.address = ?",
+            (address.lower(),),
+        ).fetchone()
+        return User(*row) if row else None
+
+    def list_aliases(self) -> list[tuple[str, str]]:
+        rows = self._read.execute(
+            "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
+            " ORDER BY a.address"
+        )
+        return [(str(a), str(u)) for a, u in rows]
+
+    async def set_alias(self, address: str, target: str | None) -> None:
+        """Points ``address`` at the user ``target``; None removes the alias."""
+        address = address.lower()
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            if target is None:
+                if not conn.execute("DELETE FROM aliases WHERE address = ?", (address,)).rowcount:
+                    raise NoSuchUser(address)
+                return None, []
+            if conn.execute("SELECT 1 FROM users WHERE address = ?", (address,)).fetchone():
+                raise UserExists(address)  # a user's own address is no alias
+            row = conn.execute(
+                "SELECT id FROM users WHERE address = ?", (target.lower(),)
+            ).fetchone()
+            if row is None:
+                raise NoSuchUser(target)
+            conn.execute(
+                "INSERT OR REPLACE INTO aliases (address, user_id) VALUES (?, ?)", (address, row[0])
+            )
             return None, []
 
         await self._writer.submit(job)
