@@ -91,14 +91,19 @@ def _pending(store: LocalStore, chat_id: int, what: str, on: bool) -> None:
 
 def with_pending(store: LocalStore, chat: Chat, msg: ChatMessage) -> ChatMessage:
     """Our next user message to a group asks for the group information when we rebuilt
-    the group from a message, and carries it when someone asked.
+    the group from a message, and carries it when someone asked, or when it is the
+    first message of the group.
 
-    # coi-client-spec: Request Group Information
+    # coi-client-spec: Request Group Information; Group Information Message Part ("When
+    creating a new group, COI clients SHOULD include the group description in the first
+    user generated message")
     """
     pending = {
         str(r[0])
         for r in store.db.execute("SELECT what FROM group_pending WHERE chat_id=?", (chat.id,))
     }
+    if not store.messages(chat.id, 1):
+        pending.add("info")
     if "request" in pending:
         msg = replace(msg, requests_group_info=True)
     if "info" in pending and msg.group is not None and msg.sender is not None:
