@@ -15,9 +15,11 @@ lines (message kind ``system``) so a chat tells what happened.
 from __future__ import annotations
 
 import mimetypes
+import time
 from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -416,6 +418,57 @@ def _renamed(msg: ChatMessage) -> str | None:
     return None
 
 
+def _record_left(store: LocalStore, chat_id: int, removed: set[str], msg: ChatMessage) -> None:
+    """Keeps when each member left (groupleft or removal): the Date of the latest."""
+    if not removed:
+        return
+    at = msg.date.timestamp() if msg.date else time.time()
+    with store.transaction() as db:
+        db.executemany(
+            "INSERT INTO member_left (chat_id, addr, at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET at=max(at, excluded.at)",
+            [(chat_id, addr, at) for addr in sorted(removed)],
+        )
+
+
+def _stale_adds(
+    store: LocalStore, account_id: int, chat_id: int, msg: ChatMessage, candidates: set[str]
+) -> set[str]:
+    """Members this message would add back although it answers a message older than their
+    leaving: such a re-add is ignored.  The answered message is In-Reply-To, else the last
+    References id; when it is unknown here the add stands.
+
+    # coi-client-spec: Processing Group Participants Changes ("check if the Reply-To header
+    of the adding message refers to a message older than the groupleft message")
+    """
+    if not candidates:
+        return set()
+    left = {
+        str(r[0]).lower(): float(r[1])
+        for r in store.db.execute("SELECT addr, at FROM member_left WHERE chat_id=?", (chat_id,))
+    }
+    relevant = {c for c in candidates if c in left}
+    answered = msg.in_reply_to or (msg.references[-1] if msg.references else None)
+    if not relevant or not answered:
+        return set()
+    row = store.db.execute(
+        "SELECT raw FROM message WHERE account_id=? AND message_id=?", (account_id, answered)
+    ).fetchone()
+    date = _date_of(bytes(row[0])) if row is not None else None
+    if date is None:
+        return set()
+    return {c for c in relevant if date < left[c]}
+
+
+def _date_of(raw: bytes) -> float | None:
+    """The Date header of a stored message (its sort key may have moved later)."""
+    value = BytesHeaderParser(policy=compat32).parsebytes(raw).get("Date")
+    try:
+        return parsedate_to_datetime(str(value)).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def is_change(msg: ChatMessage) -> bool:
     """A group message that changes the group (shown as a system line)."""
     return bool(
@@ -453,6 +506,7 @@ def apply(
     if outgoing:
         store.accept_chat(chat_id)
     members = set(store.members(chat_id))
+    before = set(members)
     added = {a.lower() for a in msg.members_added}
     removed = {a.lower() for a in msg.members_removed}
     if msg.kind is MessageKind.GROUP_LEFT:
@@ -468,8 +522,13 @@ def apply(
         members |= everyone  # the To list adds, never removes
     members |= added
     members -= removed
+    if not outgoing:  # a re-add answering a message older than the member's leaving
+        stale = _stale_adds(store, account_id, chat_id, msg, (members | added) - before)
+        members -= stale
+        added -= stale
     members.discard(me)
     store.set_members(chat_id, sorted(members))
+    _record_left(store, chat_id, removed, msg)
     if msg.group_info is not None and trusted:
         _apply_details(store, chat_id, msg.group_info, files_dir)
     if known is None and not outgoing and msg.references:

@@ -299,9 +299,21 @@ CREATE TABLE profile_variant (
 ALTER TABLE profile_sent ADD COLUMN variant TEXT NOT NULL DEFAULT '';
 """
 
+# When each member left a group (their groupleft, or their removal): the Date of the
+# latest, so that a re-add by a message answering an older one is ignored
+# (coi-client-spec: Processing Group Participants Changes).
+_MEMBER_LEFT = """
+CREATE TABLE member_left (
+    chat_id INTEGER NOT NULL REFERENCES chat(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, addr)
+) STRICT;
+"""
+
 _MIGRATIONS = (
     _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE, _MUTE,
-    _GROUP_DETAILS, _CATEGORIES,
+    _GROUP_DETAILS, _CATEGORIES, _MEMBER_LEFT,
 )  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 
