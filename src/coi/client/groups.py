@@ -15,6 +15,7 @@ lines (message kind ``system``) so a chat tells what happened.
 from __future__ import annotations
 
 import mimetypes
+import re
 import time
 from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
@@ -374,6 +375,51 @@ def _mailing_list(raw: bytes) -> bool:
     return (
         BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n").get("List-Id") is not None
     )
+
+
+def list_headers(raw: bytes) -> tuple[str, str] | None:
+    """(List-Id phrase or id, posting address) of mailing list mail, None for other mail."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n")
+    list_id = headers.get("List-Id")
+    if list_id is None:
+        return None
+    phrase, _, ident = str(list_id).partition("<")
+    name = " ".join(phrase.replace('"', "").split()) or ident.rstrip(">").strip()
+    post = str(headers.get("List-Post", ""))
+    found = re.search(r"<mailto:([^>?]+)", post, re.IGNORECASE)
+    return name, (found.group(1).strip().lower() if found else "")
+
+
+def list_chat(
+    store: LocalStore, account_id: int, me: str, msg: ChatMessage, raw: bytes
+) -> tuple[str, str] | None:
+    """(list address, list name) when ``msg`` belongs to a mailing list's chat: a 1:1 chat
+    with the list's address.  Mailing list mail goes there; so does the copy a member
+    also sent us directly, found by the first References id (a message of that list's
+    chat) and the list's address in To or Cc, so that only the list's message shows.
+
+    # coi-client-spec: Group Messaging and Mailing Lists
+    """
+    sender = msg.sender.addr.lower() if msg.sender else ""
+    recipients = [a.addr.lower() for a in (*msg.recipients, *msg.cc)]
+    listed = list_headers(raw)
+    if listed is not None:
+        name, post = listed
+        address = post or next((r for r in recipients if r not in (me, sender)), "")
+        return (address, name) if address and sender != me else None
+    if not msg.references or sender == me:
+        return None
+    row = store.db.execute(
+        "SELECT m.raw, c.peer, c.name FROM message m JOIN chat c ON c.id = m.chat_id"
+        " WHERE m.account_id=? AND m.message_id=?",
+        (account_id, msg.references[0]),
+    ).fetchone()
+    if row is None or not row[1] or str(row[1]).lower() not in recipients:
+        return None
+    if list_headers(bytes(row[0])) is None:
+        return None
+    return str(row[1]).lower(), str(row[2])
 
 
 def private_reply(
