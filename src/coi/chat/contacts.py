@@ -75,6 +75,21 @@ def split_categories(value: str) -> tuple[str, ...]:
     return tuple(c.strip() for c in value.split(",") if c.strip())
 
 
+def user_categories(value: str) -> tuple[str, ...]:
+    """Categories the user typed (``friend,family``): lower case, each once, in order;
+    ValueError for one no h-card or ``categories=`` parameter can carry.
+
+    # coi-client-spec: Contact Storage Message Body (p-category, COMMA separated)
+    """
+    out: list[str] = []
+    for category in split_categories(value.lower()):
+        if any(c in category for c in ';"\\<>=') or not category.isprintable():
+            raise ValueError(f"category {category!r}: use letters, digits, spaces, - or _")
+        if category not in out:
+            out.append(category)
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class StoredContact:
     """A contact storage message as found in the contacts folder."""

@@ -12,10 +12,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from coi.chat.contacts import user_categories
 from coi.cli.chat_common import command, common_options, emit, read_input
 from coi.client.client import Client, ClientError
 from coi.client.contacts import ContactRow
 from coi.client.vcard import parse_vcards
+
+CATEGORY_HELP = (
+    "category, e.g. friend, family, work, partner (several: friend,work); it chooses the"
+    " variant of your profile the contact gets"
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,9 +50,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = add(con, "add", "store ADDRESS as a contact (on the server)", contact_add)
     p.add_argument("address", metavar="ADDRESS")
     p.add_argument("--name", default=None, help="display name")
-    p = add(con, "edit", "change the name of contact ADDRESS", contact_edit)
+    p.add_argument("--category", metavar="NAME", help=CATEGORY_HELP)
+    p = add(con, "edit", "change the name or category of contact ADDRESS", contact_edit)
     p.add_argument("address", metavar="ADDRESS")
-    p.add_argument("--name", required=True, help="display name")
+    p.add_argument("--name", default=None, help="display name")
+    p.add_argument("--category", metavar="NAME", help=CATEGORY_HELP + ' ("" clears it)')
     p = add(con, "remove", "remove contact ADDRESS (unblocks it too)", contact_remove)
     p.add_argument("address", metavar="ADDRESS")
     p = add(
@@ -66,6 +74,7 @@ def _json(row: ContactRow) -> dict[str, Any]:
         "addresses": list(row.emails),
         "name": row.name,
         "blocked": row.blocked,
+        "categories": list(row.categories),
         "hashes": list(row.hashes),
     }
 
@@ -74,7 +83,10 @@ def _line(row: ContactRow) -> str:
     who = f"{row.name} <{row.addr}>" if row.name else (row.addr or "(unreadable here)")
     more = [e for e in row.emails if e != row.addr]
     return (
-        who + (f" also {', '.join(more)}" if more else "") + ("  [blocked]" if row.blocked else "")
+        who
+        + (f" also {', '.join(more)}" if more else "")
+        + (f"  ({', '.join(row.categories)})" if row.categories else "")
+        + ("  [blocked]" if row.blocked else "")
     )
 
 
@@ -91,7 +103,15 @@ async def _save(
     client: Client, args: argparse.Namespace, name: str | None, blocked: bool | None, verb: str
 ) -> int:
     account = client.account(args.account)
-    [row] = await client.save_contacts(account, [(args.address, name, blocked)])
+    categories = None
+    if getattr(args, "category", None) is not None:
+        try:
+            categories = user_categories(args.category)
+        except ValueError as exc:
+            raise ClientError(f"--category: {exc}") from None
+    [row] = await client.save_contacts(
+        account, [(args.address, name, blocked)], categories=categories
+    )
     emit(args, _json(row), f"{verb} {_line(row)}")
     return 0
 
@@ -101,6 +121,8 @@ async def contact_add(client: Client, args: argparse.Namespace) -> int:
 
 
 async def contact_edit(client: Client, args: argparse.Namespace) -> int:
+    if args.name is None and args.category is None:
+        raise ClientError("nothing to change: give --name or --category")
     return await _save(client, args, args.name, None, "stored")
 
 

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from coi.chat.contacts import user_categories
 from coi.cli.chat_common import chat_or_fail, command, common_options, emit, sent
 from coi.client.client import Client, ClientError
 from coi.client.extras import EXPORT_FORMATS
@@ -45,6 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--status", help='your status, e.g. "gone fishing" ("" clears it)')
     p.add_argument("--avatar", type=Path, metavar="FILE", help="an image (up to 64 kB)")
     p.add_argument("--no-avatar", action="store_true", help="remove your avatar")
+    p.add_argument(
+        "--category",
+        metavar="NAME",
+        help="change the variant for contacts of category NAME (e.g. work, or friend,family)"
+        " instead of the default; a new one starts as a copy of the default",
+    )
     p.add_argument("--account", metavar="ADDRESS")
     p = leaf(prof, "show", "show your profile, or what ADDRESS told you of theirs", profile_show)
     p.add_argument("address", metavar="ADDRESS", nargs="?")
@@ -106,12 +113,17 @@ def parse_until(text: str, now: datetime | None = None) -> datetime:
 
 
 def _profile_json(info: ProfileInfo) -> dict[str, Any]:
-    return {"address": info.addr, "name": info.name, "status": info.status,
-            "avatar": info.avatar or None}  # fmt: skip
+    out: dict[str, Any] = {"address": info.addr, "name": info.name, "status": info.status,
+                           "avatar": info.avatar or None}  # fmt: skip
+    if info.categories:
+        out["categories"] = list(info.categories)
+    return out
 
 
 def _profile_text(info: ProfileInfo) -> str:
     lines = [f"{info.name or '(no name)'} <{info.addr}>"]
+    if info.categories:
+        lines[0] = f"for {', '.join(info.categories)}: {lines[0]}"
     if info.status:
         lines.append(f"status: {info.status}")
     if info.avatar:
@@ -124,9 +136,16 @@ async def profile_set(client: Client, args: argparse.Namespace) -> int:
     account = client.account(args.account) if args.account else None
     if args.name is None and args.status is None and args.avatar is None and not args.no_avatar:
         raise ClientError("nothing to change: give --name, --status, --avatar or --no-avatar")
+    try:
+        categories = user_categories(args.category) if args.category is not None else ()
+    except ValueError as exc:
+        raise ClientError(f"--category: {exc}") from None
+    if args.category is not None and not categories:
+        raise ClientError("--category: give a category name, e.g. work")
     info = await client.set_profile(
-        args.name, args.status, args.avatar, args.no_avatar, account=account
-    )
+        args.name, args.status, args.avatar, args.no_avatar, account=account,
+        categories=categories,
+    )  # fmt: skip
     emit(args, _profile_json(info), _profile_text(info))
     return 0
 
@@ -135,7 +154,12 @@ def profile_show(client: Client, args: argparse.Namespace) -> int:
 
     account = client.account(args.account) if args.account else None
     info = client.contact_profile(args.address, account)
-    emit(args, _profile_json(info), _profile_text(info))
+    data, text = _profile_json(info), _profile_text(info)
+    if args.address is None:  # ours: the variants per category too
+        variants = client.profile_variants(account)
+        data["variants"] = [_profile_json(v) for v in variants]
+        text = "\n".join([text, *(_profile_text(v) for v in variants)])
+    emit(args, data, text)
     return 0
 
 

@@ -29,7 +29,7 @@ from coi.chat.groups import conversation_of
 from coi.chat.model import Attachment, ChatMessage, Dialect, MessageKind
 from coi.chat.parse import parse
 from coi.client import extras, groups, profiles
-from coi.client.store import Account, LocalStore
+from coi.client.store import Account, LocalStore, MessageRow
 
 VISIBLE_KINDS = frozenset(
     {MessageKind.TEXT, MessageKind.MEDIA, MessageKind.LOCATION, MessageKind.POLL,
@@ -154,10 +154,30 @@ class Applier:
             if msg.full_message_id == msg.message_id and msg.attachments and known.visible:
                 self._complete(known.id, msg, raw)
                 return Applied(known.id, "edit", known.chat_id, known.id)
+            self._to_list_chat(known, msg, raw)
             return Applied(known.id, "known", known.chat_id)
         applied = self._insert(msg, mid, raw, arrived, opened)
         profiles.received(self.store, self.account, msg, self.files_dir)
         return applied
+
+    def _to_list_chat(self, known: MessageRow, msg: ChatMessage, raw: bytes) -> None:
+        """The list's copy of a post whose direct copy came first: the post moves to the
+        list's chat, so it shows once, there (coi-client-spec: Group Messaging and
+        Mailing Lists)."""
+        if known.outgoing or not known.visible or groups.list_headers(raw) is None:
+            return
+        found = groups.list_chat(self.store, self.account.id, self.me, msg, raw)
+        if found is None:
+            return
+        peer, name = found
+        sender = msg.sender.addr.lower() if msg.sender else ""
+        request = not self.store.is_known(self.account.id, peer or sender)
+        chat_id = self.store.chat_for(self.account.id, f"contact:{peer}", peer, name, request)
+        if chat_id != known.chat_id:
+            with self.store.transaction() as db:
+                db.execute(
+                    "UPDATE message SET chat_id=?, raw=? WHERE id=?", (chat_id, raw, known.id)
+                )
 
     def _complete(self, row: int, msg: ChatMessage, raw: bytes) -> None:
         """The full message after its pre-message: its files and text replace the stand-in."""
@@ -174,6 +194,7 @@ class Applier:
         self, msg: ChatMessage, mid: str, raw: bytes, arrived: float, opened: Opened
     ) -> Applied:
         msg = groups.private_reply(self.store, self.account.id, self.me, msg, raw)
+        in_list = groups.list_chat(self.store, self.account.id, self.me, msg, raw)
         sender = msg.sender.addr.lower() if msg.sender else ""
         outgoing = sender == self.me
         # system messages (Delta Chat's member changes, key updates...) carry machine text
@@ -193,6 +214,9 @@ class Applier:
             visible, chat_id, kind, text = True, change.chat_id, groups.SYSTEM_KIND, change.line
         elif visible:
             key, peer, name = _chat_key_and_peer(msg, self.me)
+            if in_list is not None:  # a mailing list: a 1:1 chat with the list's address
+                peer, name = in_list
+                key = f"contact:{peer}"
             request = False
             if not outgoing and (peer or key.startswith("adhoc:")):
                 request = not self.store.is_known(self.account.id, peer or sender)

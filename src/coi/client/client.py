@@ -365,11 +365,15 @@ class Client:
         return contact_book.contact_rows(self.store, account.id)
 
     async def save_contacts(
-        self, account: Account, entries: list[tuple[str, str | None, bool | None]]
+        self,
+        account: Account,
+        entries: list[tuple[str, str | None, bool | None]],
+        categories: tuple[str, ...] | None = None,
     ) -> list[contact_book.ContactRow]:
         """Stores (address, name, blocked) in the Contacts folder, None keeping what is
-        there; then syncs, so a plain server's blocked mail is filed at once and an
-        unblocked sender's mail moved back from Blocked shows."""
+        there, and ``categories`` (p-category) for each when given; then syncs, so a plain
+        server's blocked mail is filed at once and an unblocked sender's mail moved back
+        from Blocked shows."""
         saved: list[contact_book.ContactRow] = []
         async with self.connected(account) as sync:
             if "contacts" not in sync.folders:
@@ -377,7 +381,11 @@ class Client:
             book = sync.contact_book()
             for addr, name, blocked in entries:
                 try:
-                    saved.append(await _imap_call(account, book.save(addr, name, blocked)))
+                    saved.append(
+                        await _imap_call(
+                            account, book.save(addr, name, blocked, categories=categories)
+                        )
+                    )
                 except ValueError as exc:
                     raise ClientError(str(exc)) from None
                 if blocked is False and not contact_book.is_blocked(self.store, account.id, addr):
@@ -699,17 +707,20 @@ class Client:
         avatar: Path | None = None,
         remove_avatar: bool = False,
         account: Account | None = None,
+        categories: tuple[str, ...] = (),
     ) -> profiles.ProfileInfo:
-        """Changes our profile: kept here, stored in <root>/Contacts, sent with the next
-        message to each contact."""
+        """Changes our profile, or its variant for ``categories``: kept here, stored in
+        <root>/Contacts, sent with the next message to each contact it is for
+        (coi-client-spec: User Profile Storage Message)."""
         acc = account or self.account()
         try:
             info = profiles.set_own(self.store, acc, self.profile.files_dir / str(acc.id),
-                                    name, status, avatar, remove_avatar)  # fmt: skip
+                                    name, status, avatar, remove_avatar, categories)  # fmt: skip
         except profiles.ProfileError as exc:
             raise ClientError(str(exc)) from None
         acc = self.store.account_by_id(acc.id) or acc
-        msg = profiles.storage_message(acc, info)
+        default = profiles.own(self.store, acc) or info
+        msg = profiles.storage_message(acc, default, profiles.variants(self.store, acc))
         wire, _ = self._seal(acc, msg, compose_bytes(msg))  # encrypted to ourselves
         async with self.connected(acc) as sync:
             assert sync.imap is not None
@@ -729,6 +740,11 @@ class Client:
                 return profiles.ProfileInfo(addr, acc.settings.name)
             raise ClientError(f"no profile known for {addr}")
         return info
+
+    def profile_variants(self, account: Account | None = None) -> list[profiles.ProfileInfo]:
+        """Our profile's variants per category (coi-client-spec: User Profile Storage
+        Message); the default is ``contact_profile()``."""
+        return profiles.variants(self.store, account or self.account())
 
     async def request_profile(self, to: str, text: str) -> MessageRow:
         """A message to CHAT that asks for the contact's profile (profilerequest)."""

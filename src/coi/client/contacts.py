@@ -30,7 +30,13 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from coi.chat.compose import compose_bytes
-from coi.chat.contacts import StoredContact, address_hash, merge_contacts, normalize_address
+from coi.chat.contacts import (
+    StoredContact,
+    address_hash,
+    merge_contacts,
+    normalize_address,
+    split_categories,
+)
 from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, ContactStorage, MessageKind, Notification
 from coi.chat.parse import parse
@@ -56,6 +62,7 @@ class ContactRow:
     hashes: tuple[str, ...]
     emails: tuple[str, ...]
     date: float
+    categories: tuple[str, ...] = ()  # p-category (coi-client-spec: Contact Storage Message Body)
 
 
 # -- local table --------------------------------------------------------------------
@@ -65,10 +72,11 @@ def _row(r: tuple[object, ...]) -> ContactRow:
     return ContactRow(
         int(r[0]), int(r[1]), str(r[2]), str(r[3]), bool(r[4]),  # type: ignore[call-overload]
         tuple(str(r[5]).split()), tuple(str(r[6]).split()), float(r[7]),  # type: ignore[arg-type]
+        split_categories(str(r[8])),
     )  # fmt: skip
 
 
-_COLUMNS = "account_id, uid, addr, name, blocked, hashes, emails, date"
+_COLUMNS = "account_id, uid, addr, name, blocked, hashes, emails, date, categories"
 
 
 def contact_rows(store: LocalStore, account_id: int) -> list[ContactRow]:
@@ -84,6 +92,12 @@ def contact_rows(store: LocalStore, account_id: int) -> list[ContactRow]:
 def rows_for(store: LocalStore, account_id: int, addr: str) -> list[ContactRow]:
     digest = address_hash(addr)
     return [r for r in contact_rows(store, account_id) if digest in r.hashes]
+
+
+def categories_of(store: LocalStore, account_id: int, addr: str) -> frozenset[str]:
+    """The categories of the stored contact of ``addr`` (case-folded), for choosing the
+    profile variant it gets (coi-client-spec: User Profile Storage Message)."""
+    return frozenset(c.casefold() for r in rows_for(store, account_id, addr) for c in r.categories)
 
 
 def blocked_hashes(store: LocalStore, account_id: int) -> set[str]:
@@ -131,8 +145,8 @@ def _store_row(
     hashes = contact.from_hashes or tuple(address_hash(e) for e in emails)
     store.db.execute(
         "INSERT OR REPLACE INTO stored_contact"
-        " (account_id, uid, addr, name, blocked, hashes, emails, date, raw)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " (account_id, uid, addr, name, blocked, hashes, emails, date, raw, categories)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             account_id,
             uid,
@@ -143,6 +157,7 @@ def _store_row(
             " ".join(emails),
             date,
             raw,
+            ",".join(contact.card.categories),
         ),
     )
     if not contact.blocked:  # stored on some device: the user's yes, so no contact request
@@ -317,9 +332,11 @@ class ContactBook:
         name: str | None = None,
         blocked: bool | None = None,
         notification: Notification | None = None,
+        categories: tuple[str, ...] | None = None,
     ) -> ContactRow:
         """Adds or changes the contact for ``addr`` (None keeps what is stored);
-        ``notification`` is the chat's mute setting (coi.client.notify)."""
+        ``notification`` is the chat's mute setting (coi.client.notify); ``categories``
+        its ``p-category`` (coi-client-spec: Contact Storage Message Body)."""
         addr = normalize_address(addr)
         if "@" not in addr:
             raise ValueError(f"{addr!r} is not a mail address")
@@ -340,6 +357,8 @@ class ContactBook:
             card = replace(card, name=name)
         if notification is not None:
             card = replace(card, notification=notification)
+        if categories is not None:
+            card = replace(card, categories=categories)
         updated = replace(
             current, card=card, blocked=current.blocked if blocked is None else blocked
         )

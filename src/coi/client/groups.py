@@ -15,9 +15,12 @@ lines (message kind ``system``) so a chat tells what happened.
 from __future__ import annotations
 
 import mimetypes
+import re
+import time
 from dataclasses import dataclass, replace
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,14 +94,19 @@ def _pending(store: LocalStore, chat_id: int, what: str, on: bool) -> None:
 
 def with_pending(store: LocalStore, chat: Chat, msg: ChatMessage) -> ChatMessage:
     """Our next user message to a group asks for the group information when we rebuilt
-    the group from a message, and carries it when someone asked.
+    the group from a message, and carries it when someone asked, or when it is the
+    first message of the group.
 
-    # coi-client-spec: Request Group Information
+    # coi-client-spec: Request Group Information; Group Information Message Part ("When
+    creating a new group, COI clients SHOULD include the group description in the first
+    user generated message")
     """
     pending = {
         str(r[0])
         for r in store.db.execute("SELECT what FROM group_pending WHERE chat_id=?", (chat.id,))
     }
+    if not store.messages(chat.id, 1):
+        pending.add("info")
     if "request" in pending:
         msg = replace(msg, requests_group_info=True)
     if "info" in pending and msg.group is not None and msg.sender is not None:
@@ -369,6 +377,51 @@ def _mailing_list(raw: bytes) -> bool:
     )
 
 
+def list_headers(raw: bytes) -> tuple[str, str] | None:
+    """(List-Id phrase or id, posting address) of mailing list mail, None for other mail."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    headers = BytesHeaderParser(policy=compat32).parsebytes(head + b"\r\n\r\n")
+    list_id = headers.get("List-Id")
+    if list_id is None:
+        return None
+    phrase, _, ident = str(list_id).partition("<")
+    name = " ".join(phrase.replace('"', "").split()) or ident.rstrip(">").strip()
+    post = str(headers.get("List-Post", ""))
+    found = re.search(r"<mailto:([^>?]+)", post, re.IGNORECASE)
+    return name, (found.group(1).strip().lower() if found else "")
+
+
+def list_chat(
+    store: LocalStore, account_id: int, me: str, msg: ChatMessage, raw: bytes
+) -> tuple[str, str] | None:
+    """(list address, list name) when ``msg`` belongs to a mailing list's chat: a 1:1 chat
+    with the list's address.  Mailing list mail goes there; so does the copy a member
+    also sent us directly, found by the first References id (a message of that list's
+    chat) and the list's address in To or Cc, so that only the list's message shows.
+
+    # coi-client-spec: Group Messaging and Mailing Lists
+    """
+    sender = msg.sender.addr.lower() if msg.sender else ""
+    recipients = [a.addr.lower() for a in (*msg.recipients, *msg.cc)]
+    listed = list_headers(raw)
+    if listed is not None:
+        name, post = listed
+        address = post or next((r for r in recipients if r not in (me, sender)), "")
+        return (address, name) if address and sender != me else None
+    if not msg.references or sender == me:
+        return None
+    row = store.db.execute(
+        "SELECT m.raw, c.peer, c.name FROM message m JOIN chat c ON c.id = m.chat_id"
+        " WHERE m.account_id=? AND m.message_id=?",
+        (account_id, msg.references[0]),
+    ).fetchone()
+    if row is None or not row[1] or str(row[1]).lower() not in recipients:
+        return None
+    if list_headers(bytes(row[0])) is None:
+        return None
+    return str(row[1]).lower(), str(row[2])
+
+
 def private_reply(
     store: LocalStore, account_id: int, me: str, msg: ChatMessage, raw: bytes
 ) -> ChatMessage:
@@ -411,6 +464,57 @@ def _renamed(msg: ChatMessage) -> str | None:
     return None
 
 
+def _record_left(store: LocalStore, chat_id: int, removed: set[str], msg: ChatMessage) -> None:
+    """Keeps when each member left (groupleft or removal): the Date of the latest."""
+    if not removed:
+        return
+    at = msg.date.timestamp() if msg.date else time.time()
+    with store.transaction() as db:
+        db.executemany(
+            "INSERT INTO member_left (chat_id, addr, at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO UPDATE SET at=max(at, excluded.at)",
+            [(chat_id, addr, at) for addr in sorted(removed)],
+        )
+
+
+def _stale_adds(
+    store: LocalStore, account_id: int, chat_id: int, msg: ChatMessage, candidates: set[str]
+) -> set[str]:
+    """Members this message would add back although it answers a message older than their
+    leaving: such a re-add is ignored.  The answered message is In-Reply-To, else the last
+    References id; when it is unknown here the add stands.
+
+    # coi-client-spec: Processing Group Participants Changes ("check if the Reply-To header
+    of the adding message refers to a message older than the groupleft message")
+    """
+    if not candidates:
+        return set()
+    left = {
+        str(r[0]).lower(): float(r[1])
+        for r in store.db.execute("SELECT addr, at FROM member_left WHERE chat_id=?", (chat_id,))
+    }
+    relevant = {c for c in candidates if c in left}
+    answered = msg.in_reply_to or (msg.references[-1] if msg.references else None)
+    if not relevant or not answered:
+        return set()
+    row = store.db.execute(
+        "SELECT raw FROM message WHERE account_id=? AND message_id=?", (account_id, answered)
+    ).fetchone()
+    date = _date_of(bytes(row[0])) if row is not None else None
+    if date is None:
+        return set()
+    return {c for c in relevant if date < left[c]}
+
+
+def _date_of(raw: bytes) -> float | None:
+    """The Date header of a stored message (its sort key may have moved later)."""
+    value = BytesHeaderParser(policy=compat32).parsebytes(raw).get("Date")
+    try:
+        return parsedate_to_datetime(str(value)).timestamp() if value else None
+    except (TypeError, ValueError):
+        return None
+
+
 def is_change(msg: ChatMessage) -> bool:
     """A group message that changes the group (shown as a system line)."""
     return bool(
@@ -448,6 +552,7 @@ def apply(
     if outgoing:
         store.accept_chat(chat_id)
     members = set(store.members(chat_id))
+    before = set(members)
     added = {a.lower() for a in msg.members_added}
     removed = {a.lower() for a in msg.members_removed}
     if msg.kind is MessageKind.GROUP_LEFT:
@@ -463,8 +568,13 @@ def apply(
         members |= everyone  # the To list adds, never removes
     members |= added
     members -= removed
+    if not outgoing:  # a re-add answering a message older than the member's leaving
+        stale = _stale_adds(store, account_id, chat_id, msg, (members | added) - before)
+        members -= stale
+        added -= stale
     members.discard(me)
     store.set_members(chat_id, sorted(members))
+    _record_left(store, chat_id, removed, msg)
     if msg.group_info is not None and trusted:
         _apply_details(store, chat_id, msg.group_info, files_dir)
     if known is None and not outgoing and msg.references:

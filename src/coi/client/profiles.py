@@ -3,8 +3,16 @@
 # coi-client-spec: User Profile Messages
 * Our profile lives in the store and, as a profile storage message, in ``<root>/Contacts``;
   our name also goes into From (``AccountSettings.name``).
+* Variants per category (User Profile Storage Message): ``profile_variant`` holds ours
+  (the default, without categories, stays in ``profile_card``); the storage message has
+  one ``Chat-Content: profile; categories=...`` part per variant and the default last.
+  A contact gets the first variant sharing a category with its ``p-category``, else the
+  default; a group message carries the variant all its members get, else the default.
+  A new variant starts as a copy of the default; later changes to either stay apart.
 * The profile part rides along with the first user message to each contact and with the
-  first one after a change (``profile_sent`` keeps which version each contact got).
+  first one after a change (``profile_sent`` keeps which variant and version each contact
+  got, so a changed variant or a contact moved to another category gets it again).  The
+  part sent never names its categories.
 * ``profilerequest``: we ask with our next message to the contact; a request we receive
   makes our next message to the requester carry the profile again.
 * Received profiles: a profile part (the variant without categories first), else the
@@ -20,12 +28,15 @@ import hashlib
 import mimetypes
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from coi.chat.contacts import split_categories
 from coi.chat.headers import new_message_id
 from coi.chat.model import Address, Card, ChatMessage, MessageKind, Profile
+from coi.client import contacts
 from coi.client.store import Account, LocalStore
 from coi.client.stored import remove_stored
 from coi.imap.client import ImapClient
@@ -48,6 +59,12 @@ class ProfileInfo:
     avatar: str = ""  # path of the image file, or ""
     version: int = 0  # ours: bumped on each change
     updated: float = 0.0
+    categories: tuple[str, ...] = ()  # ours: the variant's categories, () for the default
+
+    @property
+    def key(self) -> str:
+        """The variant's key in ``profile_variant`` and ``profile_sent`` ('' default)."""
+        return ",".join(self.categories)
 
 
 def get(store: LocalStore, account: Account, addr: str) -> ProfileInfo | None:
@@ -64,6 +81,50 @@ def get(store: LocalStore, account: Account, addr: str) -> ProfileInfo | None:
 
 def own(store: LocalStore, account: Account) -> ProfileInfo | None:
     return get(store, account, account.address)
+
+
+def variants(store: LocalStore, account: Account) -> list[ProfileInfo]:
+    """Our per-category variants, in their order (the default not included)."""
+    rows = store.db.execute(
+        "SELECT categories, name, status, avatar, version, updated FROM profile_variant"
+        " WHERE account_id=? ORDER BY position, categories",
+        (account.id,),
+    ).fetchall()
+    me = account.address.lower()
+    out: list[ProfileInfo] = []
+    for r in rows:
+        out.append(ProfileInfo(me, str(r[1]), str(r[2]), str(r[3]), int(r[4]), float(r[5]),
+                               split_categories(str(r[0]))))  # fmt: skip
+    return out
+
+
+def variant_for(
+    store: LocalStore, account: Account, addr: str, known: list[ProfileInfo] | None = None
+) -> ProfileInfo | None:
+    """The variant ``addr`` gets: the first sharing a category with its stored contact,
+    else the default; None when we have no profile."""
+    default = own(store, account)
+    if default is None:
+        return None
+    mine = contacts.categories_of(store, account.id, addr)
+    if mine:
+        for variant in variants(store, account) if known is None else known:
+            if mine & {c.casefold() for c in variant.categories}:
+                return variant
+    return default
+
+
+def _save_variant(store: LocalStore, account: Account, info: ProfileInfo) -> None:
+    with store.transaction() as db:
+        db.execute(
+            "INSERT INTO profile_variant (account_id, categories, position, name, status,"
+            " avatar, version, updated) VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1"
+            " FROM profile_variant WHERE account_id=?), ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE"
+            " SET name=excluded.name, status=excluded.status, avatar=excluded.avatar,"
+            " version=excluded.version, updated=excluded.updated",
+            (account.id, info.key, account.id, info.name, info.status, info.avatar,
+             info.version, info.updated),
+        )  # fmt: skip
 
 
 def _save(store: LocalStore, account: Account, info: ProfileInfo) -> None:
@@ -93,6 +154,13 @@ def _image_path(directory: Path, stem: str, content_type: str) -> Path:
     return directory / f"{stem}{ext}"
 
 
+def _stem(categories: tuple[str, ...]) -> str:
+    """The avatar file's name: ``avatar``, or one per variant."""
+    if not categories:
+        return "avatar"
+    return "avatar-" + hashlib.sha256(",".join(categories).encode()).hexdigest()[:12]
+
+
 def set_own(
     store: LocalStore,
     account: Account,
@@ -101,10 +169,29 @@ def set_own(
     status: str | None = None,
     avatar: Path | None = None,
     remove_avatar: bool = False,
+    categories: tuple[str, ...] = (),
 ) -> ProfileInfo:
-    """Changes our profile (only what is given); the next message to each contact carries
-    it.  ``files_dir`` is the account's files directory."""
-    current = own(store, account) or ProfileInfo(account.address, account.settings.name)
+    """Changes our profile (only what is given), or with ``categories`` the variant for
+    them (made from a copy of the default when new); the next message to each contact
+    it is for carries it.  ``files_dir`` is the account's files directory."""
+    default = own(store, account) or ProfileInfo(account.address, account.settings.name)
+    current = default
+    stem = _stem(categories)
+    if categories:
+        key = ",".join(categories)
+        current = next((v for v in variants(store, account) if v.key == key), None) or replace(
+            default, categories=categories, version=0, avatar=""
+        )
+        if not current.version and default.avatar and avatar is None and not remove_avatar:
+            try:  # a copy, so that changing the default's avatar leaves the variant's
+                copied = Path(default.avatar).read_bytes()
+            except OSError:
+                pass
+            else:
+                kind = mimetypes.guess_type(default.avatar)[0] or "image/png"
+                current = replace(
+                    current, avatar=_write(_image_path(files_dir / "profile", stem, kind), copied)
+                )
     path = current.avatar
     if avatar is not None:
         try:
@@ -119,19 +206,27 @@ def set_own(
         content_type = mimetypes.guess_type(avatar.name)[0] or "image/png"
         if not content_type.startswith("image/"):
             raise ProfileError(f"{avatar} is no image")
-        path = _write(_image_path(files_dir / "profile", "avatar", content_type), data)
+        path = _write(_image_path(files_dir / "profile", stem, content_type), data)
     elif remove_avatar:
         if path:
             Path(path).unlink(missing_ok=True)
         path = ""
+    now = time.time()
     info = ProfileInfo(
         account.address.lower(),
         current.name if name is None else name.strip(),
         current.status if status is None else status.strip(),
         path,
         current.version + 1,
-        time.time(),
+        now,
+        categories,
     )
+    if categories:
+        _save_variant(store, account, info)
+        # the default row exists (a profile to store) and dates the storage message
+        _save(store, account, replace(default, addr=account.address.lower(), updated=now,
+                                      version=max(default.version, 1)))  # fmt: skip
+        return info
     _save(store, account, info)
     if name is not None:  # our name in From too
         store.update_account_settings(account.id, replace(account.settings, name=info.name))
@@ -154,8 +249,12 @@ def card(info: ProfileInfo) -> Card:
                 status=info.status)  # fmt: skip
 
 
-def storage_message(account: Account, info: ProfileInfo) -> ChatMessage:
-    """The profile storage message (coi-client-spec: User Profile Storage Message)."""
+def storage_message(
+    account: Account, info: ProfileInfo, others: Sequence[ProfileInfo] = ()
+) -> ChatMessage:
+    """The profile storage message: a part per variant (``others``), the default ``info``
+    last (coi-client-spec: User Profile Storage Message)."""
+    parts = [Profile(card(v), v.categories) for v in others]
     me = Address(account.address, info.name)
     return ChatMessage(
         kind=MessageKind.PROFILE,
@@ -164,7 +263,7 @@ def storage_message(account: Account, info: ProfileInfo) -> ChatMessage:
         recipients=(Address(account.address),),
         date=datetime.fromtimestamp(int(info.updated), UTC),
         subject="Profile",
-        profiles=(Profile(card(info)),),
+        profiles=(*parts, Profile(card(info))),
     )
 
 
@@ -180,45 +279,68 @@ def _peers(account: Account, msg: ChatMessage) -> list[str]:
     return sorted({a.addr.lower() for a in (*msg.recipients, *msg.cc)} - {me})
 
 
+def _got(store: LocalStore, account: Account, peers: list[str]) -> dict[str, tuple[str, int, bool]]:
+    """Per peer: the variant and version of ours it got last, and whether we ask for its."""
+    marks = ",".join("?" * len(peers))
+    return {
+        str(r[0]).lower(): (str(r[1]), int(r[2]), bool(r[3]))
+        for r in store.db.execute(
+            f"SELECT addr, variant, version, request FROM profile_sent WHERE account_id=?"
+            f" AND addr IN ({marks})",
+            (account.id, *peers),
+        )
+    }
+
+
+def _choice(
+    store: LocalStore, account: Account, peers: list[str]
+) -> tuple[dict[str, ProfileInfo], ProfileInfo | None]:
+    """The variant each peer gets, and the one a message to all of them carries: theirs
+    when they share it, else the default (a part every recipient sees)."""
+    known = variants(store, account)
+    chosen: dict[str, ProfileInfo] = {}
+    for peer in peers:
+        variant = variant_for(store, account, peer, known)
+        if variant is not None:
+            chosen[peer] = variant
+    keys = {v.key for v in chosen.values()}
+    if not chosen:
+        return chosen, None
+    if len(keys) == 1:
+        return chosen, next(iter(chosen.values()))
+    return chosen, own(store, account)
+
+
 def prepare(store: LocalStore, account: Account, msg: ChatMessage) -> ChatMessage:
-    """Adds our profile part for contacts that lack its latest version, and a
-    profilerequest when we asked for one (hook in ``Client._send``)."""
+    """Adds our profile part when a recipient lacks the latest version of the variant it
+    gets, and a profilerequest when we asked for one (hook in ``Client._send``)."""
     if msg.kind not in USER_KINDS:
         return msg
     peers = _peers(account, msg)
     if not peers:
         return msg
-    marks = ",".join("?" * len(peers))
-    rows = {
-        str(r[0]).lower(): (int(r[1]), bool(r[2]))
-        for r in store.db.execute(
-            f"SELECT addr, version, request FROM profile_sent WHERE account_id=?"
-            f" AND addr IN ({marks})",
-            (account.id, *peers),
-        )
-    }
-    info = own(store, account)
-    if (
-        info is not None
-        and not msg.profiles
-        and any(rows.get(p, (0, False))[0] < info.version for p in peers)
-    ):
-        msg = replace(msg, profiles=(Profile(card(info)),))
-    if any(rows.get(p, (0, False))[1] for p in peers):
+    got = _got(store, account, peers)
+    chosen, part = _choice(store, account, peers)
+    carries = (part.key, part.version) if part is not None else None
+    # stale: a peer has neither its own variant's latest version nor what this carries
+    stale = any(
+        got.get(p, ("", 0, False))[:2] not in ((v.key, v.version), carries)
+        for p, v in chosen.items()
+    )
+    if part is not None and not msg.profiles and stale:
+        msg = replace(msg, profiles=(Profile(card(part)),))
+    if any(g[2] for g in got.values()):
         msg = replace(msg, requests_profile=True)
     return msg
 
 
 def with_avatar_header(store: LocalStore, account: Account, msg: ChatMessage, raw: bytes) -> bytes:
     """Delta Chat reads avatars from ``Chat-User-Avatar: base64:...``: added next to our
-    profile part."""
-    info = own(store, account)
-    if not msg.profiles or info is None or not info.avatar:
+    profile part (the avatar of the variant it carries)."""
+    decoded = _decode_data_url(msg.profiles[0].card.photo) if msg.profiles else None
+    if decoded is None:
         return raw
-    try:
-        data = base64.b64encode(Path(info.avatar).read_bytes()).decode()
-    except OSError:
-        return raw
+    data = base64.b64encode(decoded[1]).decode()
     folded = "\r\n ".join(data[i : i + 76] for i in range(0, len(data), 76))
     return f"Chat-User-Avatar: base64:{folded}\r\n".encode() + raw
 
@@ -226,17 +348,17 @@ def with_avatar_header(store: LocalStore, account: Account, msg: ChatMessage, ra
 def sent(store: LocalStore, account: Account, msg: ChatMessage) -> None:
     """After a successful send: who has our profile now, which requests went out."""
     peers = _peers(account, msg)
-    info = own(store, account)
+    _, part = _choice(store, account, peers) if peers else ({}, None)
     with store.transaction() as db:
         for peer in peers:
             db.execute(
                 "INSERT OR IGNORE INTO profile_sent (account_id, addr) VALUES (?, ?)",
                 (account.id, peer),
             )
-            if msg.profiles and info is not None:
+            if msg.profiles and part is not None:
                 db.execute(
-                    "UPDATE profile_sent SET version=max(version, ?) WHERE account_id=? AND addr=?",
-                    (info.version, account.id, peer),
+                    "UPDATE profile_sent SET variant=?, version=? WHERE account_id=? AND addr=?",
+                    (part.key, part.version, account.id, peer),
                 )
             if msg.requests_profile:
                 db.execute(
@@ -310,8 +432,10 @@ def received(store: LocalStore, account: Account, msg: ChatMessage, files_dir: P
     addr = sender.addr.lower()
     me = account.address.lower()
     if addr == me:
-        if msg.kind is MessageKind.PROFILE and msg.profiles:  # from our other device
-            _apply(store, account, addr, msg, files_dir / "profile", "avatar")
+        own_profile = msg.kind is MessageKind.PROFILE and bool(msg.profiles)
+        # from our other device
+        if own_profile and _apply(store, account, addr, msg, files_dir / "profile", "avatar"):
+            _apply_variants(store, account, msg, files_dir / "profile")
         return
     if msg.requests_profile:
         with store.transaction() as db:  # our next message to them carries it again
@@ -324,9 +448,67 @@ def received(store: LocalStore, account: Account, msg: ChatMessage, files_dir: P
            hashlib.sha256(addr.encode()).hexdigest()[:16])  # fmt: skip
 
 
+def _same_avatar(path: str, new: tuple[str, bytes] | str | None) -> bool:
+    if new is None:
+        return True
+    if isinstance(new, str):
+        return not path
+    try:
+        return bool(path) and Path(path).read_bytes() == new[1]
+    except OSError:
+        return False
+
+
+def _apply_variants(store: LocalStore, account: Account, msg: ChatMessage, directory: Path) -> None:
+    """Our variants as another device stored them: a changed one gets a new version (so
+    contacts get it again from this device too), those no longer there go."""
+    old = {v.key: v for v in variants(store, account)}
+    keep: list[str] = []
+    with store.transaction() as db:
+        for position, profile in enumerate(p for p in msg.profiles if p.categories):
+            categories = tuple(c.lower() for c in profile.categories)
+            current = old.get(",".join(categories)) or ProfileInfo(
+                account.address.lower(), categories=categories
+            )
+            decoded = _decode_data_url(profile.card.photo)
+            avatar: tuple[str, bytes] | str = decoded if decoded is not None else ""
+            same = (
+                (profile.card.name, profile.card.status) == (current.name, current.status)
+                and _same_avatar(current.avatar, avatar)
+                and current.version > 0
+            )
+            path = current.avatar
+            if not same:
+                if isinstance(avatar, tuple):
+                    path = _write(_image_path(directory, _stem(categories), avatar[0]), avatar[1])
+                elif path:
+                    Path(path).unlink(missing_ok=True)
+                    path = ""
+            db.execute(
+                "INSERT INTO profile_variant (account_id, categories, position, name, status,"
+                " avatar, version, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO"
+                " UPDATE SET position=excluded.position, name=excluded.name,"
+                " status=excluded.status, avatar=excluded.avatar, version=excluded.version,"
+                " updated=excluded.updated",
+                (account.id, current.key, position + 1, profile.card.name, profile.card.status,
+                 path, current.version + (0 if same else 1),
+                 msg.date.timestamp() if msg.date else time.time()),
+            )  # fmt: skip
+            keep.append(current.key)
+        for key, gone in old.items():
+            if key not in keep:
+                if gone.avatar:
+                    Path(gone.avatar).unlink(missing_ok=True)
+                db.execute(
+                    "DELETE FROM profile_variant WHERE account_id=? AND categories=?",
+                    (account.id, key),
+                )
+
+
 def _apply(
     store: LocalStore, account: Account, addr: str, msg: ChatMessage, directory: Path, stem: str
-) -> None:
+) -> bool:
+    """Applies the profile in ``msg``; False when it is older than what we know."""
     assert msg.sender is not None
     profile = next((p for p in msg.profiles if not p.categories), None) or (
         msg.profiles[0] if msg.profiles else None
@@ -334,11 +516,12 @@ def _apply(
     avatar = _avatar_from_header(msg)
     name = msg.sender.name
     if profile is None and not name and avatar is None:
-        return
+        return False
     current = get(store, account, addr) or ProfileInfo(addr)
     date = msg.date.timestamp() if msg.date else time.time()
     if date < current.updated:
-        return  # older than what we know
+        return False  # older than what we know
+    ours = addr == account.address.lower()
     status, path = current.status, current.avatar
     if profile is not None:
         name = profile.card.name or name
@@ -348,6 +531,10 @@ def _apply(
             avatar = decoded
         elif not profile.card.photo and avatar is None:
             avatar = ""
+    # our profile changed on another device: contacts get it again from this one too
+    changed = (name or current.name, status) != (current.name, current.status) or not (
+        _same_avatar(path, avatar)
+    )
     if isinstance(avatar, tuple):
         path = _write(_image_path(directory, stem, avatar[0]), avatar[1])
     elif avatar == "":
@@ -355,14 +542,12 @@ def _apply(
             Path(path).unlink(missing_ok=True)
         path = ""
     name = name or current.name
-    ours = addr == account.address.lower()
-    # our profile changed on another device: contacts get it again from this one too
-    version = current.version + 1 if ours else current.version
+    version = current.version + 1 if ours and (changed or not current.version) else current.version
     _save(store, account, ProfileInfo(addr, name, status, path, version, date))
     if ours:
         if name:
             store.update_account_settings(account.id, replace(account.settings, name=name))
-        return
+        return True
     if name:  # a contact (and chat) we have; a stranger's name makes no contact row
         with store.transaction() as db:
             db.execute(
@@ -371,6 +556,7 @@ def _apply(
             db.execute(
                 "UPDATE chat SET name=? WHERE account_id=? AND peer=?", (name, account.id, addr)
             )
+    return True
 
 
 async def append_storage(

@@ -279,9 +279,41 @@ CREATE TABLE group_details (
 ) STRICT;
 """
 
+# Categories (coi-client-spec: Contact Storage Message Body ``p-category``, User Profile
+# Storage Message): each stored contact's categories (comma separated), our profile's
+# variants per category (the default stays in profile_card), and which variant (its
+# categories, '' for the default) each contact last got.
+_CATEGORIES = """
+ALTER TABLE stored_contact ADD COLUMN categories TEXT NOT NULL DEFAULT '';
+CREATE TABLE profile_variant (
+    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+    categories TEXT NOT NULL,
+    position INTEGER NOT NULL DEFAULT 0,
+    name TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT '',
+    avatar TEXT NOT NULL DEFAULT '',
+    version INTEGER NOT NULL DEFAULT 0,
+    updated REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (account_id, categories)
+) STRICT;
+ALTER TABLE profile_sent ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+"""
+
+# When each member left a group (their groupleft, or their removal): the Date of the
+# latest, so that a re-add by a message answering an older one is ignored
+# (coi-client-spec: Processing Group Participants Changes).
+_MEMBER_LEFT = """
+CREATE TABLE member_left (
+    chat_id INTEGER NOT NULL REFERENCES chat(id) ON DELETE CASCADE,
+    addr TEXT NOT NULL COLLATE NOCASE,
+    at REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (chat_id, addr)
+) STRICT;
+"""
+
 _MIGRATIONS = (
     _SCHEMA, _AUTOCRYPT, _MEMBERS, _PROFILES, _CONTACTS, _GROUPS, _GROUP_STORAGE, _MUTE,
-    _GROUP_DETAILS,
+    _GROUP_DETAILS, _CATEGORIES, _MEMBER_LEFT,
 )  # fmt: skip
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from coi.client import extras, notify
+from coi.client.contacts import ContactRow
 from coi.client.store import Chat, MessageRow
 
 if TYPE_CHECKING:
@@ -24,6 +25,17 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "last_time": chat.last_arrived,
         "muted": muted,
         "muted_until": (chat.muted_until or None) if muted else None,  # None: until unmuted
+    }
+
+
+def contact_view(row: ContactRow) -> dict[str, Any]:
+    """A stored contact; ``categories`` is its p-category (coi-client-spec: Contact Storage
+    Message Body)."""
+    return {
+        "address": row.addr,
+        "name": row.name,
+        "blocked": row.blocked,
+        "categories": list(row.categories),
     }
 
 

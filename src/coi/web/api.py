@@ -18,11 +18,12 @@ from urllib.parse import quote
 
 from aiohttp import BodyPartReader, web
 
+from coi.chat.contacts import user_categories
 from coi.chat.parse import parse
 from coi.client.client import Client
 from coi.client.profile import FilterMode
 from coi.client.store import Account, Chat, MessageRow
-from coi.client.views import chat_view, message_view
+from coi.client.views import chat_view, contact_view, message_view
 from coi.web.app import ApiError, read_json, runtime_of
 from coi.web.sanitize import sanitize_html
 
@@ -355,9 +356,7 @@ async def contacts(request: web.Request) -> web.Response:
     client = _client(request)
     account = _own_account(request)
     rows = client.contacts(account)
-    return web.json_response(
-        [{"address": c.addr, "name": c.name, "blocked": c.blocked} for c in rows if c.addr]
-    )
+    return web.json_response([contact_view(c) for c in rows if c.addr])
 
 
 async def save_contact(request: web.Request) -> web.Response:
@@ -375,11 +374,19 @@ async def save_contact(request: web.Request) -> web.Response:
         None if name is None else str(name),
         None if blocked is None else bool(blocked),
     )
-    saved = await client.save_contacts(account, [entry])
+    categories = data.get("categories")
+    try:
+        if categories is None:
+            chosen = None
+        elif isinstance(categories, list):
+            chosen = user_categories(",".join(map(str, categories)))
+        else:
+            chosen = user_categories(str(categories))
+    except ValueError as exc:
+        raise ApiError(str(exc)) from None
+    saved = await client.save_contacts(account, [entry], categories=chosen)
     runtime_of(request).publish({"kind": "contacts"})
-    return web.json_response(
-        [{"address": c.addr, "name": c.name, "blocked": c.blocked} for c in saved]
-    )
+    return web.json_response([contact_view(c) for c in saved])
 
 
 async def remove_contact(request: web.Request) -> web.Response:

@@ -47,7 +47,14 @@ async def scenario(make: object, tmp: Path) -> None:
     alice2.import_key(acc2, alice.export_key(acc))
 
     group = alice.create_group("Crew", [BOB])
-    await alice.send(str(group.id), "welcome")
+    # the first message carries a groupinfo part (coi-client-spec: Group Information
+    # Message Part, "in the first user generated message"); the next one does not
+    welcome = await alice.send(str(group.id), "welcome")
+    first = parse(alice.store.raw(welcome.id)).group_info
+    assert first is not None and first.name == "Crew"
+    assert sorted(e for c in first.participants for e in c.emails) == [ALICE, BOB]
+    after = await alice.send(str(group.id), "say hi")
+    assert parse(alice.store.raw(after.id)).group_info is None
     await alice.describe_group(group, "A fun place to hang out")
     picture = tmp / "crew.png"
     picture.write_bytes(PNG)
@@ -66,6 +73,8 @@ async def scenario(make: object, tmp: Path) -> None:
 
     # bob, from the groupinfo parts
     await bob.sync()
+    [hello, hi] = [m.text for m in bob.messages(chat_of(bob, group.key))][:2]
+    assert (hello, hi) == ("welcome", "say hi")  # the part is not shown as text
     view = bob.group_info(chat_of(bob, group.key))
     assert (view.name, view.description) == ("The crew", "A fun place to hang out")
     assert Path(view.avatar).read_bytes() == PNG

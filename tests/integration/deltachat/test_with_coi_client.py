@@ -184,6 +184,10 @@ async def test_group_of_three_with_gossip(
     assert sent.encrypted
     got = await bob.wait_for_message("hello group")
     assert got.encrypted
+    # the first message's groupinfo part (coi-client-spec: Group Information Message Part)
+    # stays out of Delta Chat's text; like any multipart/alternative it gets the "show
+    # full message" button (hasHtml)
+    assert got.raw["viewType"] == "Text" and got.file is None and not got.is_info
     contacts = await bob.rpc("get_chat_contacts", got.chat_id)
     addresses = {(await bob.rpc("get_contact", c))["address"] for c in contacts}
     assert addresses == {ALICE, BOB, CAROL}

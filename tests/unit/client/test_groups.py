@@ -132,7 +132,47 @@ def test_mailing_list_mail_is_never_a_group(alice: Applier) -> None:
     alice.incoming(raw, 2.0)
     by_kind = {c.key.partition(":")[0]: c for c in alice.store.chats()}
     assert [m.text for m in alice.store.messages(by_kind["contact"].id)] == ["list post"]
+    assert by_kind["contact"].peer == "list@example.org"  # the list's chat
     assert [m.text for m in alice.store.messages(by_kind["group"].id)] == ["hi"]
+
+
+LIST = Address("list@example.org")
+LIST_HEADERS = b"List-Id: Hikers <hikers.example.org>\r\nList-Post: <mailto:list@example.org>\r\n"
+
+
+def post(sender: Address, text: str, mid: str, refs: tuple[str, ...] = ()) -> ChatMessage:
+    msg = builders.new_message(sender, (LIST, ALICE), text)
+    return replace(msg, message_id=mid, references=refs, chat_version=None, dialect=Dialect.EMAIL)
+
+
+def test_a_list_post_also_sent_directly_shows_once_in_the_list_chat(alice: Applier) -> None:
+    """coi-client-spec: Group Messaging and Mailing Lists: the direct copy of a list post
+    (the list's address in To, the thread's first message in the list's chat) is not
+    shown in a 1:1 chat with its sender."""
+    first = post(BOB, "walk on sunday?", "walk.1@example.org")
+    alice.incoming(LIST_HEADERS + compose_bytes(first), 1.0)
+    # carol answers bob and the list: the direct copy first, the list's copy later
+    answer = post(CAROL, "count me in", "walk.2@example.org", ("walk.1@example.org",))
+    alice.incoming(compose_bytes(answer), 2.0)
+    alice.incoming(LIST_HEADERS + compose_bytes(answer), 3.0)
+    # a new thread: the direct copy comes first, then the list's copy moves it
+    other = post(BOB, "new route", "route.1@example.org")
+    alice.incoming(compose_bytes(other), 4.0)
+    alice.incoming(LIST_HEADERS + compose_bytes(other), 5.0)
+    shown = {c.peer: [m.text for m in alice.store.messages(c.id)] for c in alice.store.chats()}
+    shown = {peer: texts for peer, texts in shown.items() if texts}
+    assert shown == {"list@example.org": ["walk on sunday?", "count me in", "new route"]}
+    [chat] = [c for c in alice.store.chats() if c.peer == "list@example.org"]
+    assert chat.name == "Hikers"
+    # a private answer (not to the list) stays in the 1:1 chat
+    private = replace(
+        post(CAROL, "just you and me", "walk.3@example.org", ("walk.1@example.org",)),
+        recipients=(ALICE,),
+    )
+    alice.incoming(compose_bytes(private), 6.0)
+    assert [m.text for m in alice.store.messages(alice.store.chat_by_peer(1, CAROL.addr).id)] == [  # type: ignore[union-attr]
+        "just you and me"
+    ]
 
 
 def test_ad_hoc_group_without_id_stays_one_chat(alice: Applier) -> None:
