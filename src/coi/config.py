@@ -59,6 +59,7 @@ class ServerConfig:
     queue_retry: float = 300.0
     queue_expiry: float = 5 * 24 * 3600
     dkim_selector: str = "coi"
+    default_quota: int = 0  # octets per user; 0: none (coi user quota sets one per user)
     recipient_delimiter: str = "+"
     postmaster: str = ""
     webpush_vapid_key: Path | None = None
@@ -167,6 +168,10 @@ OPTIONS: dict[str, tuple[str, str]] = {
     ),
     "queue_retry": ("--queue-retry", "seconds before the first retry of a deferred message"),
     "queue_expiry": ("--queue-expiry", "seconds after which an undelivered message bounces"),
+    "default_quota": (
+        "--default-quota",
+        "storage limit per user in octets for users without their own (0: none)",
+    ),
     "recipient_delimiter": (
         "--recipient-delimiter",
         "user+tag@ is delivered to user@ (empty: no sub-addressing)",
@@ -269,6 +274,7 @@ _MINIMUMS: dict[str, float] = {
     "prelogin_literal_max": 1024,  # room for LOGIN's user name and password as literals
     "prelogin_command_max": 1024,
     "max_recipients": 1,
+    "default_quota": 0,
     "max_line": 1024,  # RFC 3501 clients send lines of 1000 octets and more
     "max_literal": 1024,
     "max_message_size": 1024,

@@ -14,6 +14,7 @@ from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, UserExists
+from coi.store.quota import parse_size
 from coi.store.sqlite.store import SqliteStore
 
 
@@ -43,6 +44,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _password_options(passwd)
     common(passwd)
     passwd.set_defaults(handler=_passwd)
+
+    limit = actions.add_parser(
+        "quota",
+        help="show or set an account's storage quota",
+        description="Show an account's storage use and limit, or set its limit: SIZE like "
+        "500M or 2G (powers of 1024), 0 for the server's default_quota (none unless set).",
+    )
+    limit.add_argument("address")
+    limit.add_argument("size", nargs="?", metavar="SIZE")
+    add_arguments(limit, only=("data_dir", "default_quota"))
+    limit.set_defaults(handler=_quota)
 
     listing = actions.add_parser("list", help="list accounts")
     common(listing)
@@ -127,6 +139,43 @@ def _passwd(args: argparse.Namespace) -> int:
         lambda store: store.set_password(args.address, encoded),
         f"password changed for {args.address.lower()}",
     )
+
+
+def _quota(args: argparse.Namespace) -> int:
+    config = config_or_exit(args)
+    octets = None
+    if args.size is not None:
+        try:
+            octets = parse_size(args.size)
+        except ValueError as exc:
+            print(f"coi: {exc}", file=sys.stderr)
+            return 2
+    store = open_store(config)
+    try:
+        if octets is not None:
+            asyncio.run(store.set_quota(args.address, octets))
+        user = store.get_user(args.address)
+        if user is None:
+            raise NoSuchUser(args.address)
+        own = store.quota_of(user.id)
+        limit = own or config.default_quota
+        used = store.storage_used(user.id)
+    except NoSuchUser:
+        print(f"coi: no such user {args.address}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    shown = _size(limit) if limit else "no limit"
+    source = "" if own or not limit else " (default_quota)"
+    print(f"{user.address}: {_size(used)} used of {shown}{source}")
+    return 0
+
+
+def _size(octets: int) -> str:
+    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if octets >= factor:
+            return f"{octets / factor:.1f}{unit}"
+    return f"{octets}B"
 
 
 def _list(args: argparse.Namespace) -> int:

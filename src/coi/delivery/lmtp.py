@@ -19,6 +19,7 @@ from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
+from coi.store.quota import OverQuota
 
 log = logging.getLogger("coi.lmtp")
 
@@ -38,8 +39,11 @@ class LmtpHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        if self.local.local_user(address) is None:
+        user = self.local.local_user(address)
+        if user is None:
             return f"550 5.1.1 <{address}>: no such user here"
+        if self.local.full(user):  # RFC 3463 5.2.2: mailbox full, a permanent failure
+            return f"552 5.2.2 <{address}>: mailbox full"
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
         envelope.rcpt_tos.append(address)
@@ -59,6 +63,7 @@ class LmtpHandler:
         targets = {u.id: u for u in users.values() if u is not None}
         done = await asyncio.gather(*(self._deliver(u, message, sender) for u in targets.values()))
         stored = dict(zip(targets, done, strict=True))
+        # stored[user]: True, False (try again later) or None (over quota)
         replies = []  # RFC 2033 §4.2: one reply per successful RCPT, in order
         for rcpt in rcpts:
             user = users[rcpt]
@@ -66,13 +71,18 @@ class LmtpHandler:
                 replies.append(f"550 5.1.1 <{rcpt}>: no such user here")
             elif stored[user.id]:
                 replies.append(f"250 2.0.0 <{rcpt}> delivered")
+            elif stored[user.id] is None:
+                replies.append(f"552 5.2.2 <{rcpt}>: mailbox full")
             else:
                 replies.append(f"451 4.3.0 <{rcpt}>: temporary failure, try again later")
         return "\r\n".join(replies)
 
-    async def _deliver(self, user: User, message: bytes, sender: str) -> bool:
+    async def _deliver(self, user: User, message: bytes, sender: str) -> bool | None:
         try:
             await self.local.deliver(user, message, sender)
+        except OverQuota:
+            metrics.delivery("lmtp", "overquota")
+            return None
         except Exception:
             log.exception("delivery failed user=%s", user.address)
             metrics.delivery("lmtp", "tempfail")

@@ -23,6 +23,7 @@ from coi.delivery.routing import (
     route_sent,
 )
 from coi.mail.prepare import prepare_async
+from coi.store import quota
 from coi.store.errors import MailboxExists
 from coi.store.events import Delivered
 from coi.store.model import Mailbox, User
@@ -60,7 +61,9 @@ class LocalDelivery:
         detect_encrypted: bool = True,
         recipient_delimiter: str = "+",
         postmaster: str = "",
+        default_quota: int = 0,
     ) -> None:
+        self.default_quota = default_quota
         self.store = store
         self.recipient_delimiter = recipient_delimiter
         self.postmaster = postmaster.strip().lower()
@@ -132,6 +135,7 @@ class LocalDelivery:
                 for address in from_addresses(raw)
             )
         target = route(settings, is_chat, blocked)
+        quota.check(self.store, user.id, self.default_quota, len(raw))  # raises OverQuota
         await self._store(user, target, raw)
         log.info(
             "delivered user=%s mailbox=%s chat=%s blocked=%s size=%d",
@@ -143,11 +147,20 @@ class LocalDelivery:
         )
         return target
 
+    def full(self, user: User, adding: int = 0) -> bool:
+        """True when ``adding`` octets more would not fit the user's quota."""
+        try:
+            quota.check(self.store, user.id, self.default_quota, max(adding, 1))
+        except quota.OverQuota:
+            return True
+        return False
+
     async def store_sent(self, user: User, raw: bytes, sent_folder: str | None = None) -> Route:
         """Keeps the sender's own copy of a submitted message, \\Seen."""
         settings = self.settings.coi_settings(user.id)
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
+        quota.check(self.store, user.id, self.default_quota, len(raw))  # raises OverQuota
         mailbox_id, uid = await self._store(user, target, raw)
         msgid = message_id(raw)
         if msgid is not None:  # a client's own copy of it is not stored again (APPEND)

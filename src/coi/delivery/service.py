@@ -59,6 +59,7 @@ class DeliveryService:
             detect_encrypted=config.coi_detect_encrypted,
             recipient_delimiter=config.recipient_delimiter,
             postmaster=config.postmaster,
+            default_quota=config.default_quota,
         )
         self.queue = RelayQueue(config.data_dir / "queue.sqlite3")
         self.relay = RelayWorker(

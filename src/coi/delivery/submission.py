@@ -28,6 +28,7 @@ from coi.auth.throttle import LoginThrottle
 from coi.delivery.local import LocalDelivery, from_addresses
 from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
+from coi.store.quota import OverQuota
 
 log = logging.getLogger("coi.submission")
 # aiosmtpd itself sets the deprecated Session.login_data on every AUTH and warns about it
@@ -70,8 +71,11 @@ class SubmissionHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.max_recipients} per message)"
-        if self.local.local_user(address) is None and self.local.is_local_domain(address):
+        target = self.local.local_user(address)
+        if target is None and self.local.is_local_domain(address):
             return f"550 5.1.1 <{address}>: no such user here"
+        if target is not None and self.local.full(target):
+            return f"552 5.2.2 <{address}>: mailbox full"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -103,6 +107,10 @@ class SubmissionHandler:
                 local.append((rcpt, target))
             else:
                 remote.append(rcpt)
+        trace_size = len(sender) + 20
+        for rcpt, target in local:  # checked before anything is stored or queued
+            if self.local.full(target, len(message) + trace_size):
+                return f"552 5.2.2 <{rcpt}>: mailbox full, the message was not sent"
         try:
             if remote:
                 await self.enqueue(sender, remote, message)
@@ -123,6 +131,8 @@ class SubmissionHandler:
         try:
             if not to_self:
                 await self.local.store_sent(user, raw)
+        except OverQuota:
+            log.warning("no Sent copy: user=%s is over quota", user.address)
         except Exception:  # the message went out; a retry would send it twice
             log.exception("storing the sent copy failed user=%s", user.address)
         log.info(

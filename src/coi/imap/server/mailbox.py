@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from coi.imap.server import coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.quota import check_quota
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import mailbox as encode_mailbox
@@ -368,10 +369,12 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
         uid = _filed_by_server(session, mailbox, command.messages[0].data)
         if uid is not None:
             return f"[APPENDUID {mailbox.uidvalidity} {uid}] APPEND completed (already filed)"
-    messages = []
     for item in command.messages:
         if len(item.data) > limit:
             raise CommandNo(f"Message larger than APPENDLIMIT {limit}", "TOOBIG")
+    check_quota(session, sum(len(item.data) for item in command.messages))
+    messages = []
+    for item in command.messages:
         messages.append(await prepare_async(item.data, item.flags, item.internal_date))
     validity, uids = await session.store.append(mailbox.id, messages, origin=session)
     uid_text = str(uids[0]) if len(uids) == 1 else f"{uids[0]}:{uids[-1]}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.mailbox import find_target
+from coi.imap.server.quota import check_quota
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
@@ -139,6 +140,8 @@ async def handle_copy(session: Session, command: cmd.Copy) -> str:
     target = find_target(session, command.mailbox)
     if not uids:
         return "COPY completed"
+    adding = sum(row.size for row in session.store.rows(view.mailbox_id, uids).values())
+    check_quota(session, adding)
     validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
     return f"{copyuid(validity, mapping)} COPY completed"
 

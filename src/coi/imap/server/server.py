@@ -31,6 +31,7 @@ from coi.imap.server import (
     message,
     metadata,
     notify,
+    quota,
     search,
     sort,
 )
@@ -72,6 +73,7 @@ class ImapServer:
             **metadata.ROUTES,
             **sort.ROUTES,
             **notify.ROUTES,
+            **quota.ROUTES,
         }
         self.enableable: frozenset[str] = frozenset(
             {"METADATA", "METADATA-SERVER", "CONDSTORE", "QRESYNC"}  # RFC 5464, RFC 7162

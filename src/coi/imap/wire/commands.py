@@ -40,6 +40,8 @@ __all__ = [
     "Expunge",
     "Fetch",
     "GetMetadata",
+    "GetQuota",
+    "GetQuotaRoot",
     "Id",
     "Idle",
     "List",
@@ -57,6 +59,7 @@ __all__ = [
     "Search",
     "Select",
     "SetMetadata",
+    "SetQuota",
     "Sort",
     "StartTLS",
     "Status",
@@ -128,6 +131,34 @@ class Idle:
 
     tag: str
     name: ClassVar[str] = "IDLE"
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuota:
+    """RFC 9208 §4.2."""
+
+    tag: str
+    root: str
+    name: ClassVar[str] = "GETQUOTA"
+
+
+@dataclass(frozen=True, slots=True)
+class GetQuotaRoot:
+    """RFC 9208 §4.3."""
+
+    tag: str
+    mailbox: str
+    name: ClassVar[str] = "GETQUOTAROOT"
+
+
+@dataclass(frozen=True, slots=True)
+class SetQuota:
+    """RFC 9208 §4.1: (resource, limit) pairs for a quota root."""
+
+    tag: str
+    root: str
+    limits: tuple[tuple[str, int], ...]
+    name: ClassVar[str] = "SETQUOTA"
 
 
 @dataclass(frozen=True, slots=True)
@@ -467,6 +498,9 @@ Command = (
     | Enable
     | Id
     | GetMetadata
+    | GetQuota
+    | GetQuotaRoot
+    | SetQuota
     | SetMetadata
 )
 
@@ -1122,6 +1156,32 @@ def _setmetadata(r: Reader, tag: str) -> Command:
     return _end(r, SetMetadata(tag, mailbox, tuple(entries)))
 
 
+
+def _getquota(r: Reader, tag: str) -> Command:
+    r.sp()
+    return _end(r, GetQuota(tag, r.astring().decode("utf-8", "surrogateescape")))
+
+
+def _getquotaroot(r: Reader, tag: str) -> Command:
+    r.sp()
+    return _end(r, GetQuotaRoot(tag, _mailbox(r)))
+
+
+def _setquota(r: Reader, tag: str) -> Command:
+    """setquota = "SETQUOTA" SP quota-root-name SP "(" [resource SP number64 *(SP ...)] ")"."""
+    r.sp()
+    root = r.astring().decode("utf-8", "surrogateescape")
+    r.sp()
+    r.expect(LPAREN)
+    limits: list[tuple[str, int]] = []
+    while not r.accept(RPAREN):
+        if limits:
+            r.sp()
+        resource = r.atom_upper("resource name")
+        r.sp()
+        limits.append((resource, r.number(2**63 - 1, "resource limit")))  # number64
+    return _end(r, SetQuota(tag, root, tuple(limits)))
+
 _NoArg = (
     type[Capability]
     | type[Noop]
@@ -1163,6 +1223,9 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "ENABLE": _enable,
     "ID": _id,
     "GETMETADATA": _getmetadata,
+    "GETQUOTA": _getquota,
+    "GETQUOTAROOT": _getquotaroot,
+    "SETQUOTA": _setquota,
     "SETMETADATA": _setmetadata,
     "NOTIFY": _notify,
 }

@@ -93,6 +93,10 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX aliases_user ON aliases(user_id);
     """,
+    # 6: a storage quota per user in octets (0: the server's default_quota)
+    """
+    ALTER TABLE users ADD COLUMN quota INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 

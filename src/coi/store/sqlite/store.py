@@ -191,6 +191,33 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
+    # -- quotas (RFC 9208 STORAGE) ----------------------------------------------------------
+
+    def quota_of(self, user_id: int) -> int:
+        """The user's own storage limit in octets; 0: none of its own."""
+        row = self._read.execute("SELECT quota FROM users WHERE id = ?", (user_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def storage_used(self, user_id: int) -> int:
+        """Octets of all the user's messages (RFC822.SIZE summed over every mailbox)."""
+        row = self._read.execute(
+            "SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN mailboxes b"
+            " ON b.id = m.mailbox_id WHERE b.user_id = ?",
+            (user_id,),
+        ).fetchone()
+        return int(row[0])
+
+    async def set_quota(self, address: str, octets: int) -> None:
+        address = address.lower()
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            cur = conn.execute("UPDATE users SET quota = ? WHERE address = ?", (octets, address))
+            if cur.rowcount == 0:
+                raise NoSuchUser(address)
+            return None, []
+
+        await self._writer.submit(job)
+
     # -- aliases (an address, or "@domain" for a catch-all, delivered to a user) ------------
 
     def alias_target(self, address: str) -> User | None:

@@ -1,0 +1,64 @@
+"""IMAP QUOTA (RFC 9208) with the STORAGE resource: one quota root per user, named "",
+covering all of the user's mailboxes; limits are set by the administrator
+(``coi user quota``, ``default_quota``), so SETQUOTA is refused."""
+
+from __future__ import annotations
+
+from coi.imap.server.errors import CommandNo
+from coi.imap.server.session import AUTH, Route, Session
+from coi.imap.wire import commands as cmd
+from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.store import quota
+
+ROOT = ""
+
+
+def check_quota(session: Session, adding: int) -> None:
+    """RFC 9208 §5.3 (OVERQUOTA): nothing is stored past the user's STORAGE limit."""
+    try:
+        quota.check(session.store, session.user_id, session.config.default_quota, adding)
+    except quota.OverQuota as exc:
+        raise CommandNo(f"Mailbox is {exc}", "OVERQUOTA") from None
+
+
+def _limit(session: Session) -> int:
+    return quota.limit_of(session.store, session.user_id, session.config.default_quota)
+
+
+def _quota_line(session: Session, limit: int) -> str:
+    """RFC 9208 §5.1: STORAGE usage and limit in units of 1024 octets (usage rounded up)."""
+    used = session.store.storage_used(session.user_id)
+    return f'QUOTA "" (STORAGE {(used + 1023) // 1024} {limit // 1024})'
+
+
+async def handle_getquota(session: Session, command: cmd.GetQuota) -> str:
+    limit = _limit(session)
+    if command.root != ROOT or not limit:
+        raise CommandNo(f"No quota root {command.root!r}", "NONEXISTENT")
+    session.untagged(_quota_line(session, limit))
+    return "GETQUOTA completed"
+
+
+async def handle_getquotaroot(session: Session, command: cmd.GetQuotaRoot) -> str:
+    from coi.imap.server.mailbox import find
+
+    found = find(session, command.mailbox)
+    name = encode_mailbox(found.name).decode()
+    limit = _limit(session)
+    if not limit:  # §4.3: a mailbox without a quota root gets an empty QUOTAROOT
+        session.untagged(f"QUOTAROOT {name}")
+        return "GETQUOTAROOT completed"
+    session.untagged(f'QUOTAROOT {name} ""')
+    session.untagged(_quota_line(session, limit))
+    return "GETQUOTAROOT completed"
+
+
+async def handle_setquota(session: Session, command: cmd.SetQuota) -> str:
+    raise CommandNo("Quotas are set by the administrator ('coi user quota')", "NOPERM")
+
+
+ROUTES: dict[type, Route] = {
+    cmd.GetQuota: Route(handle_getquota, AUTH),
+    cmd.GetQuotaRoot: Route(handle_getquotaroot, AUTH),
+    cmd.SetQuota: Route(handle_setquota, AUTH),
+}

@@ -1,0 +1,42 @@
+"""Storage quotas: a user's limit is their own (``coi user quota``) or the server's
+``default_quota``; 0 means none. Usage is the sum of RFC822.SIZE over all the user's
+mailboxes (RFC 9208 §5.1: STORAGE, in units of 1024 octets on the wire)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class OverQuota(Exception):
+    """Storing this would take the user past their limit."""
+
+
+class QuotaStore(Protocol):
+    def quota_of(self, user_id: int) -> int: ...
+    def storage_used(self, user_id: int) -> int: ...
+
+
+def limit_of(store: QuotaStore, user_id: int, default: int) -> int:
+    return store.quota_of(user_id) or default
+
+
+def check(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
+    """Raises OverQuota when ``adding`` more octets would exceed the user's limit."""
+    limit = limit_of(store, user_id, default)
+    if limit and store.storage_used(user_id) + adding > limit:
+        raise OverQuota(f"over quota ({limit} octets)")
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1024``, ``0`` (none) to octets (K, M, G, T: powers of 1024)."""
+    value = text.strip().upper().removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        octets = int(float(number) * factor)
+    except ValueError:
+        raise ValueError(f"{text!r} is no size like 500M, 2G or 0") from None
+    if octets < 0:
+        raise ValueError(f"{text!r}: a size is not negative")
+    return octets
