@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from tests.integration.serverproc import ServerProcess
-from tests.integration.test_crash import ADDRESS, _appender, _message_ids
+from tests.integration.test_crash import ADDRESS, _message_ids, start_burst
 
 
 async def coi(*args: str) -> tuple[int, str]:
@@ -29,21 +29,11 @@ async def test_backup_while_serving_then_restore(tmp_path: Path) -> None:
     try:
         server.start()
         password = server.password(ADDRESS)
-        acked: set[str] = set()
-        sent: set[str] = set()
-        stop = asyncio.Event()
-        workers = [
-            asyncio.create_task(_appender(server.port, password, w, acked, sent, stop))
-            for w in range(3)
-        ]
-        for _ in range(750):
-            await asyncio.sleep(0.02)
-            if len(acked) >= 20:
-                break
-        before = set(acked)  # acknowledged before the backup began: must be in it
+        burst = await start_burst(server.port, password, 3, 20)
+        before = set(burst.acked)  # acknowledged before the backup began: must be in it
         code, out = await coi("backup", str(copy), "--data-dir", str(live))
-        stop.set()
-        await asyncio.gather(*workers)
+        await burst.end()
+        sent = burst.sent
         assert code == 0, out
         assert out.splitlines()[-1] == f"backup of 7 files in {copy}"
         assert os.stat(copy).st_mode & 0o077 == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.integration.serverproc import ServerProcess
@@ -70,25 +71,44 @@ async def _message_ids(port: int, password: str) -> list[str]:
     return re.findall(r"Message-ID: (<crash-[^>]+>)", data.decode(), re.IGNORECASE)
 
 
+@dataclass
+class Burst:
+    """APPENDs from several connections until ``end``: what was sent, what was OK'd."""
+
+    acked: set[str] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    workers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def end(self) -> None:
+        self.stop.set()
+        await asyncio.gather(*self.workers)
+
+
+async def start_burst(port: int, password: str, connections: int, until_acked: int) -> Burst:
+    """Starts the burst and returns once ``until_acked`` appends were acknowledged (or
+    15 s passed on a busy machine)."""
+    burst = Burst()
+    burst.workers = [
+        asyncio.create_task(_appender(port, password, w, burst.acked, burst.sent, burst.stop))
+        for w in range(connections)
+    ]
+    for _ in range(750):
+        await asyncio.sleep(0.02)
+        if len(burst.acked) >= until_acked:
+            break
+    return burst
+
+
 async def test_kill_9_during_append_burst(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
     try:
         server.start()
         password = server.password(ADDRESS)
-        acked: set[str] = set()
-        sent: set[str] = set()
-        stop = asyncio.Event()
-        workers = [
-            asyncio.create_task(_appender(server.port, password, w, acked, sent, stop))
-            for w in range(4)
-        ]
-        for _ in range(750):  # up to 15 s on a busy machine
-            await asyncio.sleep(0.02)
-            if len(acked) >= 40:
-                break
+        burst = await start_burst(server.port, password, 4, 40)
         server.kill()  # SIGKILL while appends are in flight
-        stop.set()
-        await asyncio.gather(*workers)
+        await burst.end()
+        acked, sent = burst.acked, burst.sent
         assert len(acked) >= 10, "the burst never got going"
         print(f"acked {len(acked)} of {len(sent)} sent before the kill")
         server.start()

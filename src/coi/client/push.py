@@ -9,20 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from dataclasses import dataclass
-from typing import Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from coi.imap.client import ImapClient
-
-PREFIX = "/private/vendor/vendor.dovecot/webpush/"
-VAPID_ENTRY = PREFIX + "vapid"
-SUBSCRIPTIONS = PREFIX + "subscriptions"
-_ID = re.compile(r"[0-9A-Za-z_-]{10,36}")
-MsgType = Literal["chat", "mail", "all"]
+from coi.webpush.subscriptions import ID_PATTERN, SUBSCRIPTIONS, VAPID_ENTRY, MsgType
 
 
 class PushUnavailable(Exception):
@@ -63,7 +56,7 @@ async def vapid_key(imap: ImapClient) -> str:
 
 def check_id(sub_id: str) -> str:
     """webpush-spec: Subscribe: 10 to 36 of ``[0-9A-Za-z_-]``."""
-    if not _ID.fullmatch(sub_id):
+    if not ID_PATTERN.fullmatch(sub_id):
         raise ValueError("a subscription id is 10 to 36 characters of [0-9A-Za-z_-]")
     return sub_id
 
