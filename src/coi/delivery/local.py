@@ -26,8 +26,8 @@ from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxExists
 from coi.store.events import Delivered
 from coi.store.model import Mailbox, User
+from coi.store.protocol import Store
 from coi.store.sentcopies import message_id
-from coi.store.sqlite.store import SqliteStore
 
 log = logging.getLogger("coi.delivery")
 
@@ -54,7 +54,7 @@ def from_addresses(raw: bytes) -> list[str]:
 class LocalDelivery:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         domains: tuple[str, ...] = (),
         settings: CoiSettingsSource | None = None,
         detect_encrypted: bool = True,
