@@ -9,15 +9,22 @@ Shape rules, so that a networked database fits:
 - Every write is a coroutine that returns once the change is durable (committed, and
   on SQLite fsynced): a session answers OK only after its awaited write returns.
 - Change events are published on `events` after the commit, in commit order.
-- Reads that may wait are coroutines where every caller can await them without
-  changing the order of its responses: user and alias lookups of the CLI, SEARCH's
-  text narrowing, the CONDSTORE/QRESYNC change lists, SELECT's first unseen message.
-- The remaining reads are synchronous on purpose, for now: they run inside the event
-  listeners that keep a selected mailbox's state (which must apply an event before the
-  next one is delivered), inside per-message FETCH/SEARCH callbacks (an await per message
-  costs more than the SQLite read itself), or in delivery's recipient checks, whose
-  callers are synchronous. A networked backend serves them from a per-process cache
-  kept fresh by the events, or makes them coroutines together with their callers.
+- Reads that may wait are coroutines where every caller can already await them: the
+  CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing
+  and search data (awaited once per batch), the alias listing. On SQLite they never
+  suspend, so a session's responses keep their order.
+- The other reads are synchronous for now, each for a reason: the selected mailbox's
+  state (`uids`, `flag_rows`, `mailbox_by_id`) is built and updated inside event
+  listeners, which must apply one event before the next arrives; FETCH's and SEARCH's
+  per-message callbacks (`blob`, `meta`, `search_blob`) would pay an await per message,
+  and their batch reads (`rows`, `row_tuples`, `metas`) feed synchronous helpers shared
+  with NOTIFY's listener; STATUS, LIST and mailbox lookups (`status`, `list_mailboxes`,
+  `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
+  synchronous name resolution every command uses; user, alias and COI-settings lookups
+  (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in delivery's
+  synchronous recipient checks and the seen mover's listener. A networked backend
+  serves these from a per-process cache kept fresh by the events, or they become
+  coroutines together with their callers.
 - Bulk reads return batches (dicts, lists, arrays, iterators over one chunked query),
   never one call per message.
 - Every method names its user or its mailbox: nothing reaches another user's rows.
