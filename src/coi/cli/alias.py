@@ -78,7 +78,7 @@ def _delete(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     store = open_store(config_or_exit(args))
     try:
-        for address, user in store.list_aliases():
+        for address, user in asyncio.run(store.list_aliases()):
             print(f"{address} -> {user}")
     finally:
         store.close()

@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 
 from coi.config import ConfigError, ServerConfig, load
+from coi.store.protocol import Store
 from coi.store.sqlite.store import SqliteStore
 
 DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
@@ -28,7 +29,8 @@ def config_or_exit(args: argparse.Namespace) -> ServerConfig:
         raise SystemExit(2) from None
 
 
-def open_store(config: ServerConfig) -> SqliteStore:
+def open_store(config: ServerConfig) -> Store:
+    """The composition root of the commands: the one place that picks the backend."""
     return SqliteStore(config.data_dir / "coi.sqlite3")
 
 

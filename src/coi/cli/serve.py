@@ -19,7 +19,7 @@ from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_
 from coi.config import ConfigError, ServerConfig, add_arguments, parse_listen
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import UserStore
 from coi.tls import ensure_self_signed, server_context
 from coi.webpush.keys import load_keys
 
@@ -106,7 +106,7 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     return lock
 
 
-async def ensure_demo_users(store: SqliteStore, config: ServerConfig) -> list[tuple[str, str]]:
+async def ensure_demo_users(store: UserStore, config: ServerConfig) -> list[tuple[str, str]]:
     """Creates the demo accounts once; their passwords are kept in the data directory."""
     path = config.data_dir / "demo-passwords.txt"
     known: dict[str, str] = {}

@@ -14,8 +14,8 @@ from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, UserExists
+from coi.store.protocol import UserStore
 from coi.store.quota import parse_size
-from coi.store.sqlite.store import SqliteStore
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -93,7 +93,7 @@ def _valid_address(address: str) -> str:
 
 def _run(
     args: argparse.Namespace,
-    change: Callable[[SqliteStore], Coroutine[Any, Any, object]],
+    change: Callable[[UserStore], Coroutine[Any, Any, object]],
     done: str,
 ) -> int:
     """Runs one account change on the store and says what happened, or what is wrong."""

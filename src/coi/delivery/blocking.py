@@ -29,7 +29,7 @@ from coi.store.events import (
     MessagesAdded,
     MessagesExpunged,
 )
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import MailStore
 
 _HEADER_LIMIT = 64 * 1024
 
@@ -60,7 +60,7 @@ class _UserIndex:
 
 
 class BlockIndex:
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: MailStore) -> None:
         self.store = store
         self._users: dict[int, _UserIndex] = {}
 

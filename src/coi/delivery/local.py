@@ -27,8 +27,8 @@ from coi.store import quota
 from coi.store.errors import MailboxExists
 from coi.store.events import Delivered
 from coi.store.model import Mailbox, User
+from coi.store.protocol import Store
 from coi.store.sentcopies import message_id
-from coi.store.sqlite.store import SqliteStore
 
 log = logging.getLogger("coi.delivery")
 
@@ -55,7 +55,7 @@ def from_addresses(raw: bytes) -> list[str]:
 class LocalDelivery:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         domains: tuple[str, ...] = (),
         settings: CoiSettingsSource | None = None,
         detect_encrypted: bool = True,

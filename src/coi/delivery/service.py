@@ -20,7 +20,7 @@ from coi.delivery.queue import RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource, StoreCoiSource
 from coi.delivery.submission import SubmissionHandler, SubmissionSMTP
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import Store
 
 
 def relay_settings(config: ServerConfig) -> RelaySettings:
@@ -44,7 +44,7 @@ class DeliveryService:
     def __init__(
         self,
         config: ServerConfig,
-        store: SqliteStore,
+        store: Store,
         tls: ssl.SSLContext,
         settings: CoiSettingsSource | None = None,
         resolver: MxResolver = resolve_mx,

@@ -4,16 +4,11 @@ mailboxes (RFC 9208 §5.1: STORAGE, in units of 1024 octets on the wire)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from coi.store.protocol import QuotaStore
 
 
 class OverQuota(Exception):
     """Storing this would take the user past their limit."""
-
-
-class QuotaStore(Protocol):
-    def quota_of(self, user_id: int) -> int: ...
-    def storage_used(self, user_id: int) -> int: ...
 
 
 def limit_of(store: QuotaStore, user_id: int, default: int) -> int:

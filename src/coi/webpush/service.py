@@ -22,7 +22,7 @@ from typing import Any
 from coi.config import ServerConfig
 from coi.store.coi import CHAT_KEYWORD
 from coi.store.events import Delivered, Event, MessagesAdded, MetadataChanged
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import MetadataStore, Store
 from coi.webpush.keys import WebPushKeys
 from coi.webpush.payload import build_payload
 from coi.webpush.queue import FairPushQueue, PushJob
@@ -37,7 +37,7 @@ from coi.webpush.subscriptions import (
 log = logging.getLogger("coi.webpush")
 
 
-def stored_subscriptions(store: SqliteStore, user_id: int) -> list[Subscription]:
+def stored_subscriptions(store: MetadataStore, user_id: int) -> list[Subscription]:
     entries = store.get_metadata(user_id, 0, [SUBSCRIPTIONS], "1")
     out = []
     for name, value in sorted(entries.items()):
@@ -58,7 +58,7 @@ def is_disposition_notification(raw: bytes) -> bool:
 
 
 class WebPushService:
-    def __init__(self, config: ServerConfig, store: SqliteStore, keys: WebPushKeys) -> None:
+    def __init__(self, config: ServerConfig, store: Store, keys: WebPushKeys) -> None:
         self.config = config
         self.store = store
         self.keys = keys

@@ -32,7 +32,7 @@ from coi.store.coi import (
 )
 from coi.store.events import Event, FlagsChanged
 from coi.store.model import SEEN, Flags
-from coi.store.sqlite.store import MetadataUpdate, SqliteStore
+from coi.store.protocol import MetadataUpdate, Store
 
 __all__ = ["MAILBOX_ROOT", "SeenMover", "check_setmetadata", "settings"]
 
@@ -127,7 +127,7 @@ class SeenMover:
     """Filter `seen`: a `$Chat` message in INBOX that has \\Seen moves to <root>/Chats
     (coi-server-spec: Configure Message Filtering)."""
 
-    def __init__(self, store: SqliteStore, config: ServerConfig) -> None:
+    def __init__(self, store: Store, config: ServerConfig) -> None:
         self.store = store
         self.config = config
         self._tasks: set[asyncio.Task[None]] = set()

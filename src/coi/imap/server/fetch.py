@@ -188,11 +188,11 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             attrs.append(FetchAttr("MODSEQ"))
         if command.vanished:  # §3.2.6: VANISHED (EARLIER) before any FETCH
             ranges = list(command.sequence.iter_ranges(sync.MAX_UID))
-            line = sync.vanished_earlier(session, view, changedsince, sync.membership(ranges))
+            line = await sync.vanished_earlier(session, view, changedsince, sync.membership(ranges))
             if line is not None:
                 session.send(line)
         wanted = set(uids)
-        since = sync.changed_rows(session, view, changedsince, wanted.__contains__)
+        since = await sync.changed_rows(session, view, changedsince, wanted.__contains__)
         rows = {row.uid: row for row in since}
         uids = [row.uid for row in since]
     elif all(a.name in _ROW_ITEMS for a in attrs):

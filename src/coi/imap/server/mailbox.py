@@ -79,7 +79,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
     session.untagged(f"{view.recent_count()} RECENT")
-    first_unseen = session.store.first_unseen(mailbox.id)
+    first_unseen = await session.store.first_unseen(mailbox.id)
     if first_unseen is not None:
         seq = view.seq_of(first_unseen)
         if seq is not None:
@@ -91,7 +91,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
     if qresync is not None and qresync.uidvalidity == mailbox.uidvalidity:
-        sync.qresync_select(session, view, qresync, mailbox.uidnext)  # RFC 7162 §3.2.5.1
+        await sync.qresync_select(session, view, qresync, mailbox.uidnext)  # RFC 7162 §3.2.5.1
     session.saved_result = []  # RFC 5182 §2.1: SELECT and EXAMINE reset "$"
     mode = "READ-ONLY" if command.readonly else "READ-WRITE"
     return f"[{mode}] {'EXAMINE' if command.readonly else 'SELECT'} completed"

@@ -156,13 +156,14 @@ def uses_modseq(key: keys.SearchKey) -> bool:
     return any(isinstance(k, keys.ModSeqKey) for k in keys.leaves(key))
 
 
-def run_search(session: Session, key: keys.SearchKey) -> list[int]:
+async def run_search(session: Session, key: keys.SearchKey) -> list[int]:
     """Matching UIDs, ascending."""
-    return [row.uid for row in search_rows(session, key)]
+    return [row.uid for row in await search_rows(session, key)]
 
 
-def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
-    """Rows of the matching messages, by UID."""
+async def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
+    """Rows of the matching messages, by UID. The store's text narrowing and search data
+    are awaited once per batch, never per message."""
     view = session.require_selected()
     predicate = compile_key(key, view, session)
     numbered = list(enumerate(view.uids, start=1))
@@ -182,7 +183,7 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
         return [found[uid] for uid in hits if uid in found]
     needles = text_needles(key)
     if needles:  # only messages whose stored text contains the needles can match
-        possible = store.text_matches(view.mailbox_id, needles)
+        possible = await store.text_matches(view.mailbox_id, needles)
         numbered = [(seq, uid) for seq, uid in numbered if uid in possible]
     rows = store.rows(view.mailbox_id, [uid for _, uid in numbered])
     text = needs_text(key)
@@ -190,7 +191,7 @@ def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
     for start in range(0, len(numbered), _BATCH):
         chunk = numbered[start : start + _BATCH]
         # one query per batch for the stored search data, not one per message
-        blobs = store.search_blobs(view.mailbox_id, [uid for _, uid in chunk]) if text else {}
+        blobs = await store.search_blobs(view.mailbox_id, [uid for _, uid in chunk]) if text else {}
         for seq, uid in chunk:
             row = rows.get(uid)
             if row is not None and predicate(
@@ -262,7 +263,7 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
     with_modseq = uses_modseq(command.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1
-    found = search_rows(session, command.key)
+    found = await search_rows(session, command.key)
     hits = [row.uid for row in found]
     # RFC 7162 §3.1.6, §3.1.10: the highest mod-sequence of what is returned
     highest = max((row.modseq for row in found), default=0) if with_modseq else 0

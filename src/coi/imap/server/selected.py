@@ -33,13 +33,13 @@ from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
 from coi.store.model import Flags, Mailbox
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import MailStore
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
 
 class MailboxState:
-    def __init__(self, store: SqliteStore, mailbox: Mailbox) -> None:
+    def __init__(self, store: MailStore, mailbox: Mailbox) -> None:
         self.store = store
         self.mailbox_id = mailbox.id
         self.uidvalidity = mailbox.uidvalidity

@@ -40,7 +40,7 @@ from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.store.events import Event, MailboxDeleted
 from coi.store.model import Mailbox
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import Store
 from coi.webpush.keys import WebPushKeys
 
 # Unused mailbox states kept for the next SELECT: at most this many, holding at most this
@@ -53,7 +53,7 @@ class ImapServer:
     def __init__(
         self,
         config: ServerConfig,
-        store: SqliteStore,
+        store: Store,
         tls_context: ssl.SSLContext | None,
         webpush_keys: WebPushKeys | None = None,
     ) -> None:

@@ -226,7 +226,7 @@ async def handle_sort(session: Session, command: cmd.Sort) -> str:
     with_modseq = search.uses_modseq(command.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1
-    found = sort_rows(session, search.search_rows(session, command.key), command.criteria)
+    found = sort_rows(session, await search.search_rows(session, command.key), command.criteria)
 
     def number(row: MessageRow) -> int:
         return row.uid if command.uid else view.seq_of(row.uid) or 0

@@ -61,13 +61,13 @@ def check_qresync(session: Session, param: cmd.QResync) -> None:
             raise CommandBad("Sequence match data: both sets must have as many numbers")
 
 
-def vanished_earlier(
+async def vanished_earlier(
     session: Session, view: SelectedMailbox, modseq: int, wanted: Callable[[int], bool]
 ) -> bytes | None:
     """`* VANISHED (EARLIER) ...` for UIDs in `wanted` expunged after `modseq`."""
     gone = [
         uid
-        for uid in session.store.vanished_since(view.mailbox_id, modseq)
+        for uid in await session.store.vanished_since(view.mailbox_id, modseq)
         if wanted(uid) and view.seq_of(uid) is None
     ]
     if not gone:
@@ -75,13 +75,13 @@ def vanished_earlier(
     return b"* VANISHED (EARLIER) %s\r\n" % format_sequence(gone).encode()
 
 
-def changed_rows(
+async def changed_rows(
     session: Session, view: SelectedMailbox, modseq: int, wanted: Callable[[int], bool]
 ) -> list[MessageRow]:
     """Rows of messages in this view with a mod-sequence above `modseq`, by UID."""
     return [
         row
-        for row in session.store.changed_since(view.mailbox_id, modseq)
+        for row in await session.store.changed_since(view.mailbox_id, modseq)
         if wanted(row.uid) and view.seq_of(row.uid) is not None
     ]
 
@@ -97,7 +97,7 @@ def _seq_match_floor(view: SelectedMailbox, match: tuple[SequenceSet, SequenceSe
     return floor
 
 
-def qresync_select(
+async def qresync_select(
     session: Session, view: SelectedMailbox, param: cmd.QResync, uidnext: int
 ) -> None:
     """The VANISHED (EARLIER) and FETCH responses of SELECT ... (QRESYNC ...)."""
@@ -110,10 +110,10 @@ def qresync_select(
     if param.seq_match is not None:
         floor = _seq_match_floor(view, param.seq_match)
         wanted = lambda uid: uid > floor and known(uid)  # noqa: E731
-    line = vanished_earlier(session, view, param.modseq, wanted)
+    line = await vanished_earlier(session, view, param.modseq, wanted)
     if line is not None:
         session.send(line)
-    for row in changed_rows(session, view, param.modseq, known):
+    for row in await changed_rows(session, view, param.modseq, known):
         session.send(fetch_flags_line(session, view, row))
 
 

@@ -13,7 +13,7 @@ import time
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from coi.store.errors import (
     MailboxExists,
@@ -46,11 +46,11 @@ from coi.store.model import (
     User,
     stored_flags,
 )
+from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
 from coi.store.sqlite.migrations import migrate
 from coi.store.sqlite.writer import Writer
 
-FlagMode = Literal["set", "add", "remove"]
 _MAILBOX_COLUMNS = (
     "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
     " noselect"
@@ -58,8 +58,6 @@ _MAILBOX_COLUMNS = (
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
-# (entry name, value) to set on the server (mailbox_id 0); a None value removes the entry
-MetadataUpdate = Sequence[tuple[str, bytes | None]]
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -116,6 +114,8 @@ def _children_pattern(name: str) -> str:
 
 
 class SqliteStore:
+    """The `coi.store.protocol.Store` of one data directory (the default backend)."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.events = EventBus()
@@ -228,7 +228,7 @@ class SqliteStore:
         ).fetchone()
         return User(*row) if row else None
 
-    def list_aliases(self) -> list[tuple[str, str]]:
+    async def list_aliases(self) -> list[tuple[str, str]]:
         rows = self._read.execute(
             "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
             " ORDER BY a.address"
@@ -593,7 +593,7 @@ class SqliteStore:
                 (mailbox_id, *chunk),
             )
 
-    def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
+    async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
         """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID.
 
         Runs on the `messages_modseq` index: cost follows the number of changes, not the
@@ -605,7 +605,7 @@ class SqliteStore:
         )
         return sorted((_message_row(row) for row in rows), key=lambda r: r.uid)
 
-    def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
+    async def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged with a mod-sequence above `modseq` (tombstones), ascending."""
         rows = self._read.execute(
             "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ?",
@@ -613,7 +613,7 @@ class SqliteStore:
         )
         return sorted(row[0] for row in rows)
 
-    def first_unseen(self, mailbox_id: int) -> int | None:
+    async def first_unseen(self, mailbox_id: int) -> int | None:
         row = self._read.execute(
             "SELECT uid FROM messages WHERE mailbox_id = ? AND flags & ? = 0 ORDER BY uid LIMIT 1",
             (mailbox_id, SEEN),
@@ -639,7 +639,7 @@ class SqliteStore:
             out.update((row[0], row[1]) for row in rows)
         return out
 
-    def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+    async def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         """Stored search data of several messages at once (uid -> bytes)."""
         out: dict[int, bytes] = {}
         for chunk in _chunks(uids):
@@ -651,7 +651,7 @@ class SqliteStore:
             out.update(rows)
         return out
 
-    def text_matches(self, mailbox_id: int, needles: Sequence[tuple[str, str]]) -> set[int]:
+    async def text_matches(self, mailbox_id: int, needles: Sequence[tuple[str, str]]) -> set[int]:
         """UIDs that may match SEARCH text keys: every (where, needle) is found in the folded
         header lines (where "header"), in the stored search data, whose strings marshal
         keeps as UTF-8 (where "body"), or in either ("text"). Bodies stored before header
@@ -885,6 +885,12 @@ class SqliteStore:
 
         result: list[int] = await self._writer.submit(job)
         return result
+
+
+if TYPE_CHECKING:  # mypy proves here that the backend implements the whole interface
+
+    def _implements(store: SqliteStore) -> Store:
+        return store
 
 
 # -- helpers that run on the writer thread -----------------------------------------

@@ -1,26 +1,18 @@
-"""METADATA in the SQLite store: depth, all-or-nothing sets, limits, entries that go with
-their mailbox or user, persistence; and the COI settings read from them."""
+"""Contract: METADATA (RFC 5464) — depth, all-or-nothing sets, limits, entries that go
+with their mailbox or user, persistence; and the COI settings read from them."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from tests.contract.helpers import Backend
 
 from coi.store.coi import ENABLED, MAILBOX_ROOT, MESSAGE_FILTER, coi_settings
 from coi.store.errors import MetadataTooMany, NoSuchMailbox
 from coi.store.events import Event, MetadataChanged
-from coi.store.sqlite.store import SqliteStore
+from coi.store.protocol import Store
 
 
-@pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
-    s = SqliteStore(tmp_path / "coi.sqlite3")
-    yield s
-    s.close()
-
-
-async def test_depth_and_case(store: SqliteStore) -> None:
+async def test_depth_and_case(store: Store) -> None:
     user = await store.add_user("a@x.org", "h", [])
     await store.set_metadata(
         user.id,
@@ -45,7 +37,7 @@ async def test_depth_and_case(store: SqliteStore) -> None:
     assert store.get_metadata(user.id, 0, ["/private/none"], "infinity") == {}
 
 
-async def test_set_is_all_or_nothing_and_limited(store: SqliteStore) -> None:
+async def test_set_is_all_or_nothing_and_limited(store: Store) -> None:
     user = await store.add_user("a@x.org", "h", [])
     events: list[Event] = []
     store.events.watch_user(user.id, events.append)
@@ -68,8 +60,8 @@ async def test_set_is_all_or_nothing_and_limited(store: SqliteStore) -> None:
         await store.set_metadata(user.id, 999, [("/private/a", b"1")])
 
 
-async def test_entries_go_with_mailbox_and_user_and_persist(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / "coi.sqlite3")
+async def test_entries_go_with_mailbox_and_user_and_persist(backend: Backend) -> None:
+    store = await backend.open()
     user = await store.add_user("a@x.org", "h", [])
     other = await store.add_user("b@x.org", "h", [])
     box = await store.create_mailbox(user.id, "Box")
@@ -80,16 +72,15 @@ async def test_entries_go_with_mailbox_and_user_and_persist(tmp_path: Path) -> N
     assert store.get_metadata(user.id, box.id, ["/private/comment"]) == {"/private/comment": b"c"}
     await store.delete_mailbox(user.id, "Renamed")
     assert store.get_metadata(user.id, box.id, ["/private/comment"]) == {}
-    store.close()
-    store = SqliteStore(tmp_path / "coi.sqlite3")  # values are durable
+    backend.close(store)
+    store = await backend.open()  # values are durable
     assert store.get_metadata(user.id, 0, ["/private/comment"]) == {"/private/comment": b"server"}
     await store.delete_user("a@x.org")
     assert store.get_metadata(user.id, 0, ["/private/comment"]) == {}
     assert store.get_metadata(other.id, 0, ["/private/comment"]) == {"/private/comment": b"other"}
-    store.close()
 
 
-async def test_coi_settings(store: SqliteStore) -> None:
+async def test_coi_settings(store: Store) -> None:
     user = await store.add_user("a@x.org", "h", [])
     settings = coi_settings(store, user.id, "COI")
     assert (settings.enabled, settings.message_filter, settings.root) == (False, "none", "COI")
@@ -107,3 +98,17 @@ async def test_coi_settings(store: SqliteStore) -> None:
     await store.set_metadata(user.id, 0, [(ENABLED, b"YES"), (MAILBOX_ROOT, b"Mine")])
     settings = coi_settings(store, user.id, "Chat")
     assert (settings.enabled, settings.root) == (False, "Mine")
+
+
+async def test_renaming_inbox_copies_its_entries(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await store.set_metadata(user.id, inbox.id, [("/private/comment", b"in")], origin="s")
+    await store.rename_mailbox(user.id, "INBOX", "Old")  # RFC 5464 §4.1
+    old = store.get_mailbox(user.id, "Old")
+    assert old is not None
+    assert store.get_metadata(user.id, old.id, ["/private/comment"]) == {"/private/comment": b"in"}
+    assert store.get_metadata(user.id, inbox.id, ["/private/comment"]) == {
+        "/private/comment": b"in"
+    }

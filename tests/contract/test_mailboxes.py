@@ -1,0 +1,140 @@
+"""Contract: the mailbox tree, subscriptions, STATUS counters and their events."""
+
+from __future__ import annotations
+
+import pytest
+from tests.contract.helpers import fresh, message, user_with_inbox
+
+from coi.store.errors import MailboxExists, MailboxInUse, NoSuchMailbox
+from coi.store.events import (
+    Event,
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+    MetadataChanged,
+    SubscriptionChanged,
+)
+from coi.store.model import SEEN, Flags
+from coi.store.protocol import Store
+
+
+async def test_mailbox_create_rename_delete(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    await store.create_mailbox(user.id, "a/b/c")
+    assert [m.name for m in store.list_mailboxes(user.id)] == ["INBOX", "a", "a/b", "a/b/c"]
+    with pytest.raises(MailboxExists):
+        await store.create_mailbox(user.id, "a/b")
+    old = store.get_mailbox(user.id, "a/b")
+    await store.rename_mailbox(user.id, "a", "z")
+    assert [m.name for m in store.list_mailboxes(user.id)] == ["INBOX", "z", "z/b", "z/b/c"]
+    renamed = store.get_mailbox(user.id, "z/b")
+    assert old and renamed and renamed.uidvalidity == old.uidvalidity and renamed.id == old.id
+    await store.delete_mailbox(user.id, "z/b/c")
+    with pytest.raises(NoSuchMailbox):
+        await store.delete_mailbox(user.id, "z/b/c")
+    recreated = await store.create_mailbox(user.id, "z/b/c")
+    # RFC 3501 §2.3.1.1: a re-created name never reuses a UIDVALIDITY
+    assert recreated.uidvalidity > renamed.uidvalidity
+    assert store.mailbox_by_id(recreated.id) == recreated
+
+
+async def test_rename_errors_and_names_are_case_sensitive(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    await store.create_mailbox(user.id, "Box")
+    await store.create_mailbox(user.id, "box")  # another name
+    with pytest.raises(MailboxExists):
+        await store.rename_mailbox(user.id, "Box", "box")
+    with pytest.raises(NoSuchMailbox):
+        await store.rename_mailbox(user.id, "none", "other")
+    # "_" and "%" are no wildcards when renaming inferiors
+    await store.create_mailbox(user.id, "a_b/c")
+    await store.create_mailbox(user.id, "axb/c")
+    await store.rename_mailbox(user.id, "a_b", "n")
+    names = [m.name for m in store.list_mailboxes(user.id)]
+    assert names == ["Box", "INBOX", "axb", "axb/c", "box", "n", "n/c"]
+
+
+async def test_delete_with_inferiors_leaves_noselect(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    box = await store.create_mailbox(user.id, "p/c")
+    parent = store.get_mailbox(user.id, "p")
+    assert parent is not None and not parent.noselect
+    await store.delete_mailbox(user.id, "p")  # RFC 3501 §6.3.4
+    parent = store.get_mailbox(user.id, "p")
+    assert parent is not None and parent.noselect
+    with pytest.raises(MailboxInUse):
+        await store.delete_mailbox(user.id, "p")
+    again = await store.create_mailbox(user.id, "p")  # selectable again, a new mailbox
+    assert not again.noselect and again.uidvalidity > parent.uidvalidity
+    await store.delete_mailbox(user.id, "p")
+    await store.delete_mailbox(user.id, "p/c")  # the placeholder goes with its last inferior
+    assert [m.name for m in store.list_mailboxes(user.id)] == ["INBOX"]
+    assert store.mailbox_by_id(box.id) is None
+
+
+async def test_rename_inbox_moves_messages(store: Store) -> None:
+    user, inbox = await user_with_inbox(store)
+    await store.append(inbox.id, [message("one"), message("two")])
+    events: list[Event] = []
+    store.events.watch_user(user.id, events.append)
+    await store.rename_mailbox(user.id, "INBOX", "old-inbox")
+    moved = store.get_mailbox(user.id, "old-inbox")
+    assert moved and list(store.uids(moved.id)) == [1, 2]
+    assert list(store.uids(inbox.id)) == []
+    assert fresh(store, inbox).highestmodseq > inbox.highestmodseq
+    assert [type(e) for e in events] == [MailboxCreated, MessagesAdded, MessagesExpunged]
+    assert store.get_mailbox(user.id, "INBOX") is not None
+
+
+async def test_subscriptions_follow_renames(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    events: list[Event] = []
+    store.events.watch_user(user.id, events.append)
+    await store.create_mailbox(user.id, "a/b")
+    await store.set_subscribed(user.id, "a/b", True)
+    await store.set_subscribed(user.id, "gone", True)  # a name need not exist (RFC 3501 §6.3.6)
+    assert store.subscriptions(user.id) == {"INBOX", "a/b", "gone"}
+    await store.rename_mailbox(user.id, "a", "z")
+    assert store.subscriptions(user.id) == {"INBOX", "z/b", "gone"}
+    await store.set_subscribed(user.id, "gone", False)
+    assert store.subscriptions(user.id) == {"INBOX", "z/b"}
+    assert SubscriptionChanged(user.id, "gone", False) in events
+    renames = [(e.old_name, e.new_name) for e in events if isinstance(e, MailboxRenamed)]
+    assert renames == [("a", "z"), ("a/b", "z/b")]
+
+
+async def test_mailbox_changes_carry_server_metadata(store: Store) -> None:
+    user = await store.add_user("a@x.org", "h", [])
+    events: list[Event] = []
+    store.events.watch_user(user.id, events.append)
+    box = await store.create_mailbox(
+        user.id, "Chats", server_metadata=[("/private/x", b"1")], origin="me"
+    )
+    assert store.get_metadata(user.id, 0, ["/private/x"]) == {"/private/x": b"1"}
+    assert events[-1] == MetadataChanged(user.id, 0, ("/private/x",), "me")
+    await store.delete_mailbox(user.id, "Chats", server_metadata=[("/private/x", None)])
+    assert store.get_metadata(user.id, 0, ["/private/x"]) == {}
+    assert MailboxDeleted(user.id, box.id, "Chats") in events
+
+
+async def test_status_counts_and_recent_floor(store: Store) -> None:
+    _, inbox = await user_with_inbox(store)
+    empty = store.status(inbox)
+    assert (empty.messages, empty.unseen, empty.size, empty.recent) == (0, 0, 0, 0)
+    one, two = message("one"), message("two", flags=("\\Seen",))
+    await store.append(inbox.id, [one, two, message("three")])
+    inbox = fresh(store, inbox)
+    status = store.status(inbox)
+    assert (status.messages, status.unseen, status.recent) == (3, 2, 3)
+    assert status.size == len(one.raw) + len(two.raw) + len(message("three").raw)
+    assert (status.uidnext, status.uidvalidity) == (4, inbox.uidvalidity)
+    assert status.highestmodseq == inbox.highestmodseq
+    await store.claim_recent(inbox.id, 2)
+    inbox = fresh(store, inbox)
+    assert inbox.recent_floor == 2 and store.status(inbox).recent == 1
+    await store.claim_recent(inbox.id, 1)  # the floor never goes down
+    assert fresh(store, inbox).recent_floor == 2
+    await store.store_flags(inbox.id, [1, 3], "add", Flags(SEEN))
+    assert store.status(fresh(store, inbox)).unseen == 0

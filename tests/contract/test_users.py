@@ -1,0 +1,121 @@
+"""Contract: users and aliases (accounts, authentication lookups, delivery's recipients)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.contract.helpers import Backend, message, user_with_inbox
+
+from coi.store.errors import NoSuchUser, UserExists
+from coi.store.events import Event, MailboxCreated
+from coi.store.protocol import Store
+
+
+async def test_user_and_default_mailboxes(store: Store) -> None:
+    created: list[Event] = []
+    store.events.watch_all(created.append)
+    user = await store.add_user("Alice@Example.org", "hash", [("Sent", "\\Sent")])
+    assert user.address == "alice@example.org"
+    names = [m.name for m in store.list_mailboxes(user.id)]
+    assert names == ["INBOX", "Sent"]
+    assert store.subscriptions(user.id) == {"INBOX", "Sent"}
+    sent = store.get_mailbox(user.id, "Sent")
+    assert sent is not None and sent.special_use == "\\Sent"
+    assert [e.name for e in created if isinstance(e, MailboxCreated)] == ["INBOX", "Sent"]
+    with pytest.raises(UserExists):
+        await store.add_user("alice@example.org", "x", [])
+
+
+async def test_lookup_is_case_insensitive_and_listed_by_address(store: Store) -> None:
+    b = await store.add_user("b@x.org", "hb", [])
+    a = await store.add_user("a@x.org", "ha", [])
+    assert store.get_user("A@X.ORG") == a
+    assert store.get_user("nobody@x.org") is None
+    assert store.list_users() == [a, b]
+    assert a.id != b.id
+
+
+async def test_password_change_and_delete(store: Store) -> None:
+    await store.add_user("a@x.org", "old", [])
+    await store.set_password("A@x.org", "new")
+    user = store.get_user("a@x.org")
+    assert user is not None and user.password_hash == "new"
+    with pytest.raises(NoSuchUser):
+        await store.set_password("b@x.org", "x")
+    await store.delete_user("a@x.org")
+    assert store.get_user("a@x.org") is None
+    assert store.list_mailboxes(user.id) == []
+    with pytest.raises(NoSuchUser):
+        await store.delete_user("a@x.org")
+
+
+async def test_delete_user_takes_everything_and_frees_the_address(store: Store) -> None:
+    user, inbox = await user_with_inbox(store)
+    _, other_inbox = await user_with_inbox(store, "b@x.org")
+    await store.append(inbox.id, [message()])
+    await store.append(other_inbox.id, [message()])
+    await store.set_metadata(user.id, 0, [("/private/x", b"1")])
+    await store.set_alias("alias@x.org", "a@x.org")
+    await store.delete_user("a@x.org")
+    assert store.alias_target("alias@x.org") is None
+    assert await store.list_aliases() == []
+    assert store.get_metadata(user.id, 0, ["/private/x"]) == {}
+    again = await store.add_user("a@x.org", "h", [])
+    assert again.id != user.id
+    assert [m.name for m in store.list_mailboxes(again.id)] == ["INBOX"]
+    # the other user's message (and its body) is untouched
+    rows = store.rows(other_inbox.id, [1])
+    assert store.blob(rows[1].blob_id) is not None
+
+
+async def test_aliases_and_catch_all(store: Store) -> None:
+    alice = await store.add_user("alice@x.org", "h", [])
+    bob = await store.add_user("bob@x.org", "h", [])
+    await store.set_alias("Info@X.org", "ALICE@x.org")
+    await store.set_alias("@y.org", "bob@x.org")
+    assert store.alias_target("info@x.org") == alice
+    assert store.alias_target("@y.org") == bob
+    assert store.alias_target("other@x.org") is None
+    assert await store.list_aliases() == [("@y.org", "bob@x.org"), ("info@x.org", "alice@x.org")]
+    await store.set_alias("info@x.org", "bob@x.org")  # re-pointing replaces
+    assert store.alias_target("info@x.org") == bob
+    with pytest.raises(UserExists):  # a user's own address is no alias
+        await store.set_alias("alice@x.org", "bob@x.org")
+    with pytest.raises(NoSuchUser):
+        await store.set_alias("new@x.org", "nobody@x.org")
+    await store.set_alias("info@x.org", None)
+    assert store.alias_target("info@x.org") is None
+    with pytest.raises(NoSuchUser):
+        await store.set_alias("info@x.org", None)
+
+
+async def test_users_are_isolated(store: Store) -> None:
+    a = await store.add_user("a@x.org", "h", [])
+    b = await store.add_user("b@x.org", "h", [])
+    await store.create_mailbox(a.id, "secret")
+    assert store.get_mailbox(b.id, "secret") is None
+    assert [m.name for m in store.list_mailboxes(b.id)] == ["INBOX"]
+    assert store.subscriptions(b.id) == {"INBOX"}
+
+
+async def test_users_are_shared_by_every_handle(backend: Backend) -> None:
+    first = await backend.open()
+    second = await backend.open()
+    user = await first.add_user("a@x.org", "h", [])
+    assert second.get_user("a@x.org") == user
+
+
+async def test_quotas_and_storage_used(store: Store) -> None:
+    user, inbox = await user_with_inbox(store)
+    assert (store.quota_of(user.id), store.storage_used(user.id)) == (0, 0)
+    first, second = message("one"), message("two", body="x" * 500)
+    await store.append(inbox.id, [first, second])
+    used = len(first.raw) + len(second.raw)
+    assert store.storage_used(user.id) == used
+    sent = store.get_mailbox(user.id, "Sent")
+    assert sent is not None
+    await store.copy(inbox.id, [1], sent.id)  # a copy counts again: RFC822.SIZE per message
+    assert store.storage_used(user.id) == used + len(first.raw)
+    await store.set_quota("A@x.org", 1 << 20)
+    assert store.quota_of(user.id) == 1 << 20
+    with pytest.raises(NoSuchUser):
+        await store.set_quota("nobody@x.org", 1)
