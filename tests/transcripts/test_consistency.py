@@ -227,3 +227,35 @@ async def test_fetch_flags_and_modseq_show_one_committed_state(
     finally:
         await a.close()
 
+
+async def test_copy_and_move_of_messages_expunged_meanwhile(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """Stress-found (issue 15): COPY or MOVE of messages another session had expunged (still
+    in this session's view) answered `OK [COPYUID 7  ]`, a COPYUID with empty sets, which
+    RFC 4315 §3 has no syntax for. Nothing was copied: NO [EXPUNGEISSUED] (RFC 5530)."""
+    a, b = two
+    await append(a, SIMPLE)
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s SELECT INBOX")
+    await b.command("d STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await b.command("e EXPUNGE")
+    await run_transcript(
+        a,
+        """
+        C: c COPY 1 Archive
+        S: * 1 EXPUNGE
+        S: c NO [EXPUNGEISSUED] The messages were expunged meanwhile; nothing copied
+        """,
+    )
+    await b.command("d STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await b.command("e EXPUNGE")
+    await run_transcript(
+        a,
+        """
+        C: m UID MOVE 2 Archive
+        S: * 1 EXPUNGE
+        S: m NO [EXPUNGEISSUED] The messages were expunged meanwhile; nothing copied
+        """,
+    )
