@@ -1095,6 +1095,7 @@ async def run(
     mix: dict[str, float] | None = None,
     on_ready: Callable[[], None] | None = None,
     login_concurrency: int = 16,
+    on_done: Callable[[], None] | None = None,
 ) -> RunResult:
     """`clients` sessions over `users` (round robin), each selected on INBOX, for `seconds`."""
     modes = ["plain", "condstore", "qresync"]
@@ -1140,6 +1141,8 @@ async def run(
 
     await asyncio.gather(*(loop(s) for s in sessions))
     elapsed = time.perf_counter() - t0
+    if on_done is not None:
+        on_done()
     await asyncio.gather(*(s.logout() for s in sessions))
     ops: Counter[str] = Counter()
     no: Counter[str] = Counter()
