@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from coi_bench import client, push, servers, workloads
+from coi_bench import client, load, push, servers, stress, workloads
 from coi_bench.servers import Server
 from coi_bench.workloads import QUICK, TINY, Sizes
 
@@ -56,6 +56,10 @@ ROWS = [
     ("client", "resync_ms", "client: resync of an unchanged account (with login)", "ms", False),
     ("client", "resync_bytes", "client: resync bytes (read + written, with login)", "B", False),
     ("client", "first_sync_s", "client: first sync of the account", "s", False),
+    ("load", "spread_ops_per_s", "command load (no login per cycle): operations", "op/s", True),
+    ("load", "spread_cpu_ms_per_op", "command load: server CPU per operation", "ms", False),
+    ("load", "shared_ops_per_s", "command load, one shared mailbox: operations", "op/s", True),
+    ("load", "shared_cpu_ms_per_op", "command load, shared: server CPU per operation", "ms", False),
 ]
 
 
@@ -67,6 +71,8 @@ def users_for(sizes: Sizes) -> dict[str, str]:
     users["watch@example.org"] = "pw-watch"
     users["cwatch@example.org"] = "pw-cwatch"  # the client workload's watch
     users["csync@example.org"] = "pw-csync"  # the client workload's resynced account
+    per_user = 5  # stress and load: five sessions share each user's mailboxes
+    users |= stress.stress_users(max(1, max(sizes.stress_clients) // per_user))
     return users
 
 
@@ -86,8 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument(
         "--workloads",
-        default="delivery,append,big,many,idle,push,client",
-        help="comma-separated subset of delivery,append,big,many,idle,push,client",
+        default="delivery,append,big,many,idle,push,client,stress,load",
+        help="comma-separated subset of delivery,append,big,many,idle,push,client,stress,load",
     )
     p.add_argument(
         "--big-mailbox", type=int, help=f"messages in the big mailbox ({FULL.big_mailbox})"
@@ -259,6 +265,64 @@ async def run_all(
             if got is not None:
                 res[s.name]["client"] = got
                 log(f"client {s.name}: {got}")
+    worlds = {s.name: stress.World(s.name) for s in srv}
+    prepared: dict[str, set[str]] = {s.name: set() for s in srv}
+
+    async def prepare(s: Server, chosen: list[tuple[str, str]]) -> None:
+        todo = [u for u in chosen if u[0] not in prepared[s.name]]
+        if todo:
+            await stress.prepare(worlds[s.name], s.host, s.imap_port, todo, 30, args.seed)
+            prepared[s.name].update(u for u, _ in todo)
+
+    if "stress" in wanted:
+        for clients in sizes.stress_clients:
+            chosen = stress.users_for_clients(dict(srv[0].users), clients, 5)
+            for s in alternating():
+
+                async def one(
+                    s: Server = s, clients: int = clients, chosen: list[tuple[str, str]] = chosen
+                ) -> dict[str, float]:
+                    await prepare(s, chosen)
+                    world = worlds[s.name]
+                    before = sum(world.errors.values())
+                    got = await stress.run(
+                        world, s.host, s.imap_port, chosen, clients, sizes.stress_seconds, args.seed
+                    )
+                    ops = sum(got.ops.values())
+                    errors = sum(world.errors.values()) - before
+                    if errors:
+                        log(f"stress {s.name}: {dict(world.errors)}")
+                        log(stress.format_reports(world, 3))
+                    return {
+                        "ops_per_s": ops / got.seconds,
+                        "protocol_errors": float(errors),
+                        "disconnects": float(got.disconnects),
+                    }
+
+                res_one = await guarded(s, "stress", one())
+                if res_one is not None:
+                    res[s.name][f"stress{clients}"] = res_one
+                    log(f"stress {s.name} {clients} clients: {res_one}")
+    if "load" in wanted:
+        chosen = stress.users_for_clients(dict(srv[0].users), sizes.load_clients, 5)
+        for s in alternating():
+            await guarded(s, "load", prepare(s, chosen))
+            got = await guarded(
+                s,
+                "load",
+                load.command_load(
+                    s,
+                    worlds[s.name],
+                    chosen,
+                    sizes.load_clients,
+                    sizes.load_seconds,
+                    sizes.load_phase_seconds,
+                    args.seed,
+                ),
+            )
+            if got is not None:
+                res[s.name]["load"] = got
+                log(f"load {s.name}: {got}")
     if "idle" in wanted:
         # memory is a difference from a baseline: restart both servers (same data) so that
         # what the earlier workloads left in their heaps counts for neither
@@ -317,6 +381,39 @@ def table(
                 "dovecot": d,
                 "ratio": ratio,
                 "higher_is_better": higher,
+            }
+        )
+    for clients in sizes.stress_clients:
+        for key, label, unit, higher in (
+            ("ops_per_s", "operations", "op/s", True),
+            ("protocol_errors", "protocol errors", "count", False),
+        ):
+            c = get("coi", f"stress{clients}", key)
+            d = get("dovecot", f"stress{clients}", key)
+            if c is None and d is None:
+                continue
+            rows.append(
+                {
+                    "workload": f"stress (state-checked), {clients} clients: {label}",
+                    "unit": unit,
+                    "coi": c,
+                    "dovecot": d,
+                    "ratio": (c / d if higher else d / c) if c and d else None,
+                    "higher_is_better": higher,
+                }
+            )
+    for key, label, _ in load.PHASES:
+        c, d = get("coi", "load", f"cmd_{key}_cpu_ms"), get("dovecot", "load", f"cmd_{key}_cpu_ms")
+        if c is None and d is None:
+            continue
+        rows.append(
+            {
+                "workload": f"server CPU per command: {label}",
+                "unit": "ms",
+                "coi": c,
+                "dovecot": d,
+                "ratio": d / c if c and d else None,
+                "higher_is_better": False,
             }
         )
     for n in sizes.idle_counts:

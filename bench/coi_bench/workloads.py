@@ -35,6 +35,11 @@ class Sizes:
     repeats: int = 3
     settle_seconds: float = 2.0  # wait before reading memory
     users: int = 8  # of each kind (user*, idle*)
+    stress_clients: tuple[int, ...] = (10, 50)  # stress: state-checked sessions per round
+    stress_seconds: float = 30.0
+    load_clients: int = 10  # load: pure command load, server CPU per command
+    load_seconds: float = 20.0
+    load_phase_seconds: float = 4.0
 
 
 QUICK = Sizes(
@@ -51,6 +56,10 @@ QUICK = Sizes(
     client_mailbox=2000,
     login_concurrency=16,
     repeats=2,
+    stress_clients=(10, 50),
+    stress_seconds=10.0,
+    load_seconds=8.0,
+    load_phase_seconds=2.0,
 )
 TINY = Sizes(
     delivery_messages=12,
@@ -68,6 +77,11 @@ TINY = Sizes(
     repeats=1,
     settle_seconds=0.2,
     users=1,
+    stress_clients=(4,),
+    stress_seconds=1.0,
+    load_clients=4,
+    load_seconds=1.0,
+    load_phase_seconds=0.3,
 )
 
 

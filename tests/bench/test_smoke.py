@@ -51,6 +51,9 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
         "idle memory per connection",
         "client: delivery -> shown by watch, median",
         "client: resync of an unchanged account",
+        "stress (state-checked), 4 clients: protocol errors",
+        "command load (no login per cycle): operations",
+        "server CPU per command: NOOP",
     ):
         assert label in out, label
     (result,) = tmp_path.glob("*-tiny.json")
@@ -58,6 +61,8 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert doc["cpu_count"] >= 1
     assert doc["versions"]["coi"]
     coi = doc["raw"]["coi"]
+    assert coi["stress4"]["protocol_errors"] == 0, proc.stderr[-4000:]
+    assert coi["load"]["cmd_append_cpu_ms"] > 0
     assert coi["big"]["count_uid_fetch_flags"] == 60
     assert coi["big"]["count_search_text_hits"] == 1
     assert coi["many"]["errors"] == 0

@@ -9,6 +9,10 @@ import pytest
 from tests.conftest import LineClient, RunningServer, run_transcript
 from tests.transcripts.helpers import SIMPLE, append, logged_in
 
+from coi.store.events import Event
+from coi.store.model import SEEN, Flags
+from coi.store.sqlite.store import SqliteStore
+
 
 @pytest.fixture
 async def two(imap_server: RunningServer) -> AsyncIterator[tuple[LineClient, LineClient]]:
@@ -158,3 +162,100 @@ async def test_status_recent_agrees_with_the_session_given_recent(
     finally:
         for client in (owner, sender, third):
             await client.close()
+
+
+async def _committed_unpublished(
+    running: RunningServer, address: str, uid: int, flags: Flags
+) -> list[Event]:
+    """A flag change committed to the database whose event the server has not had yet:
+    the state between the writer thread's COMMIT and the loop publishing its event, where
+    another session's command may run. Made by a second store on the same database (its
+    events go to its own bus); returns them, for the test to publish to the server's."""
+    other = SqliteStore(running.data_dir / "coi.sqlite3")
+    events: list[Event] = []
+    other.events.watch_all(events.append)
+    try:
+        user = other.get_user(address)
+        assert user is not None
+        inbox = other.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await other.store_flags(inbox.id, [uid], "add", flags)
+    finally:
+        other.close()
+    return events
+
+
+async def test_fetch_flags_and_modseq_show_one_committed_state(
+    imap_server: RunningServer,
+) -> None:
+    """Stress-found (issue 15): `FETCH (FLAGS MODSEQ)` took MODSEQ from the committed row
+    but FLAGS from the shared state, which learns a commit only when its event is
+    published: a client got MODSEQ 3 with the flags of MODSEQ 2, then MODSEQ 3 again
+    with other flags, and a keyword no `* FLAGS` had announced (RFC 7162 §3.1.3,
+    RFC 3501 §7.2.6). Both now come from the row, its keywords announced first."""
+    a = await logged_in(imap_server)
+    try:
+        await append(a, SIMPLE)
+        await a.command("s SELECT INBOX (CONDSTORE)")
+        await a.command("f FETCH 1 (FLAGS)")  # the shared flags are read now
+        events = await _committed_unpublished(
+            imap_server, "alice@example.org", 1, Flags(SEEN, ("$Label7",))
+        )
+        await run_transcript(
+            a,
+            """
+            C: f FETCH 1 (UID FLAGS MODSEQ)
+            S: * FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label7)
+            S: * OK [PERMANENTFLAGS ({{\\\\Answered [^)]*}} $Label7 \\*)] Flags permitted
+            S: * 1 FETCH (UID 1 FLAGS (\\Seen \\Recent $Label7) MODSEQ (3))
+            S: f OK FETCH completed
+            C: g FETCH 1 (FLAGS MODSEQ ENVELOPE)
+            S: * 1 FETCH (FLAGS (\\Seen \\Recent $Label7) MODSEQ (3) {{ENVELOPE .*}})
+            S: g OK FETCH completed
+            """,
+        )
+        for event in events:
+            imap_server.store.events.publish(event)
+        await run_transcript(
+            a,
+            """
+            C: n NOOP
+            S: * 1 FETCH (FLAGS (\\Seen \\Recent $Label7) UID 1 MODSEQ (3))
+            S: n OK NOOP completed
+            """,
+        )
+    finally:
+        await a.close()
+
+
+async def test_copy_and_move_of_messages_expunged_meanwhile(
+    two: tuple[LineClient, LineClient],
+) -> None:
+    """Stress-found (issue 15): COPY or MOVE of messages another session had expunged (still
+    in this session's view) answered `OK [COPYUID 7  ]`, a COPYUID with empty sets, which
+    RFC 4315 §3 has no syntax for. Nothing was copied: NO [EXPUNGEISSUED] (RFC 5530)."""
+    a, b = two
+    await append(a, SIMPLE)
+    await append(a, SIMPLE)
+    await a.command("s SELECT INBOX")
+    await b.command("s SELECT INBOX")
+    await b.command("d STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await b.command("e EXPUNGE")
+    await run_transcript(
+        a,
+        """
+        C: c COPY 1 Archive
+        S: * 1 EXPUNGE
+        S: c NO [EXPUNGEISSUED] The messages were expunged meanwhile; nothing copied
+        """,
+    )
+    await b.command("d STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await b.command("e EXPUNGE")
+    await run_transcript(
+        a,
+        """
+        C: m UID MOVE 2 Archive
+        S: * 1 EXPUNGE
+        S: m NO [EXPUNGEISSUED] The messages were expunged meanwhile; nothing copied
+        """,
+    )

@@ -215,6 +215,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
         metas = store.metas([row.blob_id for row in rows.values()])
+    if has_flags or newly_seen:  # rows may be ahead of the published events: their keywords
+        view.state.learn_keywords({k for row in rows.values() for k in row.flags.keywords})
     for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
         session.send(line)
     flag_text = FlagRenderer()
@@ -223,6 +225,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     # A pending update no newer than the FLAGS this FETCH shows would go out after it, an
     # older state after a newer one (RFC 7162 §3.1.3); a CONDSTORE client also needs MODSEQ
     shows_state = has_flags and (not session.condstore or any(a.name == "MODSEQ" for a in attrs))
+    shows_modseq = any(a.name == "MODSEQ" for a in attrs)  # a later, older MODSEQ: backwards
     updates = view.pending_flags
     for uid in uids:
         row = rows.get(uid)
@@ -230,9 +233,12 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         if row is None or seq is None:
             missing = True
             continue
-        if updates and (shows_state or uid in newly_seen):
+        if updates and (shows_state or uid in newly_seen or shows_modseq):
             update = updates.get(uid)
-            if update is not None and update[1] <= row.modseq:
+            if update is not None and (
+                update[1] < row.modseq
+                or (update[1] == row.modseq and (shows_state or uid in newly_seen))
+            ):
                 del updates[uid]
         message = Message(session, row, metas.get(row.blob_id))
         shown = flag_text(row.flags, uid in view.recent)
@@ -263,9 +269,16 @@ async def _fetch_row_items(
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
     state = view.state
+    # MODSEQ comes from the committed row; FLAGS shown beside it must be that row's too: the
+    # shared flags lag a commit until its event is published, and an older state under a
+    # newer MODSEQ is one a client keeps (RFC 7162 §3.1.3)
+    row_flags = "MODSEQ" in names and "FLAGS" in names
+    if row_flags:
+        state.learn_keywords({k for row in rows.values() if row[2] for k in row[2].split()})
     if "FLAGS" in names:
         for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
             session.send(line)
+    updates = view.pending_flags if "MODSEQ" in names else None
     bits, keywords = state.flags()
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
@@ -290,21 +303,33 @@ async def _fetch_row_items(
             if at == state_count or state_uids[at] != uid:
                 missing = True  # expunged, not yet announced to this session
                 continue
-        key = (bits[at], keywords.get(uid, ""), uid in recent)
+        if with_row:
+            row = rows.get(uid)
+            if row is None:
+                missing = True
+                continue
+            _, row_bits, row_keywords, modseq, values[b"size"], timestamp, tz_minutes, _ = row
+            values[b"modseq"] = modseq
+            if "INTERNALDATE" in names:
+                values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+            if updates:
+                # a pending update older than the MODSEQ shown must not follow it; one as
+                # new is the state shown, unless this FETCH shows no FLAGS
+                update = updates.get(uid)
+                if update is not None and (
+                    update[1] < modseq or (update[1] == modseq and row_flags)
+                ):
+                    del updates[uid]
+        if row_flags:
+            key = (row_bits, row_keywords or "", uid in recent)
+        else:
+            key = (bits[at], keywords.get(uid, ""), uid in recent)
         flags = flag_text.get(key)
         if flags is None:  # keyed by plain values: cheaper per message than a Flags
             flags = flag_text[key] = render_flags(stored_flags(key[0], key[1]), key[2])
         values[b"seq"] = index + 1
         values[b"uid"] = uid
         values[b"flags"] = flags
-        if with_row:
-            row = rows.get(uid)
-            if row is None:
-                missing = True
-                continue
-            _, _, _, values[b"modseq"], values[b"size"], timestamp, tz_minutes, _ = row
-            if "INTERNALDATE" in names:
-                values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
         pending = await _send(session, template % values, pending)
     return _outcome(missing)
 

@@ -143,6 +143,8 @@ async def handle_copy(session: Session, command: cmd.Copy) -> str:
     adding = sum(row.size for row in session.store.rows(view.mailbox_id, uids).values())
     check_quota(session, adding)
     validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
+    if not mapping:
+        raise CommandNo(NOTHING_LEFT, "EXPUNGEISSUED")
     return f"{copyuid(validity, mapping)} COPY completed"
 
 
@@ -156,9 +158,16 @@ async def handle_move(session: Session, command: cmd.Move) -> str:
     validity, mapping = await session.store.copy(
         view.mailbox_id, uids, target.id, move=True, origin=session
     )
+    if not mapping:
+        raise CommandNo(NOTHING_LEFT, "EXPUNGEISSUED")
     # RFC 6851 §4.3: COPYUID goes in an untagged OK before the EXPUNGE responses
     session.untagged(f"OK {copyuid(validity, mapping)} Moved")
     return highestmodseq_code(session, view, True) + "MOVE completed"
+
+
+# Every message asked for was expunged by another session meanwhile (still in this
+# session's view): nothing was copied, and COPYUID cannot name an empty set (RFC 4315 §3)
+NOTHING_LEFT = "The messages were expunged meanwhile; nothing copied"
 
 
 def copyuid(validity: int, mapping: list[tuple[int, int]]) -> str:

@@ -88,6 +88,11 @@ class MailboxState:
                     self._keywords[uid] = keywords
         return bits
 
+    def learn_keywords(self, names: Iterable[str]) -> None:
+        """Keywords seen in committed rows: a FETCH may read a row whose change has not been
+        published yet (its event comes right after the commit), and must announce them."""
+        self._learn_keywords(names)
+
     def _learn_keywords(self, names: Iterable[str]) -> None:
         known = self.keywords
         fresh = [name for name in names if name not in known]
