@@ -56,3 +56,12 @@ def test_common_forms_take_the_fast_path() -> None:
     assert both("<carol@elsewhere.example> SIZE=100")[0] == ("carol@elsewhere.example", "SIZE=100")
     for arg in ("<>", '<"q u"@b>', "<a@[1.2.3.4]>", "<@r:a@b>", "<a@b> (c)", "<é@b>"):
         assert not _SIMPLE_PATH.fullmatch(arg), arg
+
+
+def test_address_that_is_not_utf8_is_malformed() -> None:
+    """RFC 6531 §3.3 (found by bench/fuzz smtp): aiosmtpd keeps such octets as surrogates,
+    which no store lookup can encode; the address is refused (553) instead."""
+    stub = SimpleNamespace(local_part_limit=0)
+    for arg in ("<\udcff@example.org>", "<a@\udcc3x.example>", '"\udcff"@example.org'):
+        assert FastSMTP._getaddr(stub, arg) == (None, None), arg
+    assert FastSMTP._getaddr(stub, "<jörg@example.org>") == ("jörg@example.org", "")
