@@ -85,8 +85,9 @@ def _command(ready: CommandReady) -> Outcome:
 class _Session:
     """Feeds a framer like the server's read loop; records what the server would do."""
 
-    def __init__(self, logged_in: bool) -> None:
+    def __init__(self, logged_in: bool, parsed: dict[CommandReady, Outcome]) -> None:
         self.framer = _framer(logged_in)
+        self.parsed = parsed  # shared by both sessions of one input: each command parsed once
         self.outcomes: list[Outcome] = []
         self.raw_mode: str | None = None  # "idle" or "sasl": lines read with take_line
         self.closed = False
@@ -119,7 +120,9 @@ class _Session:
                 assert isinstance(event, CommandReady)
                 size = sum(len(x) + 2 for x in event.lines) + sum(map(len, event.literals))
                 assert size <= framer.max_command + 2, size
-                outcome = _command(event)
+                outcome = self.parsed.get(event)
+                if outcome is None:
+                    outcome = self.parsed[event] = _command(event)
                 self.outcomes.append(outcome)
                 cmd = outcome[1]
                 if isinstance(cmd, Idle):
@@ -135,9 +138,10 @@ def check(data: bytes) -> None:
     """Frames and parses ``data`` as a client stream, before or after login."""
     crc = zlib.crc32(data)
     logged_in = bool(crc & 1)
-    whole = _Session(logged_in)
+    parsed: dict[CommandReady, Outcome] = {}
+    whole = _Session(logged_in, parsed)
     whole.feed(data)
-    cut = _Session(logged_in)
+    cut = _Session(logged_in, parsed)
     for piece in chunks(data, 1 + (crc >> 1) % 512):
         cut.feed(piece)
     assert whole.outcomes == cut.outcomes, "framing depends on how the stream was cut"

@@ -67,7 +67,7 @@ def _check_sizes(
     if part.is_message:
         assert bs[9] == octets.count(b"\n"), (section, bs[9])
         inner = part.children[0]
-        _check_sizes(raw, index, bs[8], inner, path, True)
+        _check_sizes(raw, index, bs[8], inner, section, True)
         for text in ("HEADER", "TEXT", "HEADER.FIELDS", "HEADER.FIELDS.NOT"):
             assert section_bytes(raw, index, section, text, ("From", "Subject")) is not None
     elif mtype == b"TEXT":

@@ -3,15 +3,16 @@
 Each job is one libFuzzer process (atheris) on a scratch corpus (``bench/fuzz/work/TARGET/``)
 that starts from the kept corpus ``tests/data/fuzz/TARGET/``; jobs share the scratch corpus
 (libFuzzer reloads it). At the end ``-merge=1`` keeps the smallest set of inputs covering what
-both cover, and that set replaces the kept corpus; files named ``crash-*`` there (inputs that
-once failed, kept as regression tests) are always kept. Crashing inputs go to
-``bench/fuzz/work/TARGET/crashes/``.
+both cover beyond the seeds, and that set replaces the kept corpus; files named ``seed-*`` (real
+inputs) and ``crash-*`` (inputs that once failed, kept as regression tests) are always kept.
+Crashing inputs go to ``bench/fuzz/work/TARGET/crashes/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import re
 import shutil
@@ -37,6 +38,7 @@ def _libfuzzer(target: str, args: list[str]) -> None:
     """Child mode: run libFuzzer (atheris) on ``target`` with libFuzzer's own arguments."""
     import atheris
 
+    logging.disable(logging.WARNING)  # aiosmtpd warns of every unknown command: noise here
     with atheris.instrument_imports(include=["coi", "aiosmtpd", "email", "bench.fuzz"]):
         module = importlib.import_module(f"bench.fuzz.{target}")
     common = importlib.import_module("bench.fuzz._common")
@@ -61,27 +63,33 @@ def _stats(log: Path) -> str:
     return f"{last}\n  execs {execs.group(1) if execs else '?'}, failures {crashes}"
 
 
+def _pinned(path: Path) -> bool:
+    """Kept by every merge: the seeds (real inputs) and the inputs that once failed."""
+    return path.name.startswith(("seed-", "crash-"))
+
+
 def _merge(target: str, corpus: Path, work: Path) -> int:
-    """Replaces the kept corpus by a minimal one covering it and the scratch corpus."""
+    """Replaces the kept corpus by the seeds and failures plus a minimal set of inputs that
+    covers what the kept and the scratch corpus cover beyond them (libFuzzer -merge=1)."""
     with tempfile.TemporaryDirectory(prefix=f"coi-fuzz-{target}-") as tmp:
-        merged = Path(tmp)
+        merged = Path(tmp) / "merged"
+        merged.mkdir()
+        for pinned in filter(_pinned, corpus.iterdir()):
+            shutil.copy(pinned, merged / pinned.name)  # counted first: others add to them
         log = work / "merge.log"
-        args = [
-            "-merge=1",
-            "-max_len=65536",
-            "-timeout=20",
-            str(merged),
-            str(corpus),
-            str(work / "corpus"),
-        ]
+        args = ["-merge=1", "-max_len=65536", "-timeout=20"]
+        args += [str(merged), str(corpus), str(work / "corpus")]
         if _child(target, args, log).wait() != 0:
             print(f"merge failed, corpus left as it was: see {log}", file=sys.stderr)
             return -1
-        kept = sorted(merged.iterdir(), key=lambda p: p.stat().st_size)[:MAX_FILES]
+        found = sorted(
+            (p for p in merged.iterdir() if not _pinned(p)), key=lambda p: p.stat().st_size
+        )
+        room = MAX_FILES - sum(1 for p in merged.iterdir() if _pinned(p))
         for old in corpus.iterdir():
-            if not old.name.startswith("crash-"):
+            if not _pinned(old):
                 old.unlink()
-        for new in kept:
+        for new in found[: max(0, room)]:  # over the cap: the smallest
             shutil.copy(new, corpus / new.name)
     return len(list(corpus.iterdir()))
 

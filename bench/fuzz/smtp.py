@@ -45,6 +45,7 @@ class _Mailboxes:
         self.delivered: list[bytes] = []
 
     def local_user(self, address: str) -> str | None:
+        address.encode("utf-8")  # as the store's SQLite lookup does
         return address if address.lower().endswith(_DOMAIN) else None
 
     async def deliver(self, user: str, message: bytes, sender: str) -> None:
