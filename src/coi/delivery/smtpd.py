@@ -114,9 +114,11 @@ class FastSMTP(SMTP):
             try:
                 parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
                 address, rest = parse(arg)
-            except HeaderParseError:
+                # email's parser fails on some input it accepted (`<"`: IndexError in
+                # addr_spec); aiosmtpd answered "500 Error: (IndexError) ...": malformed
+                addr = address.addr_spec
+            except (HeaderParseError, IndexError):
                 return None, None
-            addr = address.addr_spec
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
         if not addr.isascii() and not _is_utf8(addr):
