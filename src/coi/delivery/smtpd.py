@@ -114,10 +114,11 @@ class FastSMTP(SMTP):
             try:
                 parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
                 address, rest = parse(arg)
-                # email's parser fails on some input it accepted (`<"`: IndexError in
-                # addr_spec); aiosmtpd answered "500 Error: (IndexError) ...": malformed
+                # email's parser fails on some input it accepted (`<"`: IndexError,
+                # `<"a"@[b>`: AttributeError, in addr_spec); aiosmtpd answered
+                # "500 Error: (IndexError) ...": whatever it raises, the address is malformed
                 addr = address.addr_spec
-            except (HeaderParseError, IndexError):
+            except Exception:
                 return None, None
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
             return None, None
