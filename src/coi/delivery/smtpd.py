@@ -11,7 +11,6 @@ import asyncio
 import logging
 import re
 from email._header_value_parser import get_addr_spec, get_angle_addr
-from email.errors import HeaderParseError
 from typing import AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
