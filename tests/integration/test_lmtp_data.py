@@ -154,3 +154,24 @@ async def test_pipelined_after_the_end_line(tmp_path: Path) -> None:
         assert delivered(env) == [b"Subject: one\r\n\r\n1\r\n", b"Subject: two\r\n\r\n2\r\n"]
     finally:
         await stop_mail(env)
+
+
+async def test_echoed_words_never_break_a_reply(tmp_path: Path) -> None:
+    """RFC 5321 §4.2: replies echo the client's words (found by bench/fuzz smtp): a bare CR or
+    NUL there must not break the reply, nor octets that are not UTF-8 make it fail."""
+    env = await start_mail(tmp_path)
+    try:
+        wire = await Wire.open(env.lmtp_port)
+        wire.writer.write(b"MAIL FROM:<carol@elsewhere.example>\r\nRCPT TO:<\xff@example.org>\r\n")
+        wire.writer.write(b"RCPT TO:<a\x00b@example.org>\r\nX\r\x00\r\nNOOP\r\n")
+        replies = [await wire.reply() for _ in range(5)]
+        assert replies == [
+            b"250 2.0.0 OK\r\n",
+            b"553 5.1.3 Error: malformed address\r\n",  # RFC 6531 §3.3: not UTF-8
+            b"550 5.1.1 <a?b@example.org>: no such user here\r\n",
+            b'500 5.0.0 Error: command "X??" not recognized\r\n',
+            b"250 2.0.0 OK\r\n",
+        ]
+        await wire.close()
+    finally:
+        await stop_mail(env)

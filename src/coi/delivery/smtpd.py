@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from email._header_value_parser import get_addr_spec, get_angle_addr
-from email.errors import HeaderParseError
+from typing import AnyStr
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -24,6 +24,17 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _SIMPLE_PATH = re.compile(
     rf"<({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)>(?![ \t]*\()[ \t]*(.*)", re.S
 )
+# RFC 5321 §4.2: reply text is TAB, SP and printable characters (RFC 6531 §3.7.4 adds UTF-8)
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether `text` (decoded with surrogateescape) came from valid UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class FastSMTP(SMTP):
@@ -33,6 +44,20 @@ class FastSMTP(SMTP):
     """
 
     long_data_lines = False  # True: a DATA line may be as long as the message (LMTP)
+
+    async def push(self, status: AnyStr) -> None:
+        """Sends a reply whose text is reply text (RFC 5321 §4.2), whatever it echoes.
+
+        aiosmtpd echoes the client's words (an unknown command, an address) into replies:
+        control characters there (a bare CR, NUL) become "?", so a reply is never broken or
+        split, and octets that are not UTF-8 (kept by surrogateescape) become "?" instead of
+        failing to encode (aiosmtpd then answered "500 Error: (UnicodeEncodeError) ...").
+        The CRLFs of a multiline status stay: each line is cleaned on its own.
+        """
+        text = status if isinstance(status, str) else status.decode("utf-8", "replace")
+        text = "\r\n".join(_NOT_TEXT.sub("?", line) for line in text.split("\r\n"))
+        charset = "utf-8" if self.enable_SMTPUTF8 else "ascii"
+        await super().push(text.encode(charset, "replace"))
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
@@ -88,9 +113,16 @@ class FastSMTP(SMTP):
             try:
                 parse = get_angle_addr if arg.lstrip().startswith("<") else get_addr_spec
                 address, rest = parse(arg)
-            except HeaderParseError:
+                # email's parser fails on some input it accepted (`<"`: IndexError,
+                # `<"a"@[b>`: AttributeError, in addr_spec); aiosmtpd answered
+                # "500 Error: (IndexError) ...": whatever it raises, the address is malformed
+                addr = address.addr_spec
+            except Exception:
                 return None, None
-            addr = address.addr_spec
         if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        if not addr.isascii() and not _is_utf8(addr):
+            # RFC 6531 §3.3: a mailbox is UTF-8; octets that are not (kept by aiosmtpd as
+            # surrogates) are a malformed address (553), not a store lookup that cannot encode
             return None, None
         return addr, rest
