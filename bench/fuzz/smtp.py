@@ -29,6 +29,7 @@ from typing import Any
 from coi.delivery.data import DataCollector, crlf_lines, has_long_line, read_data
 from coi.delivery.lmtp import CoiLMTP, LmtpHandler
 from coi.delivery.smtpd import _SIMPLE_PATH
+from coi.store.model import User
 
 from ._common import TooSlow, bounded, chunks
 
@@ -44,11 +45,16 @@ class _Mailboxes:
     def __init__(self) -> None:
         self.delivered: list[bytes] = []
 
-    def local_user(self, address: str) -> str | None:
+    def local_user(self, address: str) -> User | None:
         address.encode("utf-8")  # as the store's SQLite lookup does
-        return address if address.lower().endswith(_DOMAIN) else None
+        if not address.lower().endswith(_DOMAIN):
+            return None
+        return User(zlib.crc32(address.lower().encode()), address.lower(), "")
 
-    async def deliver(self, user: str, message: bytes, sender: str) -> None:
+    def full(self, user: User, adding: int = 0) -> bool:
+        return False  # no quotas here
+
+    async def deliver(self, user: User, message: bytes, sender: str) -> None:
         self.delivered.append(message)
 
 
