@@ -158,6 +158,7 @@ class Session:
             "LIST-STATUS",
             "MULTIAPPEND",  # RFC 3502: several messages in one APPEND, all or none stored
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
+            "PREVIEW",  # RFC 8970: computed at delivery
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec

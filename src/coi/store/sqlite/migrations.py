@@ -93,6 +93,14 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX aliases_user ON aliases(user_id);
     """,
+    # 6: PREVIEW (RFC 8970) text per body, computed at delivery; bodies stored before have
+    # no row until a FETCH PREVIEW without LAZY computes it
+    """
+    CREATE TABLE previews (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+        text TEXT NOT NULL
+    ) STRICT;
+    """,
 )
 
 

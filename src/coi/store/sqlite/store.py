@@ -612,6 +612,31 @@ class SqliteStore:
             out.update((row[0], row[1]) for row in rows)
         return out
 
+    def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
+        """Stored PREVIEW texts (RFC 8970) of many bodies at once; bodies stored before
+        previews were kept, and not asked for since, are missing."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT blob_id, text FROM previews WHERE blob_id IN ({_in(len(chunk))})",
+                tuple(chunk),
+            )
+            out.update(rows)
+        return out
+
+    async def save_previews(self, previews: dict[int, str]) -> None:
+        """Keeps previews computed late (for bodies stored before previews were kept)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            conn.executemany(
+                "INSERT OR IGNORE INTO previews (blob_id, text)"
+                " SELECT id, ? FROM blobs WHERE id = ?",
+                [(text, blob_id) for blob_id, text in previews.items()],
+            )
+            return None, []
+
+        await self._writer.submit(job)
+
     def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         """Stored search data of several messages at once (uid -> bytes)."""
         out: dict[int, bytes] = {}
@@ -686,6 +711,11 @@ class SqliteStore:
                     conn.execute(
                         "INSERT INTO search_headers (blob_id, text) VALUES (?, ?)",
                         (cur.lastrowid, message.header_text),
+                    )
+                if message.preview is not None:
+                    conn.execute(
+                        "INSERT INTO previews (blob_id, text) VALUES (?, ?)",
+                        (cur.lastrowid, message.preview),
                     )
                 stamp = message.internaldate
                 offset = stamp.utcoffset()
