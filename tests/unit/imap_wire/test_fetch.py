@@ -91,3 +91,11 @@ def test_preview_attribute(text: str, lazy: list[bool], changedsince: int | None
 def test_preview_attribute_errors(text: str) -> None:
     with pytest.raises(ParseError):
         _attrs(text)
+
+
+def test_objectid_attributes() -> None:
+    """RFC 8474 §7: fetch-att =/ "EMAILID" / "THREADID"."""
+    assert [a.response_name() for a in _attrs("(emailid THREADID)").attrs] == [
+        "EMAILID",
+        "THREADID",
+    ]

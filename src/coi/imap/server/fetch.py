@@ -41,6 +41,8 @@ _ROW_ITEMS = {
     "MODSEQ": b"MODSEQ (%(modseq)d)",
     "RFC822.SIZE": b"RFC822.SIZE %(size)d",
     "INTERNALDATE": b"INTERNALDATE %(date)s",
+    "EMAILID": b"EMAILID (%(emailid)s)",  # RFC 8474 §5.3
+    "THREADID": b"THREADID NIL",  # RFC 8474 §5.2: no threading, so NIL for every message
 }
 
 
@@ -171,6 +173,10 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
         return b"RFC822.SIZE %d" % row.size
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % row.modseq
+    if name == "EMAILID":  # RFC 8474 §5.3
+        return b"EMAILID (%s)" % message.session.store.emailid(row.blob_id).encode("ascii")
+    if name == "THREADID":
+        return b"THREADID NIL"
     if name == "ENVELOPE":
         return b"ENVELOPE " + message.summary()[0]
     if name == "BODYSTRUCTURE":
@@ -299,7 +305,8 @@ async def _fetch_row_items(
     the seen flag, so there are no implicit FLAGS to add."""
     template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
     names = {a.name for a in attrs}
-    with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE"})
+    with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE", "EMAILID"})
+    emailid = session.store.emailid if "EMAILID" in names else None
     rows = (
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
@@ -343,9 +350,11 @@ async def _fetch_row_items(
             if row is None:
                 missing = True
                 continue
-            _, _, _, values[b"modseq"], values[b"size"], timestamp, tz_minutes, _ = row
+            _, _, _, values[b"modseq"], values[b"size"], timestamp, tz_minutes, blob_id = row
             if "INTERNALDATE" in names:
                 values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+            if emailid is not None:
+                values[b"emailid"] = emailid(blob_id).encode("ascii")
         pending = await _send(session, template % values, pending)
     return _outcome(missing)
 

@@ -159,6 +159,7 @@ class Session:
             "MULTIAPPEND",  # RFC 3502: several messages in one APPEND, all or none stored
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             "PREVIEW",  # RFC 8970: computed at delivery
+            "OBJECTID",  # RFC 8474: MAILBOXID, EMAILID; THREADID is NIL
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec

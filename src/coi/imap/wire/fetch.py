@@ -75,6 +75,8 @@ _SIMPLE = frozenset(
         "BODYSTRUCTURE",
         "UID",
         "MODSEQ",  # RFC 7162 §3.1.4.1
+        "EMAILID",  # RFC 8474 §5.3
+        "THREADID",  # RFC 8474 §5.3
     }
 )
 

@@ -101,6 +101,14 @@ MIGRATIONS: tuple[str, ...] = (
         text TEXT NOT NULL
     ) STRICT;
     """,
+    # 7: OBJECTID (RFC 8474): the key object identifiers are derived with, and the next
+    # body id, so that an id is never used twice (SQLite reuses the highest rowid once its
+    # row is deleted; an EMAILID must never name other content)
+    """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('objectid_key', lower(hex(randomblob(16))));
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'next_blob_id', CAST(coalesce(max(id), 0) + 1 AS TEXT) FROM blobs;
+    """,
 )
 
 
