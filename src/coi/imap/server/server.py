@@ -25,6 +25,7 @@ from coi.config import ServerConfig, parse_listen
 from coi.imap.server import (
     auth,
     coi,
+    compress,
     fetch,
     idle,
     mailbox,
@@ -64,6 +65,7 @@ class ImapServer:
         self.log = logging.getLogger("coi.imap")
         self.routes: dict[type, Route] = {
             **auth.ROUTES,
+            **compress.ROUTES,
             **mailbox.ROUTES,
             **message.ROUTES,
             **fetch.ROUTES,

@@ -160,6 +160,7 @@ class Session:
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             "PREVIEW",  # RFC 8970: computed at delivery
             "OBJECTID",  # RFC 8474: MAILBOXID, EMAILID; THREADID is NIL
+            "COMPRESS=DEFLATE",  # RFC 4978
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec
@@ -325,6 +326,14 @@ class Transport:
         raise NotImplementedError
 
     async def start_tls(self) -> None:
+        raise NotImplementedError
+
+    def compression(self) -> str | None:
+        """The layer that already compresses this connection ("COMPRESS", "TLS"), if any."""
+        raise NotImplementedError
+
+    def start_compression(self) -> None:
+        """Sends what is queued as it is, then deflates both ways (RFC 4978 §3)."""
         raise NotImplementedError
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "Check",
     "Close",
     "Command",
+    "Compress",
     "Copy",
     "Create",
     "Delete",
@@ -403,6 +404,15 @@ class Enable:
 
 
 @dataclass(frozen=True, slots=True)
+class Compress:
+    """RFC 4978 §3: ``COMPRESS`` SP algorithm; the algorithm uppercased."""
+
+    tag: str
+    algorithm: str
+    name: ClassVar[str] = "COMPRESS"
+
+
+@dataclass(frozen=True, slots=True)
 class Id:
     """RFC 2971; ``params`` is None for ``ID NIL``."""
 
@@ -465,6 +475,7 @@ Command = (
     | Move
     | UidExpunge
     | Enable
+    | Compress
     | Id
     | GetMetadata
     | SetMetadata
@@ -1035,6 +1046,12 @@ def _enable(r: Reader, tag: str) -> Command:
     return _end(r, Enable(tag, tuple(caps)))
 
 
+def _compress(r: Reader, tag: str) -> Command:
+    # RFC 4978 §5: compress = "COMPRESS" SP algorithm; the server judges the algorithm
+    r.sp()
+    return _end(r, Compress(tag, r.atom_upper("compression algorithm")))
+
+
 def _id(r: Reader, tag: str) -> Command:
     r.sp()
     if r.is_nil():
@@ -1162,6 +1179,7 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "STATUS": _status,
     "APPEND": _append,
     "ENABLE": _enable,
+    "COMPRESS": _compress,
     "ID": _id,
     "GETMETADATA": _getmetadata,
     "SETMETADATA": _setmetadata,
