@@ -34,6 +34,7 @@ from coi.imap.server import (
     notify,
     search,
     sort,
+    thread,
 )
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
@@ -73,6 +74,7 @@ class ImapServer:
             **idle.ROUTES,
             **metadata.ROUTES,
             **sort.ROUTES,
+            **thread.ROUTES,
             **notify.ROUTES,
         }
         self.enableable: frozenset[str] = frozenset(

@@ -55,8 +55,8 @@ class Route:
 
 
 # Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1); SORT
-# answers with sequence numbers like SEARCH (RFC 5256).
-_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort)
+# and THREAD answer with sequence numbers like SEARCH (RFC 5256).
+_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort, cmd.Thread)
 
 
 def _uses_sequence_numbers(key: keys.SearchKey) -> bool:
@@ -73,7 +73,10 @@ def _expunge_allowed(command: cmd.Command) -> bool:
         return False
     # RFC 7162 §3.2.10.2 (and RFC 9051 §7.5.1): not during a UID SEARCH that names
     # message sequence numbers
-    return not (isinstance(command, cmd.Search | cmd.Sort) and _uses_sequence_numbers(command.key))
+    return not (
+        isinstance(command, cmd.Search | cmd.Sort | cmd.Thread)
+        and _uses_sequence_numbers(command.key)
+    )
 
 
 class Session:
@@ -147,6 +150,8 @@ class Session:
             "QRESYNC",  # RFC 7162
             "SORT",  # RFC 5256
             "SORT=DISPLAY",  # RFC 5957
+            "THREAD=ORDEREDSUBJECT",  # RFC 5256
+            "THREAD=REFERENCES",  # RFC 5256
             "ESORT",  # RFC 5267
             "NOTIFY",  # RFC 5465
             "UIDPLUS",

@@ -63,6 +63,7 @@ __all__ = [
     "Status",
     "Store",
     "Subscribe",
+    "Thread",
     "UidExpunge",
     "Unselect",
     "Unsubscribe",
@@ -317,6 +318,19 @@ class Sort:
 
 
 @dataclass(frozen=True, slots=True)
+class Thread:
+    """THREAD / UID THREAD (RFC 5256 BASE.6.4.THREAD); ``algorithm`` uppercased
+    (ORDEREDSUBJECT or REFERENCES)."""
+
+    tag: str
+    uid: bool
+    algorithm: str
+    charset: str
+    key: SearchKey
+    name: ClassVar[str] = "THREAD"
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyGroup:
     """One RFC 5465 event group: a mailbox filter and the events wanted for it.
 
@@ -468,6 +482,7 @@ Command = (
     | Append
     | Search
     | Sort
+    | Thread
     | Notify
     | Fetch
     | Store
@@ -848,6 +863,32 @@ _SORT_KEYS = frozenset(
 )
 
 
+_THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
+
+
+def _thread(r: Reader, tag: str, uid: bool) -> Command:
+    # RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset SP
+    # search-criteria
+    r.sp()
+    algorithm = r.atom_upper("threading algorithm")
+    if algorithm not in _THREAD_ALGORITHMS:
+        r.fail(f"unknown threading algorithm {algorithm}")
+    r.sp()
+    charset = _text(r.astring()).upper()
+    if charset not in _CHARSETS:
+        raise BadCharset(tag, charset, False)
+    r.sp()
+    encoding = _CHARSETS[charset]
+
+    def dec(b: bytes) -> str:
+        try:
+            return b.decode(encoding)
+        except UnicodeDecodeError:
+            r.fail(f"search string is not valid {charset}")
+
+    return Thread(tag, uid, algorithm, charset, parse_search_keys(r, dec))
+
+
 def _sort(r: Reader, tag: str, uid: bool) -> Command:
     # RFC 5256 §4: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
     # RFC 5267 §5: sort =/ ["UID" SP] "SORT" SP search-return-opts SP ...
@@ -1031,6 +1072,8 @@ def _uid(r: Reader, tag: str) -> Command:
         return _search(r, tag, True)
     if word == "SORT":
         return _sort(r, tag, True)
+    if word == "THREAD":
+        return _thread(r, tag, True)
     if word == "EXPUNGE":
         r.sp()
         return _end(r, UidExpunge(tag, sequence_set(r)))
@@ -1207,6 +1250,8 @@ def parse_command(ready: CommandReady) -> Command:
         return _search(r, tag, False)
     if name == "SORT":
         return _sort(r, tag, False)
+    if name == "THREAD":
+        return _thread(r, tag, False)
     if name in ("COPY", "MOVE"):
         return _copy_move(r, tag, False, name == "MOVE")
     if name in ("SELECT", "EXAMINE"):

@@ -9,6 +9,7 @@ Every query names its user or mailbox: no statement reaches another user's rows.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
 import time
 from array import array
@@ -57,6 +58,7 @@ _MAILBOX_COLUMNS = (
     " noselect"
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+_HEADER_END = re.compile(rb"\n\r?\n")
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 # (entry name, value) to set on the server (mailbox_id 0); a None value removes the entry
@@ -666,6 +668,20 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
+    def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
+        """The header of each stored message (at most `limit` octets of it), read
+        incrementally: never the whole message (THREAD REFERENCES, RFC 5256)."""
+        out: dict[int, bytes] = {}
+        for blob_id in sorted(set(blob_ids)):
+            try:
+                with self._read.blobopen("blobs", "raw", blob_id, readonly=True) as blob:
+                    data = blob.read(limit)
+            except sqlite3.OperationalError:  # expunged meanwhile
+                continue
+            end = _HEADER_END.search(data)
+            out[blob_id] = data if end is None else data[: end.start() + 1]
+        return out
+
     def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         """Stored search data of several messages at once (uid -> bytes)."""
         out: dict[int, bytes] = {}
@@ -772,9 +788,7 @@ class SqliteStore:
                 "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE id = ?",
                 (uid, modseq, " ".join(sorted(keywords)), mailbox_id),
             )
-            conn.execute(
-                "UPDATE meta SET value = ? WHERE key = 'next_blob_id'", (str(blob_id),)
-            )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'next_blob_id'", (str(blob_id),))
             event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
             return (uidvalidity, uids), [event]
 
