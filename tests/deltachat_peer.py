@@ -37,6 +37,7 @@ import ssl
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from queue import Queue
@@ -545,15 +546,48 @@ class ImapTap:
             writer.close()
             return
 
+        # COMPRESS=DEFLATE (RFC 4978): after the tagged OK both sides deflate; the tap
+        # then forwards raw chunks and records the inflated lines
+        compress_tag: list[bytes] = []
+        compressing = {"C": asyncio.Event(), "S": asyncio.Event()}
+        answered = asyncio.Event()
+
+        def record(side: str, data: bytes, pending: bytearray) -> None:
+            pending += data
+            while (end := pending.find(b"\n")) >= 0:
+                self.lines.append((conn, side, bytes(pending[: end + 1])))
+                del pending[: end + 1]
+
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, side: str) -> None:
             try:
-                while line := await src.readline():
+                while not compressing[side].is_set():
+                    line = await src.readline()
+                    if not line:
+                        return
                     self.lines.append((conn, side, line))
                     dst.write(line)
                     await dst.drain()
-            except (OSError, asyncio.IncompleteReadError):
+                    words = line.split(b" ", 2)
+                    if side == "C" and line.upper().endswith(b" COMPRESS DEFLATE\r\n"):
+                        compress_tag[:] = [words[0]]
+                        answered.clear()
+                        await answered.wait()  # the client waits for the result (§3)
+                    elif side == "S" and compress_tag and words[0] == compress_tag[0]:
+                        if len(words) > 1 and words[1].upper() == b"OK":
+                            compressing["C"].set()
+                            compressing["S"].set()
+                        compress_tag.clear()
+                        answered.set()
+                inflate = zlib.decompressobj(-15)
+                pending = bytearray()
+                while data := await src.read(65536):
+                    record(side, inflate.decompress(data), pending)
+                    dst.write(data)
+                    await dst.drain()
+            except (OSError, asyncio.IncompleteReadError, zlib.error):
                 pass
             finally:
+                answered.set()
                 with contextlib.suppress(Exception):
                     dst.close()
 

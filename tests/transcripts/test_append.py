@@ -35,6 +35,7 @@ async def test_append_synchronizing_literal_rfc_example(alice: LineClient) -> No
         S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Important \\*)] {{{{.*}}}}
         S: * OK [UIDVALIDITY {{{{\\d+}}}}] {{{{.*}}}}
         S: * OK [UIDNEXT 3] {{{{.*}}}}
+        S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
         S: A006 OK [READ-WRITE] {{{{.*}}}}
         C: A007 FETCH 1:2 (FLAGS INTERNALDATE RFC822.SIZE)
         S: * 1 FETCH (FLAGS (\\Seen \\Recent) INTERNALDATE "{{{{.*}}}}" RFC822.SIZE {len(SIMPLE)})

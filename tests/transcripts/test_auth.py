@@ -68,6 +68,7 @@ async def test_login_failure_and_wrong_states(imap_server: RunningServer) -> Non
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 1] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: a006 OK [READ-WRITE] {{.*}}
         C: a007 LOGIN alice@example.org alice-secret
         S: a007 BAD {{.*}}

@@ -31,6 +31,7 @@ async def test_binary_append_and_unknown_cte(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 3] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: s OK {{.*}}
         C: f1 FETCH 2 (BINARY.PEEK[] BINARY.SIZE[])
         S: * 2 FETCH (BINARY[] ~{10}{{\\r\\na\\x00b\\r\\n\\r\\ncd\\x00}} BINARY.SIZE[] 10)

@@ -198,7 +198,7 @@ async def test_indirect_enable_and_disable(alice: LineClient) -> None:
             alice, f'C: g GETMETADATA "" {CONFIG}/enabled\n{_enabled(value)}S: g OK {{{{.*}}}}'
         )
 
-    await run_transcript(alice, "C: c1 CREATE COI/Chats\nS: c1 OK CREATE completed")
+    await run_transcript(alice, "C: c1 CREATE COI/Chats\nS: c1 OK [MAILBOXID ({{F[0-9a-f]+}})] CREATE completed")
     await check("yes")
     # an indirect enable is an enable: Contacts is created and Chats subscribed, too
     await run_transcript(
@@ -215,7 +215,7 @@ async def test_indirect_enable_and_disable(alice: LineClient) -> None:
     )
     await run_transcript(alice, "C: d1 DELETE COI/Chats\nS: d1 OK DELETE completed")
     await check(None)
-    await run_transcript(alice, "C: c2 CREATE Elsewhere\nS: c2 OK CREATE completed")
+    await run_transcript(alice, "C: c2 CREATE Elsewhere\nS: c2 OK [MAILBOXID ({{F[0-9a-f]+}})] CREATE completed")
     await run_transcript(alice, "C: r1 RENAME Elsewhere COI/Chats\nS: r1 OK RENAME completed")
     await check("yes")
     await run_transcript(

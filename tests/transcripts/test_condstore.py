@@ -38,6 +38,7 @@ async def test_select_condstore_fetch_modseq_and_status(alice: LineClient) -> No
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: * OK [HIGHESTMODSEQ 6] {{.*}}
         S: A142 OK [READ-WRITE] {{.*}}
         C: a FETCH 1:3 (MODSEQ)
@@ -110,6 +111,7 @@ async def test_first_enabling_command_reports_highestmodseq(alice: LineClient) -
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: y OK [READ-WRITE] {{.*}}
         C: c100 STORE 5 +FLAGS (\\Deleted)
         S: * 5 FETCH (FLAGS (\\Deleted))
@@ -149,6 +151,7 @@ async def test_enable_with_mailbox_selected(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: x OK [READ-WRITE] {{.*}}
         C: e ENABLE QRESYNC CONDSTORE
         S: * ENABLED QRESYNC CONDSTORE
@@ -216,6 +219,7 @@ async def test_qresync_select(imap_server: RunningServer) -> None:
             S: * OK [PERMANENTFLAGS ()] {{{{.*}}}}
             S: * OK [UIDVALIDITY {{{{\\d+}}}}] {{{{.*}}}}
             S: * OK [UIDNEXT 1] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
             S: * OK [HIGHESTMODSEQ 1] {{{{.*}}}}
             S: A03 OK [READ-ONLY] {{{{.*}}}}
             C: A04 SELECT INBOX (QRESYNC ({validity + 1} 9 1:8))
@@ -227,6 +231,7 @@ async def test_qresync_select(imap_server: RunningServer) -> None:
             S: * OK [PERMANENTFLAGS {{{{.*}}}}] {{{{.*}}}}
             S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
             S: * OK [UIDNEXT 9] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
             S: * OK [HIGHESTMODSEQ 13] {{{{.*}}}}
             S: A04 OK [READ-WRITE] {{{{.*}}}}
             C: A05 SELECT INBOX (QRESYNC ({validity} 9 1:5))
@@ -238,6 +243,7 @@ async def test_qresync_select(imap_server: RunningServer) -> None:
             S: * OK [PERMANENTFLAGS {{{{.*}}}}] {{{{.*}}}}
             S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
             S: * OK [UIDNEXT 9] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
             S: * OK [HIGHESTMODSEQ 13] {{{{.*}}}}
             S: * VANISHED (EARLIER) 2,4
             S: * 2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (12))
@@ -251,6 +257,7 @@ async def test_qresync_select(imap_server: RunningServer) -> None:
             S: * OK [PERMANENTFLAGS {{{{.*}}}}] {{{{.*}}}}
             S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
             S: * OK [UIDNEXT 9] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
             S: * OK [HIGHESTMODSEQ 13] {{{{.*}}}}
             S: * VANISHED (EARLIER) 2,4,6
             S: * 2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (12))
@@ -264,6 +271,7 @@ async def test_qresync_select(imap_server: RunningServer) -> None:
             S: * OK [PERMANENTFLAGS {{{{.*}}}}] {{{{.*}}}}
             S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
             S: * OK [UIDNEXT 9] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
             S: * OK [HIGHESTMODSEQ 13] {{{{.*}}}}
             S: * VANISHED (EARLIER) 4,6
             S: * 2 FETCH (UID 3 FLAGS (\\Flagged) MODSEQ (12))
@@ -441,6 +449,7 @@ async def test_uid_expunge_and_close_with_qresync(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: * OK [HIGHESTMODSEQ 6] {{.*}}
         S: s OK [READ-WRITE] {{.*}}
         C: d STORE 2:5 +FLAGS.SILENT (\\Deleted)
@@ -471,6 +480,7 @@ async def test_uid_expunge_and_close_with_qresync(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS ()] {{{{.*}}}}
         S: * OK [UIDVALIDITY {validity}] {{{{.*}}}}
         S: * OK [UIDNEXT 6] {{{{.*}}}}
+        S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
         S: * OK [HIGHESTMODSEQ 9] {{{{.*}}}}
         S: * VANISHED (EARLIER) 2:5
         S: q OK [READ-ONLY] {{{{.*}}}}

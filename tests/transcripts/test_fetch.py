@@ -188,6 +188,7 @@ async def test_implicit_seen(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS ()] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 5] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: i8 OK [READ-ONLY] {{.*}}
         """,
     )

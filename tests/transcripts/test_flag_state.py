@@ -66,6 +66,7 @@ async def test_state_kept_between_sessions_follows_every_change(
             S: * OK [PERMANENTFLAGS {{.*}}] Limited
             S: * OK [UIDVALIDITY {{\\d+}}] UIDs valid
             S: * OK [UIDNEXT 7] Predicted next UID
+            S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
             S: A1 OK [READ-WRITE] SELECT completed
             C: A2 FETCH 4:* (UID FLAGS RFC822.SIZE MODSEQ)
             S: * OK [HIGHESTMODSEQ {{\\d+}}] Highest

@@ -50,6 +50,7 @@ async def test_select_and_examine(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 3] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: A142 OK [READ-WRITE] {{.*}}
         C: A932 EXAMINE INBOX
         S: * OK [CLOSED] {{.*}}
@@ -60,6 +61,7 @@ async def test_select_and_examine(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS ()] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 3] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: A932 OK [READ-ONLY] {{.*}}
         C: A933 SELECT nosuch
         S: * OK [CLOSED] {{.*}}
@@ -123,6 +125,7 @@ async def test_create_list_modified_utf7_and_hierarchy(alice: LineClient) -> Non
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 1] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: A108 OK [READ-WRITE] {{.*}}
         C: A109 CREATE &Jjo-bad&
         S: A109 NO [CANNOT] {{.*}}
@@ -363,11 +366,11 @@ async def test_inbox_is_case_insensitive_as_a_superior(alice: LineClient) -> Non
         alice,
         """
         C: a CREATE INBOX/child
-        S: a OK CREATE completed
+        S: a OK [MAILBOXID ({{F[0-9a-f]+}})] CREATE completed
         C: b CREATE InBoX/child
         S: b NO [ALREADYEXISTS] {{.*}}
         C: c CREATE inbox/other
-        S: c OK CREATE completed
+        S: c OK [MAILBOXID ({{F[0-9a-f]+}})] CREATE completed
         C: d LIST "" inbox*
         S: * LIST (\\HasChildren) "/" INBOX
         S: * LIST (\\HasNoChildren) "/" INBOX/child

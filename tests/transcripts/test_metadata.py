@@ -276,7 +276,7 @@ async def test_entries_follow_their_mailbox(alice: LineClient) -> None:
         alice,
         f"""
         C: c1 CREATE Box
-        S: c1 OK CREATE completed
+        S: c1 OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] CREATE completed
         C: s1 SETMETADATA Box (/private/comment "box" /shared/comment "shared box")
         S: s1 OK SETMETADATA complete
         C: r1 RENAME Box Moved/Box
@@ -289,7 +289,7 @@ async def test_entries_follow_their_mailbox(alice: LineClient) -> None:
         C: d1 DELETE Moved/Box
         S: d1 OK DELETE completed
         C: c2 CREATE Moved/Box
-        S: c2 OK CREATE completed
+        S: c2 OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] CREATE completed
         C: g2 GETMETADATA Moved/Box (/private/comment /shared/comment)
         S: * METADATA "Moved/Box" (/private/comment NIL /shared/comment NIL)
         S: g2 OK {DONE}

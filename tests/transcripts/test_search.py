@@ -191,6 +191,7 @@ async def test_esearch_and_searchres(alice: LineClient) -> None:
         S: * OK [PERMANENTFLAGS ()] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 4] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: f5 OK [READ-ONLY] {{.*}}
         C: f6 SEARCH $
         S: * SEARCH

@@ -149,6 +149,7 @@ async def test_close_unselect_and_readonly(imap_server: RunningServer) -> None:
         S: * OK [PERMANENTFLAGS ()] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: A1 OK [READ-ONLY] {{.*}}
         C: A2 STORE 1 +FLAGS (\\Seen)
         S: A2 NO {{.*}}
@@ -179,6 +180,7 @@ async def test_close_unselect_and_readonly(imap_server: RunningServer) -> None:
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: B2 OK [READ-WRITE] {{.*}}
         C: B3 UNSELECT
         S: B3 OK {{.*}}
@@ -192,6 +194,7 @@ async def test_close_unselect_and_readonly(imap_server: RunningServer) -> None:
         S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
         S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
         S: * OK [UIDNEXT 6] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
         S: B5 OK [READ-WRITE] {{.*}}
         C: B6 CLOSE
         S: B6 OK {{.*}}

@@ -9,6 +9,7 @@ import asyncio
 from datetime import UTC, datetime
 
 from coi.mail.index import dump_index, index_for_imap
+from coi.mail.preview import preview_text
 from coi.mail.search import dump_search, header_text, search_data
 from coi.store.model import Flags, NewMessage
 
@@ -27,6 +28,7 @@ def prepare(raw: bytes, flags: tuple[str, ...], when: datetime | None) -> NewMes
         internaldate=when or datetime.now(UTC).replace(microsecond=0),
         header_text=header_text(searchable),
         size=size,
+        preview=preview_text(raw, index),
     )
 
 

@@ -119,6 +119,8 @@ class NewMessage:
     # RFC822.SIZE when it is not len(raw): the octets BODY[] returns (a message holding
     # NUL is served converted, RFC 3516 §6; see coi.mail.index.served_form)
     size: int | None = None
+    # PREVIEW (RFC 8970) text, computed at arrival; None: not computed
+    preview: str | None = None
 
 
 @dataclass(slots=True)

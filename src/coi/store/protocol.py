@@ -104,6 +104,10 @@ class QuotaStore(Protocol):
 class MailboxStore(Protocol):
     """A user's mailbox tree, subscriptions and per-mailbox counters."""
 
+    def mailboxid(self, mailbox: Mailbox) -> str:
+        """MAILBOXID (RFC 8474 §4): stable across renames, never reused."""
+        ...
+
     def list_mailboxes(self, user_id: int) -> list[Mailbox]:
         """Every mailbox of the user, by name."""
         ...
@@ -187,6 +191,22 @@ class MetadataStore(Protocol):
 
 class MessageStore(Protocol):
     """Messages of one mailbox: UIDs, MODSEQ, flags, bodies and their stored indexes."""
+
+    def emailid(self, blob_id: int) -> str:
+        """EMAILID (RFC 8474 §5.1): one per stored body, shared by its copies."""
+        ...
+
+    def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
+        """Stored PREVIEW texts (RFC 8970) of many bodies; those not kept are missing."""
+        ...
+
+    async def save_previews(self, previews: dict[int, str]) -> None:
+        """Keeps previews computed late (bodies stored before previews were kept)."""
+        ...
+
+    def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
+        """Each stored message's header (at most ``limit`` octets), never the whole message."""
+        ...
 
     def uids(self, mailbox_id: int) -> array[int]:
         """Every UID, ascending (the selected state's sequence numbers)."""

@@ -181,6 +181,11 @@ async def test_features_through_coi_serve(coi_mail: MailEnv, tmp_path: Path) -> 
             assert header.encode() in inner[name], (name, inner[name][:2000])
 
         failures = tap.tagged_failures()
+        # Delta Chat switches COMPRESS=DEFLATE (RFC 4978) on (never refused: no failure
+        # below), and the tap records the inflated lines that follow
+        compressed = [
+            line for _, side, line in tap.lines if side == "C" and b" COMPRESS " in line.upper()
+        ]
         smtp_errors = [
             line for _, side, line in smtp_tap.lines if side == "S" and line[:1] in b"45"
         ]
@@ -192,6 +197,7 @@ async def test_features_through_coi_serve(coi_mail: MailEnv, tmp_path: Path) -> 
     (tmp_path / "imap-transcript.txt").write_text(tap.transcript())
     # server bugs seen from Delta Chat: none of its IMAP commands refused, no core errors
     assert not failures, report
+    assert compressed, "Delta Chat did not use COMPRESS=DEFLATE"
     assert not smtp_errors, smtp_errors
     assert not [line for line in problems if line.startswith("ERROR")], report
 

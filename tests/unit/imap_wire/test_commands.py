@@ -138,6 +138,7 @@ CASES: list[tuple[bytes, Command]] = [
         Status("A042", "blurdybloop", ("UIDNEXT", "MESSAGES")),
     ),
     (b"a status INBOX (highestmodseq size)", Status("a", "INBOX", ("HIGHESTMODSEQ", "SIZE"))),
+    (b"6 status foo (mailboxid)", Status("6", "foo", ("MAILBOXID",))),  # RFC 8474 §4.3
     # §6.4
     (b"FXXZ CHECK", Check("FXXZ")),
     (b"A341 CLOSE", Close("A341")),

@@ -63,3 +63,39 @@ def test_macros() -> None:
     ]
     assert [a.name for a in _attrs("full").attrs][-1] == "BODY"
     assert len(_attrs("FAST").attrs) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "lazy", "changedsince"),
+    [
+        ("(PREVIEW)", [False], None),
+        ("PREVIEW", [False], None),
+        ("(UID preview (lazy))", [False, True], None),
+        ("PREVIEW (LAZY LAZY)", [True], None),
+        ("PREVIEW (CHANGEDSINCE 7)", [False], 7),  # fetch modifiers, not preview-mods
+        ("(PREVIEW (LAZY) ENVELOPE)", [True, False], None),
+    ],
+)
+def test_preview_attribute(text: str, lazy: list[bool], changedsince: int | None) -> None:
+    """RFC 8970 §6: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"]."""
+    command = _attrs(text)
+    assert [a.lazy for a in command.attrs] == lazy
+    assert command.changedsince == changedsince
+    assert command.attrs[-1 if text.startswith("(UID") else 0].response_name() == "PREVIEW"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["(PREVIEW (FAST))", "(PREVIEW ())", "(PREVIEW (LAZY)", "PREVIEW[]", "(PREVIEW (LAZY X))"],
+)
+def test_preview_attribute_errors(text: str) -> None:
+    with pytest.raises(ParseError):
+        _attrs(text)
+
+
+def test_objectid_attributes() -> None:
+    """RFC 8474 §7: fetch-att =/ "EMAILID" / "THREADID"."""
+    assert [a.response_name() for a in _attrs("(emailid THREADID)").attrs] == [
+        "EMAILID",
+        "THREADID",
+    ]

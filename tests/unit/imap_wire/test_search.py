@@ -18,6 +18,7 @@ from coi.imap.wire.search import (
     ModSeqKey,
     NewKey,
     NotKey,
+    ObjectIdKey,
     OldKey,
     OrKey,
     RecentKey,
@@ -111,6 +112,13 @@ def _key(text: bytes) -> SearchKey:
         (b"MODSEQ 620162338", ModSeqKey(620162338)),
         (b'MODSEQ "/flags/\\\\draft" all 620162338', ModSeqKey(620162338)),
         (b"MODSEQ 0", ModSeqKey(0)),
+        # RFC 8474 §6
+        (b"emailid M6d99ac3275bb4e", ObjectIdKey("EMAILID", "M6d99ac3275bb4e")),
+        (b'THREADID "T_1-x"', ObjectIdKey("THREADID", "T_1-x")),
+        (
+            b"OR EMAILID a EMAILID B",
+            OrKey(ObjectIdKey("EMAILID", "a"), ObjectIdKey("EMAILID", "B")),
+        ),
     ],
 )
 def test_keys(text: bytes, key: SearchKey) -> None:
@@ -128,3 +136,11 @@ def test_charset_and_return() -> None:
     cmd = parse(b"a UID SEARCH RETURN (SAVE) CHARSET US-ASCII ALL")
     assert cmd == Search("a", True, "US-ASCII", AllKey(), ("SAVE",))
     assert parse(b"a SEARCH return (count) all") == Search("a", False, None, AllKey(), ("COUNT",))
+
+
+@pytest.mark.parametrize(
+    "text", [b"EMAILID", b'EMAILID ""', b"EMAILID a.b", b"THREADID " + b"x" * 256]
+)
+def test_invalid_objectid(text: bytes) -> None:
+    with pytest.raises(ParseError):
+        _key(text)

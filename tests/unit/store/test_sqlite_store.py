@@ -48,3 +48,52 @@ async def test_changed_and_vanished_since_use_indexes(store: SqliteStore) -> Non
     ]
     assert "messages_modseq" in plans[0]
     assert "expunged_modseq" in plans[1]
+
+
+async def test_object_ids_survive_reopen_and_are_never_reused(tmp_path: Path) -> None:
+    """RFC 8474: MAILBOXID and EMAILID are the same after a restart; a body id (and so an
+    EMAILID) is not given again after the body with the highest id is gone, also across
+    a restart."""
+    s = SqliteStore(tmp_path / "db")
+    user = await s.add_user("a@x.org", "h", [])
+    inbox = s.get_mailbox(user.id, "INBOX")
+    assert inbox
+    _, (uid,) = await s.append(inbox.id, [_msg()])
+    blob = s.rows(inbox.id, [uid])[uid].blob_id
+    ids = (s.mailboxid(inbox), s.emailid(blob))
+    await s.store_flags(inbox.id, [uid], "add", Flags(DELETED))
+    await s.expunge(inbox.id)
+    s.close()
+    s2 = SqliteStore(tmp_path / "db")
+    try:
+        assert (s2.mailboxid(inbox), s2.emailid(blob)) == ids
+        _, (uid2,) = await s2.append(inbox.id, [_msg()])
+        assert s2.rows(inbox.id, [uid2])[uid2].blob_id > blob
+    finally:
+        s2.close()
+    other = SqliteStore(tmp_path / "other")  # another store: another key
+    try:
+        assert other.emailid(blob) != ids[1]
+    finally:
+        other.close()
+
+
+def test_the_objectid_migration_starts_body_ids_above_the_existing_ones(tmp_path: Path) -> None:
+    import sqlite3
+
+    from coi.store.sqlite.migrations import MIGRATIONS, migrate
+
+    conn = sqlite3.connect(tmp_path / "db", isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT")
+    # a store from just before the OBJECTID step
+    before = next(n for n, script in enumerate(MIGRATIONS) if "objectid_key" in script)
+    conn.execute("INSERT INTO schema_version VALUES (?)", (before,))
+    for script in MIGRATIONS[:before]:
+        conn.executescript(script)
+    conn.execute("INSERT INTO blobs (id, raw, meta, search) VALUES (41, x'', x'', x'')")
+    migrate(conn)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'next_blob_id'").fetchone() == ("42",)
+    assert (
+        len(conn.execute("SELECT value FROM meta WHERE key = 'objectid_key'").fetchone()[0]) == 32
+    )
+    conn.close()

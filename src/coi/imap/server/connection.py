@@ -11,6 +11,12 @@ with a tagged NO [TOOBIG] instead of "+" (RFC 3501 §7.5); a non-synchronizing o
 command that grows past the limit (many small LITERAL+ parts), gets `* BYE [TOOBIG]` and
 the connection closes without reading the announced octets (RFC 7888 §4, second choice).
 So an unauthenticated peer never makes the server buffer or parse more than that.
+
+After COMPRESS DEFLATE (RFC 4978) output is deflated (raw deflate, a sync flush at the end
+of each batch written, so the client can decode every response as it arrives) and input
+inflated, inside TLS when TLS is on (§3: compress, then encrypt). Input is inflated at
+most `_INFLATE_CHUNK` octets at a time, so a small compressed burst cannot make the
+server hold more than the framer's limits allow.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import ipaddress
 import logging
 import re
 import ssl
+import zlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -44,11 +51,16 @@ _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _FLUSH_AT = 64 * 1024
 _LINGER_SECONDS = 1.0
 _LINGER_OCTETS = 4 * 1024 * 1024
+_INFLATE_CHUNK = 256 * 1024
+_DEFLATE_LEVEL = 6  # zlib's default: RFC 4978 §4 leaves the trade-off to the sender
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
 
 
 class Connection(Transport):
     __slots__ = (
+        "_deflate",
+        "_inflate",
+        "_inflate_tail",
         "_login_deadline",
         "_out",
         "awaiting_login",
@@ -83,6 +95,9 @@ class Connection(Transport):
         except ValueError:
             self.loopback = False
         self._out = bytearray()
+        self._deflate: zlib._Compress | None = None  # COMPRESS=DEFLATE (RFC 4978) on
+        self._inflate: zlib._Decompress | None = None
+        self._inflate_tail = b""  # compressed input not inflated yet (bounded chunks)
         self.session = Session(server, self)
         self.framer = self._new_framer()
         # counted in the server's limit on connections not logged in (until login or close)
@@ -128,7 +143,12 @@ class Connection(Transport):
         if transport.is_closing():
             self._out.clear()
             return
-        self.writer.write(bytes(self._out))
+        if self._deflate is not None:  # RFC 4978 §4: a sync flush ends each batch
+            self.writer.write(
+                self._deflate.compress(self._out) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
+            )
+        else:
+            self.writer.write(bytes(self._out))
         self._out.clear()
         # A client that stops reading in IDLE (where nothing drains) must not make us
         # buffer without end; commands drain as they write.
@@ -158,10 +178,28 @@ class Connection(Transport):
         self.secure = True
         self.framer = self._new_framer()  # discard anything sent in plaintext meanwhile
 
+    def compression(self) -> str | None:
+        if self._deflate is not None:
+            return "COMPRESS"
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if isinstance(ssl_object, ssl.SSLObject) and ssl_object.compression() is not None:
+            return "TLS"
+        return None
+
+    def start_compression(self) -> None:
+        self.flush()  # the tagged OK, uncompressed (RFC 4978 §3)
+        self._deflate = zlib.compressobj(_DEFLATE_LEVEL, zlib.DEFLATED, -15)
+        self._inflate = zlib.decompressobj(-15)
+        # a client sends nothing more before it sees the OK (§3): whatever came anyway
+        # was not compressed and cannot be part of the compressed stream
+        self.framer = self._new_framer()
+
     # -- main loop -------------------------------------------------------------------
 
     async def _fill(self) -> bool:
         self.flush()  # everything said so far reaches the client before we wait for it
+        if self._inflate_tail:  # compressed input already read: no waiting for more
+            return self._inflated(b"")
         expired: type[Exception]
         if self.session.state is State.NOT_AUTHENTICATED:
             # asyncio.timeout_at: no extra task, unlike wait_for
@@ -176,7 +214,25 @@ class Connection(Transport):
             raise expired from None
         if not data:
             return False
+        if self._inflate is not None:
+            return self._inflated(data)
         self.framer.feed(data)
+        return True
+
+    def _inflated(self, data: bytes) -> bool:
+        """Feeds the framer with the next inflated chunk; False when the compressed
+        stream is broken or ended (the connection then closes)."""
+        inflate = self._inflate
+        assert inflate is not None
+        try:
+            out = inflate.decompress(self._inflate_tail + data, _INFLATE_CHUNK)
+        except zlib.error as exc:
+            log.info("closing connection peer=%s: bad compressed input (%s)", self.peer, exc)
+            return False
+        self._inflate_tail = inflate.unconsumed_tail
+        if inflate.eof:  # the client ended its deflate stream: nothing can follow
+            return False
+        self.framer.feed(out)
         return True
 
     async def run(self) -> None:

@@ -1,8 +1,10 @@
-"""FETCH (RFC 3501 §6.4.5) with BINARY (RFC 3516).
+"""FETCH (RFC 3501 §6.4.5) with BINARY (RFC 3516) and PREVIEW (RFC 8970).
 
 Everything FETCH returns was computed when the message was stored (coi.mail): envelope,
 body structure and section offsets come from the stored index, body bytes are sliced
-from the stored raw message. Nothing is parsed here.
+from the stored raw message, the preview text is read from its table. Nothing is parsed
+here, except the preview of a message stored before previews were kept, asked for
+without LAZY (RFC 8970 §4.1): computed once from the stored message, then kept.
 """
 
 from __future__ import annotations
@@ -18,7 +20,15 @@ from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import flag_list, internal_date, string
 from coi.imap.wire.fetch import FetchAttr
-from coi.mail.index import MessageIndex, index_message, load_index, load_summary, served_form
+from coi.mail.index import (
+    MessageIndex,
+    index_message,
+    load_index,
+    load_summary,
+    nstring,
+    served_form,
+)
+from coi.mail.preview import preview_text
 from coi.mail.sections import decoded_part, section_bytes
 from coi.store.model import SEEN, Flags, MessageRow, stored_datetime, stored_flags
 
@@ -31,6 +41,8 @@ _ROW_ITEMS = {
     "MODSEQ": b"MODSEQ (%(modseq)d)",
     "RFC822.SIZE": b"RFC822.SIZE %(size)d",
     "INTERNALDATE": b"INTERNALDATE %(date)s",
+    "EMAILID": b"EMAILID (%(emailid)s)",  # RFC 8474 §5.3
+    "THREADID": b"THREADID NIL",  # RFC 8474 §5.2: no threading, so NIL for every message
 }
 
 
@@ -43,15 +55,24 @@ def _marks_seen(attr: FetchAttr) -> bool:
 class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
-    __slots__ = ("_index", "_meta", "_raw", "_served", "row", "session")
+    __slots__ = ("_computed", "_index", "_meta", "_previews", "_raw", "_served", "row", "session")
 
-    def __init__(self, session: Session, row: MessageRow, meta: bytes | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        row: MessageRow,
+        meta: bytes | None = None,
+        previews: dict[int, str] | None = None,
+        computed: dict[int, str] | None = None,
+    ) -> None:
         self.session = session
         self.row = row
         self._raw: bytes | None = None
         self._index: MessageIndex | None = None
         self._meta = meta  # the stored index, when FETCH read many at once
         self._served: tuple[bytes, MessageIndex] | None = None
+        self._previews = previews  # stored previews by blob, when FETCH read many at once
+        self._computed = computed  # previews computed here, for the caller to keep
 
     def _gone(self) -> CommandNo:
         return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
@@ -85,6 +106,19 @@ class Message:
             served = served_form(raw, index) if index.served else None
             self._served = (raw, index) if served is None else (served, index_message(served))
         return self._served
+
+    def preview(self, lazy: bool) -> str | None:
+        """The PREVIEW text (RFC 8970 §3); None (NIL) only for LAZY when it was not
+        computed at delivery (a message stored before previews were kept, §4.1)."""
+        blob_id = self.row.blob_id
+        if self._previews is None:
+            self._previews = self.session.store.previews([blob_id])
+        text = self._previews.get(blob_id)
+        if text is None and not lazy:
+            text = self._previews[blob_id] = preview_text(self.raw, self.index)
+            if self._computed is not None:
+                self._computed[blob_id] = text
+        return text
 
     def summary(self) -> tuple[bytes, bytes, bytes]:
         """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible."""
@@ -139,12 +173,19 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
         return b"RFC822.SIZE %d" % row.size
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % row.modseq
+    if name == "EMAILID":  # RFC 8474 §5.3
+        return b"EMAILID (%s)" % message.session.store.emailid(row.blob_id).encode("ascii")
+    if name == "THREADID":
+        return b"THREADID NIL"
     if name == "ENVELOPE":
         return b"ENVELOPE " + message.summary()[0]
     if name == "BODYSTRUCTURE":
         return b"BODYSTRUCTURE " + message.summary()[2]
     if name == "BODY" and attr.section is None:
         return b"BODY " + message.summary()[1]
+    if name == "PREVIEW":  # RFC 8970 §6: "PREVIEW" SP nstring
+        text = message.preview(attr.lazy)
+        return b"PREVIEW " + (b"NIL" if text is None else nstring(text.encode("utf-8")))
     if name == "RFC822":
         return b"RFC822 " + string(message.served()[0])
     if name == "RFC822.HEADER":
@@ -212,11 +253,15 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
     metas: dict[int, bytes] = {}
-    summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS]
+    summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS and a.name != "PREVIEW"]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
         metas = store.metas([row.blob_id for row in rows.values()])
     if has_flags or newly_seen:  # rows may be ahead of the published events: their keywords
         view.state.learn_keywords({k for row in rows.values() for k in row.flags.keywords})
+    previews: dict[int, str] | None = None
+    computed: dict[int, str] = {}
+    if any(a.name == "PREVIEW" for a in attrs):  # RFC 8970: stored at delivery, one query
+        previews = store.previews([row.blob_id for row in rows.values()])
     for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
         session.send(line)
     flag_text = FlagRenderer()
@@ -240,7 +285,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 or (update[1] == row.modseq and (shows_state or uid in newly_seen))
             ):
                 del updates[uid]
-        message = Message(session, row, metas.get(row.blob_id))
+        message = Message(session, row, metas.get(row.blob_id), previews, computed)
         shown = flag_text(row.flags, uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
@@ -252,6 +297,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 items.append(b"MODSEQ (%d)" % row.modseq)
         line = b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n"
         pending = await _send(session, line, pending)
+    if computed:  # previews of messages stored before they were kept: computed once
+        await store.save_previews(computed)
     return _outcome(missing)
 
 
@@ -264,7 +311,8 @@ async def _fetch_row_items(
     the seen flag, so there are no implicit FLAGS to add."""
     template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
     names = {a.name for a in attrs}
-    with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE"})
+    with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE", "EMAILID"})
+    emailid = session.store.emailid if "EMAILID" in names else None
     rows = (
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
@@ -308,10 +356,12 @@ async def _fetch_row_items(
             if row is None:
                 missing = True
                 continue
-            _, row_bits, row_keywords, modseq, values[b"size"], timestamp, tz_minutes, _ = row
+            _, row_bits, row_keywords, modseq, values[b"size"], timestamp, tz_minutes, blob_id = row
             values[b"modseq"] = modseq
             if "INTERNALDATE" in names:
                 values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+            if emailid is not None:
+                values[b"emailid"] = emailid(blob_id).encode("ascii")
             if updates:
                 # a pending update older than the MODSEQ shown must not follow it; one as
                 # new is the state shown, unless this FETCH shows no FLAGS

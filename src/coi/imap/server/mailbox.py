@@ -87,6 +87,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
     if session.condstore:  # RFC 7162 §3.1.2.1
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
@@ -112,11 +113,11 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
         raise CommandNo("Unsupported special-use attribute", "USEATTR")
     changes = coi.on_create(session, name)
-    await session.store.create_mailbox(
+    mailbox = await session.store.create_mailbox(
         session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
-    return "CREATE completed"
+    return f"[MAILBOXID ({session.store.mailboxid(mailbox)})] CREATE completed"  # RFC 8474 §4.1
 
 
 async def handle_delete(session: Session, command: cmd.Delete) -> str:
@@ -334,7 +335,7 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
     if floor != mailbox.recent_floor:
         mailbox = replace(mailbox, recent_floor=floor)
     status = session.store.status(mailbox)
-    values = {
+    values: dict[str, int | str] = {
         "MESSAGES": status.messages,
         "RECENT": status.recent,
         "UIDNEXT": status.uidnext,
@@ -343,6 +344,8 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
         "HIGHESTMODSEQ": status.highestmodseq,
         "SIZE": status.size,
     }
+    if "MAILBOXID" in items:  # RFC 8474 §4.3: "MAILBOXID" SP "(" objectid ")"
+        values["MAILBOXID"] = f"({session.store.mailboxid(mailbox)})"
     body = " ".join(f"{item} {values[item]}" for item in items if item in values)
     return "STATUS " + encode_mailbox(mailbox.name).decode() + f" ({body})"
 

@@ -148,6 +148,11 @@ def compile_key(key: keys.SearchKey, view: SelectedMailbox, session: Session) ->
     if isinstance(key, keys.ModSeqKey):
         modseq = key.modseq
         return lambda c: c.row.modseq >= modseq
+    if isinstance(key, keys.ObjectIdKey):
+        if key.kind == "THREADID":  # RFC 8474 §5.2: no THREADID, so it matches nothing
+            return lambda c: False
+        wanted, emailid = key.objectid, session.store.emailid
+        return lambda c: emailid(c.row.blob_id) == wanted  # RFC 8474 §6
     raise CommandBad(f"Unsupported search key {type(key).__name__}")
 
 

@@ -25,6 +25,7 @@ from coi.config import ServerConfig, parse_listen
 from coi.imap.server import (
     auth,
     coi,
+    compress,
     fetch,
     idle,
     mailbox,
@@ -34,6 +35,7 @@ from coi.imap.server import (
     quota,
     search,
     sort,
+    thread,
 )
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
@@ -65,6 +67,7 @@ class ImapServer:
         self.log = logging.getLogger("coi.imap")
         self.routes: dict[type, Route] = {
             **auth.ROUTES,
+            **compress.ROUTES,
             **mailbox.ROUTES,
             **message.ROUTES,
             **fetch.ROUTES,
@@ -72,6 +75,7 @@ class ImapServer:
             **idle.ROUTES,
             **metadata.ROUTES,
             **sort.ROUTES,
+            **thread.ROUTES,
             **notify.ROUTES,
             **quota.ROUTES,
         }

@@ -55,8 +55,8 @@ class Route:
 
 
 # Commands whose non-UID form must not see EXPUNGE responses (RFC 3501 §7.4.1); SORT
-# answers with sequence numbers like SEARCH (RFC 5256).
-_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort)
+# and THREAD answer with sequence numbers like SEARCH (RFC 5256).
+_NO_EXPUNGE = (cmd.Fetch, cmd.Store, cmd.Search, cmd.Sort, cmd.Thread)
 
 
 def _uses_sequence_numbers(key: keys.SearchKey) -> bool:
@@ -73,7 +73,10 @@ def _expunge_allowed(command: cmd.Command) -> bool:
         return False
     # RFC 7162 §3.2.10.2 (and RFC 9051 §7.5.1): not during a UID SEARCH that names
     # message sequence numbers
-    return not (isinstance(command, cmd.Search | cmd.Sort) and _uses_sequence_numbers(command.key))
+    return not (
+        isinstance(command, cmd.Search | cmd.Sort | cmd.Thread)
+        and _uses_sequence_numbers(command.key)
+    )
 
 
 class Session:
@@ -147,6 +150,8 @@ class Session:
             "QRESYNC",  # RFC 7162
             "SORT",  # RFC 5256
             "SORT=DISPLAY",  # RFC 5957
+            "THREAD=ORDEREDSUBJECT",  # RFC 5256
+            "THREAD=REFERENCES",  # RFC 5256
             "ESORT",  # RFC 5267
             "NOTIFY",  # RFC 5465
             "UIDPLUS",
@@ -160,6 +165,9 @@ class Session:
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             "QUOTA",  # RFC 9208, STORAGE only; limits set by the administrator
             "QUOTA=RES-STORAGE",
+            "PREVIEW",  # RFC 8970: computed at delivery
+            "OBJECTID",  # RFC 8474: MAILBOXID, EMAILID; THREADID is NIL
+            "COMPRESS=DEFLATE",  # RFC 4978
             f"APPENDLIMIT={self.config.max_literal}",
             *("METADATA", "METADATA-SERVER", "COI"),  # RFC 5464, coi-server-spec
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec
@@ -325,6 +333,14 @@ class Transport:
         raise NotImplementedError
 
     async def start_tls(self) -> None:
+        raise NotImplementedError
+
+    def compression(self) -> str | None:
+        """The layer that already compresses this connection ("COMPRESS", "TLS"), if any."""
+        raise NotImplementedError
+
+    def start_compression(self) -> None:
+        """Sends what is queued as it is, then deflates both ways (RFC 4978 §3)."""
         raise NotImplementedError
 
 

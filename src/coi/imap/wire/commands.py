@@ -32,6 +32,7 @@ __all__ = [
     "Check",
     "Close",
     "Command",
+    "Compress",
     "Copy",
     "Create",
     "Delete",
@@ -65,6 +66,7 @@ __all__ = [
     "Status",
     "Store",
     "Subscribe",
+    "Thread",
     "UidExpunge",
     "Unselect",
     "Unsubscribe",
@@ -347,6 +349,19 @@ class Sort:
 
 
 @dataclass(frozen=True, slots=True)
+class Thread:
+    """THREAD / UID THREAD (RFC 5256 BASE.6.4.THREAD); ``algorithm`` uppercased
+    (ORDEREDSUBJECT or REFERENCES)."""
+
+    tag: str
+    uid: bool
+    algorithm: str
+    charset: str
+    key: SearchKey
+    name: ClassVar[str] = "THREAD"
+
+
+@dataclass(frozen=True, slots=True)
 class NotifyGroup:
     """One RFC 5465 event group: a mailbox filter and the events wanted for it.
 
@@ -434,6 +449,15 @@ class Enable:
 
 
 @dataclass(frozen=True, slots=True)
+class Compress:
+    """RFC 4978 §3: ``COMPRESS`` SP algorithm; the algorithm uppercased."""
+
+    tag: str
+    algorithm: str
+    name: ClassVar[str] = "COMPRESS"
+
+
+@dataclass(frozen=True, slots=True)
 class Id:
     """RFC 2971; ``params`` is None for ``ID NIL``."""
 
@@ -489,6 +513,7 @@ Command = (
     | Append
     | Search
     | Sort
+    | Thread
     | Notify
     | Fetch
     | Store
@@ -496,6 +521,7 @@ Command = (
     | Move
     | UidExpunge
     | Enable
+    | Compress
     | Id
     | GetMetadata
     | GetQuota
@@ -516,6 +542,7 @@ _SPECIAL_USE = {
 }
 _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
+    | {"MAILBOXID"}  # RFC 8474 §4.3
 )
 # RFC 5258 §3 (SUBSCRIBED, REMOTE, RECURSIVEMATCH), RFC 6154 §5.1 (SPECIAL-USE)
 _LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
@@ -870,6 +897,32 @@ _SORT_KEYS = frozenset(
 )
 
 
+_THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES"})
+
+
+def _thread(r: Reader, tag: str, uid: bool) -> Command:
+    # RFC 5256 §5: thread = ["UID" SP] "THREAD" SP thread-alg SP search-charset SP
+    # search-criteria
+    r.sp()
+    algorithm = r.atom_upper("threading algorithm")
+    if algorithm not in _THREAD_ALGORITHMS:
+        r.fail(f"unknown threading algorithm {algorithm}")
+    r.sp()
+    charset = _text(r.astring()).upper()
+    if charset not in _CHARSETS:
+        raise BadCharset(tag, charset, False)
+    r.sp()
+    encoding = _CHARSETS[charset]
+
+    def dec(b: bytes) -> str:
+        try:
+            return b.decode(encoding)
+        except UnicodeDecodeError:
+            r.fail(f"search string is not valid {charset}")
+
+    return Thread(tag, uid, algorithm, charset, parse_search_keys(r, dec))
+
+
 def _sort(r: Reader, tag: str, uid: bool) -> Command:
     # RFC 5256 §4: sort = ["UID" SP] "SORT" SP sort-criteria SP search-criteria
     # RFC 5267 §5: sort =/ ["UID" SP] "SORT" SP search-return-opts SP ...
@@ -1053,6 +1106,8 @@ def _uid(r: Reader, tag: str) -> Command:
         return _search(r, tag, True)
     if word == "SORT":
         return _sort(r, tag, True)
+    if word == "THREAD":
+        return _thread(r, tag, True)
     if word == "EXPUNGE":
         r.sp()
         return _end(r, UidExpunge(tag, sequence_set(r)))
@@ -1066,6 +1121,12 @@ def _enable(r: Reader, tag: str) -> Command:
     while r.accept(SP):
         caps.append(r.atom_upper("capability"))
     return _end(r, Enable(tag, tuple(caps)))
+
+
+def _compress(r: Reader, tag: str) -> Command:
+    # RFC 4978 §5: compress = "COMPRESS" SP algorithm; the server judges the algorithm
+    r.sp()
+    return _end(r, Compress(tag, r.atom_upper("compression algorithm")))
 
 
 def _id(r: Reader, tag: str) -> Command:
@@ -1221,6 +1282,7 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "STATUS": _status,
     "APPEND": _append,
     "ENABLE": _enable,
+    "COMPRESS": _compress,
     "ID": _id,
     "GETMETADATA": _getmetadata,
     "GETQUOTA": _getquota,
@@ -1251,6 +1313,8 @@ def parse_command(ready: CommandReady) -> Command:
         return _search(r, tag, False)
     if name == "SORT":
         return _sort(r, tag, False)
+    if name == "THREAD":
+        return _thread(r, tag, False)
     if name in ("COPY", "MOVE"):
         return _copy_move(r, tag, False, name == "MOVE")
     if name in ("SELECT", "EXAMINE"):

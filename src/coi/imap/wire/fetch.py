@@ -1,4 +1,5 @@
-"""FETCH attributes (RFC 3501 §6.4.5, §9; RFC 3516 BINARY; RFC 7162 MODSEQ)."""
+"""FETCH attributes (RFC 3501 §6.4.5, §9; RFC 3516 BINARY; RFC 7162 MODSEQ; RFC 8970
+PREVIEW)."""
 
 from __future__ import annotations
 
@@ -39,12 +40,14 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class FetchAttr:
-    """One fetch-att; ``BODY.PEEK``/``BINARY.PEEK`` become ``BODY``/``BINARY`` + ``peek``."""
+    """One fetch-att; ``BODY.PEEK``/``BINARY.PEEK`` become ``BODY``/``BINARY`` + ``peek``;
+    ``PREVIEW (LAZY)`` is ``PREVIEW`` + ``lazy`` (RFC 8970 §4.1)."""
 
     name: str
     section: Section | None = None
     partial: tuple[int, int] | None = None
     peek: bool = False
+    lazy: bool = False
 
     def response_name(self) -> str:
         """The item name echoed in the FETCH response (RFC 3501 §7.4.2).
@@ -72,6 +75,8 @@ _SIMPLE = frozenset(
         "BODYSTRUCTURE",
         "UID",
         "MODSEQ",  # RFC 7162 §3.1.4.1
+        "EMAILID",  # RFC 8474 §5.3
+        "THREADID",  # RFC 8474 §5.3
     }
 )
 
@@ -181,9 +186,28 @@ def parse_fetch_att(r: Reader) -> FetchAttr:
         if name == "BINARY.SIZE":
             return FetchAttr("BINARY.SIZE", section)
         return FetchAttr("BINARY", section, _partial(r), peek=name == "BINARY.PEEK")
+    if name == "PREVIEW" and not has_section:
+        return _preview(r)
     if has_section or name not in _SIMPLE:
         r.fail(f"unknown fetch attribute {name}")
     return FetchAttr(name)
+
+
+def _preview(r: Reader) -> FetchAttr:
+    # RFC 8970 §6: "PREVIEW" [SP "(" preview-mod *(SP preview-mod) ")"], preview-mod = "LAZY"
+    # `FETCH 1 PREVIEW (CHANGEDSINCE 5)`: a parenthesis not opening "LAZY" starts the
+    # fetch modifiers (RFC 4466), not preview modifiers
+    save = r.pos
+    if not r.accept_sp_before(LPAREN):
+        return FetchAttr("PREVIEW")
+    if not r.accept_word(b"LAZY"):
+        r.pos = save
+        return FetchAttr("PREVIEW")
+    while r.accept(SP):
+        if r.atom_upper("preview modifier") != "LAZY":
+            r.fail("unknown PREVIEW modifier")
+    r.expect(RPAREN)
+    return FetchAttr("PREVIEW", lazy=True)
 
 
 def parse_fetch_atts(r: Reader) -> tuple[FetchAttr, ...]:

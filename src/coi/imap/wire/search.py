@@ -113,6 +113,14 @@ class ModSeqKey:
     modseq: int
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectIdKey:
+    """EMAILID or THREADID equal to an ObjectID (RFC 8474 §6; ObjectIDs are case-sensitive)."""
+
+    kind: Literal["EMAILID", "THREADID"]
+    objectid: str
+
+
 SearchKey = (
     AllKey
     | AndKey
@@ -130,6 +138,7 @@ SearchKey = (
     | SequenceKey
     | UidKey
     | ModSeqKey
+    | ObjectIdKey
 )
 
 
@@ -157,6 +166,7 @@ _DATE = re.compile(rb"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})\Z")
 _DATE_TOKEN = re.compile(rb"[0-9A-Za-z-]+")
 _SEQ = re.compile(rb"[0-9*:,$]+")
 _MAX_DEPTH = 64
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 §7
 
 _FLAG_KEYS: dict[str, tuple[str, bool]] = {
     "ANSWERED": ("\\Answered", True),
@@ -276,6 +286,12 @@ def _key(r: Reader, dec: Decoder, depth: int) -> SearchKey:
                 r.fail("invalid MODSEQ entry type")
             r.sp()
         return ModSeqKey(r.number(MAX_NUMBER64, "mod-sequence"))
+    if word in ("EMAILID", "THREADID"):  # RFC 8474 §6: "EMAILID" SP objectid
+        r.sp()
+        objectid = r.astring()  # a quoted one is accepted too
+        if not _OBJECTID.fullmatch(objectid):
+            r.fail("invalid objectid")
+        return ObjectIdKey(word, objectid.decode("ascii"))  # type: ignore[arg-type]
     r.fail(f"unknown search key {word}")
 
 

@@ -97,6 +97,22 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE users ADD COLUMN quota INTEGER NOT NULL DEFAULT 0;
     """,
+    # 7: PREVIEW (RFC 8970) text per body, computed at delivery; bodies stored before have
+    # no row until a FETCH PREVIEW without LAZY computes it
+    """
+    CREATE TABLE previews (
+        blob_id INTEGER PRIMARY KEY REFERENCES blobs (id) ON DELETE CASCADE,
+        text TEXT NOT NULL
+    ) STRICT;
+    """,
+    # 8: OBJECTID (RFC 8474): the key object identifiers are derived with, and the next
+    # body id, so that an id is never used twice (SQLite reuses the highest rowid once its
+    # row is deleted; an EMAILID must never name other content)
+    """
+    INSERT OR IGNORE INTO meta (key, value) VALUES ('objectid_key', lower(hex(randomblob(16))));
+    INSERT OR REPLACE INTO meta (key, value)
+        SELECT 'next_blob_id', CAST(coalesce(max(id), 0) + 1 AS TEXT) FROM blobs;
+    """,
 )
 
 

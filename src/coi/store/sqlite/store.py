@@ -8,6 +8,8 @@ Every query names its user or mailbox: no statement reaches another user's rows.
 
 from __future__ import annotations
 
+import hashlib
+import re
 import sqlite3
 import time
 from array import array
@@ -56,6 +58,7 @@ _MAILBOX_COLUMNS = (
     " noselect"
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+_HEADER_END = re.compile(rb"\n\r?\n")
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 
@@ -123,6 +126,8 @@ class SqliteStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         setup = _connect(path, readonly=False)
         migrate(setup)
+        key = setup.execute("SELECT value FROM meta WHERE key = 'objectid_key'").fetchone()[0]
+        self._objectid_key = bytes.fromhex(key)
         setup.close()
         self._read = _connect(path, readonly=True)
         self._writer = Writer(lambda: _connect(path, readonly=False), self.events.publish)
@@ -130,6 +135,32 @@ class SqliteStore:
     def close(self) -> None:
         self._writer.close()
         self._read.close()
+
+    # -- object identifiers (RFC 8474) ----------------------------------------
+
+    def _objectid(self, prefix: str, data: bytes) -> str:
+        """A server-allocated ObjectID (RFC 8474 §8.1): a letter, then 24 lower-case hex
+        digits of a keyed BLAKE2b digest. Keyed with a random per-store secret, so ids
+        reveal nothing (not how many messages or mailboxes the server holds); 96 bits,
+        so two objects never share one; no upper case, so no two differ only by case."""
+        digest = hashlib.blake2b(data, key=self._objectid_key, digest_size=12)
+        return prefix + digest.hexdigest()
+
+    def mailboxid(self, mailbox: Mailbox) -> str:
+        """MAILBOXID (RFC 8474 §4): from the UIDVALIDITY, which the server hands out once
+        (strictly increasing over all users' mailboxes) and RENAME keeps, so the id is
+        stable across renames, never used for another mailbox, and a mailbox re-created
+        under the same name (a new UIDVALIDITY) gets a new one; RENAME INBOX creates the
+        target mailbox (RFC 3501 §6.3.5), which gets its own."""
+        return self._objectid("F", b"mailbox %d" % mailbox.uidvalidity)
+
+    def emailid(self, blob_id: int) -> str:
+        """EMAILID (RFC 8474 §5.1): one per stored body. COPY, MOVE and RENAME INBOX
+        share the body (with INTERNALDATE and RFC822.SIZE copied), so the copy has the
+        source's EMAILID, as §5.1 requires, and everything immutable on a message is the
+        same for one EMAILID; each APPEND or delivery stores a new body, so a new id.
+        Body ids are never reused (`next_blob_id`)."""
+        return self._objectid("M", b"email %d" % blob_id)
 
     # -- users ---------------------------------------------------------------
 
@@ -639,6 +670,45 @@ class SqliteStore:
             out.update((row[0], row[1]) for row in rows)
         return out
 
+    def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
+        """Stored PREVIEW texts (RFC 8970) of many bodies at once; bodies stored before
+        previews were kept, and not asked for since, are missing."""
+        out: dict[int, str] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT blob_id, text FROM previews WHERE blob_id IN ({_in(len(chunk))})",
+                tuple(chunk),
+            )
+            out.update(rows)
+        return out
+
+    async def save_previews(self, previews: dict[int, str]) -> None:
+        """Keeps previews computed late (for bodies stored before previews were kept)."""
+
+        def job(conn: sqlite3.Connection) -> tuple[None, list[Event]]:
+            conn.executemany(
+                "INSERT OR IGNORE INTO previews (blob_id, text)"
+                " SELECT id, ? FROM blobs WHERE id = ?",
+                [(text, blob_id) for blob_id, text in previews.items()],
+            )
+            return None, []
+
+        await self._writer.submit(job)
+
+    def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
+        """The header of each stored message (at most `limit` octets of it), read
+        incrementally: never the whole message (THREAD REFERENCES, RFC 5256)."""
+        out: dict[int, bytes] = {}
+        for blob_id in sorted(set(blob_ids)):
+            try:
+                with self._read.blobopen("blobs", "raw", blob_id, readonly=True) as blob:
+                    data = blob.read(limit)
+            except sqlite3.OperationalError:  # expunged meanwhile
+                continue
+            end = _HEADER_END.search(data)
+            out[blob_id] = data if end is None else data[: end.start() + 1]
+        return out
+
     async def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
         """Stored search data of several messages at once (uid -> bytes)."""
         out: dict[int, bytes] = {}
@@ -704,15 +774,22 @@ class SqliteStore:
             modseq += 1
             keywords = set(Flags.parse_keywords(known))
             uids: list[int] = []
+            blob_id = _next_blob_id(conn)
             for message in messages:
                 cur = conn.execute(
-                    "INSERT INTO blobs (raw, meta, search, refs) VALUES (?, ?, ?, 1)",
-                    (message.raw, message.meta, message.search),
+                    "INSERT INTO blobs (id, raw, meta, search, refs) VALUES (?, ?, ?, ?, 1)",
+                    (blob_id, message.raw, message.meta, message.search),
                 )
+                blob_id += 1
                 if message.header_text:
                     conn.execute(
                         "INSERT INTO search_headers (blob_id, text) VALUES (?, ?)",
                         (cur.lastrowid, message.header_text),
+                    )
+                if message.preview is not None:
+                    conn.execute(
+                        "INSERT INTO previews (blob_id, text) VALUES (?, ?)",
+                        (cur.lastrowid, message.preview),
                     )
                 stamp = message.internaldate
                 offset = stamp.utcoffset()
@@ -738,6 +815,7 @@ class SqliteStore:
                 "UPDATE mailboxes SET uidnext = ?, highestmodseq = ?, keywords = ? WHERE id = ?",
                 (uid, modseq, " ".join(sorted(keywords)), mailbox_id),
             )
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'next_blob_id'", (str(blob_id),))
             event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
             return (uidvalidity, uids), [event]
 
@@ -997,6 +1075,15 @@ def _next_uidvalidity(conn: sqlite3.Connection) -> int:
         (str(value),),
     )
     return value
+
+
+def _next_blob_id(conn: sqlite3.Connection) -> int:
+    """The id for the next body: above every id ever given (kept in `meta`, as SQLite
+    would reuse the highest rowid after its row is deleted), so an EMAILID derived from
+    it never names other content (RFC 8474 §5.1)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'next_blob_id'").fetchone()
+    top = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM blobs").fetchone()[0]
+    return max(int(row[0]) if row else 1, int(top))
 
 
 def _insert_mailbox(conn: sqlite3.Connection, user_id: int, name: str, special_use: str) -> int:
