@@ -82,8 +82,9 @@ async def pair(env: Server, peer: DeltaChatPeer, tmp_path: Path) -> tuple[Client
     return alice, bob
 
 
-async def synced_until(client: Client, done: object, timeout: float = 60.0) -> None:
-    """Syncs until ``done()`` holds (Delta Chat sends in the background)."""
+async def synced_until(client: Client, done: object, timeout: float = 120.0) -> None:
+    """Syncs until ``done()`` holds. Delta Chat sends in the background and retries with
+    a back-off, which on a loaded machine (browser tests beside it) took over 60 s once."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         await client.sync()
