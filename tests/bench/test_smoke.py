@@ -72,3 +72,29 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert coi["client"]["watch_messages"] == 5 and coi["client"]["watch_p99_ms"] > 0
     assert coi["client"]["mailbox_messages"] == 100
     assert 0 < coi["client"]["resync_bytes"] < 10_000
+
+
+HOSTILE_TINY = [sys.executable, "-m", "coi_bench.hostile", "--json", "--connections", "24"]
+HOSTILE_TINY += ["--seconds", "4"]
+
+
+@pytest.mark.timeout(120)
+def test_hostile_prelogin_load_leaves_the_logged_in_user_served() -> None:
+    """bench/coi_bench/hostile.py at a tiny size: the attack runs, the server survives it,
+    the logged-in user's NOOPs are answered and a newcomer still logs in."""
+    env = dict(os.environ, PYTHONPATH=str(REPO / "bench"))
+    proc = subprocess.run(
+        HOSTILE_TINY,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+        timeout=110,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout)
+    assert result["noop_count"] > 0
+    assert result["newcomer_logins"].get("logged in", 0) >= 1
+    ends = result["attack_ends"]
+    assert ends.get("literals: closed by server", 0) >= 1, ends
+    assert ends.get("huge-nonsync: closed by server", 0) >= 1, ends

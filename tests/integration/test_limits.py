@@ -200,25 +200,30 @@ async def test_prelogin_command_made_of_many_small_literals_is_bounded(
 
 
 async def test_global_limit_on_connections_not_logged_in(tmp_path: Path) -> None:
+    """At most `max_unauthenticated_connections` wait to log in; a newer connection pushes
+    the oldest waiting one out (as Dovecot's login processes do), so peers holding places
+    cannot lock others out, and logging in frees a place."""
     running = await start_server(tmp_path, max_unauthenticated_connections=3)
     try:
         waiting = [await LineClient.connect(running) for _ in range(3)]
         for client in waiting:
             assert (await client.line()).startswith(b"* OK")
-        extra = await LineClient.connect(running)
-        assert (await extra.line()).startswith(b"* BYE [UNAVAILABLE]")
-        # logging in frees a place: the limit counts connections not yet logged in
-        lines = await waiting[0].command(
-            f'l LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"'
-        )
+        newer = await LineClient.connect(running)
+        assert (await newer.line()).startswith(b"* OK")
+        assert (await waiting[0].line()).startswith(b"* BYE [UNAVAILABLE]")
+        assert await waiting[0].reader.read() == b""
+        # the newest is usable: it logs in, and no longer counts
+        lines = await newer.command(f'l LOGIN alice@example.org "{PASSWORDS["alice@example.org"]}"')
         assert lines[-1].startswith(b"l OK")
         again = await LineClient.connect(running)
         assert (await again.line()).startswith(b"* OK")
-        await waiting[1].close()
-        await asyncio.sleep(0.1)
-        third = await LineClient.connect(running)
-        assert (await third.line()).startswith(b"* OK")
-        for client in (*waiting, extra, again, third):
+        assert (await waiting[1].command("n NOOP"))[-1].startswith(b"n OK")
+        # a logged-in session is never pushed out
+        for _ in range(4):
+            extra = await LineClient.connect(running)
+            assert (await extra.line()).startswith(b"* OK")
+        assert (await newer.command("n NOOP"))[-1].startswith(b"n OK")
+        for client in (*waiting, newer, again, extra):
             await client.close()
     finally:
         await running.server.stop(grace=1)

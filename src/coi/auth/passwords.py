@@ -10,10 +10,12 @@ import asyncio
 import base64
 import ctypes
 import ctypes.util
+import functools
 import hashlib
 import hmac
 import os
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -69,10 +71,56 @@ def _verify_and_release(password: str, encoded: str) -> bool:
         _trim()  # give the scrypt buffer back to the system
 
 
-async def verify_password_async(password: str, encoded: str) -> bool:
-    """`verify_password` off the event loop, on the one KDF thread."""
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_KDF, _verify_and_release, password, encoded)
+class _FairKdf:
+    """The one KDF thread, shared fairly between peers: waiting checks are served one per
+    peer in turn, not first come first served, so a flood of password guesses from some
+    addresses delays another address's login by one hash per flooding address, not by
+    the whole flood (issue 16)."""
+
+    def __init__(self) -> None:
+        self._waiting: OrderedDict[str, deque[tuple[asyncio.Future[bool], str, str]]]
+        self._waiting = OrderedDict()
+        self._busy = False
+
+    async def verify(self, peer: str, password: str, encoded: str) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(peer, deque()).append((future, password, encoded))
+        if not self._busy:
+            self._next()
+        return await future
+
+    def _next(self) -> None:
+        while self._waiting:
+            peer, queue = next(iter(self._waiting.items()))
+            future, password, encoded = queue.popleft()
+            if queue:
+                self._waiting.move_to_end(peer)
+            else:
+                del self._waiting[peer]
+            if future.cancelled():  # the client went away while it waited
+                continue
+            self._busy = True
+            job = future.get_loop().run_in_executor(_KDF, _verify_and_release, password, encoded)
+            job.add_done_callback(functools.partial(self._done, future))
+            return
+        self._busy = False
+
+    def _done(self, future: asyncio.Future[bool], job: asyncio.Future[bool]) -> None:
+        if not future.cancelled():
+            error = job.exception()
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(job.result())
+        self._next()
+
+
+_fair_kdf = _FairKdf()
+
+
+async def verify_password_async(password: str, encoded: str, peer: str = "") -> bool:
+    """`verify_password` off the event loop, on the one KDF thread, fairly by `peer`."""
+    return await _fair_kdf.verify(peer, password, encoded)
 
 
 def _scrypt(password: str, salt: bytes, log2_n: int, r: int, p: int) -> bytes:
@@ -118,12 +166,12 @@ class VerifiedCache:
             self._entries.clear()
         self._entries[encoded] = (self._digest(password), now + self.ttl)
 
-    async def verify(self, password: str, encoded: str) -> bool:
-        """Like `verify_password`, off the event loop, cached on success."""
+    async def verify(self, password: str, encoded: str, peer: str = "") -> bool:
+        """Like `verify_password`, off the event loop (fairly by `peer`), cached on success."""
         now = time.monotonic()
         if self.check(encoded, password, now):
             return True
-        ok = await verify_password_async(password, encoded)
+        ok = await verify_password_async(password, encoded, peer)
         if ok:
             self.remember(encoded, password, now)
         return ok

@@ -219,7 +219,7 @@ class SubmissionSMTP(FastSMTP):
         if delay:
             await asyncio.sleep(delay)
         user = self._lookup(login)
-        ok = user is not None and await verify_password_async(password, user.password_hash)
+        ok = user is not None and await verify_password_async(password, user.password_hash, ip)
         if user is None or not ok:
             self._throttle.failed(ip, login)
             metrics.login("submission", False)

@@ -89,7 +89,7 @@ async def login(session: Session, username: str, password: str) -> str:
         await asyncio.sleep(delay)
     user = session.store.get_user(address)
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    ok = await server.verified.verify(password, stored)
+    ok = await server.verified.verify(password, stored, session.io.peer)
     if user is None or not ok:
         server.throttle.failed(*keys)
         metrics.login("imap", False)

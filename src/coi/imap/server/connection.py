@@ -30,7 +30,7 @@ import zlib
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from coi.imap.server.errors import IdleTimeout, LoginTimeout
+from coi.imap.server.errors import IdleTimeout, LoginTimeout, PreloginInputExceeded
 from coi.imap.server.session import Session, State, Transport
 from coi.imap.wire.commands import Command, parse_command
 from coi.imap.wire.errors import BadCharset, ParseError
@@ -51,6 +51,8 @@ _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _FLUSH_AT = 64 * 1024
 _LINGER_SECONDS = 1.0
 _LINGER_OCTETS = 4 * 1024 * 1024
+_PRELOGIN_RECEIVE = 16 * 1024
+_PRELOGIN_COMMANDS = 4  # pre-login input is bounded to this many of the largest commands
 _INFLATE_CHUNK = 256 * 1024
 _DEFLATE_LEVEL = 6  # zlib's default: RFC 4978 §4 leaves the trade-off to the sender
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
@@ -63,6 +65,7 @@ class Connection(Transport):
         "_inflate_tail",
         "_login_deadline",
         "_out",
+        "_prelogin_budget",
         "awaiting_login",
         "busy",
         "closing",
@@ -107,6 +110,8 @@ class Connection(Transport):
         # login_timeout is a deadline from connect, not a silence: trickled bytes or NOOPs
         # must not hold an unauthenticated connection open for ever
         self._login_deadline = asyncio.get_running_loop().time() + server.config.login_timeout
+        # octets a peer may send before it logs in: a few commands' worth (issue 16)
+        self._prelogin_budget = _PRELOGIN_COMMANDS * server.config.prelogin_command_max
 
     def _new_framer(self) -> CommandFramer:
         framer = CommandFramer()
@@ -116,7 +121,9 @@ class Connection(Transport):
     def _set_limits(self, framer: CommandFramer) -> None:
         """Small literals and commands before login (RFC 7888 §4), the full ones after."""
         config = self.server.config
-        if self.session.state is State.NOT_AUTHENTICATED:
+        prelogin = self.session.state is State.NOT_AUTHENTICATED
+        self._set_receive_size(prelogin)
+        if prelogin:
             command = config.prelogin_command_max
             framer.max_command = command
             framer.max_line = min(config.max_line, command)
@@ -125,6 +132,20 @@ class Connection(Transport):
             framer.max_command = CommandFramer().max_command
             framer.max_line = config.max_line
             framer.max_literal = config.max_literal
+
+    def _set_receive_size(self, prelogin: bool) -> None:
+        """Before login the socket is read in small pieces: asyncio's transport otherwise
+        takes up to 256 KiB a read whether we want it or not, so a peer streaming data at
+        many connections costs that much memory and copying each (issue 16). asyncio
+        reads `max_size` per receive (an attribute of its socket transports, not a
+        documented setting: other transports keep their own)."""
+        transport = self.writer.transport
+        if not isinstance(getattr(transport, "max_size", None), int):
+            return
+        if prelogin:
+            transport.max_size = _PRELOGIN_RECEIVE  # type: ignore[attr-defined]
+        else:
+            vars(transport).pop("max_size", None)
 
     # -- Transport -----------------------------------------------------------------
 
@@ -214,6 +235,10 @@ class Connection(Transport):
             raise expired from None
         if not data:
             return False
+        if self.awaiting_login:
+            self._prelogin_budget -= len(data)
+            if self._prelogin_budget < 0:
+                raise PreloginInputExceeded
         if self._inflate is not None:
             return self._inflated(data)
         self.framer.feed(data)
@@ -271,6 +296,10 @@ class Connection(Transport):
                 self.write(b"* BYE Server shutting down\r\n")
         except IdleTimeout:
             self.write(b"* BYE Autologout; idle for too long\r\n")
+        except PreloginInputExceeded:
+            log.info("closing connection peer=%s: too much input before login", self.peer)
+            self.write(b"* BYE [LIMIT] Too much input before login\r\n")
+            await self._linger()
         except LoginTimeout:
             seconds = f"{self.server.config.login_timeout:g}"
             self.write(f"* BYE Not logged in within {seconds} seconds\r\n".encode())
@@ -315,10 +344,12 @@ class Connection(Transport):
         self.flush()
         deadline = asyncio.get_running_loop().time() + _LINGER_SECONDS
         dropped = 0
+        # before login no real client sends more than a command after a refusal
+        most = self.server.config.prelogin_command_max if self.awaiting_login else _LINGER_OCTETS
         try:
             async with asyncio.timeout_at(deadline):
                 await self.writer.drain()
-                while dropped < _LINGER_OCTETS:
+                while dropped < most:
                     data = await self.reader.read(_READ)
                     if not data:
                         return
@@ -337,6 +368,14 @@ class Connection(Transport):
             await asyncio.wait_for(self.writer.wait_closed(), 5)
         except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
             pass
+
+    def evict(self) -> None:
+        """Ends a connection that has not logged in, to make room for a newer one."""
+        log.info("closing connection peer=%s: too many connections waiting to log in", self.peer)
+        self.closing = True
+        self.write(b"* BYE [UNAVAILABLE] Too many connections waiting to log in\r\n")
+        self.flush()
+        self.writer.close()
 
     def shutdown(self) -> None:
         """Asks the connection to end: now if it waits for input, else after its command."""

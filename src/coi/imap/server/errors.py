@@ -36,3 +36,8 @@ class IdleTimeout(Autologout):
 
 class LoginTimeout(Autologout):
     """Not logged in by the deadline, however busy the connection kept itself."""
+
+
+class PreloginInputExceeded(Autologout):
+    """More input before login than any real login needs (issue 16): a peer streaming
+    data at us without authenticating is cut off instead of costing CPU for ever."""

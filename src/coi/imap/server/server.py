@@ -49,6 +49,10 @@ from coi.webpush.keys import WebPushKeys
 # many messages in all (about 5 bytes each)
 UNUSED_STATES = 64
 UNUSED_STATE_MESSAGES = 1_000_000
+# asyncio stops reading a socket once twice this much input waits unread (we never use
+# readline, the limit's other use): small, so a peer streaming data at a connection that
+# is not reading (not logged in, lingering) holds little memory (issue 16)
+_STREAM_LIMIT = 16 * 1024
 
 
 class ImapServer:
@@ -93,6 +97,8 @@ class ImapServer:
         self._per_ip: Counter[str] = Counter()
         self._per_user: Counter[int] = Counter()
         self.unauthenticated = 0  # connections not logged in yet
+        # the same connections, oldest first: the one evicted when a new one needs a place
+        self._awaiting: dict[Connection, None] = {}
         self._listeners: list[asyncio.Server] = []
         self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
         self._unwatch = [
@@ -164,6 +170,18 @@ class ImapServer:
         if connection.awaiting_login:
             connection.awaiting_login = False
             self.unauthenticated -= 1
+            self._awaiting.pop(connection, None)
+
+    def _evict_oldest_waiting(self) -> None:
+        """Ends the oldest connection still waiting to log in, to make room for a new one.
+
+        As Dovecot's login processes do when their connection queue is full: peers that
+        hold places without logging in (slow bytes, big literals, LOGINs that wait out the
+        failed-login delay) are pushed out by newer connections instead of locking everyone
+        else out; a newcomer is pushed out only after every older one."""
+        oldest = next(iter(self._awaiting))
+        self.logged_in(oldest)  # no longer counts, at once
+        oldest.evict()
 
     def logout_user(self, user_id: int) -> None:
         self._per_user[user_id] -= 1
@@ -186,7 +204,7 @@ class ImapServer:
                 port=where[1],
                 ssl=self.tls_context if implicit else None,
                 reuse_address=True,
-                limit=self.config.max_line,
+                limit=_STREAM_LIMIT,
             )
             self._listeners.append(listener)
             for sock in listener.sockets:
@@ -212,13 +230,11 @@ class ImapServer:
             return
         if self.unauthenticated >= self.config.max_unauthenticated_connections:
             # many peers that never log in must not take the whole server (issue 16)
-            self.log.warning("refusing peer=%s: too many connections not logged in", ip)
-            writer.write(b"* BYE [UNAVAILABLE] Too many connections waiting to log in\r\n")
-            writer.close()
-            return
+            self._evict_oldest_waiting()
         self._per_ip[ip] += 1
         self.unauthenticated += 1
         connection.awaiting_login = True
+        self._awaiting[connection] = None
         self.connections.add(connection)
         metrics.connection("imap", 1)
         task = asyncio.current_task()
