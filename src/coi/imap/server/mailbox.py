@@ -17,7 +17,7 @@ from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.quota import check_quota
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.imap.wire.commands import NormalizedName
 from coi.imap.wire.mutf7 import InvalidName
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
@@ -78,16 +78,22 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     view = session.select(mailbox, command.readonly)
     session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
-    session.untagged(f"{view.recent_count()} RECENT")
-    first_unseen = await session.store.first_unseen(mailbox.id)
-    if first_unseen is not None:
-        seq = view.seq_of(first_unseen)
-        if seq is not None:
-            session.untagged(f"OK [UNSEEN {seq}] First unseen message")
+    if not session.rev2:  # RFC 9051 Appendix E items 11, 12: neither RECENT nor UNSEEN
+        session.untagged(f"{view.recent_count()} RECENT")
+        first_unseen = await session.store.first_unseen(mailbox.id)
+        if first_unseen is not None:
+            seq = view.seq_of(first_unseen)
+            if seq is not None:
+                session.untagged(f"OK [UNSEEN {seq}] First unseen message")
     session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
     session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
+    if session.rev2:  # RFC 9051 §6.3.2: a LIST response with accurate attributes
+        if isinstance(command.mailbox, NormalizedName):  # §6.3.2: MUST have OLDNAME
+            announce_normalized(session, mailbox.name, command.mailbox)
+        else:
+            session.untagged(list_line(session, mailbox.name))
     if session.condstore:  # RFC 7162 §3.1.2.1
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
@@ -117,6 +123,7 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
         session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
+    announce_normalized(session, mailbox.name, command.mailbox)  # RFC 9051 §6.3.4
     return f"[MAILBOXID ({session.store.mailboxid(mailbox)})] CREATE completed"  # RFC 8474 §4.1
 
 
@@ -137,6 +144,7 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
         # RFC 3501 §6.3.4: a \Noselect name with inferiors cannot be deleted;
         # RFC 5530 §3 names the reason HASCHILDREN
         raise CommandNo(f"{command.mailbox} has inferior mailboxes", "HASCHILDREN") from None
+    announce_normalized(session, command.mailbox, command.mailbox)  # RFC 9051 §6.3.9.7
     return "DELETE completed"
 
 
@@ -155,6 +163,7 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
         session.user_id, old, new, server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
+    announce_normalized(session, new, command.old, command.new)  # RFC 9051 §6.3.6
     return "RENAME completed"
 
 
@@ -204,13 +213,48 @@ def full_pattern(reference: str, pattern: str) -> str:
     return reference + SEPARATOR + pattern if pattern else reference
 
 
+def list_line(session: Session, name: str, old_name: str | None = None) -> str:
+    """A LIST response with accurately computed attributes, for the unsolicited LIST of
+    NOTIFY (RFC 5465 §5.4, §5.5) and of IMAP4rev2 (RFC 9051 §6.3.2 after SELECT;
+    §6.3.9.7 OLDNAME after a name sent in a denormalized form)."""
+    mailboxes = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    subscribed = session.store.subscriptions(session.user_id)
+    mailbox = mailboxes.get(name)
+    attrs: list[str] = []
+    if mailbox is None:
+        attrs.append("\\NonExistent")
+    else:
+        if mailbox.noselect:
+            attrs.append("\\Noselect")
+        children = any(other.startswith(name + SEPARATOR) for other in mailboxes)
+        attrs.append("\\HasChildren" if children else "\\HasNoChildren")
+        if mailbox.special_use:
+            attrs.append(mailbox.special_use)
+    if name in subscribed:
+        attrs.append("\\Subscribed")
+    line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + session.mailbox_name(name)
+    if old_name is not None:
+        line += ' ("OLDNAME" (' + session.mailbox_name(old_name) + "))"
+    return line
+
+
+def announce_normalized(session: Session, name: str, *supplied: str) -> None:
+    """RFC 9051 §6.3.9.7: a LIST with OLDNAME when a name was sent denormalized (the
+    parser took its NFC form); `name` is the resulting name, the first of `supplied`
+    the one OLDNAME shows (§6.3.6: RENAME's existing name)."""
+    if any(isinstance(s, NormalizedName) for s in supplied):
+        first = supplied[0]
+        old = first.supplied if isinstance(first, NormalizedName) else first
+        session.untagged(list_line(session, name, old))
+
+
 async def handle_list(session: Session, command: cmd.List) -> str:
     selection = {s.upper() for s in command.selection}
     returns = {r.upper() for r in command.return_opts}
     if not command.patterns or (command.patterns == ("",) and not command.extended):
         # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference
         root = command.reference.split(SEPARATOR)[0] if command.reference else ""
-        session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(root).decode())
+        session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + session.mailbox_name(root))
         return "LIST completed"
     if isinstance(command.reference, InvalidName):
         return "LIST completed"  # RFC 5258 §3: no name can match
@@ -254,7 +298,7 @@ async def handle_list(session: Session, command: cmd.List) -> str:
                 attrs.append(mailbox.special_use)
         if ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection) and name in subscribed:
             attrs.append("\\Subscribed")
-        line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + encode_mailbox(name).decode()
+        line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + session.mailbox_name(name)
         if info is not None:  # RFC 5258 §4 childinfo-extended-item
             line += f' ("CHILDINFO" ({criteria}))'
         session.untagged(line)
@@ -311,7 +355,7 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
         if matches(pattern, name):
             mailbox = existing.get(name)
             attrs = "\\Noselect" if mailbox is None or mailbox.noselect else ""
-            session.untagged(f'LSUB ({attrs}) "{SEPARATOR}" ' + encode_mailbox(name).decode())
+            session.untagged(f'LSUB ({attrs}) "{SEPARATOR}" ' + session.mailbox_name(name))
             shown.add(name)
             continue
         # RFC 3501 §6.3.9: with "%", an unsubscribed superior of a subscribed name is
@@ -321,7 +365,7 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
             superior = SEPARATOR.join(parts[:depth])
             if superior not in shown and superior not in subscribed and matches(pattern, superior):
                 session.untagged(
-                    f'LSUB (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(superior).decode()
+                    f'LSUB (\\Noselect) "{SEPARATOR}" ' + session.mailbox_name(superior)
                 )
                 shown.add(superior)
     return "LSUB completed"
@@ -343,11 +387,12 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
         "UNSEEN": status.unseen,
         "HIGHESTMODSEQ": status.highestmodseq,
         "SIZE": status.size,
+        "DELETED": status.deleted,  # RFC 9051 §6.3.11
     }
     if "MAILBOXID" in items:  # RFC 8474 §4.3: "MAILBOXID" SP "(" objectid ")"
         values["MAILBOXID"] = f"({session.store.mailboxid(mailbox)})"
     body = " ".join(f"{item} {values[item]}" for item in items if item in values)
-    return "STATUS " + encode_mailbox(mailbox.name).decode() + f" ({body})"
+    return "STATUS " + session.mailbox_name(mailbox.name) + f" ({body})"
 
 
 async def handle_status(session: Session, command: cmd.Status) -> str:
