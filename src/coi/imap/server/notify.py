@@ -168,6 +168,8 @@ class Notifier:
         if not fresh:
             return
         rows = self.session.store.rows(view.mailbox_id, fresh)
+        # RFC 9051 Appendix E item 21: every unsolicited FETCH carries UID
+        add_uid = self.session.rev2 and not any(a.name == "UID" for a in self.fetch_atts)
         flag_text = fetch.FlagRenderer()
         for uid in fresh:
             row = rows.get(uid)
@@ -177,6 +179,8 @@ class Notifier:
             message = fetch.Message(self.session, row)
             flags = flag_text(row.flags, uid in view.recent)
             items = [fetch.render(attr, message, flags) for attr in self.fetch_atts]
+            if add_uid:
+                items.insert(0, b"UID %d" % uid)
             self.session.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
 
     def _wanted(self, name: str, event: str) -> bool:
