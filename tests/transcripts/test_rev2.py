@@ -346,3 +346,18 @@ async def test_lsub_and_check_still_accepted(alice: LineClient) -> None:
         S: c OK {{.*}}
         """,
     )
+
+
+async def test_names_must_be_net_unicode(alice: LineClient) -> None:
+    """§5.1: the server MUST prohibit creating 8-bit names that are not Net-Unicode
+    (RFC 5198 §2: no C1 controls, no unassigned code points); text that is not UTF-8
+    names no mailbox."""
+    await _rev2(alice)
+    await alice.send('a CREATE "Bad\u0085Name"\r\n'.encode())
+    assert (await alice.line()).startswith(b"a NO [CANNOT] ")
+    await alice.send('b CREATE "Bad\U000e0fffName"\r\n'.encode())
+    assert (await alice.line()).startswith(b"b NO [CANNOT] ")
+    await alice.send(b'c RENAME Drafts "\xff\xfe"\r\n')
+    assert (await alice.line()).startswith(b"c NO [CANNOT] ")
+    await alice.send(b'd SELECT "\xff\xfe"\r\n')
+    assert (await alice.line()).startswith(b"d NO [NONEXISTENT] ")

@@ -8,6 +8,7 @@ parser already canonicalizes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from dataclasses import replace
 from functools import lru_cache
@@ -26,6 +27,13 @@ from coi.store.sentcopies import message_id
 
 SEPARATOR = "/"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def check_net_unicode(name: str) -> None:
+    """RFC 9051 §5.1: a name created through IMAP4rev2 must be Net-Unicode (RFC 5198 §2:
+    NFC, which the parser already made it, no C1 controls, no unassigned code points)."""
+    if any("\x80" <= ch <= "\x9f" or unicodedata.category(ch) in ("Cn", "Cs") for ch in name):
+        raise CommandNo("Invalid mailbox name: not Net-Unicode", "CANNOT")
 
 
 def check_name(name: str) -> None:
@@ -114,6 +122,8 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     if name == "INBOX":
         raise CommandNo("INBOX always exists", "ALREADYEXISTS")
     check_name(name)
+    if session.rev2:
+        check_net_unicode(name)
     uses = list(command.special_use)  # the parser gives known attributes their canonical case
     unknown = [u for u in uses if u not in SPECIAL_USES]
     if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
@@ -156,6 +166,8 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
     if new == "INBOX":
         raise CommandNo("Cannot rename to INBOX", "ALREADYEXISTS")
     check_name(new)
+    if session.rev2:
+        check_net_unicode(new)
     if new.startswith(old + SEPARATOR):
         raise CommandNo("Cannot rename a mailbox into itself", "CANNOT")
     changes = coi.on_rename(session, old, new)
