@@ -361,3 +361,41 @@ async def test_names_must_be_net_unicode(alice: LineClient) -> None:
     assert (await alice.line()).startswith(b"c NO [CANNOT] ")
     await alice.send(b'd SELECT "\xff\xfe"\r\n')
     assert (await alice.line()).startswith(b"d NO [NONEXISTENT] ")
+
+
+async def test_notify_after_enable(imap_server: RunningServer) -> None:
+    """Appendix E item 21: every unsolicited FETCH has UID, also NOTIFY's MessageNew
+    FETCH when the client did not ask for UID (RFC 5465 §5.2); no RECENT after EXISTS;
+    the unsolicited LIST and STATUS of other mailboxes spell names in UTF-8 (§5.1)."""
+    a = await logged_in(imap_server)
+    b = await logged_in(imap_server)
+    try:
+        await _rev2(a)
+        await b.command('c CREATE "Entw&APw-rfe"')
+        await a.command("s SELECT INBOX")
+        groups = (
+            "(selected (MessageNew (FLAGS) MessageExpunge FlagChange))"
+            " (personal (MessageNew MessageExpunge MailboxName))"
+        )
+        await run_transcript(
+            a,
+            f"""
+            C: n1 NOTIFY SET {groups}
+            S: n1 OK NOTIFY completed
+            """,
+        )
+        await append(b, SIMPLE)
+        await run_transcript(
+            a,
+            """
+            S: * 1 EXISTS
+            S: * 1 FETCH (UID 1 FLAGS ())
+            """,
+        )
+        await append(b, SIMPLE, mailbox="Entw&APw-rfe")
+        await run_transcript(a, 'S: * STATUS "Entwürfe" (MESSAGES 1 UIDNEXT 2)')
+        await b.command('r RENAME "Entw&APw-rfe" "K&APY-ln"')
+        await run_transcript(a, 'S: * LIST (\\HasNoChildren) "/" "Köln" ("OLDNAME" ("Entwürfe"))')
+    finally:
+        await a.close()
+        await b.close()
