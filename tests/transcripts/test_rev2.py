@@ -9,6 +9,8 @@ import unicodedata
 from tests.conftest import LineClient, RunningServer, run_transcript
 from tests.transcripts.helpers import RFC8_DATE, RFC8_MESSAGE, SIMPLE, append, logged_in
 
+from coi.imap.wire.mutf7 import encode
+
 ENABLE = """
     C: e1 ENABLE IMAP4rev2
     S: * ENABLED IMAP4rev2
@@ -399,3 +401,42 @@ async def test_notify_after_enable(imap_server: RunningServer) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_denormalized_name_from_rev1_stays_reachable(imap_server: RunningServer) -> None:
+    """§5.1: a rev1 client can create a name in any Unicode form (modified UTF-7 carries
+    it as is); a rev2 client sees it in LIST as stored and can use that name, which the
+    parser's NFC form would otherwise miss; no OLDNAME as nothing was changed."""
+    nfd = unicodedata.normalize("NFD", "Köln")
+    rev1 = await logged_in(imap_server)
+    rev2 = await logged_in(imap_server)
+    try:
+        await rev1.command(f"c CREATE {encode(nfd)}")
+        await _rev2(rev2)
+        await run_transcript(
+            rev2,
+            f"""
+            C: l LIST "" "K*"
+            S: * LIST (\\HasNoChildren) "/" "{nfd}"
+            S: l OK {{{{.*}}}}
+            C: s STATUS "{nfd}" (MESSAGES)
+            S: * STATUS "{nfd}" (MESSAGES 0)
+            S: s OK {{{{.*}}}}
+            C: x EXAMINE "{nfd}"
+            S: * FLAGS {{{{.*}}}}
+            S: * 0 EXISTS
+            S: * OK [PERMANENTFLAGS ()] {{{{.*}}}}
+            S: * OK [UIDVALIDITY {{{{\\d+}}}}] {{{{.*}}}}
+            S: * OK [UIDNEXT 1] {{{{.*}}}}
+            S: * OK [MAILBOXID ({{{{F[0-9a-f]+}}}})] Ok
+            S: * LIST (\\HasNoChildren) "/" "{nfd}"
+            S: x OK [READ-ONLY] {{{{.*}}}}
+            C: r RENAME "{nfd}" "Köln"
+            S: r OK {{{{.*}}}}
+            C: d DELETE "Köln"
+            S: d OK {{{{.*}}}}
+            """,
+        )
+    finally:
+        await rev1.close()
+        await rev2.close()

@@ -52,9 +52,19 @@ def find(session: Session, name: str) -> Mailbox:
     which no mailbox can have (RFC 3501 §5.1.3)."""
     if isinstance(name, InvalidName):
         raise CommandNo("Mailbox name is not valid modified UTF-7", "NONEXISTENT")
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    mailbox = _lookup(session, name)
     if mailbox is None:
         raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
+    return mailbox
+
+
+def _lookup(session: Session, name: str) -> Mailbox | None:
+    """The mailbox of that name; a name an IMAP4rev2 client sent denormalized is its NFC
+    form, or else the form as sent: a mailbox created by an IMAP4rev1 client (modified
+    UTF-7 can carry any form) stays reachable under the name LIST shows (RFC 9051 §5.1)."""
+    mailbox = session.store.get_mailbox(session.user_id, name)
+    if mailbox is None and isinstance(name, NormalizedName):
+        mailbox = session.store.get_mailbox(session.user_id, name.supplied)
     return mailbox
 
 
@@ -62,7 +72,7 @@ def find_target(session: Session, name: str) -> Mailbox:
     """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
     if isinstance(name, InvalidName):  # it could never be created
         raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    mailbox = _lookup(session, name)
     if mailbox is None or mailbox.noselect:
         raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
     return mailbox
@@ -97,11 +107,10 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
     session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
-    if session.rev2:  # RFC 9051 §6.3.2: a LIST response with accurate attributes
-        if isinstance(command.mailbox, NormalizedName):  # §6.3.2: MUST have OLDNAME
-            announce_normalized(session, mailbox.name, command.mailbox)
-        else:
-            session.untagged(list_line(session, mailbox.name))
+    # RFC 9051 §6.3.2: a LIST response with accurate attributes (OLDNAME if normalized)
+    given = (command.mailbox, mailbox.name)
+    if session.rev2 and not announce_normalized(session, mailbox.name, given):
+        session.untagged(list_line(session, mailbox.name))
     if session.condstore:  # RFC 7162 §3.1.2.1
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
@@ -133,7 +142,7 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
         session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
-    announce_normalized(session, mailbox.name, command.mailbox)  # RFC 9051 §6.3.4
+    announce_normalized(session, name, (command.mailbox, name))  # RFC 9051 §6.3.4
     return f"[MAILBOXID ({session.store.mailboxid(mailbox)})] CREATE completed"  # RFC 8474 §4.1
 
 
@@ -146,23 +155,22 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
     try:
         await session.store.delete_mailbox(
             session.user_id,
-            command.mailbox,
-            server_metadata=coi.on_delete(session, command.mailbox),
+            mailbox.name,
+            server_metadata=coi.on_delete(session, mailbox.name),
             origin=session,
         )
     except MailboxInUse:
         # RFC 3501 §6.3.4: a \Noselect name with inferiors cannot be deleted;
         # RFC 5530 §3 names the reason HASCHILDREN
         raise CommandNo(f"{command.mailbox} has inferior mailboxes", "HASCHILDREN") from None
-    announce_normalized(session, command.mailbox, command.mailbox)  # RFC 9051 §6.3.9.7
+    announce_normalized(session, mailbox.name, (command.mailbox, mailbox.name))  # §6.3.9.7
     return "DELETE completed"
 
 
 async def handle_rename(session: Session, command: cmd.Rename) -> str:
     if isinstance(command.new, InvalidName):
         check_name(command.new)
-    old, new = command.old, command.new.rstrip(SEPARATOR)
-    find(session, old)
+    old, new = find(session, command.old).name, command.new.rstrip(SEPARATOR)
     if new == "INBOX":
         raise CommandNo("Cannot rename to INBOX", "ALREADYEXISTS")
     check_name(new)
@@ -175,13 +183,13 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
         session.user_id, old, new, server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
-    announce_normalized(session, new, command.old, command.new)  # RFC 9051 §6.3.6
+    announce_normalized(session, new, (command.old, old), (command.new, new))  # RFC 9051 §6.3.6
     return "RENAME completed"
 
 
 async def handle_subscribe(session: Session, command: cmd.Subscribe) -> str:
-    find(session, command.mailbox)
-    await session.store.set_subscribed(session.user_id, command.mailbox, True)
+    name = find(session, command.mailbox).name
+    await session.store.set_subscribed(session.user_id, name, True)
     return "SUBSCRIBE completed"
 
 
@@ -250,14 +258,17 @@ def list_line(session: Session, name: str, old_name: str | None = None) -> str:
     return line
 
 
-def announce_normalized(session: Session, name: str, *supplied: str) -> None:
-    """RFC 9051 §6.3.9.7: a LIST with OLDNAME when a name was sent denormalized (the
-    parser took its NFC form); `name` is the resulting name, the first of `supplied`
-    the one OLDNAME shows (§6.3.6: RENAME's existing name)."""
-    if any(isinstance(s, NormalizedName) for s in supplied):
-        first = supplied[0]
-        old = first.supplied if isinstance(first, NormalizedName) else first
-        session.untagged(list_line(session, name, old))
+def announce_normalized(session: Session, name: str, *given: tuple[str, str]) -> bool:
+    """RFC 9051 §6.3.9.7: a LIST with OLDNAME when a name was sent denormalized and taken
+    as another (its NFC form). `name` is the resulting mailbox; `given` pairs each name
+    argument with the name it resolved to, the first one's form as sent is the OLDNAME
+    (§6.3.6: RENAME's existing name). True if the LIST was sent."""
+    if not any(isinstance(arg, NormalizedName) and arg.supplied != got for arg, got in given):
+        return False
+    first = given[0][0]
+    old = first.supplied if isinstance(first, NormalizedName) else first
+    session.untagged(list_line(session, name, old))
+    return True
 
 
 async def handle_list(session: Session, command: cmd.List) -> str:
