@@ -8,8 +8,8 @@ import ssl
 import pytest
 from tests.conftest import LineClient, RunningServer, run_transcript
 
-PRE = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN"
-DISABLED = "IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED"
+PRE = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN"
+DISABLED = "IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS LOGINDISABLED"
 
 
 def plain(user: str, password: str, authzid: str = "") -> str:
@@ -155,7 +155,7 @@ async def test_starttls_then_login(imap_server: RunningServer) -> None:
         client,
         """
         C: a002 CAPABILITY
-        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN
+        S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN
         S: a002 OK {{.*}}
         C: a003 STARTTLS
         S: a003 BAD {{.*}}
@@ -193,7 +193,7 @@ async def test_logindisabled_without_tls_off_loopback(
         client,
         """
         C: a004 CAPABILITY
-        S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN
+        S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE AUTH=PLAIN
         S: a004 OK {{.*}}
         C: a005 LOGIN alice@example.org alice-secret
         S: a005 OK [CAPABILITY {{.*}}] {{.*}}

@@ -60,7 +60,7 @@ async def test_compress_rfc4978_example_and_states(imap_server: RunningServer) -
             C: a compress deflate
             S: a BAD COMPRESS not allowed in the not authenticated state
             C: b CAPABILITY
-            S: * CAPABILITY IMAP4rev1 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN
+            S: * CAPABILITY IMAP4rev1 IMAP4rev2 LITERAL+ SASL-IR ID ENABLE IDLE STARTTLS AUTH=PLAIN
             S: b OK CAPABILITY completed
             C: L LOGIN alice@example.org alice-secret
             S: L OK [CAPABILITY {{.* COMPRESS=DEFLATE .*}}] {{.*}}

@@ -156,3 +156,4 @@ class MailboxStatus:
     highestmodseq: int
     size: int
     recent: int
+    deleted: int = 0  # messages with \\Deleted (RFC 9051 §6.3.11 STATUS DELETED)

@@ -113,12 +113,21 @@ async def handle_id(session: Session, command: cmd.Id) -> str:
     return "ID completed"
 
 
+_SPELLING = {"IMAP4REV2": "IMAP4rev2"}
+
+
 async def handle_enable(session: Session, command: cmd.Enable) -> str:
     supported = session.server.enableable
     newly = [c for c in (c.upper() for c in command.capabilities) if c in supported]
     newly = [c for c in dict.fromkeys(newly) if c not in session.enabled]
     session.enabled.update(newly)
-    session.untagged("ENABLED" + "".join(" " + c for c in newly))
+    # capability names are case-insensitive; answer with the spelling CAPABILITY uses
+    session.untagged("ENABLED" + "".join(" " + _SPELLING.get(c, c) for c in newly))
+    if "IMAP4REV2" in newly and session.selected is not None:
+        # RFC 9051 §6.3.1: clients MUST NOT ENABLE after SELECT, servers need not check;
+        # the rest of this selection has no \Recent either (RFC 9051 §2.3.2)
+        session.selected.rev2 = True
+        session.selected.recent.clear()
     if "CONDSTORE" in newly or "QRESYNC" in newly:  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
         session.enable_condstore()
     return "ENABLE completed"

@@ -314,7 +314,7 @@ class Connection(Transport):
             first = _SECRET.sub(rb"\1<redacted>", event.lines[0])
             trace.debug("C: %s %r", self.peer, first[:200])
         try:
-            return parse_command(event)
+            return parse_command(event, utf8_names=self.session.rev2)  # RFC 9051 §5.1
         except BadCharset as exc:
             if exc.save:
                 self.session.saved_result = []  # RFC 5182 §2.1: NO with SAVE empties "$"

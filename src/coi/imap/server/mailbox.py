@@ -8,6 +8,7 @@ parser already canonicalizes.
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from dataclasses import replace
 from functools import lru_cache
@@ -17,7 +18,7 @@ from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.quota import check_quota
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import mailbox as encode_mailbox
+from coi.imap.wire.commands import NormalizedName
 from coi.imap.wire.mutf7 import InvalidName
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
@@ -26,6 +27,13 @@ from coi.store.sentcopies import message_id
 
 SEPARATOR = "/"
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def check_net_unicode(name: str) -> None:
+    """RFC 9051 §5.1: a name created through IMAP4rev2 must be Net-Unicode (RFC 5198 §2:
+    NFC, which the parser already made it, no C1 controls, no unassigned code points)."""
+    if any("\x80" <= ch <= "\x9f" or unicodedata.category(ch) in ("Cn", "Cs") for ch in name):
+        raise CommandNo("Invalid mailbox name: not Net-Unicode", "CANNOT")
 
 
 def check_name(name: str) -> None:
@@ -44,9 +52,19 @@ def find(session: Session, name: str) -> Mailbox:
     which no mailbox can have (RFC 3501 §5.1.3)."""
     if isinstance(name, InvalidName):
         raise CommandNo("Mailbox name is not valid modified UTF-7", "NONEXISTENT")
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    mailbox = _lookup(session, name)
     if mailbox is None:
         raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
+    return mailbox
+
+
+def _lookup(session: Session, name: str) -> Mailbox | None:
+    """The mailbox of that name; a name an IMAP4rev2 client sent denormalized is its NFC
+    form, or else the form as sent: a mailbox created by an IMAP4rev1 client (modified
+    UTF-7 can carry any form) stays reachable under the name LIST shows (RFC 9051 §5.1)."""
+    mailbox = session.store.get_mailbox(session.user_id, name)
+    if mailbox is None and isinstance(name, NormalizedName):
+        mailbox = session.store.get_mailbox(session.user_id, name.supplied)
     return mailbox
 
 
@@ -54,7 +72,7 @@ def find_target(session: Session, name: str) -> Mailbox:
     """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
     if isinstance(name, InvalidName):  # it could never be created
         raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    mailbox = _lookup(session, name)
     if mailbox is None or mailbox.noselect:
         raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
     return mailbox
@@ -78,16 +96,21 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     view = session.select(mailbox, command.readonly)
     session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
-    session.untagged(f"{view.recent_count()} RECENT")
-    first_unseen = await session.store.first_unseen(mailbox.id)
-    if first_unseen is not None:
-        seq = view.seq_of(first_unseen)
-        if seq is not None:
-            session.untagged(f"OK [UNSEEN {seq}] First unseen message")
+    if not session.rev2:  # RFC 9051 Appendix E items 11, 12: neither RECENT nor UNSEEN
+        session.untagged(f"{view.recent_count()} RECENT")
+        first_unseen = await session.store.first_unseen(mailbox.id)
+        if first_unseen is not None:
+            seq = view.seq_of(first_unseen)
+            if seq is not None:
+                session.untagged(f"OK [UNSEEN {seq}] First unseen message")
     session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
     session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
     session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
+    # RFC 9051 §6.3.2: a LIST response with accurate attributes (OLDNAME if normalized)
+    given = (command.mailbox, mailbox.name)
+    if session.rev2 and not announce_normalized(session, mailbox.name, given):
+        session.untagged(list_line(session, mailbox.name))
     if session.condstore:  # RFC 7162 §3.1.2.1
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
@@ -108,6 +131,8 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
     if name == "INBOX":
         raise CommandNo("INBOX always exists", "ALREADYEXISTS")
     check_name(name)
+    if session.rev2:
+        check_net_unicode(name)
     uses = list(command.special_use)  # the parser gives known attributes their canonical case
     unknown = [u for u in uses if u not in SPECIAL_USES]
     if unknown or len(uses) > 1:  # RFC 6154 §3: NO [USEATTR]
@@ -117,6 +142,7 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
         session.user_id, name, uses[0] if uses else "", server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
+    announce_normalized(session, name, (command.mailbox, name))  # RFC 9051 §6.3.4
     return f"[MAILBOXID ({session.store.mailboxid(mailbox)})] CREATE completed"  # RFC 8474 §4.1
 
 
@@ -129,25 +155,27 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
     try:
         await session.store.delete_mailbox(
             session.user_id,
-            command.mailbox,
-            server_metadata=coi.on_delete(session, command.mailbox),
+            mailbox.name,
+            server_metadata=coi.on_delete(session, mailbox.name),
             origin=session,
         )
     except MailboxInUse:
         # RFC 3501 §6.3.4: a \Noselect name with inferiors cannot be deleted;
         # RFC 5530 §3 names the reason HASCHILDREN
         raise CommandNo(f"{command.mailbox} has inferior mailboxes", "HASCHILDREN") from None
+    announce_normalized(session, mailbox.name, (command.mailbox, mailbox.name))  # §6.3.9.7
     return "DELETE completed"
 
 
 async def handle_rename(session: Session, command: cmd.Rename) -> str:
     if isinstance(command.new, InvalidName):
         check_name(command.new)
-    old, new = command.old, command.new.rstrip(SEPARATOR)
-    find(session, old)
+    old, new = find(session, command.old).name, command.new.rstrip(SEPARATOR)
     if new == "INBOX":
         raise CommandNo("Cannot rename to INBOX", "ALREADYEXISTS")
     check_name(new)
+    if session.rev2:
+        check_net_unicode(new)
     if new.startswith(old + SEPARATOR):
         raise CommandNo("Cannot rename a mailbox into itself", "CANNOT")
     changes = coi.on_rename(session, old, new)
@@ -155,12 +183,13 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
         session.user_id, old, new, server_metadata=changes, origin=session
     )
     await coi.complete_enable(session, changes)
+    announce_normalized(session, new, (command.old, old), (command.new, new))  # RFC 9051 §6.3.6
     return "RENAME completed"
 
 
 async def handle_subscribe(session: Session, command: cmd.Subscribe) -> str:
-    find(session, command.mailbox)
-    await session.store.set_subscribed(session.user_id, command.mailbox, True)
+    name = find(session, command.mailbox).name
+    await session.store.set_subscribed(session.user_id, name, True)
     return "SUBSCRIBE completed"
 
 
@@ -204,13 +233,51 @@ def full_pattern(reference: str, pattern: str) -> str:
     return reference + SEPARATOR + pattern if pattern else reference
 
 
+def list_line(session: Session, name: str, old_name: str | None = None) -> str:
+    """A LIST response with accurately computed attributes, for the unsolicited LIST of
+    NOTIFY (RFC 5465 §5.4, §5.5) and of IMAP4rev2 (RFC 9051 §6.3.2 after SELECT;
+    §6.3.9.7 OLDNAME after a name sent in a denormalized form)."""
+    mailboxes = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    subscribed = session.store.subscriptions(session.user_id)
+    mailbox = mailboxes.get(name)
+    attrs: list[str] = []
+    if mailbox is None:
+        attrs.append("\\NonExistent")
+    else:
+        if mailbox.noselect:
+            attrs.append("\\Noselect")
+        children = any(other.startswith(name + SEPARATOR) for other in mailboxes)
+        attrs.append("\\HasChildren" if children else "\\HasNoChildren")
+        if mailbox.special_use:
+            attrs.append(mailbox.special_use)
+    if name in subscribed:
+        attrs.append("\\Subscribed")
+    line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + session.mailbox_name(name)
+    if old_name is not None:
+        line += ' ("OLDNAME" (' + session.mailbox_name(old_name) + "))"
+    return line
+
+
+def announce_normalized(session: Session, name: str, *given: tuple[str, str]) -> bool:
+    """RFC 9051 §6.3.9.7: a LIST with OLDNAME when a name was sent denormalized and taken
+    as another (its NFC form). `name` is the resulting mailbox; `given` pairs each name
+    argument with the name it resolved to, the first one's form as sent is the OLDNAME
+    (§6.3.6: RENAME's existing name). True if the LIST was sent."""
+    if not any(isinstance(arg, NormalizedName) and arg.supplied != got for arg, got in given):
+        return False
+    first = given[0][0]
+    old = first.supplied if isinstance(first, NormalizedName) else first
+    session.untagged(list_line(session, name, old))
+    return True
+
+
 async def handle_list(session: Session, command: cmd.List) -> str:
     selection = {s.upper() for s in command.selection}
     returns = {r.upper() for r in command.return_opts}
     if not command.patterns or (command.patterns == ("",) and not command.extended):
         # RFC 3501 §6.3.8: the hierarchy delimiter and root of the reference
         root = command.reference.split(SEPARATOR)[0] if command.reference else ""
-        session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(root).decode())
+        session.untagged(f'LIST (\\Noselect) "{SEPARATOR}" ' + session.mailbox_name(root))
         return "LIST completed"
     if isinstance(command.reference, InvalidName):
         return "LIST completed"  # RFC 5258 §3: no name can match
@@ -254,7 +321,7 @@ async def handle_list(session: Session, command: cmd.List) -> str:
                 attrs.append(mailbox.special_use)
         if ("SUBSCRIBED" in returns or "SUBSCRIBED" in selection) and name in subscribed:
             attrs.append("\\Subscribed")
-        line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + encode_mailbox(name).decode()
+        line = f'LIST ({" ".join(attrs)}) "{SEPARATOR}" ' + session.mailbox_name(name)
         if info is not None:  # RFC 5258 §4 childinfo-extended-item
             line += f' ("CHILDINFO" ({criteria}))'
         session.untagged(line)
@@ -311,7 +378,7 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
         if matches(pattern, name):
             mailbox = existing.get(name)
             attrs = "\\Noselect" if mailbox is None or mailbox.noselect else ""
-            session.untagged(f'LSUB ({attrs}) "{SEPARATOR}" ' + encode_mailbox(name).decode())
+            session.untagged(f'LSUB ({attrs}) "{SEPARATOR}" ' + session.mailbox_name(name))
             shown.add(name)
             continue
         # RFC 3501 §6.3.9: with "%", an unsubscribed superior of a subscribed name is
@@ -321,7 +388,7 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
             superior = SEPARATOR.join(parts[:depth])
             if superior not in shown and superior not in subscribed and matches(pattern, superior):
                 session.untagged(
-                    f'LSUB (\\Noselect) "{SEPARATOR}" ' + encode_mailbox(superior).decode()
+                    f'LSUB (\\Noselect) "{SEPARATOR}" ' + session.mailbox_name(superior)
                 )
                 shown.add(superior)
     return "LSUB completed"
@@ -343,11 +410,12 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
         "UNSEEN": status.unseen,
         "HIGHESTMODSEQ": status.highestmodseq,
         "SIZE": status.size,
+        "DELETED": status.deleted,  # RFC 9051 §6.3.11
     }
     if "MAILBOXID" in items:  # RFC 8474 §4.3: "MAILBOXID" SP "(" objectid ")"
         values["MAILBOXID"] = f"({session.store.mailboxid(mailbox)})"
     body = " ".join(f"{item} {values[item]}" for item in items if item in values)
-    return "STATUS " + encode_mailbox(mailbox.name).decode() + f" ({body})"
+    return "STATUS " + session.mailbox_name(mailbox.name) + f" ({body})"
 
 
 async def handle_status(session: Session, command: cmd.Status) -> str:

@@ -77,9 +77,12 @@ def under(entry: str, name: str, depth: str) -> bool:
     return depth == "infinity" or "/" not in entry[len(name) + 1 :]
 
 
-def wire_mailbox(name: str) -> bytes:
-    """Mailbox names in METADATA responses are always quoted, as in RFC 5464 §4.4."""
-    return quoted("INBOX" if name == "INBOX" else mutf7.encode(name))
+def wire_mailbox(name: str, utf8: bool = False) -> bytes:
+    """Mailbox names in METADATA responses are always quoted, as in RFC 5464 §4.4; in
+    UTF-8 once IMAP4rev2 is enabled (RFC 9051 §5.1)."""
+    if name == "INBOX" or utf8:
+        return quoted(name)
+    return quoted(mutf7.encode(name))
 
 
 def wire_value(value: bytes) -> bytes:
@@ -116,7 +119,13 @@ async def handle_getmetadata(session: Session, command: cmd.GetMetadata) -> str:
             continue
         shown.append(astring(entry) + b" " + wire_value(value))
     if shown:
-        line = b"* METADATA " + wire_mailbox(command.mailbox) + b" (" + b" ".join(shown) + b")"
+        line = (
+            b"* METADATA "
+            + wire_mailbox(command.mailbox, session.rev2)
+            + b" ("
+            + b" ".join(shown)
+            + b")"
+        )
         session.send(line + b"\r\n")
     code = f"[METADATA LONGENTRIES {longest}] " if longest else ""
     # the timing figures of the coi-server-spec example: time spent + time waiting on locks
@@ -150,8 +159,8 @@ async def handle_setmetadata(session: Session, command: cmd.SetMetadata) -> str:
     return "SETMETADATA complete"
 
 
-def unsolicited(mailbox: str, entries: Iterable[str]) -> bytes:
-    return b"* METADATA " + wire_mailbox(mailbox) + b" " + b" ".join(map(astring, entries))
+def unsolicited(mailbox: str, entries: Iterable[str], utf8: bool = False) -> bytes:
+    return b"* METADATA " + wire_mailbox(mailbox, utf8) + b" " + b" ".join(map(astring, entries))
 
 
 def watch(server: ImapServer) -> Callable[[], None]:
@@ -161,21 +170,26 @@ def watch(server: ImapServer) -> Callable[[], None]:
         if not isinstance(event, MetadataChanged):
             return
         wanted = {"METADATA"} if event.mailbox_id else {"METADATA", "METADATA-SERVER"}
-        line: bytes | None = None
+        lines: dict[bool, bytes] = {}  # by session.rev2: how it spells names
+        name: str | None = None
         for connection in tuple(server.connections):
             session = connection.session
             if session.user_id != event.user_id or session is event.origin:
                 continue
             if not wanted & session.enabled:  # §4.1: only after ENABLE
                 continue
-            if line is None:
+            if name is None:
                 name = ""
                 if event.mailbox_id:
                     mailbox = server.store.mailbox_by_id(event.mailbox_id)
                     if mailbox is None:
                         return
                     name = mailbox.name
-                line = unsolicited(name, event.entries) + b"\r\n"
+            line = lines.get(session.rev2)
+            if line is None:
+                line = lines[session.rev2] = (
+                    unsolicited(name, event.entries, session.rev2) + b"\r\n"
+                )
             session.pending_untagged.append(line)
             if session.idling:
                 session.announce(allow_expunge=True)

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 
 from coi.imap.server import fetch, metadata
 from coi.imap.server.errors import CommandBad, CommandNo
-from coi.imap.server.mailbox import status_line
+from coi.imap.server.mailbox import list_line, status_line
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.imap.wire.fetch import FetchAttr
 from coi.store.events import (
     Event,
@@ -169,6 +168,8 @@ class Notifier:
         if not fresh:
             return
         rows = self.session.store.rows(view.mailbox_id, fresh)
+        # RFC 9051 Appendix E item 21: every unsolicited FETCH carries UID
+        add_uid = self.session.rev2 and not any(a.name == "UID" for a in self.fetch_atts)
         flag_text = fetch.FlagRenderer()
         for uid in fresh:
             row = rows.get(uid)
@@ -178,6 +179,8 @@ class Notifier:
             message = fetch.Message(self.session, row)
             flags = flag_text(row.flags, uid in view.recent)
             items = [fetch.render(attr, message, flags) for attr in self.fetch_atts]
+            if add_uid:
+                items.insert(0, b"UID %d" % uid)
             self.session.send(b"* %d FETCH (" % seq + b" ".join(items) + b")\r\n")
 
     def _wanted(self, name: str, event: str) -> bool:
@@ -209,7 +212,7 @@ class Notifier:
             if mailbox is None or not self._wanted(mailbox.name, "MAILBOXMETADATACHANGE"):
                 return
             name = mailbox.name
-        line = metadata.unsolicited(name, event.entries)
+        line = metadata.unsolicited(name, event.entries, session.rev2)
         self.queue.append(line[2:].decode("utf-8", "surrogateescape"))
 
     def _mailbox_event(self, event: MessagesAdded | MessagesExpunged | FlagsChanged) -> None:
@@ -266,29 +269,6 @@ def _within(name: str, other: str) -> bool:
 
 def _ordered(items: list[str]) -> tuple[str, ...]:
     return tuple(i for i in _STATUS_ORDER if i in items)
-
-
-def list_line(session: Session, name: str, old_name: str | None = None) -> str:
-    """An extended LIST response with accurately computed attributes (RFC 5465 §5.4/5.5)."""
-    mailboxes = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
-    subscribed = session.store.subscriptions(session.user_id)
-    mailbox = mailboxes.get(name)
-    attrs: list[str] = []
-    if mailbox is None:
-        attrs.append("\\NonExistent")
-    else:
-        if mailbox.noselect:
-            attrs.append("\\Noselect")
-        children = any(other.startswith(name + "/") for other in mailboxes)
-        attrs.append("\\HasChildren" if children else "\\HasNoChildren")
-        if mailbox.special_use:
-            attrs.append(mailbox.special_use)
-    if name in subscribed:
-        attrs.append("\\Subscribed")
-    line = f'LIST ({" ".join(attrs)}) "/" ' + encode_mailbox(name).decode()
-    if old_name is not None:
-        line += ' ("OLDNAME" (' + encode_mailbox(old_name).decode() + "))"
-    return line
 
 
 # -- the command -------------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 from coi.imap.server.errors import CommandNo
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.store import quota
 
 ROOT = ""
@@ -43,7 +42,7 @@ async def handle_getquotaroot(session: Session, command: cmd.GetQuotaRoot) -> st
     from coi.imap.server.mailbox import find
 
     found = find(session, command.mailbox)
-    name = encode_mailbox(found.name).decode()
+    name = session.mailbox_name(found.name)
     limit = _limit(session)
     if not limit:  # §4.3: a mailbox without a quota root gets an empty QUOTAROOT
         session.untagged(f"QUOTAROOT {name}")

@@ -274,6 +274,8 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
     highest = max((row.modseq for row in found), default=0) if with_modseq else 0
     numbers = hits if command.uid else [s for u in hits if (s := view.seq_of(u)) is not None]
     options = command.return_opts
+    if options is None and session.rev2:
+        options = ()  # RFC 9051 §6.4.4: ESEARCH, as for RETURN (ALL), never SEARCH
     if options is None:
         tail = f" (MODSEQ {highest})" if numbers and highest else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)

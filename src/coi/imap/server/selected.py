@@ -127,7 +127,8 @@ class MailboxState:
                 self.uids = grown
                 if self._bits is not None:
                     self._bits.extend(self._read_flags(array("I", fresh)))
-                owner = next((v for v in self.views if not v.readonly), None)
+                # an IMAP4rev2 session has no \Recent (RFC 9051 §2.3.2): not an owner
+                owner = next((v for v in self.views if not v.readonly and not v.rev2), None)
                 if owner is not None:
                     owner.recent.update(fresh)
                     self._raise_floor(fresh[-1])
@@ -202,20 +203,30 @@ class SelectedMailbox:
         "pending_modseq",
         "readonly",
         "recent",
+        "rev2",
         "session",
         "state",
         "uids",
     )
 
     def __init__(
-        self, state: MailboxState, session: object, readonly: bool, modseq: int = 0
+        self,
+        state: MailboxState,
+        session: object,
+        readonly: bool,
+        modseq: int = 0,
+        *,
+        rev2: bool = False,
     ) -> None:
         self.state = state
         self.session = session
         self.readonly = readonly
+        # IMAP4rev2 enabled (RFC 9051 §2.3.2, Appendix E item 12): no \Recent and no
+        # RECENT response, and the view takes no message's \Recent from rev1 sessions
+        self.rev2 = rev2
         self.uids: array[int] = state.uids
-        self.recent: set[int] = set() if readonly else state.claim_recent()
-        if readonly:  # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2)
+        self.recent: set[int] = set() if readonly or rev2 else state.claim_recent()
+        if readonly and not rev2:  # EXAMINE shows \Recent without taking it (RFC 3501 §6.3.2)
             start = bisect_left(self.uids, state.recent_floor + 1)
             self.recent = set(self.uids[start:])
         self.pending_expunged: set[int] = set()
@@ -366,7 +377,8 @@ class SelectedMailbox:
 
     def _exists_lines(self) -> Iterator[bytes]:
         yield b"* %d EXISTS\r\n" % len(self.uids)
-        yield b"* %d RECENT\r\n" % self.recent_count()
+        if not self.rev2:  # RFC 9051 §7.4.1: EXISTS alone
+            yield b"* %d RECENT\r\n" % self.recent_count()
 
     def recent_count(self) -> int:
         return len(self.recent)

@@ -85,6 +85,7 @@ class ImapServer:
         }
         self.enableable: frozenset[str] = frozenset(
             {"METADATA", "METADATA-SERVER", "CONDSTORE", "QRESYNC"}  # RFC 5464, RFC 7162
+            | {"IMAP4REV2"}  # RFC 9051 Appendix A, §6.3.1
         )
         self.throttle = LoginThrottle()
         self.verified = VerifiedCache()

@@ -23,6 +23,7 @@ from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
 from coi.imap.wire import search as keys
 from coi.imap.wire.encode import flag_list
+from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags, Mailbox
 
@@ -132,7 +133,8 @@ class Session:
         return self.io.secure or self.io.loopback or self.config.allow_plaintext_auth
 
     def capabilities(self) -> list[str]:
-        caps = ["IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
+        # RFC 9051 Appendix A: both revisions; a client wanting rev2 sends ENABLE IMAP4rev2
+        caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE"]
         if self.state is State.NOT_AUTHENTICATED:
             if not self.io.secure and self.server.tls_context is not None:
                 caps.append("STARTTLS")
@@ -173,6 +175,20 @@ class Session:
             *(("WEBPUSH",) if self.server.webpush_keys is not None else ()),  # webpush-spec
         ]
         return caps
+
+    # -- IMAP4rev2 (RFC 9051) ------------------------------------------------------
+
+    @property
+    def rev2(self) -> bool:
+        """ENABLE IMAP4rev2 was seen: responses follow RFC 9051 from then on (RFC 9051
+        §7.2.2, Appendix A); until then they stay exactly as RFC 3501 has them."""
+        return "IMAP4REV2" in self.enabled
+
+    def mailbox_name(self, name: str) -> str:
+        """A mailbox name as this session's revision spells it: UTF-8 after ENABLE
+        IMAP4rev2 (RFC 9051 §5.1), else modified UTF-7 (RFC 3501 §5.1.3; RFC 9051
+        Appendix A: no UTF-8 quoted strings before ENABLE IMAP4rev2)."""
+        return encode_mailbox(name, utf8=self.rev2).decode("utf-8", "surrogateescape")
 
     # -- CONDSTORE / QRESYNC (RFC 7162) ------------------------------------------
 
@@ -283,7 +299,9 @@ class Session:
     def select(self, mailbox: Mailbox, readonly: bool) -> SelectedMailbox:
         self.deselect()
         state = self.server.mailbox_state(mailbox)
-        self.selected = SelectedMailbox(state, self, readonly, mailbox.highestmodseq)
+        self.selected = SelectedMailbox(
+            state, self, readonly, mailbox.highestmodseq, rev2=self.rev2
+        )
         self.state = State.SELECTED
         return self.selected
 

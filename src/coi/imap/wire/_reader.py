@@ -38,9 +38,10 @@ MAX_NUMBER64 = 0x7FFFFFFFFFFFFFFF  # RFC 7162 §7 mod-sequence-value (63 bits)
 class Reader:
     """Cursor over ``CommandReady.lines`` with literals spliced in place."""
 
-    __slots__ = ("_i", "_line", "_lines", "_lits", "pos", "tag")
+    __slots__ = ("_i", "_line", "_lines", "_lits", "pos", "tag", "utf8_names")
 
-    def __init__(self, ready: CommandReady) -> None:
+    def __init__(self, ready: CommandReady, *, utf8_names: bool = False) -> None:
+        self.utf8_names = utf8_names  # IMAP4rev2 enabled: names are UTF-8 (RFC 9051 §5.1)
         self._lines = ready.lines
         self._lits = ready.literals
         self._i = 0

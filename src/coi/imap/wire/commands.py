@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import datetime
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -52,6 +53,7 @@ __all__ = [
     "Move",
     "Namespace",
     "Noop",
+    "NormalizedName",
     "Notify",
     "NotifyGroup",
     "ParseError",
@@ -543,6 +545,7 @@ _SPECIAL_USE = {
 _STATUS_ITEMS = frozenset(
     {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE"}
     | {"MAILBOXID"}  # RFC 8474 §4.3
+    | {"DELETED"}  # RFC 9051 §6.3.11
 )
 # RFC 5258 §3 (SUBSCRIBED, REMOTE, RECURSIVEMATCH), RFC 6154 §5.1 (SPECIAL-USE)
 _LIST_SELECTION = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
@@ -554,17 +557,50 @@ def _text(b: bytes) -> str:
     return b.decode("utf-8", "surrogateescape")
 
 
+class NormalizedName(str):
+    """A UTF-8 mailbox name sent in another form than Unicode NFC, as its NFC form;
+    `supplied` is the name as sent, for the OLDNAME the server returns (RFC 9051 §5.1,
+    §6.3.9.7)."""
+
+    supplied: str  # (a str subclass cannot have slots)
+
+
+def _utf8_name(raw: bytes) -> str:
+    """IMAP4rev2 (RFC 9051 §5.1): the name is Net-Unicode, not modified UTF-7 ("&" is
+    itself). Text that is not UTF-8 names no mailbox (`InvalidName`); a denormalized
+    name is taken as its NFC form, in every command alike."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
+    nfc = unicodedata.normalize("NFC", text)
+    if nfc == text:
+        return text
+    name = NormalizedName(nfc)
+    name.supplied = text
+    return name
+
+
 def _mailbox_from(r: Reader, raw: bytes) -> str:
     """The decoded name; a syntactically valid name that is not valid modified UTF-7 is
     no syntax error (the command gets NO, a LIST pattern matches nothing): it comes back
     as a `mutf7.InvalidName`."""
-    try:
-        name = mutf7.decode(raw.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
-        return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
+    if r.utf8_names:
+        name = _utf8_name(raw)
+        if isinstance(name, mutf7.InvalidName):
+            return name
+    else:
+        try:
+            name = mutf7.decode(raw.decode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            return mutf7.InvalidName(raw.decode("utf-8", "surrogateescape"))
     # RFC 3501 §5.1: INBOX is case-insensitive, also as the superior of other names
     # (the hierarchy separator is "/")
     if name[:5].upper() == "INBOX" and (len(name) == 5 or name[5] == "/"):
+        if isinstance(name, NormalizedName):
+            canonical = NormalizedName("INBOX" + name[5:])
+            canonical.supplied = name.supplied
+            return canonical
         return "INBOX" + name[5:]
     return name
 
@@ -1217,7 +1253,6 @@ def _setmetadata(r: Reader, tag: str) -> Command:
     return _end(r, SetMetadata(tag, mailbox, tuple(entries)))
 
 
-
 def _getquota(r: Reader, tag: str) -> Command:
     r.sp()
     return _end(r, GetQuota(tag, r.astring().decode("utf-8", "surrogateescape")))
@@ -1242,6 +1277,7 @@ def _setquota(r: Reader, tag: str) -> Command:
         r.sp()
         limits.append((resource, r.number(2**63 - 1, "resource limit")))  # number64
     return _end(r, SetQuota(tag, root, tuple(limits)))
+
 
 _NoArg = (
     type[Capability]
@@ -1293,9 +1329,10 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
 }
 
 
-def parse_command(ready: CommandReady) -> Command:
-    """Parse one framed command; raise ParseError (BAD) or BadCharset (NO)."""
-    r = Reader(ready)
+def parse_command(ready: CommandReady, *, utf8_names: bool = False) -> Command:
+    """Parse one framed command; raise ParseError (BAD) or BadCharset (NO). With
+    `utf8_names` (IMAP4rev2 enabled) mailbox names are UTF-8, not modified UTF-7."""
+    r = Reader(ready, utf8_names=utf8_names)
     tag = r.read_tag()
     if not r.accept(SP):
         r.fail("missing command")

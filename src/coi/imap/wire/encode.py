@@ -53,11 +53,12 @@ def astring(s: str) -> bytes:
     return string(data)
 
 
-def mailbox(name: str) -> bytes:
-    """Mailbox name: mUTF-7 (RFC 3501 §5.1.3), INBOX canonicalized."""
+def mailbox(name: str, *, utf8: bool = False) -> bytes:
+    """Mailbox name: mUTF-7 (RFC 3501 §5.1.3), or with `utf8` the name itself in UTF-8
+    (RFC 9051 §5.1, IMAP4rev2 enabled); INBOX canonicalized."""
     if name.upper() == "INBOX":
         return b"INBOX"
-    wire = mutf7.encode(name).encode("ascii")
+    wire = name.encode("utf-8", "surrogateescape") if utf8 else mutf7.encode(name).encode("ascii")
     if _ATOM.match(wire) and wire.upper() != b"NIL":
         return wire
     return quoted(wire)

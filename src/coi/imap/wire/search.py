@@ -264,7 +264,9 @@ def _key(r: Reader, dec: Decoder, depth: int) -> SearchKey:
         return HeaderKey(name, dec(r.astring()))
     if word in ("LARGER", "SMALLER"):
         r.sp()
-        return SizeKey("larger" if word == "LARGER" else "smaller", r.number(what="size"))
+        # RFC 9051 §9: number64 (IMAP4rev2 allows 63-bit sizes, Appendix D)
+        size = r.number(MAX_NUMBER64, what="size")
+        return SizeKey("larger" if word == "LARGER" else "smaller", size)
     if word == "NOT":
         r.sp()
         return NotKey(_key(r, dec, depth + 1))

@@ -495,8 +495,9 @@ class SqliteStore:
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._read.execute(
             "SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(size), 0),"
-            " coalesce(sum(uid > ?), 0) FROM messages WHERE mailbox_id = ?",
-            (SEEN, mailbox.recent_floor, mailbox.id),
+            " coalesce(sum(uid > ?), 0), coalesce(sum(flags & ? != 0), 0)"
+            " FROM messages WHERE mailbox_id = ?",
+            (SEEN, mailbox.recent_floor, DELETED, mailbox.id),
         ).fetchone()
         return MailboxStatus(
             messages=row[0],
@@ -506,6 +507,7 @@ class SqliteStore:
             highestmodseq=mailbox.highestmodseq,
             size=row[2],
             recent=row[3],
+            deleted=row[4],
         )
 
     # -- metadata (RFC 5464) ---------------------------------------------------
