@@ -162,6 +162,7 @@ class Session:
             "LIST-EXTENDED",
             "LIST-STATUS",
             "MULTIAPPEND",  # RFC 3502: several messages in one APPEND, all or none stored
+            "CATENATE",  # RFC 4469: APPEND parts of stored messages by URL (catenate.py)
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             "QUOTA",  # RFC 9208, STORAGE only; limits set by the administrator
             "QUOTA=RES-STORAGE",

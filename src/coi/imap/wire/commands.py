@@ -29,6 +29,7 @@ __all__ = [
     "Authenticate",
     "BadCharset",
     "Capability",
+    "CatPart",
     "Check",
     "Close",
     "Command",
@@ -296,11 +297,21 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class CatPart:
+    """One part of a CATENATE list (RFC 4469 §5): ``TEXT`` literal octets or a ``URL``."""
+
+    kind: Literal["TEXT", "URL"]
+    data: bytes  # the literal's octets, or the URL as sent
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None
     data: bytes
     binary: bool = False  # sent as literal8 (RFC 3516 §4.4)
+    # RFC 4469: the message is built from these parts (``data`` is then empty)
+    catenate: tuple[CatPart, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -851,6 +862,10 @@ def _append(r: Reader, tag: str) -> Command:
             except (UnicodeDecodeError, ValueError):
                 r.fail("invalid date-time")
             r.sp()
+        if r.accept_word(b"CATENATE"):
+            r.sp()
+            messages.append(AppendMessage(flags, date, b"", catenate=_cat_parts(r)))
+            continue
         if not r.is_literal_start():
             r.fail("expected message literal")
         binary = r.peek() == 0x7E
@@ -859,6 +874,28 @@ def _append(r: Reader, tag: str) -> Command:
     if not messages:
         r.fail("missing message")
     return _end(r, Append(tag, mailbox, tuple(messages)))
+
+
+def _cat_parts(r: Reader) -> tuple[CatPart, ...]:
+    # RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")";
+    # cat-part = "TEXT" SP literal / "URL" SP astring. A TEXT literal8 is taken too, as
+    # an APPEND message can be one with BINARY (RFC 3516 §4.4).
+    r.expect(LPAREN)
+    parts: list[CatPart] = []
+    while True:
+        word = r.atom_upper("TEXT or URL")
+        r.sp()
+        if word == "TEXT":
+            if not r.is_literal_start():
+                r.fail("TEXT needs a literal")
+            parts.append(CatPart("TEXT", r.literal(allow8=True)))
+        elif word == "URL":
+            parts.append(CatPart("URL", r.astring()))
+        else:
+            r.fail(f"unknown CATENATE part {word}")
+        if r.accept(RPAREN):
+            return tuple(parts)
+        r.sp()
 
 
 def _search(r: Reader, tag: str, uid: bool) -> Command:
