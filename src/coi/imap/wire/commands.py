@@ -28,6 +28,7 @@ __all__ = [
     "AppendMessage",
     "Authenticate",
     "BadCharset",
+    "CancelUpdate",
     "Capability",
     "CatPart",
     "Check",
@@ -360,6 +361,15 @@ class Sort:
 
 
 @dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """CANCELUPDATE (RFC 5267 §4.3.5): the tags of searching commands with UPDATE."""
+
+    tag: str
+    tags: tuple[str, ...]
+    name: ClassVar[str] = "CANCELUPDATE"
+
+
+@dataclass(frozen=True, slots=True)
 class Thread:
     """THREAD / UID THREAD (RFC 5256 BASE.6.4.THREAD); ``algorithm`` uppercased
     (ORDEREDSUBJECT or REFERENCES)."""
@@ -501,6 +511,7 @@ class SetMetadata:
 
 Command = (
     Capability
+    | CancelUpdate
     | Noop
     | Logout
     | StartTLS
@@ -876,6 +887,50 @@ def _append(r: Reader, tag: str) -> Command:
     return _end(r, Append(tag, mailbox, tuple(messages)))
 
 
+_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE"})
+_PARTIAL_RANGE = re.compile(
+    r"([1-9][0-9]{0,9}):([1-9][0-9]{0,9})|-([1-9][0-9]{0,9}):-([1-9][0-9]{0,9})"
+)
+
+
+def _return_opts(r: Reader, what: str) -> tuple[str, ...]:
+    """search-return-opts (RFC 4731 §3.1, SAVE of RFC 5182, CONTEXT/UPDATE/PARTIAL of RFC
+    5267 §5). PARTIAL keeps its range as one entry "PARTIAL m:n"; a range of negative
+    numbers counts from the last result (RFC 9394 partial-range-last). One PARTIAL or one
+    ALL at most (RFC 5267 §4.4)."""
+    atoms = _paren_atoms(r)
+    opts: list[str] = []
+    i = 0
+    while i < len(atoms):
+        opt = atoms[i]
+        if opt == "PARTIAL":
+            if i + 1 == len(atoms):
+                r.fail("PARTIAL needs a range")
+            m = _PARTIAL_RANGE.fullmatch(atoms[i + 1])
+            if m is None or max(int(n) for n in m.groups() if n) > 0xFFFFFFFF:
+                r.fail(f"invalid PARTIAL range {atoms[i + 1]}")
+            opt = f"PARTIAL {atoms[i + 1]}"
+            i += 1
+        elif opt not in _RETURN_OPTS:
+            r.fail(f"unknown {what} return option {opt}")
+        opts.append(opt)
+        i += 1
+    unique = tuple(dict.fromkeys(opts))
+    if sum(1 for o in unique if o == "ALL" or o.startswith("PARTIAL ")) > 1:
+        r.fail("one PARTIAL or one ALL at most")
+    return unique
+
+
+def _cancelupdate(r: Reader, tag: str) -> Command:
+    # RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)
+    tags: list[str] = []
+    while r.accept(SP):
+        tags.append(r.quoted().decode("utf-8", "surrogateescape"))
+    if not tags:
+        r.fail("CANCELUPDATE needs a tag")
+    return _end(r, CancelUpdate(tag, tuple(tags)))
+
+
 def _cat_parts(r: Reader) -> tuple[CatPart, ...]:
     # RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")";
     # cat-part = "TEXT" SP literal / "URL" SP astring. A TEXT literal8 is taken too, as
@@ -904,11 +959,7 @@ def _search(r: Reader, tag: str, uid: bool) -> Command:
     if r.accept_word(b"RETURN"):
         # RFC 4731 §3.1 search-return-opts; SAVE from RFC 5182
         r.sp()
-        opts = _paren_atoms(r)
-        for opt in opts:
-            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                r.fail(f"unknown search return option {opt}")
-        return_opts = tuple(dict.fromkeys(opts))
+        return_opts = _return_opts(r, "search")
         r.sp()
     charset: str | None = None
     if r.accept_word(b"CHARSET"):
@@ -967,11 +1018,7 @@ def _sort(r: Reader, tag: str, uid: bool) -> Command:
     return_opts: tuple[str, ...] | None = None
     if r.accept_word(b"RETURN"):
         r.sp()
-        opts = _paren_atoms(r)
-        for opt in opts:
-            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                r.fail(f"unknown sort return option {opt}")
-        return_opts = tuple(dict.fromkeys(opts))
+        return_opts = _return_opts(r, "sort")
         r.sp()
     words = _paren_atoms(r, allow_empty=False)
     criteria: list[tuple[str, bool]] = []
@@ -1254,7 +1301,6 @@ def _setmetadata(r: Reader, tag: str) -> Command:
     return _end(r, SetMetadata(tag, mailbox, tuple(entries)))
 
 
-
 def _getquota(r: Reader, tag: str) -> Command:
     r.sp()
     return _end(r, GetQuota(tag, r.astring().decode("utf-8", "surrogateescape")))
@@ -1279,6 +1325,7 @@ def _setquota(r: Reader, tag: str) -> Command:
         r.sp()
         limits.append((resource, r.number(2**63 - 1, "resource limit")))  # number64
     return _end(r, SetQuota(tag, root, tuple(limits)))
+
 
 _NoArg = (
     type[Capability]
@@ -1327,6 +1374,7 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "SETQUOTA": _setquota,
     "SETMETADATA": _setmetadata,
     "NOTIFY": _notify,
+    "CANCELUPDATE": _cancelupdate,
 }
 
 
