@@ -915,10 +915,9 @@ def _return_opts(r: Reader, what: str) -> tuple[str, ...]:
             r.fail(f"unknown {what} return option {opt}")
         opts.append(opt)
         i += 1
-    unique = tuple(dict.fromkeys(opts))
-    if sum(1 for o in unique if o == "ALL" or o.startswith("PARTIAL ")) > 1:
+    if sum(1 for o in opts if o == "ALL" or o.startswith("PARTIAL ")) > 1:
         r.fail("one PARTIAL or one ALL at most")
-    return unique
+    return tuple(dict.fromkeys(opts))
 
 
 def _cancelupdate(r: Reader, tag: str) -> Command:
