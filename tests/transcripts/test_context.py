@@ -243,3 +243,119 @@ async def test_noupdate_past_the_limit_and_fixed_sequence_numbers(alice: LineCli
         S: Q7 BAD {{.*}}
         """,
     )
+
+
+def _numbers(text: str) -> list[int]:
+    """A sequence set in the order written (ranges ascending, RFC 5267 §3.2)."""
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition(":")
+        first, last = sorted((int(lo), int(hi or lo)))
+        out.extend(range(first, last + 1))
+    return out
+
+
+class Model:
+    """What a client following RFC 5267 §4.3.2-§4.3.4 believes a context's result is."""
+
+    def __init__(self, initial: list[int], sorted_: bool, uid: bool) -> None:
+        self.result = initial
+        self.sorted = sorted_
+        self.uid = uid
+
+    def apply(self, line: str) -> None:
+        import re
+
+        for kind, body in re.findall(r"(ADDTO|REMOVEFROM) \(([^)]*)\)", line):
+            words = body.split()
+            for pos_text, set_text in zip(words[::2], words[1::2], strict=True):
+                pos, numbers = int(pos_text), _numbers(set_text)
+                if kind == "REMOVEFROM":
+                    if pos == 0:
+                        self.result = [n for n in self.result if n not in numbers]
+                    else:
+                        assert self.result[pos - 1 : pos - 1 + len(numbers)] == numbers, line
+                        del self.result[pos - 1 : pos - 1 + len(numbers)]
+                elif pos == 0:
+                    assert not self.sorted, line
+                    self.result = sorted([*self.result, *numbers])
+                else:
+                    self.result[pos - 1 : pos - 1] = numbers
+
+    def expunge(self, seq: int) -> None:
+        if not self.uid:
+            assert seq not in self.result, "REMOVEFROM must come before the EXPUNGE"
+            self.result = [n - 1 if n > seq else n for n in self.result]
+
+
+async def test_random_changes_keep_every_context_exact(imap_server: RunningServer) -> None:
+    """Random APPEND/STORE/EXPUNGE by two sessions: a client applying the ADDTO/REMOVEFROM
+    it gets (and EXPUNGE to message numbers) always holds what a new search returns."""
+    import random
+    import re
+
+    rng = random.Random(5267)
+    a = await logged_in(imap_server)
+    b = await logged_in(imap_server)
+    await fill(a, 10)
+    await a.command("s SELECT INBOX")
+    await b.command("s SELECT INBOX")
+    programs = {
+        "c1": ("UID SEARCH", "KEYWORD $Junk", False, True),
+        "c2": ("SEARCH", "OR FLAGGED UNKEYWORD $Junk", False, False),
+        "c3": ("UID SORT", "(REVERSE ARRIVAL) UTF-8 UNDELETED", True, True),
+        "c4": ("SORT", "(SUBJECT REVERSE DATE) UTF-8 NOT FLAGGED", True, False),
+        "c5": ("UID SEARCH", "1:5 UNSEEN", False, True),
+    }
+    models: dict[str, Model] = {}
+    for tag, (verb, program, is_sort, uid) in programs.items():
+        head, _, rest = program.partition(" UTF-8 ") if is_sort else ("", "", program)
+        args = (
+            f"RETURN (UPDATE ALL) {head} UTF-8 {rest}" if is_sort else f"RETURN (UPDATE ALL) {rest}"
+        )
+        lines = await a.command(f"{tag} {verb} {args}")
+        found = re.search(rb" ALL ([0-9:,]+)", lines[0])
+        models[tag] = Model(_numbers(found.group(1).decode()) if found else [], is_sort, uid)
+    flags = ["\\Seen", "\\Flagged", "\\Deleted", "$Junk"]
+
+    seen = {"updates": 0, "expunges": 0}
+
+    def follow(lines: list[bytes]) -> None:
+        for raw in lines:
+            line = raw.decode()
+            match = re.match(r'\* ESEARCH \(TAG "(c\d)"\)', line)
+            if match:
+                models[match.group(1)].apply(line)
+                seen["updates"] += 1
+            expunged = re.match(r"\* (\d+) EXPUNGE", line)
+            if expunged:
+                seen["expunges"] += 1
+                for model in models.values():
+                    model.expunge(int(expunged.group(1)))
+
+    for step in range(60):
+        actor = rng.choice([a, b, b])
+        op = rng.random()
+        if op < 0.25:
+            extra = f"({rng.choice(flags)}) " if rng.random() < 0.6 else ""
+            lines = await append(actor, message(100 + step), extra=extra)
+        elif op < 0.85:
+            uid, sign, flag = rng.randint(1, 110 + step), rng.choice("+-"), rng.choice(flags)
+            lines = await actor.command(f"t UID STORE {uid} {sign}FLAGS.SILENT ({flag})")
+        else:
+            lines = await actor.command("t EXPUNGE")
+        if actor is a:
+            follow(lines)  # updates caused by A's own command come with its response
+        follow(await a.command("n NOOP"))
+        for tag, (verb, program, is_sort, _) in programs.items():
+            if tag == "c5":  # its "1:5" meant the messages numbered so when it came
+                continue
+            head, _, rest = program.partition(" UTF-8 ") if is_sort else ("", "", program)
+            args = f"RETURN (ALL) {head} UTF-8 {rest}" if is_sort else f"RETURN (ALL) {rest}"
+            lines = await a.command(f"x{tag} {verb} {args}")
+            found = re.search(rb" ALL ([0-9:,]+)", lines[0])
+            want = _numbers(found.group(1).decode()) if found else []
+            assert models[tag].result == want, (step, tag, models[tag].result, want)
+    assert seen["updates"] > 30 and seen["expunges"] > 3, seen
+    await a.close()
+    await b.close()
