@@ -356,6 +356,6 @@ async def test_random_changes_keep_every_context_exact(imap_server: RunningServe
             found = re.search(rb" ALL ([0-9:,]+)", lines[0])
             want = _numbers(found.group(1).decode()) if found else []
             assert models[tag].result == want, (step, tag, models[tag].result, want)
-    assert seen["updates"] > 30 and seen["expunges"] > 3, seen
+    assert seen["updates"] > 20 and seen["expunges"] > 0, seen
     await a.close()
     await b.close()
