@@ -200,8 +200,8 @@ async def test_bad_urls(imap_server: RunningServer) -> None:
         "/INBOX/;UID=0",
         "/Nope/;UID=1",
         "/%FF/;UID=1",
-        "INBOX/;UID=1",
-        ";UID=1",
+        ";UID=1",  # against imap://alice@server/ (RFC 3986 §5.2): no mailbox
+        "../../user/bob/INBOX/;UID=1",  # dot segments stop at the root
         "",
     ]
     for i, url in enumerate(bad):
@@ -219,12 +219,31 @@ async def test_bad_urls(imap_server: RunningServer) -> None:
         ("/INBOX/;UID=1/;SECTION=1/;PARTIAL=4.6", PART1[4:10]),
         ("/INBOX/;UID=1/;SECTION=2/;PARTIAL=30", PART2[30:]),
         ("/INBOX/;UID=1/;SECTION=TEXT", BODY),
+        ("INBOX/;UID=1/;SECTION=1", PART1),  # relative to imap://alice@server/
     ]  # fmt: skip
     for i, (url, want_bytes) in enumerate(good, start=2):
         lines = await alice.command(f'G{i} APPEND Drafts CATENATE (URL "{url}")')
         assert lines[-1].startswith(b"G%d OK [APPENDUID " % i), (url, lines)
         uid = int(lines[-1].split(b"]")[0].split()[-1])
         assert await body(alice, "Drafts", uid) == want_bytes, url
+    # RFC 4469 §3: with a mailbox selected the base is imap://user@server/mailbox
+    await alice.command("c1 CREATE Archive/2024")
+    await append(alice, OTHER, "Archive/2024")
+    relative = [
+        ("../INBOX/;UID=1/;SECTION=1", PART1),
+        ("2024/;UID=1", OTHER),
+        ("./2024/;UID=1/;SECTION=TEXT", b"another message\r\n"),
+    ]
+    for i, (url, want_bytes) in enumerate(relative):
+        await alice.command("c3 SELECT Archive/2024")  # body() unselects
+        lines = await alice.command(f'R{i} APPEND Drafts CATENATE (URL "{url}")')
+        assert lines[-1].startswith(b"R%d OK [APPENDUID " % i), (url, lines)
+        uid = int(lines[-1].split(b"]")[0].split()[-1])
+        assert await body(alice, "Drafts", uid) == want_bytes, url
+    await alice.command("c4 SELECT Archive/2024")
+    for i, url in enumerate(["INBOX/;UID=1", ";UID=1", "/;UID=1"]):
+        lines = await alice.command(f'Q{i} APPEND Drafts CATENATE (URL "{url}")')
+        assert lines[-1].startswith(f"Q{i} NO [BADURL {url}] ".encode()), (url, lines)
     # syntax errors are BAD
     for i, args in enumerate(["CATENATE ()", "CATENATE (TEXT x)", "CATENATE (FOO {1+}\r\nx)"]):
         lines = await alice.command(f"S{i} APPEND Drafts {args}")

@@ -1,13 +1,15 @@
 """CATENATE (RFC 4469): an APPEND message built from TEXT literals and IMAP URLs.
 
 Only relative URLs that name a message or a part of one in the user's own mailboxes are
-served (RFC 4469 §3: "/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]",
-RFC 5092 §3 and §7 as absolute paths); the mailbox is looked up among the logged-in
-user's mailboxes only, so a URL can never reach another user's data. Anything else (a
-scheme or server, URLAUTH, a mailbox or UID that does not exist, a UIDVALIDITY that does
-not match, a section the message lacks) fails the whole APPEND with `NO [BADURL url]`
-(§4.1); a result over APPENDLIMIT gets `NO [TOOBIG]` (§4.2). Nothing is stored unless
-every message of the command could be built (all or nothing, RFC 3502 §6.3.11).
+served (RFC 4469 §3): "/mailbox[;UIDVALIDITY=n]/;UID=n[/;SECTION=s][/;PARTIAL=o[.l]]"
+(RFC 5092 §3), a relative path being resolved first against "imap://user@server/" or,
+with a mailbox selected, "imap://user@server/mailbox" (RFC 3986 §5.2). The mailbox is
+looked up among the logged-in user's mailboxes only, so a URL can never reach another
+user's data. Anything else (a scheme or server, URLAUTH, a mailbox or UID that does not
+exist, a UIDVALIDITY that does not match, a section the message lacks) fails the whole
+APPEND with `NO [BADURL url]` (§4.1); a result over APPENDLIMIT gets `NO [TOOBIG]`
+(§4.2). Nothing is stored unless every message of the command could be built (all or
+nothing, RFC 3502 §6.3.11).
 
 A URL's octets are those FETCH BODY[section] returns (§3), so a part stored with NUL
 comes in the base64 form FETCH serves (RFC 3516 §6, see `coi.mail.index.served_form`)
@@ -20,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from coi.imap.server.errors import CommandNo
 from coi.imap.server.session import Session
@@ -47,6 +49,43 @@ _SECTION = re.compile(
     re.IGNORECASE,
 )
 _FIELD = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext
+
+
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def resolve(raw: bytes, selected: str | None) -> bytes:
+    """The URL as an absolute path (RFC 3986 §5.2), against the base RFC 4469 §3 gives:
+    "imap://user@server/" when no mailbox is selected, "imap://user@server/mailbox" when
+    one is. A scheme or a server ("//") is not ours to serve (§3 note): BadUrl."""
+    if _SCHEME.match(raw) or raw.startswith(b"//"):
+        raise BadUrl("only relative URLs of this session are served")
+    if raw.startswith(b"/"):
+        path = raw
+    else:
+        # §5.2.3 merge: the base path up to its last "/", then the reference
+        base = "/" + quote(selected, safe="/") if selected is not None else "/"
+        path = base[: base.rindex("/") + 1].encode() + raw
+    return _remove_dot_segments(path)
+
+
+def _remove_dot_segments(path: bytes) -> bytes:
+    """RFC 3986 §5.2.4, so "a/../INBOX/;UID=1" names INBOX; never above the root."""
+    out: list[bytes] = []
+    segments = path.split(b"/")[1:]
+    for i, segment in enumerate(segments):
+        last = i == len(segments) - 1
+        if segment == b"..":
+            if out:
+                out.pop()
+            if last:
+                out.append(b"")
+        elif segment == b".":
+            if last:
+                out.append(b"")
+        else:
+            out.append(segment)
+    return b"/" + b"/".join(out)
 
 
 class BadUrl(Exception):
@@ -79,7 +118,7 @@ def parse_url(raw: bytes) -> MessageUrl:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         raise BadUrl("not ASCII") from None  # RFC 5092: 8-bit octets are %-encoded
-    m = _URL.fullmatch(text)
+    m = _URL.fullmatch(text)  # an absolute path: see `resolve`
     if m is None:
         raise BadUrl("not a relative message URL")
     # RFC 5092 §3.2: the mailbox name is UTF-8, %-encoded; INBOX is case-insensitive
@@ -116,7 +155,11 @@ def parse_url(raw: bytes) -> MessageUrl:
 def fetch_url(session: Session, raw: bytes) -> bytes:
     """The octets FETCH BODY[section]<partial> gives for the URL (RFC 4469 §3), looked
     up in the logged-in user's own mailboxes only."""
-    url = parse_url(raw)
+    selected = None
+    if session.selected is not None:
+        mailbox = session.store.mailbox_by_id(session.selected.mailbox_id)
+        selected = mailbox.name if mailbox is not None else None
+    url = parse_url(resolve(raw, selected))
     store = session.store
     mailbox = store.get_mailbox(session.user_id, url.mailbox)
     if mailbox is None or mailbox.noselect:
