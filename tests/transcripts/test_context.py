@@ -41,14 +41,23 @@ async def test_rfc5267_examples_context_partial_update(imap_server: RunningServe
         S: * ESEARCH (TAG "A02") UID PARTIAL (2:3 2,4)
         S: A02 OK SEARCH completed
         C: A03 UID SEARCH RETURN (PARTIAL 4:2 COUNT) UNDELETED
-        S: * ESEARCH (TAG "A03") UID PARTIAL (4:2 2,4:5) COUNT 5
+        S: * ESEARCH (TAG "A03") UID PARTIAL (2:4 2,4:5) COUNT 5
         S: A03 OK SEARCH completed
         C: A04 UID SEARCH RETURN (PARTIAL 24000:24500) UNDELETED
         S: * ESEARCH (TAG "A04") UID PARTIAL (24000:24500 NIL)
         S: A04 OK SEARCH completed
-        C: A05 SEARCH RETURN (PARTIAL -1:-2 MIN) UNDELETED
+        C: A05 SEARCH RETURN (PARTIAL -2:-1 MIN) UNDELETED
         S: * ESEARCH (TAG "A05") MIN 1 PARTIAL (-1:-2 5:6)
         S: A05 OK SEARCH completed
+        C: A051 SEARCH RETURN (CONTEXT) UNDELETED
+        S: * ESEARCH (TAG "A051") ALL 1:2,4:6
+        S: A051 OK SEARCH completed
+        C: A052 UID SEARCH RETURN (SAVE PARTIAL 1:2) UNDELETED
+        S: * ESEARCH (TAG "A052") UID PARTIAL (1:2 1:2)
+        S: A052 OK SEARCH completed
+        C: A053 UID SEARCH $
+        S: * SEARCH 1 2 4 5 6
+        S: A053 OK SEARCH completed
         C: A06 SEARCH RETURN (PARTIAL 1:2 ALL) UNDELETED
         S: A06 BAD {{.*}}
         C: A07 SEARCH RETURN (PARTIAL 0:2) UNDELETED
@@ -58,6 +67,9 @@ async def test_rfc5267_examples_context_partial_update(imap_server: RunningServe
         C: A09 UID SORT RETURN (PARTIAL 1:3) (REVERSE ARRIVAL) UTF-8 ALL
         S: * ESEARCH (TAG "A09") UID PARTIAL (1:3 6,5,4)
         S: A09 OK SORT completed
+        C: A10 SORT (REVERSE ARRIVAL) US-ASCII RETURN (PARTIAL 4:2) ALL
+        S: * ESEARCH (TAG "A10") PARTIAL (2:4 5,4,3)
+        S: A10 OK SORT completed
         C: B01 UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk
         S: * ESEARCH (TAG "B01") UID COUNT 0
         S: B01 OK SEARCH completed
@@ -79,7 +91,7 @@ async def test_rfc5267_examples_context_partial_update(imap_server: RunningServe
         C: B06 CANCELUPDATE "B01"
         S: B06 NO {{.*}}
         C: B07 SEARCH RETURN (UPDATE) UNDELETED
-        S: * ESEARCH (TAG "B07") ALL 1,4
+        S: * ESEARCH (TAG "B07")
         S: B07 OK SEARCH completed
         C: B08 STORE 1 +FLAGS.SILENT (\\Deleted)
         S: * ESEARCH (TAG "B07") REMOVEFROM (0 1)
@@ -223,10 +235,10 @@ async def test_noupdate_past_the_limit_and_fixed_sequence_numbers(alice: LineCli
         S: C1 OK CANCELUPDATE completed
         C: Q1 SEARCH RETURN (SAVE) 1:2
         S: Q1 OK SEARCH completed
-        C: Q2 UID SEARCH RETURN (UPDATE) 5:6 FLAGGED
+        C: Q2 UID SEARCH RETURN (UPDATE ALL) 5:6 FLAGGED
         S: * ESEARCH (TAG "Q2") UID ALL 5
         S: Q2 OK SEARCH completed
-        C: Q3 SEARCH RETURN (UPDATE) $ KEYWORD $Junk
+        C: Q3 SEARCH RETURN (CONTEXT UPDATE ALL) $ KEYWORD $Junk
         S: * ESEARCH (TAG "Q3") ALL 2
         S: Q3 OK SEARCH completed
         C: Q4 UID EXPUNGE 3

@@ -66,6 +66,7 @@ def test_catenate_parts() -> None:
         b"a SEARCH RETURN (PARTIAL 5) ALL",
         b"a SEARCH RETURN (PARTIAL 1:4294967296) ALL",
         b"a SORT RETURN (UPDATE BOGUS) (DATE) UTF-8 ALL",
+        b"a SEARCH RETURN (UPDATE UPDATE) ALL",
         b"a CANCELUPDATE",
         b"a CANCELUPDATE x",
         b'a CANCELUPDATE "x" y',
@@ -80,10 +81,21 @@ def test_return_options() -> None:
     assert parse(b"A02 UID SEARCH RETURN (PARTIAL 23500:24000 CONTEXT UPDATE) ALL") == Search(
         "A02", True, None, AllKey(), ("PARTIAL 23500:24000", "CONTEXT", "UPDATE")
     )
-    assert parse(b"a SORT RETURN (update count partial -1:-10) (DATE) UTF-8 ALL") == Sort(
+    assert parse(b"a SORT RETURN (update count partial -10:-1) (DATE) UTF-8 ALL") == Sort(
         "a", False, (("DATE", False),), "UTF-8", AllKey(), ("UPDATE", "COUNT", "PARTIAL -1:-10")
     )
     assert parse(b'B04 CANCELUPDATE "B01" "B\\"2"') == CancelUpdate("B04", ("B01", 'B"2'))
+    # echoed with the smaller magnitude first, as Dovecot does (imaptest search-partial)
+    assert parse(b"a SEARCH RETURN (PARTIAL 4:2) ALL") == Search(
+        "a", False, None, AllKey(), ("PARTIAL 2:4",)
+    )
+    assert parse(b"a SEARCH RETURN (PARTIAL -9:-3) ALL") == Search(
+        "a", False, None, AllKey(), ("PARTIAL -3:-9",)
+    )
+    # Dovecot's order, RETURN after the charset (imaptest sort-partial)
+    assert parse(b"a SORT (ARRIVAL) US-ASCII RETURN (PARTIAL 1:1) ALL") == Sort(
+        "a", False, (("ARRIVAL", False),), "US-ASCII", AllKey(), ("PARTIAL 1:1",)
+    )
 
 
 def test_partial_positions() -> None:

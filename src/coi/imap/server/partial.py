@@ -1,8 +1,9 @@
 """PARTIAL results of SEARCH and SORT (RFC 5267 §4.4; negative ranges of RFC 9394).
 
-The return option is kept as the client wrote it ("PARTIAL m:n", parsed by
-`coi.imap.wire.commands`); these helpers pick the results it names and write the
-`PARTIAL (range set)` return data. No server imports, so search and sort can use them.
+The return option is kept as "PARTIAL m:n" with the smaller magnitude first (parsed by
+`coi.imap.wire.commands`, echoed so as Dovecot does); these helpers pick the results it
+names and write the `PARTIAL (range set)` return data. No server imports, so search and
+sort can use them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from coi.imap.wire.sequence import format_sequence
 
 
 def partial_option(options: Iterable[str]) -> str | None:
-    """The range of a "PARTIAL m:n" return option, as the client wrote it."""
+    """The range of a "PARTIAL m:n" return option."""
     return next((o[8:] for o in options if o.startswith("PARTIAL ")), None)
 
 

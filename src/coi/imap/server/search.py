@@ -308,12 +308,13 @@ def extended_result(
 ) -> None:
     """The ESEARCH response of SEARCH/SORT RETURN (...) and its SAVE (RFC 4731, RFC 5182,
     RFC 5267 §3.1): MIN/MAX are the first/last of `found` as ordered by the command;
-    PARTIAL (RFC 5267 §4.4) the results at the given positions in that order. UPDATE
-    and CONTEXT (§4.2, §4.3) ask for nothing here: alone they mean ALL."""
+    PARTIAL (RFC 5267 §4.4) the results at the given positions in that order. CONTEXT is
+    a hint (§4.2) and UPDATE asks for no result data (§4.3), as in Dovecot: RETURN () and
+    RETURN (CONTEXT) mean ALL, RETURN (UPDATE) gives the TAG alone."""
     partial = partial_option(options)
-    wanted = {o.upper() for o in options if not o.startswith("PARTIAL ")} - {"UPDATE", "CONTEXT"}
+    wanted = {o.upper() for o in options if not o.startswith("PARTIAL ")} - {"CONTEXT"}
     if not wanted and partial is None:
-        wanted = {"ALL"}
+        wanted = {"ALL"}  # RFC 4731 §3.1
     first_last: list[MessageRow] = []
     if found:
         first_last = [found[0]] if "MIN" in wanted else []
@@ -323,16 +324,14 @@ def extended_result(
         part = partial_bounds(len(numbers), partial)
     if "SAVE" in wanted:
         # RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, "$" holds only
-        # the messages returned as MIN/MAX; otherwise everything found. With PARTIAL,
-        # only the messages it returns (as RFC 9394 §3.2 has it).
+        # the messages returned as MIN/MAX; otherwise everything found (PARTIAL does not
+        # narrow it, as in Dovecot)
         saved = found
         if found and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
             saved = first_last
-        if partial is not None:
-            saved = found[part[0] : part[1]]
         session.saved_result = sorted({row.uid for row in saved})
         wanted.discard("SAVE")
-        if not wanted:  # RFC 5182 §2.1: SAVE alone produces no ESEARCH response
+        if not wanted and partial is None:  # RFC 5182 §2.1: SAVE alone, no ESEARCH
             return
     parts = [f"(TAG {quoted(tag).decode()})"]
     if uid:

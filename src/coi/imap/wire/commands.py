@@ -909,7 +909,10 @@ def _return_opts(r: Reader, what: str) -> tuple[str, ...]:
             m = _PARTIAL_RANGE.fullmatch(atoms[i + 1])
             if m is None or max(int(n) for n in m.groups() if n) > 0xFFFFFFFF:
                 r.fail(f"invalid PARTIAL range {atoms[i + 1]}")
-            opt = f"PARTIAL {atoms[i + 1]}"
+            # "500:400" is "400:500" (RFC 5267 §5), "-500:-400" is "-400:-500" (RFC 9394
+            # §4): kept, and echoed in the response, with the smaller magnitude first
+            low, high = sorted(int(n) for n in m.groups() if n)
+            opt = f"PARTIAL {low}:{high}" if m[1] else f"PARTIAL -{low}:-{high}"
             i += 1
         elif opt not in _RETURN_OPTS:
             r.fail(f"unknown {what} return option {opt}")
@@ -917,6 +920,8 @@ def _return_opts(r: Reader, what: str) -> tuple[str, ...]:
         i += 1
     if sum(1 for o in opts if o == "ALL" or o.startswith("PARTIAL ")) > 1:
         r.fail("one PARTIAL or one ALL at most")
+    if opts.count("UPDATE") > 1:  # one context per command (§4.3); Dovecot says BAD too
+        r.fail("UPDATE given twice")
     return tuple(dict.fromkeys(opts))
 
 
@@ -1037,6 +1042,12 @@ def _sort(r: Reader, tag: str, uid: bool) -> Command:
     if charset not in _CHARSETS:
         raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
     r.sp()
+    if return_opts is None and r.accept_word(b"RETURN"):
+        # Dovecot (and imaptest's sort-partial) put RETURN after the charset; no search
+        # key is named RETURN, so taking it there too is unambiguous
+        r.sp()
+        return_opts = _return_opts(r, "sort")
+        r.sp()
     encoding = _CHARSETS[charset]
 
     def dec(b: bytes) -> str:
