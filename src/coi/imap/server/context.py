@@ -1,8 +1,8 @@
 """CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267 §4): PARTIAL results and UPDATE contexts.
 
 PARTIAL m:n (§4.4) picks results by position in the requested order (mailbox order for
-SEARCH, sort order for SORT); a range of negative numbers counts from the last result
-(RFC 9394 partial-range-last). CONTEXT (§4.2) is a hint we take no action on.
+SEARCH, sort order for SORT; `partial.py`, used by `search.extended_result`). CONTEXT
+(§4.2) is a hint we take no action on.
 
 UPDATE (§4.3): the searching command's result is kept as a context of the selected
 mailbox's view, UIDs in the requested order. Every store event for the mailbox marks the
