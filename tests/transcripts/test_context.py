@@ -253,6 +253,15 @@ async def test_noupdate_past_the_limit_and_fixed_sequence_numbers(alice: LineCli
         S: Q6 NO {{.*}}
         C: Q7 CANCELUPDATE
         S: Q7 BAD {{.*}}
+        C: Q8 CANCELUPDATE "Q2" "Q3"
+        S: Q8 OK CANCELUPDATE completed
+        C: E1 SEARCH RETURN (SAVE) UID 999
+        S: E1 OK SEARCH completed
+        C: E2 UID SEARCH RETURN (UPDATE COUNT) OR $ 999
+        S: * ESEARCH (TAG "E2") UID COUNT 0
+        S: E2 OK SEARCH completed
+        C: E3 STORE 1:* +FLAGS.SILENT (\\Answered)
+        S: E3 OK STORE completed
         """,
     )
 
