@@ -380,3 +380,38 @@ async def test_random_changes_keep_every_context_exact(imap_server: RunningServe
     assert seen["updates"] > 20 and seen["expunges"] > 0, seen
     await a.close()
     await b.close()
+
+
+async def test_message_numbers_like_imaptest_search_context_update(alice: LineClient) -> None:
+    """The flow of imaptest's search-context-update script: RETURN (UPDATE) alone gives
+    the TAG only; ADDTO/REMOVEFROM in message numbers; the REMOVEFROM of an expunged
+    message before the EXPUNGE responses; nothing after CANCELUPDATE."""
+    await fill(alice)
+    await alice.command("s SELECT INBOX")
+    await run_transcript(
+        alice,
+        """
+        C: u1 SEARCH RETURN (UPDATE) BODY body SEEN
+        S: * ESEARCH (TAG "u1")
+        S: u1 OK SEARCH completed
+        C: u2 STORE 1,2,5 +FLAGS.SILENT (\\Seen)
+        S: * ESEARCH (TAG "u1") ADDTO (0 1:2,5)
+        S: u2 OK STORE completed
+        C: u3 STORE 1,2 -FLAGS.SILENT (\\Seen)
+        S: * ESEARCH (TAG "u1") REMOVEFROM (0 1:2)
+        S: u3 OK STORE completed
+        C: u4 STORE 3:6 +FLAGS.SILENT (\\Deleted)
+        S: u4 OK STORE completed
+        C: u5 EXPUNGE
+        S: * ESEARCH (TAG "u1") REMOVEFROM (0 5)
+        S: * 6 EXPUNGE
+        S: * 5 EXPUNGE
+        S: * 4 EXPUNGE
+        S: * 3 EXPUNGE
+        S: u5 OK {{.*}}
+        C: u6 CANCELUPDATE "u1"
+        S: u6 OK CANCELUPDATE completed
+        C: u7 STORE 1 +FLAGS.SILENT (\\Seen)
+        S: u7 OK STORE completed
+        """,
+    )
