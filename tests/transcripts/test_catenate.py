@@ -321,3 +321,34 @@ async def test_toobig_past_appendlimit(tmp_path: Path) -> None:
     finally:
         await running.server.stop(grace=2)
         running.store.close()
+
+
+async def test_like_imaptest_catenate_scripts(alice: LineClient) -> None:
+    """The cases of imaptest's catenate and catenate-multiappend scripts: section 1 of a
+    single-part message is its body, a PARTIAL past the end adds nothing, two CATENATE
+    messages and a CATENATE before a plain literal in one APPEND, and TRYCREATE (not
+    BADURL) for a mailbox that does not exist."""
+    one = crlf("From: foo2@example.com\n\nLookslike: header\n\nAnother body")
+    await append(alice, one)
+    commands = [
+        'a1 APPEND INBOX (\\seen \\flagged) CATENATE (URL "/INBOX/;uid=1/;section=1" '
+        "TEXT {5+}\r\nbody4)",
+        'a2 APPEND INBOX CATENATE (URL "/INBOX/;uid=1/;partial=100000.1" TEXT {5+}\r\nbody7)',
+        'a3 APPEND INBOX CATENATE (TEXT {3+}\r\nabc) CATENATE (URL "/INBOX/;uid=1")',
+        'a4 APPEND INBOX CATENATE (URL "/INBOX/;uid=1/;section=header") (\\Answered) {5+}\r\nhello',
+    ]
+    for command in commands:
+        lines = await alice.command(command)
+        assert lines[-1].startswith(command[:2].encode() + b" OK [APPENDUID "), lines
+    lines = await alice.command('a5 APPEND Nope CATENATE (URL "/INBOX;UIDVALIDITY=1/;uid=1")')
+    assert lines[-1].startswith(b"a5 NO [TRYCREATE] "), lines
+    wanted = [
+        b"Lookslike: header\r\n\r\nAnother bodybody4",
+        b"body7",
+        b"abc",
+        one,
+        b"From: foo2@example.com\r\n\r\n",
+        b"hello",
+    ]
+    for uid, want in enumerate(wanted, start=2):
+        assert await body(alice, "INBOX", uid) == want, uid
