@@ -13,7 +13,7 @@ from bisect import bisect_left
 from dataclasses import replace
 from functools import lru_cache
 
-from coi.imap.server import coi, sync
+from coi.imap.server import catenate, coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.quota import check_quota
 from coi.imap.server.session import AUTH, Route, Session
@@ -436,17 +436,22 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
     if not command.messages:
         raise CommandBad("APPEND needs a message")
     limit = session.config.max_literal
+    # RFC 4469: a CATENATE message is built first; any failure stores nothing
+    datas = [
+        item.data if item.catenate is None else catenate.build(session, item.catenate, limit)
+        for item in command.messages
+    ]
     if len(command.messages) == 1 and mailbox.special_use == "\\Sent":
-        uid = _filed_by_server(session, mailbox, command.messages[0].data)
+        uid = _filed_by_server(session, mailbox, datas[0])
         if uid is not None:
             return f"[APPENDUID {mailbox.uidvalidity} {uid}] APPEND completed (already filed)"
-    for item in command.messages:
-        if len(item.data) > limit:
+    for data in datas:
+        if len(data) > limit:
             raise CommandNo(f"Message larger than APPENDLIMIT {limit}", "TOOBIG")
-    check_quota(session, sum(len(item.data) for item in command.messages))
+    check_quota(session, sum(len(data) for data in datas))
     messages = []
-    for item in command.messages:
-        messages.append(await prepare_async(item.data, item.flags, item.internal_date))
+    for item, data in zip(command.messages, datas, strict=True):
+        messages.append(await prepare_async(data, item.flags, item.internal_date))
     validity, uids = await session.store.append(mailbox.id, messages, origin=session)
     uid_text = str(uids[0]) if len(uids) == 1 else f"{uids[0]}:{uids[-1]}"
     return f"[APPENDUID {validity} {uid_text}] APPEND completed"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import date
 
 from coi.imap.server.errors import CommandBad
+from coi.imap.server.partial import partial_bounds, partial_option, partial_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
@@ -264,11 +265,24 @@ def needs_text(key: keys.SearchKey) -> bool:
 
 
 async def handle_search(session: Session, command: cmd.Search) -> str:
+    from coi.imap.server import context  # it builds on this module
+
     view = session.require_selected()
     with_modseq = uses_modseq(command.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1
-    found = await search_rows(session, command.key)
+    # RFC 5267 §4.3: an UPDATE context watches changes from before the search runs
+    update = context.begin(
+        session, command.tag, command.uid, command.key, None, command.return_opts
+    )
+    try:
+        found = await search_rows(session, command.key)
+    except BaseException:
+        if update is not None:
+            context.abandon(session, update)
+        raise
+    if update is not None:
+        context.start(session, update, [row.uid for row in found])
     hits = [row.uid for row in found]
     # RFC 7162 §3.1.6, §3.1.10: the highest mod-sequence of what is returned
     highest = max((row.modseq for row in found), default=0) if with_modseq else 0
@@ -295,21 +309,31 @@ def extended_result(
     all_text: Callable[[list[int]], str] = format_sequence,
 ) -> None:
     """The ESEARCH response of SEARCH/SORT RETURN (...) and its SAVE (RFC 4731, RFC 5182,
-    RFC 5267 §3.1): MIN/MAX are the first/last of `found` as ordered by the command."""
-    wanted = {o.upper() for o in options} or {"ALL"}
+    RFC 5267 §3.1): MIN/MAX are the first/last of `found` as ordered by the command;
+    PARTIAL (RFC 5267 §4.4) the results at the given positions in that order. CONTEXT is
+    a hint (§4.2) and UPDATE asks for no result data (§4.3), as in Dovecot: RETURN () and
+    RETURN (CONTEXT) mean ALL, RETURN (UPDATE) gives the TAG alone."""
+    partial = partial_option(options)
+    wanted = {o.upper() for o in options if not o.startswith("PARTIAL ")} - {"CONTEXT"}
+    if not wanted and partial is None:
+        wanted = {"ALL"}  # RFC 4731 §3.1
     first_last: list[MessageRow] = []
     if found:
         first_last = [found[0]] if "MIN" in wanted else []
         first_last += [found[-1]] if "MAX" in wanted else []
+    part: tuple[int, int] = (0, 0)
+    if partial is not None:
+        part = partial_bounds(len(numbers), partial)
     if "SAVE" in wanted:
         # RFC 5182 §2.4: with MIN and/or MAX but neither ALL nor COUNT, "$" holds only
-        # the messages returned as MIN/MAX; otherwise everything found
+        # the messages returned as MIN/MAX; otherwise everything found (PARTIAL does not
+        # narrow it, as in Dovecot)
         saved = found
         if found and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
             saved = first_last
         session.saved_result = sorted({row.uid for row in saved})
         wanted.discard("SAVE")
-        if not wanted:  # RFC 5182 §2.1: SAVE alone produces no ESEARCH response
+        if not wanted and partial is None:  # RFC 5182 §2.1: SAVE alone, no ESEARCH
             return
     parts = [f"(TAG {quoted(tag).decode()})"]
     if uid:
@@ -321,11 +345,15 @@ def extended_result(
             parts.append(f"MAX {numbers[-1]}")
         if "ALL" in wanted:
             parts.append(f"ALL {all_text(numbers)}")
+    if partial is not None:
+        parts.append(partial_text(numbers[part[0] : part[1]], partial, all_text))
     if "COUNT" in wanted:
         parts.append(f"COUNT {len(numbers)}")
     if found and with_modseq:
         # RFC 4731 §3.2: with only MIN and/or MAX, of those messages; else of all
         shown = found if wanted & {"ALL", "COUNT"} else first_last
+        if partial is not None and not wanted & {"ALL", "COUNT"}:
+            shown = [*first_last, *found[part[0] : part[1]]]
         if shown:
             parts.append(f"MODSEQ {max(row.modseq for row in shown)}")
     session.untagged("ESEARCH " + " ".join(parts))

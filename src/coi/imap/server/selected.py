@@ -28,12 +28,16 @@ import asyncio
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
 from coi.store.model import Flags, Mailbox
 from coi.store.protocol import MailStore
+
+if TYPE_CHECKING:
+    from coi.imap.server.context import Contexts
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -168,6 +172,8 @@ class MailboxState:
                 for uid, flags, modseq in event.changes:
                     pending[uid] = (flags, modseq)
         for view in tuple(self.views):
+            if view.contexts is not None:  # RFC 5267 §4.3 UPDATE: test these UIDs again
+                view.contexts.on_event(event)
             if view.notify is not None:
                 view.notify()
 
@@ -193,6 +199,7 @@ class SelectedMailbox:
 
     # slots: one of these per idle connection, so no per-instance dict
     __slots__ = (
+        "contexts",
         "expunge_modseq",
         "has_new",
         "keywords_version",
@@ -238,6 +245,7 @@ class SelectedMailbox:
         self.pending_modseq = modseq
         # Set while the session is in IDLE: called right after each change is applied.
         self.notify: Callable[[], None] | None = None
+        self.contexts: Contexts | None = None  # searches with RETURN (UPDATE), RFC 5267
         state.views.append(self)
 
     @property

@@ -155,6 +155,8 @@ class Session:
             "THREAD=ORDEREDSUBJECT",  # RFC 5256
             "THREAD=REFERENCES",  # RFC 5256
             "ESORT",  # RFC 5267
+            "CONTEXT=SEARCH",  # RFC 5267 §4: UPDATE, CONTEXT, PARTIAL (context.py)
+            "CONTEXT=SORT",
             "NOTIFY",  # RFC 5465
             "UIDPLUS",
             "MOVE",
@@ -164,6 +166,7 @@ class Session:
             "LIST-EXTENDED",
             "LIST-STATUS",
             "MULTIAPPEND",  # RFC 3502: several messages in one APPEND, all or none stored
+            "CATENATE",  # RFC 4469: APPEND parts of stored messages by URL (catenate.py)
             "STATUS=SIZE",  # RFC 8438: the sum of the messages' RFC822.SIZE
             "QUOTA",  # RFC 9208, STORAGE only; limits set by the administrator
             "QUOTA=RES-STORAGE",
@@ -264,14 +267,20 @@ class Session:
             self.io.write(b"".join(self.pending_untagged))
             self.pending_untagged.clear()
         view = self.selected
-        if view is not None and view.pending():
+        contexts = view.contexts if view is not None else None
+        if view is not None and (view.pending() or (contexts is not None and contexts.pending())):
             last_uid = view.max_uid()
+            # RFC 5267 §4.3.3/§4.3.4: REMOVEFROM before EXPUNGE, ADDTO after EXISTS
+            for line in contexts.removals() if contexts is not None else ():
+                self.io.write(line)
             for line in view.sync(
                 allow_expunge=allow_expunge,
                 flag_line=self.flag_update_line,
                 vanished=self.qresync,
                 condstore=self.condstore,
             ):
+                self.io.write(line)
+            for line in contexts.additions() if contexts is not None else ():
                 self.io.write(line)
             if self.notifier is not None:
                 self.notifier.announced(view, last_uid)

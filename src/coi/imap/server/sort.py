@@ -203,6 +203,14 @@ _KEYS: dict[str, Callable[[_Sortable], Any]] = {
 }
 
 
+KEYS = _KEYS  # for the UPDATE contexts of CONTEXT=SORT (context.py)
+
+
+def sortable(row: MessageRow, meta: bytes | None) -> _Sortable:
+    """A message as the sort keys read it (`KEYS`), from its row and stored index."""
+    return _Sortable(0, row, meta)
+
+
 def sort_rows(
     session: Session, rows: list[MessageRow], criteria: tuple[tuple[str, bool], ...]
 ) -> list[MessageRow]:
@@ -222,11 +230,25 @@ def sort_rows(
 
 
 async def handle_sort(session: Session, command: cmd.Sort) -> str:
+    from coi.imap.server import context  # it builds on this module
+
     view = session.require_selected()
     with_modseq = search.uses_modseq(command.key)
     if with_modseq:
         session.enable_condstore()  # RFC 7162 §3.1
-    found = sort_rows(session, await search.search_rows(session, command.key), command.criteria)
+    # RFC 5267 §4.3: an UPDATE context watches changes from before the search runs
+    update = context.begin(
+        session, command.tag, command.uid, command.key, command.criteria, command.return_opts
+    )
+    try:
+        found = await search.search_rows(session, command.key)
+    except BaseException:
+        if update is not None:
+            context.abandon(session, update)
+        raise
+    found = sort_rows(session, found, command.criteria)
+    if update is not None:
+        context.start(session, update, [row.uid for row in found])
 
     def number(row: MessageRow) -> int:
         return row.uid if command.uid else view.seq_of(row.uid) or 0

@@ -29,7 +29,9 @@ __all__ = [
     "AppendMessage",
     "Authenticate",
     "BadCharset",
+    "CancelUpdate",
     "Capability",
+    "CatPart",
     "Check",
     "Close",
     "Command",
@@ -298,11 +300,21 @@ class Status:
 
 
 @dataclass(frozen=True, slots=True)
+class CatPart:
+    """One part of a CATENATE list (RFC 4469 §5): ``TEXT`` literal octets or a ``URL``."""
+
+    kind: Literal["TEXT", "URL"]
+    data: bytes  # the literal's octets, or the URL as sent
+
+
+@dataclass(frozen=True, slots=True)
 class AppendMessage:
     flags: tuple[str, ...]
     internal_date: datetime.datetime | None
     data: bytes
     binary: bool = False  # sent as literal8 (RFC 3516 §4.4)
+    # RFC 4469: the message is built from these parts (``data`` is then empty)
+    catenate: tuple[CatPart, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,6 +360,15 @@ class Sort:
     key: SearchKey
     return_opts: tuple[str, ...] | None = None
     name: ClassVar[str] = "SORT"
+
+
+@dataclass(frozen=True, slots=True)
+class CancelUpdate:
+    """CANCELUPDATE (RFC 5267 §4.3.5): the tags of searching commands with UPDATE."""
+
+    tag: str
+    tags: tuple[str, ...]
+    name: ClassVar[str] = "CANCELUPDATE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -492,6 +513,7 @@ class SetMetadata:
 
 Command = (
     Capability
+    | CancelUpdate
     | Noop
     | Logout
     | StartTLS
@@ -887,6 +909,10 @@ def _append(r: Reader, tag: str) -> Command:
             except (UnicodeDecodeError, ValueError):
                 r.fail("invalid date-time")
             r.sp()
+        if r.accept_word(b"CATENATE"):
+            r.sp()
+            messages.append(AppendMessage(flags, date, b"", catenate=_cat_parts(r)))
+            continue
         if not r.is_literal_start():
             r.fail("expected message literal")
         binary = r.peek() == 0x7E
@@ -897,17 +923,83 @@ def _append(r: Reader, tag: str) -> Command:
     return _end(r, Append(tag, mailbox, tuple(messages)))
 
 
+_RETURN_OPTS = frozenset({"MIN", "MAX", "ALL", "COUNT", "SAVE", "CONTEXT", "UPDATE"})
+_PARTIAL_RANGE = re.compile(
+    r"([1-9][0-9]{0,9}):([1-9][0-9]{0,9})|-([1-9][0-9]{0,9}):-([1-9][0-9]{0,9})"
+)
+
+
+def _return_opts(r: Reader, what: str) -> tuple[str, ...]:
+    """search-return-opts (RFC 4731 §3.1, SAVE of RFC 5182, CONTEXT/UPDATE/PARTIAL of RFC
+    5267 §5). PARTIAL keeps its range as one entry "PARTIAL m:n"; a range of negative
+    numbers counts from the last result (RFC 9394 partial-range-last). One PARTIAL or one
+    ALL at most (RFC 5267 §4.4)."""
+    atoms = _paren_atoms(r)
+    opts: list[str] = []
+    i = 0
+    while i < len(atoms):
+        opt = atoms[i]
+        if opt == "PARTIAL":
+            if i + 1 == len(atoms):
+                r.fail("PARTIAL needs a range")
+            m = _PARTIAL_RANGE.fullmatch(atoms[i + 1])
+            if m is None or max(int(n) for n in m.groups() if n) > 0xFFFFFFFF:
+                r.fail(f"invalid PARTIAL range {atoms[i + 1]}")
+            # "500:400" is "400:500" (RFC 5267 §5), "-500:-400" is "-400:-500" (RFC 9394
+            # §4): kept, and echoed in the response, with the smaller magnitude first
+            low, high = sorted(int(n) for n in m.groups() if n)
+            opt = f"PARTIAL {low}:{high}" if m[1] else f"PARTIAL -{low}:-{high}"
+            i += 1
+        elif opt not in _RETURN_OPTS:
+            r.fail(f"unknown {what} return option {opt}")
+        opts.append(opt)
+        i += 1
+    if sum(1 for o in opts if o == "ALL" or o.startswith("PARTIAL ")) > 1:
+        r.fail("one PARTIAL or one ALL at most")
+    if opts.count("UPDATE") > 1:  # one context per command (§4.3); Dovecot says BAD too
+        r.fail("UPDATE given twice")
+    return tuple(dict.fromkeys(opts))
+
+
+def _cancelupdate(r: Reader, tag: str) -> Command:
+    # RFC 5267 §5: command-select =/ "CANCELUPDATE" 1*(SP quoted)
+    tags: list[str] = []
+    while r.accept(SP):
+        tags.append(r.quoted().decode("utf-8", "surrogateescape"))
+    if not tags:
+        r.fail("CANCELUPDATE needs a tag")
+    return _end(r, CancelUpdate(tag, tuple(tags)))
+
+
+def _cat_parts(r: Reader) -> tuple[CatPart, ...]:
+    # RFC 4469 §5: "CATENATE" SP "(" cat-part *(SP cat-part) ")";
+    # cat-part = "TEXT" SP literal / "URL" SP astring. A TEXT literal8 is taken too, as
+    # an APPEND message can be one with BINARY (RFC 3516 §4.4).
+    r.expect(LPAREN)
+    parts: list[CatPart] = []
+    while True:
+        word = r.atom_upper("TEXT or URL")
+        r.sp()
+        if word == "TEXT":
+            if not r.is_literal_start():
+                r.fail("TEXT needs a literal")
+            parts.append(CatPart("TEXT", r.literal(allow8=True)))
+        elif word == "URL":
+            parts.append(CatPart("URL", r.astring()))
+        else:
+            r.fail(f"unknown CATENATE part {word}")
+        if r.accept(RPAREN):
+            return tuple(parts)
+        r.sp()
+
+
 def _search(r: Reader, tag: str, uid: bool) -> Command:
     r.sp()
     return_opts: tuple[str, ...] | None = None
     if r.accept_word(b"RETURN"):
         # RFC 4731 §3.1 search-return-opts; SAVE from RFC 5182
         r.sp()
-        opts = _paren_atoms(r)
-        for opt in opts:
-            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                r.fail(f"unknown search return option {opt}")
-        return_opts = tuple(dict.fromkeys(opts))
+        return_opts = _return_opts(r, "search")
         r.sp()
     charset: str | None = None
     if r.accept_word(b"CHARSET"):
@@ -966,11 +1058,7 @@ def _sort(r: Reader, tag: str, uid: bool) -> Command:
     return_opts: tuple[str, ...] | None = None
     if r.accept_word(b"RETURN"):
         r.sp()
-        opts = _paren_atoms(r)
-        for opt in opts:
-            if opt not in ("MIN", "MAX", "ALL", "COUNT", "SAVE"):
-                r.fail(f"unknown sort return option {opt}")
-        return_opts = tuple(dict.fromkeys(opts))
+        return_opts = _return_opts(r, "sort")
         r.sp()
     words = _paren_atoms(r, allow_empty=False)
     criteria: list[tuple[str, bool]] = []
@@ -990,6 +1078,12 @@ def _sort(r: Reader, tag: str, uid: bool) -> Command:
     if charset not in _CHARSETS:
         raise BadCharset(tag, charset, "SAVE" in (return_opts or ()))
     r.sp()
+    if return_opts is None and r.accept_word(b"RETURN"):
+        # Dovecot (and imaptest's sort-partial) put RETURN after the charset; no search
+        # key is named RETURN, so taking it there too is unambiguous
+        r.sp()
+        return_opts = _return_opts(r, "sort")
+        r.sp()
     encoding = _CHARSETS[charset]
 
     def dec(b: bytes) -> str:
@@ -1326,6 +1420,7 @@ _PARSERS: dict[str, Callable[[Reader, str], Command]] = {
     "SETQUOTA": _setquota,
     "SETMETADATA": _setmetadata,
     "NOTIFY": _notify,
+    "CANCELUPDATE": _cancelupdate,
 }
 
 
