@@ -440,3 +440,14 @@ async def test_denormalized_name_from_rev1_stays_reachable(imap_server: RunningS
     finally:
         await rev1.close()
         await rev2.close()
+
+
+async def test_rev1_response_text_stays_seven_bit(alice: LineClient) -> None:
+    """RFC 3501 §9: resp-text is 7-bit; a name in a rev1 error text is spelled in modified
+    UTF-7 as the client knows it, a rev2 session gets UTF-8 (RFC 9051 §9)."""
+    lines = await alice.command("s1 SELECT Entw&APw-rfe")
+    assert lines[-1].startswith(b"s1 NO "), lines
+    assert lines[-1].isascii() and b"Entw&APw-rfe" in lines[-1], lines
+    await _rev2(alice)
+    lines = await alice.command('s2 SELECT "Entwürfe"')
+    assert lines[-1].startswith(b"s2 NO ") and "Entwürfe".encode() in lines[-1], lines

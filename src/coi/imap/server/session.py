@@ -21,6 +21,7 @@ from coi import metrics
 from coi.imap.server.errors import Autologout, CommandBad, CommandNo
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
+from coi.imap.wire import mutf7
 from coi.imap.wire import search as keys
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
@@ -259,6 +260,13 @@ class Session:
         self.send_tagged(tag, result)
 
     def send_tagged(self, tag: str, text: str) -> None:
+        if not text.isascii() and not self.rev2:
+            # resp-text is 7-bit in RFC 3501 §9; the non-ASCII in it are mailbox names,
+            # which a rev1 client knows in modified UTF-7 (§5.1.3)
+            try:
+                text = mutf7.encode(text)
+            except UnicodeEncodeError:  # a lone surrogate: not a name
+                text = text.encode("ascii", "backslashreplace").decode("ascii")
         self.io.write(f"{tag} {text}\r\n".encode("utf-8", "surrogateescape"))
 
     def announce(self, *, allow_expunge: bool) -> None:
