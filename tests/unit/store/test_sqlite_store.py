@@ -1,6 +1,7 @@
 """What only the SQLite backend promises: its query plans. Behaviour shared by every
 backend is in tests/contract (run there on SQLite too)."""
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +98,64 @@ def test_the_objectid_migration_starts_body_ids_above_the_existing_ones(tmp_path
         len(conn.execute("SELECT value FROM meta WHERE key = 'objectid_key'").fetchone()[0]) == 32
     )
     conn.close()
+
+
+def _synchronous(conn: object) -> tuple[int, list[object]]:
+    """A writer job reporting the synchronous level its batch commits with."""
+    import sqlite3
+
+    assert isinstance(conn, sqlite3.Connection)
+    return conn.execute("PRAGMA synchronous").fetchone()[0], []
+
+
+async def test_fsync_always_commits_every_job_with_fsync(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3")
+    try:
+        assert await s._writer.submit(_synchronous, lazy=True) == 2  # FULL
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg()])
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        assert not s._writer.unsynced
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_defers_only_flag_changes(tmp_path: Path) -> None:
+    """Flag changes are acknowledged before their fsync and fsynced within the delay; a
+    durable write (APPEND) is fsynced before its reply and covers the earlier flags."""
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=0.05)
+    try:
+        assert await s._writer.submit(_synchronous) == 2  # FULL: not lazy
+        assert await s._writer.submit(_synchronous, lazy=True) == 1  # NORMAL
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg(), _msg()])
+        assert not s._writer.unsynced
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        assert s._writer.unsynced  # acknowledged, not yet fsynced
+        for _ in range(400):  # the deferred fsync follows within fsync_delay
+            if not s._writer.unsynced:
+                break
+            await asyncio.sleep(0.01)
+        assert not s._writer.unsynced and s._writer.syncs == 1
+        await s.store_flags(inbox.id, [2], "add", Flags(DELETED))
+        assert s._writer.unsynced
+        await s.expunge(inbox.id)  # durable: its fsync covers the flag change before it
+        assert not s._writer.unsynced and s._writer.syncs == 1
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_syncs_on_close(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=3600)
+    user = await s.add_user("a@x.org", "h", [])
+    inbox = s.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await s.append(inbox.id, [_msg()])
+    await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+    assert s._writer.unsynced
+    s.close()
+    assert not s._writer.unsynced and s._writer.syncs == 1

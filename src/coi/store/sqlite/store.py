@@ -119,7 +119,9 @@ def _children_pattern(name: str) -> str:
 class SqliteStore:
     """The `coi.store.protocol.Store` of one data directory (the default backend)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync: str = "always", fsync_delay: float = 1.0) -> None:
+        """`fsync`: the policy of `Writer` (always, or optimized: flag changes made durable
+        within `fsync_delay` seconds instead of before the reply)."""
         self.path = path
         self.events = EventBus()
         self.sent_copies = SentCopies()  # the server's own Sent copies, by Message-ID
@@ -130,7 +132,13 @@ class SqliteStore:
         self._objectid_key = bytes.fromhex(key)
         setup.close()
         self._read = _connect(path, readonly=True)
-        self._writer = Writer(lambda: _connect(path, readonly=False), self.events.publish)
+        self._writer = Writer(
+            lambda: _connect(path, readonly=False),
+            self.events.publish,
+            fsync=fsync,
+            sync_delay=fsync_delay,
+            wal_path=path.with_name(path.name + "-wal"),
+        )
 
     def close(self) -> None:
         self._writer.close()
@@ -490,7 +498,7 @@ class SqliteStore:
             )
             return None, []
 
-        await self._writer.submit(job)
+        await self._writer.submit(job, lazy=True)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._read.execute(
@@ -693,7 +701,7 @@ class SqliteStore:
             )
             return None, []
 
-        await self._writer.submit(job)
+        await self._writer.submit(job, lazy=True)
 
     def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
         """The header of each stored message (at most `limit` octets of it), read
@@ -897,7 +905,9 @@ class SqliteStore:
                 )
             ]
 
-        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(job)
+        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(
+            job, lazy=True
+        )
         return result
 
     async def copy(
