@@ -15,10 +15,11 @@ from dataclasses import replace
 from coi.imap.server import sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
+from coi.imap.server.render import flag_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list, internal_date, string
+from coi.imap.wire.encode import internal_date, string
 from coi.imap.wire.fetch import FetchAttr
 from coi.mail.index import (
     MessageIndex,
@@ -30,7 +31,7 @@ from coi.mail.index import (
 )
 from coi.mail.preview import preview_text
 from coi.mail.sections import decoded_part, section_bytes
-from coi.store.model import SEEN, Flags, MessageRow, stored_datetime, stored_flags
+from coi.store.model import SEEN, Flags, MessageRow, stored_datetime
 
 _DRAIN_BYTES = 256 * 1024
 
@@ -44,6 +45,10 @@ _ROW_ITEMS = {
     "EMAILID": b"EMAILID (%(emailid)s)",  # RFC 8474 §5.3
     "THREADID": b"THREADID NIL",  # RFC 8474 §5.2: no threading, so NIL for every message
 }
+
+
+# the response line template of each list of row items asked for, e.g. (UID FLAGS)
+_TEMPLATES: dict[tuple[str, ...], bytes] = {}
 
 
 def _marks_seen(attr: FetchAttr) -> bool:
@@ -142,22 +147,12 @@ def _partial(data: bytes, attr: FetchAttr) -> bytes:
 
 
 class FlagRenderer:
-    """`(FLAGS ...)` bytes per distinct flag set: most messages share a handful of them."""
+    """`(FLAGS ...)` bytes of a `Flags` (kept for callers holding `Flags` objects)."""
 
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[Flags, bool], bytes] = {}
+    __slots__ = ()
 
     def __call__(self, flags: Flags, recent: bool) -> bytes:
-        key = (flags, recent)
-        text = self._cache.get(key)
-        if text is None:
-            names = flags.names()
-            if recent:
-                names.append("\\Recent")
-            text = self._cache[key] = flag_list(names)
-        return text
+        return flag_text(flags.bits, flags.keywords_text(), recent)
 
 
 def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
@@ -264,7 +259,6 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         previews = store.previews([row.blob_id for row in rows.values()])
     for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
         session.send(line)
-    flag_text = FlagRenderer()
     pending = 0
     missing = False
     # A pending update no newer than the FLAGS this FETCH shows would go out after it, an
@@ -286,7 +280,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
             ):
                 del updates[uid]
         message = Message(session, row, metas.get(row.blob_id), previews, computed)
-        shown = flag_text(row.flags, uid in view.recent)
+        shown = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
             items.append(b"FLAGS " + shown)
@@ -309,8 +303,15 @@ async def _fetch_row_items(
     resync: flags come from the mailbox's shared state, other items from SQLite tuples
     only when asked for, and no object is built per message. None of these items sets
     the seen flag, so there are no implicit FLAGS to add."""
-    template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
-    names = {a.name for a in attrs}
+    key = tuple(a.name for a in attrs)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        if len(_TEMPLATES) >= 256:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[key] = (
+            b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[name] for name in key) + b")\r\n"
+        )
+    names = set(key)
     with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE", "EMAILID"})
     emailid = session.store.emailid if "EMAILID" in names else None
     rows = (
@@ -331,8 +332,6 @@ async def _fetch_row_items(
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
     state_count = len(state_uids)
-    flag_text: dict[tuple[int, str, bool], bytes] = {}
-    render_flags = FlagRenderer()
     recent = view.recent
     view_uids = view.uids
     count = len(view_uids)
@@ -371,12 +370,9 @@ async def _fetch_row_items(
                 ):
                     del updates[uid]
         if row_flags:
-            key = (row_bits, row_keywords or "", uid in recent)
+            flags = flag_text(row_bits, row_keywords or "", uid in recent)
         else:
-            key = (bits[at], keywords.get(uid, ""), uid in recent)
-        flags = flag_text.get(key)
-        if flags is None:  # keyed by plain values: cheaper per message than a Flags
-            flags = flag_text[key] = render_flags(stored_flags(key[0], key[1]), key[2])
+            flags = flag_text(bits[at], keywords.get(uid, ""), uid in recent)
         values[b"seq"] = index + 1
         values[b"uid"] = uid
         values[b"flags"] = flags

@@ -613,14 +613,19 @@ class SqliteStore:
         return self._select("uid, flags, keywords", mailbox_id, uids)
 
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
-        if len(uids) > _CHUNK and uids[-1] - uids[0] < 4 * len(uids):
-            wanted = set(uids)
+        if not uids:
+            return
+        # a range (contiguous UIDs, the usual `FETCH a:b`) or a dense large set: one
+        # BETWEEN statement, prepared once, instead of an IN list per length
+        span = uids[-1] - uids[0] + 1
+        if span == len(uids) or (len(uids) > _CHUNK and span < 4 * len(uids)):
             rows = self._read.execute(
                 f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
                 " ORDER BY uid",
                 (mailbox_id, uids[0], uids[-1]),
             )
-            if len(wanted) == uids[-1] - uids[0] + 1:  # every UID in the range is wanted
+            wanted = set(uids)
+            if len(wanted) == span:  # every UID in the range is wanted
                 yield from rows
             else:
                 yield from (row for row in rows if row[0] in wanted)
