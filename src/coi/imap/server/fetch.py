@@ -15,11 +15,11 @@ from dataclasses import replace
 from coi.imap.server import sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
-from coi.imap.server.render import flag_text
+from coi.imap.server.render import flag_text, internal_date_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import internal_date, string
+from coi.imap.wire.encode import string
 from coi.imap.wire.fetch import FetchAttr
 from coi.mail.index import (
     MessageIndex,
@@ -31,7 +31,7 @@ from coi.mail.index import (
 )
 from coi.mail.preview import preview_text
 from coi.mail.sections import decoded_part, section_bytes
-from coi.store.model import SEEN, Flags, MessageRow, stored_datetime
+from coi.store.model import SEEN, Flags, MessageRow
 
 _DRAIN_BYTES = 256 * 1024
 
@@ -60,7 +60,17 @@ def _marks_seen(attr: FetchAttr) -> bool:
 class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
-    __slots__ = ("_computed", "_index", "_meta", "_previews", "_raw", "_served", "row", "session")
+    __slots__ = (
+        "_computed",
+        "_index",
+        "_meta",
+        "_previews",
+        "_raw",
+        "_served",
+        "_summary",
+        "row",
+        "session",
+    )
 
     def __init__(
         self,
@@ -78,6 +88,7 @@ class Message:
         self._served: tuple[bytes, MessageIndex] | None = None
         self._previews = previews  # stored previews by blob, when FETCH read many at once
         self._computed = computed  # previews computed here, for the caller to keep
+        self._summary: tuple[bytes, bytes, bytes] | None = None
 
     def _gone(self) -> CommandNo:
         return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
@@ -126,11 +137,15 @@ class Message:
         return text
 
     def summary(self) -> tuple[bytes, bytes, bytes]:
-        """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible."""
-        if self._index is None and self._meta is not None:
-            return load_summary(self._meta)
-        index = self.index
-        return index.envelope, index.body, index.bodystructure
+        """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible;
+        read once per message, however many of the three the FETCH asks for."""
+        if self._summary is None:
+            if self._index is None and self._meta is not None:
+                self._summary = load_summary(self._meta)
+            else:
+                index = self.index
+                self._summary = (index.envelope, index.body, index.bodystructure)
+        return self._summary
 
 
 def _summary_item(attr: FetchAttr) -> bool:
@@ -163,7 +178,7 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
     if name == "FLAGS":
         return b"FLAGS " + flags
     if name == "INTERNALDATE":
-        return b"INTERNALDATE " + internal_date(row.internaldate)
+        return b"INTERNALDATE " + internal_date_text(row.internal_ts, row.tz_minutes)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % row.size
     if name == "MODSEQ":
@@ -337,6 +352,7 @@ async def _fetch_row_items(
     count = len(view_uids)
     missing = False
     values: dict[bytes, object] = {}
+    out: list[bytes] = []  # lines sent together: one write per batch, not per message
     index = at = pending = 0
     for uid in uids:
         index = bisect_left(view_uids, uid, index)
@@ -358,7 +374,7 @@ async def _fetch_row_items(
             _, row_bits, row_keywords, modseq, values[b"size"], timestamp, tz_minutes, blob_id = row
             values[b"modseq"] = modseq
             if "INTERNALDATE" in names:
-                values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+                values[b"date"] = internal_date_text(timestamp, tz_minutes)
             if emailid is not None:
                 values[b"emailid"] = emailid(blob_id).encode("ascii")
             if updates:
@@ -376,7 +392,16 @@ async def _fetch_row_items(
         values[b"seq"] = index + 1
         values[b"uid"] = uid
         values[b"flags"] = flags
-        pending = await _send(session, template % values, pending)
+        line = template % values
+        out.append(line)
+        pending += len(line)
+        if pending > _DRAIN_BYTES:
+            session.send(b"".join(out))
+            out.clear()
+            pending = 0
+            await session.io.drain()
+    if out:
+        session.send(b"".join(out))
     return _outcome(missing)
 
 

@@ -614,22 +614,24 @@ class SqliteStore:
 
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
         if not uids:
-            return
+            return iter(())
         # a range (contiguous UIDs, the usual `FETCH a:b`) or a dense large set: one
-        # BETWEEN statement, prepared once, instead of an IN list per length
+        # BETWEEN statement, prepared once, instead of an IN list per length; a range is
+        # the cursor itself, no generator step per row
         span = uids[-1] - uids[0] + 1
         if span == len(uids) or (len(uids) > _CHUNK and span < 4 * len(uids)):
-            rows = self._read.execute(
+            rows: Iterator[Any] = self._read.execute(
                 f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
                 " ORDER BY uid",
                 (mailbox_id, uids[0], uids[-1]),
             )
             wanted = set(uids)
             if len(wanted) == span:  # every UID in the range is wanted
-                yield from rows
-            else:
-                yield from (row for row in rows if row[0] in wanted)
-            return
+                return rows
+            return (row for row in rows if row[0] in wanted)
+        return self._select_chunks(columns, mailbox_id, uids)
+
+    def _select_chunks(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
         for chunk in _chunks(uids):
             yield from self._read.execute(
                 f"SELECT {columns} FROM messages"
@@ -680,7 +682,7 @@ class SqliteStore:
             rows = self._read.execute(
                 f"SELECT id, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
             )
-            out.update((row[0], row[1]) for row in rows)
+            out.update(rows)  # (id, meta) pairs
         return out
 
     def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
