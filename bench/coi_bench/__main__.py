@@ -485,7 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             args.push_dir = Path(tempfile.mkdtemp(prefix="coi-bench-push-"))
             ca = push.push_ca(args.push_dir)  # coi must trust the local push service
             extra = ["--webpush-allow-private", "--webpush-ca-file", str(ca)]
-            extra += ["--fsync", args.coi_fsync]
+            if args.coi_fsync != "always":
+                extra += ["--fsync", args.coi_fsync]
             srv.append(servers.start_coi(users, limit, extra=extra))
             log(
                 f"coi {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "

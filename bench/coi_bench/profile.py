@@ -167,7 +167,8 @@ def main() -> int:
         delivery_messages=args.messages,
     )
     workloads.raise_nofile()
-    server = servers.start_coi(users_for(sizes), 100_000, extra=["--fsync", args.fsync])
+    extra = ["--fsync", args.fsync] if args.fsync != "always" else []  # older coi: no flag
+    server = servers.start_coi(users_for(sizes), 100_000, extra=extra)
     try:
         asyncio.run(run(args, server, sizes))
     finally:

@@ -112,6 +112,7 @@ async def test_fsync_always_commits_every_job_with_fsync(tmp_path: Path) -> None
     s = SqliteStore(tmp_path / "coi.sqlite3")
     try:
         assert await s._writer.submit(_synchronous, lazy=True) == 2  # FULL
+        assert not s._writer.unsynced
         user = await s.add_user("a@x.org", "h", [])
         inbox = s.get_mailbox(user.id, "INBOX")
         assert inbox is not None
@@ -123,12 +124,13 @@ async def test_fsync_always_commits_every_job_with_fsync(tmp_path: Path) -> None
 
 
 async def test_fsync_optimized_defers_only_flag_changes(tmp_path: Path) -> None:
-    """Flag changes are acknowledged before their fsync and fsynced within the delay; a
-    durable write (APPEND) is fsynced before its reply and covers the earlier flags."""
-    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=0.05)
+    """Flag changes are acknowledged before their fsync; a durable write (APPEND, EXPUNGE)
+    is fsynced before its reply and covers the flag changes before it."""
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=3600)
     try:
         assert await s._writer.submit(_synchronous) == 2  # FULL: not lazy
         assert await s._writer.submit(_synchronous, lazy=True) == 1  # NORMAL
+        assert not s._writer.unsynced  # it wrote nothing: nothing to fsync
         user = await s.add_user("a@x.org", "h", [])
         inbox = s.get_mailbox(user.id, "INBOX")
         assert inbox is not None
@@ -136,15 +138,25 @@ async def test_fsync_optimized_defers_only_flag_changes(tmp_path: Path) -> None:
         assert not s._writer.unsynced
         await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
         assert s._writer.unsynced  # acknowledged, not yet fsynced
-        for _ in range(400):  # the deferred fsync follows within fsync_delay
-            if not s._writer.unsynced:
+        await s.expunge(inbox.id)  # durable: its fsync covers the flag change before it
+        assert not s._writer.unsynced and s._writer.syncs == 0
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_syncs_flag_changes_within_the_delay(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=0.05)
+    try:
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg()])
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        for _ in range(1000):  # no new write comes: the writer fsyncs after the delay
+            if s._writer.syncs:
                 break
             await asyncio.sleep(0.01)
-        assert not s._writer.unsynced and s._writer.syncs == 1
-        await s.store_flags(inbox.id, [2], "add", Flags(DELETED))
-        assert s._writer.unsynced
-        await s.expunge(inbox.id)  # durable: its fsync covers the flag change before it
-        assert not s._writer.unsynced and s._writer.syncs == 1
+        assert s._writer.syncs == 1 and not s._writer.unsynced
     finally:
         s.close()
 
@@ -159,3 +171,36 @@ async def test_fsync_optimized_syncs_on_close(tmp_path: Path) -> None:
     assert s._writer.unsynced
     s.close()
     assert not s._writer.unsynced and s._writer.syncs == 1
+
+
+async def test_a_failing_job_alone_or_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
+    """A batch of one job runs without a SAVEPOINT: its failure rolls the transaction
+    back; in a larger batch only the failing job's SAVEPOINT is undone."""
+    import sqlite3
+
+    s = SqliteStore(tmp_path / "coi.sqlite3")
+
+    def insert(key: str, fail: bool) -> object:
+        def job(conn: sqlite3.Connection) -> tuple[None, list[object]]:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (key,))
+            if fail:
+                raise ValueError(key)
+            return None, []
+
+        return job
+
+    try:
+        with pytest.raises(ValueError):
+            await s._writer.submit(insert("alone", True))  # type: ignore[arg-type]
+        results = await asyncio.gather(
+            *(
+                s._writer.submit(insert(k, k == "b"))  # type: ignore[arg-type]
+                for k in ("a", "b", "c")
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], ValueError) and results[0] is None and results[2] is None
+        keys = {row[0] for row in s._read.execute("SELECT key FROM meta")}
+        assert {"a", "c"} <= keys and not {"alone", "b"} & keys
+    finally:
+        s.close()

@@ -158,26 +158,36 @@ class Writer:
         if full != self._full:
             conn.execute("PRAGMA synchronous=FULL" if full else "PRAGMA synchronous=NORMAL")
             self._full = full
-        changes = conn.total_changes
+        written = 0  # rows changed by the jobs that succeeded: frames for the WAL
+        # a batch of one job needs no SAVEPOINT: its failure rolls back the transaction
+        single = len(batch) == 1
         try:
             conn.execute("BEGIN IMMEDIATE")
             for work in batch:
-                conn.execute("SAVEPOINT job")
+                if not single:
+                    conn.execute("SAVEPOINT job")
+                before = conn.total_changes
                 try:
                     result, events = work.job(conn)
                 except Exception as exc:
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
+                    if single:
+                        conn.execute("ROLLBACK")
+                    else:
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
                     outcomes.append((work, None, exc, []))
                 else:
-                    conn.execute("RELEASE job")
+                    if not single:
+                        conn.execute("RELEASE job")
+                    written += conn.total_changes - before
                     outcomes.append((work, result, None, events))
-            conn.execute("COMMIT")
-            if full and conn.total_changes != changes:
-                # it wrote frames, so its fsync of the WAL covered the earlier lazy ones too
-                self._unsynced_since = None
-            elif self._unsynced_since is None:
-                self._unsynced_since = time.monotonic()
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+            if written:
+                if full:  # its fsync of the WAL covered every earlier lazy frame too
+                    self._unsynced_since = None
+                elif self._unsynced_since is None:
+                    self._unsynced_since = time.monotonic()
         except BaseException as exc:  # the commit itself failed: nothing is durable
             try:
                 conn.execute("ROLLBACK")
