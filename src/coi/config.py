@@ -29,6 +29,8 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_plaintext_auth: bool = False
+    fsync: str = "always"  # or "optimized": flag changes fsynced within fsync_delay
+    fsync_delay: float = 1.0
     max_line: int = 64 * 1024
     max_literal: int = 64 * 1024 * 1024
     max_connections_per_ip: int = 100
@@ -85,6 +87,16 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "allow_plaintext_auth": (
         "--allow-plaintext-auth",
         "allow LOGIN/AUTHENTICATE without TLS on non-loopback connections",
+    ),
+    "fsync": (
+        "--fsync",
+        "always: every change is on disk (fsync) before the reply; optimized: new, copied,"
+        " moved and expunged messages still are, flag changes are fsynced within"
+        " --fsync-delay seconds (like Dovecot's mail_fsync; see README, Durability)",
+    ),
+    "fsync_delay": (
+        "--fsync-delay",
+        "with --fsync optimized: most seconds an acknowledged flag change waits for its fsync",
     ),
     "max_line": ("--max-line", "longest command line accepted, in bytes"),
     "max_literal": ("--max-literal", "largest literal (e.g. APPEND message) accepted, in bytes"),
@@ -281,11 +293,13 @@ _MINIMUMS: dict[str, float] = {
     "login_timeout": 0.1,
     "idle_timeout": 0.1,
     "webpush_max_subscriptions": 1,
+    "fsync_delay": 0.001,
 }
 _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),
     "log_level": ("debug", "info", "warning", "error"),
     "log_format": ("text", "json"),
+    "fsync": ("always", "optimized"),
 }
 
 

@@ -31,7 +31,9 @@ def config_or_exit(args: argparse.Namespace) -> ServerConfig:
 
 def open_store(config: ServerConfig) -> Store:
     """The composition root of the commands: the one place that picks the backend."""
-    return SqliteStore(config.data_dir / "coi.sqlite3")
+    return SqliteStore(
+        config.data_dir / "coi.sqlite3", fsync=config.fsync.lower(), fsync_delay=config.fsync_delay
+    )
 
 
 class JsonFormatter(logging.Formatter):

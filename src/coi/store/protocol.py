@@ -7,7 +7,8 @@ composition root (`coi serve`, `coi.cli.common.open_store`, the tests' fixtures)
 
 Shape rules, so that a networked database fits:
 - Every write is a coroutine that returns once the change is durable (committed, and
-  on SQLite fsynced): a session answers OK only after its awaited write returns.
+  on SQLite fsynced; under `fsync = optimized` flag changes only committed, and fsynced
+  within `fsync_delay`): a session answers OK only after its awaited write returns.
 - Change events are published on `events` after the commit, in commit order.
 - Reads that may wait are coroutines where every caller can already await them: the
   CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing

@@ -8,10 +8,10 @@ from __future__ import annotations
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.mailbox import find_target
 from coi.imap.server.quota import check_quota
+from coi.imap.server.render import flag_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import SequenceSet, format_sequence
 from coi.store.model import Flags
 
@@ -111,16 +111,14 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
             seq = view.seq_of(uid)
             if row is None or seq is None:
                 continue
-            names = row.flags.names()
-            if uid in view.recent:
-                names.append("\\Recent")
             # Another session's change still pending for this message: this response
             # carries it (with FLAGS even for .SILENT), so it is not sent after this newer
             # state (RFC 7162 §3.1.3)
             stale = pending.pop(uid, None) is not None if pending else False
             items = []
             if not command.silent or uid in failed_set or stale:
-                items.append(b"FLAGS " + flag_list(names))
+                text = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
+                items.append(b"FLAGS " + text)
             if command.uid or modseq:
                 items.append(b"UID %d" % uid)
             if modseq:
