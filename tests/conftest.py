@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests import pg
 from tests.plainserver import PlainMailServer, start_plain_server
 from tests.plainserver import unavailable as plainserver_unavailable
 
@@ -180,3 +181,27 @@ def plain_mail() -> Iterator[PlainMailServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[pg.Cluster]:
+    """A private PostgreSQL cluster for this test process (tests/pg.py); skips where
+    PostgreSQL is not installed, saying how to get it."""
+    reason = pg.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = pg.start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_cluster: pg.Cluster) -> Iterator[str]:
+    """A fresh database with the store's schema, dropped after the test."""
+    name = postgres_cluster.new_database()
+    try:
+        yield postgres_cluster.dsn(name)
+    finally:
+        postgres_cluster.drop_database(name)
