@@ -3,6 +3,7 @@ events; batch reads; what CONDSTORE/QRESYNC read back; durability across handles
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -220,3 +221,38 @@ async def test_internaldate_is_utc_when_zone_is_utc(store: Store) -> None:
     await store.append(inbox.id, [message(when=datetime(2020, 2, 29, tzinfo=UTC))])
     row = store.rows(inbox.id, [1])[1]
     assert row.internaldate == datetime(2020, 2, 29, tzinfo=UTC) and row.tz_minutes == 0
+
+
+async def test_concurrent_writers_on_two_handles_keep_uids_and_modseqs_dense(
+    backend: Backend,
+) -> None:
+    """Two handles (two server processes) appending to and flagging one mailbox at once:
+    every UID is given once and in order (RFC 3501 §2.3.1.1), every change gets its own
+    mod-sequence (RFC 7162 §3), the mailbox's counters cover them all, and the expunges
+    of one are tombstoned for the other."""
+    first = await backend.open()
+    second = await backend.open()
+    _, inbox = await user_with_inbox(first)
+
+    async def appends(store: Store, n: int) -> list[int]:
+        got: list[int] = []
+        for i in range(n):
+            got += (await store.append(inbox.id, [message(f"m{i}")]))[1]
+        return got
+
+    a, b = await asyncio.gather(appends(first, 10), appends(second, 10))
+    assert sorted(a + b) == list(range(1, 21))
+    assert list(second.uids(inbox.id)) == list(range(1, 21))
+    flagged = await asyncio.gather(
+        *(
+            store.store_flags(inbox.id, [uid], "add", Flags(DELETED))
+            for uid, store in zip(range(1, 21), [first, second] * 10, strict=True)
+        )
+    )
+    modseqs = sorted(changed[0][2] for changed, _ in flagged)
+    assert len(set(modseqs)) == 20
+    now = fresh(first, inbox)
+    assert now.uidnext == 21 and now.highestmodseq == modseqs[-1]
+    assert await second.expunge(inbox.id, [1, 2]) == [1, 2]
+    assert await first.vanished_since(inbox.id, modseqs[-1]) == [1, 2]
+    assert list(first.uids(inbox.id)) == list(range(3, 21))
