@@ -22,6 +22,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("coi")))
+    # "" (the embedded SQLite store in data_dir) or postgresql://... (coi.store.postgres)
+    store: str = ""
     hostname: str = "localhost"
     domains: tuple[str, ...] = ()
     imap: str = "0.0.0.0:143"
@@ -75,6 +77,11 @@ class ServerConfig:
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
 OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("--data-dir", "directory for the store, keys and certificates"),
+    "store": (
+        "--store",
+        "where mail is kept: empty for SQLite in --data-dir, or a postgresql://USER@HOST/DB"
+        " URL shared by any number of coi serve processes (needs coi[postgres])",
+    ),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
     "domains": (
         "--domain",
@@ -314,6 +321,11 @@ def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerCo
         minimum = _MINIMUMS.get(name)
         if minimum is not None and changes[name] < minimum:
             raise ConfigError(f"{source}: {name} must be at least {minimum:g}")
+        if name == "store" and changes[name] and not is_postgres_url(changes[name]):
+            raise ConfigError(
+                f"{source}: store = {value!r}: use a postgresql:// URL, or leave it empty for"
+                " SQLite in the data directory"
+            )
         choices = _CHOICES.get(name)
         if choices is not None and str(changes[name]).lower() not in choices:
             raise ConfigError(f"{source}: {name} = {value!r}: use {', '.join(choices)}")
@@ -338,6 +350,11 @@ def _convert(name: str, default: Any, value: Any, source: str) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {name} = {value!r} is not valid ({exc})") from exc
+
+
+def is_postgres_url(store: str) -> bool:
+    """Whether `store` names a PostgreSQL database (libpq's URL schemes)."""
+    return store.startswith(("postgresql://", "postgres://"))
 
 
 def parse_listen(spec: str, what: str) -> tuple[str, int] | None:

@@ -17,6 +17,7 @@ class ServerProcess:
         self.extra = extra
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.lmtp_port = 0
         self.output: list[str] = []
 
     def start(self, timeout: float = 30.0) -> None:
@@ -54,6 +55,9 @@ class ServerProcess:
             match = re.search(r"imap\s+127\.0\.0\.1:(\d+)", line)
             if match:
                 self.port = int(match.group(1))
+            match = re.search(r"lmtp\s+127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.lmtp_port = int(match.group(1))
             if "plaintext login" in line or (self.port and "demo account bob" in line):
                 return
         raise RuntimeError("server did not start:\n" + "".join(self.output))
