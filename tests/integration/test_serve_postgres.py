@@ -53,7 +53,9 @@ def test_serve_on_postgres_login_append_fetch_and_lmtp(tmp_path: Path, postgres_
             typ, fetched = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
             assert typ == "OK" and b"on postgres" in fetched[0][1]
         # the admin commands work on the same database while the server runs
-        added = _coi("user", "add", "carol@example.org", "--password-stdin", "--store", postgres_dsn)
+        added = _coi(
+            "user", "add", "carol@example.org", "--password-stdin", "--store", postgres_dsn
+        )
         assert added.returncode == 0, added.stderr
         listed = _coi("user", "list", "--store", postgres_dsn)
         assert listed.stdout.split() == [
