@@ -23,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import hashlib
+import itertools
+import logging
 import re
+import secrets
 import threading
 import time
 from array import array
@@ -65,6 +68,7 @@ from coi.store.model import (
     stored_flags,
 )
 from coi.store.postgres.migrations import migrate
+from coi.store.postgres.notify import CHANNEL, decode, encode
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
 
@@ -73,6 +77,9 @@ if TYPE_CHECKING:
 
     Conn = PoolConnectionProxy[asyncpg.Record]
     Pool = asyncpg.Pool[asyncpg.Record]
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger("coi.store.postgres")
 
 T = TypeVar("T")
 # A write job gets the connection inside its transaction; returns (result, events).
@@ -144,11 +151,23 @@ class PostgresStore:
     """The `coi.store.protocol.Store` on one PostgreSQL database, shared by any number of
     processes (DESIGN.md: Scale-out)."""
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, listen: bool | None = None
+    ) -> None:
+        """Opens the pool (migrating the schema). With `listen` (default: when constructed
+        on a running event loop, as `coi serve` does) events of every process on the
+        database are published here, on that loop (coi.store.postgres.notify)."""
         self.dsn = dsn
         self.events = EventBus()
         # The server's own Sent copies: in memory, per process (SentCopies), as on SQLite.
         self.sent_copies = SentCopies()
+        self._home: asyncio.AbstractEventLoop | None = None
+        if listen is None or listen:
+            try:
+                self._home = asyncio.get_running_loop()
+            except RuntimeError:
+                if listen:
+                    raise RuntimeError("listen=True needs a running event loop") from None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="coi-postgres", daemon=True
@@ -157,6 +176,11 @@ class PostgresStore:
         self._user_locks: dict[int, asyncio.Lock] = {}  # used on the store's loop only
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
         self._pending: set[concurrent.futures.Future[None]] = set()
+        self._token = secrets.token_hex(8)  # this handle's notifications
+        self._write_ids = itertools.count(1)
+        # writes whose notifications are on their way back: write id -> its report
+        self._awaiting: dict[int, _Report] = {}
+        self._listener: Connection | None = None
         self._closed = False
         try:
             self._pool, key = self._call(self._open(min_size, max_size))
@@ -171,6 +195,11 @@ class PostgresStore:
             async with pool.acquire() as conn:
                 await migrate(conn)
                 key = await conn.fetchval("SELECT value FROM meta WHERE key = 'objectid_key'")
+            if self._home is not None:
+                listener = await asyncpg.connect(self.dsn)
+                await listener.add_listener(CHANNEL, self._on_notification)
+                listener.add_termination_listener(self._on_listener_lost)
+                self._listener = listener
         except BaseException:
             await pool.close()
             raise
@@ -187,9 +216,20 @@ class PostgresStore:
             except BaseException:
                 pass
         try:
-            self._call(self._pool.close())
+            self._call(self._shutdown())
         finally:
             self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        for _ in range(100):  # committed writes' notifications still on their way
+            if not self._awaiting:
+                break
+            await asyncio.sleep(0.05)
+        listener, self._listener = self._listener, None
+        self._flush_awaiting()
+        if listener is not None:
+            await listener.close()
+        await self._pool.close()
 
     def _stop_loop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -244,10 +284,9 @@ class PostgresStore:
             if user_id is not None:
                 lock = self._user_locks.setdefault(user_id, asyncio.Lock())
             async with lock:
-                result, events = await self._transact(job)
-                _report(loop, future, result, None, events, self.events.publish)
+                await self._transact(job, loop, future)
         except BaseException as exc:  # every failure goes to the caller
-            _report(loop, future, None, exc, [], self.events.publish)
+            _Report(loop, future, None, exc, [], self.events.publish).send()
 
     async def _owner(self, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
@@ -259,19 +298,74 @@ class PostgresStore:
                 self._owners[mailbox_id] = int(owner)
         return owner
 
-    async def _transact(self, job: Job[T]) -> tuple[T, list[Event]]:
+    async def _transact(
+        self, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+    ) -> None:
+        """Runs the job in a transaction (again after a deadlock with another process).
+        When listening, its events are notified inside the transaction and reported when
+        the last notification comes back (`_on_notification`); else right after COMMIT."""
         for attempt in range(_RETRIES):
-            async with self._pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        return await job(conn)
-                except (
-                    asyncpg.exceptions.DeadlockDetectedError,
-                    asyncpg.exceptions.SerializationError,
-                ):
-                    if attempt == _RETRIES - 1:
-                        raise
-        raise AssertionError("unreachable")
+            write_id = 0
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    result, events = await job(conn)
+                    report = _Report(loop, future, result, None, events, self.events.publish)
+                    if events and self._listener is not None:
+                        write_id = next(self._write_ids)
+                        await conn.execute(
+                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                            CHANNEL,
+                            encode(self._token, write_id, events),
+                        )
+                        self._awaiting[write_id] = report
+            except (
+                asyncpg.exceptions.DeadlockDetectedError,
+                asyncpg.exceptions.SerializationError,
+            ):
+                self._awaiting.pop(write_id, None)
+                if attempt == _RETRIES - 1:
+                    raise
+                continue
+            except BaseException:
+                self._awaiting.pop(write_id, None)  # not committed: no notification comes
+                raise
+            if not write_id:
+                report.send()
+            elif self._listener is None:  # the listener was lost meanwhile
+                self._flush_awaiting()
+            return
+
+    def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """One notification, in commit order: a remote event is published on the home
+        loop; the last notification of one of our writes reports that write."""
+        try:
+            token, write_id, last, event = decode(str(payload))
+        except (ValueError, TypeError, KeyError, IndexError):
+            log.warning("ignored a malformed notification: %.200s", payload)
+            return
+        if token == self._token:
+            if last:
+                report = self._awaiting.pop(write_id, None)
+                if report is not None:
+                    report.send()
+            return
+        if event is not None and self._home is not None:
+            try:
+                self._home.call_soon_threadsafe(self.events.publish, event)
+            except RuntimeError:  # the home loop is closed
+                pass
+
+    def _on_listener_lost(self, _conn: object) -> None:
+        """Without the listener, writes report right after COMMIT, and other processes'
+        events are no longer seen here."""
+        if self._listener is not None and not self._closed:
+            log.error("the LISTEN connection to the store was lost: no cross-process events")
+        self._listener = None
+        self._flush_awaiting()
+
+    def _flush_awaiting(self) -> None:
+        for write_id in sorted(self._awaiting):
+            self._awaiting.pop(write_id).send()
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
@@ -1186,30 +1280,43 @@ if TYPE_CHECKING:  # mypy proves here that the backend implements the whole inte
         return store
 
 
-def _report(
-    loop: asyncio.AbstractEventLoop,
-    future: asyncio.Future[T],
-    result: T | None,
-    error: BaseException | None,
-    events: list[Event],
-    publish: Callable[[Event], None],
-) -> None:
-    """Hands a write's outcome to the caller's loop: events first, then the result."""
+class _Report:
+    """A write's outcome, handed to the caller's loop: its events first, then the result
+    (the SQLite writer's order: a session sees its own change before it sends OK)."""
 
-    def deliver() -> None:
-        for event in events:
-            publish(event)
-        if future.done():  # the caller was cancelled; the write stands
+    __slots__ = ("error", "events", "future", "loop", "publish", "result")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        result: Any,
+        error: BaseException | None,
+        events: list[Event],
+        publish: Callable[[Event], None],
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.result = result
+        self.error = error
+        self.events = events
+        self.publish = publish
+
+    def send(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
+
+    def _deliver(self) -> None:
+        for event in self.events:
+            self.publish(event)
+        if self.future.done():  # the caller was cancelled; the write stands
             return
-        if error is not None:
-            future.set_exception(error)
+        if self.error is not None:
+            self.future.set_exception(self.error)
         else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    try:
-        loop.call_soon_threadsafe(deliver)
-    except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-        pass
+            self.future.set_result(self.result)
 
 
 # -- helpers that run inside a write's transaction ---------------------------------
