@@ -45,6 +45,10 @@ def find_bindir() -> Path | None:
 
 def unavailable() -> str | None:
     """Why no cluster can be had here, or None."""
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        return "asyncpg is not installed (pip install -e '.[dev]', or coi[postgres])"
     if os.environ.get("COI_TEST_POSTGRES"):
         return None
     if find_bindir() is None:

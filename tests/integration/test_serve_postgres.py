@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import smtplib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -76,3 +77,79 @@ def test_unreachable_store_is_a_message(tmp_path: Path) -> None:
     assert "cannot open the store postgresql://nobody:***@127.0.0.1:1/nothing" in listed.stderr
     wrong = _coi("user", "list", "--store", "mysql://x")
     assert wrong.returncode == 2 and "postgresql://" in wrong.stderr
+
+
+class _Client:
+    """A line-level IMAP client (imaplib has no IDLE before Python 3.14)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.file = self.sock.makefile("rb")
+        self.line()  # greeting
+
+    def line(self) -> bytes:
+        data = self.file.readline()
+        if not data:
+            raise EOFError("server closed the connection")
+        return data
+
+    def send(self, text: str) -> None:
+        self.sock.sendall(text.encode() + b"\r\n")
+
+    def command(self, tag: str, text: str) -> list[bytes]:
+        self.send(f"{tag} {text}")
+        lines = []
+        while True:
+            lines.append(self.line())
+            if lines[-1].startswith(tag.encode() + b" "):
+                assert lines[-1].startswith(tag.encode() + b" OK"), lines
+                return lines
+
+    def until(self, needle: bytes) -> bytes:
+        while True:
+            line = self.line()
+            if needle in line:
+                return line
+
+    def close(self) -> None:
+        self.file.close()
+        self.sock.close()
+
+
+def test_two_servers_on_one_database_see_each_others_changes(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Delivery through one `coi serve` is `* EXISTS` in IDLE on the other, and a flag
+    change on one is a FETCH with its MODSEQ on the other (CONDSTORE, RFC 7162 §3.2.4)."""
+    first = ServerProcess(tmp_path / "one", "--store", postgres_dsn)
+    first.start()
+    second = ServerProcess(tmp_path / "two", "--store", postgres_dsn)
+    second.start()  # its --demo gave the accounts new passwords, kept in "two"
+    clients: list[_Client] = []
+    try:
+        password = second.password("alice@example.org")
+        watcher = _Client(second.port)
+        clients.append(watcher)
+        watcher.command("a", f"LOGIN alice@example.org {password}")
+        watcher.command("b", "ENABLE CONDSTORE")
+        watcher.command("c", "SELECT INBOX")
+        watcher.send("d IDLE")
+        assert watcher.line().startswith(b"+ ")
+        with smtplib.LMTP("127.0.0.1", first.lmtp_port) as lmtp:
+            assert lmtp.sendmail("bob@example.org", ["alice@example.org"], MESSAGE) == {}
+        assert watcher.until(b"EXISTS") == b"* 1 EXISTS\r\n"
+        actor = _Client(first.port)
+        clients.append(actor)
+        actor.command("a", f"LOGIN alice@example.org {password}")
+        actor.command("b", "SELECT INBOX")
+        stored = actor.command("c", "STORE 1 +FLAGS (\\Flagged)")
+        assert any(b"\\Flagged" in line for line in stored)
+        seen = watcher.until(b"FETCH")
+        assert seen.startswith(b"* 1 FETCH (") and b"\\Flagged" in seen and b"MODSEQ" in seen
+        watcher.send("DONE")
+        watcher.until(b"d OK")
+    finally:
+        for client in clients:
+            client.close()
+        assert second.terminate() == 0
+        assert first.terminate() == 0
