@@ -16,6 +16,7 @@ The cluster trades durability for speed (fsync=off): it is thrown away after the
 
 from __future__ import annotations
 
+import atexit
 import glob
 import itertools
 import os
@@ -139,6 +140,25 @@ class Cluster:
         if self.directory is not None:
             shutil.rmtree(self.directory, ignore_errors=True)
             self.directory = None
+
+
+_shared: Cluster | None = None
+
+
+def shared_cluster() -> Cluster:
+    """This test process's cluster, started on first use, stopped at exit at the latest."""
+    global _shared
+    if _shared is None:
+        _shared = start_cluster()
+        atexit.register(stop_shared)
+    return _shared
+
+
+def stop_shared() -> None:
+    global _shared
+    if _shared is not None:
+        _shared.stop()
+        _shared = None
 
 
 def start_cluster() -> Cluster:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.conftest import LineClient, RunningServer, open_other_store, run_transcript
 from tests.transcripts.helpers import SIMPLE, append, logged_in
 
 from coi.store.events import Event
 from coi.store.model import SEEN, Flags
-from coi.store.sqlite.store import SqliteStore
 
 
 @pytest.fixture
@@ -171,7 +170,7 @@ async def _committed_unpublished(
     the state between the writer thread's COMMIT and the loop publishing its event, where
     another session's command may run. Made by a second store on the same database (its
     events go to its own bus); returns them, for the test to publish to the server's."""
-    other = SqliteStore(running.data_dir / "coi.sqlite3")
+    other = open_other_store(running)
     events: list[Event] = []
     other.events.watch_all(events.append)
     try:

@@ -144,3 +144,23 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
         await conn.close()
     with pytest.raises(SchemaTooNew, match="newer coi"):
         PostgresStore(postgres_dsn)
+
+
+async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -> None:
+    """`coi user` and other commands open the store without listening; a running server
+    still hears of their changes (and the command's own writes report after COMMIT)."""
+    server = PostgresStore(postgres_dsn)
+    command = PostgresStore(postgres_dsn, listen=False)
+    try:
+        seen: list[Event] = []
+        server.events.watch_all(seen.append)
+        own: list[Event] = []
+        command.events.watch_all(own.append)
+        user, inbox = await user_with_inbox(command)
+        assert len(own) == 3  # published before add_user returned
+        await command.append(inbox.id, [message()])
+        await _until(seen, 4)
+        assert isinstance(seen[-1], MessagesAdded) and seen[-1].user_id == user.id
+    finally:
+        command.close()
+        server.close()

@@ -302,22 +302,26 @@ class PostgresStore:
         self, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
     ) -> None:
         """Runs the job in a transaction (again after a deadlock with another process).
-        When listening, its events are notified inside the transaction and reported when
-        the last notification comes back (`_on_notification`); else right after COMMIT."""
+        Its events are notified inside the transaction (for every listening process);
+        when this handle listens, they are reported when the last notification comes back
+        (`_on_notification`), else right after COMMIT."""
         for attempt in range(_RETRIES):
             write_id = 0
+            awaited = False  # reported by the listener when its notification is back
             try:
                 async with self._pool.acquire() as conn, conn.transaction():
                     result, events = await job(conn)
                     report = _Report(loop, future, result, None, events, self.events.publish)
-                    if events and self._listener is not None:
+                    if events:  # for the other processes, whether this one listens or not
                         write_id = next(self._write_ids)
                         await conn.execute(
                             "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
                             CHANNEL,
                             encode(self._token, write_id, events),
                         )
-                        self._awaiting[write_id] = report
+                        if self._listener is not None:
+                            self._awaiting[write_id] = report
+                            awaited = True
             except (
                 asyncpg.exceptions.DeadlockDetectedError,
                 asyncpg.exceptions.SerializationError,
@@ -329,7 +333,7 @@ class PostgresStore:
             except BaseException:
                 self._awaiting.pop(write_id, None)  # not committed: no notification comes
                 raise
-            if not write_id:
+            if not awaited:  # not listening: reported after COMMIT
                 report.send()
             elif self._listener is None:  # the listener was lost meanwhile
                 self._flush_awaiting()
