@@ -68,6 +68,13 @@ def require_sqlite(running: RunningServer, why: str) -> None:
         pytest.skip(f"edits the SQLite file: {why}")
 
 
+def store_args(running: RunningServer) -> list[str]:
+    """The flags that point a `coi` command at the test server's store."""
+    args = ["--data-dir", str(running.data_dir)]
+    dsn = getattr(running.store, "dsn", None)
+    return [*args, "--store", dsn] if dsn else args
+
+
 def open_other_store(running: RunningServer) -> Store:
     """A second handle on the server's database (another process's view of it) whose
     events stay its own: on PostgreSQL it does not listen, so the server hears its writes

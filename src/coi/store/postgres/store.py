@@ -42,6 +42,7 @@ from coi.store.errors import (
     MetadataTooMany,
     NoSuchMailbox,
     NoSuchUser,
+    StoreError,
     UserExists,
 )
 from coi.store.events import (
@@ -285,6 +286,9 @@ class PostgresStore:
                 lock = self._user_locks.setdefault(user_id, asyncio.Lock())
             async with lock:
                 await self._transact(job, loop, future)
+        except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
+            error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
+            _Report(loop, future, None, error, [], self.events.publish).send()
         except BaseException as exc:  # every failure goes to the caller
             _Report(loop, future, None, exc, [], self.events.publish).send()
 
@@ -390,6 +394,8 @@ class PostgresStore:
     # -- users -------------------------------------------------------------------
 
     def get_user(self, address: str) -> User | None:
+        if not _sql_text(address):  # never stored (an LMTP recipient with NUL, say)
+            return None
         row = self._fetchrow(
             "SELECT id, address, password_hash FROM users WHERE address = $1", address.lower()
         )
@@ -477,6 +483,8 @@ class PostgresStore:
     # -- aliases (an address, or "@domain" for a catch-all, delivered to a user) -------
 
     def alias_target(self, address: str) -> User | None:
+        if not _sql_text(address):
+            return None
         row = self._fetchrow(
             "SELECT u.id, u.address, u.password_hash FROM aliases a JOIN users u"
             " ON u.id = a.user_id WHERE a.address = $1",
@@ -543,6 +551,8 @@ class PostgresStore:
         return [_mailbox(row) for row in rows]
 
     def get_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        if not _sql_text(name):
+            return None
         row = self._fetchrow(
             f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = $1 AND name = $2",
             user_id,
@@ -776,6 +786,8 @@ class PostgresStore:
         async with self._pool.acquire() as conn:
             for name in names:
                 name = name.lower()
+                if not _sql_text(name):  # never stored
+                    continue
                 if depth == "0":
                     rows = await conn.fetch(
                         "SELECT name, value FROM metadata"
