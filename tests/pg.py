@@ -161,8 +161,9 @@ def stop_shared() -> None:
         _shared = None
 
 
-def start_cluster() -> Cluster:
-    """A private cluster (or the one COI_TEST_POSTGRES names) with the template database."""
+def start_cluster(*, durable: bool = False) -> Cluster:
+    """A private cluster (or the one COI_TEST_POSTGRES names) with the template database;
+    `durable` keeps fsync on (for measurements against SQLite, which fsyncs)."""
     external = os.environ.get("COI_TEST_POSTGRES")
     if external:
         return _external(external)
@@ -209,10 +210,7 @@ def start_cluster() -> Cluster:
                 "listen_addresses=127.0.0.1",
                 "-c",
                 f"unix_socket_directories={directory}",
-                "-c",
-                "fsync=off",
-                "-c",
-                "full_page_writes=off",
+                *(() if durable else ("-c", "fsync=off", "-c", "full_page_writes=off")),
                 "-c",
                 "max_connections=200",
                 "-c",
