@@ -191,7 +191,9 @@ class PostgresStore:
         self._objectid_key = bytes.fromhex(key)
 
     async def _open(self, min_size: int, max_size: int) -> tuple[Pool, str]:
-        pool = await asyncpg.create_pool(self.dsn, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+        )
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -1294,6 +1296,12 @@ if TYPE_CHECKING:  # mypy proves here that the backend implements the whole inte
 
     def _implements(store: PostgresStore) -> Store:
         return store
+
+
+async def _keep_session(_conn: Connection) -> None:
+    """No reset when a connection goes back to the pool: asyncpg's default costs a round
+    trip per query, and the store leaves no session state behind (no SET, no LISTEN on
+    pooled connections, advisory locks only for a transaction)."""
 
 
 class _Report:
