@@ -256,3 +256,20 @@ async def test_concurrent_writers_on_two_handles_keep_uids_and_modseqs_dense(
     assert await second.expunge(inbox.id, [1, 2]) == [1, 2]
     assert await first.vanished_since(inbox.id, modseqs[-1]) == [1, 2]
     assert list(first.uids(inbox.id)) == list(range(3, 21))
+
+
+async def test_bodies_read_one_at_a_time_or_many_at_once(store: Store) -> None:
+    """`blobs()` gives what `blob()` gives, for many bodies at once (FETCH reads a chunk
+    of bodies per query); expunged bodies and unknown ids are missing."""
+    _, inbox = await user_with_inbox(store)
+    stored = [message(f"m{n}", "x" * n) for n in range(600)]
+    await store.append(inbox.id, stored)
+    rows = store.rows(inbox.id, list(range(1, 601)))
+    ids = [rows[uid].blob_id for uid in range(1, 601)]
+    many = store.blobs([*ids, ids[0], 10**9])
+    assert sorted(many) == sorted(ids)
+    assert many[ids[5]] == store.blob(ids[5]) == (stored[5].raw, stored[5].meta)
+    assert store.blobs([]) == {}
+    await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
+    await store.expunge(inbox.id)
+    assert ids[0] not in store.blobs(ids[:2]) and store.blob(ids[0]) is None

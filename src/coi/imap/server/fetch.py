@@ -34,6 +34,9 @@ from coi.mail.sections import decoded_part, section_bytes
 from coi.store.model import SEEN, Flags, MessageRow
 
 _DRAIN_BYTES = 256 * 1024
+_BODY_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"})
+_CHUNK_MESSAGES = 256  # bodies read at once by a FETCH ...
+_CHUNK_BYTES = 4 * 1024 * 1024  # ... and about this many octets of them
 
 # FETCH items answered from the message's row alone, without its body or index
 _ROW_ITEMS = {
@@ -61,6 +64,7 @@ class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
     __slots__ = (
+        "_blob",
         "_computed",
         "_index",
         "_meta",
@@ -79,9 +83,11 @@ class Message:
         meta: bytes | None = None,
         previews: dict[int, str] | None = None,
         computed: dict[int, str] | None = None,
+        blob: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.session = session
         self.row = row
+        self._blob = blob  # (raw, stored index), when FETCH read many at once
         self._raw: bytes | None = None
         self._index: MessageIndex | None = None
         self._meta = meta  # the stored index, when FETCH read many at once
@@ -96,7 +102,7 @@ class Message:
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            blob = self.session.store.blob(self.row.blob_id)
+            blob = self._blob or self.session.store.blob(self.row.blob_id)
             if blob is None:
                 raise self._gone()
             self._raw = blob[0]
@@ -146,6 +152,41 @@ class Message:
                 index = self.index
                 self._summary = (index.envelope, index.body, index.bodystructure)
         return self._summary
+
+
+def _body_item(attr: FetchAttr) -> bool:
+    """Whether the item is cut from the message itself (not from its stored index)."""
+    return attr.name in _BODY_ITEMS or (attr.name == "BODY" and attr.section is not None)
+
+
+class _Bodies:
+    """The bodies a FETCH sends, read a chunk at a time (`Store.blobs`): one query per
+    chunk instead of one per message, which a networked store pays a round trip for; a
+    chunk holds at most _CHUNK_MESSAGES messages and about _CHUNK_BYTES octets."""
+
+    def __init__(self, session: Session, rows: dict[int, MessageRow], uids: list[int]) -> None:
+        self.session = session
+        self.rows = rows
+        self.uids = uids
+        self.end = 0  # index in `uids` after the last one read
+        self.chunk: dict[int, tuple[bytes, bytes]] = {}
+
+    def get(self, index: int, row: MessageRow) -> tuple[bytes, bytes] | None:
+        if index >= self.end:
+            ids: list[int] = []
+            size = 0
+            at = index
+            while at < len(self.uids) and len(ids) < _CHUNK_MESSAGES:
+                ahead = self.rows.get(self.uids[at])
+                if ahead is not None:
+                    if ids and size + ahead.size > _CHUNK_BYTES:
+                        break
+                    ids.append(ahead.blob_id)
+                    size += ahead.size
+                at += 1
+            self.end = at
+            self.chunk = self.session.store.blobs(ids)
+        return self.chunk.get(row.blob_id)
 
 
 def _summary_item(attr: FetchAttr) -> bool:
@@ -281,7 +322,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     shows_state = has_flags and (not session.condstore or any(a.name == "MODSEQ" for a in attrs))
     shows_modseq = any(a.name == "MODSEQ" for a in attrs)  # a later, older MODSEQ: backwards
     updates = view.pending_flags
-    for uid in uids:
+    bodies = _Bodies(session, rows, uids) if any(_body_item(a) for a in attrs) else None
+    for index, uid in enumerate(uids):
         row = rows.get(uid)
         seq = view.seq_of(uid)
         if row is None or seq is None:
@@ -294,7 +336,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 or (update[1] == row.modseq and (shows_state or uid in newly_seen))
             ):
                 del updates[uid]
-        message = Message(session, row, metas.get(row.blob_id), previews, computed)
+        blob = bodies.get(index, row) if bodies is not None else None
+        message = Message(session, row, metas.get(row.blob_id), previews, computed, blob)
         shown = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen

@@ -943,6 +943,17 @@ class PostgresStore:
         )
         return (row[0], row[1]) if row else None
 
+    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies in one round trip."""
+        if not blob_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
+            " WHERE b.id = ANY($1::bigint[])",
+            sorted(set(blob_ids)),
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
     def meta(self, blob_id: int) -> bytes | None:
         row = self._fetchrow("SELECT meta FROM blobs WHERE id = $1", blob_id)
         return row[0] if row else None

@@ -673,6 +673,16 @@ class SqliteStore:
         row = self._read.execute("SELECT raw, meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies, one query per 500."""
+        out: dict[int, tuple[bytes, bytes]] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT id, raw, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
+            )
+            out.update((row[0], (row[1], row[2])) for row in rows)
+        return out
+
     def meta(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
