@@ -164,3 +164,34 @@ async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -
     finally:
         command.close()
         server.close()
+
+
+async def test_a_lost_listen_connection_comes_back(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The LISTEN connection is killed (a server restart would do it): writes go on and
+    are reported, and once it is back the other process's events arrive again."""
+    import asyncpg
+
+    first, second = pair
+    _, inbox = await user_with_inbox(first)
+    seen: list[Event] = []
+    first.events.watch_mailbox(inbox.id, seen.append)
+    listener = first._listener
+    assert listener is not None
+    admin = await asyncpg.connect(first.dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+    finally:
+        await admin.close()
+    for _ in range(200):  # lost, then back on a new connection
+        if first._listener is not None and first._listener is not listener:
+            break
+        await asyncio.sleep(0.025)
+    assert first._listener is not None and first._listener is not listener
+    await first.append(inbox.id, [message("own")])  # reported, through the new listener
+    assert [e.uids for e in seen if isinstance(e, MessagesAdded)] == [(1,)]
+    await second.append(inbox.id, [message("theirs")])
+    await _until(seen, 2)
+    assert isinstance(seen[1], MessagesAdded) and seen[1].uids == (2,)
+    assert seen[1].origin is REMOTE

@@ -182,6 +182,7 @@ class PostgresStore:
         # writes whose notifications are on their way back: write id -> its report
         self._awaiting: dict[int, _Report] = {}
         self._listener: Connection | None = None
+        self._relistening: asyncio.Task[None] | None = None
         self._closed = False
         try:
             self._pool, key = self._call(self._open(min_size, max_size))
@@ -199,10 +200,7 @@ class PostgresStore:
                 await migrate(conn)
                 key = await conn.fetchval("SELECT value FROM meta WHERE key = 'objectid_key'")
             if self._home is not None:
-                listener = await asyncpg.connect(self.dsn)
-                await listener.add_listener(CHANNEL, self._on_notification)
-                listener.add_termination_listener(self._on_listener_lost)
-                self._listener = listener
+                await self._listen()
         except BaseException:
             await pool.close()
             raise
@@ -228,6 +226,10 @@ class PostgresStore:
             if not self._awaiting:
                 break
             await asyncio.sleep(0.05)
+        if self._relistening is not None:
+            self._relistening.cancel()
+        for report in self._awaiting.values():
+            report.committed = True  # writes are done: nothing can still fail
         listener, self._listener = self._listener, None
         self._flush_awaiting()
         if listener is not None:
@@ -341,7 +343,9 @@ class PostgresStore:
                 raise
             if not awaited:  # not listening: reported after COMMIT
                 report.send()
-            elif self._listener is None:  # the listener was lost meanwhile
+                return
+            report.committed = True
+            if self._listener is None:  # the listener was lost meanwhile
                 self._flush_awaiting()
             return
 
@@ -365,17 +369,43 @@ class PostgresStore:
             except RuntimeError:  # the home loop is closed
                 pass
 
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self.dsn)
+        await listener.add_listener(CHANNEL, self._on_notification)
+        listener.add_termination_listener(self._on_listener_lost)
+        self._listener = listener
+
     def _on_listener_lost(self, _conn: object) -> None:
-        """Without the listener, writes report right after COMMIT, and other processes'
-        events are no longer seen here."""
-        if self._listener is not None and not self._closed:
-            log.error("the LISTEN connection to the store was lost: no cross-process events")
+        """The LISTEN connection broke (a server restart, a network cut): committed writes
+        waiting for their notification are reported now, later ones right after COMMIT,
+        until `_relisten` has a new connection. Other processes' events of the gap are
+        lost to this process (sessions learn of those changes at their next command)."""
+        if self._listener is None or self._closed:
+            return
+        log.error("the LISTEN connection to the store was lost; reconnecting")
         self._listener = None
         self._flush_awaiting()
+        self._relistening = self._loop.create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        delay = 0.2
+        while not self._closed:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("LISTEN connection: %s; again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            log.warning("LISTEN connection back: other processes' events in between were missed")
+            self._flush_awaiting()  # committed before LISTEN: their notification never comes
+            return
 
     def _flush_awaiting(self) -> None:
+        """Reports the committed writes still waiting for their notification, in order."""
         for write_id in sorted(self._awaiting):
-            self._awaiting.pop(write_id).send()
+            if self._awaiting[write_id].committed:
+                self._awaiting.pop(write_id).send()
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
@@ -1319,7 +1349,7 @@ class _Report:
     """A write's outcome, handed to the caller's loop: its events first, then the result
     (the SQLite writer's order: a session sees its own change before it sends OK)."""
 
-    __slots__ = ("error", "events", "future", "loop", "publish", "result")
+    __slots__ = ("committed", "error", "events", "future", "loop", "publish", "result")
 
     def __init__(
         self,
@@ -1336,6 +1366,7 @@ class _Report:
         self.error = error
         self.events = events
         self.publish = publish
+        self.committed = False  # COMMIT acknowledged (the notification may still come)
 
     def send(self) -> None:
         try:
