@@ -94,6 +94,33 @@ _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, bl
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
+# APPEND's rows in one statement (one round trip however many messages): body ids from
+# the sequence, in message order; bodies, search text, previews and message rows from
+# one array per column. Parameters: count, mailbox, first UID, MODSEQ, then the columns.
+_APPEND = """
+WITH input AS (
+    SELECT nextval('blob_ids') AS id, t.*
+    FROM unnest($5::bytea[], $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
+                $11::integer[], $12::text[], $13::bigint[], $14::bigint[], $15::integer[])
+         WITH ORDINALITY
+         AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
+              tz, n)
+    ORDER BY t.n
+    LIMIT $1
+), blobs_in AS (
+    INSERT INTO blobs (id, meta, search) SELECT id, meta, search FROM input
+), bodies_in AS (
+    INSERT INTO bodies (blob_id, raw) SELECT id, raw FROM input
+), search_in AS (
+    INSERT INTO search_text (blob_id, header, body) SELECT id, header, body FROM input
+), previews_in AS (
+    INSERT INTO previews (blob_id, text) SELECT id, preview FROM input
+    WHERE preview IS NOT NULL
+)
+INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size, internaldate,
+                      tz_minutes)
+SELECT $2, $3 + n - 1, id, flags, keywords, $4, size, internaldate, tz FROM input
+"""
 
 
 def _mailbox(row: asyncpg.Record) -> Mailbox:
@@ -1097,89 +1124,56 @@ class PostgresStore:
     ) -> tuple[int, list[int]]:
         """Stores the messages all or nothing; (uidvalidity, assigned UIDs) once committed."""
 
+        n = len(messages)
+        stamps = [m.internaldate for m in messages]
+        offsets = [stamp.utcoffset() for stamp in stamps]
+        columns = (  # one array per column, in message order (see _APPEND)
+            [m.raw for m in messages],
+            [m.meta for m in messages],
+            [m.search for m in messages],
+            [m.header_text if m.header_text and _sql_text(m.header_text) else None
+             for m in messages],
+            [search_body_text(m.search) for m in messages],
+            [None if m.preview is None else m.preview.replace("\x00", "") for m in messages],
+            [m.flags.bits for m in messages],
+            [m.flags.keywords_text() for m in messages],
+            [len(m.raw) if m.size is None else m.size for m in messages],
+            [int(stamp.timestamp()) for stamp in stamps],
+            [int(o.total_seconds() // 60) if o else 0 for o in offsets],
+        )  # fmt: skip
+        added = {k for m in messages for k in m.flags.keywords}
+
         async def job(conn: Conn) -> tuple[tuple[int, list[int]], list[Event]]:
+            # the row lock orders appends of every process; UIDs and MODSEQ taken at once
             row = await conn.fetchrow(
-                "SELECT user_id, uidvalidity, uidnext, highestmodseq, keywords FROM mailboxes"
-                " WHERE id = $1 FOR UPDATE",
+                "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1"
+                " WHERE id = $1 RETURNING user_id, uidvalidity, uidnext - $2, highestmodseq,"
+                " keywords",
                 mailbox_id,
+                n,
             )
             if row is None:
                 raise NoSuchMailbox(str(mailbox_id))
             user_id, uidvalidity, first_uid, modseq, known = row
-            modseq += 1
-            keywords = set(Flags.parse_keywords(known))
-            n = len(messages)
-            if n == 0:
-                return (uidvalidity, []), []
-            blob_ids: list[int] = await conn.fetchval(
-                "SELECT array_agg(nextval('blob_ids')) FROM generate_series(1, $1)", n
-            )
             uids = list(range(first_uid, first_uid + n))
-            await conn.execute(
-                "INSERT INTO blobs (id, meta, search)"
-                " SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[])",
-                blob_ids,
-                [m.meta for m in messages],
-                [m.search for m in messages],
-            )
-            await conn.execute(
-                "INSERT INTO bodies (blob_id, raw) SELECT * FROM unnest($1::bigint[], $2::bytea[])",
-                blob_ids,
-                [m.raw for m in messages],
-            )
-            await conn.execute(
-                "INSERT INTO search_text (blob_id, header, body)"
-                " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[])",
-                blob_ids,
-                [
-                    m.header_text if m.header_text and _sql_text(m.header_text) else None
-                    for m in messages
-                ],
-                [search_body_text(m.search) for m in messages],
-            )
-            with_preview = [
-                (b, m.preview)
-                for b, m in zip(blob_ids, messages, strict=True)
-                if m.preview is not None
-            ]
-            if with_preview:
+            await conn.execute(_APPEND, n, mailbox_id, first_uid, modseq, *columns)
+            keywords = set(Flags.parse_keywords(known))
+            if not keywords.issuperset(added):
                 await conn.execute(
-                    "INSERT INTO previews (blob_id, text)"
-                    " SELECT * FROM unnest($1::bigint[], $2::text[])",
-                    [b for b, _ in with_preview],
-                    [p.replace("\x00", "") for _, p in with_preview],
+                    "UPDATE mailboxes SET keywords = $1 WHERE id = $2",
+                    " ".join(sorted(keywords | added)),
+                    mailbox_id,
                 )
-            stamps = [m.internaldate for m in messages]
-            offsets = [s.utcoffset() for s in stamps]
-            await conn.execute(
-                "INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,"
-                " internaldate, tz_minutes) SELECT $1, t.uid, t.blob_id, t.flags, t.keywords, $2,"
-                " t.size, t.internaldate, t.tz FROM unnest($3::bigint[], $4::bigint[],"
-                " $5::integer[], $6::text[], $7::bigint[], $8::bigint[], $9::integer[])"
-                " AS t(uid, blob_id, flags, keywords, size, internaldate, tz)",
-                mailbox_id,
-                modseq,
-                uids,
-                blob_ids,
-                [m.flags.bits for m in messages],
-                [m.flags.keywords_text() for m in messages],
-                [len(m.raw) if m.size is None else m.size for m in messages],
-                [int(s.timestamp()) for s in stamps],
-                [int(o.total_seconds() // 60) if o else 0 for o in offsets],
-            )
-            for m in messages:
-                keywords.update(m.flags.keywords)
-            await conn.execute(
-                "UPDATE mailboxes SET uidnext = $1, highestmodseq = $2, keywords = $3"
-                " WHERE id = $4",
-                first_uid + n,
-                modseq,
-                " ".join(sorted(keywords)),
-                mailbox_id,
-            )
             event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
             return (uidvalidity, uids), [event]
 
+        if not messages:
+            mailbox = await self._await(self._pool.fetchrow(
+                "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
+            ))  # fmt: skip
+            if mailbox is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            return int(mailbox[0]), []
         return await self._write(None, job, mailbox_id=mailbox_id)
 
     async def store_flags(
