@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -30,8 +31,7 @@ import secrets
 import threading
 import time
 from array import array
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -93,6 +93,7 @@ _MAILBOX_COLUMNS = (
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
+_MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
 # APPEND's rows in one statement (one round trip however many messages): body ids from
 # the sequence, in message order; bodies, search text, previews and message rows from
@@ -201,7 +202,7 @@ class PostgresStore:
             target=self._loop.run_forever, name="coi-postgres", daemon=True
         )
         self._thread.start()
-        self._user_locks: dict[int, asyncio.Lock] = {}  # used on the store's loop only
+        self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._token = secrets.token_hex(8)  # this handle's notifications
@@ -312,10 +313,7 @@ class PostgresStore:
         try:
             if user_id is None and mailbox_id:
                 user_id = await self._owner(mailbox_id)
-            lock: AbstractAsyncContextManager[Any] = nullcontext()
-            if user_id is not None:
-                lock = self._user_locks.setdefault(user_id, asyncio.Lock())
-            async with lock:
+            async with self._user_turn(user_id):
                 await self._transact(job, loop, future)
         except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
             error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
@@ -323,9 +321,30 @@ class PostgresStore:
         except BaseException as exc:  # every failure goes to the caller
             _Report(loop, future, None, exc, [], self.events.publish).send()
 
+    @contextlib.asynccontextmanager
+    async def _user_turn(self, user_id: int | None) -> AsyncIterator[None]:
+        """One write of a user at a time in this process; the lock is dropped when no
+        write of that user waits, so a million users do not leave a million locks."""
+        if user_id is None:
+            yield
+            return
+        turn = self._user_locks.get(user_id)
+        if turn is None:
+            turn = self._user_locks[user_id] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._user_locks[user_id]
+
     async def _owner(self, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
         if owner is None:
+            if len(self._owners) >= _MAX_OWNERS:
+                self._owners.clear()
             owner = await self._pool.fetchval(
                 "SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id
             )
@@ -1337,6 +1356,16 @@ async def _keep_session(_conn: Connection) -> None:
     """No reset when a connection goes back to the pool: asyncpg's default costs a round
     trip per query, and the store leaves no session state behind (no SET, no LISTEN on
     pooled connections, advisory locks only for a transaction)."""
+
+
+class _Turn:
+    """A user's write lock and how many writes hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 class _Report:
