@@ -117,6 +117,7 @@ async def test_interleaved_writers_are_seen_in_one_order_by_both(
         await asyncio.sleep(0.025)
     assert heard["first"] == list(range(1, 31))
     assert heard["second"] == list(range(1, 31))
+    assert first._user_locks == {} and second._user_locks == {}  # none kept when idle
 
 
 def test_large_events_are_split_under_the_notify_limit() -> None:
