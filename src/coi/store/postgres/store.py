@@ -832,10 +832,12 @@ class PostgresStore:
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
-            " count(*) FILTER (WHERE uid > $2) FROM messages WHERE mailbox_id = $3",
+            " count(*) FILTER (WHERE uid > $2), count(*) FILTER (WHERE flags & $4 <> 0)"
+            " FROM messages WHERE mailbox_id = $3",
             SEEN,
             mailbox.recent_floor,
             mailbox.id,
+            DELETED,
         )
         assert row is not None
         return MailboxStatus(
@@ -846,6 +848,7 @@ class PostgresStore:
             highestmodseq=mailbox.highestmodseq,
             size=int(row[2]),
             recent=row[3],
+            deleted=row[4],  # STATUS DELETED (RFC 9051 §6.3.11)
         )
 
     # -- metadata (RFC 5464) ---------------------------------------------------------
