@@ -104,12 +104,22 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
         for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
             session.send(line)
         rows = session.store.rows(view.mailbox_id, sorted(report))
+        # what this STORE set, for a message expunged since (the COI seen filter moves a
+        # $Chat message as soon as it is \Seen, maybe in another process): its sequence
+        # number stays until the EXPUNGE is announced, so its FETCH still goes out
+        mine = {uid: (new_flags, new_modseq) for uid, new_flags, new_modseq in changed}
         failed_set = set(failed)
         pending = view.pending_flags
         for uid in sorted(report):
             row = rows.get(uid)
             seq = view.seq_of(uid)
-            if row is None or seq is None:
+            if seq is None:
+                continue
+            if row is not None:
+                shown, row_modseq = row.flags, row.modseq
+            elif uid in mine:
+                shown, row_modseq = mine[uid]
+            else:
                 continue
             # Another session's change still pending for this message: this response
             # carries it (with FLAGS even for .SILENT), so it is not sent after this newer
@@ -117,12 +127,12 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
             stale = pending.pop(uid, None) is not None if pending else False
             items = []
             if not command.silent or uid in failed_set or stale:
-                text = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
+                text = flag_text(shown.bits, shown.keywords_text(), uid in view.recent)
                 items.append(b"FLAGS " + text)
             if command.uid or modseq:
                 items.append(b"UID %d" % uid)
             if modseq:
-                items.append(b"MODSEQ (%d)" % row.modseq)
+                items.append(b"MODSEQ (%d)" % row_modseq)
             if not modseq and uid in failed_set:
                 continue
             session.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))
