@@ -224,6 +224,13 @@ def plain_mail() -> Iterator[PlainMailServer]:
         server.stop()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stops this test process's PostgreSQL cluster, if one was started (COI_TEST_STORE=
+    postgres starts it outside any fixture), and removes its files: a pytest-xdist
+    worker ends without running atexit handlers."""
+    pg.stop_shared()
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[pg.Cluster]:
     """A private PostgreSQL cluster for this test process (tests/pg.py); skips where
