@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from coi_bench import stress  # noqa: E402
+from coi_bench import stress
 
 
 def session() -> stress.Session:
