@@ -252,6 +252,11 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 old = rows[uid]
                 rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
+    # rows may be ahead of the published events: what is shown becomes current
+    published = view.state.published
+    view.state.saw_rows(
+        (uid, row.flags, row.modseq) for uid, row in rows.items() if row.modseq > published
+    )
     metas: dict[int, bytes] = {}
     summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS and a.name != "PREVIEW"]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
@@ -317,6 +322,13 @@ async def _fetch_row_items(
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
     state = view.state
+    if rows:  # rows may be ahead of the published events: what is shown becomes current
+        published = state.published
+        state.saw_rows(
+            (row[0], stored_flags(row[1], row[2] or ""), row[3])
+            for row in rows.values()
+            if row[3] > published
+        )
     # MODSEQ comes from the committed row; FLAGS shown beside it must be that row's too: the
     # shared flags lag a commit until its event is published, and an older state under a
     # newer MODSEQ is one a client keeps (RFC 7162 §3.1.3)

@@ -104,6 +104,8 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
         for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
             session.send(line)
         rows = session.store.rows(view.mailbox_id, sorted(report))
+        # other sessions' commits not yet published may show here: they become current
+        view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
         failed_set = set(failed)
         pending = view.pending_flags
         for uid in sorted(report):

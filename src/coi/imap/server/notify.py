@@ -168,6 +168,7 @@ class Notifier:
         if not fresh:
             return
         rows = self.session.store.rows(view.mailbox_id, fresh)
+        view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
         # RFC 9051 Appendix E item 21: every unsolicited FETCH carries UID
         add_uid = self.session.rev2 and not any(a.name == "UID" for a in self.fetch_atts)
         flag_text = fetch.FlagRenderer()

@@ -6,6 +6,12 @@ Invariants:
 - Store events arrive on the loop thread in commit order; `MailboxState` applies them to
   its list (and to its flags, once read) and marks every view pending. Events carry
   absolute values, so data read from the store ahead of an event converges when it comes.
+- A commit is visible to reads before the loop publishes its events (on a loaded machine,
+  for several commands). Flags a session was shown from such a row (`saw_rows`) become the
+  mailbox's current flags at once, and an event older than them brings them instead of
+  its own: a message's flags and MODSEQ only move forward for every session (RFC 7162
+  §3.1.3; RFC 3501 §7.4.2), whether the next report comes from the shared flags, a
+  pending update or the event.
   A view turns pending changes into untagged responses only in `sync`, at the end of a
   command or during IDLE (RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH
   runs, nor outside a command).
@@ -57,6 +63,10 @@ class MailboxState:
         # current from events, so FETCH FLAGS of a whole mailbox reads no rows.
         self._bits: array[int] | None = None
         self._keywords: dict[int, str] = {}
+        # the highest MODSEQ whose change this state has applied (events come in commit
+        # order), and the flags shown from rows newer than that: uid -> (flags, modseq)
+        self.published = mailbox.highestmodseq
+        self._ahead: dict[int, tuple[Flags, int]] = {}
         self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
@@ -92,6 +102,41 @@ class MailboxState:
                     self._keywords[uid] = keywords
         return bits
 
+    def saw_rows(self, rows: Iterable[tuple[int, Flags, int]]) -> None:
+        """(uid, flags, modseq) of rows read from the store to be shown to a session. A row
+        newer than the events applied so far is ahead of them: its flags become current
+        here (for FETCH from the shared flags) and in every view's pending update."""
+        published = self.published
+        ahead = self._ahead
+        for uid, flags, modseq in rows:
+            if modseq <= published:
+                continue
+            held = ahead.get(uid)
+            if held is not None and held[1] >= modseq:
+                continue
+            ahead[uid] = (flags, modseq)
+            if flags.keywords:
+                self._learn_keywords(flags.keywords)
+            if self._bits is not None:
+                index = bisect_left(self.uids, uid)
+                if index < len(self.uids) and self.uids[index] == uid:
+                    self._set(self._bits, index, uid, flags)
+            for view in self.views:
+                pending = view.pending_flags.get(uid)
+                if pending is not None and pending[1] < modseq:
+                    view.pending_flags[uid] = (flags, modseq)
+
+    def _newest(self, change: tuple[int, Flags, int]) -> tuple[int, Flags, int]:
+        """A flag change from an event, or the newer flags already shown from its row."""
+        uid, _, modseq = change
+        held = self._ahead.get(uid)
+        if held is None:
+            return change
+        if held[1] > modseq:
+            return (uid, *held)
+        del self._ahead[uid]
+        return change
+
     def learn_keywords(self, names: Iterable[str]) -> None:
         """Keywords seen in committed rows: a FETCH may read a row whose change has not been
         published yet (its event comes right after the commit), and must announce them."""
@@ -118,6 +163,18 @@ class MailboxState:
         for view in self.views:
             if modseq > view.pending_modseq:
                 view.pending_modseq = modseq
+        self._on_change(event)
+        if modseq > self.published:
+            self.published = modseq
+            if self._ahead:  # applied now: the event carried them (or newer)
+                self._ahead = {u: a for u, a in self._ahead.items() if a[1] > modseq}
+        for view in tuple(self.views):
+            if view.contexts is not None:  # RFC 5267 §4.3 UPDATE: test these UIDs again
+                view.contexts.on_event(event)
+            if view.notify is not None:
+                view.notify()
+
+    def _on_change(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):
             # the stored list has every keyword the new messages came with
             mailbox = self.store.mailbox_by_id(self.mailbox_id)
@@ -153,11 +210,14 @@ class MailboxState:
                 if not view.expunge_modseq:
                     view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
-            for _, flags, _ in event.changes:
+            changes = event.changes
+            if self._ahead:
+                changes = tuple(self._newest(change) for change in changes)
+            for _, flags, _ in changes:
                 if flags.keywords:
                     self._learn_keywords(flags.keywords)
             if self._bits is not None:
-                self._apply_flags(self._bits, event)
+                self._apply_flags(self._bits, changes)
             for view in self.views:
                 pending = view.pending_flags
                 if event.origin is view.session:
@@ -165,28 +225,26 @@ class MailboxState:
                     # still pending must go out with this newer state, never the stale
                     # one (RFC 7162 §3.1.3: MODSEQ never goes backwards for a client).
                     if pending:
-                        for uid, flags, modseq in event.changes:
+                        for uid, flags, modseq in changes:
                             if uid in pending:
                                 pending[uid] = (flags, modseq)
                     continue
-                for uid, flags, modseq in event.changes:
+                for uid, flags, modseq in changes:
                     pending[uid] = (flags, modseq)
-        for view in tuple(self.views):
-            if view.contexts is not None:  # RFC 5267 §4.3 UPDATE: test these UIDs again
-                view.contexts.on_event(event)
-            if view.notify is not None:
-                view.notify()
 
-    def _apply_flags(self, bits: array[int], event: FlagsChanged) -> None:
+    def _apply_flags(self, bits: array[int], changes: Iterable[tuple[int, Flags, int]]) -> None:
         uids = self.uids
-        for uid, flags, _ in event.changes:
+        for uid, flags, _ in changes:
             index = bisect_left(uids, uid)
             if index < len(uids) and uids[index] == uid:
-                bits[index] = flags.bits
-                if flags.keywords:
-                    self._keywords[uid] = flags.keywords_text()
-                else:
-                    self._keywords.pop(uid, None)
+                self._set(bits, index, uid, flags)
+
+    def _set(self, bits: array[int], index: int, uid: int, flags: Flags) -> None:
+        bits[index] = flags.bits
+        if flags.keywords:
+            self._keywords[uid] = flags.keywords_text()
+        else:
+            self._keywords.pop(uid, None)
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:
