@@ -230,3 +230,35 @@ async def test_a_pending_update_older_than_flags_another_session_was_shown_is_no
         assert b"\\Flagged" in line, line
     for c in (writer, one, two):
         await c.close()
+
+
+async def test_flags_first_read_ahead_of_events_are_not_taken_back_by_an_older_event(
+    imap_server: RunningServer,
+) -> None:
+    """The mailbox's flags read for the first FETCH FLAGS may already hold changes whose
+    events have not come: the older of those events must not bring older flags back."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(ANSWERED), origin=writer)
+        await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED), origin=writer)
+        lines = await one.command("f1 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+        held.release(1)
+        lines = await one.command("n1 NOOP")
+        for line in lines[:-1]:
+            assert b"\\Flagged" in line, line
+        lines = await one.command("f2 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()

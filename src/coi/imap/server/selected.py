@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
-from coi.store.model import Flags, Mailbox
+from coi.store.model import Flags, Mailbox, stored_flags
 from coi.store.protocol import MailStore
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ class MailboxState:
         # order), and the flags shown from rows newer than that: uid -> (flags, modseq)
         self.published = mailbox.highestmodseq
         self._ahead: dict[int, tuple[Flags, int]] = {}
+        # the mailbox's MODSEQ when `_bits` were read: rows read then may be ahead of
+        # events up to it, which are checked against the rows when they come
+        self._read_at = 0
         self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
@@ -85,6 +88,9 @@ class MailboxState:
         """(system flag bits aligned with `uids`, keyword text by UID)."""
         if self._bits is None:
             self._bits = self._read_flags(self.uids)
+            mailbox = self.store.mailbox_by_id(self.mailbox_id)  # read after the rows
+            if mailbox is not None:
+                self._read_at = mailbox.highestmodseq
         return self._bits, self._keywords
 
     def _read_flags(self, uids: array[int]) -> array[int]:
@@ -211,6 +217,11 @@ class MailboxState:
                     view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
             changes = event.changes
+            if self.published < self._read_at and self._bits is not None:
+                # `_bits` may hold a newer state of these messages than this event: the
+                # rows, read again, are at least as new as both
+                ahead = self.store.row_tuples(self.mailbox_id, sorted(c[0] for c in changes))
+                self.saw_rows((r[0], stored_flags(r[1], r[2] or ""), r[3]) for r in ahead)
             if self._ahead:
                 changes = tuple(self._newest(change) for change in changes)
             for _, flags, _ in changes:
