@@ -262,3 +262,31 @@ async def test_flags_first_read_ahead_of_events_are_not_taken_back_by_an_older_e
         held.stop()
     for c in (writer, one):
         await c.close()
+
+
+async def test_store_announces_a_keyword_another_session_set_before_showing_it(
+    imap_server: RunningServer,
+) -> None:
+    """STORE's FETCH responses read the committed rows, which may carry a keyword another
+    session just set and whose event has not come: `* FLAGS` must announce it first
+    (RFC 3501 §7.2.6)."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(0, ("Fresh",)), origin=writer)
+        lines = await one.command("st STORE 1 +FLAGS (\\Seen)")
+        assert lines[0].startswith(b"* FLAGS (") and b"Fresh" in lines[0], lines
+        assert lines[1].startswith(b"* OK [PERMANENTFLAGS (") and b"Fresh" in lines[1], lines
+        assert lines[2] == b"* 1 FETCH (FLAGS (\\Seen \\Recent Fresh))\r\n", lines
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()

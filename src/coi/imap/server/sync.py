@@ -116,7 +116,10 @@ async def qresync_select(
     line = await vanished_earlier(session, view, param.modseq, wanted)
     if line is not None:
         session.send(line)
-    for row in await changed_rows(session, view, param.modseq, known):
+    rows = await changed_rows(session, view, param.modseq, known)
+    for line in view.keyword_lines():  # rows ahead of the events may bring new keywords
+        session.send(line)
+    for row in rows:
         session.send(fetch_flags_line(session, view, row))
 
 
