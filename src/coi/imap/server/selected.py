@@ -6,15 +6,15 @@ Invariants:
 - Store events arrive on the loop thread in commit order; `MailboxState` applies them to
   its list (and to its flags, once read) and marks every view pending. Events carry
   absolute values, so data read from the store ahead of an event converges when it comes.
+  A view turns pending changes into untagged responses only in `sync`, at the end of a
+  command or during IDLE (RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH
+  runs, nor outside a command).
 - A commit is visible to reads before the loop publishes its events (on a loaded machine,
   for several commands). Flags a session was shown from such a row (`saw_rows`) become the
   mailbox's current flags at once, and an event older than them brings them instead of
   its own: a message's flags and MODSEQ only move forward for every session (RFC 7162
   §3.1.3; RFC 3501 §7.4.2), whether the next report comes from the shared flags, a
   pending update or the event.
-  A view turns pending changes into untagged responses only in `sync`, at the end of a
-  command or during IDLE (RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH
-  runs, nor outside a command).
 - Mod-sequences (RFC 7162): `SelectedMailbox.modseq` is the highest mod-sequence whose
   changes this session has been told about; it only moves forward in `sync`, once
   nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
