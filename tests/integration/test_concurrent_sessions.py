@@ -290,3 +290,29 @@ async def test_store_announces_a_keyword_another_session_set_before_showing_it(
         held.stop()
     for c in (writer, one):
         await c.close()
+
+
+async def test_first_fetch_flags_announces_a_keyword_read_ahead_of_its_event(
+    imap_server: RunningServer,
+) -> None:
+    """The mailbox's flags, read for the first FETCH FLAGS, may carry a keyword whose event
+    has not come: `* FLAGS` must announce it before the FETCH (RFC 3501 §7.2.6)."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(0, ("Fresh",)), origin=writer)
+        lines = await one.command("f FETCH 1 (FLAGS)")
+        assert lines[0].startswith(b"* FLAGS (") and b"Fresh" in lines[0], lines
+        assert lines[2] == b"* 1 FETCH (FLAGS (\\Recent Fresh))\r\n", lines
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()

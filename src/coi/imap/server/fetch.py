@@ -335,11 +335,11 @@ async def _fetch_row_items(
     row_flags = "MODSEQ" in names and "FLAGS" in names
     if row_flags:
         state.learn_keywords({k for row in rows.values() if row[2] for k in row[2].split()})
+    bits, keywords = state.flags()  # read first: it learns the keywords of what it reads
     if "FLAGS" in names:
         for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
             session.send(line)
     updates = view.pending_flags if "MODSEQ" in names else None
-    bits, keywords = state.flags()
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
     state_count = len(state_uids)

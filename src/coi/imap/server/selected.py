@@ -98,6 +98,7 @@ class MailboxState:
         are skipped, and the event that follows carries their final flags."""
         bits = array("B", bytes(len(uids)))
         index, count = 0, len(uids)
+        texts: set[str] = set()
         for uid, flag_bits, keywords in self.store.flag_rows(self.mailbox_id, uids):
             index = bisect_left(uids, uid, index)
             if index == count:
@@ -106,6 +107,9 @@ class MailboxState:
                 bits[index] = flag_bits
                 if keywords:
                     self._keywords[uid] = keywords
+                    texts.add(keywords)
+        # a row ahead of its event may carry a keyword not announced yet (RFC 3501 §7.2.6)
+        self._learn_keywords({name for text in texts for name in text.split()})
         return bits
 
     def saw_rows(self, rows: Iterable[tuple[int, Flags, int]]) -> None:
