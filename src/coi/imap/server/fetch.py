@@ -323,12 +323,7 @@ async def _fetch_row_items(
     )
     state = view.state
     if rows:  # rows may be ahead of the published events: what is shown becomes current
-        published = state.published
-        state.saw_rows(
-            (row[0], stored_flags(row[1], row[2] or ""), row[3])
-            for row in rows.values()
-            if row[3] > published
-        )
+        state.saw_row_tuples(rows.values())
     # MODSEQ comes from the committed row; FLAGS shown beside it must be that row's too: the
     # shared flags lag a commit until its event is published, and an older state under a
     # newer MODSEQ is one a client keeps (RFC 7162 §3.1.3)

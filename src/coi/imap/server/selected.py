@@ -34,7 +34,7 @@ import asyncio
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
@@ -136,6 +136,15 @@ class MailboxState:
                 if pending is not None and pending[1] < modseq:
                     view.pending_flags[uid] = (flags, modseq)
 
+    def saw_row_tuples(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """`saw_rows` for the store's row tuples (uid, flag bits, keywords, modseq, ...)."""
+        published = self.published
+        self.saw_rows(
+            (row[0], stored_flags(row[1], row[2] or ""), row[3])
+            for row in rows
+            if row[3] > published
+        )
+
     def _newest(self, change: tuple[int, Flags, int]) -> tuple[int, Flags, int]:
         """A flag change from an event, or the newer flags already shown from its row."""
         uid, _, modseq = change
@@ -224,8 +233,9 @@ class MailboxState:
             if self.published < self._read_at and self._bits is not None:
                 # `_bits` may hold a newer state of these messages than this event: the
                 # rows, read again, are at least as new as both
-                ahead = self.store.row_tuples(self.mailbox_id, sorted(c[0] for c in changes))
-                self.saw_rows((r[0], stored_flags(r[1], r[2] or ""), r[3]) for r in ahead)
+                self.saw_row_tuples(
+                    self.store.row_tuples(self.mailbox_id, sorted(c[0] for c in changes))
+                )
             if self._ahead:
                 changes = tuple(self._newest(change) for change in changes)
             for _, flags, _ in changes:
