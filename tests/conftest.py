@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from tests import pg
 from tests.plainserver import PlainMailServer, start_plain_server
 from tests.plainserver import unavailable as plainserver_unavailable
 
@@ -18,6 +19,7 @@ from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES
 from coi.config import ServerConfig
 from coi.imap.server.server import ImapServer
+from coi.store.protocol import Store
 from coi.store.sqlite.store import SqliteStore
 from coi.tls import ensure_self_signed, server_context
 from coi.webpush.keys import load_keys
@@ -38,11 +40,51 @@ def _hash(password: str) -> str:
 @dataclasses.dataclass
 class RunningServer:
     server: ImapServer
-    store: SqliteStore
+    store: Store
     host: str
     port: int
     tls_port: int
     data_dir: Path
+
+
+def open_test_store(tmp_path: Path) -> Store:
+    """The store of a test server: SQLite in `tmp_path`, or, with COI_TEST_STORE=postgres,
+    a fresh database on this test process's PostgreSQL cluster (tests/pg.py), so the
+    server's tests run on either backend."""
+    if os.environ.get("COI_TEST_STORE", "sqlite") == "postgres":
+        reason = pg.unavailable()
+        if reason is not None:
+            pytest.skip(reason)
+        from coi.store.postgres.store import PostgresStore
+
+        cluster = pg.shared_cluster()
+        return PostgresStore(cluster.dsn(cluster.new_database()))
+    return SqliteStore(tmp_path / "coi.sqlite3")
+
+
+def require_sqlite(running: RunningServer, why: str) -> None:
+    """Skips a test that edits the SQLite file directly (to make data an older coi left)."""
+    if not isinstance(running.store, SqliteStore):
+        pytest.skip(f"edits the SQLite file: {why}")
+
+
+def store_args(running: RunningServer) -> list[str]:
+    """The flags that point a `coi` command at the test server's store."""
+    args = ["--data-dir", str(running.data_dir)]
+    dsn = getattr(running.store, "dsn", None)
+    return [*args, "--store", dsn] if dsn else args
+
+
+def open_other_store(running: RunningServer) -> Store:
+    """A second handle on the server's database (another process's view of it) whose
+    events stay its own: on PostgreSQL it does not listen, so the server hears its writes
+    only through NOTIFY, as from any other process."""
+    if isinstance(running.store, SqliteStore):
+        return SqliteStore(running.store.path)
+    from coi.store.postgres.store import PostgresStore
+
+    assert isinstance(running.store, PostgresStore)
+    return PostgresStore(running.store.dsn, listen=False)
 
 
 async def start_server(tmp_path: Path, **overrides: object) -> RunningServer:
@@ -54,7 +96,7 @@ async def start_server(tmp_path: Path, **overrides: object) -> RunningServer:
     }
     settings.update(overrides)
     config = ServerConfig(**settings)  # type: ignore[arg-type]
-    store = SqliteStore(tmp_path / "coi.sqlite3")
+    store = open_test_store(tmp_path)
     for address, password in PASSWORDS.items():
         await store.add_user(address, _hash(password), DEFAULT_MAILBOXES)
     cert, key = ensure_self_signed(tmp_path, "localhost")
@@ -180,3 +222,33 @@ def plain_mail() -> Iterator[PlainMailServer]:
         yield server
     finally:
         server.stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stops this test process's PostgreSQL cluster, if one was started (COI_TEST_STORE=
+    postgres starts it outside any fixture), and removes its files: a pytest-xdist
+    worker ends without running atexit handlers."""
+    pg.stop_shared()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[pg.Cluster]:
+    """A private PostgreSQL cluster for this test process (tests/pg.py); skips where
+    PostgreSQL is not installed, saying how to get it."""
+    reason = pg.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    try:
+        yield pg.shared_cluster()
+    finally:
+        pg.stop_shared()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_cluster: pg.Cluster) -> Iterator[str]:
+    """A fresh database with the store's schema, dropped after the test."""
+    name = postgres_cluster.new_database()
+    try:
+        yield postgres_cluster.dsn(name)
+    finally:
+        postgres_cluster.drop_database(name)

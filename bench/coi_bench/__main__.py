@@ -142,6 +142,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--results-dir", type=Path, default=RESULTS)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--coi-fsync",
+        choices=["always", "optimized"],
+        default="always",
+        help="coi's fsync policy (Dovecot runs with mail_fsync = optimized, as shipped)",
+    )
     return p.parse_args(argv)
 
 
@@ -479,6 +485,8 @@ def main(argv: list[str] | None = None) -> int:
             args.push_dir = Path(tempfile.mkdtemp(prefix="coi-bench-push-"))
             ca = push.push_ca(args.push_dir)  # coi must trust the local push service
             extra = ["--webpush-allow-private", "--webpush-ca-file", str(ca)]
+            if args.coi_fsync != "always":
+                extra += ["--fsync", args.coi_fsync]
             srv.append(servers.start_coi(users, limit, extra=extra))
             log(
                 f"coi {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "

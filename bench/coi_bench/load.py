@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 from coi_bench import stress
 from coi_bench.servers import Server, process_tree
@@ -66,9 +67,17 @@ async def measured(
     seconds: float,
     seed: int,
     mix: dict[str, float] | None = None,
+    on_ready: Callable[[], None] | None = None,
 ) -> tuple[stress.RunResult, float]:
-    """One run without checks; returns it and the server CPU seconds it took."""
+    """One run without checks; returns it and the server CPU seconds it took (on_ready: called
+    once the sessions are logged in, e.g. to start a profiler)."""
     marks: list[float] = []
+
+    def ready() -> None:
+        marks.append(cpu_seconds(server.pid))
+        if on_ready is not None:
+            on_ready()
+
     res = await stress.run(
         world,
         server.host,
@@ -79,7 +88,7 @@ async def measured(
         seed,
         check=False,
         mix=mix,
-        on_ready=lambda: marks.append(cpu_seconds(server.pid)),
+        on_ready=ready,
         on_done=lambda: marks.append(cpu_seconds(server.pid)),
     )
     return res, marks[1] - marks[0]

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from coi_bench import mailgen, servers, workloads
+from coi_bench import load, mailgen, servers, stress, workloads
 from coi_bench.__main__ import users_for
 from coi_bench.clients import Imap
 from coi_bench.workloads import QUICK
@@ -49,6 +49,12 @@ async def big_ops(
     await c.logout()
 
 
+def _function(frame: str) -> str:
+    """`name (file.py:123)` -> `name (file.py)`: shares per function, not per line."""
+    head, sep, tail = frame.rpartition(":")
+    return head + ")" if sep and tail[:-1].isdigit() else frame
+
+
 def summarize(raw: Path, top: int = 25) -> str:
     total = 0
     incl: collections.Counter[str] = collections.Counter()
@@ -59,7 +65,7 @@ def summarize(raw: Path, top: int = 25) -> str:
             continue
         n = int(count)
         total += n
-        frames = stack.split(";")
+        frames = [_function(f) for f in stack.split(";")]
         for f in set(frames):
             incl[f] += n
         self_[frames[-1]] += n
@@ -78,6 +84,12 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
         )
     elif args.workload == "many":
         await workloads.prepare_user_mailboxes(server, sizes)
+    elif args.workload == "load":
+        world = stress.World("coi")
+        chosen = stress.users_for_clients(dict(server.users), args.clients, 5)
+        if args.shared:
+            chosen = chosen[:1]
+        await stress.prepare(world, server.host, server.imap_port, chosen, 30, 7)
     spy = shutil.which("py-spy") or str(servers.VENV_BIN / "py-spy")
     out = str(args.output) + ".txt"
     recs: list[subprocess.Popen[bytes]] = []
@@ -87,7 +99,7 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
         cmd += ["--threads", "--nonblocking", "-o", out]
         recs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
 
-    if args.workload != "many":
+    if args.workload not in ("many", "load"):
         start()
         await asyncio.sleep(1.0)
     try:
@@ -99,6 +111,25 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
             print(await workloads.idle(server, sizes, 1))
         elif args.workload == "append":
             print(await workloads.append(server, sizes, 8))
+        elif args.workload == "load":
+            mix = {args.mix: 1.0} if args.mix else None
+            for r in range(args.rounds):
+                res, cpu = await load.measured(
+                    server,
+                    world,
+                    chosen,
+                    args.clients,
+                    args.seconds,
+                    7 + r,
+                    mix,
+                    on_ready=start if r == 0 and not args.no_profile else None,
+                )
+                ops = sum(res.ops.values())
+                print(
+                    f"load round {r}: {ops / res.seconds:8.1f} op/s  "
+                    f"{cpu / max(1, ops) * 1000:6.3f} ms CPU/op  {cpu / res.seconds:4.2f} cores",
+                    flush=True,
+                )
         elif args.workload == "delivery":
             for r in range(args.rounds):
                 for conns in (1, 8):
@@ -111,9 +142,13 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
 
 def main() -> int:
     p = argparse.ArgumentParser(prog="coi_bench.profile")
-    p.add_argument("workload", choices=["big", "many", "login", "append", "delivery"])
+    p.add_argument("workload", choices=["big", "many", "login", "append", "delivery", "load"])
+    p.add_argument("--shared", action="store_true", help="load: all sessions on one mailbox")
+    p.add_argument("--mix", help="load: only this stress.MIX command kind (e.g. fetch_flags)")
+    p.add_argument("--fsync", choices=["always", "optimized"], default="always")
+    p.add_argument("--no-profile", action="store_true", help="load: measure only, no py-spy")
     p.add_argument("--size", type=int, default=20000, help="big mailbox messages")
-    p.add_argument("--clients", type=int, default=200)
+    p.add_argument("--clients", type=int, default=200, help="many: 200; load: give 10")
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--messages", type=int, default=300, help="delivery: messages per run")
@@ -132,12 +167,14 @@ def main() -> int:
         delivery_messages=args.messages,
     )
     workloads.raise_nofile()
-    server = servers.start_coi(users_for(sizes), 100_000)
+    extra = ["--fsync", args.fsync] if args.fsync != "always" else []  # older coi: no flag
+    server = servers.start_coi(users_for(sizes), 100_000, extra=extra)
     try:
         asyncio.run(run(args, server, sizes))
     finally:
         server.stop()
-    print(summarize(Path(str(args.output) + ".txt")))
+    if not (args.workload == "load" and args.no_profile):
+        print(summarize(Path(str(args.output) + ".txt")))
     return 0
 
 

@@ -156,12 +156,17 @@ def start_coi(
     workdir = Path(tempfile.mkdtemp(prefix="coi-bench-coi-", dir=keep_dir))
     data = workdir / "data"
     coi = str(VENV_BIN / "coi")
+    # COI_BENCH_STORE=postgresql://...: coi on that (empty) PostgreSQL database instead of
+    # SQLite in the data directory (issue 17)
+    store = os.environ.get("COI_BENCH_STORE", "")
+    store_args = ["--store", store] if store else []
+    add_user = [coi, "user", "add", "--password-stdin", "--data-dir", str(data), *store_args]
     # one `coi user add` per user, a few at a time (each hashes a password)
     items = list(users.items())
     for start in range(0, len(items), 4):
         procs = [
             subprocess.Popen(
-                [coi, "user", "add", address, "--password-stdin", "--data-dir", str(data)],
+                [*add_user, address],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
@@ -193,7 +198,7 @@ def start_coi(
         # submission is not measured; its default ports would clash with another coi
         args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}", "--submission", "off"]
         args += ["--submissions", "off"]
-    args += extra or []
+    args += store_args + (extra or [])
     server.argv, server.log_path = args, workdir / "coi.log"
     server.launch()
     from importlib.metadata import version

@@ -1223,6 +1223,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-check", action="store_true", help="no checking: pure command load")
     p.add_argument("--reports", type=int, default=5, help="violations printed with transcript")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--coi-fsync", choices=["always", "optimized"], default="always")
     p.add_argument("--json", type=str, help="write the figures and reports here")
     p.add_argument("--transcript", type=str, help="write every session's lines to this file")
     args = p.parse_args(argv)
@@ -1234,7 +1235,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         names = args.servers.split(",")
         if "coi" in names:
-            started.append(servers.start_coi(users, max(counts) + 50))
+            extra = ["--fsync", args.coi_fsync] if args.coi_fsync != "always" else []
+            started.append(servers.start_coi(users, max(counts) + 50, extra=extra))
         if "dovecot" in names:
             started.append(servers.start_dovecot(users, max(counts) + 50, "SHA512-CRYPT"))
         worlds = {s.name: World(s.name) for s in started}

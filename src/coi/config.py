@@ -22,6 +22,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("coi")))
+    # "" (the embedded SQLite store in data_dir) or postgresql://... (coi.store.postgres)
+    store: str = ""
     hostname: str = "localhost"
     domains: tuple[str, ...] = ()
     imap: str = "0.0.0.0:143"
@@ -29,6 +31,8 @@ class ServerConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     allow_plaintext_auth: bool = False
+    fsync: str = "always"  # or "optimized": flag changes fsynced within fsync_delay
+    fsync_delay: float = 1.0
     max_line: int = 64 * 1024
     max_literal: int = 64 * 1024 * 1024
     max_connections_per_ip: int = 100
@@ -73,6 +77,11 @@ class ServerConfig:
 # key -> (flag, help). Keys are the dataclass field names; the TOML file uses the same names.
 OPTIONS: dict[str, tuple[str, str]] = {
     "data_dir": ("--data-dir", "directory for the store, keys and certificates"),
+    "store": (
+        "--store",
+        "where mail is kept: empty for SQLite in --data-dir, or a postgresql://USER@HOST/DB"
+        " URL shared by any number of coi serve processes (needs coi[postgres])",
+    ),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
     "domains": (
         "--domain",
@@ -85,6 +94,16 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "allow_plaintext_auth": (
         "--allow-plaintext-auth",
         "allow LOGIN/AUTHENTICATE without TLS on non-loopback connections",
+    ),
+    "fsync": (
+        "--fsync",
+        "always: every change is on disk (fsync) before the reply; optimized: new, copied,"
+        " moved and expunged messages still are, flag changes are fsynced within"
+        " --fsync-delay seconds (like Dovecot's mail_fsync; see README, Durability)",
+    ),
+    "fsync_delay": (
+        "--fsync-delay",
+        "with --fsync optimized: most seconds an acknowledged flag change waits for its fsync",
     ),
     "max_line": ("--max-line", "longest command line accepted, in bytes"),
     "max_literal": ("--max-literal", "largest literal (e.g. APPEND message) accepted, in bytes"),
@@ -281,11 +300,13 @@ _MINIMUMS: dict[str, float] = {
     "login_timeout": 0.1,
     "idle_timeout": 0.1,
     "webpush_max_subscriptions": 1,
+    "fsync_delay": 0.001,
 }
 _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),
     "log_level": ("debug", "info", "warning", "error"),
     "log_format": ("text", "json"),
+    "fsync": ("always", "optimized"),
 }
 
 
@@ -300,6 +321,11 @@ def merge(config: ServerConfig, values: dict[str, Any], source: str) -> ServerCo
         minimum = _MINIMUMS.get(name)
         if minimum is not None and changes[name] < minimum:
             raise ConfigError(f"{source}: {name} must be at least {minimum:g}")
+        if name == "store" and changes[name] and not is_postgres_url(changes[name]):
+            raise ConfigError(
+                f"{source}: store = {value!r}: use a postgresql:// URL, or leave it empty for"
+                " SQLite in the data directory"
+            )
         choices = _CHOICES.get(name)
         if choices is not None and str(changes[name]).lower() not in choices:
             raise ConfigError(f"{source}: {name} = {value!r}: use {', '.join(choices)}")
@@ -324,6 +350,11 @@ def _convert(name: str, default: Any, value: Any, source: str) -> Any:
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: {name} = {value!r} is not valid ({exc})") from exc
+
+
+def is_postgres_url(store: str) -> bool:
+    """Whether `store` names a PostgreSQL database (libpq's URL schemes)."""
+    return store.startswith(("postgresql://", "postgres://"))
 
 
 def parse_listen(spec: str, what: str) -> tuple[str, int] | None:

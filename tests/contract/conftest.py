@@ -17,11 +17,17 @@ from tests.contract.helpers import Backend
 from coi.store.protocol import Store
 from coi.store.sqlite.store import SqliteStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 async def _sqlite(tmp_path: Path) -> Store:
     return SqliteStore(tmp_path / "coi.sqlite3")
+
+
+async def _postgres(dsn: str) -> Store:
+    from coi.store.postgres.store import PostgresStore  # asyncpg: only when tested
+
+    return PostgresStore(dsn)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -29,6 +35,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     name: str = request.param
     if name == "sqlite":
         made = Backend(name, lambda: _sqlite(tmp_path))
+    elif name == "postgres":  # a fresh database on the test process's private cluster
+        dsn: str = request.getfixturevalue("postgres_dsn")
+        made = Backend(name, lambda: _postgres(dsn))
     else:  # pragma: no cover - every name in BACKENDS has a branch
         raise AssertionError(name)
     try:

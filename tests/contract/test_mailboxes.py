@@ -16,7 +16,7 @@ from coi.store.events import (
     MetadataChanged,
     SubscriptionChanged,
 )
-from coi.store.model import SEEN, Flags
+from coi.store.model import DELETED, SEEN, Flags
 from coi.store.protocol import Store
 
 
@@ -138,3 +138,6 @@ async def test_status_counts_and_recent_floor(store: Store) -> None:
     assert fresh(store, inbox).recent_floor == 2
     await store.store_flags(inbox.id, [1, 3], "add", Flags(SEEN))
     assert store.status(fresh(store, inbox)).unseen == 0
+    assert store.status(fresh(store, inbox)).deleted == 0
+    await store.store_flags(inbox.id, [2, 3], "add", Flags(DELETED))
+    assert store.status(fresh(store, inbox)).deleted == 2  # STATUS DELETED (RFC 9051)

@@ -3,6 +3,7 @@ events; batch reads; what CONDSTORE/QRESYNC read back; durability across handles
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -220,3 +221,55 @@ async def test_internaldate_is_utc_when_zone_is_utc(store: Store) -> None:
     await store.append(inbox.id, [message(when=datetime(2020, 2, 29, tzinfo=UTC))])
     row = store.rows(inbox.id, [1])[1]
     assert row.internaldate == datetime(2020, 2, 29, tzinfo=UTC) and row.tz_minutes == 0
+
+
+async def test_concurrent_writers_on_two_handles_keep_uids_and_modseqs_dense(
+    backend: Backend,
+) -> None:
+    """Two handles (two server processes) appending to and flagging one mailbox at once:
+    every UID is given once and in order (RFC 3501 §2.3.1.1), every change gets its own
+    mod-sequence (RFC 7162 §3), the mailbox's counters cover them all, and the expunges
+    of one are tombstoned for the other."""
+    first = await backend.open()
+    second = await backend.open()
+    _, inbox = await user_with_inbox(first)
+
+    async def appends(store: Store, n: int) -> list[int]:
+        got: list[int] = []
+        for i in range(n):
+            got += (await store.append(inbox.id, [message(f"m{i}")]))[1]
+        return got
+
+    a, b = await asyncio.gather(appends(first, 10), appends(second, 10))
+    assert sorted(a + b) == list(range(1, 21))
+    assert list(second.uids(inbox.id)) == list(range(1, 21))
+    flagged = await asyncio.gather(
+        *(
+            store.store_flags(inbox.id, [uid], "add", Flags(DELETED))
+            for uid, store in zip(range(1, 21), [first, second] * 10, strict=True)
+        )
+    )
+    modseqs = sorted(changed[0][2] for changed, _ in flagged)
+    assert len(set(modseqs)) == 20
+    now = fresh(first, inbox)
+    assert now.uidnext == 21 and now.highestmodseq == modseqs[-1]
+    assert await second.expunge(inbox.id, [1, 2]) == [1, 2]
+    assert await first.vanished_since(inbox.id, modseqs[-1]) == [1, 2]
+    assert list(first.uids(inbox.id)) == list(range(3, 21))
+
+
+async def test_bodies_read_one_at_a_time_or_many_at_once(store: Store) -> None:
+    """`blobs()` gives what `blob()` gives, for many bodies at once (FETCH reads a chunk
+    of bodies per query); expunged bodies and unknown ids are missing."""
+    _, inbox = await user_with_inbox(store)
+    stored = [message(f"m{n}", "x" * n) for n in range(600)]
+    await store.append(inbox.id, stored)
+    rows = store.rows(inbox.id, list(range(1, 601)))
+    ids = [rows[uid].blob_id for uid in range(1, 601)]
+    many = store.blobs([*ids, ids[0], 10**9])
+    assert sorted(many) == sorted(ids)
+    assert many[ids[5]] == store.blob(ids[5]) == (stored[5].raw, stored[5].meta)
+    assert store.blobs([]) == {}
+    await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
+    await store.expunge(inbox.id)
+    assert ids[0] not in store.blobs(ids[:2]) and store.blob(ids[0]) is None

@@ -119,3 +119,14 @@ async def test_quotas_and_storage_used(store: Store) -> None:
     assert store.quota_of(user.id) == 1 << 20
     with pytest.raises(NoSuchUser):
         await store.set_quota("nobody@x.org", 1)
+
+
+async def test_lookups_of_names_no_one_can_have_find_nothing(store: Store) -> None:
+    """An LMTP recipient or a mailbox name with NUL is simply not found: no backend fails
+    on text it could never have stored (PostgreSQL's text cannot hold NUL)."""
+    user, _ = await user_with_inbox(store)
+    for odd in ("a\x00@x.org", "\x00"):
+        assert store.get_user(odd) is None
+        assert store.alias_target(odd) is None
+        assert store.get_mailbox(user.id, odd) is None
+        assert store.get_metadata(user.id, 0, ["/private/" + odd]) == {}

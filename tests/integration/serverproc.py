@@ -10,13 +10,29 @@ import sys
 import time
 from pathlib import Path
 
+# data directory -> its PostgreSQL database, so a restart on one directory finds its mail
+_DATABASES: dict[Path, str] = {}
+
+
+def _store_for(data_dir: Path) -> tuple[str, ...]:
+    """With COI_TEST_STORE=postgres: --store on a database of the test process's cluster."""
+    if os.environ.get("COI_TEST_STORE", "sqlite") != "postgres":
+        return ()
+    from tests import pg
+
+    if data_dir not in _DATABASES:
+        cluster = pg.shared_cluster()
+        _DATABASES[data_dir] = cluster.dsn(cluster.new_database())
+    return ("--store", _DATABASES[data_dir])
+
 
 class ServerProcess:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         self.data_dir = data_dir
-        self.extra = extra
+        self.extra = extra if "--store" in extra else (*_store_for(data_dir), *extra)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
+        self.lmtp_port = 0
         self.output: list[str] = []
 
     def start(self, timeout: float = 30.0) -> None:
@@ -54,6 +70,9 @@ class ServerProcess:
             match = re.search(r"imap\s+127\.0\.0\.1:(\d+)", line)
             if match:
                 self.port = int(match.group(1))
+            match = re.search(r"lmtp\s+127\.0\.0\.1:(\d+)", line)
+            if match:
+                self.lmtp_port = int(match.group(1))
             if "plaintext login" in line or (self.port and "demo account bob" in line):
                 return
         raise RuntimeError("server did not start:\n" + "".join(self.output))

@@ -7,7 +7,7 @@ import smtplib
 import sys
 from pathlib import Path
 
-from tests.conftest import PASSWORDS
+from tests.conftest import PASSWORDS, store_args
 from tests.integration.conftest import MailEnv
 from tests.integration.test_submission import stored
 
@@ -47,7 +47,7 @@ def lmtp(env: MailEnv, rcpts: list[str]) -> tuple[dict[str, tuple[int, bytes]], 
 async def test_aliases_catch_all_sub_addresses_and_postmaster(
     mail_env: MailEnv, tmp_path: Path
 ) -> None:
-    data = ["--data-dir", str(mail_env.imap.data_dir)]
+    data = store_args(mail_env.imap)
     assert await coi("alias", "add", "info@example.org", ALICE, *data) == (
         0, "info@example.org -> alice@example.org\n", ""
     )  # fmt: skip

@@ -53,11 +53,11 @@ async def _appender(
         writer.close()
 
 
-async def _message_ids(port: int, password: str) -> list[str]:
+async def _message_ids(port: int, password: str, mailbox: str = "INBOX") -> list[str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     await reader.readline()
     writer.write(
-        f'a LOGIN {ADDRESS} "{password}"\r\nb EXAMINE INBOX\r\n'
+        f'a LOGIN {ADDRESS} "{password}"\r\nb EXAMINE {mailbox}\r\n'
         "c FETCH 1:* (BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])\r\n".encode()
     )
     await writer.drain()
@@ -133,3 +133,60 @@ async def test_sigterm_exits_cleanly(tmp_path: Path) -> None:
         writer.close()
     finally:
         server.stop()
+
+
+async def _command(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, line: str) -> bytes:
+    tag = line.split(" ", 1)[0].encode()
+    writer.write(line.encode() + b"\r\n")
+    await writer.drain()
+    data = b""
+    while True:
+        got = await asyncio.wait_for(reader.readline(), 30)
+        assert got, f"connection closed during {line!r}"
+        data += got
+        if got.startswith(tag + b" "):
+            assert got.startswith(tag + b" OK"), got
+            return data
+
+
+async def test_kill_9_after_stores_under_fsync_optimized(tmp_path: Path) -> None:
+    """fsync = optimized: APPENDs acknowledged before a kill -9 are all there after it, and
+    so are the flag changes (kill -9 ends the process, not the kernel: the WAL frames
+    written before each reply are in the page cache; the deferred fsync only matters for
+    an OS crash or power loss, where flag changes of the last --fsync-delay seconds may be
+    lost). The delay is made long so that the kill surely lands before the fsync."""
+    server = ServerProcess(tmp_path, "--fsync", "optimized", "--fsync-delay", "3600")
+    try:
+        server.start()
+        password = server.password(ADDRESS)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await reader.readline()
+        await _command(reader, writer, f'a LOGIN {ADDRESS} "{password}"')
+        await _command(reader, writer, "b1 CREATE Opt")
+        await _command(reader, writer, "b SELECT Opt")
+        for n in range(1, 11):
+            body = f"From: bob@example.org\r\nMessage-ID: <crash-opt-{n}@test>\r\n\r\nhi {n}\r\n"
+            writer.write(f"c{n} APPEND Opt {{{len(body)}+}}\r\n{body}\r\n".encode())
+            await writer.drain()
+            while not (line := await reader.readline()).startswith(f"c{n} ".encode()):
+                assert line
+            assert line.startswith(f"c{n} OK".encode()), line
+        await _command(reader, writer, "d NOOP")
+        await _command(reader, writer, r"e STORE 1:5 +FLAGS.SILENT (\Seen $Done)")
+        await _command(reader, writer, r"f STORE 3 +FLAGS.SILENT (\Flagged)")
+        server.kill()  # right after the last STORE's OK
+        writer.close()
+        server.start()
+        found = await _message_ids(server.port, password, "Opt")
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        await reader.readline()
+        await _command(reader, writer, f'a LOGIN {ADDRESS} "{password}"')
+        await _command(reader, writer, "b EXAMINE Opt")
+        data = await _command(reader, writer, "c UID SEARCH KEYWORD $Done")
+        flagged = await _command(reader, writer, "d SEARCH FLAGGED")
+        writer.close()
+    finally:
+        server.stop()
+    assert sorted(found) == sorted(f"<crash-opt-{n}@test>" for n in range(1, 11))
+    assert b"* SEARCH 1 2 3 4 5\r\n" in data
+    assert b"* SEARCH 3\r\n" in flagged

@@ -101,6 +101,21 @@ async def test_long_line_and_big_literal(strict_server: RunningServer) -> None:
     await client.close()
 
 
+async def test_command_of_many_tiny_literals_is_refused(strict_server: RunningServer) -> None:
+    """Issue 16: after login a command may still not be made of more than 1,000 literals
+    (framing and parsing a million of them held the loop for 17 s); the connection is
+    ended as for any oversized LITERAL+ (RFC 7888 §4), and others are served meanwhile."""
+    other = await LineClient.connect(strict_server)
+    await other.login()
+    client = await LineClient.connect(strict_server)
+    await client.login()
+    await client.send(b"a1 ID (" + b"{1+}\r\nx " * 200_000 + b"NIL)\r\n")
+    lines = [await client.line()]
+    assert lines[0].startswith(b"* BYE [TOOBIG]"), lines
+    assert (await other.command("b1 NOOP"))[-1].startswith(b"b1 OK")
+    await other.close()
+
+
 async def test_failed_logins_slow_down(tmp_path: Path) -> None:
     running = await start_server(tmp_path)
     running.server.throttle.base_delay = 0.2

@@ -7,7 +7,7 @@ import asyncio
 import smtplib
 import sys
 
-from tests.conftest import PASSWORDS, LineClient, run_transcript
+from tests.conftest import PASSWORDS, LineClient, run_transcript, store_args
 from tests.integration.conftest import MailEnv
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
@@ -111,7 +111,7 @@ async def test_lmtp_and_submission_say_mailbox_full(mail_env: MailEnv) -> None:
 
 
 async def test_coi_user_quota(mail_env: MailEnv) -> None:
-    data = ["--data-dir", str(mail_env.imap.data_dir)]
+    data = store_args(mail_env.imap)
 
     async def coi(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(

@@ -6,12 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from tests.conftest import LineClient, RunningServer, run_transcript
+from tests.conftest import LineClient, RunningServer, open_other_store, run_transcript
 from tests.transcripts.helpers import SIMPLE, append, logged_in
 
 from coi.store.events import Event
 from coi.store.model import SEEN, Flags
-from coi.store.sqlite.store import SqliteStore
 
 
 @pytest.fixture
@@ -171,7 +170,7 @@ async def _committed_unpublished(
     the state between the writer thread's COMMIT and the loop publishing its event, where
     another session's command may run. Made by a second store on the same database (its
     events go to its own bus); returns them, for the test to publish to the server's."""
-    other = SqliteStore(running.data_dir / "coi.sqlite3")
+    other = open_other_store(running)
     events: list[Event] = []
     other.events.watch_all(events.append)
     try:
@@ -259,3 +258,32 @@ async def test_copy_and_move_of_messages_expunged_meanwhile(
         S: m NO [EXPUNGEISSUED] The messages were expunged meanwhile; nothing copied
         """,
     )
+
+
+async def test_store_reports_a_message_expunged_right_after_its_change(
+    imap_server: RunningServer,
+) -> None:
+    """Another actor (the COI seen filter, maybe in another server process) may expunge a
+    message between STORE's commit and its response: the message keeps its sequence
+    number until the EXPUNGE is announced, so STORE still answers with what it set
+    (RFC 3501 §6.4.6; RFC 7162 §3.1.3 with MODSEQ), never silently nothing."""
+    a = await logged_in(imap_server)
+    try:
+        await append(a, SIMPLE)
+        await a.command("s SELECT INBOX (CONDSTORE)")
+        store = imap_server.store
+        # the row is gone by the time STORE reads it back (a MOVE committed meanwhile)
+        store.rows = lambda mailbox_id, uids: {}  # type: ignore[method-assign]
+        try:
+            await run_transcript(
+                a,
+                """
+                C: t UID STORE 1 +FLAGS (\\Flagged)
+                S: * 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1 MODSEQ ({{\\d+}}))
+                S: t OK STORE completed
+                """,
+            )
+        finally:
+            del store.rows  # type: ignore[attr-defined]
+    finally:
+        await a.close()

@@ -311,7 +311,7 @@ def _join_rfc2231(raw: dict[str, str]) -> dict[str, str]:
                 chunks.append(val.encode("utf-8", "surrogateescape"))
         try:
             result[base] = b"".join(chunks).decode(charset, "replace")
-        except LookupError:
+        except (LookupError, ValueError):  # unknown or not a text codec, NUL in the name
             result[base] = b"".join(chunks).decode("utf-8", "replace")
     return result
 

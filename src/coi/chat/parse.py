@@ -289,6 +289,13 @@ def _part_text(part: _Part, defects: list[str]) -> str:
     return text
 
 
+def _flowed_top_is_stuffed(part: _Part) -> bool:
+    if part.params.get("format", "").lower() != "flowed":
+        return False
+    raw = _payload_bytes(part, []).lstrip(b"\r\n")
+    return raw.startswith(b" >")
+
+
 def _attachment(part: _Part, defects: list[str]) -> Attachment:
     data = _payload_bytes(part, defects)
     filename = part.disposition_params.get("filename") or part.params.get("name") or None
@@ -338,6 +345,9 @@ class _Body:
     """What the leaves of a message add up to."""
 
     text: str | None = None
+    # the text's first line is a space-stuffed ">" (RFC 3676 §4.4): the sender's own
+    # text, never a quote, though decoding leaves it starting with ">"
+    text_stuffed_top: bool = False
     html: str | None = None
     markdown: str | None = None
     email_note: str = ""
@@ -397,6 +407,7 @@ def _read_leaves(
         if part.content_type == "text/plain" and not is_file:
             if body.text is None:
                 body.text = _part_text(part, defects)
+                body.text_stuffed_top = _flowed_top_is_stuffed(part)
             continue
         if part.content_type == "text/markdown" and not is_file:
             if body.markdown is None:
@@ -586,7 +597,7 @@ def _parse(raw: bytes | str | Message) -> ChatMessage:
     folded = quote = ""
     if dialect is Dialect.EMAIL:
         text, folded = plain.fold(text)
-    elif in_reply_to and text.startswith(">"):
+    elif in_reply_to and text.startswith(">") and not body.text_stuffed_top:
         quote, text = plain.split_top_quote(text)
     if body.location is not None:
         text = _LOCATION_FALLBACK.sub("", text)

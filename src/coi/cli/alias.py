@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from coi.cli.common import config_or_exit, open_store
+from coi.cli.common import config_or_exit, store_or_exit
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, UserExists
 
@@ -25,14 +25,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = actions.add_parser("add", help="deliver ADDRESS to USER")
     add.add_argument("address", metavar="ADDRESS", help="alice@example.org, or @example.org")
     add.add_argument("user", metavar="USER", help="an existing account")
-    add_arguments(add, only=("data_dir",))
+    add_arguments(add, only=("data_dir", "store"))
     add.set_defaults(handler=_add)
     delete = actions.add_parser("del", help="remove an alias")
     delete.add_argument("address", metavar="ADDRESS")
-    add_arguments(delete, only=("data_dir",))
+    add_arguments(delete, only=("data_dir", "store"))
     delete.set_defaults(handler=_delete)
     listing = actions.add_parser("list", help="list aliases")
-    add_arguments(listing, only=("data_dir",))
+    add_arguments(listing, only=("data_dir", "store"))
     listing.set_defaults(handler=_list)
 
 
@@ -45,7 +45,7 @@ def _address(value: str) -> str:
 
 def _add(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    store = open_store(config_or_exit(args))
+    store = store_or_exit(config_or_exit(args))
     try:
         asyncio.run(store.set_alias(address, args.user))
     except UserExists:
@@ -63,7 +63,7 @@ def _add(args: argparse.Namespace) -> int:
 
 def _delete(args: argparse.Namespace) -> int:
     address = _address(args.address)
-    store = open_store(config_or_exit(args))
+    store = store_or_exit(config_or_exit(args))
     try:
         asyncio.run(store.set_alias(address, None))
     except NoSuchUser:
@@ -76,7 +76,7 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = open_store(config_or_exit(args))
+    store = store_or_exit(config_or_exit(args))
     try:
         for address, user in asyncio.run(store.list_aliases()):
             print(f"{address} -> {user}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -30,8 +31,41 @@ def config_or_exit(args: argparse.Namespace) -> ServerConfig:
 
 
 def open_store(config: ServerConfig) -> Store:
-    """The composition root of the commands: the one place that picks the backend."""
-    return SqliteStore(config.data_dir / "coi.sqlite3")
+    """The composition root of the commands: the one place that picks the backend
+    (`store`: a postgresql:// URL, or empty for SQLite in the data directory).
+    A PostgreSQL store that cannot be opened raises RuntimeError saying why."""
+    if not config.store:
+        return SqliteStore(
+            config.data_dir / "coi.sqlite3",
+            fsync=config.fsync.lower(),
+            fsync_delay=config.fsync_delay,
+        )
+    try:
+        from coi.store.postgres.store import PostgresStore
+    except ImportError as exc:
+        raise RuntimeError(
+            f"--store {redact(config.store)} needs asyncpg: pip install 'coi[postgres]' ({exc})"
+        ) from None
+    try:
+        return PostgresStore(config.store)
+    except RuntimeError:
+        raise
+    except Exception as exc:  # OSError, asyncpg's errors: a message, not a traceback
+        raise RuntimeError(f"cannot open the store {redact(config.store)}: {exc}") from None
+
+
+def store_or_exit(config: ServerConfig) -> Store:
+    """`open_store` for the admin commands: a store that cannot be opened is a message."""
+    try:
+        return open_store(config)
+    except RuntimeError as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def redact(url: str) -> str:
+    """The store URL without its password, for messages and logs."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
 class JsonFormatter(logging.Formatter):

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import alias, backup, client, dkim, dns, message, queue, serve, user, web
+from coi.cli import alias, backup, client, dkim, dns, message, migrate, queue, serve, user, web
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue.register(sub)
     dkim.register(sub)
     backup.register(sub)
+    migrate.register(sub)
     dns.register(sub)
     server = [(a.dest, a.help or "") for a in sub._choices_actions if a.dest != "web"]
     width = max(len(name) for name, _ in (*server, *client.CLIENT_COMMANDS))

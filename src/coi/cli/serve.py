@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import IO
 
 from coi.auth.passwords import hash_password
-from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store, setup_logging
+from coi.cli.common import (
+    DEFAULT_MAILBOXES,
+    config_or_exit,
+    open_store,
+    redact,
+    setup_logging,
+)
 from coi.config import ConfigError, ServerConfig, add_arguments, parse_listen
 from coi.imap.server.server import ImapServer
 from coi.store.errors import UserExists
@@ -32,9 +38,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "serve",
         help="run the COI server",
         description="Run the COI server (IMAP with STARTTLS and implicit TLS, LMTP, SMTP "
-        "submission and the relay queue) on the embedded "
-        "SQLite store. Every setting can come from --config FILE (TOML, same names with "
-        "underscores) or from the flags below; flags win.",
+        "submission and the relay queue) on the embedded SQLite store in --data-dir, or on a "
+        "PostgreSQL database (--store postgresql://...) that any number of coi serve processes "
+        "share. Every setting can come from --config FILE (TOML, same names with underscores) "
+        "or from the flags below; flags win.",
     )
     add_arguments(parser)
     parser.add_argument(
@@ -172,6 +179,8 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_certificate, context, cert, key)
     lines = [f"coi {config.data_dir} ready"]
+    if config.store:
+        lines.append(f"  store       {redact(config.store)} (PostgreSQL)")
     for kind, host, port in server.addresses:
         mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
         lines.append(f"  {kind:11} {host}:{port} ({mode})")

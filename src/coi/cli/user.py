@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from coi.auth.passwords import hash_password
-from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, open_store
+from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, store_or_exit
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, UserExists
 from coi.store.protocol import UserStore
@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions.required = True
 
     def common(p: argparse.ArgumentParser) -> None:
-        add_arguments(p, only=("data_dir",))
+        add_arguments(p, only=("data_dir", "store"))
 
     add = actions.add_parser("add", help="create an account", description="Create an account.")
     add.add_argument("address", help="e-mail address, e.g. alice@example.org")
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     limit.add_argument("address")
     limit.add_argument("size", nargs="?", metavar="SIZE")
-    add_arguments(limit, only=("data_dir", "default_quota"))
+    add_arguments(limit, only=("data_dir", "store", "default_quota"))
     limit.set_defaults(handler=_quota)
 
     listing = actions.add_parser("list", help="list accounts")
@@ -97,7 +97,7 @@ def _run(
     done: str,
 ) -> int:
     """Runs one account change on the store and says what happened, or what is wrong."""
-    store = open_store(config_or_exit(args))
+    store = store_or_exit(config_or_exit(args))
     try:
         asyncio.run(change(store))
     except UserExists:
@@ -150,7 +150,7 @@ def _quota(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"coi: {exc}", file=sys.stderr)
             return 2
-    store = open_store(config)
+    store = store_or_exit(config)
     try:
         if octets is not None:
             asyncio.run(store.set_quota(args.address, octets))
@@ -179,7 +179,7 @@ def _size(octets: int) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    store = open_store(config_or_exit(args))
+    store = store_or_exit(config_or_exit(args))
     try:
         for user in store.list_users():
             print(user.address)

@@ -72,7 +72,7 @@ def _decode(data: bytes, charset: str) -> str:
                     return data[: exc.start].decode(name)
                 except UnicodeDecodeError:
                     continue
-        except (LookupError, UnicodeError):
+        except (LookupError, ValueError):  # unknown, not a text codec, NUL in the name
             continue
     return data.decode("latin-1")
 

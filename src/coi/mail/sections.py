@@ -6,6 +6,8 @@ so a FETCH never parses MIME again (RFC 3501 §6.4.5).
 
 from __future__ import annotations
 
+import re
+
 from coi.mail import headers as H
 from coi.mail.cte import base64_lines, decode_body, decode_quoted_printable
 from coi.mail.index import MessageIndex, Part
@@ -64,14 +66,41 @@ def section_bytes(
     return header_fields(header, fields, exclude=text == "HEADER.FIELDS.NOT")
 
 
+# A regex finding the fields of one HEADER.FIELDS list, by the list (clients repeat a few);
+# bounded, cleared when full
+_NAMED: dict[tuple[str, ...], re.Pattern[bytes]] = {}
+_FIELD_NAME = re.compile(rb"[!-9;-~]+")
+
+
+def _named_fields(fields: tuple[str, ...]) -> re.Pattern[bytes]:
+    """Each field named in `fields` (ASCII case-insensitive, as `H.field_blocks` compares
+    lower-cased names), with its folded lines and its line end: `H.field_blocks`' block."""
+    pattern = _NAMED.get(fields)
+    if pattern is None:
+        names = {f.lower().encode("ascii", "replace") for f in fields}
+        # a name outside RFC 5322's field-name characters names no field
+        alternatives = b"|".join(re.escape(n) for n in sorted(names) if _FIELD_NAME.fullmatch(n))
+        alternatives = alternatives or rb"(?!)"
+        pattern = re.compile(
+            rb"^(?:" + alternatives + rb")[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*\n?", re.M | re.I
+        )
+        if len(_NAMED) >= 256:
+            _NAMED.clear()
+        _NAMED[fields] = pattern
+    return pattern
+
+
 def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool) -> bytes:
     """Keep (or with ``exclude`` drop) the named fields, folding intact.
 
     Names compare case-insensitively; the result ends with the blank line
     (RFC 3501 §6.4.5: "the delimiting blank line ... is included").
     """
-    wanted = {f.lower().encode("ascii", "replace") for f in fields}
-    out = [block for name, block in H.field_blocks(header) if (name in wanted) != exclude]
+    if exclude:
+        wanted = {f.lower().encode("ascii", "replace") for f in fields}
+        out = [block for name, block in H.field_blocks(header) if name not in wanted]
+    else:  # only the named fields are looked for, not every field split out
+        out = [m.group() for m in _named_fields(fields).finditer(header)]
     out = [b if b.endswith(b"\n") else b + b"\r\n" for b in out]
     out.append(b"\r\n")
     return b"".join(out)

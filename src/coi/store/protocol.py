@@ -7,7 +7,8 @@ composition root (`coi serve`, `coi.cli.common.open_store`, the tests' fixtures)
 
 Shape rules, so that a networked database fits:
 - Every write is a coroutine that returns once the change is durable (committed, and
-  on SQLite fsynced): a session answers OK only after its awaited write returns.
+  on SQLite fsynced; under `fsync = optimized` flag changes only committed, and fsynced
+  within `fsync_delay`): a session answers OK only after its awaited write returns.
 - Change events are published on `events` after the commit, in commit order.
 - Reads that may wait are coroutines where every caller can already await them: the
   CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing
@@ -17,7 +18,7 @@ Shape rules, so that a networked database fits:
   state (`uids`, `flag_rows`, `mailbox_by_id`) is built and updated inside event
   listeners, which must apply one event before the next arrives; FETCH's and SEARCH's
   per-message callbacks (`blob`, `meta`, `search_blob`) would pay an await per message,
-  and their batch reads (`rows`, `row_tuples`, `metas`) feed synchronous helpers shared
+  and their batch reads (`rows`, `row_tuples`, `metas`, `blobs`) feed synchronous helpers shared
   with NOTIFY's listener; STATUS, LIST and mailbox lookups (`status`, `list_mailboxes`,
   `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
   synchronous name resolution every command uses; user, alias and COI-settings lookups
@@ -240,6 +241,11 @@ class MessageStore(Protocol):
 
     def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
         """(raw bytes, serialized index) of one message body."""
+        ...
+
+    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """`blob()` of several bodies in one read (FETCH of bodies, a chunk at a time: the
+        caller bounds the total size); those expunged meanwhile are missing."""
         ...
 
     def meta(self, blob_id: int) -> bytes | None:

@@ -65,9 +65,9 @@ def test_bytes_detection_is_fast_on_huge_headers() -> None:
     import time
 
     raw = b"X-Junk: " + b"a" * 5_000_000 + b"\r\nReferences: " + b"<x@y> " * 200_000 + b"\r\n\r\n"
-    start = time.perf_counter()
+    start = time.process_time()
     assert not is_chat_message_bytes(raw)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 _header_lines = st.lists(

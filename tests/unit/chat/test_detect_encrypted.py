@@ -123,6 +123,6 @@ def test_bytes_detection_stays_fast_with_many_placeholder_headers() -> None:
         + b"X-Junk: a\r\n" * 200_000
         + b"\r\n"
     )
-    start = time.perf_counter()
+    start = time.process_time()
     assert not is_chat_message_bytes(raw)
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0

@@ -64,3 +64,27 @@ def test_unstructured_headers_keep_every_space(text: str) -> None:
     parsed = email.message_from_bytes(message.as_bytes(), policy=email.policy.default)
     assert str(parsed["Subject"]) == text
     assert str(parsed["Chat-Group-Name"]) == text
+
+
+@pytest.mark.parametrize("quote", ["", "the answered text"])
+def test_reply_whose_own_text_starts_with_a_quote_mark(quote: str) -> None:
+    """A reply's own text starting with ">" is space-stuffed (RFC 3676 §4.4) and so never
+    taken for the quote on top; a real quote still is (found by the round trip above)."""
+    from datetime import UTC, datetime
+
+    from coi.chat.model import Address
+
+    message = ChatMessage(
+        kind=MessageKind.TEXT,
+        message_id="m1@example.org",
+        sender=Address("alice@example.org", "Alice"),
+        recipients=(Address("bob@example.org", ""),),
+        date=datetime(2026, 12, 5, 12, 0, tzinfo=UTC),
+        chat_version="1.0",
+        in_reply_to="<m0@example.org>",
+        references=("<m0@example.org>",),
+        text=">\n> still mine\nhello",
+        quote=quote,
+    )
+    parsed = parse(compose_bytes(message))
+    assert (parsed.quote, parsed.text) == (quote, ">\n> still mine\nhello")

@@ -192,15 +192,15 @@ def test_we_read_what_sequoia_writes(alice: KeyPair, bob: KeyPair) -> None:
 
 
 def test_timings(alice: KeyPair, bob: KeyPair) -> None:
-    """Generous bounds (a shared 2-core machine); the figures are in the report."""
-    start = time.perf_counter()
+    """Generous bounds in CPU time (a shared 2-core machine); the figures are in the report."""
+    start = time.process_time()
     generate_key("timing@example.org")
-    generated = time.perf_counter() - start
+    generated = time.process_time() - start
     armored = encrypt_and_sign(b"x" * 2000, [alice.public, bob.public], alice)
-    start = time.perf_counter()
+    start = time.process_time()
     for _ in range(20):
         decrypt_and_verify(armored, [bob], [alice.public])
-    decrypted = (time.perf_counter() - start) / 20
+    decrypted = (time.process_time() - start) / 20
     assert generated < 0.5
     assert decrypted < 0.05
 

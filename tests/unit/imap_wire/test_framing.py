@@ -128,6 +128,21 @@ def test_command_size_limit() -> None:
     assert isinstance(evs[-1], FramingError) and evs[-1].too_big
 
 
+def test_literal_count_limit() -> None:
+    """Issue 16: a command of very many tiny literals is refused at the limit, so framing
+    and parsing one command stays cheap; the limit itself is accepted."""
+    at_limit = b"a ID (" + b"{1+}\r\nx " * 3 + b"NIL)\r\n"
+    assert isinstance(events(at_limit, max_literals=3)[-1], CommandReady)
+    over = b"a ID (" + b"{1+}\r\nx " * 4 + b"NIL)\r\n"
+    evs = events(over, max_literals=3)
+    assert evs[0] == FramingError("a", "too many literals in one command", too_big=True, fatal=True)
+    sync = b"b ID ({1}\r\nx {1}\r\n"
+    assert events(sync, max_literals=1) == [
+        ContinuationNeeded(1),
+        FramingError("b", "too many literals in one command", too_big=True),
+    ]
+
+
 def test_not_a_literal_marker() -> None:
     assert events(b'a LOGIN "{x}"\r\n') == [CommandReady((b'a LOGIN "{x}"',))]
     assert events(b"a X {}\r\n") == [CommandReady((b"a X {}",))]

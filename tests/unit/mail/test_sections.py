@@ -159,3 +159,39 @@ def test_decoded_part() -> None:
 )
 def test_quoted_printable_by_rfc2045(encoded: bytes, decoded: bytes) -> None:
     assert decode_quoted_printable(encoded) == decoded
+
+
+def test_header_fields_finds_what_splitting_every_field_finds() -> None:
+    """HEADER.FIELDS looks only for the named fields (one regex per field list); the
+    result must equal keeping the named ones of all fields split out, byte for byte."""
+    import random
+
+    from coi.mail import headers as H
+    from coi.mail.sections import header_fields
+
+    def reference(header: bytes, fields: tuple[str, ...]) -> bytes:
+        wanted = {f.lower().encode("ascii", "replace") for f in fields}
+        out = [block for name, block in H.field_blocks(header) if name in wanted]
+        out = [b if b.endswith(b"\n") else b + b"\r\n" for b in out]
+        return b"".join(out) + b"\r\n"
+
+    rng = random.Random(5)
+    names = ["From", "to", "SUBJECT", "Subject-X", "X-To", "Date", "a b", "Ünï", "k", "To:"]
+    pieces = [
+        b"From: a@b\r\n",
+        b"from : folded\r\n\tline two\r\n",
+        b"To: x\r\n  To: not a field\r\n",
+        b"X-To: y\r\n",
+        b"Subject-X: z\r\n",
+        b"SUBJECT:s\n",
+        b"garbage line\r\n",
+        b"a b: spaced\r\n",
+        b"K: kelvin\r\n",
+        b"Date: d",
+        b"\r\n",
+        b" leading: continuation\r\n",
+    ]
+    for _ in range(3000):
+        header = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        fields = tuple(rng.sample(names, rng.randint(1, 4)))
+        assert header_fields(header, fields, exclude=False) == reference(header, fields)

@@ -1,6 +1,7 @@
 """What only the SQLite backend promises: its query plans. Behaviour shared by every
 backend is in tests/contract (run there on SQLite too)."""
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,3 +98,109 @@ def test_the_objectid_migration_starts_body_ids_above_the_existing_ones(tmp_path
         len(conn.execute("SELECT value FROM meta WHERE key = 'objectid_key'").fetchone()[0]) == 32
     )
     conn.close()
+
+
+def _synchronous(conn: object) -> tuple[int, list[object]]:
+    """A writer job reporting the synchronous level its batch commits with."""
+    import sqlite3
+
+    assert isinstance(conn, sqlite3.Connection)
+    return conn.execute("PRAGMA synchronous").fetchone()[0], []
+
+
+async def test_fsync_always_commits_every_job_with_fsync(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3")
+    try:
+        assert await s._writer.submit(_synchronous, lazy=True) == 2  # FULL
+        assert not s._writer.unsynced
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg()])
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        assert not s._writer.unsynced
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_defers_only_flag_changes(tmp_path: Path) -> None:
+    """Flag changes are acknowledged before their fsync; a durable write (APPEND, EXPUNGE)
+    is fsynced before its reply and covers the flag changes before it."""
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=3600)
+    try:
+        assert await s._writer.submit(_synchronous) == 2  # FULL: not lazy
+        assert await s._writer.submit(_synchronous, lazy=True) == 1  # NORMAL
+        assert not s._writer.unsynced  # it wrote nothing: nothing to fsync
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg(), _msg()])
+        assert not s._writer.unsynced
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        assert s._writer.unsynced  # acknowledged, not yet fsynced
+        await s.expunge(inbox.id)  # durable: its fsync covers the flag change before it
+        assert not s._writer.unsynced and s._writer.syncs == 0
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_syncs_flag_changes_within_the_delay(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=0.05)
+    try:
+        user = await s.add_user("a@x.org", "h", [])
+        inbox = s.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        await s.append(inbox.id, [_msg()])
+        await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+        for _ in range(1000):  # no new write comes: the writer fsyncs after the delay
+            if s._writer.syncs:
+                break
+            await asyncio.sleep(0.01)
+        assert s._writer.syncs == 1 and not s._writer.unsynced
+    finally:
+        s.close()
+
+
+async def test_fsync_optimized_syncs_on_close(tmp_path: Path) -> None:
+    s = SqliteStore(tmp_path / "coi.sqlite3", fsync="optimized", fsync_delay=3600)
+    user = await s.add_user("a@x.org", "h", [])
+    inbox = s.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await s.append(inbox.id, [_msg()])
+    await s.store_flags(inbox.id, [1], "add", Flags(DELETED))
+    assert s._writer.unsynced
+    s.close()
+    assert not s._writer.unsynced and s._writer.syncs == 1
+
+
+async def test_a_failing_job_alone_or_in_a_batch_undoes_only_itself(tmp_path: Path) -> None:
+    """A batch of one job runs without a SAVEPOINT: its failure rolls the transaction
+    back; in a larger batch only the failing job's SAVEPOINT is undone."""
+    import sqlite3
+
+    s = SqliteStore(tmp_path / "coi.sqlite3")
+
+    def insert(key: str, fail: bool) -> object:
+        def job(conn: sqlite3.Connection) -> tuple[None, list[object]]:
+            conn.execute("INSERT INTO meta (key, value) VALUES (?, 'x')", (key,))
+            if fail:
+                raise ValueError(key)
+            return None, []
+
+        return job
+
+    try:
+        with pytest.raises(ValueError):
+            await s._writer.submit(insert("alone", True))  # type: ignore[arg-type]
+        results = await asyncio.gather(
+            *(
+                s._writer.submit(insert(k, k == "b"))  # type: ignore[arg-type]
+                for k in ("a", "b", "c")
+            ),
+            return_exceptions=True,
+        )
+        assert isinstance(results[1], ValueError) and results[0] is None and results[2] is None
+        keys = {row[0] for row in s._read.execute("SELECT key FROM meta")}
+        assert {"a", "c"} <= keys and not {"alone", "b"} & keys
+    finally:
+        s.close()

@@ -15,10 +15,11 @@ from dataclasses import replace
 from coi.imap.server import sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
+from coi.imap.server.render import flag_text, internal_date_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list, internal_date, string
+from coi.imap.wire.encode import string
 from coi.imap.wire.fetch import FetchAttr
 from coi.mail.index import (
     MessageIndex,
@@ -30,9 +31,12 @@ from coi.mail.index import (
 )
 from coi.mail.preview import preview_text
 from coi.mail.sections import decoded_part, section_bytes
-from coi.store.model import SEEN, Flags, MessageRow, stored_datetime, stored_flags
+from coi.store.model import SEEN, Flags, MessageRow
 
 _DRAIN_BYTES = 256 * 1024
+_BODY_ITEMS = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"})
+_CHUNK_MESSAGES = 256  # bodies read at once by a FETCH ...
+_CHUNK_BYTES = 4 * 1024 * 1024  # ... and about this many octets of them
 
 # FETCH items answered from the message's row alone, without its body or index
 _ROW_ITEMS = {
@@ -46,6 +50,10 @@ _ROW_ITEMS = {
 }
 
 
+# the response line template of each list of row items asked for, e.g. (UID FLAGS)
+_TEMPLATES: dict[tuple[str, ...], bytes] = {}
+
+
 def _marks_seen(attr: FetchAttr) -> bool:
     if attr.name in ("RFC822", "RFC822.TEXT"):
         return True
@@ -55,7 +63,18 @@ def _marks_seen(attr: FetchAttr) -> bool:
 class Message:
     """One message's data, loaded at most once per FETCH and only as far as needed."""
 
-    __slots__ = ("_computed", "_index", "_meta", "_previews", "_raw", "_served", "row", "session")
+    __slots__ = (
+        "_blob",
+        "_computed",
+        "_index",
+        "_meta",
+        "_previews",
+        "_raw",
+        "_served",
+        "_summary",
+        "row",
+        "session",
+    )
 
     def __init__(
         self,
@@ -64,15 +83,18 @@ class Message:
         meta: bytes | None = None,
         previews: dict[int, str] | None = None,
         computed: dict[int, str] | None = None,
+        blob: tuple[bytes, bytes] | None = None,
     ) -> None:
         self.session = session
         self.row = row
+        self._blob = blob  # (raw, stored index), when FETCH read many at once
         self._raw: bytes | None = None
         self._index: MessageIndex | None = None
         self._meta = meta  # the stored index, when FETCH read many at once
         self._served: tuple[bytes, MessageIndex] | None = None
         self._previews = previews  # stored previews by blob, when FETCH read many at once
         self._computed = computed  # previews computed here, for the caller to keep
+        self._summary: tuple[bytes, bytes, bytes] | None = None
 
     def _gone(self) -> CommandNo:
         return CommandNo("Message was expunged meanwhile", "EXPUNGEISSUED")
@@ -80,7 +102,7 @@ class Message:
     @property
     def raw(self) -> bytes:
         if self._raw is None:
-            blob = self.session.store.blob(self.row.blob_id)
+            blob = self._blob or self.session.store.blob(self.row.blob_id)
             if blob is None:
                 raise self._gone()
             self._raw = blob[0]
@@ -121,11 +143,50 @@ class Message:
         return text
 
     def summary(self) -> tuple[bytes, bytes, bytes]:
-        """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible."""
-        if self._index is None and self._meta is not None:
-            return load_summary(self._meta)
-        index = self.index
-        return index.envelope, index.body, index.bodystructure
+        """(ENVELOPE, BODY, BODYSTRUCTURE) without building the part tree when possible;
+        read once per message, however many of the three the FETCH asks for."""
+        if self._summary is None:
+            if self._index is None and self._meta is not None:
+                self._summary = load_summary(self._meta)
+            else:
+                index = self.index
+                self._summary = (index.envelope, index.body, index.bodystructure)
+        return self._summary
+
+
+def _body_item(attr: FetchAttr) -> bool:
+    """Whether the item is cut from the message itself (not from its stored index)."""
+    return attr.name in _BODY_ITEMS or (attr.name == "BODY" and attr.section is not None)
+
+
+class _Bodies:
+    """The bodies a FETCH sends, read a chunk at a time (`Store.blobs`): one query per
+    chunk instead of one per message, which a networked store pays a round trip for; a
+    chunk holds at most _CHUNK_MESSAGES messages and about _CHUNK_BYTES octets."""
+
+    def __init__(self, session: Session, rows: dict[int, MessageRow], uids: list[int]) -> None:
+        self.session = session
+        self.rows = rows
+        self.uids = uids
+        self.end = 0  # index in `uids` after the last one read
+        self.chunk: dict[int, tuple[bytes, bytes]] = {}
+
+    def get(self, index: int, row: MessageRow) -> tuple[bytes, bytes] | None:
+        if index >= self.end:
+            ids: list[int] = []
+            size = 0
+            at = index
+            while at < len(self.uids) and len(ids) < _CHUNK_MESSAGES:
+                ahead = self.rows.get(self.uids[at])
+                if ahead is not None:
+                    if ids and size + ahead.size > _CHUNK_BYTES:
+                        break
+                    ids.append(ahead.blob_id)
+                    size += ahead.size
+                at += 1
+            self.end = at
+            self.chunk = self.session.store.blobs(ids)
+        return self.chunk.get(row.blob_id)
 
 
 def _summary_item(attr: FetchAttr) -> bool:
@@ -142,22 +203,12 @@ def _partial(data: bytes, attr: FetchAttr) -> bytes:
 
 
 class FlagRenderer:
-    """`(FLAGS ...)` bytes per distinct flag set: most messages share a handful of them."""
+    """`(FLAGS ...)` bytes of a `Flags` (kept for callers holding `Flags` objects)."""
 
-    __slots__ = ("_cache",)
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[Flags, bool], bytes] = {}
+    __slots__ = ()
 
     def __call__(self, flags: Flags, recent: bool) -> bytes:
-        key = (flags, recent)
-        text = self._cache.get(key)
-        if text is None:
-            names = flags.names()
-            if recent:
-                names.append("\\Recent")
-            text = self._cache[key] = flag_list(names)
-        return text
+        return flag_text(flags.bits, flags.keywords_text(), recent)
 
 
 def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
@@ -168,7 +219,7 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
     if name == "FLAGS":
         return b"FLAGS " + flags
     if name == "INTERNALDATE":
-        return b"INTERNALDATE " + internal_date(row.internaldate)
+        return b"INTERNALDATE " + internal_date_text(row.internal_ts, row.tz_minutes)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % row.size
     if name == "MODSEQ":
@@ -269,7 +320,6 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
         previews = store.previews([row.blob_id for row in rows.values()])
     for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
         session.send(line)
-    flag_text = FlagRenderer()
     pending = 0
     missing = False
     # A pending update no newer than the FLAGS this FETCH shows would go out after it, an
@@ -277,7 +327,8 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     shows_state = has_flags and (not session.condstore or any(a.name == "MODSEQ" for a in attrs))
     shows_modseq = any(a.name == "MODSEQ" for a in attrs)  # a later, older MODSEQ: backwards
     updates = view.pending_flags
-    for uid in uids:
+    bodies = _Bodies(session, rows, uids) if any(_body_item(a) for a in attrs) else None
+    for index, uid in enumerate(uids):
         row = rows.get(uid)
         seq = view.seq_of(uid)
         if row is None or seq is None:
@@ -290,8 +341,9 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 or (update[1] == row.modseq and (shows_state or uid in newly_seen))
             ):
                 del updates[uid]
-        message = Message(session, row, metas.get(row.blob_id), previews, computed)
-        shown = flag_text(row.flags, uid in view.recent)
+        blob = bodies.get(index, row) if bodies is not None else None
+        message = Message(session, row, metas.get(row.blob_id), previews, computed, blob)
+        shown = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
         if uid in newly_seen and not has_flags:  # RFC 3501 §6.4.5: report the implicit \Seen
             items.append(b"FLAGS " + shown)
@@ -314,8 +366,15 @@ async def _fetch_row_items(
     resync: flags come from the mailbox's shared state, other items from SQLite tuples
     only when asked for, and no object is built per message. None of these items sets
     the seen flag, so there are no implicit FLAGS to add."""
-    template = b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[a.name] for a in attrs) + b")\r\n"
-    names = {a.name for a in attrs}
+    key = tuple(a.name for a in attrs)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        if len(_TEMPLATES) >= 256:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[key] = (
+            b"* %(seq)d FETCH (" + b" ".join(_ROW_ITEMS[name] for name in key) + b")\r\n"
+        )
+    names = set(key)
     with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE", "EMAILID"})
     emailid = session.store.emailid if "EMAILID" in names else None
     rows = (
@@ -338,13 +397,12 @@ async def _fetch_row_items(
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
     state_count = len(state_uids)
-    flag_text: dict[tuple[int, str, bool], bytes] = {}
-    render_flags = FlagRenderer()
     recent = view.recent
     view_uids = view.uids
     count = len(view_uids)
     missing = False
     values: dict[bytes, object] = {}
+    out: list[bytes] = []  # lines sent together: one write per batch, not per message
     index = at = pending = 0
     for uid in uids:
         index = bisect_left(view_uids, uid, index)
@@ -366,7 +424,7 @@ async def _fetch_row_items(
             _, row_bits, row_keywords, modseq, values[b"size"], timestamp, tz_minutes, blob_id = row
             values[b"modseq"] = modseq
             if "INTERNALDATE" in names:
-                values[b"date"] = internal_date(stored_datetime(timestamp, tz_minutes))
+                values[b"date"] = internal_date_text(timestamp, tz_minutes)
             if emailid is not None:
                 values[b"emailid"] = emailid(blob_id).encode("ascii")
             if updates:
@@ -378,16 +436,22 @@ async def _fetch_row_items(
                 ):
                     del updates[uid]
         if row_flags:
-            key = (row_bits, row_keywords or "", uid in recent)
+            flags = flag_text(row_bits, row_keywords or "", uid in recent)
         else:
-            key = (bits[at], keywords.get(uid, ""), uid in recent)
-        flags = flag_text.get(key)
-        if flags is None:  # keyed by plain values: cheaper per message than a Flags
-            flags = flag_text[key] = render_flags(stored_flags(key[0], key[1]), key[2])
+            flags = flag_text(bits[at], keywords.get(uid, ""), uid in recent)
         values[b"seq"] = index + 1
         values[b"uid"] = uid
         values[b"flags"] = flags
-        pending = await _send(session, template % values, pending)
+        line = template % values
+        out.append(line)
+        pending += len(line)
+        if pending > _DRAIN_BYTES:
+            session.send(b"".join(out))
+            out.clear()
+            pending = 0
+            await session.io.drain()
+    if out:
+        session.send(b"".join(out))
     return _outcome(missing)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.mailbox import find_target
 from coi.imap.server.quota import check_quota
+from coi.imap.server.render import flag_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
-from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import SequenceSet, format_sequence
 from coi.store.model import Flags
 
@@ -108,27 +108,35 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
         view.state.learn_keywords({k for row in rows.values() for k in row.flags.keywords})
         for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
             session.send(line)
+        # what this STORE set, for a message expunged since (the COI seen filter moves a
+        # $Chat message as soon as it is \Seen, maybe in another process): its sequence
+        # number stays until the EXPUNGE is announced, so its FETCH still goes out
+        mine = {uid: (new_flags, new_modseq) for uid, new_flags, new_modseq in changed}
         failed_set = set(failed)
         pending = view.pending_flags
         for uid in sorted(report):
             row = rows.get(uid)
             seq = view.seq_of(uid)
-            if row is None or seq is None:
+            if seq is None:
                 continue
-            names = row.flags.names()
-            if uid in view.recent:
-                names.append("\\Recent")
+            if row is not None:
+                shown, row_modseq = row.flags, row.modseq
+            elif uid in mine:
+                shown, row_modseq = mine[uid]
+            else:
+                continue
             # Another session's change still pending for this message: this response
             # carries it (with FLAGS even for .SILENT), so it is not sent after this newer
             # state (RFC 7162 §3.1.3)
             stale = pending.pop(uid, None) is not None if pending else False
             items = []
             if not command.silent or uid in failed_set or stale:
-                items.append(b"FLAGS " + flag_list(names))
+                text = flag_text(shown.bits, shown.keywords_text(), uid in view.recent)
+                items.append(b"FLAGS " + text)
             if command.uid or modseq:
                 items.append(b"UID %d" % uid)
             if modseq:
-                items.append(b"MODSEQ (%d)" % row.modseq)
+                items.append(b"MODSEQ (%d)" % row_modseq)
             if not modseq and uid in failed_set:
                 continue
             session.send(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(items)))

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from coi import metrics
 from coi.imap.server.errors import Autologout, CommandBad, CommandNo
+from coi.imap.server.render import flag_text
 from coi.imap.server.selected import MailboxState, SelectedMailbox
 from coi.imap.wire import commands as cmd
 from coi.imap.wire import mutf7
 from coi.imap.wire import search as keys
-from coi.imap.wire.encode import flag_list
 from coi.imap.wire.encode import mailbox as encode_mailbox
 from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags, Mailbox
@@ -298,18 +298,12 @@ class Session:
             self.io.flush()
 
     def flag_update_line(self, seq: int, uid: int, flags: Flags, modseq: int) -> bytes:
-        names = flags.names()
-        if self.selected is not None and uid in self.selected.recent:
-            names.append("\\Recent")
+        recent = self.selected is not None and uid in self.selected.recent
+        text = flag_text(flags.bits, flags.keywords_text(), recent)
         # RFC 3501 §7.4.2: UID is optional in unsolicited FETCH; clients tracking by UID need it.
         if self.condstore:  # RFC 7162 §3.1.4.2, §3.2.4
-            return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (
-                seq,
-                flag_list(names),
-                uid,
-                modseq,
-            )
-        return b"* %d FETCH (FLAGS %s UID %d)\r\n" % (seq, flag_list(names), uid)
+            return b"* %d FETCH (FLAGS %s UID %d MODSEQ (%d))\r\n" % (seq, text, uid, modseq)
+        return b"* %d FETCH (FLAGS %s UID %d)\r\n" % (seq, text, uid)
 
     # -- selection ---------------------------------------------------------------
 

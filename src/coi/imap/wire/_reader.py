@@ -60,6 +60,12 @@ class Reader:
     def at_line_end(self) -> bool:
         return self.pos >= len(self._line)
 
+    def rest_of_last_line(self) -> bytes | None:
+        """What is left of the command when no literal follows, else None."""
+        if self._i != len(self._lines) - 1:
+            return None
+        return self._line[self.pos :]
+
     def peek(self) -> int:
         """Next octet, or -1 at the end of the command."""
         return self._line[self.pos] if self.pos < len(self._line) else -1

@@ -210,8 +210,30 @@ def _preview(r: Reader) -> FetchAttr:
     return FetchAttr("PREVIEW", lazy=True)
 
 
+# Parsed fetch-att lists by the rest of the command line they start (clients repeat the
+# same few item lists: one parse each); bounded, cleared when full. FetchAttr is frozen.
+_PARSED: dict[bytes, tuple[tuple[FetchAttr, ...], int]] = {}
+_PARSED_MAX = 1024
+
+
 def parse_fetch_atts(r: Reader) -> tuple[FetchAttr, ...]:
     """``"ALL" / "FULL" / "FAST" / fetch-att / "(" fetch-att *(SP fetch-att) ")"``."""
+    rest = r.rest_of_last_line()
+    if rest is None:  # literals follow: parse as it comes
+        return _parse_fetch_atts(r)
+    hit = _PARSED.get(rest)
+    if hit is not None:
+        r.pos += hit[1]
+        return hit[0]
+    start = r.pos
+    atts = _parse_fetch_atts(r)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.clear()
+    _PARSED[rest] = (atts, r.pos - start)
+    return atts
+
+
+def _parse_fetch_atts(r: Reader) -> tuple[FetchAttr, ...]:
     if r.accept(LPAREN):
         atts = [parse_fetch_att(r)]
         while r.accept(SP):

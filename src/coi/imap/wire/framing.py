@@ -105,10 +105,14 @@ class CommandFramer:
         max_line: int = 64 * 1024,
         max_literal: int = 64 * 1024 * 1024,
         max_command: int = 80 * 1024 * 1024,
+        max_literals: int = 1000,
     ) -> None:
         self.max_line = max_line
         self.max_literal = max_literal
         self.max_command = max_command
+        # a command is framed and parsed in one go: a million tiny literals within
+        # max_command would hold the event loop for seconds (issue 16)
+        self.max_literals = max_literals
         self._buf = bytearray()
         self._pos = 0  # start of unconsumed data
         self._scan = 0  # where the next newline search starts (avoids rescans)
@@ -246,6 +250,14 @@ class CommandFramer:
                 self._reset_command()
                 return ready
             size, sync = marker
+            if len(self._lines) > self.max_literals:
+                self._reset_command()
+                if sync:
+                    return FramingError(tag, "too many literals in one command", too_big=True)
+                self._discard = size
+                return FramingError(
+                    tag, "too many literals in one command", too_big=True, fatal=True
+                )
             if size > self.max_literal or self._size + size > self.max_command:
                 self._reset_command()
                 if sync:

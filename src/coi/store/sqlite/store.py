@@ -119,7 +119,9 @@ def _children_pattern(name: str) -> str:
 class SqliteStore:
     """The `coi.store.protocol.Store` of one data directory (the default backend)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, fsync: str = "always", fsync_delay: float = 1.0) -> None:
+        """`fsync`: the policy of `Writer` (always, or optimized: flag changes made durable
+        within `fsync_delay` seconds instead of before the reply)."""
         self.path = path
         self.events = EventBus()
         self.sent_copies = SentCopies()  # the server's own Sent copies, by Message-ID
@@ -130,7 +132,13 @@ class SqliteStore:
         self._objectid_key = bytes.fromhex(key)
         setup.close()
         self._read = _connect(path, readonly=True)
-        self._writer = Writer(lambda: _connect(path, readonly=False), self.events.publish)
+        self._writer = Writer(
+            lambda: _connect(path, readonly=False),
+            self.events.publish,
+            fsync=fsync,
+            sync_delay=fsync_delay,
+            wal_path=path.with_name(path.name + "-wal"),
+        )
 
     def close(self) -> None:
         self._writer.close()
@@ -490,7 +498,7 @@ class SqliteStore:
             )
             return None, []
 
-        await self._writer.submit(job)
+        await self._writer.submit(job, lazy=True)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._read.execute(
@@ -607,18 +615,25 @@ class SqliteStore:
         return self._select("uid, flags, keywords", mailbox_id, uids)
 
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
-        if len(uids) > _CHUNK and uids[-1] - uids[0] < 4 * len(uids):
-            wanted = set(uids)
-            rows = self._read.execute(
+        if not uids:
+            return iter(())
+        # a range (contiguous UIDs, the usual `FETCH a:b`) or a dense large set: one
+        # BETWEEN statement, prepared once, instead of an IN list per length; a range is
+        # the cursor itself, no generator step per row
+        span = uids[-1] - uids[0] + 1
+        if span == len(uids) or (len(uids) > _CHUNK and span < 4 * len(uids)):
+            rows: Iterator[Any] = self._read.execute(
                 f"SELECT {columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
                 " ORDER BY uid",
                 (mailbox_id, uids[0], uids[-1]),
             )
-            if len(wanted) == uids[-1] - uids[0] + 1:  # every UID in the range is wanted
-                yield from rows
-            else:
-                yield from (row for row in rows if row[0] in wanted)
-            return
+            wanted = set(uids)
+            if len(wanted) == span:  # every UID in the range is wanted
+                return rows
+            return (row for row in rows if row[0] in wanted)
+        return self._select_chunks(columns, mailbox_id, uids)
+
+    def _select_chunks(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> Iterator[Any]:
         for chunk in _chunks(uids):
             yield from self._read.execute(
                 f"SELECT {columns} FROM messages"
@@ -658,6 +673,16 @@ class SqliteStore:
         row = self._read.execute("SELECT raw, meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
+    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies, one query per 500."""
+        out: dict[int, tuple[bytes, bytes]] = {}
+        for chunk in _chunks(sorted(set(blob_ids))):
+            rows = self._read.execute(
+                f"SELECT id, raw, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
+            )
+            out.update((row[0], (row[1], row[2])) for row in rows)
+        return out
+
     def meta(self, blob_id: int) -> bytes | None:
         row = self._read.execute("SELECT meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
@@ -669,7 +694,7 @@ class SqliteStore:
             rows = self._read.execute(
                 f"SELECT id, meta FROM blobs WHERE id IN ({_in(len(chunk))})", tuple(chunk)
             )
-            out.update((row[0], row[1]) for row in rows)
+            out.update(rows)  # (id, meta) pairs
         return out
 
     def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
@@ -695,7 +720,7 @@ class SqliteStore:
             )
             return None, []
 
-        await self._writer.submit(job)
+        await self._writer.submit(job, lazy=True)
 
     def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
         """The header of each stored message (at most `limit` octets of it), read
@@ -899,7 +924,9 @@ class SqliteStore:
                 )
             ]
 
-        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(job)
+        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(
+            job, lazy=True
+        )
         return result
 
     async def copy(

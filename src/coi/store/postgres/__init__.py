@@ -1,0 +1,1 @@
+"""The PostgreSQL store (asyncpg): many `coi serve` processes on one database."""

@@ -1,0 +1,1642 @@
+"""The PostgreSQL store (asyncpg).
+
+Invariants:
+- The store owns an asyncio event loop in a thread of its own, with an asyncpg pool on
+  it. The Protocol's coroutines hand their work to that loop and await it
+  (`asyncio.wrap_future`); its synchronous reads (protocol.py says why they are
+  synchronous) block the caller for one loopback round trip, as SQLite's reads block
+  on the disk. Nothing of asyncpg ever runs on the caller's loop, so one store serves
+  any number of caller threads and loops (the CLI's `asyncio.run`, the tests' loops).
+- Every write is one transaction (READ COMMITTED) that first locks what it changes
+  (the user row for mailbox-tree and METADATA changes, the mailbox rows for message
+  changes), so writes of several processes on one database serialize per mailbox and
+  UIDs and mod-sequences stay dense and increasing (RFC 3501 §2.3.1.1, RFC 7162 §3).
+- A write returns only after COMMIT (synchronous_commit: the WAL is flushed). Its
+  events are then published on the caller's loop, in commit order, before the caller
+  resumes, exactly as the SQLite writer does. Writes of one user in one process run
+  one after another, so their events can never be published out of commit order.
+- Every query names its user or its mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import itertools
+import logging
+import re
+import secrets
+import threading
+import time
+from array import array
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import asyncpg
+
+from coi.store.errors import (
+    MailboxExists,
+    MailboxInUse,
+    MetadataTooMany,
+    NoSuchMailbox,
+    NoSuchUser,
+    StoreError,
+    UserExists,
+)
+from coi.store.events import (
+    Event,
+    EventBus,
+    FlagsChanged,
+    MailboxCreated,
+    MailboxDeleted,
+    MailboxRenamed,
+    MessagesAdded,
+    MessagesExpunged,
+    MetadataChanged,
+    SubscriptionChanged,
+)
+from coi.store.model import (
+    DELETED,
+    SEEN,
+    Flags,
+    Mailbox,
+    MailboxStatus,
+    MessageRow,
+    NewMessage,
+    User,
+    stored_flags,
+)
+from coi.store.postgres.migrations import migrate
+from coi.store.postgres.notify import CHANNEL, decode, encode
+from coi.store.protocol import FlagMode, MetadataUpdate, Store
+from coi.store.sentcopies import SentCopies
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Conn = PoolConnectionProxy[asyncpg.Record]
+    Pool = asyncpg.Pool[asyncpg.Record]
+    Connection = asyncpg.Connection[asyncpg.Record]
+
+log = logging.getLogger("coi.store.postgres")
+
+T = TypeVar("T")
+# A write job gets the connection inside its transaction; returns (result, events).
+Job = Callable[["Conn"], Awaitable[tuple[T, list[Event]]]]
+
+_MAILBOX_COLUMNS = (
+    "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
+    " noselect"
+)
+_ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+_HEADER_END = re.compile(rb"\n\r?\n")
+_MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
+_MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
+_RETRIES = 5  # a deadlock or serialization failure between processes is retried
+# APPEND's rows in one statement (one round trip however many messages): body ids from
+# the sequence, in message order; bodies, search text, previews and message rows from
+# one array per column. Parameters: count, mailbox, first UID, MODSEQ, then the columns.
+_APPEND = """
+WITH input AS (
+    SELECT nextval('blob_ids') AS id, t.*
+    FROM unnest($5::bytea[], $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
+                $11::integer[], $12::text[], $13::bigint[], $14::bigint[], $15::integer[])
+         WITH ORDINALITY
+         AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
+              tz, n)
+    ORDER BY t.n
+    LIMIT $1
+), blobs_in AS (
+    INSERT INTO blobs (id, meta, search) SELECT id, meta, search FROM input
+), bodies_in AS (
+    INSERT INTO bodies (blob_id, raw) SELECT id, raw FROM input
+), search_in AS (
+    INSERT INTO search_text (blob_id, header, body) SELECT id, header, body FROM input
+), previews_in AS (
+    INSERT INTO previews (blob_id, text) SELECT id, preview FROM input
+    WHERE preview IS NOT NULL
+)
+INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size, internaldate,
+                      tz_minutes)
+SELECT $2, $3 + n - 1, id, flags, keywords, $4, size, internaldate, tz FROM input
+"""
+
+
+def _mailbox(row: asyncpg.Record) -> Mailbox:
+    return Mailbox(
+        id=row[0],
+        user_id=row[1],
+        name=row[2],
+        uidvalidity=row[3],
+        uidnext=row[4],
+        highestmodseq=row[5],
+        special_use=row[6],
+        keywords=Flags.parse_keywords(row[7]),
+        recent_floor=row[8],
+        noselect=bool(row[9]),
+    )
+
+
+def _message_row(row: asyncpg.Record | tuple[Any, ...]) -> MessageRow:
+    return MessageRow(row[0], stored_flags(row[1], row[2]), row[3], row[4], row[5], row[6], row[7])
+
+
+def _count(status: str) -> int:
+    """Rows a command touched, from its status tag ("UPDATE 3", "INSERT 0 1")."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _children_pattern(name: str) -> str:
+    return _like_escape(name) + "/%"
+
+
+def _sql_text(text: str) -> bool:
+    """Whether PostgreSQL text can hold the string (no NUL, no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def search_body_text(search: bytes) -> str:
+    """The stored search data as text for the trigram index: marshal keeps its strings as
+    UTF-8, so every needle found in the bytes is found in this text (UTF-8 resynchronizes
+    after an invalid sequence, and a needle never starts with a continuation byte); NUL,
+    which text cannot hold, becomes a space."""
+    return search.decode("utf-8", "replace").replace("\x00", " ")
+
+
+class PostgresStore:
+    """The `coi.store.protocol.Store` on one PostgreSQL database, shared by any number of
+    processes (DESIGN.md: Scale-out)."""
+
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, listen: bool | None = None
+    ) -> None:
+        """Opens the pool (migrating the schema). With `listen` (default: when constructed
+        on a running event loop, as `coi serve` does) events of every process on the
+        database are published here, on that loop (coi.store.postgres.notify)."""
+        self.dsn = dsn
+        self.events = EventBus()
+        # The server's own Sent copies: in memory, per process (SentCopies), as on SQLite.
+        self.sent_copies = SentCopies()
+        self._home: asyncio.AbstractEventLoop | None = None
+        if listen is None or listen:
+            try:
+                self._home = asyncio.get_running_loop()
+            except RuntimeError:
+                if listen:
+                    raise RuntimeError("listen=True needs a running event loop") from None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="coi-postgres", daemon=True
+        )
+        self._thread.start()
+        self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
+        self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
+        self._pending: set[concurrent.futures.Future[None]] = set()
+        self._token = secrets.token_hex(8)  # this handle's notifications
+        self._write_ids = itertools.count(1)
+        # writes whose notifications are on their way back: write id -> its report
+        self._awaiting: dict[int, _Report] = {}
+        self._listener: Connection | None = None
+        self._relistening: asyncio.Task[None] | None = None
+        self._closed = False
+        try:
+            self._pool, key = self._call(self._open(min_size, max_size))
+        except BaseException:
+            self._stop_loop()
+            raise
+        self._objectid_key = bytes.fromhex(key)
+
+    async def _open(self, min_size: int, max_size: int) -> tuple[Pool, str]:
+        pool = await asyncpg.create_pool(
+            self.dsn, min_size=min_size, max_size=max_size, reset=_keep_session
+        )
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+                key = await conn.fetchval("SELECT value FROM meta WHERE key = 'objectid_key'")
+            if self._home is not None:
+                await self._listen()
+        except BaseException:
+            await pool.close()
+            raise
+        return pool, str(key)
+
+    def close(self) -> None:
+        """Waits for the writes under way, closes the pool and stops the store's loop."""
+        if self._closed:
+            return
+        self._closed = True
+        for pending in list(self._pending):
+            try:
+                pending.result(timeout=60)
+            except BaseException:
+                pass
+        try:
+            self._call(self._shutdown())
+        finally:
+            self._stop_loop()
+
+    async def _shutdown(self) -> None:
+        for _ in range(100):  # committed writes' notifications still on their way
+            if not self._awaiting:
+                break
+            await asyncio.sleep(0.05)
+        if self._relistening is not None:
+            self._relistening.cancel()
+        for report in self._awaiting.values():
+            report.committed = True  # writes are done: nothing can still fail
+        listener, self._listener = self._listener, None
+        self._flush_awaiting()
+        if listener is not None:
+            await listener.close()
+        await self._pool.close()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+
+    # -- running work on the store's loop ------------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs `coro` on the store's loop and blocks until it is done (the sync reads)."""
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("a synchronous store read from the store's own loop")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def _await(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Runs `coro` on the store's loop; the caller's loop runs on meanwhile."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        return self._call(self._pool.fetch(sql, *args))
+
+    def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        return self._call(self._pool.fetchrow(sql, *args))
+
+    async def _write(self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0) -> T:
+        """Runs `job` in one transaction on the store's loop. After COMMIT, the events are
+        published on the caller's loop, then the caller resumes (the SQLite writer's
+        order). The writes of one user (`user_id`, or the owner of `mailbox_id`) in this
+        process run one at a time, so events are published in commit order."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        work = asyncio.run_coroutine_threadsafe(
+            self._run(user_id, mailbox_id, job, loop, future), self._loop
+        )
+        self._pending.add(work)
+        work.add_done_callback(self._pending.discard)
+        return await future
+
+    async def _run(
+        self,
+        user_id: int | None,
+        mailbox_id: int,
+        job: Job[T],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[T],
+    ) -> None:
+        try:
+            if user_id is None and mailbox_id:
+                user_id = await self._owner(mailbox_id)
+            async with self._user_turn(user_id):
+                await self._transact(job, loop, future)
+        except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
+            error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
+            _Report(loop, future, None, error, [], self.events.publish).send()
+        except BaseException as exc:  # every failure goes to the caller
+            _Report(loop, future, None, exc, [], self.events.publish).send()
+
+    @contextlib.asynccontextmanager
+    async def _user_turn(self, user_id: int | None) -> AsyncIterator[None]:
+        """One write of a user at a time in this process; the lock is dropped when no
+        write of that user waits, so a million users do not leave a million locks."""
+        if user_id is None:
+            yield
+            return
+        turn = self._user_locks.get(user_id)
+        if turn is None:
+            turn = self._user_locks[user_id] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                yield
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._user_locks[user_id]
+
+    async def _owner(self, mailbox_id: int) -> int | None:
+        owner = self._owners.get(mailbox_id)
+        if owner is None:
+            if len(self._owners) >= _MAX_OWNERS:
+                self._owners.clear()
+            owner = await self._pool.fetchval(
+                "SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id
+            )
+            if owner is not None:
+                self._owners[mailbox_id] = int(owner)
+        return owner
+
+    async def _transact(
+        self, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+    ) -> None:
+        """Runs the job in a transaction (again after a deadlock with another process).
+        Its events are notified inside the transaction (for every listening process);
+        when this handle listens, they are reported when the last notification comes back
+        (`_on_notification`), else right after COMMIT."""
+        for attempt in range(_RETRIES):
+            write_id = 0
+            awaited = False  # reported by the listener when its notification is back
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    result, events = await job(conn)
+                    report = _Report(loop, future, result, None, events, self.events.publish)
+                    if events:  # for the other processes, whether this one listens or not
+                        write_id = next(self._write_ids)
+                        await conn.execute(
+                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+                            CHANNEL,
+                            encode(self._token, write_id, events),
+                        )
+                        if self._listener is not None:
+                            self._awaiting[write_id] = report
+                            awaited = True
+            except (
+                asyncpg.exceptions.DeadlockDetectedError,
+                asyncpg.exceptions.SerializationError,
+            ):
+                self._awaiting.pop(write_id, None)
+                if attempt == _RETRIES - 1:
+                    raise
+                continue
+            except BaseException:
+                self._awaiting.pop(write_id, None)  # not committed: no notification comes
+                raise
+            if not awaited:  # not listening: reported after COMMIT
+                report.send()
+                return
+            report.committed = True
+            if self._listener is None:  # the listener was lost meanwhile
+                self._flush_awaiting()
+            return
+
+    def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """One notification, in commit order: a remote event is published on the home
+        loop; the last notification of one of our writes reports that write."""
+        try:
+            token, write_id, last, event = decode(str(payload))
+        except (ValueError, TypeError, KeyError, IndexError):
+            log.warning("ignored a malformed notification: %.200s", payload)
+            return
+        if token == self._token:
+            if last:
+                report = self._awaiting.pop(write_id, None)
+                if report is not None:
+                    report.send()
+            return
+        if event is not None and self._home is not None:
+            try:
+                self._home.call_soon_threadsafe(self.events.publish, event)
+            except RuntimeError:  # the home loop is closed
+                pass
+
+    async def _listen(self) -> None:
+        listener = await asyncpg.connect(self.dsn)
+        await listener.add_listener(CHANNEL, self._on_notification)
+        listener.add_termination_listener(self._on_listener_lost)
+        self._listener = listener
+
+    def _on_listener_lost(self, _conn: object) -> None:
+        """The LISTEN connection broke (a server restart, a network cut): committed writes
+        waiting for their notification are reported now, later ones right after COMMIT,
+        until `_relisten` has a new connection. Other processes' events of the gap are
+        lost to this process (sessions learn of those changes at their next command)."""
+        if self._listener is None or self._closed:
+            return
+        log.error("the LISTEN connection to the store was lost; reconnecting")
+        self._listener = None
+        self._flush_awaiting()
+        self._relistening = self._loop.create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        delay = 0.2
+        while not self._closed:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("LISTEN connection: %s; again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            log.warning("LISTEN connection back: other processes' events in between were missed")
+            self._flush_awaiting()  # committed before LISTEN: their notification never comes
+            return
+
+    def _flush_awaiting(self) -> None:
+        """Reports the committed writes still waiting for their notification, in order."""
+        for write_id in sorted(self._awaiting):
+            if self._awaiting[write_id].committed:
+                self._awaiting.pop(write_id).send()
+
+    # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
+
+    def _objectid(self, prefix: str, data: bytes) -> str:
+        """A letter and 24 lower-case hex digits of a keyed BLAKE2b digest (RFC 8474 §8.1);
+        the key is random per database, so every process derives the same ids."""
+        digest = hashlib.blake2b(data, key=self._objectid_key, digest_size=12)
+        return prefix + digest.hexdigest()
+
+    def mailboxid(self, mailbox: Mailbox) -> str:
+        """MAILBOXID (RFC 8474 §4), from the UIDVALIDITY the server hands out once."""
+        return self._objectid("F", b"mailbox %d" % mailbox.uidvalidity)
+
+    def emailid(self, blob_id: int) -> str:
+        """EMAILID (RFC 8474 §5.1): one per stored body; body ids come from a sequence."""
+        return self._objectid("M", b"email %d" % blob_id)
+
+    # -- users -------------------------------------------------------------------
+
+    def get_user(self, address: str) -> User | None:
+        if not _sql_text(address):  # never stored (an LMTP recipient with NUL, say)
+            return None
+        row = self._fetchrow(
+            "SELECT id, address, password_hash FROM users WHERE address = $1", address.lower()
+        )
+        return User(*row) if row else None
+
+    def list_users(self) -> list[User]:
+        rows = self._fetch("SELECT id, address, password_hash FROM users ORDER BY address")
+        return [User(*row) for row in rows]
+
+    async def add_user(
+        self, address: str, password_hash: str, mailboxes: Sequence[tuple[str, str]]
+    ) -> User:
+        """Creates the user with INBOX and the given (name, special-use) mailboxes, subscribed."""
+        address = address.lower()
+
+        async def job(conn: Conn) -> tuple[User, list[Event]]:
+            user_id = await conn.fetchval(
+                "INSERT INTO users (address, password_hash, created) VALUES ($1, $2, $3)"
+                " ON CONFLICT (address) DO NOTHING RETURNING id",
+                address,
+                password_hash,
+                int(time.time()),
+            )
+            if user_id is None:
+                raise UserExists(address)
+            events: list[Event] = []
+            for name, use in (("INBOX", ""), *mailboxes):
+                mailbox_id = await _insert_mailbox(conn, user_id, name, use)
+                await conn.execute(
+                    "INSERT INTO subscriptions (user_id, name) VALUES ($1, $2)", user_id, name
+                )
+                events.append(MailboxCreated(user_id, mailbox_id, name))
+            return User(user_id, address, password_hash), events
+
+        return await self._write(None, job)
+
+    async def delete_user(self, address: str) -> None:
+        address = address.lower()
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            user_id = await conn.fetchval(
+                "SELECT id FROM users WHERE address = $1 FOR UPDATE", address
+            )
+            if user_id is None:
+                raise NoSuchUser(address)
+            ids = await conn.fetch(
+                "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id
+            )
+            for row in ids:
+                await _drop_mailbox_contents(conn, row[0])
+            # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
+            await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+            return None, []
+
+        await self._write(None, job)
+
+    # -- quotas (RFC 9208 STORAGE) ----------------------------------------------------
+
+    def quota_of(self, user_id: int) -> int:
+        row = self._fetchrow("SELECT quota FROM users WHERE id = $1", user_id)
+        return int(row[0]) if row else 0
+
+    def storage_used(self, user_id: int) -> int:
+        """Octets of all the user's messages (RFC822.SIZE summed over every mailbox)."""
+        row = self._fetchrow(
+            "SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b"
+            " ON b.id = m.mailbox_id WHERE b.user_id = $1",
+            user_id,
+        )
+        return int(row[0]) if row else 0
+
+    async def set_quota(self, address: str, octets: int) -> None:
+        address = address.lower()
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            status = await conn.execute(
+                "UPDATE users SET quota = $1 WHERE address = $2", octets, address
+            )
+            if _count(status) == 0:
+                raise NoSuchUser(address)
+            return None, []
+
+        await self._write(None, job)
+
+    # -- aliases (an address, or "@domain" for a catch-all, delivered to a user) -------
+
+    def alias_target(self, address: str) -> User | None:
+        if not _sql_text(address):
+            return None
+        row = self._fetchrow(
+            "SELECT u.id, u.address, u.password_hash FROM aliases a JOIN users u"
+            " ON u.id = a.user_id WHERE a.address = $1",
+            address.lower(),
+        )
+        return User(*row) if row else None
+
+    async def list_aliases(self) -> list[tuple[str, str]]:
+        rows = await self._await(
+            self._pool.fetch(
+                "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
+                " ORDER BY a.address"
+            )
+        )
+        return [(str(a), str(u)) for a, u in rows]
+
+    async def set_alias(self, address: str, target: str | None) -> None:
+        """Points ``address`` at the user ``target``; None removes the alias."""
+        address = address.lower()
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            if target is None:
+                if not _count(
+                    await conn.execute("DELETE FROM aliases WHERE address = $1", address)
+                ):
+                    raise NoSuchUser(address)
+                return None, []
+            if await conn.fetchval("SELECT 1 FROM users WHERE address = $1", address):
+                raise UserExists(address)  # a user's own address is no alias
+            user_id = await conn.fetchval(
+                "SELECT id FROM users WHERE address = $1 FOR SHARE", target.lower()
+            )
+            if user_id is None:
+                raise NoSuchUser(target)
+            await conn.execute(
+                "INSERT INTO aliases (address, user_id) VALUES ($1, $2)"
+                " ON CONFLICT (address) DO UPDATE SET user_id = excluded.user_id",
+                address,
+                user_id,
+            )
+            return None, []
+
+        await self._write(None, job)
+
+    async def set_password(self, address: str, password_hash: str) -> None:
+        address = address.lower()
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            status = await conn.execute(
+                "UPDATE users SET password_hash = $1 WHERE address = $2", password_hash, address
+            )
+            if _count(status) == 0:
+                raise NoSuchUser(address)
+            return None, []
+
+        await self._write(None, job)
+
+    # -- mailboxes ---------------------------------------------------------------
+
+    def list_mailboxes(self, user_id: int) -> list[Mailbox]:
+        rows = self._fetch(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = $1 ORDER BY name", user_id
+        )
+        return [_mailbox(row) for row in rows]
+
+    def get_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        if not _sql_text(name):
+            return None
+        row = self._fetchrow(
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = $1 AND name = $2",
+            user_id,
+            name,
+        )
+        return _mailbox(row) if row else None
+
+    def mailbox_by_id(self, mailbox_id: int) -> Mailbox | None:
+        row = self._fetchrow(f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1", mailbox_id)
+        return _mailbox(row) if row else None
+
+    def subscriptions(self, user_id: int) -> set[str]:
+        rows = self._fetch("SELECT name FROM subscriptions WHERE user_id = $1", user_id)
+        return {row[0] for row in rows}
+
+    async def create_mailbox(
+        self,
+        user_id: int,
+        name: str,
+        special_use: str = "",
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> Mailbox:
+        """Creates `name` and any missing superiors (RFC 3501 §6.3.3); `server_metadata` is
+        set in the same transaction (COI: creating the Chats folder enables COI)."""
+
+        async def job(conn: Conn) -> tuple[Mailbox, list[Event]]:
+            await _lock_user(conn, user_id)
+            mailbox_id, events = await _create_mailbox(conn, user_id, name, special_use)
+            await _drop_orphan_metadata(conn, user_id)
+            events += await _set_metadata(conn, user_id, 0, server_metadata, origin)
+            row = await conn.fetchrow(
+                f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE id = $1", mailbox_id
+            )
+            assert row is not None
+            return _mailbox(row), events
+
+        return await self._write(user_id, job)
+
+    async def delete_mailbox(
+        self,
+        user_id: int,
+        name: str,
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> None:
+        """Deletes `name` with its METADATA entries (RFC 5464 §4.1); a name with inferiors
+        becomes \\Noselect (RFC 3501 §6.3.4)."""
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            await _lock_user(conn, user_id)
+            row = await conn.fetchrow(
+                "SELECT id, noselect FROM mailboxes WHERE user_id = $1 AND name = $2 FOR UPDATE",
+                user_id,
+                name,
+            )
+            if row is None:
+                raise NoSuchMailbox(name)
+            mailbox_id, noselect = row
+            has_children = await conn.fetchval(
+                "SELECT 1 FROM mailboxes WHERE user_id = $1 AND name LIKE $2 LIMIT 1",
+                user_id,
+                _children_pattern(name),
+            )
+            if has_children and noselect:
+                raise MailboxInUse(name)
+            await _drop_mailbox_contents(conn, mailbox_id)
+            # RFC 5464 §4.1: a mailbox re-created under this name must not inherit entries
+            await conn.execute(
+                "DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2", user_id, mailbox_id
+            )
+            if has_children:  # RFC 3501 §6.3.4: inferiors stay; the name becomes \Noselect
+                await conn.execute("UPDATE mailboxes SET noselect = true WHERE id = $1", mailbox_id)
+            else:
+                await conn.execute("DELETE FROM mailboxes WHERE id = $1", mailbox_id)
+                await _prune_placeholders(conn, user_id)
+                await _drop_orphan_metadata(conn, user_id)
+            events: list[Event] = [MailboxDeleted(user_id, mailbox_id, name)]
+            events += await _set_metadata(conn, user_id, 0, server_metadata, origin)
+            return None, events
+
+        await self._write(user_id, job)
+
+    async def rename_mailbox(
+        self,
+        user_id: int,
+        old: str,
+        new: str,
+        *,
+        server_metadata: MetadataUpdate = (),
+        origin: object | None = None,
+    ) -> None:
+        """Renames `old` and its inferiors; renaming INBOX moves its messages (§6.3.5) and
+        copies INBOX's METADATA entries to the new mailbox (RFC 5464 §4.1)."""
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            await _lock_user(conn, user_id)
+            source = await _find(conn, user_id, old)
+            if source is None:
+                raise NoSuchMailbox(old)
+            if await _find(conn, user_id, new) is not None:
+                raise MailboxExists(new)
+            events: list[Event] = []
+            parts = new.split("/")
+            for depth in range(1, len(parts)):
+                superior = "/".join(parts[:depth])
+                if superior and await _find(conn, user_id, superior) is None:
+                    sid = await _insert_mailbox(conn, user_id, superior, "")
+                    events.append(MailboxCreated(user_id, sid, superior))
+            if old == "INBOX":
+                target = await _insert_mailbox(conn, user_id, new, "")
+                events.append(MailboxCreated(user_id, target, new))
+                await conn.execute("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE", source)
+                uids = [
+                    r[0]
+                    for r in await conn.fetch(
+                        "SELECT uid FROM messages WHERE mailbox_id = $1 ORDER BY uid", source
+                    )
+                ]
+                await _copy_rows(conn, source, uids, target)
+                modseq = await _expunge_rows(conn, source, uids)
+                events.append(MessagesAdded(user_id, target, tuple(range(1, len(uids) + 1)), 1))
+                if uids:
+                    events.append(MessagesExpunged(user_id, source, tuple(uids), modseq))
+                await conn.execute(
+                    "INSERT INTO metadata (user_id, mailbox_id, name, value)"
+                    " SELECT user_id, $1, name, value FROM metadata"
+                    " WHERE user_id = $2 AND mailbox_id = $3",
+                    target,
+                    user_id,
+                    source,
+                )
+                events += await _set_metadata(conn, user_id, 0, server_metadata, origin)
+                return None, events
+            renamed: list[tuple[int, str]] = [(source, old)]
+            renamed += [
+                (r[0], r[1])
+                for r in await conn.fetch(
+                    "SELECT id, name FROM mailboxes WHERE user_id = $1 AND name LIKE $2",
+                    user_id,
+                    _children_pattern(old),
+                )
+            ]
+            for mailbox_id, name in renamed:
+                new_name = new + name[len(old) :]
+                await conn.execute(
+                    "UPDATE mailboxes SET name = $1 WHERE id = $2", new_name, mailbox_id
+                )
+                status = await conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = $1 AND name = $2", user_id, name
+                )
+                if _count(status):
+                    await conn.execute(
+                        "INSERT INTO subscriptions (user_id, name) VALUES ($1, $2)"
+                        " ON CONFLICT DO NOTHING",
+                        user_id,
+                        new_name,
+                    )
+                events.append(MailboxRenamed(user_id, mailbox_id, name, new_name))
+            await _prune_placeholders(conn, user_id)
+            await _drop_orphan_metadata(conn, user_id)
+            events += await _set_metadata(conn, user_id, 0, server_metadata, origin)
+            return None, events
+
+        await self._write(user_id, job)
+
+    async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            if subscribed:
+                await conn.execute(
+                    "INSERT INTO subscriptions (user_id, name) VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING",
+                    user_id,
+                    name,
+                )
+            else:
+                await conn.execute(
+                    "DELETE FROM subscriptions WHERE user_id = $1 AND name = $2", user_id, name
+                )
+            return None, [SubscriptionChanged(user_id, name, subscribed)]
+
+        await self._write(user_id, job)
+
+    async def claim_recent(self, mailbox_id: int, floor: int) -> None:
+        """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            await conn.execute(
+                "UPDATE mailboxes SET recent_floor = greatest(recent_floor, $1) WHERE id = $2",
+                floor,
+                mailbox_id,
+            )
+            return None, []
+
+        await self._write(None, job, mailbox_id=mailbox_id)
+
+    def status(self, mailbox: Mailbox) -> MailboxStatus:
+        row = self._fetchrow(
+            "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
+            " count(*) FILTER (WHERE uid > $2), count(*) FILTER (WHERE flags & $4 <> 0)"
+            " FROM messages WHERE mailbox_id = $3",
+            SEEN,
+            mailbox.recent_floor,
+            mailbox.id,
+            DELETED,
+        )
+        assert row is not None
+        return MailboxStatus(
+            messages=row[0],
+            unseen=row[1],
+            uidnext=mailbox.uidnext,
+            uidvalidity=mailbox.uidvalidity,
+            highestmodseq=mailbox.highestmodseq,
+            size=int(row[2]),
+            recent=row[3],
+            deleted=row[4],  # STATUS DELETED (RFC 9051 §6.3.11)
+        )
+
+    # -- metadata (RFC 5464) ---------------------------------------------------------
+
+    def get_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        """Entries named (or, with depth "1"/"infinity", below) `names` (RFC 5464 §4.2.2);
+        names are case-insensitive (stored lower-cased)."""
+        return self._call(self._get_metadata(user_id, mailbox_id, names, depth))
+
+    async def _get_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str
+    ) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+        async with self._pool.acquire() as conn:
+            for name in names:
+                name = name.lower()
+                if not _sql_text(name):  # never stored
+                    continue
+                if depth == "0":
+                    rows = await conn.fetch(
+                        "SELECT name, value FROM metadata"
+                        " WHERE user_id = $1 AND mailbox_id = $2 AND name = $3",
+                        user_id,
+                        mailbox_id,
+                        name,
+                    )
+                else:  # "/" is 0x2F and "0" 0x30: a range scan of the primary key (COLLATE "C")
+                    rows = await conn.fetch(
+                        "SELECT name, value FROM metadata WHERE user_id = $1 AND mailbox_id = $2"
+                        " AND (name = $3 OR (name > $4 AND name < $5))",
+                        user_id,
+                        mailbox_id,
+                        name,
+                        name + "/",
+                        name + "0",
+                    )
+                for entry, value in rows:
+                    if depth == "1" and "/" in entry[len(name) + 1 :]:
+                        continue
+                    out[entry] = bytes(value)
+        return out
+
+    async def set_metadata(
+        self,
+        user_id: int,
+        mailbox_id: int,
+        entries: MetadataUpdate,
+        *,
+        max_entries: int | None = None,
+        ensure_mailboxes: Sequence[tuple[str, bool]] = (),
+        origin: object | None = None,
+    ) -> None:
+        """Sets (None: removes) entries all or nothing (RFC 5464 §4.3); MetadataTooMany past
+        `max_entries`; `ensure_mailboxes` (name, subscribe) are created in the same
+        transaction when missing (COI: enabling COI creates its folders)."""
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            await _lock_user(conn, user_id)  # the entry count is checked across processes
+            if mailbox_id and not await conn.fetchval(
+                "SELECT 1 FROM mailboxes WHERE id = $1 AND user_id = $2", mailbox_id, user_id
+            ):
+                raise NoSuchMailbox(str(mailbox_id))
+            before = await _metadata_count(conn, user_id)
+            events: list[Event] = []
+            for name, subscribe in ensure_mailboxes:
+                if await _find_selectable(conn, user_id, name) is None:
+                    events += (await _create_mailbox(conn, user_id, name, ""))[1]
+                if subscribe and _count(
+                    await conn.execute(
+                        "INSERT INTO subscriptions (user_id, name) VALUES ($1, $2)"
+                        " ON CONFLICT DO NOTHING",
+                        user_id,
+                        name,
+                    )
+                ):
+                    events.append(SubscriptionChanged(user_id, name, True))
+            events += await _set_metadata(conn, user_id, mailbox_id, entries, origin)
+            after = await _metadata_count(conn, user_id)
+            if max_entries is not None and after > before and after > max_entries:
+                raise MetadataTooMany(str(max_entries))
+            return None, events
+
+        await self._write(user_id, job)
+
+    # -- messages ------------------------------------------------------------------
+
+    def uids(self, mailbox_id: int) -> array[int]:
+        row = self._fetchrow(
+            "SELECT array_agg(uid ORDER BY uid) FROM messages WHERE mailbox_id = $1", mailbox_id
+        )
+        return array("I", row[0] or () if row else ())
+
+    def rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """Per-message metadata for the given UIDs (missing ones were expunged)."""
+        return {row[0]: _message_row(row) for row in self.row_tuples(mailbox_id, uids)}
+
+    def row_tuples(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
+        """`rows()` as plain tuples, ascending by UID: one query, however many UIDs."""
+        return iter(self._select(_ROW_COLUMNS, mailbox_id, uids))
+
+    def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
+        """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
+        return iter(self._select("uid, flags, keywords", mailbox_id, uids))
+
+    def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[Any]:
+        if not uids:
+            return []
+        first, last = min(uids), max(uids)
+        if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
+            rows = self._fetch(
+                f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
+                " ORDER BY uid",
+                mailbox_id,
+                first,
+                last,
+            )
+            if len(set(uids)) == last - first + 1:
+                return [tuple(row) for row in rows]
+            wanted = set(uids)
+            return [tuple(row) for row in rows if row[0] in wanted]
+        rows = self._fetch(
+            f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+            " ORDER BY uid",
+            mailbox_id,
+            list(uids),
+        )
+        return [tuple(row) for row in rows]
+
+    async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
+        """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID,
+        on the `messages_modseq` index."""
+        rows = await self._await(
+            self._pool.fetch(
+                f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = $1 AND modseq > $2"
+                " ORDER BY uid",
+                mailbox_id,
+                modseq,
+            )
+        )
+        return [_message_row(row) for row in rows]
+
+    async def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
+        """UIDs expunged with a mod-sequence above `modseq` (tombstones), ascending."""
+        rows = await self._await(
+            self._pool.fetch(
+                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+                mailbox_id,
+                modseq,
+            )
+        )
+        return [int(row[0]) for row in rows]
+
+    async def first_unseen(self, mailbox_id: int) -> int | None:
+        """The lowest UID without \\Seen, on the partial index `messages_unseen`."""
+        value = await self._await(
+            self._pool.fetchval(
+                "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0"
+                " ORDER BY uid LIMIT 1",
+                mailbox_id,
+            )
+        )
+        return int(value) if value is not None else None
+
+    def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
+        """(raw bytes, serialized index) of one message body."""
+        row = self._fetchrow(
+            "SELECT r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id WHERE b.id = $1",
+            blob_id,
+        )
+        return (row[0], row[1]) if row else None
+
+    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies in one round trip."""
+        if not blob_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
+            " WHERE b.id = ANY($1::bigint[])",
+            sorted(set(blob_ids)),
+        )
+        return {row[0]: (row[1], row[2]) for row in rows}
+
+    def meta(self, blob_id: int) -> bytes | None:
+        row = self._fetchrow("SELECT meta FROM blobs WHERE id = $1", blob_id)
+        return row[0] if row else None
+
+    def metas(self, blob_ids: Sequence[int]) -> dict[int, bytes]:
+        """Serialized indexes of many bodies at once (SORT), never the raw bytes."""
+        if not blob_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT id, meta FROM blobs WHERE id = ANY($1::bigint[])", sorted(set(blob_ids))
+        )
+        return {row[0]: row[1] for row in rows}
+
+    def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
+        """Stored PREVIEW texts (RFC 8970) of many bodies at once."""
+        if not blob_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT blob_id, text FROM previews WHERE blob_id = ANY($1::bigint[])",
+            sorted(set(blob_ids)),
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def save_previews(self, previews: dict[int, str]) -> None:
+        """Keeps previews computed late (for bodies stored before previews were kept)."""
+        if not previews:
+            return
+        ids = list(previews)
+
+        async def job(conn: Conn) -> tuple[None, list[Event]]:
+            await conn.execute(
+                "INSERT INTO previews (blob_id, text)"
+                " SELECT t.id, t.text FROM unnest($1::bigint[], $2::text[]) AS t(id, text)"
+                " JOIN blobs b ON b.id = t.id ON CONFLICT DO NOTHING",
+                ids,
+                [previews[i] for i in ids],
+            )
+            return None, []
+
+        await self._write(None, job)
+
+    def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
+        """The header of each stored message (at most `limit` octets of it): PostgreSQL
+        slices the stored value, never returning the whole message (THREAD, RFC 5256)."""
+        if not blob_ids:
+            return {}
+        rows = self._fetch(
+            "SELECT blob_id, substring(raw FROM 1 FOR $2) FROM bodies"
+            " WHERE blob_id = ANY($1::bigint[])",
+            sorted(set(blob_ids)),
+            limit,
+        )
+        out: dict[int, bytes] = {}
+        for blob_id, data in rows:
+            end = _HEADER_END.search(data)
+            out[blob_id] = data if end is None else data[: end.start() + 1]
+        return out
+
+    async def search_blobs(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, bytes]:
+        """Stored search data of several messages at once (uid -> bytes)."""
+        if not uids:
+            return {}
+        rows = await self._await(
+            self._pool.fetch(
+                "SELECT m.uid, b.search FROM messages m JOIN blobs b ON b.id = m.blob_id"
+                " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+                mailbox_id,
+                list(uids),
+            )
+        )
+        return {row[0]: row[1] for row in rows}
+
+    async def text_matches(self, mailbox_id: int, needles: Sequence[tuple[str, str]]) -> set[int]:
+        """UIDs that may match SEARCH text keys: every (where, needle) is in the folded
+        header lines ("header"), in the text of the stored search data ("body"), or in
+        either ("text"). `LIKE '%needle%'` on the pg_trgm GIN indexes of `search_text`
+        (case-sensitive, on folded text, like SQLite's instr). Bodies without header
+        lines are always included. A superset: the caller checks each one."""
+        tests: list[str] = []
+        args: list[Any] = [mailbox_id]
+        # Any subset of the needles gives a superset: only the longest few (the most
+        # selective) go into SQL; a needle text cannot hold is left to the caller.
+        usable = sorted({n for n in needles if _sql_text(n[1])}, key=lambda n: (-len(n[1]), n))[
+            :_MAX_SQL_NEEDLES
+        ]
+        for where, needle in usable:
+            args.append("%" + _like_escape(needle) + "%")
+            mark = f"${len(args)}"
+            if where == "header":
+                tests.append(f"s.header LIKE {mark}")
+            elif where == "body":
+                tests.append(f"s.body LIKE {mark}")
+            else:
+                tests.append(f"(s.header LIKE {mark} OR s.body LIKE {mark})")
+        condition = " AND ".join(tests) or "true"
+        rows = await self._await(
+            self._pool.fetch(
+                "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
+                f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
+                *args,
+            )
+        )
+        return {row[0] for row in rows}
+
+    def search_blob(self, blob_id: int) -> bytes | None:
+        row = self._fetchrow("SELECT search FROM blobs WHERE id = $1", blob_id)
+        return row[0] if row else None
+
+    async def append(
+        self, mailbox_id: int, messages: Sequence[NewMessage], origin: object | None = None
+    ) -> tuple[int, list[int]]:
+        """Stores the messages all or nothing; (uidvalidity, assigned UIDs) once committed."""
+
+        n = len(messages)
+        stamps = [m.internaldate for m in messages]
+        offsets = [stamp.utcoffset() for stamp in stamps]
+        columns = (  # one array per column, in message order (see _APPEND)
+            [m.raw for m in messages],
+            [m.meta for m in messages],
+            [m.search for m in messages],
+            [m.header_text if m.header_text and _sql_text(m.header_text) else None
+             for m in messages],
+            [search_body_text(m.search) for m in messages],
+            [None if m.preview is None else m.preview.replace("\x00", "") for m in messages],
+            [m.flags.bits for m in messages],
+            [m.flags.keywords_text() for m in messages],
+            [len(m.raw) if m.size is None else m.size for m in messages],
+            [int(stamp.timestamp()) for stamp in stamps],
+            [int(o.total_seconds() // 60) if o else 0 for o in offsets],
+        )  # fmt: skip
+        added = {k for m in messages for k in m.flags.keywords}
+
+        async def job(conn: Conn) -> tuple[tuple[int, list[int]], list[Event]]:
+            # the row lock orders appends of every process; UIDs and MODSEQ taken at once
+            row = await conn.fetchrow(
+                "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1"
+                " WHERE id = $1 RETURNING user_id, uidvalidity, uidnext - $2, highestmodseq,"
+                " keywords",
+                mailbox_id,
+                n,
+            )
+            if row is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            user_id, uidvalidity, first_uid, modseq, known = row
+            uids = list(range(first_uid, first_uid + n))
+            await conn.execute(_APPEND, n, mailbox_id, first_uid, modseq, *columns)
+            keywords = set(Flags.parse_keywords(known))
+            if not keywords.issuperset(added):
+                await conn.execute(
+                    "UPDATE mailboxes SET keywords = $1 WHERE id = $2",
+                    " ".join(sorted(keywords | added)),
+                    mailbox_id,
+                )
+            event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
+            return (uidvalidity, uids), [event]
+
+        if not messages:
+            mailbox = await self._await(self._pool.fetchrow(
+                "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
+            ))  # fmt: skip
+            if mailbox is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            return int(mailbox[0]), []
+        return await self._write(None, job, mailbox_id=mailbox_id)
+
+    async def store_flags(
+        self,
+        mailbox_id: int,
+        uids: Sequence[int],
+        mode: FlagMode,
+        flags: Flags,
+        unchangedsince: int | None = None,
+        origin: object | None = None,
+    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
+        """Changes flags; (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE,
+        RFC 7162 §3.1.3)."""
+
+        async def job(
+            conn: Conn,
+        ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
+            row = await conn.fetchrow(
+                "SELECT user_id, highestmodseq, keywords FROM mailboxes WHERE id = $1 FOR UPDATE",
+                mailbox_id,
+            )
+            if row is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            user_id, modseq, known = row
+            modseq += 1
+            changed: list[tuple[int, Flags, int]] = []
+            before: dict[int, Flags] = {}
+            failed: list[int] = []
+            current = await conn.fetch(
+                "SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = $1"
+                " AND uid = ANY($2::bigint[]) ORDER BY uid",
+                mailbox_id,
+                list(uids),
+            )
+            for uid, bits, keywords, old_modseq in current:
+                if unchangedsince is not None and old_modseq > unchangedsince:
+                    failed.append(uid)
+                    continue
+                old = Flags(bits, Flags.parse_keywords(keywords))
+                new = (
+                    flags
+                    if mode == "set"
+                    else old.union(flags)
+                    if mode == "add"
+                    else old.difference(flags)
+                )
+                if new == old:
+                    continue
+                changed.append((uid, new, modseq))
+                before[uid] = old
+            if not changed:
+                return (changed, sorted(failed)), []
+            await conn.execute(
+                "UPDATE messages m SET flags = t.flags, keywords = t.keywords, modseq = $2"
+                " FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS t(uid, flags, keywords)"
+                " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
+                mailbox_id,
+                modseq,
+                [uid for uid, _, _ in changed],
+                [new.bits for _, new, _ in changed],
+                [new.keywords_text() for _, new, _ in changed],
+            )
+            all_keywords = set(Flags.parse_keywords(known))
+            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
+                all_keywords.update(flags.keywords)
+            await conn.execute(
+                "UPDATE mailboxes SET highestmodseq = $1, keywords = $2 WHERE id = $3",
+                modseq,
+                " ".join(sorted(all_keywords)),
+                mailbox_id,
+            )
+            changed.sort()
+            return (changed, sorted(failed)), [
+                FlagsChanged(
+                    user_id,
+                    mailbox_id,
+                    tuple(changed),
+                    origin,
+                    tuple(before[uid] for uid, _, _ in changed),
+                )
+            ]
+
+        return await self._write(None, job, mailbox_id=mailbox_id)
+
+    async def copy(
+        self,
+        source_id: int,
+        uids: Sequence[int],
+        target_id: int,
+        *,
+        move: bool = False,
+        origin: object | None = None,
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """Copies (or moves, RFC 6851) messages; (target uidvalidity, [(source uid, new uid)])."""
+
+        async def job(conn: Conn) -> tuple[tuple[int, list[tuple[int, int]]], list[Event]]:
+            # both mailboxes locked in id order: two opposite copies cannot deadlock
+            await conn.execute(
+                "SELECT 1 FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                sorted({source_id, target_id}),
+            )
+            mapping = await _copy_rows(conn, source_id, list(uids), target_id)
+            target = await conn.fetchrow(
+                "SELECT user_id, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1",
+                target_id,
+            )
+            assert target is not None
+            events: list[Event] = []
+            if mapping:
+                events.append(
+                    MessagesAdded(
+                        target[0], target_id, tuple(n for _, n in mapping), target[2], origin
+                    )
+                )
+            if move and mapping:
+                moved = [old for old, _ in mapping]
+                modseq = await _expunge_rows(conn, source_id, moved)
+                events.append(MessagesExpunged(target[0], source_id, tuple(moved), modseq, origin))
+            return (target[1], mapping), events
+
+        return await self._write(None, job, mailbox_id=target_id)
+
+    async def expunge(
+        self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
+    ) -> list[int]:
+        """Removes \\Deleted messages (only those among `uids` when given)."""
+
+        async def job(conn: Conn) -> tuple[list[int], list[Event]]:
+            user_id = await conn.fetchval(
+                "SELECT user_id FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id
+            )
+            if user_id is None:
+                raise NoSuchMailbox(str(mailbox_id))
+            deleted = [
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & $2 <> 0"
+                    " ORDER BY uid",
+                    mailbox_id,
+                    DELETED,
+                )
+            ]
+            if uids is not None:
+                allowed = set(uids)
+                deleted = [uid for uid in deleted if uid in allowed]
+            if not deleted:
+                return [], []
+            modseq = await _expunge_rows(conn, mailbox_id, deleted)
+            return deleted, [MessagesExpunged(user_id, mailbox_id, tuple(deleted), modseq, origin)]
+
+        return await self._write(None, job, mailbox_id=mailbox_id)
+
+
+if TYPE_CHECKING:  # mypy proves here that the backend implements the whole interface
+
+    def _implements(store: PostgresStore) -> Store:
+        return store
+
+
+async def _keep_session(_conn: Connection) -> None:
+    """No reset when a connection goes back to the pool: asyncpg's default costs a round
+    trip per query, and the store leaves no session state behind (no SET, no LISTEN on
+    pooled connections, advisory locks only for a transaction)."""
+
+
+class _Turn:
+    """A user's write lock and how many writes hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class _Report:
+    """A write's outcome, handed to the caller's loop: its events first, then the result
+    (the SQLite writer's order: a session sees its own change before it sends OK)."""
+
+    __slots__ = ("committed", "error", "events", "future", "loop", "publish", "result")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        result: Any,
+        error: BaseException | None,
+        events: list[Event],
+        publish: Callable[[Event], None],
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.result = result
+        self.error = error
+        self.events = events
+        self.publish = publish
+        self.committed = False  # COMMIT acknowledged (the notification may still come)
+
+    def send(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._deliver)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
+
+    def _deliver(self) -> None:
+        for event in self.events:
+            self.publish(event)
+        if self.future.done():  # the caller was cancelled; the write stands
+            return
+        if self.error is not None:
+            self.future.set_exception(self.error)
+        else:
+            self.future.set_result(self.result)
+
+
+# -- helpers that run inside a write's transaction ---------------------------------
+
+
+async def _lock_user(conn: Conn, user_id: int) -> None:
+    """Serializes changes of one user's mailbox tree and METADATA across processes."""
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+
+
+async def _find(conn: Conn, user_id: int, name: str) -> int | None:
+    value = await conn.fetchval(
+        "SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2", user_id, name
+    )
+    return int(value) if value is not None else None
+
+
+async def _find_selectable(conn: Conn, user_id: int, name: str) -> int | None:
+    value = await conn.fetchval(
+        "SELECT id FROM mailboxes WHERE user_id = $1 AND name = $2 AND NOT noselect",
+        user_id,
+        name,
+    )
+    return int(value) if value is not None else None
+
+
+async def _create_mailbox(
+    conn: Conn, user_id: int, name: str, special_use: str
+) -> tuple[int, list[Event]]:
+    row = await conn.fetchrow(
+        "SELECT id, noselect FROM mailboxes WHERE user_id = $1 AND name = $2", user_id, name
+    )
+    if row is not None:
+        if not row[1]:
+            raise MailboxExists(name)
+        await conn.execute("DELETE FROM mailboxes WHERE id = $1", row[0])
+    events: list[Event] = []
+    parts = name.split("/")
+    for depth in range(1, len(parts)):
+        superior = "/".join(parts[:depth])
+        if superior and await _find(conn, user_id, superior) is None:
+            sid = await _insert_mailbox(conn, user_id, superior, "")
+            events.append(MailboxCreated(user_id, sid, superior))
+    mailbox_id = await _insert_mailbox(conn, user_id, name, special_use)
+    events.append(MailboxCreated(user_id, mailbox_id, name))
+    return mailbox_id, events
+
+
+async def _metadata_count(conn: Conn, user_id: int) -> int:
+    return int(await conn.fetchval("SELECT count(*) FROM metadata WHERE user_id = $1", user_id))
+
+
+async def _set_metadata(
+    conn: Conn, user_id: int, mailbox_id: int, entries: MetadataUpdate, origin: object | None
+) -> list[Event]:
+    """Applies the entries; one MetadataChanged event naming those that really changed."""
+    changed: set[str] = set()
+    for name, value in entries:
+        name = name.lower()
+        old = await conn.fetchrow(
+            "SELECT value FROM metadata WHERE user_id = $1 AND mailbox_id = $2 AND name = $3",
+            user_id,
+            mailbox_id,
+            name,
+        )
+        if value is None:
+            if old is not None:
+                await conn.execute(
+                    "DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2 AND name = $3",
+                    user_id,
+                    mailbox_id,
+                    name,
+                )
+                changed.add(name)
+        elif old is None or bytes(old[0]) != value:
+            await conn.execute(
+                "INSERT INTO metadata (user_id, mailbox_id, name, value) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT (user_id, mailbox_id, name) DO UPDATE SET value = excluded.value",
+                user_id,
+                mailbox_id,
+                name,
+                bytes(value),
+            )
+            changed.add(name)
+    if not changed:
+        return []
+    return [MetadataChanged(user_id, mailbox_id, tuple(sorted(changed)), origin)]
+
+
+async def _drop_orphan_metadata(conn: Conn, user_id: int) -> None:
+    """Entries of mailboxes that no longer exist (pruned \\Noselect names) go too."""
+    await conn.execute(
+        "DELETE FROM metadata WHERE user_id = $1 AND mailbox_id <> 0"
+        " AND mailbox_id NOT IN (SELECT id FROM mailboxes WHERE user_id = $1)",
+        user_id,
+    )
+
+
+async def _next_uidvalidity(conn: Conn) -> int:
+    """Strictly increasing across the database (all processes), so a re-created name never
+    reuses one (RFC 3501 §2.3.1.1); the row lock orders concurrent creations."""
+    value = await conn.fetchval(
+        "UPDATE meta SET value = (greatest($1::bigint, value::bigint + 1) & 4294967295)::text"
+        " WHERE key = 'uidvalidity' RETURNING value::bigint",
+        int(time.time()),
+    )
+    return int(value)
+
+
+async def _insert_mailbox(conn: Conn, user_id: int, name: str, special_use: str) -> int:
+    value = await conn.fetchval(
+        "INSERT INTO mailboxes (user_id, name, uidvalidity, special_use) VALUES ($1, $2, $3, $4)"
+        " RETURNING id",
+        user_id,
+        name,
+        await _next_uidvalidity(conn),
+        special_use,
+    )
+    return int(value)
+
+
+async def _copy_rows(
+    conn: Conn, source_id: int, uids: list[int], target_id: int
+) -> list[tuple[int, int]]:
+    target = await conn.fetchrow(
+        "SELECT uidnext, highestmodseq, keywords FROM mailboxes WHERE id = $1", target_id
+    )
+    if target is None:
+        raise NoSuchMailbox(str(target_id))
+    first_uid, modseq, known = target
+    modseq += 1
+    keywords = set(Flags.parse_keywords(known))
+    rows = await conn.fetch(
+        "SELECT uid, blob_id, keywords FROM messages WHERE mailbox_id = $1"
+        " AND uid = ANY($2::bigint[]) ORDER BY uid",
+        source_id,
+        uids,
+    )
+    mapping = [(row[0], first_uid + i) for i, row in enumerate(rows)]
+    if rows:
+        await conn.execute(
+            "INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,"
+            " internaldate, tz_minutes)"
+            " SELECT $1, t.new_uid, m.blob_id, m.flags, m.keywords, $2, m.size, m.internaldate,"
+            " m.tz_minutes FROM unnest($3::bigint[], $4::bigint[]) AS t(old_uid, new_uid)"
+            " JOIN messages m ON m.mailbox_id = $5 AND m.uid = t.old_uid",
+            target_id,
+            modseq,
+            [old for old, _ in mapping],
+            [new for _, new in mapping],
+            source_id,
+        )
+        await _add_refs(conn, [row[1] for row in rows], 1)
+        for row in rows:
+            keywords.update(Flags.parse_keywords(row[2]))
+    await conn.execute(
+        "UPDATE mailboxes SET uidnext = $1, highestmodseq = $2, keywords = $3 WHERE id = $4",
+        first_uid + len(mapping),
+        modseq,
+        " ".join(sorted(keywords)),
+        target_id,
+    )
+    return mapping
+
+
+async def _add_refs(conn: Conn, blob_ids: list[int], sign: int) -> None:
+    """Counts (sign 1) or releases (sign -1) references of bodies, one per list entry."""
+    await conn.execute(
+        "UPDATE blobs b SET refs = b.refs + $2 * c.n"
+        " FROM (SELECT id, count(*) AS n FROM unnest($1::bigint[]) AS id GROUP BY id) c"
+        " WHERE b.id = c.id",
+        blob_ids,
+        sign,
+    )
+
+
+async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int]) -> int:
+    """Deletes the messages, leaves tombstones (RFC 7162 §3.2.5 VANISHED) and releases
+    bodies no longer used; returns the expunge's mod-sequence."""
+    modseq = int(
+        await conn.fetchval(
+            "UPDATE mailboxes SET highestmodseq = highestmodseq + 1 WHERE id = $1"
+            " RETURNING highestmodseq",
+            mailbox_id,
+        )
+    )
+    rows = await conn.fetch(
+        "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[]) RETURNING blob_id",
+        mailbox_id,
+        uids,
+    )
+    await conn.execute(
+        "INSERT INTO expunged (mailbox_id, uid, modseq)"
+        " SELECT $1, uid, $2 FROM unnest($3::bigint[]) AS uid"
+        " ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq",
+        mailbox_id,
+        modseq,
+        uids,
+    )
+    await _release_blobs(conn, [row[0] for row in rows])
+    return modseq
+
+
+async def _release_blobs(conn: Conn, blob_ids: list[int]) -> None:
+    if not blob_ids:
+        return
+    await _add_refs(conn, blob_ids, -1)
+    await conn.execute(
+        "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", sorted(set(blob_ids))
+    )
+
+
+async def _prune_placeholders(conn: Conn, user_id: int) -> None:
+    """\\Noselect names exist only for their inferiors; without any they go away."""
+    while _count(
+        await conn.execute(
+            "DELETE FROM mailboxes AS m WHERE m.user_id = $1 AND m.noselect AND NOT EXISTS ("
+            " SELECT 1 FROM mailboxes AS c WHERE c.user_id = m.user_id"
+            " AND left(c.name, length(m.name) + 1) = m.name || '/')",
+            user_id,
+        )
+    ):
+        pass
+
+
+async def _drop_mailbox_contents(conn: Conn, mailbox_id: int) -> None:
+    rows = await conn.fetch(
+        "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id", mailbox_id
+    )
+    await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
+    await _release_blobs(conn, [row[0] for row in rows])

@@ -1,0 +1,198 @@
+"""What is special to the PostgreSQL store: events cross processes (LISTEN/NOTIFY), the
+schema version check, and large events split to fit NOTIFY (tests/pg.py's cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from tests.contract.helpers import message, user_with_inbox
+
+from coi.store.events import (
+    Event,
+    FlagsChanged,
+    MailboxCreated,
+    MessagesAdded,
+    MessagesExpunged,
+    MetadataChanged,
+)
+from coi.store.model import DELETED, SEEN, Flags
+
+pytest.importorskip("asyncpg")
+
+from coi.store.postgres.migrations import SchemaTooNew
+from coi.store.postgres.notify import REMOTE, decode, encode
+from coi.store.postgres.store import PostgresStore
+
+
+@pytest.fixture
+async def pair(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    """Two handles on one database: two `coi serve` processes."""
+    first = PostgresStore(postgres_dsn)
+    second = PostgresStore(postgres_dsn)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+async def _until(seen: list[Event], count: int) -> None:
+    for _ in range(200):
+        if len(seen) >= count:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"saw {seen}")
+
+
+async def test_events_of_one_process_reach_the_other_in_commit_order(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    first, second = pair
+    seen: list[Event] = []
+    second.events.watch_all(seen.append)
+    own: list[Event] = []
+    first.events.watch_all(own.append)
+    user, inbox = await user_with_inbox(first)
+    await _until(seen, 3)
+    assert [type(e) for e in seen] == [MailboxCreated] * 3
+    seen.clear()
+    own.clear()
+    origin = object()
+    _, uids = await first.append(inbox.id, [message("a"), message("b")], origin)
+    assert isinstance(own[-1], MessagesAdded) and own[-1].origin is origin  # before return
+    await first.store_flags(inbox.id, uids, "add", Flags(SEEN | DELETED), origin=origin)
+    await first.expunge(inbox.id, [1])
+    await first.set_metadata(user.id, 0, [("/private/x", b"1")])
+    await _until(seen, 4)
+    added, flagged, expunged, changed = seen
+    assert isinstance(added, MessagesAdded) and added.uids == (1, 2)
+    assert added.origin is REMOTE and added.user_id == user.id
+    assert isinstance(flagged, FlagsChanged) and flagged.origin is REMOTE
+    assert [(u, f.bits) for u, f, _ in flagged.changes] == [
+        (1, SEEN | DELETED),
+        (2, SEEN | DELETED),
+    ]
+    assert flagged.previous == (Flags(), Flags())
+    assert isinstance(expunged, MessagesExpunged) and expunged.uids == (1,)
+    assert expunged.modseq > flagged.changes[0][2] > added.modseq
+    assert isinstance(changed, MetadataChanged) and changed.entries == ("/private/x",)
+    # and the other way round; nobody hears its own writes twice
+    count = len(own)
+    await second.append(inbox.id, [message("c")])
+    await _until(own, count + 1)
+    await asyncio.sleep(0.1)
+    assert len(own) == count + 1 and own[-1].origin is REMOTE
+    assert len([e for e in seen if isinstance(e, MessagesAdded)]) == 2
+
+
+async def test_interleaved_writers_are_seen_in_one_order_by_both(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A process publishes its own and the other's events in commit order: a selected
+    mailbox's UID list, grown from MessagesAdded, never misses one."""
+    first, second = pair
+    _, inbox = await user_with_inbox(first)
+    heard: dict[str, list[int]] = {"first": [], "second": []}
+
+    def listener(name: str) -> Callable[[Event], None]:
+        def hear(event: Event) -> None:
+            if isinstance(event, MessagesAdded):
+                heard[name].extend(event.uids)
+
+        return hear
+
+    first.events.watch_mailbox(inbox.id, listener("first"))
+    second.events.watch_mailbox(inbox.id, listener("second"))
+
+    async def appends(store: PostgresStore) -> None:
+        for i in range(15):
+            await store.append(inbox.id, [message(f"m{i}")])
+
+    await asyncio.gather(appends(first), appends(second))
+    for _ in range(200):
+        if len(heard["first"]) == len(heard["second"]) == 30:
+            break
+        await asyncio.sleep(0.025)
+    assert heard["first"] == list(range(1, 31))
+    assert heard["second"] == list(range(1, 31))
+    assert first._user_locks == {} and second._user_locks == {}  # none kept when idle
+
+
+def test_large_events_are_split_under_the_notify_limit() -> None:
+    uids = tuple(range(1, 40000, 2))  # no ranges to compress
+    payloads = encode("t", 7, [MessagesAdded(1, 2, uids, 9)])
+    assert len(payloads) > 1 and all(len(p.encode()) < 8000 for p in payloads)
+    decoded = [decode(p) for p in payloads]
+    assert [last for _, _, last, _ in decoded] == [False] * (len(payloads) - 1) + [True]
+    got = [uid for *_, event in decoded if isinstance(event, MessagesAdded) for uid in event.uids]
+    assert tuple(got) == uids
+    flags = FlagsChanged(1, 2, tuple((u, Flags(SEEN, ("$chat",)), 5) for u in uids[:3000]))
+    pieces = encode("t", 8, [flags])
+    assert len(pieces) > 1 and all(len(p.encode()) < 8000 for p in pieces)
+
+
+async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn)
+    store.close()
+    import asyncpg
+
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        await conn.execute("UPDATE schema_version SET version = version + 1")
+    finally:
+        await conn.close()
+    with pytest.raises(SchemaTooNew, match="newer coi"):
+        PostgresStore(postgres_dsn)
+
+
+async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -> None:
+    """`coi user` and other commands open the store without listening; a running server
+    still hears of their changes (and the command's own writes report after COMMIT)."""
+    server = PostgresStore(postgres_dsn)
+    command = PostgresStore(postgres_dsn, listen=False)
+    try:
+        seen: list[Event] = []
+        server.events.watch_all(seen.append)
+        own: list[Event] = []
+        command.events.watch_all(own.append)
+        user, inbox = await user_with_inbox(command)
+        assert len(own) == 3  # published before add_user returned
+        await command.append(inbox.id, [message()])
+        await _until(seen, 4)
+        assert isinstance(seen[-1], MessagesAdded) and seen[-1].user_id == user.id
+    finally:
+        command.close()
+        server.close()
+
+
+async def test_a_lost_listen_connection_comes_back(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The LISTEN connection is killed (a server restart would do it): writes go on and
+    are reported, and once it is back the other process's events arrive again."""
+    import asyncpg
+
+    first, second = pair
+    _, inbox = await user_with_inbox(first)
+    seen: list[Event] = []
+    first.events.watch_mailbox(inbox.id, seen.append)
+    listener = first._listener
+    assert listener is not None
+    admin = await asyncpg.connect(first.dsn)
+    try:
+        await admin.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+    finally:
+        await admin.close()
+    for _ in range(200):  # lost, then back on a new connection
+        if first._listener is not None and first._listener is not listener:
+            break
+        await asyncio.sleep(0.025)
+    assert first._listener is not None and first._listener is not listener
+    await first.append(inbox.id, [message("own")])  # reported, through the new listener
+    assert [e.uids for e in seen if isinstance(e, MessagesAdded)] == [(1,)]
+    await second.append(inbox.id, [message("theirs")])
+    await _until(seen, 2)
+    assert isinstance(seen[1], MessagesAdded) and seen[1].uids == (2,)
+    assert seen[1].origin is REMOTE
