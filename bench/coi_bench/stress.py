@@ -417,6 +417,10 @@ class Session:
 
     def on_expunge(self, seq: int) -> None:
         if self.selecting:
+            # RFC 3501 §7.4.1 allows EXPUNGE during SELECT (it is no FETCH, STORE or SEARCH):
+            # after the new mailbox's EXISTS it shrinks that count
+            if self.select_exists is not None and self.select_exists > 0:
+                self.select_exists -= 1
             return
         if self.qresync and self.check:
             self.violation("expunge-with-qresync", "EXPUNGE sent after ENABLE QRESYNC")
@@ -427,6 +431,10 @@ class Session:
 
     def on_vanished(self, uids: list[int]) -> None:
         if self.selecting:
+            # as EXPUNGE above: a VANISHED (not EARLIER) after the EXISTS removes messages
+            # the SELECT counted (RFC 7162 §3.2.10: only UIDs of messages the view had)
+            if self.select_exists is not None:
+                self.select_exists = max(0, self.select_exists - len(uids))
             return
         pos = {u: i for i, u in enumerate(self.uids) if u}
         drop: list[int] = []
@@ -445,15 +453,20 @@ class Session:
             self._remove_seq(i + 1)
 
     def _unknown_slot_for(self, uid: int, taken: set[int]) -> int | None:
-        lo = 0
+        """A slot whose UID is not known yet that can hold `uid`: one in the run of unknown
+        slots after the last known UID below it and before the first known UID above it
+        (UIDs ascend with sequence numbers, RFC 3501 §2.3.1.1). Any slot of that run will
+        do: dropping one of several unknown slots in a row leaves the same view. A run
+        before a known UID below `uid` cannot hold it."""
+        candidate: int | None = None
         for i, u in enumerate(self.uids):
             if u:
                 if u > uid:
-                    return None
-                lo = u
-            elif i not in taken and uid > lo:
-                return i
-        return None
+                    return candidate
+                candidate = None  # uid comes after this known UID
+            elif candidate is None and i not in taken:
+                candidate = i
+        return candidate
 
     def on_status(self, line: bytes) -> None:
         start = line.rindex(b"(")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from tests.conftest import LineClient, RunningServer
+
+from coi.store.model import ANSWERED, FLAGGED, Flags
 
 MESSAGE = b"From: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -117,4 +120,202 @@ async def test_many_concurrent_appenders_get_distinct_uids(imap_server: RunningS
     uids = [line.split()[4].rstrip(b"]") for lines in results for line in lines]
     assert len(uids) == 80 and len(set(uids)) == 80
     for c in clients:
+        await c.close()
+
+
+class _HeldEvents:
+    """Holds back the store's change events, as when the loop has not yet run the writer's
+    report of a commit that readers already see (the window between COMMIT and the events'
+    publication, long on a loaded machine)."""
+
+    def __init__(self, server: RunningServer) -> None:
+        if not hasattr(server.store, "_writer"):  # the SQLite writer's hook; not PostgreSQL's
+            pytest.skip("holds events back in the SQLite writer only")
+        self.writer = server.store._writer
+        self.publish = self.writer._publish
+        self.events: list[object] = []
+        self.writer._publish = self.events.append  # type: ignore[assignment]
+
+    def release(self, count: int | None = None) -> None:
+        """Publishes the first `count` held events (all by default), in commit order."""
+        count = len(self.events) if count is None else count
+        for event in self.events[:count]:
+            self.publish(event)  # type: ignore[arg-type]
+        del self.events[:count]
+
+    def stop(self) -> None:
+        self.release()
+        self.writer._publish = self.publish
+
+
+async def test_flags_never_go_back_to_a_state_older_than_a_fetch_showed(
+    imap_server: RunningServer,
+) -> None:
+    """A FETCH that reads a committed row whose change event has not come yet shows the new
+    flags and MODSEQ; a later FETCH of FLAGS must not show the older flags again (the flags
+    kept for the mailbox lag that event), nor the event bring an older MODSEQ (RFC 7162
+    §3.1.3, RFC 3501 §7.4.2: a client's view of a message only moves forward)."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX (CONDSTORE)")
+    assert (await one.command("f0 FETCH 1 (FLAGS)"))[0] == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        (_, _, answered), *_ = (
+            await store.store_flags(inbox.id, [1], "add", Flags(ANSWERED), origin=writer)
+        )[0]
+        (_, _, flagged), *_ = (
+            await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED), origin=writer)
+        )[0]
+        assert len(held.events) == 2
+        lines = await one.command("f1 FETCH 1 (FLAGS MODSEQ)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent) MODSEQ (%d))\r\n" % (
+            flagged
+        )
+        lines = await one.command("f2 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+        held.release(1)  # the event of the first change: older than what was shown
+        lines = await one.command("n1 NOOP")
+        for line in lines[:-1]:
+            assert b"MODSEQ (%d)" % answered not in line, line
+            assert b"\\Flagged" in line, line
+        lines = await one.command("f3 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+        held.release()
+        lines = await one.command("n2 NOOP")
+        assert lines[:-1] in (
+            [],
+            [b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent) UID 1 MODSEQ (%d))\r\n" % flagged],
+        )
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()
+
+
+async def test_a_pending_update_older_than_flags_another_session_was_shown_is_not_sent(
+    imap_server: RunningServer,
+) -> None:
+    """Session two has the first change pending; session one is shown a newer one from its
+    row before that change's event: two's FETCH FLAGS (from the shared flags, now the
+    newer state) must not be followed by the older pending update."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one, two = await _client(imap_server), await _client(imap_server)
+    await one.command("s SELECT INBOX (CONDSTORE)")
+    await two.command("s EXAMINE INBOX")
+    await two.command("f0 FETCH 1 (FLAGS)")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await store.store_flags(inbox.id, [1], "add", Flags(ANSWERED), origin=writer)  # published
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED), origin=writer)
+        lines = await one.command("f1 FETCH 1 (FLAGS MODSEQ)")
+        assert lines[0].startswith(b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent) MODSEQ")
+        lines = await two.command("f2 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged))\r\n"
+        for line in lines[1:-1]:
+            assert b"\\Flagged" in line, line
+    finally:
+        held.stop()
+    lines = await two.command("n NOOP")
+    for line in lines[:-1]:
+        assert b"\\Flagged" in line, line
+    for c in (writer, one, two):
+        await c.close()
+
+
+async def test_flags_first_read_ahead_of_events_are_not_taken_back_by_an_older_event(
+    imap_server: RunningServer,
+) -> None:
+    """The mailbox's flags read for the first FETCH FLAGS may already hold changes whose
+    events have not come: the older of those events must not bring older flags back."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(ANSWERED), origin=writer)
+        await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED), origin=writer)
+        lines = await one.command("f1 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+        held.release(1)
+        lines = await one.command("n1 NOOP")
+        for line in lines[:-1]:
+            assert b"\\Flagged" in line, line
+        lines = await one.command("f2 FETCH 1 (FLAGS)")
+        assert lines[0] == b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()
+
+
+async def test_store_announces_a_keyword_another_session_set_before_showing_it(
+    imap_server: RunningServer,
+) -> None:
+    """STORE's FETCH responses read the committed rows, which may carry a keyword another
+    session just set and whose event has not come: `* FLAGS` must announce it first
+    (RFC 3501 §7.2.6)."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(0, ("Fresh",)), origin=writer)
+        lines = await one.command("st STORE 1 +FLAGS (\\Seen)")
+        assert lines[0].startswith(b"* FLAGS (") and b"Fresh" in lines[0], lines
+        assert lines[1].startswith(b"* OK [PERMANENTFLAGS (") and b"Fresh" in lines[1], lines
+        assert lines[2] == b"* 1 FETCH (FLAGS (\\Seen \\Recent Fresh))\r\n", lines
+    finally:
+        held.stop()
+    for c in (writer, one):
+        await c.close()
+
+
+async def test_first_fetch_flags_announces_a_keyword_read_ahead_of_its_event(
+    imap_server: RunningServer,
+) -> None:
+    """The mailbox's flags, read for the first FETCH FLAGS, may carry a keyword whose event
+    has not come: `* FLAGS` must announce it before the FETCH (RFC 3501 §7.2.6)."""
+    writer = await _client(imap_server)
+    await _append(writer)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    held = _HeldEvents(imap_server)
+    try:
+        await store.store_flags(inbox.id, [1], "add", Flags(0, ("Fresh",)), origin=writer)
+        lines = await one.command("f FETCH 1 (FLAGS)")
+        assert lines[0].startswith(b"* FLAGS (") and b"Fresh" in lines[0], lines
+        assert lines[2] == b"* 1 FETCH (FLAGS (\\Recent Fresh))\r\n", lines
+    finally:
+        held.stop()
+    for c in (writer, one):
         await c.close()

@@ -303,6 +303,11 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 old = rows[uid]
                 rows[uid] = replace(old, flags=flags, modseq=modseq)
     has_flags = any(a.name == "FLAGS" for a in attrs)
+    # rows may be ahead of the published events: what is shown becomes current
+    published = view.state.published
+    view.state.saw_rows(
+        (uid, row.flags, row.modseq) for uid, row in rows.items() if row.modseq > published
+    )
     metas: dict[int, bytes] = {}
     summary = [_summary_item(a) for a in attrs if a.name not in _ROW_ITEMS and a.name != "PREVIEW"]
     if summary and all(summary):  # no body needed: read the stored indexes in one query
@@ -376,17 +381,19 @@ async def _fetch_row_items(
         {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
     )
     state = view.state
+    if rows:  # rows may be ahead of the published events: what is shown becomes current
+        state.saw_row_tuples(rows.values())
     # MODSEQ comes from the committed row; FLAGS shown beside it must be that row's too: the
     # shared flags lag a commit until its event is published, and an older state under a
     # newer MODSEQ is one a client keeps (RFC 7162 §3.1.3)
     row_flags = "MODSEQ" in names and "FLAGS" in names
     if row_flags:
         state.learn_keywords({k for row in rows.values() if row[2] for k in row[2].split()})
+    bits, keywords = state.flags()  # read first: it learns the keywords of what it reads
     if "FLAGS" in names:
         for line in view.keyword_lines():  # before FLAGS show a keyword (RFC 3501 §7.2.6)
             session.send(line)
     updates = view.pending_flags if "MODSEQ" in names else None
-    bits, keywords = state.flags()
     state_uids = state.uids
     same = state_uids is view.uids or state_uids == view.uids  # the usual case: index = seq - 1
     state_count = len(state_uids)

@@ -101,9 +101,13 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if modseq:
         report.update(failed)  # §3.1.3 example 10: tell why it failed
     if report:
+        rows = session.store.rows(view.mailbox_id, sorted(report))
+        # other sessions' commits not yet published may show here: they become current,
+        # their keywords announced before a FETCH shows them (RFC 3501 §7.2.6)
+        view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
+        view.state.learn_keywords({k for row in rows.values() for k in row.flags.keywords})
         for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
             session.send(line)
-        rows = session.store.rows(view.mailbox_id, sorted(report))
         # what this STORE set, for a message expunged since (the COI seen filter moves a
         # $Chat message as soon as it is \Seen, maybe in another process): its sequence
         # number stays until the EXPUNGE is announced, so its FETCH still goes out

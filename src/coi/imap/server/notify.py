@@ -168,6 +168,9 @@ class Notifier:
         if not fresh:
             return
         rows = self.session.store.rows(view.mailbox_id, fresh)
+        view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
+        for line in view.keyword_lines():  # a keyword the rows brought (RFC 3501 §7.2.6)
+            self.session.send(line)
         # RFC 9051 Appendix E item 21: every unsolicited FETCH carries UID
         add_uid = self.session.rev2 and not any(a.name == "UID" for a in self.fetch_atts)
         flag_text = fetch.FlagRenderer()

@@ -9,6 +9,12 @@ Invariants:
   A view turns pending changes into untagged responses only in `sync`, at the end of a
   command or during IDLE (RFC 3501 §7.4.1: no EXPUNGE while a FETCH, STORE or SEARCH
   runs, nor outside a command).
+- A commit is visible to reads before the loop publishes its events (on a loaded machine,
+  for several commands). Flags a session was shown from such a row (`saw_rows`) become the
+  mailbox's current flags at once, and an event older than them brings them instead of
+  its own: a message's flags and MODSEQ only move forward for every session (RFC 7162
+  §3.1.3; RFC 3501 §7.4.2), whether the next report comes from the shared flags, a
+  pending update or the event.
 - Mod-sequences (RFC 7162): `SelectedMailbox.modseq` is the highest mod-sequence whose
   changes this session has been told about; it only moves forward in `sync`, once
   nothing (no held-back expunge) below it is still pending, so a HIGHESTMODSEQ we
@@ -28,12 +34,12 @@ import asyncio
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
 from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
-from coi.store.model import Flags, Mailbox
+from coi.store.model import Flags, Mailbox, stored_flags
 from coi.store.protocol import MailStore
 
 if TYPE_CHECKING:
@@ -57,6 +63,13 @@ class MailboxState:
         # current from events, so FETCH FLAGS of a whole mailbox reads no rows.
         self._bits: array[int] | None = None
         self._keywords: dict[int, str] = {}
+        # the highest MODSEQ whose change this state has applied (events come in commit
+        # order), and the flags shown from rows newer than that: uid -> (flags, modseq)
+        self.published = mailbox.highestmodseq
+        self._ahead: dict[int, tuple[Flags, int]] = {}
+        # the mailbox's MODSEQ when `_bits` were read: rows read then may be ahead of
+        # events up to it, which are checked against the rows when they come
+        self._read_at = 0
         self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
@@ -75,6 +88,9 @@ class MailboxState:
         """(system flag bits aligned with `uids`, keyword text by UID)."""
         if self._bits is None:
             self._bits = self._read_flags(self.uids)
+            mailbox = self.store.mailbox_by_id(self.mailbox_id)  # read after the rows
+            if mailbox is not None:
+                self._read_at = mailbox.highestmodseq
         return self._bits, self._keywords
 
     def _read_flags(self, uids: array[int]) -> array[int]:
@@ -82,6 +98,7 @@ class MailboxState:
         are skipped, and the event that follows carries their final flags."""
         bits = array("B", bytes(len(uids)))
         index, count = 0, len(uids)
+        texts: set[str] = set()
         for uid, flag_bits, keywords in self.store.flag_rows(self.mailbox_id, uids):
             index = bisect_left(uids, uid, index)
             if index == count:
@@ -90,7 +107,54 @@ class MailboxState:
                 bits[index] = flag_bits
                 if keywords:
                     self._keywords[uid] = keywords
+                    texts.add(keywords)
+        # a row ahead of its event may carry a keyword not announced yet (RFC 3501 §7.2.6)
+        self._learn_keywords({name for text in texts for name in text.split()})
         return bits
+
+    def saw_rows(self, rows: Iterable[tuple[int, Flags, int]]) -> None:
+        """(uid, flags, modseq) of rows read from the store to be shown to a session. A row
+        newer than the events applied so far is ahead of them: its flags become current
+        here (for FETCH from the shared flags) and in every view's pending update."""
+        published = self.published
+        ahead = self._ahead
+        for uid, flags, modseq in rows:
+            if modseq <= published:
+                continue
+            held = ahead.get(uid)
+            if held is not None and held[1] >= modseq:
+                continue
+            ahead[uid] = (flags, modseq)
+            if flags.keywords:
+                self._learn_keywords(flags.keywords)
+            if self._bits is not None:
+                index = bisect_left(self.uids, uid)
+                if index < len(self.uids) and self.uids[index] == uid:
+                    self._set(self._bits, index, uid, flags)
+            for view in self.views:
+                pending = view.pending_flags.get(uid)
+                if pending is not None and pending[1] < modseq:
+                    view.pending_flags[uid] = (flags, modseq)
+
+    def saw_row_tuples(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """`saw_rows` for the store's row tuples (uid, flag bits, keywords, modseq, ...)."""
+        published = self.published
+        self.saw_rows(
+            (row[0], stored_flags(row[1], row[2] or ""), row[3])
+            for row in rows
+            if row[3] > published
+        )
+
+    def _newest(self, change: tuple[int, Flags, int]) -> tuple[int, Flags, int]:
+        """A flag change from an event, or the newer flags already shown from its row."""
+        uid, _, modseq = change
+        held = self._ahead.get(uid)
+        if held is None:
+            return change
+        if held[1] > modseq:
+            return (uid, *held)
+        del self._ahead[uid]
+        return change
 
     def learn_keywords(self, names: Iterable[str]) -> None:
         """Keywords seen in committed rows: a FETCH may read a row whose change has not been
@@ -118,6 +182,18 @@ class MailboxState:
         for view in self.views:
             if modseq > view.pending_modseq:
                 view.pending_modseq = modseq
+        self._on_change(event)
+        if modseq > self.published:
+            self.published = modseq
+            if self._ahead:  # applied now: the event carried them (or newer)
+                self._ahead = {u: a for u, a in self._ahead.items() if a[1] > modseq}
+        for view in tuple(self.views):
+            if view.contexts is not None:  # RFC 5267 §4.3 UPDATE: test these UIDs again
+                view.contexts.on_event(event)
+            if view.notify is not None:
+                view.notify()
+
+    def _on_change(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):
             # the stored list has every keyword the new messages came with
             mailbox = self.store.mailbox_by_id(self.mailbox_id)
@@ -153,11 +229,20 @@ class MailboxState:
                 if not view.expunge_modseq:
                     view.expunge_modseq = event.modseq
         elif isinstance(event, FlagsChanged):
-            for _, flags, _ in event.changes:
+            changes = event.changes
+            if self.published < self._read_at and self._bits is not None:
+                # `_bits` may hold a newer state of these messages than this event: the
+                # rows, read again, are at least as new as both
+                self.saw_row_tuples(
+                    self.store.row_tuples(self.mailbox_id, sorted(c[0] for c in changes))
+                )
+            if self._ahead:
+                changes = tuple(self._newest(change) for change in changes)
+            for _, flags, _ in changes:
                 if flags.keywords:
                     self._learn_keywords(flags.keywords)
             if self._bits is not None:
-                self._apply_flags(self._bits, event)
+                self._apply_flags(self._bits, changes)
             for view in self.views:
                 pending = view.pending_flags
                 if event.origin is view.session:
@@ -165,28 +250,26 @@ class MailboxState:
                     # still pending must go out with this newer state, never the stale
                     # one (RFC 7162 §3.1.3: MODSEQ never goes backwards for a client).
                     if pending:
-                        for uid, flags, modseq in event.changes:
+                        for uid, flags, modseq in changes:
                             if uid in pending:
                                 pending[uid] = (flags, modseq)
                     continue
-                for uid, flags, modseq in event.changes:
+                for uid, flags, modseq in changes:
                     pending[uid] = (flags, modseq)
-        for view in tuple(self.views):
-            if view.contexts is not None:  # RFC 5267 §4.3 UPDATE: test these UIDs again
-                view.contexts.on_event(event)
-            if view.notify is not None:
-                view.notify()
 
-    def _apply_flags(self, bits: array[int], event: FlagsChanged) -> None:
+    def _apply_flags(self, bits: array[int], changes: Iterable[tuple[int, Flags, int]]) -> None:
         uids = self.uids
-        for uid, flags, _ in event.changes:
+        for uid, flags, _ in changes:
             index = bisect_left(uids, uid)
             if index < len(uids) and uids[index] == uid:
-                bits[index] = flags.bits
-                if flags.keywords:
-                    self._keywords[uid] = flags.keywords_text()
-                else:
-                    self._keywords.pop(uid, None)
+                self._set(bits, index, uid, flags)
+
+    def _set(self, bits: array[int], index: int, uid: int, flags: Flags) -> None:
+        bits[index] = flags.bits
+        if flags.keywords:
+            self._keywords[uid] = flags.keywords_text()
+        else:
+            self._keywords.pop(uid, None)
 
 
 def _ignore_result(task: asyncio.Future[None]) -> None:

@@ -78,12 +78,15 @@ async def vanished_earlier(
 async def changed_rows(
     session: Session, view: SelectedMailbox, modseq: int, wanted: Callable[[int], bool]
 ) -> list[MessageRow]:
-    """Rows of messages in this view with a mod-sequence above `modseq`, by UID."""
-    return [
+    """Rows of messages in this view with a mod-sequence above `modseq`, by UID; as they
+    are shown, rows ahead of the published events become the mailbox's current flags."""
+    rows = [
         row
         for row in await session.store.changed_since(view.mailbox_id, modseq)
         if wanted(row.uid) and view.seq_of(row.uid) is not None
     ]
+    view.state.saw_rows((row.uid, row.flags, row.modseq) for row in rows)
+    return rows
 
 
 def _seq_match_floor(view: SelectedMailbox, match: tuple[SequenceSet, SequenceSet]) -> int:
@@ -113,7 +116,10 @@ async def qresync_select(
     line = await vanished_earlier(session, view, param.modseq, wanted)
     if line is not None:
         session.send(line)
-    for row in await changed_rows(session, view, param.modseq, known):
+    rows = await changed_rows(session, view, param.modseq, known)
+    for line in view.keyword_lines():  # rows ahead of the events may bring new keywords
+        session.send(line)
+    for row in rows:
         session.send(fetch_flags_line(session, view, row))
 
 
