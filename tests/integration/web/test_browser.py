@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -326,10 +327,18 @@ async def test_web_push_subscribe_validate_notify_and_unsubscribe(
     )  # fmt: skip
     notice = json.loads(await _pushed(push_endpoint, 1))
     assert notice["from-email"] == BOB
-    await deliver(json.dumps(notice).encode())
-    async with asyncio.timeout(WAIT / 1000):
-        while not (shown := await page.evaluate(NOTIFICATIONS)):
-            await asyncio.sleep(0.1)
+    # delivered again when nothing shows within 10 s, as a push service retries: on a busy
+    # machine Chromium has once dropped a delivery to a service worker it was restarting;
+    # the notification's tag makes a repeat replace, not add
+    shown = []
+    for _ in range(3):
+        await deliver(json.dumps(notice).encode())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                while not (shown := await page.evaluate(NOTIFICATIONS)):
+                    await asyncio.sleep(0.1)
+        if shown:
+            break
     assert shown == [[BOB, "Are you coming tonight?", BOB]]
 
     # logging out removes the subscription at the server
