@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import hashlib
 import itertools
 import logging
 import re
@@ -72,6 +71,7 @@ from coi.store.postgres.migrations import migrate
 from coi.store.postgres.notify import CHANNEL, decode, encode
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
+from coi.store.shared import children_pattern, emailid, like_escape, mailboxid
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -149,12 +149,6 @@ def _count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def _children_pattern(name: str) -> str:
-    return _like_escape(name) + "/%"
 
 
 def _sql_text(text: str) -> bool:
@@ -455,19 +449,13 @@ class PostgresStore:
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
-    def _objectid(self, prefix: str, data: bytes) -> str:
-        """A letter and 24 lower-case hex digits of a keyed BLAKE2b digest (RFC 8474 §8.1);
-        the key is random per database, so every process derives the same ids."""
-        digest = hashlib.blake2b(data, key=self._objectid_key, digest_size=12)
-        return prefix + digest.hexdigest()
-
     def mailboxid(self, mailbox: Mailbox) -> str:
         """MAILBOXID (RFC 8474 §4), from the UIDVALIDITY the server hands out once."""
-        return self._objectid("F", b"mailbox %d" % mailbox.uidvalidity)
+        return mailboxid(self._objectid_key, mailbox.uidvalidity)
 
     def emailid(self, blob_id: int) -> str:
         """EMAILID (RFC 8474 §5.1): one per stored body; body ids come from a sequence."""
-        return self._objectid("M", b"email %d" % blob_id)
+        return emailid(self._objectid_key, blob_id)
 
     # -- users -------------------------------------------------------------------
 
@@ -695,7 +683,7 @@ class PostgresStore:
             has_children = await conn.fetchval(
                 "SELECT 1 FROM mailboxes WHERE user_id = $1 AND name LIKE $2 LIMIT 1",
                 user_id,
-                _children_pattern(name),
+                children_pattern(name),
             )
             if has_children and noselect:
                 raise MailboxInUse(name)
@@ -773,7 +761,7 @@ class PostgresStore:
                 for r in await conn.fetch(
                     "SELECT id, name FROM mailboxes WHERE user_id = $1 AND name LIKE $2",
                     user_id,
-                    _children_pattern(old),
+                    children_pattern(old),
                 )
             ]
             for mailbox_id, name in renamed:
@@ -1119,7 +1107,7 @@ class PostgresStore:
             :_MAX_SQL_NEEDLES
         ]
         for where, needle in usable:
-            args.append("%" + _like_escape(needle) + "%")
+            args.append("%" + like_escape(needle) + "%")
             mark = f"${len(args)}"
             if where == "header":
                 tests.append(f"s.header LIKE {mark}")

@@ -8,7 +8,6 @@ Every query names its user or mailbox: no statement reaches another user's rows.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sqlite3
 import time
@@ -50,6 +49,7 @@ from coi.store.model import (
 )
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
+from coi.store.shared import children_pattern, emailid, mailboxid
 from coi.store.sqlite.migrations import migrate
 from coi.store.sqlite.writer import Writer
 
@@ -111,10 +111,6 @@ def _in(n: int) -> str:
     return ",".join("?" * n)
 
 
-def _children_pattern(name: str) -> str:
-    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
-
 
 class SqliteStore:
     """The `coi.store.protocol.Store` of one data directory (the default backend)."""
@@ -146,21 +142,13 @@ class SqliteStore:
 
     # -- object identifiers (RFC 8474) ----------------------------------------
 
-    def _objectid(self, prefix: str, data: bytes) -> str:
-        """A server-allocated ObjectID (RFC 8474 §8.1): a letter, then 24 lower-case hex
-        digits of a keyed BLAKE2b digest. Keyed with a random per-store secret, so ids
-        reveal nothing (not how many messages or mailboxes the server holds); 96 bits,
-        so two objects never share one; no upper case, so no two differ only by case."""
-        digest = hashlib.blake2b(data, key=self._objectid_key, digest_size=12)
-        return prefix + digest.hexdigest()
-
     def mailboxid(self, mailbox: Mailbox) -> str:
         """MAILBOXID (RFC 8474 §4): from the UIDVALIDITY, which the server hands out once
         (strictly increasing over all users' mailboxes) and RENAME keeps, so the id is
         stable across renames, never used for another mailbox, and a mailbox re-created
         under the same name (a new UIDVALIDITY) gets a new one; RENAME INBOX creates the
         target mailbox (RFC 3501 §6.3.5), which gets its own."""
-        return self._objectid("F", b"mailbox %d" % mailbox.uidvalidity)
+        return mailboxid(self._objectid_key, mailbox.uidvalidity)
 
     def emailid(self, blob_id: int) -> str:
         """EMAILID (RFC 8474 §5.1): one per stored body. COPY, MOVE and RENAME INBOX
@@ -168,7 +156,7 @@ class SqliteStore:
         source's EMAILID, as §5.1 requires, and everything immutable on a message is the
         same for one EMAILID; each APPEND or delivery stores a new body, so a new id.
         Body ids are never reused (`next_blob_id`)."""
-        return self._objectid("M", b"email %d" % blob_id)
+        return emailid(self._objectid_key, blob_id)
 
     # -- users ---------------------------------------------------------------
 
@@ -379,7 +367,7 @@ class SqliteStore:
             ).fetchone()[0]
             has_children = conn.execute(
                 "SELECT 1 FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '\\' LIMIT 1",
-                (user_id, _children_pattern(name)),
+                (user_id, children_pattern(name)),
             ).fetchone()
             if has_children and noselect:
                 raise MailboxInUse(name)
@@ -453,7 +441,7 @@ class SqliteStore:
             renamed = [(source, old)]
             renamed += conn.execute(
                 "SELECT id, name FROM mailboxes WHERE user_id = ? AND name LIKE ? ESCAPE '\\'",
-                (user_id, _children_pattern(old)),
+                (user_id, children_pattern(old)),
             ).fetchall()
             for mailbox_id, name in renamed:
                 new_name = new + name[len(old) :]

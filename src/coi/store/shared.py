@@ -1,0 +1,33 @@
+"""What every store backend derives the same way, so the backends cannot drift apart."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def objectid(key: bytes, prefix: str, data: bytes) -> str:
+    """A server-allocated ObjectID (RFC 8474 §8.1): a letter, then 24 lower-case hex digits
+    of a BLAKE2b digest keyed with the store's random secret, so ids reveal nothing (not how
+    many messages or mailboxes the server holds); 96 bits, so two objects never share one;
+    no upper case, so no two differ only by case."""
+    return prefix + hashlib.blake2b(data, key=key, digest_size=12).hexdigest()
+
+
+def mailboxid(key: bytes, uidvalidity: int) -> str:
+    """MAILBOXID (RFC 8474 §4), from the UIDVALIDITY the server hands out once."""
+    return objectid(key, "F", b"mailbox %d" % uidvalidity)
+
+
+def emailid(key: bytes, blob_id: int) -> str:
+    """EMAILID (RFC 8474 §5.1), from the id of the stored body (never reused)."""
+    return objectid(key, "M", b"email %d" % blob_id)
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with ``ESCAPE '\\'``."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def children_pattern(name: str) -> str:
+    """The LIKE pattern of every mailbox below ``name`` (hierarchy separator "/")."""
+    return like_escape(name) + "/%"
