@@ -1,17 +1,21 @@
 """`coi queue list|flush|delete`: inspect and manage the relay queue (server may be running).
 
-The running server picks up `flush` within its poll interval (30 s at most).
+The running server picks up `flush` within its poll interval (30 s at most). With
+`--store postgresql://...` the queue is the one every process on that database shares.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from coi.cli.common import config_or_exit
+from coi.cli.common import config_or_exit, store_or_exit
 from coi.config import add_arguments
-from coi.delivery.queue import RelayQueue
+from coi.delivery.queue import Queue, RelayQueue
+
+_WHERE = ("data_dir", "store")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,20 +27,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
     listing = actions.add_parser("list", help="list queued messages and their recipients")
-    add_arguments(listing, only=("data_dir",))
+    add_arguments(listing, only=_WHERE)
     listing.set_defaults(handler=_list)
     flush = actions.add_parser("flush", help="retry every queued message now")
-    add_arguments(flush, only=("data_dir",))
+    add_arguments(flush, only=_WHERE)
     flush.set_defaults(handler=_flush)
     delete = actions.add_parser("delete", help="drop a queued message without a bounce")
     delete.add_argument("id", type=int, help="message id from 'coi queue list'")
-    add_arguments(delete, only=("data_dir",))
+    add_arguments(delete, only=_WHERE)
     delete.set_defaults(handler=_delete)
 
 
-def _open(args: argparse.Namespace) -> RelayQueue:
+def _open(args: argparse.Namespace) -> tuple[Queue, Callable[[], None]]:
+    """The queue and how to close it: SQLite in the data directory, or the database's."""
     config = config_or_exit(args)
-    return RelayQueue(config.data_dir / "queue.sqlite3")
+    if not config.store:
+        queue = RelayQueue(config.data_dir / "queue.sqlite3")
+        return queue, queue.close
+    from coi.delivery.pgqueue import PgQueue
+    from coi.store.postgres.store import PostgresStore
+
+    store = store_or_exit(config)
+    assert isinstance(store, PostgresStore)
+    return PgQueue(store), store.close
 
 
 def _when(stamp: float) -> str:
@@ -44,11 +57,11 @@ def _when(stamp: float) -> str:
 
 
 def _list(args: argparse.Namespace) -> int:
-    queue = _open(args)
+    queue, close = _open(args)
     try:
         items = queue.list()
     finally:
-        queue.close()
+        close()
     if not items:
         print("queue is empty")
         return 0
@@ -63,21 +76,21 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _flush(args: argparse.Namespace) -> int:
-    queue = _open(args)
+    queue, close = _open(args)
     try:
         count = queue.flush()
     finally:
-        queue.close()
+        close()
     print(f"{count} recipient(s) due now")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    queue = _open(args)
+    queue, close = _open(args)
     try:
         found = queue.delete(args.id)
     finally:
-        queue.close()
+        close()
     if not found:
         print(f"coi: no queued message {args.id}")
         return 1

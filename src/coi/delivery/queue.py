@@ -1,5 +1,8 @@
 """The durable relay queue: messages for other domains wait here until relayed or bounced.
 
+`Queue` is what the relay worker and `coi queue` use; `RelayQueue` keeps it in SQLite
+for one process, `coi.delivery.pgqueue.PgQueue` in PostgreSQL for many.
+
 Invariants: the queue lives in its own SQLite database (`queue.sqlite3` in the data
 directory, own migration list) so it never conflicts with the store's migrations. Every
 write commits with synchronous=FULL before the method returns; a submission is only
@@ -16,7 +19,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from coi.store.sqlite.migrations import SchemaTooNew
 
@@ -61,6 +64,34 @@ class QueuedMessage:
     recipients: tuple[Recipient, ...]
 
 
+class Queue(Protocol):
+    """The relay queue as the relay worker and `coi queue` see it, on either backend."""
+
+    # seconds a claim lasts unless renewed; 0: claims are not recorded (one process only)
+    lease: float
+
+    def close(self) -> None: ...
+    def enqueue(self, sender: str, rcpts: Sequence[str], raw: bytes) -> int: ...
+    async def enqueue_async(self, sender: str, rcpts: Sequence[str], raw: bytes) -> int: ...
+    def claim(self, now: float) -> list[QueuedMessage]:
+        """The recipients due at `now`, each given to one caller only until it calls
+        `done` or `defer`, or its lease ends (its process died)."""
+        ...
+
+    def renew(self, recipient_ids: Sequence[int]) -> None:
+        """Extends this handle's claims on the recipients still claimed (a long send)."""
+        ...
+
+    def done(self, recipient_ids: Sequence[int]) -> None: ...
+    def defer(self, recipient_ids: Sequence[int], error: str, next_attempt: float) -> None: ...
+    def flush(self) -> int: ...
+    def delete(self, message_id: int) -> bool: ...
+    def count(self) -> int: ...
+    def list(self, due_before: float | None = None) -> list[QueuedMessage]: ...
+    def raw(self, message_id: int) -> bytes | None: ...
+    def next_due(self) -> float | None: ...
+
+
 def migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
@@ -73,6 +104,10 @@ def migrate(conn: sqlite3.Connection) -> None:
 
 
 class RelayQueue:
+    """The queue in SQLite, worked by the one process that holds the data directory."""
+
+    lease = 0.0  # one process: the relay's own bookkeeping keeps a message from two sends
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -161,6 +196,12 @@ class RelayQueue:
 
         result: bool = self._tx(job)
         return result
+
+    def claim(self, now: float) -> list[QueuedMessage]:
+        return self.list(now)
+
+    def renew(self, recipient_ids: Sequence[int]) -> None:
+        pass
 
     # -- reads -----------------------------------------------------------------
 

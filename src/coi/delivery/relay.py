@@ -26,7 +26,7 @@ import dns.resolver
 from coi.delivery.dkim import DkimSigner
 from coi.delivery.dsn import Failure, build_dsn, enhanced_status
 from coi.delivery.local import LocalDelivery, split_domain
-from coi.delivery.queue import QueuedMessage, Recipient, RelayQueue
+from coi.delivery.queue import Queue, QueuedMessage, Recipient
 
 log = logging.getLogger("coi.relay")
 _MAX_DELAY = 4 * 3600.0
@@ -76,7 +76,7 @@ class RelaySettings:
 class RelayWorker:
     def __init__(
         self,
-        queue: RelayQueue,
+        queue: Queue,
         settings: RelaySettings,
         local: LocalDelivery,
         signer: DkimSigner | None = None,
@@ -132,9 +132,28 @@ class RelayWorker:
                     pass
 
     async def run_once(self) -> None:
-        """One pass over every due message (used by the loop and by tests)."""
-        items = await asyncio.to_thread(self.queue.list, time.time())
-        await asyncio.gather(*(self._attempt(item) for item in items if item.id not in self._busy))
+        """One pass over every due message (used by the loop and by tests). With a shared
+        queue the pass works what it claimed, renewing the claims while it sends."""
+        items = await asyncio.to_thread(self.queue.claim, time.time())
+        items = [item for item in items if item.id not in self._busy]
+        renewing = None
+        if self.queue.lease > 0 and items:
+            ids = [r.id for item in items for r in item.recipients]
+            renewing = asyncio.create_task(self._renew(ids))
+        try:
+            await asyncio.gather(*(self._attempt(item) for item in items))
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+
+    async def _renew(self, recipient_ids: list[int]) -> None:
+        """Keeps this pass's claims while its sends last (a slow MX, a big message)."""
+        while True:
+            await asyncio.sleep(self.queue.lease / 3)
+            try:
+                await asyncio.to_thread(self.queue.renew, recipient_ids)
+            except Exception:
+                log.exception("renewing the relay queue's claims failed")
 
     async def _attempt(self, item: QueuedMessage) -> None:
         self._busy.add(item.id)

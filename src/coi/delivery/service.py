@@ -16,11 +16,24 @@ from coi.config import ServerConfig, parse_listen
 from coi.delivery.dkim import DkimSigner
 from coi.delivery.lmtp import lmtp_factory
 from coi.delivery.local import LocalDelivery
-from coi.delivery.queue import RelayQueue
+from coi.delivery.queue import Queue, RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource, StoreCoiSource
 from coi.delivery.submission import SubmissionHandler, SubmissionSMTP
 from coi.store.protocol import Store
+
+
+def open_queue(config: ServerConfig, store: Store) -> Queue:
+    """The relay queue: in the PostgreSQL database when the store is there (every process
+    works it), else `queue.sqlite3` in the data directory (this process only)."""
+    if config.store:
+        from coi.delivery.pgqueue import PgQueue
+        from coi.store.postgres.store import PostgresStore
+
+        if not isinstance(store, PostgresStore):
+            raise RuntimeError("a postgresql:// store needs the PostgreSQL store")
+        return PgQueue(store)
+    return RelayQueue(config.data_dir / "queue.sqlite3")
 
 
 def relay_settings(config: ServerConfig) -> RelaySettings:
@@ -61,7 +74,7 @@ class DeliveryService:
             postmaster=config.postmaster,
             default_quota=config.default_quota,
         )
-        self.queue = RelayQueue(config.data_dir / "queue.sqlite3")
+        self.queue = open_queue(config, store)
         self.relay = RelayWorker(
             self.queue,
             relay_settings(config),

@@ -22,6 +22,18 @@ class Delivered:
     push: bool
 
 
+class RemoteOrigin:
+    """The `origin` of events another process caused (PostgreSQL: coi.store.postgres.notify
+    replays them here). That process runs the jobs that must run once per change (Web Push,
+    the COI seen-mover); this one only tells its sessions."""
+
+    def __repr__(self) -> str:
+        return "REMOTE"
+
+
+REMOTE = RemoteOrigin()
+
+
 @dataclass(frozen=True, slots=True)
 class MessagesAdded:
     user_id: int

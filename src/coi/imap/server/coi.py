@@ -30,7 +30,7 @@ from coi.store.coi import (
     CoiSettings,
     coi_settings,
 )
-from coi.store.events import Event, FlagsChanged
+from coi.store.events import REMOTE, Event, FlagsChanged
 from coi.store.model import SEEN, Flags
 from coi.store.protocol import MetadataUpdate, Store
 
@@ -139,7 +139,9 @@ class SeenMover:
             task.cancel()
 
     def _on_event(self, event: Event) -> None:
-        if not isinstance(event, FlagsChanged):
+        # another process's change is moved by that process (docs/scale-out.md): one
+        # move per change however many processes share the store
+        if not isinstance(event, FlagsChanged) or event.origin is REMOTE:
             return
         previous = event.previous or (Flags(),) * len(event.changes)
         uids = [  # \Seen just set on a $Chat message

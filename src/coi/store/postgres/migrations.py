@@ -118,6 +118,27 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (user_id, mailbox_id, name)
     );
     """,
+    # 2: the relay queue (coi.delivery.pgqueue), shared by every process. A recipient being
+    # sent is claimed: `claimed_by` names the worker, `next_attempt` is its lease's end.
+    """
+    CREATE TABLE relay_messages (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        sender text NOT NULL DEFAULT '',
+        raw bytea NOT NULL,
+        created double precision NOT NULL DEFAULT 0
+    );
+    CREATE TABLE relay_recipients (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        message_id bigint NOT NULL REFERENCES relay_messages (id) ON DELETE CASCADE,
+        rcpt text NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt double precision NOT NULL DEFAULT 0,
+        last_error text NOT NULL DEFAULT '',
+        claimed_by text NOT NULL DEFAULT ''
+    );
+    CREATE INDEX relay_recipients_due ON relay_recipients (next_attempt);
+    CREATE INDEX relay_recipients_message ON relay_recipients (message_id);
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

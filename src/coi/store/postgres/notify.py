@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from coi.store.events import (
+    REMOTE,
     Event,
     FlagsChanged,
     MailboxCreated,
@@ -34,20 +35,14 @@ from coi.store.events import (
 )
 from coi.store.model import Flags
 
+__all__ = ["CHANNEL", "REMOTE", "decode", "encode"]
+
 log = logging.getLogger("coi.store.postgres")
 
 CHANNEL = "coi_events"
 MAX_PAYLOAD = 7000  # under NOTIFY's 8000 bytes, with room for the header
 
 
-class RemoteOrigin:
-    """The origin of events replayed from another process."""
-
-    def __repr__(self) -> str:
-        return "REMOTE"
-
-
-REMOTE = RemoteOrigin()
 
 
 def _ranges(uids: Sequence[int]) -> list[list[int]]:
