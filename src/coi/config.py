@@ -24,6 +24,8 @@ class ServerConfig:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("coi")))
     # "" (the embedded SQLite store in data_dir) or postgresql://... (coi.store.postgres)
     store: str = ""
+    # serving processes; 0: one per core with PostgreSQL, 1 with SQLite (coi.cli.workers)
+    workers: int = 0
     hostname: str = "localhost"
     domains: tuple[str, ...] = ()
     imap: str = "0.0.0.0:143"
@@ -81,6 +83,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--store",
         "where mail is kept: empty for SQLite in --data-dir, or a postgresql://USER@HOST/DB"
         " URL shared by any number of coi serve processes (needs coi[postgres])",
+    ),
+    "workers": (
+        "--workers",
+        "processes serving the same listeners (PostgreSQL store only; 0: one per core, or 1"
+        " on SQLite, which serves from one process)",
     ),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
     "domains": (
@@ -301,6 +308,7 @@ _MINIMUMS: dict[str, float] = {
     "idle_timeout": 0.1,
     "webpush_max_subscriptions": 1,
     "fsync_delay": 0.001,
+    "workers": 0,
 }
 _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),

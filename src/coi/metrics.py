@@ -7,8 +7,9 @@ Sizes that change slowly (the relay queue, the store's files) are read when scra
 
 from __future__ import annotations
 
+import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from aiohttp import web
@@ -90,9 +91,14 @@ class _Sizes(Collector):
 
 
 async def start(
-    listen_host: str, listen_port: int, data_dir: Path, queue_size: Callable[[], int]
+    listen_host: str,
+    listen_port: int,
+    data_dir: Path,
+    queue_size: Callable[[], int],
+    sockets: Sequence[socket.socket] | None = None,
 ) -> web.AppRunner:
-    """Serves ``/metrics`` (Prometheus text format) and turns counting on."""
+    """Serves ``/metrics`` (Prometheus text format) and turns counting on; on `sockets`
+    when a supervisor bound them (coi.cli.workers)."""
     sizes = _Sizes(data_dir, queue_size)
     REGISTRY.register(sizes)
 
@@ -112,7 +118,11 @@ async def start(
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, listen_host, listen_port).start()
+        if sockets is None:
+            await web.TCPSite(runner, listen_host, listen_port).start()
+        else:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
     except BaseException:
         await runner.cleanup()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,16 @@ async def start_mail(
     settings.update(overrides)
     config = ServerConfig(**settings)
     cert, key = ensure_self_signed(tmp_path, "localhost")
-    delivery = DeliveryService(config, imap.store, server_context(cert, key), None, resolver)
+    queue = None
+    if os.environ.get("COI_TEST_STORE", "sqlite") == "postgres":  # the queue beside the mail
+        from coi.delivery.pgqueue import PgQueue
+        from coi.store.postgres.store import PostgresStore
+
+        assert isinstance(imap.store, PostgresStore)
+        queue = PgQueue(imap.store)
+    delivery = DeliveryService(
+        config, imap.store, server_context(cert, key), None, resolver, queue=queue
+    )
     await delivery.start()
     return MailEnv(imap, delivery)
 

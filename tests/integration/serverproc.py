@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class ServerProcess:
         self.port = 0
         self.lmtp_port = 0
         self.output: list[str] = []
+        self.worker_pids: list[int] = []  # with --workers N > 1: as the banner names them
 
     def start(self, timeout: float = 30.0) -> None:
         cmd = [
@@ -73,9 +75,19 @@ class ServerProcess:
             match = re.search(r"lmtp\s+127\.0\.0\.1:(\d+)", line)
             if match:
                 self.lmtp_port = int(match.group(1))
+            match = re.search(r"workers\s+\d+ \(pids ([\d ]+)\)", line)
+            if match:
+                self.worker_pids = [int(p) for p in match.group(1).split()]
             if "plaintext login" in line or (self.port and "demo account bob" in line):
+                # keep reading: a server that logs much must never block on a full pipe
+                threading.Thread(target=self._drain, daemon=True).start()
                 return
         raise RuntimeError("server did not start:\n" + "".join(self.output))
+
+    def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
 
     def password(self, address: str) -> str:
         for line in (self.data_dir / "demo-passwords.txt").read_text().splitlines():

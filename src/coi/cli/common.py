@@ -70,18 +70,37 @@ def redact(url: str) -> str:
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (RFC 3339, UTC), level, logger, message; an error's
-    traceback as ``exception``."""
+    traceback as ``exception``; in a worker of `coi serve --workers`, its number and pid."""
+
+    worker = 0
 
     def format(self, record: logging.LogRecord) -> str:
-        data = {
+        data: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if self.worker:
+            data["worker"] = self.worker
+            data["pid"] = record.process
         if record.exc_info:
             data["exception"] = self.formatException(record.exc_info)
         return json.dumps(data, ensure_ascii=False)
+
+
+def tag_worker(number: int) -> None:
+    """Marks every log line of this process with its worker number and pid."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            handler.formatter.worker = number
+        else:
+            handler.setFormatter(
+                logging.Formatter(
+                    f"%(asctime)s %(levelname)s %(name)s worker={number} pid=%(process)d"
+                    " %(message)s"
+                )
+            )
 
 
 def setup_logging(level: str, fmt: str = "text") -> None:

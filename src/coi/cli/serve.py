@@ -9,8 +9,10 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import ssl
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -61,21 +63,56 @@ def run(args: argparse.Namespace) -> int:
     # opt-in too (it was 5 % of the server's CPU time in LMTP delivery)
     smtp_trace = logging.INFO if config.protocol_trace else logging.WARNING
     logging.getLogger("mail.log").setLevel(smtp_trace)
+    try:
+        workers = worker_count(config)
+    except ConfigError as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        return 2
     umask = os.umask(0o077)  # the store holds all mail and password hashes: 0600, dirs 0700
     try:
-        return _run_locked(config, args.demo)
+        return _run_locked(config, args.demo, workers)
     finally:
         os.umask(umask)
 
 
-def _run_locked(config: ServerConfig, demo: bool) -> int:
+def worker_count(config: ServerConfig) -> int:
+    """How many processes serve: `workers`, or by default one per core the process may run
+    on with PostgreSQL; SQLite serves from one process (one writer, events in memory)."""
+    if not config.store:
+        if config.workers > 1:
+            raise ConfigError(
+                f"--workers {config.workers}: SQLite serves from one process; use"
+                " --store postgresql://... for several"
+            )
+        return 1
+    if config.workers:
+        return config.workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_locked(config: ServerConfig, demo: bool, workers: int = 1) -> int:
     try:
         lock = lock_data_dir(config.data_dir)
     except OSError as exc:
         print(f"coi: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
-        return asyncio.run(serve(config, demo=demo))
+        if workers > 1:
+            from coi.cli.workers import supervise
+
+            return reporting(lambda: supervise(config, demo, workers))
+        return reporting(lambda: asyncio.run(serve(config, demo=demo)))
+    finally:
+        lock.close()
+
+
+def reporting(run: Callable[[], int]) -> int:
+    """Runs the server; what keeps it from starting is one line on stderr, not a traceback."""
+    try:
+        return run()
     except KeyboardInterrupt:
         return 0
     except ConfigError as exc:  # a listen address that is not HOST:PORT, say
@@ -84,8 +121,6 @@ def _run_locked(config: ServerConfig, demo: bool) -> int:
     except (OSError, RuntimeError) as exc:
         print(f"coi: cannot start: {exc}", file=sys.stderr)
         return 1
-    finally:
-        lock.close()
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -135,36 +170,65 @@ async def ensure_demo_users(store: UserStore, config: ServerConfig) -> list[tupl
     return [(a, known[a]) for a in DEMO_USERS]
 
 
-async def serve(config: ServerConfig, *, demo: bool = False) -> int:
-    from coi.delivery.service import DeliveryService  # heavy (aiosmtpd, dns, dkim): lazily
-    from coi.webpush.service import WebPushService  # heavy (aiohttp): lazily
-
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(config)
+def certificate(config: ServerConfig) -> tuple[Path, Path]:
+    """The TLS certificate and key files: the configured ones, or a self-signed pair made
+    once in the data directory (before a supervisor forks: all workers share it)."""
     if config.tls_cert is not None and config.tls_key is not None:
         cert, key = config.tls_cert, config.tls_key
         for what, path in (("--tls-cert", cert), ("--tls-key", key)):
             if not path.is_file():
                 raise RuntimeError(f"{what} {path}: no such file")
-    elif config.tls_cert is not None or config.tls_key is not None:
+        return cert, key
+    if config.tls_cert is not None or config.tls_key is not None:
         raise RuntimeError("--tls-cert and --tls-key must be given together")
-    else:
-        cert, key = ensure_self_signed(config.data_dir, config.hostname)
+    return ensure_self_signed(config.data_dir, config.hostname)
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    demo: bool = False,
+    sockets: Mapping[str, Sequence[socket.socket]] | None = None,
+    primary: bool = True,
+    ready: Callable[[], None] | None = None,
+) -> int:
+    """Serves until SIGTERM/SIGINT. Alone (`ready` None) it binds its listeners and prints
+    where it listens; as a worker of coi.cli.workers it serves the supervisor's `sockets`
+    and calls `ready` once it accepts. The `primary` process (the only one, or worker 1)
+    also does what must happen once: demo accounts, moving an old SQLite relay queue into
+    PostgreSQL."""
+    from coi.delivery.service import DeliveryService  # heavy (aiosmtpd, dns, dkim): lazily
+    from coi.webpush.service import WebPushService  # heavy (aiohttp): lazily
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(config)
+    cert, key = certificate(config)
     context = server_context(cert, key)
     keys = load_keys(config.data_dir, config.webpush_vapid_key)
     server = ImapServer(config, store, context, keys)
     delivery = DeliveryService(config, store, context)
     webpush = WebPushService(config, store, keys)
     accounts = await ensure_demo_users(store, config) if demo else []
+    if primary and config.store:
+        from coi.delivery.pgqueue import PgQueue
+
+        if isinstance(delivery.queue, PgQueue):
+            await asyncio.to_thread(delivery.queue.import_sqlite, config.data_dir / "queue.sqlite3")
     metrics_runner = None
     where = parse_listen(config.metrics, "--metrics")
-    if where is not None:  # before the listeners: every connection is counted
+    if where is not None and (sockets is None or "metrics" in sockets):
         from coi import metrics  # prometheus_client: only when asked for
 
-        metrics_runner = await metrics.start(*where, config.data_dir, delivery.queue.count)
-    await server.start()
+        # before the listeners: every connection is counted
+        metrics_runner = await metrics.start(
+            *where,
+            config.data_dir,
+            delivery.queue.count,
+            None if sockets is None else sockets["metrics"],
+        )
+    await server.start(sockets)
     try:
-        await delivery.start()
+        await delivery.start(sockets)
     except BaseException:
         if metrics_runner is not None:
             await metrics_runner.cleanup()
@@ -178,25 +242,13 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_certificate, context, cert, key)
-    lines = [f"coi {config.data_dir} ready"]
-    if config.store:
-        lines.append(f"  store       {redact(config.store)} (PostgreSQL)")
-    for kind, host, port in server.addresses:
-        mode = "implicit TLS" if kind == "imaps" else "STARTTLS"
-        lines.append(f"  {kind:11} {host}:{port} ({mode})")
-    modes = {"lmtp": "from the MTA", "submission": "STARTTLS", "submissions": "implicit TLS"}
-    for kind, host, port in delivery.addresses:
-        lines.append(f"  {kind:11} {host}:{port} ({modes[kind]})")
-    if metrics_runner is not None:
-        for host, port in (a[:2] for a in metrics_runner.addresses):
-            lines.append(f"  metrics     http://{host}:{port}/metrics (Prometheus)")
-    for address, password in accounts:
-        lines.append(f"  demo account {address} password {password}")
-    lines += _chat_hint(accounts, server.addresses, delivery.addresses, config.data_dir)
-    if not config.allow_plaintext_auth:
-        lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
-    print("\n".join(lines), flush=True)
     listening = [*server.addresses, *delivery.addresses]
+    if metrics_runner is not None:
+        listening += [("metrics", str(a[0]), int(a[1])) for a in metrics_runner.addresses]
+    if ready is None:
+        print("\n".join(banner(config, listening, accounts)), flush=True)
+    else:
+        ready()
     log.info("started listeners=%s", ",".join(f"{h}:{p}" for _, h, p in listening))
     await stop.wait()
     log.info("stopping")
@@ -208,6 +260,40 @@ async def serve(config: ServerConfig, *, demo: bool = False) -> int:
     store.close()
     log.info("stopped")
     return 0
+
+
+def banner(
+    config: ServerConfig,
+    listening: Sequence[tuple[str, str, int]],
+    accounts: Sequence[tuple[str, str]],
+    workers: Sequence[int] = (),
+) -> list[str]:
+    """What `coi serve` prints once it accepts: where it listens, and how to try it."""
+    lines = [f"coi {config.data_dir} ready"]
+    if config.store:
+        lines.append(f"  store       {redact(config.store)} (PostgreSQL)")
+    if workers:
+        lines.append(f"  workers     {len(workers)} (pids {' '.join(map(str, workers))})")
+    modes = {
+        "imap": "STARTTLS",
+        "imaps": "implicit TLS",
+        "lmtp": "from the MTA",
+        "submission": "STARTTLS",
+        "submissions": "implicit TLS",
+    }
+    for kind, host, port in listening:
+        if kind == "metrics":
+            lines.append(f"  metrics     http://{host}:{port}/metrics (Prometheus)")
+        else:
+            lines.append(f"  {kind:11} {host}:{port} ({modes[kind]})")
+    for address, password in accounts:
+        lines.append(f"  demo account {address} password {password}")
+    imap = [a for a in listening if a[0] in ("imap", "imaps")]
+    delivery = [a for a in listening if a[0] in ("lmtp", "submission", "submissions")]
+    lines += _chat_hint(list(accounts), imap, delivery, config.data_dir)
+    if not config.allow_plaintext_auth:
+        lines.append("  plaintext login: loopback only (use TLS or --allow-plaintext-auth)")
+    return lines
 
 
 def reload_certificate(context: ssl.SSLContext, cert: Path, key: Path) -> None:

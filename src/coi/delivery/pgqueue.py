@@ -32,7 +32,7 @@ from coi.store.postgres.store import PostgresStore
 log = logging.getLogger("coi.relay")
 
 LEASE = 120.0  # seconds a claim lasts; a working relay renews it every LEASE / 3
-CLAIM_BATCH = 100  # recipients one claim takes, so several workers share a long queue
+CLAIM_BATCH = 20  # recipients one claim takes, so several workers share a long queue
 
 _RECIPIENT_COLUMNS = "message_id, id, rcpt, attempts, next_attempt, last_error"
 _CLAIMED_COLUMNS = "r.message_id, r.id, r.rcpt, r.attempts, r.next_attempt, r.last_error"

@@ -8,8 +8,9 @@ accepted message is left half-written.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 from coi.auth.throttle import LoginThrottle
 from coi.config import ServerConfig, parse_listen
@@ -61,6 +62,7 @@ class DeliveryService:
         tls: ssl.SSLContext,
         settings: CoiSettingsSource | None = None,
         resolver: MxResolver = resolve_mx,
+        queue: Queue | None = None,
     ) -> None:
         self.config = config
         self.tls = tls
@@ -74,7 +76,7 @@ class DeliveryService:
             postmaster=config.postmaster,
             default_quota=config.default_quota,
         )
-        self.queue = open_queue(config, store)
+        self.queue = queue if queue is not None else open_queue(config, store)
         self.relay = RelayWorker(
             self.queue,
             relay_settings(config),
@@ -108,7 +110,9 @@ class DeliveryService:
 
         return factory
 
-    async def start(self) -> None:
+    async def start(self, sockets: Mapping[str, Sequence[socket.socket]] | None = None) -> None:
+        """Listens as configured, or on `sockets` (kind -> bound sockets) that a
+        supervisor bound once for all its workers (coi.cli.workers)."""
         loop = asyncio.get_running_loop()
         config = self.config
         listeners: list[tuple[str, str, Callable[[], asyncio.BaseProtocol], bool]] = [
@@ -128,13 +132,19 @@ class DeliveryService:
                 where = parse_listen(spec, f"--{kind}")
                 if where is None:
                     continue
-                server = await loop.create_server(
-                    factory, where[0], where[1], ssl=self.tls if implicit else None
-                )
-                self._servers.append(server)
-                for sock in server.sockets:
-                    host, port = sock.getsockname()[:2]
-                    self.addresses.append((kind, host, port))
+                context = self.tls if implicit else None
+                if sockets is not None:
+                    servers = [
+                        await loop.create_server(factory, sock=sock, ssl=context)
+                        for sock in sockets.get(kind, ())
+                    ]
+                else:
+                    servers = [await loop.create_server(factory, where[0], where[1], ssl=context)]
+                for server in servers:
+                    self._servers.append(server)
+                    for sock in server.sockets:
+                        host, port = sock.getsockname()[:2]
+                        self.addresses.append((kind, host, port))
         except BaseException:
             await self.stop()
             raise

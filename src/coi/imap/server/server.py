@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 
 from coi import metrics
@@ -193,7 +194,9 @@ class ImapServer:
 
     # -- listeners -------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, sockets: Mapping[str, Sequence[socket.socket]] | None = None) -> None:
+        """Listens as configured, or on `sockets` (kind -> bound sockets) that a
+        supervisor bound once for all its workers (coi.cli.workers)."""
         for kind, spec in (("imap", self.config.imap), ("imaps", self.config.imaps)):
             where = parse_listen(spec, f"--{kind}")
             if where is None:
@@ -201,18 +204,30 @@ class ImapServer:
             implicit = kind == "imaps"
             if implicit and self.tls_context is None:
                 raise RuntimeError("--imaps needs a TLS certificate")
-            listener = await asyncio.start_server(
-                self._acceptor(implicit),
-                host=where[0],
-                port=where[1],
-                ssl=self.tls_context if implicit else None,
-                reuse_address=True,
-                limit=_STREAM_LIMIT,
-            )
-            self._listeners.append(listener)
-            for sock in listener.sockets:
-                host, port = sock.getsockname()[:2]
-                self.addresses.append((kind, str(host), int(port)))
+            context = self.tls_context if implicit else None
+            if sockets is not None:
+                listeners = [
+                    await asyncio.start_server(
+                        self._acceptor(implicit), sock=sock, ssl=context, limit=_STREAM_LIMIT
+                    )
+                    for sock in sockets.get(kind, ())
+                ]
+            else:
+                listeners = [
+                    await asyncio.start_server(
+                        self._acceptor(implicit),
+                        host=where[0],
+                        port=where[1],
+                        ssl=context,
+                        reuse_address=True,
+                        limit=_STREAM_LIMIT,
+                    )
+                ]
+            for listener in listeners:
+                self._listeners.append(listener)
+                for sock in listener.sockets:
+                    host, port = sock.getsockname()[:2]
+                    self.addresses.append((kind, str(host), int(port)))
 
     def _acceptor(
         self, implicit_tls: bool

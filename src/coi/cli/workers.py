@@ -1,0 +1,393 @@
+"""`coi serve --workers N`: one supervisor, N worker processes on the same listeners.
+
+Invariants:
+- The supervisor binds every listener once (IMAP, IMAPS, LMTP, submission, submissions,
+  metrics), so ports are exact (a port of 0 is one port for all) and a port in use is one
+  error before anything starts; it makes the shared keys (self-signed certificate, VAPID
+  key) before it forks. Then it forks the workers; each inherits the listening sockets
+  and runs `coi.cli.serve.serve` on them (the kernel hands each new connection to one
+  worker). The supervisor has no event loop and no threads, so forking is safe.
+- Worker 1 starts first and alone: it migrates the schema, makes the demo accounts and
+  moves an old SQLite relay queue into PostgreSQL (what must happen once); the others
+  start when it is ready. Worker 1 alone serves --metrics (the counters are its own).
+- A worker that dies is started again after 1 s, doubling up to 30 s while it keeps
+  dying (logged); one that cannot start at first stops everything with exit status 1.
+- SIGTERM/SIGINT go to every worker, each of which stops as a lone `coi serve` does
+  (listeners closed, running commands finished, so every acknowledged write is
+  committed); the supervisor exits when all have, non-zero if one did not stop cleanly.
+  SIGHUP (reload the certificate) is passed on. A worker dies with its supervisor
+  (PR_SET_PDEATHSIG), so a killed supervisor frees its ports.
+- The data directory's `serve.lock` is held by the supervisor for all of them; the relay
+  queue is in PostgreSQL (SQLite cannot be served by several processes: refused before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import errno
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from types import FrameType
+from typing import NoReturn
+
+from coi.cli.common import tag_worker
+from coi.config import ServerConfig, parse_listen
+from coi.webpush.keys import load_keys
+
+log = logging.getLogger("coi.serve")
+
+KINDS = ("imap", "imaps", "lmtp", "submission", "submissions", "metrics")
+BACKLOG = 100  # asyncio's default for create_server
+FIRST_DELAY = 1.0  # seconds before a dead worker is started again, doubling to MAX_DELAY
+MAX_DELAY = 30.0
+STEADY = 60.0  # a worker that ran this long starts again after FIRST_DELAY
+STOP_GRACE = 60.0  # seconds workers have to stop (a lone coi serve gives commands 30 s)
+_PR_SET_PDEATHSIG = 1
+
+
+Sockets = dict[str, list[socket.socket]]
+
+
+def bind_listeners(config: ServerConfig) -> Sockets:
+    """Binds and listens on every configured listener, as asyncio's create_server would
+    (every address the host name resolves to, SO_REUSEADDR, IPv6 sockets v6-only)."""
+    out: Sockets = {}
+    try:
+        for kind in KINDS:
+            where = parse_listen(getattr(config, kind), f"--{kind}")
+            if where is not None:
+                out[kind] = _bind(kind, *where)
+    except BaseException:
+        for socks in out.values():
+            for sock in socks:
+                sock.close()
+        raise
+    return out
+
+
+def _bind(kind: str, host: str, port: int) -> list[socket.socket]:
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise OSError(f"--{kind} {host}:{port}: {exc.strerror}") from None
+    socks: list[socket.socket] = []
+    try:
+        for family, type_, proto, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, type_, proto)
+            socks.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                why = (exc.strerror or str(exc)).lower()
+                raise OSError(f"--{kind} {host}:{port}: {why}") from None
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+@dataclass(slots=True)
+class _Worker:
+    index: int  # 0-based; shown 1-based
+    pid: int = 0
+    ready_fd: int = -1  # read end of the pipe the worker writes one byte to when ready
+    ready: bool = False
+    started: float = 0.0
+    failures: int = 0  # deaths in a row without running STEADY seconds
+    restart_at: float | None = None
+
+
+class Supervisor:
+    def __init__(self, config: ServerConfig, demo: bool, count: int, sockets: Sockets) -> None:
+        self.config = config
+        self.demo = demo
+        self.sockets = sockets
+        self.workers = [_Worker(i) for i in range(count)]
+        self._stopping = False
+        self._hup = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+
+    # -- signals -------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._stopping = True
+        elif signum == signal.SIGHUP:
+            self._hup = True
+        # SIGCHLD: the wake-up byte is enough; children are reaped in the loop
+
+    def _install(self) -> None:
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(signum, self._on_signal)
+
+    # -- workers -------------------------------------------------------------------------
+
+    def _spawn(self, worker: _Worker) -> None:
+        ready_r, ready_w = os.pipe()
+        parent = os.getpid()
+        sys.stdout.flush()  # else the worker would write the supervisor's buffered output too
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:  # the worker
+            os.close(ready_r)
+            self._worker_main(worker.index, ready_w, parent)
+        os.close(ready_w)
+        worker.pid, worker.ready_fd, worker.ready = pid, ready_r, False
+        worker.started, worker.restart_at = time.monotonic(), None
+        log.info("worker %d started pid=%d", worker.index + 1, pid)
+
+    def _worker_main(self, index: int, ready_w: int, parent: int) -> NoReturn:
+        code = 1
+        try:
+            signal.set_wakeup_fd(-1)
+            for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            for other in self.workers:
+                if other.ready_fd >= 0:
+                    os.close(other.ready_fd)
+            _die_with_parent(parent)
+            tag_worker(index + 1)
+            primary = index == 0
+            sockets = {k: v for k, v in self.sockets.items() if k != "metrics" or primary}
+            from coi.cli.serve import reporting, serve
+
+            def ready() -> None:
+                os.write(ready_w, b"1")
+                os.close(ready_w)
+
+            code = reporting(
+                lambda: asyncio.run(
+                    serve(
+                        self.config,
+                        demo=self.demo and primary,
+                        sockets=sockets,
+                        primary=primary,
+                        ready=ready,
+                    )
+                )
+            )
+        except BaseException:  # never return into the supervisor's code
+            log.exception("worker %d failed", index + 1)
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                logging.shutdown()
+            finally:
+                os._exit(code)
+
+    def _reap(self) -> list[tuple[_Worker, int]]:
+        """Collects every worker that ended: (worker, exit code; -N for signal N)."""
+        ended: list[tuple[_Worker, int]] = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            for worker in self.workers:
+                if worker.pid == pid:
+                    worker.pid = 0
+                    if worker.ready_fd >= 0:
+                        os.close(worker.ready_fd)
+                        worker.ready_fd = -1
+                    ended.append((worker, os.waitstatus_to_exitcode(status)))
+        return ended
+
+    def _check_ready(self, readable: list[int]) -> None:
+        for worker in self.workers:
+            if worker.ready_fd >= 0 and worker.ready_fd in readable:
+                try:
+                    data = os.read(worker.ready_fd, 1)
+                except OSError:
+                    data = b""
+                os.close(worker.ready_fd)
+                worker.ready_fd = -1
+                if data:
+                    worker.ready = True
+                    log.info("worker %d ready pid=%d", worker.index + 1, worker.pid)
+
+    def _wait(self, timeout: float | None) -> list[int]:
+        """Sleeps until a signal, a worker's ready byte or `timeout`; returns readable fds."""
+        fds = [self._wake_r, *(w.ready_fd for w in self.workers if w.ready_fd >= 0)]
+        try:
+            readable, _, _ = select.select(fds, [], [], timeout)
+        except InterruptedError:  # pragma: no cover (PEP 475 retries select)
+            readable = []
+        if self._wake_r in readable:
+            try:
+                while os.read(self._wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        return readable
+
+    def _start(self, workers: list[_Worker]) -> str | None:
+        """Starts `workers` and waits until each is ready; why one could not, or None."""
+        for worker in workers:
+            self._spawn(worker)
+        while not all(w.ready for w in workers):
+            readable = self._wait(1.0)
+            self._check_ready(readable)
+            for worker, code in self._reap():
+                if not worker.ready:
+                    return f"worker {worker.index + 1} exited ({_how(code)}) before it was ready"
+                return f"worker {worker.index + 1} exited ({_how(code)}) while starting"
+            if self._stopping:
+                return ""
+        return None
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install()
+        try:
+            failed = self._start(self.workers[:1])
+            if failed is None and len(self.workers) > 1:
+                failed = self._start(self.workers[1:])
+            if failed:
+                print(f"coi: cannot start: {failed}", file=sys.stderr)
+                self._stop_all()
+                return 1
+            if failed == "":  # asked to stop while starting
+                return self._stop_all()
+            self._announce()
+            while not self._stopping:
+                now = time.monotonic()
+                due = [w.restart_at for w in self.workers if w.restart_at is not None]
+                timeout = max(0.0, min(due) - now) if due else None
+                readable = self._wait(timeout)
+                self._check_ready(readable)
+                if self._hup:
+                    self._hup = False
+                    self._signal_all(signal.SIGHUP)
+                for worker, code in self._reap():
+                    self._schedule_restart(worker, code)
+                now = time.monotonic()
+                for worker in self.workers:
+                    if worker.restart_at is not None and worker.restart_at <= now:
+                        self._spawn(worker)
+            return self._stop_all()
+        finally:
+            for socks in self.sockets.values():
+                for sock in socks:
+                    sock.close()
+
+    def _schedule_restart(self, worker: _Worker, code: int) -> None:
+        lived = time.monotonic() - worker.started
+        worker.failures = 0 if lived >= STEADY else worker.failures + 1
+        delay = min(MAX_DELAY, FIRST_DELAY * 2 ** max(0, worker.failures - 1))
+        worker.restart_at = time.monotonic() + delay
+        log.warning(
+            "worker %d exited (%s) after %.0f s; starting it again in %.0f s",
+            worker.index + 1,
+            _how(code),
+            lived,
+            delay,
+        )
+
+    def _announce(self) -> None:
+        from coi.cli.serve import banner
+
+        listening = [
+            (kind, str(sock.getsockname()[0]), int(sock.getsockname()[1]))
+            for kind, socks in self.sockets.items()
+            for sock in socks
+        ]
+        accounts: list[tuple[str, str]] = []
+        passwords = self.config.data_dir / "demo-passwords.txt"
+        if self.demo and passwords.exists():
+            for line in passwords.read_text(encoding="utf-8").splitlines():
+                address, _, password = line.partition(" ")
+                accounts.append((address, password))
+        pids = [w.pid for w in self.workers]
+        print("\n".join(banner(self.config, listening, accounts, pids)), flush=True)
+        log.info("started workers=%d pids=%s", len(pids), ",".join(map(str, pids)))
+
+    def _signal_all(self, signum: int) -> None:
+        for worker in self.workers:
+            if worker.pid:
+                try:
+                    os.kill(worker.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    def _stop_all(self) -> int:
+        """SIGTERM to every worker, then waits for them (SIGKILL after STOP_GRACE)."""
+        log.info("stopping workers=%d", sum(1 for w in self.workers if w.pid))
+        for worker in self.workers:
+            worker.restart_at = None
+        self._signal_all(signal.SIGTERM)
+        clean = True
+        deadline = time.monotonic() + STOP_GRACE
+        while any(w.pid for w in self.workers):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                for worker in self.workers:
+                    if worker.pid:
+                        log.error("worker %d did not stop; killing it", worker.index + 1)
+                self._signal_all(signal.SIGKILL)
+                clean = False
+                deadline = time.monotonic() + 10
+            self._wait(max(0.05, min(left, 1.0)))
+            for worker, code in self._reap():
+                if code != 0:
+                    clean = False
+                    log.warning("worker %d stopped (%s)", worker.index + 1, _how(code))
+        log.info("stopped")
+        return 0 if clean else 1
+
+
+def _how(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"
+
+
+def _die_with_parent(parent: int) -> None:
+    """The kernel kills this worker when the supervisor dies, however it dies (Linux)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError) as exc:  # not Linux: the worker may outlive it
+        if getattr(exc, "errno", None) not in (None, errno.EINVAL, errno.ENOSYS):
+            log.warning("worker cannot follow its supervisor's death: %s", exc)
+    if os.getppid() != parent:  # the supervisor died before prctl
+        os._exit(1)
+
+
+def supervise(config: ServerConfig, demo: bool, count: int) -> int:
+    """Prepares what the workers share, binds the listeners and runs `count` workers."""
+    from coi.cli.serve import certificate
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    certificate(config)  # made once here: every worker reads the same files
+    load_keys(config.data_dir, config.webpush_vapid_key)
+    sockets = bind_listeners(config)
+    return Supervisor(config, demo, count, sockets).run()
