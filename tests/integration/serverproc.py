@@ -28,8 +28,11 @@ def _store_for(data_dir: Path) -> tuple[str, ...]:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
+    def __init__(self, data_dir: Path, *extra: str, drain: bool = False) -> None:
+        """`drain`: after start, a thread keeps reading the output into `output` (a server
+        that logs much never blocks on a full pipe); else the test may read the rest."""
         self.data_dir = data_dir
+        self.drain = drain
         self.extra = extra if "--store" in extra else (*_store_for(data_dir), *extra)
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
@@ -79,8 +82,8 @@ class ServerProcess:
             if match:
                 self.worker_pids = [int(p) for p in match.group(1).split()]
             if "plaintext login" in line or (self.port and "demo account bob" in line):
-                # keep reading: a server that logs much must never block on a full pipe
-                threading.Thread(target=self._drain, daemon=True).start()
+                if self.drain:
+                    threading.Thread(target=self._drain, daemon=True).start()
                 return
         raise RuntimeError("server did not start:\n" + "".join(self.output))
 

@@ -106,7 +106,7 @@ class Imap:
 
 
 def _workers(tmp_path: Path, dsn: str, *extra: str) -> ServerProcess:
-    server = ServerProcess(tmp_path / "data", "--store", dsn, "--workers", "2", *extra)
+    server = ServerProcess(tmp_path / "data", "--store", dsn, "--workers", "2", *extra, drain=True)
     server.start()
     assert len(server.worker_pids) == 2, server.output
     return server
@@ -158,7 +158,8 @@ def test_connections_spread_and_delivery_reaches_idle_on_the_other_worker(
         assert server.terminate() == 0
     text = "".join(server.output)
     assert "Traceback" not in text
-    assert f"worker=1 pid={pids[0]} stopped" in text and f"worker=2 pid={pids[1]} stopped" in text
+    assert f"worker=1 pid={pids[0]} coi.serve stopped" in text
+    assert f"worker=2 pid={pids[1]} coi.serve stopped" in text
 
 
 def test_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(
@@ -351,7 +352,7 @@ def test_two_workers_send_each_queued_message_once(tmp_path: Path, postgres_dsn:
             assert server.terminate() == 0
         controller.stop()
         queue.store.close()
-    relayed = Counter(re.findall(r"worker=(\d) pid=\d+ relayed", "".join(server.output)))
+    relayed = Counter(re.findall(r"worker=(\d) pid=\d+ coi.relay relayed", "".join(server.output)))
     assert set(relayed) == {"1", "2"}, relayed  # both processes worked the queue
 
 

@@ -97,7 +97,7 @@ def tag_worker(number: int) -> None:
         else:
             handler.setFormatter(
                 logging.Formatter(
-                    f"%(asctime)s %(levelname)s %(name)s worker={number} pid=%(process)d"
+                    f"%(asctime)s %(levelname)s worker={number} pid=%(process)d %(name)s"
                     " %(message)s"
                 )
             )
