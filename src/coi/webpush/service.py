@@ -21,7 +21,7 @@ from typing import Any
 
 from coi.config import ServerConfig
 from coi.store.coi import CHAT_KEYWORD
-from coi.store.events import Delivered, Event, MessagesAdded, MetadataChanged
+from coi.store.events import REMOTE, Delivered, Event, MessagesAdded, MetadataChanged
 from coi.store.protocol import MetadataStore, Store
 from coi.webpush.keys import WebPushKeys
 from coi.webpush.payload import build_payload
@@ -110,9 +110,11 @@ class WebPushService:
                     name.startswith(SUBSCRIPTIONS + "/")
                     and "/" not in name[len(SUBSCRIPTIONS) + 1 :]
                 ):
-                    self._subscription_changed(event.user_id, name)
+                    self._subscription_changed(event.user_id, name, event.origin is REMOTE)
 
-    def _subscription_changed(self, user_id: int, name: str) -> None:
+    def _subscription_changed(self, user_id: int, name: str, remote: bool = False) -> None:
+        """Validates a new subscription (and expires it unless validated in time); a change
+        another process made is validated there (one push, however many processes)."""
         sub_id = name[len(SUBSCRIPTIONS) + 1 :]
         stored = self.store.get_metadata(user_id, 0, [name])
         if name not in stored:  # unsubscribed
@@ -125,6 +127,8 @@ class WebPushService:
             timer = self._timers.pop((user_id, sub_id), None)
             if timer is not None:
                 timer.cancel()
+            return
+        if remote:
             return
         self._spawn(self._validate(user_id, sub))
         self._expire_later(user_id, sub)
