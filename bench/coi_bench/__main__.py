@@ -148,6 +148,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="always",
         help="coi's fsync policy (Dovecot runs with mail_fsync = optimized, as shipped)",
     )
+    p.add_argument(
+        "--coi-store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="coi's store: SQLite in its data directory, or a PostgreSQL cluster of its own"
+        " (Debian's postgresql, fsync on; its CPU counts as coi's)",
+    )
+    p.add_argument(
+        "--coi-workers",
+        type=int,
+        help="coi serve --workers N (PostgreSQL only; default there: one per core)",
+    )
     return p.parse_args(argv)
 
 
@@ -487,10 +499,12 @@ def main(argv: list[str] | None = None) -> int:
             extra = ["--webpush-allow-private", "--webpush-ca-file", str(ca)]
             if args.coi_fsync != "always":
                 extra += ["--fsync", args.coi_fsync]
-            srv.append(servers.start_coi(users, limit, extra=extra))
+            if args.coi_workers is not None:
+                extra += ["--workers", str(args.coi_workers)]
+            srv.append(servers.start_coi(users, limit, extra=extra, store=args.coi_store))
             log(
                 f"coi {srv[-1].version} pid {srv[-1].pid} imap {srv[-1].imap_port} "
-                f"delivery via {srv[-1].delivery_via}"
+                f"delivery via {srv[-1].delivery_via}, store {srv[-1].store}"
             )
         if "dovecot" in wanted:
             srv.append(servers.start_dovecot(users, limit, args.dovecot_scheme))
@@ -517,6 +531,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "versions": {s.name: s.version for s in srv},
         "coi_delivery_via": by_name["coi"].delivery_via if "coi" in by_name else None,
+        "coi_store": args.coi_store,
+        "coi_workers": args.coi_workers,
+        "coi_fsync": args.coi_fsync,
         "dovecot_password_scheme": args.dovecot_scheme,
         "git_commit": _git_commit(),
         "sizes": dataclasses.asdict(sizes),

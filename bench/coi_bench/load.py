@@ -74,7 +74,7 @@ async def measured(
     marks: list[float] = []
 
     def ready() -> None:
-        marks.append(cpu_seconds(server.pid))
+        marks.append(sum(map(cpu_seconds, server.cpu_pids)))
         if on_ready is not None:
             on_ready()
 
@@ -89,7 +89,7 @@ async def measured(
         check=False,
         mix=mix,
         on_ready=ready,
-        on_done=lambda: marks.append(cpu_seconds(server.pid)),
+        on_done=lambda: marks.append(sum(map(cpu_seconds, server.cpu_pids))),
     )
     return res, marks[1] - marks[0]
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 # the `coi` beside the running interpreter (the repo's .venv when started by bench/run)
@@ -98,11 +99,22 @@ class Server:
     inotify_old: int | None = None
     argv: list[str] = field(default_factory=list)  # how it was started, for restart()
     log_path: Path | None = None
+    store: str = "sqlite"  # coi's store: "sqlite", or "postgresql" (its own cluster)
+    cluster: Any = None  # the private PostgreSQL cluster coi runs on (tests/pg.py's Cluster)
 
     @property
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    @property
+    def cpu_pids(self) -> list[int]:
+        """The process trees whose CPU is the server's: coi's own, and the PostgreSQL
+        cluster it runs on (its work is part of every command)."""
+        pids = [self.pid]
+        if self.cluster is not None and self.cluster.process is not None:
+            pids.append(self.cluster.process.pid)
+        return pids
 
     @property
     def delivery_via(self) -> str:
@@ -138,6 +150,9 @@ class Server:
         self._terminate()
         restore_inotify(self.inotify_old)
         self.inotify_old = None
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
             self.workdir = None
@@ -150,16 +165,52 @@ def coi_has_lmtp() -> bool:
     return "--lmtp" in out
 
 
+def start_postgres() -> Any:
+    """A private PostgreSQL cluster on a free loopback port with fsync on (the tests'
+    `tests/pg.py`, which runs it as the `postgres` user under root); stopped by its PID."""
+    sys.path.insert(0, str(REPO))
+    from tests import pg
+
+    why = pg.unavailable()
+    if why is not None:
+        raise RuntimeError(f"no PostgreSQL for coi: {why}")
+    return pg.start_cluster(durable=True)
+
+
 def start_coi(
-    users: dict[str, str], limit: int, keep_dir: Path | None = None, extra: list[str] | None = None
+    users: dict[str, str],
+    limit: int,
+    keep_dir: Path | None = None,
+    extra: list[str] | None = None,
+    store: str = "sqlite",
 ) -> Server:
     workdir = Path(tempfile.mkdtemp(prefix="coi-bench-coi-", dir=keep_dir))
+    # store="postgresql": coi on a PostgreSQL cluster of its own (fsync on, as SQLite's);
+    # COI_BENCH_STORE=postgresql://...: on that (empty) database instead (issue 17)
+    cluster: Any = None
+    dsn = os.environ.get("COI_BENCH_STORE", "")
+    if store == "postgresql" and not dsn:
+        cluster = start_postgres()
+        dsn = cluster.dsn(cluster.new_database())
+    store_args = ["--store", dsn] if dsn else []
+    try:
+        return _start_coi(users, limit, workdir, store_args, extra or [], cluster)
+    except BaseException:
+        if cluster is not None:
+            cluster.stop()
+        raise
+
+
+def _start_coi(
+    users: dict[str, str],
+    limit: int,
+    workdir: Path,
+    store_args: list[str],
+    extra: list[str],
+    cluster: Any,
+) -> Server:
     data = workdir / "data"
     coi = str(VENV_BIN / "coi")
-    # COI_BENCH_STORE=postgresql://...: coi on that (empty) PostgreSQL database instead of
-    # SQLite in the data directory (issue 17)
-    store = os.environ.get("COI_BENCH_STORE", "")
-    store_args = ["--store", store] if store else []
     add_user = [coi, "user", "add", "--password-stdin", "--data-dir", str(data), *store_args]
     # one `coi user add` per user, a few at a time (each hashes a password)
     items = list(users.items())
@@ -177,7 +228,9 @@ def start_coi(
             _, err = proc.communicate((password + "\n").encode(), timeout=60)
             if proc.returncode:
                 raise RuntimeError(f"coi user add {address}: {err.decode(errors='replace')}")
-    server = Server("coi", users=users, workdir=workdir)
+    store = "postgresql" if store_args else "sqlite"
+    server = Server("coi", users=users, workdir=workdir, store=store)
+    server.cluster = cluster
     server.imap_port = free_port()
     args = [
         coi,
@@ -198,7 +251,7 @@ def start_coi(
         # submission is not measured; its default ports would clash with another coi
         args += ["--lmtp", f"127.0.0.1:{server.lmtp_port}", "--submission", "off"]
         args += ["--submissions", "off"]
-    args += store_args + (extra or [])
+    args += store_args + extra
     server.argv, server.log_path = args, workdir / "coi.log"
     server.launch()
     from importlib.metadata import version
