@@ -67,6 +67,7 @@ from coi.store.model import (
     User,
     stored_flags,
 )
+from coi.store.postgres.cache import DEFAULT_BYTES, BodyCache
 from coi.store.postgres.migrations import migrate
 from coi.store.postgres.notify import CHANNEL, decode, encode
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
@@ -149,6 +150,30 @@ def _count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def _select_query(
+    columns: str, mailbox_id: int, uids: Sequence[int]
+) -> tuple[str, list[Any], set[int] | None]:
+    """The query for the rows of `uids` (not empty): a dense set is one range scan, whose
+    rows are then filtered by the returned set (None: every row is wanted)."""
+    first, last = min(uids), max(uids)
+    if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
+        sql = (
+            f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
+            " ORDER BY uid"
+        )
+        wanted = set(uids)
+        return sql, [mailbox_id, first, last], None if len(wanted) == last - first + 1 else wanted
+    sql = (
+        f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+        " ORDER BY uid"
+    )
+    return sql, [mailbox_id, list(uids)], None
+
+
+def _selected(rows: list[asyncpg.Record], wanted: set[int] | None) -> list[tuple[Any, ...]]:
+    if wanted is None:
+        return [tuple(row) for row in rows]
+    return [tuple(row) for row in rows if row[0] in wanted]
 
 
 def _sql_text(text: str) -> bool:
@@ -175,11 +200,18 @@ class PostgresStore:
     processes (DESIGN.md: Scale-out)."""
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 10, listen: bool | None = None
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        listen: bool | None = None,
+        cache_bytes: int = DEFAULT_BYTES,
     ) -> None:
         """Opens the pool (migrating the schema). With `listen` (default: when constructed
         on a running event loop, as `coi serve` does) events of every process on the
-        database are published here, on that loop (coi.store.postgres.notify)."""
+        database are published here, on that loop (coi.store.postgres.notify).
+        `cache_bytes` bounds the cache of bodies and their stored data (`BodyCache`)."""
         self.dsn = dsn
         self.events = EventBus()
         # The server's own Sent copies: in memory, per process (SentCopies), as on SQLite.
@@ -198,6 +230,8 @@ class PostgresStore:
         self._thread.start()
         self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
+        # bodies, their indexes and search data: immutable, so cached without invalidation
+        self._bodies = BodyCache(cache_bytes)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._token = secrets.token_hex(8)  # this handle's notifications
         self._write_ids = itertools.count(1)
@@ -511,7 +545,7 @@ class PostgresStore:
                 "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id
             )
             for row in ids:
-                await _drop_mailbox_contents(conn, row[0])
+                await _drop_mailbox_contents(conn, row[0], self._bodies)
             # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
             return None, []
@@ -687,7 +721,7 @@ class PostgresStore:
             )
             if has_children and noselect:
                 raise MailboxInUse(name)
-            await _drop_mailbox_contents(conn, mailbox_id)
+            await _drop_mailbox_contents(conn, mailbox_id, self._bodies)
             # RFC 5464 §4.1: a mailbox re-created under this name must not inherit entries
             await conn.execute(
                 "DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2", user_id, mailbox_id
@@ -741,7 +775,7 @@ class PostgresStore:
                     )
                 ]
                 await _copy_rows(conn, source, uids, target)
-                modseq = await _expunge_rows(conn, source, uids)
+                modseq = await _expunge_rows(conn, source, uids, self._bodies)
                 events.append(MessagesAdded(user_id, target, tuple(range(1, len(uids) + 1)), 1))
                 if uids:
                     events.append(MessagesExpunged(user_id, source, tuple(uids), modseq))
@@ -943,29 +977,23 @@ class PostgresStore:
         """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
         return iter(self._select("uid, flags, keywords", mailbox_id, uids))
 
+    async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """`rows()` as a coroutine: the caller's loop serves other sessions meanwhile."""
+        return {row[0]: _message_row(row) for row in await self.read_row_tuples(mailbox_id, uids)}
+
+    async def read_row_tuples(self, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """`row_tuples()` as a coroutine."""
+        if not uids:
+            return []
+        sql, args, wanted = _select_query(_ROW_COLUMNS, mailbox_id, uids)
+        rows = await self._await(self._pool.fetch(sql, *args))
+        return _selected(rows, wanted)
+
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[Any]:
         if not uids:
             return []
-        first, last = min(uids), max(uids)
-        if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
-            rows = self._fetch(
-                f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
-                " ORDER BY uid",
-                mailbox_id,
-                first,
-                last,
-            )
-            if len(set(uids)) == last - first + 1:
-                return [tuple(row) for row in rows]
-            wanted = set(uids)
-            return [tuple(row) for row in rows if row[0] in wanted]
-        rows = self._fetch(
-            f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
-            " ORDER BY uid",
-            mailbox_id,
-            list(uids),
-        )
-        return [tuple(row) for row in rows]
+        sql, args, wanted = _select_query(columns, mailbox_id, uids)
+        return _selected(self._fetch(sql, *args), wanted)
 
     async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
         """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID,
@@ -1003,36 +1031,70 @@ class PostgresStore:
         return int(value) if value is not None else None
 
     def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
-        """(raw bytes, serialized index) of one message body."""
+        """(raw bytes, serialized index) of one message body (kept in `BodyCache`)."""
+        cached = self._bodies.blob(blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow(
             "SELECT r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id WHERE b.id = $1",
             blob_id,
         )
-        return (row[0], row[1]) if row else None
+        if row is None:
+            return None
+        self._bodies.put("blob", blob_id, (row[0], row[1]))
+        return (row[0], row[1])
 
-    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
-        """(raw bytes, serialized index) of several bodies in one round trip."""
-        if not blob_ids:
-            return {}
-        rows = self._fetch(
-            "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
-            " WHERE b.id = ANY($1::bigint[])",
-            sorted(set(blob_ids)),
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
+    async def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies: those in `BodyCache` from
+        there, the others in one round trip."""
+        out: dict[int, tuple[bytes, bytes]] = {}
+        missing: list[int] = []
+        for blob_id in sorted(set(blob_ids)):
+            cached = self._bodies.blob(blob_id)
+            if cached is None:
+                missing.append(blob_id)
+            else:
+                out[blob_id] = cached
+        if missing:
+            rows = await self._await(
+                self._pool.fetch(
+                    "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
+                    " WHERE b.id = ANY($1::bigint[])",
+                    missing,
+                )
+            )
+            for blob_id, raw, meta in rows:
+                out[blob_id] = (raw, meta)
+                self._bodies.put("blob", blob_id, (raw, meta))
+        return out
 
     def meta(self, blob_id: int) -> bytes | None:
+        cached = self._bodies.meta(blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow("SELECT meta FROM blobs WHERE id = $1", blob_id)
-        return row[0] if row else None
+        if row is None:
+            return None
+        self._bodies.put("meta", blob_id, row[0])
+        return bytes(row[0])
 
     def metas(self, blob_ids: Sequence[int]) -> dict[int, bytes]:
-        """Serialized indexes of many bodies at once (SORT), never the raw bytes."""
-        if not blob_ids:
-            return {}
-        rows = self._fetch(
-            "SELECT id, meta FROM blobs WHERE id = ANY($1::bigint[])", sorted(set(blob_ids))
-        )
-        return {row[0]: row[1] for row in rows}
+        """Serialized indexes of many bodies at once (SORT), never the raw bytes: those in
+        `BodyCache` from there, the others in one round trip."""
+        out: dict[int, bytes] = {}
+        missing: list[int] = []
+        for blob_id in sorted(set(blob_ids)):
+            cached = self._bodies.meta(blob_id)
+            if cached is None:
+                missing.append(blob_id)
+            else:
+                out[blob_id] = cached
+        if missing:
+            rows = self._fetch("SELECT id, meta FROM blobs WHERE id = ANY($1::bigint[])", missing)
+            for blob_id, meta in rows:
+                out[blob_id] = meta
+                self._bodies.put("meta", blob_id, meta)
+        return out
 
     def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
         """Stored PREVIEW texts (RFC 8970) of many bodies at once."""
@@ -1126,8 +1188,14 @@ class PostgresStore:
         return {row[0] for row in rows}
 
     def search_blob(self, blob_id: int) -> bytes | None:
+        cached = self._bodies.data("search", blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow("SELECT search FROM blobs WHERE id = $1", blob_id)
-        return row[0] if row else None
+        if row is None:
+            return None
+        self._bodies.put("search", blob_id, row[0])
+        return bytes(row[0])
 
     async def append(
         self, mailbox_id: int, messages: Sequence[NewMessage], origin: object | None = None
@@ -1300,7 +1368,7 @@ class PostgresStore:
                 )
             if move and mapping:
                 moved = [old for old, _ in mapping]
-                modseq = await _expunge_rows(conn, source_id, moved)
+                modseq = await _expunge_rows(conn, source_id, moved, self._bodies)
                 events.append(MessagesExpunged(target[0], source_id, tuple(moved), modseq, origin))
             return (target[1], mapping), events
 
@@ -1331,7 +1399,7 @@ class PostgresStore:
                 deleted = [uid for uid in deleted if uid in allowed]
             if not deleted:
                 return [], []
-            modseq = await _expunge_rows(conn, mailbox_id, deleted)
+            modseq = await _expunge_rows(conn, mailbox_id, deleted, self._bodies)
             return deleted, [MessagesExpunged(user_id, mailbox_id, tuple(deleted), modseq, origin)]
 
         return await self._write(None, job, mailbox_id=mailbox_id)
@@ -1573,7 +1641,7 @@ async def _add_refs(conn: Conn, blob_ids: list[int], sign: int) -> None:
     )
 
 
-async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int]) -> int:
+async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int], cache: BodyCache) -> int:
     """Deletes the messages, leaves tombstones (RFC 7162 §3.2.5 VANISHED) and releases
     bodies no longer used; returns the expunge's mod-sequence."""
     modseq = int(
@@ -1596,13 +1664,16 @@ async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int]) -> int:
         modseq,
         uids,
     )
-    await _release_blobs(conn, [row[0] for row in rows])
+    await _release_blobs(conn, [row[0] for row in rows], cache)
     return modseq
 
 
-async def _release_blobs(conn: Conn, blob_ids: list[int]) -> None:
+async def _release_blobs(conn: Conn, blob_ids: list[int], cache: BodyCache) -> None:
+    """Releases references; bodies no longer used are deleted and leave the cache (even
+    if the transaction then fails: dropping an entry is always right)."""
     if not blob_ids:
         return
+    cache.forget(blob_ids)
     await _add_refs(conn, blob_ids, -1)
     await conn.execute(
         "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", sorted(set(blob_ids))
@@ -1622,9 +1693,9 @@ async def _prune_placeholders(conn: Conn, user_id: int) -> None:
         pass
 
 
-async def _drop_mailbox_contents(conn: Conn, mailbox_id: int) -> None:
+async def _drop_mailbox_contents(conn: Conn, mailbox_id: int, cache: BodyCache) -> None:
     rows = await conn.fetch(
         "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id", mailbox_id
     )
     await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
-    await _release_blobs(conn, [row[0] for row in rows])
+    await _release_blobs(conn, [row[0] for row in rows], cache)
