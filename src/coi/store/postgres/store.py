@@ -96,14 +96,21 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
-# APPEND's rows in one statement (one round trip however many messages): body ids from
-# the sequence, in message order; bodies, search text, previews and message rows from
-# one array per column. Parameters: count, mailbox, first UID, MODSEQ, then the columns.
+# APPEND in one statement (one round trip however many messages): the mailbox row is
+# updated first (its lock orders the appends of every process; UIDs and MODSEQ taken at
+# once), body ids come from the sequence, in message order; bodies, search text, previews
+# and message rows from one array per column. Parameters: count, mailbox, then the
+# columns. Returns the mailbox's (user, UIDVALIDITY, first UID, MODSEQ, keywords); no row
+# when there is no such mailbox (the caller raises: the bodies inserted roll back).
 _APPEND = """
-WITH input AS (
+WITH box AS (
+    UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1
+    WHERE id = $2
+    RETURNING user_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq, keywords
+), input AS (
     SELECT nextval('blob_ids') AS id, t.*
-    FROM unnest($5::bytea[], $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
-                $11::integer[], $12::text[], $13::bigint[], $14::bigint[], $15::integer[])
+    FROM unnest($3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+                $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::integer[])
          WITH ORDINALITY
          AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
               tz, n)
@@ -118,10 +125,14 @@ WITH input AS (
 ), previews_in AS (
     INSERT INTO previews (blob_id, text) SELECT id, preview FROM input
     WHERE preview IS NOT NULL
+), messages_in AS (
+    INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,
+                          internaldate, tz_minutes)
+    SELECT $2, box.first_uid + i.n - 1, i.id, i.flags, i.keywords, box.highestmodseq, i.size,
+           i.internaldate, i.tz
+    FROM input AS i, box
 )
-INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size, internaldate,
-                      tz_minutes)
-SELECT $2, $3 + n - 1, id, flags, keywords, $4, size, internaldate, tz FROM input
+SELECT user_id, uidvalidity, first_uid, highestmodseq, keywords FROM box
 """
 
 
@@ -391,19 +402,23 @@ class PostgresStore:
             write_id = 0
             awaited = False  # reported by the listener when its notification is back
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    result, events = await job(conn)
-                    report = _Report(loop, future, result, None, events, self.events.publish)
-                    if events:  # for the other processes, whether this one listens or not
-                        write_id = next(self._write_ids)
-                        await conn.execute(
-                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                            CHANNEL,
-                            encode(self._token, write_id, events),
-                        )
-                        if self._listener is not None:
-                            self._awaiting[write_id] = report
-                            awaited = True
+                async with self._pool.acquire() as conn:
+                    await conn.execute("BEGIN")
+                    try:
+                        result, events = await job(conn)
+                        report = _Report(loop, future, result, None, events, self.events.publish)
+                        notify = ""
+                        if events:  # for the other processes, whether this one listens or not
+                            write_id = next(self._write_ids)
+                            notify = _notify_sql(encode(self._token, write_id, events))
+                            if self._listener is not None:
+                                self._awaiting[write_id] = report
+                                awaited = True
+                        # the notifications and COMMIT in one round trip
+                        await conn.execute(notify + "COMMIT")
+                    except BaseException:
+                        await _rollback(conn)
+                        raise
             except (
                 asyncpg.exceptions.DeadlockDetectedError,
                 asyncpg.exceptions.SerializationError,
@@ -1222,19 +1237,11 @@ class PostgresStore:
         added = {k for m in messages for k in m.flags.keywords}
 
         async def job(conn: Conn) -> tuple[tuple[int, list[int]], list[Event]]:
-            # the row lock orders appends of every process; UIDs and MODSEQ taken at once
-            row = await conn.fetchrow(
-                "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1"
-                " WHERE id = $1 RETURNING user_id, uidvalidity, uidnext - $2, highestmodseq,"
-                " keywords",
-                mailbox_id,
-                n,
-            )
+            row = await conn.fetchrow(_APPEND, n, mailbox_id, *columns)
             if row is None:
                 raise NoSuchMailbox(str(mailbox_id))
             user_id, uidvalidity, first_uid, modseq, known = row
             uids = list(range(first_uid, first_uid + n))
-            await conn.execute(_APPEND, n, mailbox_id, first_uid, modseq, *columns)
             keywords = set(Flags.parse_keywords(known))
             if not keywords.issuperset(added):
                 await conn.execute(
@@ -1304,24 +1311,21 @@ class PostgresStore:
                 before[uid] = old
             if not changed:
                 return (changed, sorted(failed)), []
-            await conn.execute(
-                "UPDATE messages m SET flags = t.flags, keywords = t.keywords, modseq = $2"
+            all_keywords = set(Flags.parse_keywords(known))
+            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
+                all_keywords.update(flags.keywords)
+            await conn.execute(  # the messages and the mailbox in one round trip
+                "WITH changed AS (UPDATE messages m SET flags = t.flags,"
+                " keywords = t.keywords, modseq = $2"
                 " FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS t(uid, flags, keywords)"
-                " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
+                " WHERE m.mailbox_id = $1 AND m.uid = t.uid)"
+                " UPDATE mailboxes SET highestmodseq = $2, keywords = $6 WHERE id = $1",
                 mailbox_id,
                 modseq,
                 [uid for uid, _, _ in changed],
                 [new.bits for _, new, _ in changed],
                 [new.keywords_text() for _, new, _ in changed],
-            )
-            all_keywords = set(Flags.parse_keywords(known))
-            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
-                all_keywords.update(flags.keywords)
-            await conn.execute(
-                "UPDATE mailboxes SET highestmodseq = $1, keywords = $2 WHERE id = $3",
-                modseq,
                 " ".join(sorted(all_keywords)),
-                mailbox_id,
             )
             changed.sort()
             return (changed, sorted(failed)), [
@@ -1409,6 +1413,22 @@ if TYPE_CHECKING:  # mypy proves here that the backend implements the whole inte
 
     def _implements(store: PostgresStore) -> Store:
         return store
+
+
+def _notify_sql(payloads: list[str]) -> str:
+    """`pg_notify` of the payloads as SQL text, sent in one simple query with COMMIT (a
+    round trip less per write). The payloads are JSON (ASCII, no NUL: json.dumps escapes
+    the rest); as E'' literals only the backslash and the quote need escaping."""
+    literals = ", ".join("E'" + p.replace("\\", "\\\\").replace("'", "''") + "'" for p in payloads)
+    return f"SELECT pg_notify('{CHANNEL}', p) FROM unnest(ARRAY[{literals}]::text[]) AS p; "
+
+
+async def _rollback(conn: Conn) -> None:
+    """Ends a failed write's transaction; a broken connection is left to the pool."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        await conn.execute("ROLLBACK")
 
 
 async def _keep_session(_conn: Connection) -> None:
