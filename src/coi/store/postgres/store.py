@@ -240,6 +240,14 @@ class PostgresStore:
         )
         self._thread.start()
         self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
+        # On the home loop (`coi serve`'s), the coroutines run on a pool of their own on
+        # that loop: no thread hop, and no two threads contending for the GIL around every
+        # socket call. Opened on first use (a constructor cannot await).
+        self._home_pool: Pool | None = None
+        self._home_opening: asyncio.Lock | None = None
+        self._home_locks: dict[int, _Turn] = {}  # used on the home loop only
+        self._home_tasks: set[asyncio.Task[None]] = set()
+        self._max_size = max_size
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
         # bodies, their indexes and search data: immutable, so cached without invalidation
         self._bodies = BodyCache(cache_bytes)
@@ -284,9 +292,25 @@ class PostgresStore:
             except BaseException:
                 pass
         try:
+            self._close_home_pool()
             self._call(self._shutdown())
         finally:
             self._stop_loop()
+
+    def _close_home_pool(self) -> None:
+        """Closes the home loop's pool: gracefully when that loop is stopped; when it runs
+        (close() called from it), its connections are terminated: the callers of writes
+        still under way are gone then, so no write was acknowledged."""
+        pool, self._home_pool = self._home_pool, None
+        home = self._home
+        if pool is None or home is None:
+            return
+        if not home.is_closed() and not home.is_running():
+            with contextlib.suppress(Exception):
+                home.run_until_complete(asyncio.wait_for(pool.close(), 30))
+                return
+        with contextlib.suppress(Exception):
+            pool.terminate()
 
     async def _shutdown(self) -> None:
         for _ in range(100):  # committed writes' notifications still on their way
@@ -321,6 +345,33 @@ class PostgresStore:
         """Runs `coro` on the store's loop; the caller's loop runs on meanwhile."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
+    def _on_home(self) -> bool:
+        """Whether the caller runs on the home loop (it then has a pool of its own)."""
+        return self._home is not None and asyncio.get_running_loop() is self._home
+
+    async def _home_ready(self) -> Pool:
+        pool = self._home_pool
+        if pool is not None:
+            return pool
+        if self._home_opening is None:
+            self._home_opening = asyncio.Lock()
+        async with self._home_opening:
+            if self._home_pool is None:
+                if self._closed:
+                    raise StoreError("the store is closed")
+                self._home_pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self._max_size, reset=_keep_session
+                )
+            return self._home_pool
+
+    async def _query(self, method: str, sql: str, *args: Any) -> Any:
+        """One statement by a coroutine (`method`: fetch, fetchrow, fetchval): on the home
+        loop's own pool, from other loops on the store's."""
+        if self._on_home():
+            pool = await self._home_ready()
+            return await getattr(pool, method)(sql, *args)
+        return await self._await(getattr(self._pool, method)(sql, *args))
+
     def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return self._call(self._pool.fetch(sql, *args))
 
@@ -334,8 +385,17 @@ class PostgresStore:
         process run one at a time, so events are published in commit order."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if self._on_home():  # a task of its own: a cancelled caller does not stop it
+            pool = await self._home_ready()
+            task = loop.create_task(
+                self._run(pool, self._home_locks, user_id, mailbox_id, job, loop, future)
+            )
+            self._home_tasks.add(task)
+            task.add_done_callback(self._home_tasks.discard)
+            return await future
         work = asyncio.run_coroutine_threadsafe(
-            self._run(user_id, mailbox_id, job, loop, future), self._loop
+            self._run(self._pool, self._user_locks, user_id, mailbox_id, job, loop, future),
+            self._loop,
         )
         self._pending.add(work)
         work.add_done_callback(self._pending.discard)
@@ -343,6 +403,8 @@ class PostgresStore:
 
     async def _run(
         self,
+        pool: Pool,
+        locks: dict[int, _Turn],
         user_id: int | None,
         mailbox_id: int,
         job: Job[T],
@@ -351,48 +413,27 @@ class PostgresStore:
     ) -> None:
         try:
             if user_id is None and mailbox_id:
-                user_id = await self._owner(mailbox_id)
-            async with self._user_turn(user_id):
-                await self._transact(job, loop, future)
+                user_id = await self._owner(pool, mailbox_id)
+            async with _user_turn(locks, user_id):
+                await self._transact(pool, job, loop, future)
         except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
             error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
             _Report(loop, future, None, error, [], self.events.publish).send()
         except BaseException as exc:  # every failure goes to the caller
             _Report(loop, future, None, exc, [], self.events.publish).send()
 
-    @contextlib.asynccontextmanager
-    async def _user_turn(self, user_id: int | None) -> AsyncIterator[None]:
-        """One write of a user at a time in this process; the lock is dropped when no
-        write of that user waits, so a million users do not leave a million locks."""
-        if user_id is None:
-            yield
-            return
-        turn = self._user_locks.get(user_id)
-        if turn is None:
-            turn = self._user_locks[user_id] = _Turn()
-        turn.users += 1
-        try:
-            async with turn.lock:
-                yield
-        finally:
-            turn.users -= 1
-            if not turn.users:
-                del self._user_locks[user_id]
-
-    async def _owner(self, mailbox_id: int) -> int | None:
+    async def _owner(self, pool: Pool, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
         if owner is None:
             if len(self._owners) >= _MAX_OWNERS:
                 self._owners.clear()
-            owner = await self._pool.fetchval(
-                "SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id
-            )
+            owner = await pool.fetchval("SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id)
             if owner is not None:
                 self._owners[mailbox_id] = int(owner)
         return owner
 
     async def _transact(
-        self, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+        self, pool: Pool, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
     ) -> None:
         """Runs the job in a transaction (again after a deadlock with another process).
         Its events are notified inside the transaction (for every listening process);
@@ -402,7 +443,7 @@ class PostgresStore:
             write_id = 0
             awaited = False  # reported by the listener when its notification is back
             try:
-                async with self._pool.acquire() as conn:
+                async with pool.acquire() as conn:
                     await conn.execute("BEGIN")
                     try:
                         result, events = await job(conn)
@@ -492,9 +533,14 @@ class PostgresStore:
 
     def _flush_awaiting(self) -> None:
         """Reports the committed writes still waiting for their notification, in order."""
-        for write_id in sorted(self._awaiting):
-            if self._awaiting[write_id].committed:
-                self._awaiting.pop(write_id).send()
+        for write_id in sorted(self._awaiting):  # (writes on the home loop: a copy, atomic)
+            report = self._awaiting.get(write_id)
+            if (
+                report is not None
+                and report.committed
+                and self._awaiting.pop(write_id, None) is report
+            ):
+                report.send()
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
@@ -608,11 +654,10 @@ class PostgresStore:
         return User(*row) if row else None
 
     async def list_aliases(self) -> list[tuple[str, str]]:
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
-                " ORDER BY a.address"
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
+            " ORDER BY a.address",
         )
         return [(str(a), str(u)) for a, u in rows]
 
@@ -1001,7 +1046,7 @@ class PostgresStore:
         if not uids:
             return []
         sql, args, wanted = _select_query(_ROW_COLUMNS, mailbox_id, uids)
-        rows = await self._await(self._pool.fetch(sql, *args))
+        rows = await self._query("fetch", sql, *args)
         return _selected(rows, wanted)
 
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[Any]:
@@ -1013,35 +1058,31 @@ class PostgresStore:
     async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
         """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID,
         on the `messages_modseq` index."""
-        rows = await self._await(
-            self._pool.fetch(
-                f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = $1 AND modseq > $2"
-                " ORDER BY uid",
-                mailbox_id,
-                modseq,
-            )
+        rows = await self._query(
+            "fetch",
+            f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = $1 AND modseq > $2"
+            " ORDER BY uid",
+            mailbox_id,
+            modseq,
         )
         return [_message_row(row) for row in rows]
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged with a mod-sequence above `modseq` (tombstones), ascending."""
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-                mailbox_id,
-                modseq,
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            mailbox_id,
+            modseq,
         )
         return [int(row[0]) for row in rows]
 
     async def first_unseen(self, mailbox_id: int) -> int | None:
         """The lowest UID without \\Seen, on the partial index `messages_unseen`."""
-        value = await self._await(
-            self._pool.fetchval(
-                "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0"
-                " ORDER BY uid LIMIT 1",
-                mailbox_id,
-            )
+        value = await self._query(
+            "fetchval",
+            "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0 ORDER BY uid LIMIT 1",
+            mailbox_id,
         )
         return int(value) if value is not None else None
 
@@ -1071,12 +1112,11 @@ class PostgresStore:
             else:
                 out[blob_id] = cached
         if missing:
-            rows = await self._await(
-                self._pool.fetch(
-                    "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
-                    " WHERE b.id = ANY($1::bigint[])",
-                    missing,
-                )
+            rows = await self._query(
+                "fetch",
+                "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
+                " WHERE b.id = ANY($1::bigint[])",
+                missing,
             )
             for blob_id, raw, meta in rows:
                 out[blob_id] = (raw, meta)
@@ -1160,13 +1200,12 @@ class PostgresStore:
         """Stored search data of several messages at once (uid -> bytes)."""
         if not uids:
             return {}
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT m.uid, b.search FROM messages m JOIN blobs b ON b.id = m.blob_id"
-                " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
-                mailbox_id,
-                list(uids),
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT m.uid, b.search FROM messages m JOIN blobs b ON b.id = m.blob_id"
+            " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+            mailbox_id,
+            list(uids),
         )
         return {row[0]: row[1] for row in rows}
 
@@ -1193,12 +1232,11 @@ class PostgresStore:
             else:
                 tests.append(f"(s.header LIKE {mark} OR s.body LIKE {mark})")
         condition = " AND ".join(tests) or "true"
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
-                f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
-                *args,
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
+            f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
+            *args,
         )
         return {row[0] for row in rows}
 
@@ -1253,9 +1291,9 @@ class PostgresStore:
             return (uidvalidity, uids), [event]
 
         if not messages:
-            mailbox = await self._await(self._pool.fetchrow(
-                "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
-            ))  # fmt: skip
+            mailbox = await self._query(
+                "fetchrow", "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
+            )
             if mailbox is None:
                 raise NoSuchMailbox(str(mailbox_id))
             return int(mailbox[0]), []
@@ -1437,6 +1475,26 @@ async def _keep_session(_conn: Connection) -> None:
     pooled connections, advisory locks only for a transaction)."""
 
 
+@contextlib.asynccontextmanager
+async def _user_turn(locks: dict[int, _Turn], user_id: int | None) -> AsyncIterator[None]:
+    """One write of a user at a time per loop in this process; the lock is dropped when
+    no write of that user waits, so a million users do not leave a million locks."""
+    if user_id is None:
+        yield
+        return
+    turn = locks.get(user_id)
+    if turn is None:
+        turn = locks[user_id] = _Turn()
+    turn.users += 1
+    try:
+        async with turn.lock:
+            yield
+    finally:
+        turn.users -= 1
+        if not turn.users:
+            del locks[user_id]
+
+
 class _Turn:
     """A user's write lock and how many writes hold or wait for it."""
 
@@ -1472,7 +1530,10 @@ class _Report:
 
     def send(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._deliver)
+            if asyncio._get_running_loop() is self.loop:  # on the caller's loop: no wake-up
+                self.loop.call_soon(self._deliver)
+            else:
+                self.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
             pass
 
