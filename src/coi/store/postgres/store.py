@@ -2,19 +2,21 @@
 
 Invariants:
 - The store owns an asyncio event loop in a thread of its own, with an asyncpg pool on
-  it. The Protocol's coroutines hand their work to that loop and await it
-  (`asyncio.wrap_future`); its synchronous reads (protocol.py says why they are
-  synchronous) block the caller for one loopback round trip, as SQLite's reads block
-  on the disk. Nothing of asyncpg ever runs on the caller's loop, so one store serves
-  any number of caller threads and loops (the CLI's `asyncio.run`, the tests' loops).
+  it. Its synchronous reads (protocol.py says why they are synchronous) run there and
+  block the caller for one round trip, as SQLite's reads block on the disk. The
+  Protocol's coroutines run on a second pool opened on the home loop (the loop the store
+  was created on: `coi serve`'s) when called there, with no thread hop; called from any
+  other loop (the CLI's `asyncio.run`, the tests' loops) they hand their work to the
+  store's loop and await it (`asyncio.wrap_future`). So one store serves any number of
+  caller threads and loops, and an asyncpg connection is only ever used on its own loop.
 - Every write is one transaction (READ COMMITTED) that first locks what it changes
   (the user row for mailbox-tree and METADATA changes, the mailbox rows for message
   changes), so writes of several processes on one database serialize per mailbox and
   UIDs and mod-sequences stay dense and increasing (RFC 3501 §2.3.1.1, RFC 7162 §3).
 - A write returns only after COMMIT (synchronous_commit: the WAL is flushed). Its
   events are then published on the caller's loop, in commit order, before the caller
-  resumes, exactly as the SQLite writer does. Writes of one user in one process run
-  one after another, so their events can never be published out of commit order.
+  resumes, exactly as the SQLite writer does. Writes of one user from one loop run one
+  after another, so their events can never be published out of commit order.
 - Every query names its user or its mailbox.
 """
 
