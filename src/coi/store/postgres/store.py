@@ -380,7 +380,9 @@ class PostgresStore:
     def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         return self._call(self._pool.fetchrow(sql, *args))
 
-    async def _write(self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0) -> T:
+    async def _write(
+        self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0, lock: str = ""
+    ) -> T:
         """Runs `job` in one transaction on the store's loop. After COMMIT, the events are
         published on the caller's loop, then the caller resumes (the SQLite writer's
         order). The writes of one user (`user_id`, or the owner of `mailbox_id`) in this
@@ -390,13 +392,13 @@ class PostgresStore:
         if self._on_home():  # a task of its own: a cancelled caller does not stop it
             pool = await self._home_ready()
             task = loop.create_task(
-                self._run(pool, self._home_locks, user_id, mailbox_id, job, loop, future)
+                self._run(pool, self._home_locks, user_id, mailbox_id, job, loop, future, lock)
             )
             self._home_tasks.add(task)
             task.add_done_callback(self._home_tasks.discard)
             return await future
         work = asyncio.run_coroutine_threadsafe(
-            self._run(self._pool, self._user_locks, user_id, mailbox_id, job, loop, future),
+            self._run(self._pool, self._user_locks, user_id, mailbox_id, job, loop, future, lock),
             self._loop,
         )
         self._pending.add(work)
@@ -412,12 +414,13 @@ class PostgresStore:
         job: Job[T],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[T],
+        lock: str,
     ) -> None:
         try:
             if user_id is None and mailbox_id:
                 user_id = await self._owner(pool, mailbox_id)
             async with _user_turn(locks, user_id):
-                await self._transact(pool, job, loop, future)
+                await self._transact(pool, job, loop, future, lock)
         except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
             error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
             _Report(loop, future, None, error, [], self.events.publish).send()
@@ -435,7 +438,12 @@ class PostgresStore:
         return owner
 
     async def _transact(
-        self, pool: Pool, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+        self,
+        pool: Pool,
+        job: Job[T],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[T],
+        lock: str = "",
     ) -> None:
         """Runs the job in a transaction (again after a deadlock with another process).
         Its events are notified inside the transaction (for every listening process);
@@ -446,7 +454,8 @@ class PostgresStore:
             awaited = False  # reported by the listener when its notification is back
             try:
                 async with pool.acquire() as conn:
-                    await conn.execute("BEGIN")
+                    # `lock` (SQL without parameters) is sent with BEGIN: one round trip
+                    await conn.execute(f"BEGIN; {lock}" if lock else "BEGIN")
                     try:
                         result, events = await job(conn)
                         report = _Report(loop, future, result, None, events, self.events.publish)
@@ -1316,23 +1325,23 @@ class PostgresStore:
         async def job(
             conn: Conn,
         ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
-            row = await conn.fetchrow(
-                "SELECT user_id, highestmodseq, keywords FROM mailboxes WHERE id = $1 FOR UPDATE",
+            # the mailbox row is locked (with BEGIN): this statement reads the messages
+            # as the last writer left them, with the mailbox's state
+            rows = await conn.fetch(
+                "SELECT b.user_id, b.highestmodseq, b.keywords, m.uid, m.flags, m.keywords,"
+                " m.modseq FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id"
+                " AND m.uid = ANY($2::bigint[]) WHERE b.id = $1 ORDER BY m.uid",
                 mailbox_id,
+                list(uids),
             )
-            if row is None:
+            if not rows:
                 raise NoSuchMailbox(str(mailbox_id))
-            user_id, modseq, known = row
+            user_id, modseq, known = rows[0][:3]
             modseq += 1
             changed: list[tuple[int, Flags, int]] = []
             before: dict[int, Flags] = {}
             failed: list[int] = []
-            current = await conn.fetch(
-                "SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = $1"
-                " AND uid = ANY($2::bigint[]) ORDER BY uid",
-                mailbox_id,
-                list(uids),
-            )
+            current = [row[3:] for row in rows if row[3] is not None]
             for uid, bits, keywords, old_modseq in current:
                 if unchangedsince is not None and old_modseq > unchangedsince:
                     failed.append(uid)
@@ -1378,7 +1387,8 @@ class PostgresStore:
                 )
             ]
 
-        return await self._write(None, job, mailbox_id=mailbox_id)
+        lock = f"SELECT 1 FROM mailboxes WHERE id = {int(mailbox_id)} FOR UPDATE"
+        return await self._write(None, job, mailbox_id=mailbox_id, lock=lock)
 
     async def copy(
         self,
