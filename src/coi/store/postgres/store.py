@@ -251,7 +251,8 @@ class PostgresStore:
         self._home_tasks: set[asyncio.Task[None]] = set()
         self._max_size = max_size
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
-        # bodies, their indexes and search data: immutable, so cached without invalidation
+        # bodies, their indexes and search data: immutable, so cached; a body this process
+        # releases leaves the cache (store/postgres/cache.py)
         self._bodies = BodyCache(cache_bytes)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._token = secrets.token_hex(8)  # this handle's notifications
