@@ -2,6 +2,7 @@
 
     PYTHONPATH=bench .venv/bin/python -m coi_bench.profile big --size 20000 -o /tmp/big
     PYTHONPATH=bench .venv/bin/python -m coi_bench.profile delivery --rounds 2 -o /tmp/lmtp
+    PYTHONPATH=bench .venv/bin/python -m coi_bench.profile many --store postgresql://...
 
 Starts coi, does the untimed set-up (fill), then records the server with
 `py-spy record --format raw` while the timed part runs, and prints the functions with the
@@ -13,6 +14,7 @@ import argparse
 import asyncio
 import collections
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -154,7 +156,12 @@ def main() -> int:
     p.add_argument("--messages", type=int, default=300, help="delivery: messages per run")
     p.add_argument("--only", action="append", default=[], help="big: commands containing this")
     p.add_argument("-o", "--output", type=Path, default=Path("/tmp/coi-profile"))
+    p.add_argument(
+        "--store", help="coi on this (empty) PostgreSQL database (as COI_BENCH_STORE does)"
+    )
     args = p.parse_args()
+    if args.store:
+        os.environ["COI_BENCH_STORE"] = args.store  # read by servers.start_coi
     sizes = dataclasses.replace(
         QUICK,
         big_mailbox=args.size,

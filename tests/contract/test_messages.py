@@ -266,10 +266,10 @@ async def test_bodies_read_one_at_a_time_or_many_at_once(store: Store) -> None:
     await store.append(inbox.id, stored)
     rows = store.rows(inbox.id, list(range(1, 601)))
     ids = [rows[uid].blob_id for uid in range(1, 601)]
-    many = store.blobs([*ids, ids[0], 10**9])
+    many = await store.blobs([*ids, ids[0], 10**9])
     assert sorted(many) == sorted(ids)
     assert many[ids[5]] == store.blob(ids[5]) == (stored[5].raw, stored[5].meta)
-    assert store.blobs([]) == {}
+    assert await store.blobs([]) == {}
     await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
     await store.expunge(inbox.id)
-    assert ids[0] not in store.blobs(ids[:2]) and store.blob(ids[0]) is None
+    assert ids[0] not in await store.blobs(ids[:2]) and store.blob(ids[0]) is None

@@ -39,7 +39,7 @@ async def _fill(store: Store) -> None:
     await store.delete_user(gone.address)
 
 
-def _snapshot(store: Store) -> dict[str, object]:
+async def _snapshot(store: Store) -> dict[str, object]:
     """Everything a client can see, read through the Protocol."""
     out: dict[str, object] = {"users": store.list_users()}
     for user in store.list_users():
@@ -56,7 +56,7 @@ def _snapshot(store: Store) -> dict[str, object]:
             out[f"{box.id} rows"] = rows
             out[f"{box.id} status"] = store.status(box)
             out[f"{box.id} emailids"] = [store.emailid(b) for b in blob_ids]
-            out[f"{box.id} bodies"] = store.blobs(blob_ids)
+            out[f"{box.id} bodies"] = await store.blobs(blob_ids)
             out[f"{box.id} previews"] = store.previews(blob_ids)
             out[f"{box.id} metadata"] = store.get_metadata(user.id, box.id, [""], "infinity")
     out["alias"] = store.alias_target("info@x.org")
@@ -77,7 +77,7 @@ async def test_migrate_keeps_everything_clients_know(tmp_path: Path, postgres_ds
 
     sqlite = SqliteStore(tmp_path / "coi.sqlite3")
     await _fill(sqlite)
-    before = _snapshot(sqlite)
+    before = await _snapshot(sqlite)
     alice = sqlite.get_user("alice@x.org")
     assert alice is not None
     inbox = sqlite.get_mailbox(alice.id, "INBOX")
@@ -91,7 +91,7 @@ async def test_migrate_keeps_everything_clients_know(tmp_path: Path, postgres_ds
 
     pg = PostgresStore(postgres_dsn)
     try:
-        assert _snapshot(pg) == before
+        assert await _snapshot(pg) == before
         assert await pg.vanished_since(inbox.id, 0) == vanished == [1, 2]
         needles = [("text", fold_for_search("LUNCH"))]
         assert await pg.text_matches(inbox.id, needles) == {3, 4, 5, 6}

@@ -12,15 +12,19 @@ Shape rules, so that a networked database fits:
 - Change events are published on `events` after the commit, in commit order.
 - Reads that may wait are coroutines where every caller can already await them: the
   CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing
-  and search data (awaited once per batch), the alias listing. On SQLite they never
-  suspend, so a session's responses keep their order.
+  and search data (awaited once per batch), the rows FETCH, STORE and SEARCH read
+  (`read_rows`, `read_row_tuples`: twins of the synchronous `rows`/`row_tuples` that
+  event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing. On SQLite
+  they never suspend, so a session's responses keep their order; on a networked store
+  the caller's loop serves other sessions during the round trip.
 - The other reads are synchronous for now, each for a reason: the selected mailbox's
   state (`uids`, `flag_rows`, `mailbox_by_id`) is built and updated inside event
   listeners, which must apply one event before the next arrives; FETCH's and SEARCH's
   per-message callbacks (`blob`, `meta`, `search_blob`) would pay an await per message,
-  and their batch reads (`rows`, `row_tuples`, `metas`, `blobs`) feed synchronous helpers shared
-  with NOTIFY's listener; STATUS, LIST and mailbox lookups (`status`, `list_mailboxes`,
-  `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
+  and their batch reads (`rows`, `row_tuples`, `metas`) feed synchronous helpers shared
+  with NOTIFY's listener (bodies and their stored data never change, so a networked
+  backend keeps them in a per-process cache); STATUS, LIST and mailbox lookups (`status`,
+  `list_mailboxes`, `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
   synchronous name resolution every command uses; user, alias and COI-settings lookups
   (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in delivery's
   synchronous recipient checks and the seen mover's listener. A networked backend
@@ -34,7 +38,7 @@ Shape rules, so that a networked database fits:
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 from coi.store.events import EventBus
@@ -222,6 +226,17 @@ class MessageStore(Protocol):
         tz_minutes, blob_id) ascending by UID, for loops over whole mailboxes."""
         ...
 
+    async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """`rows()` as a coroutine, for command handlers (FETCH, STORE, SEARCH) that can
+        await: a networked store serves other sessions during the round trip."""
+        ...
+
+    async def read_row_tuples(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> Iterable[tuple[Any, ...]]:
+        """`row_tuples()` as a coroutine (FETCH of row items)."""
+        ...
+
     def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
         """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
         ...
@@ -243,7 +258,7 @@ class MessageStore(Protocol):
         """(raw bytes, serialized index) of one message body."""
         ...
 
-    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+    async def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
         """`blob()` of several bodies in one read (FETCH of bodies, a chunk at a time: the
         caller bounds the total size); those expunged meanwhile are missing."""
         ...

@@ -171,7 +171,7 @@ class _Bodies:
         self.end = 0  # index in `uids` after the last one read
         self.chunk: dict[int, tuple[bytes, bytes]] = {}
 
-    def get(self, index: int, row: MessageRow) -> tuple[bytes, bytes] | None:
+    async def get(self, index: int, row: MessageRow) -> tuple[bytes, bytes] | None:
         if index >= self.end:
             ids: list[int] = []
             size = 0
@@ -185,7 +185,7 @@ class _Bodies:
                     size += ahead.size
                 at += 1
             self.end = at
-            self.chunk = self.session.store.blobs(ids)
+            self.chunk = await self.session.store.blobs(ids)
         return self.chunk.get(row.blob_id)
 
 
@@ -290,7 +290,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     elif all(a.name in _ROW_ITEMS for a in attrs):
         return await _fetch_row_items(session, view, uids, attrs)
     else:
-        rows = store.rows(view.mailbox_id, uids)
+        rows = await store.read_rows(view.mailbox_id, uids)
     newly_seen: set[int] = set()
     if not view.readonly and any(_marks_seen(a) for a in attrs):
         unseen = [uid for uid, row in rows.items() if not row.flags.bits & SEEN]
@@ -341,7 +341,7 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
                 or (update[1] == row.modseq and (shows_state or uid in newly_seen))
             ):
                 del updates[uid]
-        blob = bodies.get(index, row) if bodies is not None else None
+        blob = await bodies.get(index, row) if bodies is not None else None
         message = Message(session, row, metas.get(row.blob_id), previews, computed, blob)
         shown = flag_text(row.flags.bits, row.flags.keywords_text(), uid in view.recent)
         items = [render(attr, message, shown) for attr in attrs]
@@ -378,7 +378,9 @@ async def _fetch_row_items(
     with_row = bool(names & {"MODSEQ", "RFC822.SIZE", "INTERNALDATE", "EMAILID"})
     emailid = session.store.emailid if "EMAILID" in names else None
     rows = (
-        {row[0]: row for row in session.store.row_tuples(view.mailbox_id, uids)} if with_row else {}
+        {row[0]: row for row in await session.store.read_row_tuples(view.mailbox_id, uids)}
+        if with_row
+        else {}
     )
     state = view.state
     if rows:  # rows may be ahead of the published events: what is shown becomes current

@@ -101,7 +101,7 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if modseq:
         report.update(failed)  # §3.1.3 example 10: tell why it failed
     if report:
-        rows = session.store.rows(view.mailbox_id, sorted(report))
+        rows = await session.store.read_rows(view.mailbox_id, sorted(report))
         # other sessions' commits not yet published may show here: they become current,
         # their keywords announced before a FETCH shows them (RFC 3501 §7.2.6)
         view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
@@ -152,7 +152,9 @@ async def handle_copy(session: Session, command: cmd.Copy) -> str:
     target = find_target(session, command.mailbox)
     if not uids:
         return "COPY completed"
-    adding = sum(row.size for row in session.store.rows(view.mailbox_id, uids).values())
+    adding = sum(
+        row.size for row in (await session.store.read_rows(view.mailbox_id, uids)).values()
+    )
     check_quota(session, adding)
     validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
     if not mapping:

@@ -185,13 +185,13 @@ async def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]
                 flags = stored_flags(bits[at], keywords.get(uid, ""))
                 if predicate(Candidate(session, seq, uid, flags, None)):
                     hits.append(uid)
-        found = store.rows(view.mailbox_id, hits)
+        found = await store.read_rows(view.mailbox_id, hits)
         return [found[uid] for uid in hits if uid in found]
     needles = text_needles(key)
     if needles:  # only messages whose stored text contains the needles can match
         possible = await store.text_matches(view.mailbox_id, needles)
         numbered = [(seq, uid) for seq, uid in numbered if uid in possible]
-    rows = store.rows(view.mailbox_id, [uid for _, uid in numbered])
+    rows = await store.read_rows(view.mailbox_id, [uid for _, uid in numbered])
     text = needs_text(key)
     out = []
     for start in range(0, len(numbered), _BATCH):

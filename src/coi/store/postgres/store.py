@@ -2,19 +2,21 @@
 
 Invariants:
 - The store owns an asyncio event loop in a thread of its own, with an asyncpg pool on
-  it. The Protocol's coroutines hand their work to that loop and await it
-  (`asyncio.wrap_future`); its synchronous reads (protocol.py says why they are
-  synchronous) block the caller for one loopback round trip, as SQLite's reads block
-  on the disk. Nothing of asyncpg ever runs on the caller's loop, so one store serves
-  any number of caller threads and loops (the CLI's `asyncio.run`, the tests' loops).
+  it. Its synchronous reads (protocol.py says why they are synchronous) run there and
+  block the caller for one round trip, as SQLite's reads block on the disk. The
+  Protocol's coroutines run on a second pool opened on the home loop (the loop the store
+  was created on: `coi serve`'s) when called there, with no thread hop; called from any
+  other loop (the CLI's `asyncio.run`, the tests' loops) they hand their work to the
+  store's loop and await it (`asyncio.wrap_future`). So one store serves any number of
+  caller threads and loops, and an asyncpg connection is only ever used on its own loop.
 - Every write is one transaction (READ COMMITTED) that first locks what it changes
   (the user row for mailbox-tree and METADATA changes, the mailbox rows for message
   changes), so writes of several processes on one database serialize per mailbox and
   UIDs and mod-sequences stay dense and increasing (RFC 3501 §2.3.1.1, RFC 7162 §3).
 - A write returns only after COMMIT (synchronous_commit: the WAL is flushed). Its
   events are then published on the caller's loop, in commit order, before the caller
-  resumes, exactly as the SQLite writer does. Writes of one user in one process run
-  one after another, so their events can never be published out of commit order.
+  resumes, exactly as the SQLite writer does. Writes of one user from one loop run one
+  after another, so their events can never be published out of commit order.
 - Every query names its user or its mailbox.
 """
 
@@ -67,6 +69,7 @@ from coi.store.model import (
     User,
     stored_flags,
 )
+from coi.store.postgres.cache import DEFAULT_BYTES, BodyCache
 from coi.store.postgres.migrations import migrate
 from coi.store.postgres.notify import CHANNEL, decode, encode
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
@@ -95,14 +98,21 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
-# APPEND's rows in one statement (one round trip however many messages): body ids from
-# the sequence, in message order; bodies, search text, previews and message rows from
-# one array per column. Parameters: count, mailbox, first UID, MODSEQ, then the columns.
+# APPEND in one statement (one round trip however many messages): the mailbox row is
+# updated first (its lock orders the appends of every process; UIDs and MODSEQ taken at
+# once), body ids come from the sequence, in message order; bodies, search text, previews
+# and message rows from one array per column. Parameters: count, mailbox, then the
+# columns. Returns the mailbox's (user, UIDVALIDITY, first UID, MODSEQ, keywords); no row
+# when there is no such mailbox (the caller raises: the bodies inserted roll back).
 _APPEND = """
-WITH input AS (
+WITH box AS (
+    UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1
+    WHERE id = $2
+    RETURNING user_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq, keywords
+), input AS (
     SELECT nextval('blob_ids') AS id, t.*
-    FROM unnest($5::bytea[], $6::bytea[], $7::bytea[], $8::text[], $9::text[], $10::text[],
-                $11::integer[], $12::text[], $13::bigint[], $14::bigint[], $15::integer[])
+    FROM unnest($3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[],
+                $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::integer[])
          WITH ORDINALITY
          AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
               tz, n)
@@ -117,10 +127,14 @@ WITH input AS (
 ), previews_in AS (
     INSERT INTO previews (blob_id, text) SELECT id, preview FROM input
     WHERE preview IS NOT NULL
+), messages_in AS (
+    INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,
+                          internaldate, tz_minutes)
+    SELECT $2, box.first_uid + i.n - 1, i.id, i.flags, i.keywords, box.highestmodseq, i.size,
+           i.internaldate, i.tz
+    FROM input AS i, box
 )
-INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size, internaldate,
-                      tz_minutes)
-SELECT $2, $3 + n - 1, id, flags, keywords, $4, size, internaldate, tz FROM input
+SELECT user_id, uidvalidity, first_uid, highestmodseq, keywords FROM box
 """
 
 
@@ -149,6 +163,30 @@ def _count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def _select_query(
+    columns: str, mailbox_id: int, uids: Sequence[int]
+) -> tuple[str, list[Any], set[int] | None]:
+    """The query for the rows of `uids` (not empty): a dense set is one range scan, whose
+    rows are then filtered by the returned set (None: every row is wanted)."""
+    first, last = min(uids), max(uids)
+    if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
+        sql = (
+            f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
+            " ORDER BY uid"
+        )
+        wanted = set(uids)
+        return sql, [mailbox_id, first, last], None if len(wanted) == last - first + 1 else wanted
+    sql = (
+        f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
+        " ORDER BY uid"
+    )
+    return sql, [mailbox_id, list(uids)], None
+
+
+def _selected(rows: list[asyncpg.Record], wanted: set[int] | None) -> list[tuple[Any, ...]]:
+    if wanted is None:
+        return [tuple(row) for row in rows]
+    return [tuple(row) for row in rows if row[0] in wanted]
 
 
 def _sql_text(text: str) -> bool:
@@ -175,11 +213,18 @@ class PostgresStore:
     processes (DESIGN.md: Scale-out)."""
 
     def __init__(
-        self, dsn: str, *, min_size: int = 2, max_size: int = 10, listen: bool | None = None
+        self,
+        dsn: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 10,
+        listen: bool | None = None,
+        cache_bytes: int = DEFAULT_BYTES,
     ) -> None:
         """Opens the pool (migrating the schema). With `listen` (default: when constructed
         on a running event loop, as `coi serve` does) events of every process on the
-        database are published here, on that loop (coi.store.postgres.notify)."""
+        database are published here, on that loop (coi.store.postgres.notify).
+        `cache_bytes` bounds the cache of bodies and their stored data (`BodyCache`)."""
         self.dsn = dsn
         self.events = EventBus()
         # The server's own Sent copies: in memory, per process (SentCopies), as on SQLite.
@@ -197,7 +242,18 @@ class PostgresStore:
         )
         self._thread.start()
         self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
+        # On the home loop (`coi serve`'s), the coroutines run on a pool of their own on
+        # that loop: no thread hop, and no two threads contending for the GIL around every
+        # socket call. Opened on first use (a constructor cannot await).
+        self._home_pool: Pool | None = None
+        self._home_opening: asyncio.Lock | None = None
+        self._home_locks: dict[int, _Turn] = {}  # used on the home loop only
+        self._home_tasks: set[asyncio.Task[None]] = set()
+        self._max_size = max_size
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
+        # bodies, their indexes and search data: immutable, so cached; a body this process
+        # releases leaves the cache (store/postgres/cache.py)
+        self._bodies = BodyCache(cache_bytes)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._token = secrets.token_hex(8)  # this handle's notifications
         self._write_ids = itertools.count(1)
@@ -239,9 +295,25 @@ class PostgresStore:
             except BaseException:
                 pass
         try:
+            self._close_home_pool()
             self._call(self._shutdown())
         finally:
             self._stop_loop()
+
+    def _close_home_pool(self) -> None:
+        """Closes the home loop's pool: gracefully when that loop is stopped; when it runs
+        (close() called from it), its connections are terminated: the callers of writes
+        still under way are gone then, so no write was acknowledged."""
+        pool, self._home_pool = self._home_pool, None
+        home = self._home
+        if pool is None or home is None:
+            return
+        if not home.is_closed() and not home.is_running():
+            with contextlib.suppress(Exception):
+                home.run_until_complete(asyncio.wait_for(pool.close(), 30))
+                return
+        with contextlib.suppress(Exception):
+            pool.terminate()
 
     async def _shutdown(self) -> None:
         for _ in range(100):  # committed writes' notifications still on their way
@@ -276,21 +348,59 @@ class PostgresStore:
         """Runs `coro` on the store's loop; the caller's loop runs on meanwhile."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
 
+    def _on_home(self) -> bool:
+        """Whether the caller runs on the home loop (it then has a pool of its own)."""
+        return self._home is not None and asyncio.get_running_loop() is self._home
+
+    async def _home_ready(self) -> Pool:
+        pool = self._home_pool
+        if pool is not None:
+            return pool
+        if self._home_opening is None:
+            self._home_opening = asyncio.Lock()
+        async with self._home_opening:
+            if self._home_pool is None:
+                if self._closed:
+                    raise StoreError("the store is closed")
+                self._home_pool = await asyncpg.create_pool(
+                    self.dsn, min_size=1, max_size=self._max_size, reset=_keep_session
+                )
+            return self._home_pool
+
+    async def _query(self, method: str, sql: str, *args: Any) -> Any:
+        """One statement by a coroutine (`method`: fetch, fetchrow, fetchval): on the home
+        loop's own pool, from other loops on the store's."""
+        if self._on_home():
+            pool = await self._home_ready()
+            return await getattr(pool, method)(sql, *args)
+        return await self._await(getattr(self._pool, method)(sql, *args))
+
     def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         return self._call(self._pool.fetch(sql, *args))
 
     def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         return self._call(self._pool.fetchrow(sql, *args))
 
-    async def _write(self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0) -> T:
+    async def _write(
+        self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0, lock: str = ""
+    ) -> T:
         """Runs `job` in one transaction on the store's loop. After COMMIT, the events are
         published on the caller's loop, then the caller resumes (the SQLite writer's
         order). The writes of one user (`user_id`, or the owner of `mailbox_id`) in this
         process run one at a time, so events are published in commit order."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        if self._on_home():  # a task of its own: a cancelled caller does not stop it
+            pool = await self._home_ready()
+            task = loop.create_task(
+                self._run(pool, self._home_locks, user_id, mailbox_id, job, loop, future, lock)
+            )
+            self._home_tasks.add(task)
+            task.add_done_callback(self._home_tasks.discard)
+            return await future
         work = asyncio.run_coroutine_threadsafe(
-            self._run(user_id, mailbox_id, job, loop, future), self._loop
+            self._run(self._pool, self._user_locks, user_id, mailbox_id, job, loop, future, lock),
+            self._loop,
         )
         self._pending.add(work)
         work.add_done_callback(self._pending.discard)
@@ -298,56 +408,43 @@ class PostgresStore:
 
     async def _run(
         self,
+        pool: Pool,
+        locks: dict[int, _Turn],
         user_id: int | None,
         mailbox_id: int,
         job: Job[T],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[T],
+        lock: str,
     ) -> None:
         try:
             if user_id is None and mailbox_id:
-                user_id = await self._owner(mailbox_id)
-            async with self._user_turn(user_id):
-                await self._transact(job, loop, future)
+                user_id = await self._owner(pool, mailbox_id)
+            async with _user_turn(locks, user_id):
+                await self._transact(pool, job, loop, future, lock)
         except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
             error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
             _Report(loop, future, None, error, [], self.events.publish).send()
         except BaseException as exc:  # every failure goes to the caller
             _Report(loop, future, None, exc, [], self.events.publish).send()
 
-    @contextlib.asynccontextmanager
-    async def _user_turn(self, user_id: int | None) -> AsyncIterator[None]:
-        """One write of a user at a time in this process; the lock is dropped when no
-        write of that user waits, so a million users do not leave a million locks."""
-        if user_id is None:
-            yield
-            return
-        turn = self._user_locks.get(user_id)
-        if turn is None:
-            turn = self._user_locks[user_id] = _Turn()
-        turn.users += 1
-        try:
-            async with turn.lock:
-                yield
-        finally:
-            turn.users -= 1
-            if not turn.users:
-                del self._user_locks[user_id]
-
-    async def _owner(self, mailbox_id: int) -> int | None:
+    async def _owner(self, pool: Pool, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
         if owner is None:
             if len(self._owners) >= _MAX_OWNERS:
                 self._owners.clear()
-            owner = await self._pool.fetchval(
-                "SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id
-            )
+            owner = await pool.fetchval("SELECT user_id FROM mailboxes WHERE id = $1", mailbox_id)
             if owner is not None:
                 self._owners[mailbox_id] = int(owner)
         return owner
 
     async def _transact(
-        self, job: Job[T], loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+        self,
+        pool: Pool,
+        job: Job[T],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[T],
+        lock: str = "",
     ) -> None:
         """Runs the job in a transaction (again after a deadlock with another process).
         Its events are notified inside the transaction (for every listening process);
@@ -357,19 +454,24 @@ class PostgresStore:
             write_id = 0
             awaited = False  # reported by the listener when its notification is back
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    result, events = await job(conn)
-                    report = _Report(loop, future, result, None, events, self.events.publish)
-                    if events:  # for the other processes, whether this one listens or not
-                        write_id = next(self._write_ids)
-                        await conn.execute(
-                            "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
-                            CHANNEL,
-                            encode(self._token, write_id, events),
-                        )
-                        if self._listener is not None:
-                            self._awaiting[write_id] = report
-                            awaited = True
+                async with pool.acquire() as conn:
+                    # `lock` (SQL without parameters) is sent with BEGIN: one round trip
+                    await conn.execute(f"BEGIN; {lock}" if lock else "BEGIN")
+                    try:
+                        result, events = await job(conn)
+                        report = _Report(loop, future, result, None, events, self.events.publish)
+                        notify = ""
+                        if events:  # for the other processes, whether this one listens or not
+                            write_id = next(self._write_ids)
+                            notify = _notify_sql(encode(self._token, write_id, events))
+                            if self._listener is not None:
+                                self._awaiting[write_id] = report
+                                awaited = True
+                        # the notifications and COMMIT in one round trip
+                        await conn.execute(notify + "COMMIT")
+                    except BaseException:
+                        await _rollback(conn)
+                        raise
             except (
                 asyncpg.exceptions.DeadlockDetectedError,
                 asyncpg.exceptions.SerializationError,
@@ -443,9 +545,14 @@ class PostgresStore:
 
     def _flush_awaiting(self) -> None:
         """Reports the committed writes still waiting for their notification, in order."""
-        for write_id in sorted(self._awaiting):
-            if self._awaiting[write_id].committed:
-                self._awaiting.pop(write_id).send()
+        for write_id in sorted(self._awaiting):  # (writes on the home loop: a copy, atomic)
+            report = self._awaiting.get(write_id)
+            if (
+                report is not None
+                and report.committed
+                and self._awaiting.pop(write_id, None) is report
+            ):
+                report.send()
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
@@ -511,7 +618,7 @@ class PostgresStore:
                 "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id
             )
             for row in ids:
-                await _drop_mailbox_contents(conn, row[0])
+                await _drop_mailbox_contents(conn, row[0], self._bodies)
             # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
             return None, []
@@ -559,11 +666,10 @@ class PostgresStore:
         return User(*row) if row else None
 
     async def list_aliases(self) -> list[tuple[str, str]]:
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
-                " ORDER BY a.address"
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT a.address, u.address FROM aliases a JOIN users u ON u.id = a.user_id"
+            " ORDER BY a.address",
         )
         return [(str(a), str(u)) for a, u in rows]
 
@@ -687,7 +793,7 @@ class PostgresStore:
             )
             if has_children and noselect:
                 raise MailboxInUse(name)
-            await _drop_mailbox_contents(conn, mailbox_id)
+            await _drop_mailbox_contents(conn, mailbox_id, self._bodies)
             # RFC 5464 §4.1: a mailbox re-created under this name must not inherit entries
             await conn.execute(
                 "DELETE FROM metadata WHERE user_id = $1 AND mailbox_id = $2", user_id, mailbox_id
@@ -741,7 +847,7 @@ class PostgresStore:
                     )
                 ]
                 await _copy_rows(conn, source, uids, target)
-                modseq = await _expunge_rows(conn, source, uids)
+                modseq = await _expunge_rows(conn, source, uids, self._bodies)
                 events.append(MessagesAdded(user_id, target, tuple(range(1, len(uids) + 1)), 1))
                 if uids:
                     events.append(MessagesExpunged(user_id, source, tuple(uids), modseq))
@@ -943,96 +1049,119 @@ class PostgresStore:
         """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
         return iter(self._select("uid, flags, keywords", mailbox_id, uids))
 
+    async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """`rows()` as a coroutine: the caller's loop serves other sessions meanwhile."""
+        return {row[0]: _message_row(row) for row in await self.read_row_tuples(mailbox_id, uids)}
+
+    async def read_row_tuples(self, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """`row_tuples()` as a coroutine."""
+        if not uids:
+            return []
+        sql, args, wanted = _select_query(_ROW_COLUMNS, mailbox_id, uids)
+        rows = await self._query("fetch", sql, *args)
+        return _selected(rows, wanted)
+
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[Any]:
         if not uids:
             return []
-        first, last = min(uids), max(uids)
-        if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
-            rows = self._fetch(
-                f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
-                " ORDER BY uid",
-                mailbox_id,
-                first,
-                last,
-            )
-            if len(set(uids)) == last - first + 1:
-                return [tuple(row) for row in rows]
-            wanted = set(uids)
-            return [tuple(row) for row in rows if row[0] in wanted]
-        rows = self._fetch(
-            f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
-            " ORDER BY uid",
-            mailbox_id,
-            list(uids),
-        )
-        return [tuple(row) for row in rows]
+        sql, args, wanted = _select_query(columns, mailbox_id, uids)
+        return _selected(self._fetch(sql, *args), wanted)
 
     async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
         """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID,
         on the `messages_modseq` index."""
-        rows = await self._await(
-            self._pool.fetch(
-                f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = $1 AND modseq > $2"
-                " ORDER BY uid",
-                mailbox_id,
-                modseq,
-            )
+        rows = await self._query(
+            "fetch",
+            f"SELECT {_ROW_COLUMNS} FROM messages WHERE mailbox_id = $1 AND modseq > $2"
+            " ORDER BY uid",
+            mailbox_id,
+            modseq,
         )
         return [_message_row(row) for row in rows]
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
         """UIDs expunged with a mod-sequence above `modseq` (tombstones), ascending."""
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-                mailbox_id,
-                modseq,
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT uid FROM expunged WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            mailbox_id,
+            modseq,
         )
         return [int(row[0]) for row in rows]
 
     async def first_unseen(self, mailbox_id: int) -> int | None:
         """The lowest UID without \\Seen, on the partial index `messages_unseen`."""
-        value = await self._await(
-            self._pool.fetchval(
-                "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0"
-                " ORDER BY uid LIMIT 1",
-                mailbox_id,
-            )
+        value = await self._query(
+            "fetchval",
+            "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & 1 = 0 ORDER BY uid LIMIT 1",
+            mailbox_id,
         )
         return int(value) if value is not None else None
 
     def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
-        """(raw bytes, serialized index) of one message body."""
+        """(raw bytes, serialized index) of one message body (kept in `BodyCache`)."""
+        cached = self._bodies.blob(blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow(
             "SELECT r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id WHERE b.id = $1",
             blob_id,
         )
-        return (row[0], row[1]) if row else None
+        if row is None:
+            return None
+        self._bodies.put("blob", blob_id, (row[0], row[1]))
+        return (row[0], row[1])
 
-    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
-        """(raw bytes, serialized index) of several bodies in one round trip."""
-        if not blob_ids:
-            return {}
-        rows = self._fetch(
-            "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
-            " WHERE b.id = ANY($1::bigint[])",
-            sorted(set(blob_ids)),
-        )
-        return {row[0]: (row[1], row[2]) for row in rows}
+    async def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies: those in `BodyCache` from
+        there, the others in one round trip."""
+        out: dict[int, tuple[bytes, bytes]] = {}
+        missing: list[int] = []
+        for blob_id in sorted(set(blob_ids)):
+            cached = self._bodies.blob(blob_id)
+            if cached is None:
+                missing.append(blob_id)
+            else:
+                out[blob_id] = cached
+        if missing:
+            rows = await self._query(
+                "fetch",
+                "SELECT b.id, r.raw, b.meta FROM blobs b JOIN bodies r ON r.blob_id = b.id"
+                " WHERE b.id = ANY($1::bigint[])",
+                missing,
+            )
+            for blob_id, raw, meta in rows:
+                out[blob_id] = (raw, meta)
+                self._bodies.put("blob", blob_id, (raw, meta))
+        return out
 
     def meta(self, blob_id: int) -> bytes | None:
+        cached = self._bodies.meta(blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow("SELECT meta FROM blobs WHERE id = $1", blob_id)
-        return row[0] if row else None
+        if row is None:
+            return None
+        self._bodies.put("meta", blob_id, row[0])
+        return bytes(row[0])
 
     def metas(self, blob_ids: Sequence[int]) -> dict[int, bytes]:
-        """Serialized indexes of many bodies at once (SORT), never the raw bytes."""
-        if not blob_ids:
-            return {}
-        rows = self._fetch(
-            "SELECT id, meta FROM blobs WHERE id = ANY($1::bigint[])", sorted(set(blob_ids))
-        )
-        return {row[0]: row[1] for row in rows}
+        """Serialized indexes of many bodies at once (SORT), never the raw bytes: those in
+        `BodyCache` from there, the others in one round trip."""
+        out: dict[int, bytes] = {}
+        missing: list[int] = []
+        for blob_id in sorted(set(blob_ids)):
+            cached = self._bodies.meta(blob_id)
+            if cached is None:
+                missing.append(blob_id)
+            else:
+                out[blob_id] = cached
+        if missing:
+            rows = self._fetch("SELECT id, meta FROM blobs WHERE id = ANY($1::bigint[])", missing)
+            for blob_id, meta in rows:
+                out[blob_id] = meta
+                self._bodies.put("meta", blob_id, meta)
+        return out
 
     def previews(self, blob_ids: Sequence[int]) -> dict[int, str]:
         """Stored PREVIEW texts (RFC 8970) of many bodies at once."""
@@ -1083,13 +1212,12 @@ class PostgresStore:
         """Stored search data of several messages at once (uid -> bytes)."""
         if not uids:
             return {}
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT m.uid, b.search FROM messages m JOIN blobs b ON b.id = m.blob_id"
-                " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
-                mailbox_id,
-                list(uids),
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT m.uid, b.search FROM messages m JOIN blobs b ON b.id = m.blob_id"
+            " WHERE m.mailbox_id = $1 AND m.uid = ANY($2::bigint[])",
+            mailbox_id,
+            list(uids),
         )
         return {row[0]: row[1] for row in rows}
 
@@ -1116,18 +1244,23 @@ class PostgresStore:
             else:
                 tests.append(f"(s.header LIKE {mark} OR s.body LIKE {mark})")
         condition = " AND ".join(tests) or "true"
-        rows = await self._await(
-            self._pool.fetch(
-                "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
-                f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
-                *args,
-            )
+        rows = await self._query(
+            "fetch",
+            "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
+            f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
+            *args,
         )
         return {row[0] for row in rows}
 
     def search_blob(self, blob_id: int) -> bytes | None:
+        cached = self._bodies.data("search", blob_id)
+        if cached is not None:
+            return cached
         row = self._fetchrow("SELECT search FROM blobs WHERE id = $1", blob_id)
-        return row[0] if row else None
+        if row is None:
+            return None
+        self._bodies.put("search", blob_id, row[0])
+        return bytes(row[0])
 
     async def append(
         self, mailbox_id: int, messages: Sequence[NewMessage], origin: object | None = None
@@ -1154,19 +1287,11 @@ class PostgresStore:
         added = {k for m in messages for k in m.flags.keywords}
 
         async def job(conn: Conn) -> tuple[tuple[int, list[int]], list[Event]]:
-            # the row lock orders appends of every process; UIDs and MODSEQ taken at once
-            row = await conn.fetchrow(
-                "UPDATE mailboxes SET uidnext = uidnext + $2, highestmodseq = highestmodseq + 1"
-                " WHERE id = $1 RETURNING user_id, uidvalidity, uidnext - $2, highestmodseq,"
-                " keywords",
-                mailbox_id,
-                n,
-            )
+            row = await conn.fetchrow(_APPEND, n, mailbox_id, *columns)
             if row is None:
                 raise NoSuchMailbox(str(mailbox_id))
             user_id, uidvalidity, first_uid, modseq, known = row
             uids = list(range(first_uid, first_uid + n))
-            await conn.execute(_APPEND, n, mailbox_id, first_uid, modseq, *columns)
             keywords = set(Flags.parse_keywords(known))
             if not keywords.issuperset(added):
                 await conn.execute(
@@ -1178,9 +1303,9 @@ class PostgresStore:
             return (uidvalidity, uids), [event]
 
         if not messages:
-            mailbox = await self._await(self._pool.fetchrow(
-                "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
-            ))  # fmt: skip
+            mailbox = await self._query(
+                "fetchrow", "SELECT uidvalidity FROM mailboxes WHERE id = $1", mailbox_id
+            )
             if mailbox is None:
                 raise NoSuchMailbox(str(mailbox_id))
             return int(mailbox[0]), []
@@ -1201,23 +1326,23 @@ class PostgresStore:
         async def job(
             conn: Conn,
         ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
-            row = await conn.fetchrow(
-                "SELECT user_id, highestmodseq, keywords FROM mailboxes WHERE id = $1 FOR UPDATE",
+            # the mailbox row is locked (with BEGIN): this statement reads the messages
+            # as the last writer left them, with the mailbox's state
+            rows = await conn.fetch(
+                "SELECT b.user_id, b.highestmodseq, b.keywords, m.uid, m.flags, m.keywords,"
+                " m.modseq FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id"
+                " AND m.uid = ANY($2::bigint[]) WHERE b.id = $1 ORDER BY m.uid",
                 mailbox_id,
+                list(uids),
             )
-            if row is None:
+            if not rows:
                 raise NoSuchMailbox(str(mailbox_id))
-            user_id, modseq, known = row
+            user_id, modseq, known = rows[0][:3]
             modseq += 1
             changed: list[tuple[int, Flags, int]] = []
             before: dict[int, Flags] = {}
             failed: list[int] = []
-            current = await conn.fetch(
-                "SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = $1"
-                " AND uid = ANY($2::bigint[]) ORDER BY uid",
-                mailbox_id,
-                list(uids),
-            )
+            current = [row[3:] for row in rows if row[3] is not None]
             for uid, bits, keywords, old_modseq in current:
                 if unchangedsince is not None and old_modseq > unchangedsince:
                     failed.append(uid)
@@ -1236,24 +1361,21 @@ class PostgresStore:
                 before[uid] = old
             if not changed:
                 return (changed, sorted(failed)), []
-            await conn.execute(
-                "UPDATE messages m SET flags = t.flags, keywords = t.keywords, modseq = $2"
+            all_keywords = set(Flags.parse_keywords(known))
+            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
+                all_keywords.update(flags.keywords)
+            await conn.execute(  # the messages and the mailbox in one round trip
+                "WITH changed AS (UPDATE messages m SET flags = t.flags,"
+                " keywords = t.keywords, modseq = $2"
                 " FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS t(uid, flags, keywords)"
-                " WHERE m.mailbox_id = $1 AND m.uid = t.uid",
+                " WHERE m.mailbox_id = $1 AND m.uid = t.uid)"
+                " UPDATE mailboxes SET highestmodseq = $2, keywords = $6 WHERE id = $1",
                 mailbox_id,
                 modseq,
                 [uid for uid, _, _ in changed],
                 [new.bits for _, new, _ in changed],
                 [new.keywords_text() for _, new, _ in changed],
-            )
-            all_keywords = set(Flags.parse_keywords(known))
-            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
-                all_keywords.update(flags.keywords)
-            await conn.execute(
-                "UPDATE mailboxes SET highestmodseq = $1, keywords = $2 WHERE id = $3",
-                modseq,
                 " ".join(sorted(all_keywords)),
-                mailbox_id,
             )
             changed.sort()
             return (changed, sorted(failed)), [
@@ -1266,7 +1388,8 @@ class PostgresStore:
                 )
             ]
 
-        return await self._write(None, job, mailbox_id=mailbox_id)
+        lock = f"SELECT 1 FROM mailboxes WHERE id = {int(mailbox_id)} FOR UPDATE"
+        return await self._write(None, job, mailbox_id=mailbox_id, lock=lock)
 
     async def copy(
         self,
@@ -1300,7 +1423,7 @@ class PostgresStore:
                 )
             if move and mapping:
                 moved = [old for old, _ in mapping]
-                modseq = await _expunge_rows(conn, source_id, moved)
+                modseq = await _expunge_rows(conn, source_id, moved, self._bodies)
                 events.append(MessagesExpunged(target[0], source_id, tuple(moved), modseq, origin))
             return (target[1], mapping), events
 
@@ -1331,7 +1454,7 @@ class PostgresStore:
                 deleted = [uid for uid in deleted if uid in allowed]
             if not deleted:
                 return [], []
-            modseq = await _expunge_rows(conn, mailbox_id, deleted)
+            modseq = await _expunge_rows(conn, mailbox_id, deleted, self._bodies)
             return deleted, [MessagesExpunged(user_id, mailbox_id, tuple(deleted), modseq, origin)]
 
         return await self._write(None, job, mailbox_id=mailbox_id)
@@ -1343,10 +1466,46 @@ if TYPE_CHECKING:  # mypy proves here that the backend implements the whole inte
         return store
 
 
+def _notify_sql(payloads: list[str]) -> str:
+    """`pg_notify` of the payloads as SQL text, sent in one simple query with COMMIT (a
+    round trip less per write). The payloads are JSON (ASCII, no NUL: json.dumps escapes
+    the rest); as E'' literals only the backslash and the quote need escaping."""
+    literals = ", ".join("E'" + p.replace("\\", "\\\\").replace("'", "''") + "'" for p in payloads)
+    return f"SELECT pg_notify('{CHANNEL}', p) FROM unnest(ARRAY[{literals}]::text[]) AS p; "
+
+
+async def _rollback(conn: Conn) -> None:
+    """Ends a failed write's transaction; a broken connection is left to the pool."""
+    if conn.is_closed() or not conn.is_in_transaction():
+        return
+    with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        await conn.execute("ROLLBACK")
+
+
 async def _keep_session(_conn: Connection) -> None:
     """No reset when a connection goes back to the pool: asyncpg's default costs a round
     trip per query, and the store leaves no session state behind (no SET, no LISTEN on
     pooled connections, advisory locks only for a transaction)."""
+
+
+@contextlib.asynccontextmanager
+async def _user_turn(locks: dict[int, _Turn], user_id: int | None) -> AsyncIterator[None]:
+    """One write of a user at a time per loop in this process; the lock is dropped when
+    no write of that user waits, so a million users do not leave a million locks."""
+    if user_id is None:
+        yield
+        return
+    turn = locks.get(user_id)
+    if turn is None:
+        turn = locks[user_id] = _Turn()
+    turn.users += 1
+    try:
+        async with turn.lock:
+            yield
+    finally:
+        turn.users -= 1
+        if not turn.users:
+            del locks[user_id]
 
 
 class _Turn:
@@ -1384,7 +1543,10 @@ class _Report:
 
     def send(self) -> None:
         try:
-            self.loop.call_soon_threadsafe(self._deliver)
+            if asyncio._get_running_loop() is self.loop:  # on the caller's loop: no wake-up
+                self.loop.call_soon(self._deliver)
+            else:
+                self.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
             pass
 
@@ -1573,7 +1735,7 @@ async def _add_refs(conn: Conn, blob_ids: list[int], sign: int) -> None:
     )
 
 
-async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int]) -> int:
+async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int], cache: BodyCache) -> int:
     """Deletes the messages, leaves tombstones (RFC 7162 §3.2.5 VANISHED) and releases
     bodies no longer used; returns the expunge's mod-sequence."""
     modseq = int(
@@ -1596,13 +1758,16 @@ async def _expunge_rows(conn: Conn, mailbox_id: int, uids: list[int]) -> int:
         modseq,
         uids,
     )
-    await _release_blobs(conn, [row[0] for row in rows])
+    await _release_blobs(conn, [row[0] for row in rows], cache)
     return modseq
 
 
-async def _release_blobs(conn: Conn, blob_ids: list[int]) -> None:
+async def _release_blobs(conn: Conn, blob_ids: list[int], cache: BodyCache) -> None:
+    """Releases references; bodies no longer used are deleted and leave the cache (even
+    if the transaction then fails: dropping an entry is always right)."""
     if not blob_ids:
         return
+    cache.forget(blob_ids)
     await _add_refs(conn, blob_ids, -1)
     await conn.execute(
         "DELETE FROM blobs WHERE id = ANY($1::bigint[]) AND refs <= 0", sorted(set(blob_ids))
@@ -1622,9 +1787,9 @@ async def _prune_placeholders(conn: Conn, user_id: int) -> None:
         pass
 
 
-async def _drop_mailbox_contents(conn: Conn, mailbox_id: int) -> None:
+async def _drop_mailbox_contents(conn: Conn, mailbox_id: int, cache: BodyCache) -> None:
     rows = await conn.fetch(
         "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id", mailbox_id
     )
     await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
-    await _release_blobs(conn, [row[0] for row in rows])
+    await _release_blobs(conn, [row[0] for row in rows], cache)

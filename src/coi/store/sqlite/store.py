@@ -111,7 +111,6 @@ def _in(n: int) -> str:
     return ",".join("?" * n)
 
 
-
 class SqliteStore:
     """The `coi.store.protocol.Store` of one data directory (the default backend)."""
 
@@ -598,6 +597,16 @@ class SqliteStore:
         mailboxes, where building an object per message is most of the cost."""
         return self._select(_ROW_COLUMNS, mailbox_id, uids)
 
+    async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        """`rows()`: never suspends here (a local read)."""
+        return {row[0]: _message_row(row) for row in self.row_tuples(mailbox_id, uids)}
+
+    async def read_row_tuples(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> Iterable[tuple[Any, ...]]:
+        """`row_tuples()`: never suspends here (a local read)."""
+        return self._select(_ROW_COLUMNS, mailbox_id, uids)
+
     def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
         """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
         return self._select("uid, flags, keywords", mailbox_id, uids)
@@ -661,8 +670,9 @@ class SqliteStore:
         row = self._read.execute("SELECT raw, meta FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return (row[0], row[1]) if row else None
 
-    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
-        """(raw bytes, serialized index) of several bodies, one query per 500."""
+    async def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        """(raw bytes, serialized index) of several bodies, one query per 500 (never
+        suspends here)."""
         out: dict[int, tuple[bytes, bytes]] = {}
         for chunk in _chunks(sorted(set(blob_ids))):
             rows = self._read.execute(
