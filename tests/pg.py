@@ -274,7 +274,9 @@ class _Databases:
 
         self.cluster = cluster
         self.ready: list[str] = []
-        self.handed: set[str] = set()
+        self.handed: dict[str, int] = {}  # name -> which hand-out (a reused name is handed again)
+        self.handouts = itertools.count()
+        self.emptying: set[str] = set()
         self.error: BaseException | None = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="pg-databases")
@@ -308,7 +310,7 @@ class _Databases:
             self._refill()
             await self.made.wait()
         name = self.ready.pop(0)
-        self.handed.add(name)
+        self.handed[name] = next(self.handouts)
         self._refill()
         return name
 
@@ -345,7 +347,7 @@ class _Databases:
                     )
                 except Exception:  # in use after all (a process still exiting): next time
                     continue
-                self.handed.discard(name)
+                self.handed.pop(name, None)
 
     def release_idle(self) -> None:
         self.releasing.append(asyncio.run_coroutine_threadsafe(self._release_idle(), self.loop))
@@ -353,8 +355,9 @@ class _Databases:
 
     async def _release_idle(self) -> None:
         # what was handed out until now: this runs before the `_take` of the next test
-        # (the loop runs callbacks in the order they came), whose databases are not done
-        handed = set(self.handed)
+        # (the loop runs callbacks in the order they came), whose databases are not done;
+        # a name handed out again meanwhile (another hand-out) is not this test's any more
+        handed = dict(self.handed)
         if not handed:
             return
         async with self.lock:
@@ -364,13 +367,20 @@ class _Databases:
                 sorted(handed),
             )
         busy = {row[0] for row in rows}
-        for name in sorted(handed - busy):
-            if await self._empty(name):
-                self.handed.discard(name)
-                self.ready.append(name)
-                self.made.set()
-            else:
-                await self._drop([name], force=False)
+        for name, handout in sorted(handed.items()):
+            if name in busy or name in self.emptying or self.handed.get(name) != handout:
+                continue
+            self.emptying.add(name)
+            try:
+                if await self._empty(name):
+                    if self.handed.get(name) == handout:
+                        del self.handed[name]
+                        self.ready.append(name)
+                        self.made.set()
+                elif self.handed.get(name) == handout:
+                    await self._drop([name], force=False)
+            finally:
+                self.emptying.discard(name)
 
     async def _empty(self, name: str) -> bool:
         """Puts a used database back to the template's contents; False when its schema is
