@@ -263,9 +263,10 @@ class _Contents:
 
 
 class _Databases:
-    """Copies of the template made ahead of use, and drops of used ones, serially on one
-    connection of a thread of its own (CREATE and DROP DATABASE cannot share a database
-    with other work, and an asyncio loop of its own keeps them off the test's loop)."""
+    """The databases handed out to tests: copies of the template made ahead of use, and
+    used ones emptied once no one is connected to them (or dropped), on an asyncio loop of
+    a thread of its own, off the test's loop. CREATE and DROP DATABASE go serially over one
+    connection to the cluster's admin database."""
 
     AHEAD = 2  # a test may start two servers on databases of their own
 
@@ -387,9 +388,9 @@ class _Databases:
         not the template's any more (or it cannot be emptied): it is to be dropped."""
         import asyncpg
 
-        if self.template is None:
-            self.template = await _Contents.read(self.cluster.dsn(self.cluster.template))
         try:
+            if self.template is None:
+                self.template = await _Contents.read(self.cluster.dsn(self.cluster.template))
             conn = await asyncpg.connect(self.cluster.dsn(name))
         except (OSError, asyncpg.PostgresError):
             return False
@@ -425,7 +426,7 @@ _shared: Cluster | None = None
 
 
 def after_test() -> None:
-    """Drops the databases of the test that just ended (see `Cluster.release_idle`)."""
+    """Takes back the databases of the test that just ended (`Cluster.release_idle`)."""
     if _shared is not None:
         _shared.release_idle()
 
