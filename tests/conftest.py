@@ -47,14 +47,47 @@ class RunningServer:
     data_dir: Path
 
 
+def on_postgres() -> bool:
+    """COI_TEST_STORE=postgres: test servers and `coi serve` processes use PostgreSQL."""
+    return os.environ.get("COI_TEST_STORE", "sqlite") == "postgres"
+
+
+def require_postgres() -> None:
+    """Skips without PostgreSQL, saying how to get it; fails instead when $CI is set, so a
+    CI pass meant for PostgreSQL never skips its tests silently."""
+    reason = pg.unavailable()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"COI_TEST_STORE=postgres: {reason} (CI is set)")
+        pytest.skip(reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "sqlite_only(why): the test needs the SQLite store (it reads or edits its files);"
+        " skipped, with `why`, when COI_TEST_STORE=postgres",
+    )
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    pg.after_test()  # the test's databases, in the background
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    marker = item.get_closest_marker("sqlite_only")
+    if marker is not None and on_postgres():
+        why = marker.args[0] if marker.args else "needs the SQLite store"
+        pytest.skip(f"SQLite only (COI_TEST_STORE=postgres): {why}")
+
+
 def open_test_store(tmp_path: Path) -> Store:
     """The store of a test server: SQLite in `tmp_path`, or, with COI_TEST_STORE=postgres,
     a fresh database on this test process's PostgreSQL cluster (tests/pg.py), so the
     server's tests run on either backend."""
-    if os.environ.get("COI_TEST_STORE", "sqlite") == "postgres":
-        reason = pg.unavailable()
-        if reason is not None:
-            pytest.skip(reason)
+    if on_postgres():
+        require_postgres()
         from coi.store.postgres.store import PostgresStore
 
         cluster = pg.shared_cluster()
@@ -65,7 +98,7 @@ def open_test_store(tmp_path: Path) -> Store:
 def require_sqlite(running: RunningServer, why: str) -> None:
     """Skips a test that edits the SQLite file directly (to make data an older coi left)."""
     if not isinstance(running.store, SqliteStore):
-        pytest.skip(f"edits the SQLite file: {why}")
+        pytest.skip(f"SQLite only (COI_TEST_STORE=postgres): edits the SQLite file: {why}")
 
 
 def store_args(running: RunningServer) -> list[str]:

@@ -9,6 +9,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+import pytest
 from tests.integration.serverproc import ServerProcess
 from tests.integration.test_crash import ADDRESS, _message_ids, start_burst
 
@@ -21,6 +22,11 @@ async def coi(*args: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+# coi backup/restore copy the data directory's SQLite files; a PostgreSQL store is backed up
+# with PostgreSQL's own tools (pg_dump), which coi backup does not run
+pytestmark = pytest.mark.sqlite_only("coi backup and coi restore copy the SQLite store's files")
 
 
 async def test_backup_while_serving_then_restore(tmp_path: Path) -> None:

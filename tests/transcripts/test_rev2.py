@@ -7,7 +7,7 @@ from __future__ import annotations
 import unicodedata
 
 from tests.conftest import LineClient, RunningServer, run_transcript
-from tests.transcripts.helpers import RFC8_DATE, RFC8_MESSAGE, SIMPLE, append, logged_in
+from tests.transcripts.helpers import RFC8_DATE, RFC8_MESSAGE, SIMPLE, append, crlf, logged_in
 
 from coi.imap.wire.mutf7 import encode
 
@@ -451,3 +451,126 @@ async def test_rev1_response_text_stays_seven_bit(alice: LineClient) -> None:
     await _rev2(alice)
     lines = await alice.command('s2 SELECT "Entwürfe"')
     assert lines[-1].startswith(b"s2 NO ") and "Entwürfe".encode() in lines[-1], lines
+
+
+# 8-bit header text (UTF-8; not UTF-8 in place of #), and parameters split and encoded per RFC 2231
+_INTL = crlf(
+    "From: Jörg Müller <joerg@example.org>\n"
+    'Subject: Grüße "zum" \\Fest\n'
+    "To: bad# <x@example.org>\n"
+    "Content-Type: multipart/mixed; boundary=B\n"
+    "\n"
+    "--B\n"
+    "Content-Type: text/plain; charset=utf-8\n"
+    "Content-Transfer-Encoding: 8bit\n"
+    "\n"
+    "Schöne Grüße\n"
+    "--B\n"
+    "Content-Type: application/pdf; name*0*=utf-8''%C3%84rger; name*1*=%20und;\n"
+    ' name*2=" mehr.pdf"\n'
+    "Content-Disposition: attachment; filename=old.pdf;\n"
+    " filename*=ISO-8859-1'de'%E4%20%FC.pdf; size=3; x*=unknown-cs''%E4\n"
+    "\n"
+    "abc\n"
+    "--B--\n"
+)
+
+_INTL_REV1 = (
+    "* 1 FETCH (ENVELOPE (NIL {19}{{\\r\\n}}Grüße \"zum\" \\Fest "
+    "(({13}{{\\r\\n}}Jörg Müller NIL \"joerg\" \"example.org\")) "
+    "(({13}{{\\r\\n}}Jörg Müller NIL \"joerg\" \"example.org\")) "
+    "(({13}{{\\r\\n}}Jörg Müller NIL \"joerg\" \"example.org\")) "
+    "(({4}{{\\r\\n}}bad\ufffd NIL \"x\" \"example.org\")) NIL NIL NIL NIL) "
+    'BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 15 0 NIL NIL NIL NIL)'
+    '("APPLICATION" "PDF" ("NAME*0*" "utf-8\'\'%C3%84rger" "NAME*1*" "%20und" '
+    '"NAME*2" " mehr.pdf") NIL NIL "7BIT" 3 NIL ("ATTACHMENT" ("FILENAME" "old.pdf" '
+    '"FILENAME*" "ISO-8859-1\'de\'%E4%20%FC.pdf" "SIZE" "3" "X*" "unknown-cs\'\'%E4")) '
+    'NIL NIL) "MIXED" ("BOUNDARY" "B") NIL NIL NIL))'
+)
+
+
+async def test_rev2_fetch_quotes_utf8_and_decodes_rfc2231(imap_server: RunningServer) -> None:
+    """RFC 9051 §4.3.1: UTF-8 text without NUL, CR and LF goes quoted (escaping `"` and
+    `\\`), text that is not UTF-8 stays a literal; §7.5.2: parameters split or encoded per
+    RFC 2231 come back decoded as the plain name, in UTF-8, in the type's and the
+    disposition's lists (an unknown charset: as stored). A rev1 session reading the same
+    stored message gets today's bytes: literals, parameters as sent (Appendix A)."""
+    rev1 = await logged_in(imap_server)
+    rev2 = await logged_in(imap_server)
+    try:
+        await append(rev1, _INTL.replace(b"bad#", b"bad\xff"))
+        await rev1.command("s EXAMINE INBOX")
+        await _rev2(rev2)
+        await rev2.command("s EXAMINE INBOX")
+        await run_transcript(
+            rev1,
+            f"""
+            C: f1 FETCH 1 (ENVELOPE BODYSTRUCTURE)
+            S: {_INTL_REV1}
+            S: f1 OK {{{{.*}}}}
+            """,
+        )
+        await run_transcript(
+            rev2,
+            """
+            C: f2 FETCH 1 (ENVELOPE BODYSTRUCTURE)
+            S: * 1 FETCH (ENVELOPE (NIL "Grüße \\"zum\\" \\\\Fest" """
+            """(("Jörg Müller" NIL "joerg" "example.org")) """
+            """(("Jörg Müller" NIL "joerg" "example.org")) """
+            """(("Jörg Müller" NIL "joerg" "example.org")) """
+            """(({4}{{\\r\\n}}bad\ufffd NIL "x" "example.org")) NIL NIL NIL NIL) """
+            """BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 15 0 """
+            """NIL NIL NIL NIL)("APPLICATION" "PDF" ("NAME" "Ärger und mehr.pdf") NIL NIL """
+            """"7BIT" 3 NIL ("ATTACHMENT" ("FILENAME" "ä ü.pdf" "SIZE" "3" """
+            """"X*" "unknown-cs''%E4")) NIL NIL) "MIXED" ("BOUNDARY" "B") NIL NIL NIL))
+            S: f2 OK {{.*}}
+            C: f3 FETCH 1 (BODY PREVIEW)
+            S: * 1 FETCH (BODY (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 15 0)"""
+            """("APPLICATION" "PDF" ("NAME" "Ärger und mehr.pdf") NIL NIL "7BIT" 3) """
+            """"MIXED") PREVIEW "Schöne Grüße")
+            S: f3 OK {{.*}}
+            """,
+        )
+        await run_transcript(
+            rev1,
+            """
+            C: f4 FETCH 1 (BODY PREVIEW)
+            S: * 1 FETCH (BODY (("TEXT" "PLAIN" ("CHARSET" "utf-8") NIL NIL "8BIT" 15 0)"""
+            """("APPLICATION" "PDF" ("NAME*0*" "utf-8''%C3%84rger" "NAME*1*" "%20und" """
+            """"NAME*2" " mehr.pdf") NIL NIL "7BIT" 3) "MIXED") """
+            """PREVIEW {15}{{\\r\\n}}Schöne Grüße)
+            S: f4 OK {{.*}}
+            """,
+        )
+    finally:
+        await rev1.close()
+        await rev2.close()
+
+
+async def test_rev2_accepts_utf8_quoted_strings(alice: LineClient) -> None:
+    """RFC 9051 §4.3.1: a rev2 server MUST accept UTF-8 in quoted strings: a SEARCH
+    string (UTF-8 is the default charset) and a mailbox name (§5.1)."""
+    await append(alice, _INTL.replace(b"bad#", b"bad"))
+    await _rev2(alice)
+    await run_transcript(
+        alice,
+        """
+        C: s1 SELECT INBOX
+        S: * FLAGS {{.*}}
+        S: * 1 EXISTS
+        S: * OK [PERMANENTFLAGS {{.*}}] {{.*}}
+        S: * OK [UIDVALIDITY {{\\d+}}] {{.*}}
+        S: * OK [UIDNEXT 2] {{.*}}
+        S: * OK [MAILBOXID ({{F[0-9a-f]+}})] Ok
+        S: * LIST {{.*}}
+        S: s1 OK [READ-WRITE] {{.*}}
+        C: s2 SEARCH SUBJECT "grüße"
+        S: * ESEARCH (TAG "s2") ALL 1
+        S: s2 OK {{.*}}
+        C: s3 SEARCH FROM "Müller" SUBJECT "\\\\fest"
+        S: * ESEARCH (TAG "s3") ALL 1
+        S: s3 OK {{.*}}
+        C: s4 COPY 1 "Grüße"
+        S: s4 NO [TRYCREATE] {{.*}}
+        """,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import replace
 
-from coi.imap.server import sync
+from coi.imap.server import rev2, sync
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.message import resolve
 from coi.imap.server.render import flag_text, internal_date_text
@@ -228,15 +228,23 @@ def render(attr: FetchAttr, message: Message, flags: bytes) -> bytes:
         return b"EMAILID (%s)" % message.session.store.emailid(row.blob_id).encode("ascii")
     if name == "THREADID":
         return b"THREADID NIL"
+    # the stored forms are IMAP4rev1's; a rev2 session gets UTF-8 quoted and RFC 2231
+    # parameters decoded (RFC 9051 §4.3.1, §7.5.2)
     if name == "ENVELOPE":
-        return b"ENVELOPE " + message.summary()[0]
+        stored = message.summary()[0]
+        return b"ENVELOPE " + (rev2.envelope(stored) if message.session.rev2 else stored)
     if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + message.summary()[2]
+        stored = message.summary()[2]
+        return b"BODYSTRUCTURE " + (rev2.body(stored) if message.session.rev2 else stored)
     if name == "BODY" and attr.section is None:
-        return b"BODY " + message.summary()[1]
+        stored = message.summary()[1]
+        return b"BODY " + (rev2.body(stored) if message.session.rev2 else stored)
     if name == "PREVIEW":  # RFC 8970 §6: "PREVIEW" SP nstring
         text = message.preview(attr.lazy)
-        return b"PREVIEW " + (b"NIL" if text is None else nstring(text.encode("utf-8")))
+        if text is None:
+            return b"PREVIEW NIL"
+        shown = rev2.string if message.session.rev2 else nstring
+        return b"PREVIEW " + shown(text.encode("utf-8"))
     if name == "RFC822":
         return b"RFC822 " + string(message.served()[0])
     if name == "RFC822.HEADER":
