@@ -35,6 +35,7 @@ def test_encoded_value_becomes_utf8_and_replaces_a_plain_one() -> None:
         (b"NAME*", b"x-unknown''%E4"),  # a charset Python does not know
         (b"NAME*", b"utf-8''%FF"),  # not valid in its charset
         (b"NAME*", b"base64''YQ=="),  # not a text encoding
+        (b"NAME*", b"utf-\x008''a"),  # a NUL in the charset name (codecs raise ValueError)
         (b"NAME*01", b"a"),  # a leading zero
     ],
 )

@@ -243,5 +243,5 @@ def _join(found: dict[int, tuple[bool, bytes]]) -> bytes | None:
         return bytes(data)
     try:
         return bytes(data).decode(charset).encode("utf-8")
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, ValueError):  # unknown charset, bad octets, NUL in the name
         return None
