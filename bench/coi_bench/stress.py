@@ -1224,6 +1224,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reports", type=int, default=5, help="violations printed with transcript")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--coi-fsync", choices=["always", "optimized"], default="always")
+    p.add_argument(
+        "--coi-store",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="postgresql: coi on a PostgreSQL cluster of its own",
+    )
+    p.add_argument("--coi-workers", type=int, help="coi serve --workers N (PostgreSQL)")
     p.add_argument("--json", type=str, help="write the figures and reports here")
     p.add_argument("--transcript", type=str, help="write every session's lines to this file")
     args = p.parse_args(argv)
@@ -1236,7 +1243,11 @@ def main(argv: list[str] | None = None) -> int:
         names = args.servers.split(",")
         if "coi" in names:
             extra = ["--fsync", args.coi_fsync] if args.coi_fsync != "always" else []
-            started.append(servers.start_coi(users, max(counts) + 50, extra=extra))
+            if args.coi_workers is not None:
+                extra += ["--workers", str(args.coi_workers)]
+            started.append(
+                servers.start_coi(users, max(counts) + 50, extra=extra, store=args.coi_store)
+            )
         if "dovecot" in names:
             started.append(servers.start_dovecot(users, max(counts) + 50, "SHA512-CRYPT"))
         worlds = {s.name: World(s.name) for s in started}
