@@ -244,6 +244,44 @@ def postgres_cluster() -> Iterator[pg.Cluster]:
         pg.stop_shared()
 
 
+@pytest.fixture(scope="session")
+def second_postgres_cluster(postgres_cluster: pg.Cluster) -> Iterator[pg.Cluster]:
+    """Another private cluster, for the shards of a sharded store (two clusters on one
+    machine); with COI_TEST_POSTGRES, the one server given (two of its databases)."""
+    if postgres_cluster.process is None:  # not ours: a server named by COI_TEST_POSTGRES
+        yield postgres_cluster
+        return
+    cluster = pg.start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def sharded_dsns(
+    postgres_cluster: pg.Cluster, second_postgres_cluster: pg.Cluster
+) -> Iterator[tuple[str, str]]:
+    """(directory, shard) databases on two clusters: the directory is shard 0, and the
+    shard, on the second cluster, is added as shard 1 (coi.store.postgres.sharded)."""
+    from coi.store.postgres.sharded import add_shard
+    from coi.store.postgres.store import PostgresStore
+
+    directory = postgres_cluster.new_database()
+    shard = second_postgres_cluster.new_database()
+    try:
+        dsns = postgres_cluster.dsn(directory), second_postgres_cluster.dsn(shard)
+        store = PostgresStore(dsns[0], min_size=1, max_size=2, listen=False)
+        try:
+            assert add_shard(store, dsns[1]) == 1
+        finally:
+            store.close()
+        yield dsns
+    finally:
+        postgres_cluster.drop_database(directory)
+        second_postgres_cluster.drop_database(shard)
+
+
 @pytest.fixture
 def postgres_dsn(postgres_cluster: pg.Cluster) -> Iterator[str]:
     """A fresh database with the store's schema, dropped after the test."""
