@@ -287,6 +287,11 @@ async def _directory_ranges(conn: Any) -> None:
         await conn.execute(f"ALTER SEQUENCE {ident} MAXVALUE {(1 << SHIFT) - 1}")
 
 
+async def _directory_ranges_of(directory: PostgresStore) -> None:
+    async with directory._pool.acquire() as conn, conn.transaction():
+        await _directory_ranges(conn)
+
+
 def open_sharded(directory: PostgresStore) -> ShardedStore | None:
     """The sharded store on `directory` when it holds a shard map with other shards, else
     None (one database, as before). Raises ShardError when a shard cannot be opened; the
@@ -314,6 +319,7 @@ class ShardedStore:
         self._user_cache: dict[str, int] = {}
         self._alias_cache: dict[str, int] = {}
         try:
+            directory._call(_directory_ranges_of(directory))
             for number, dsn in sorted(shards.items()):
                 if number:
                     self._open(number, dsn)
