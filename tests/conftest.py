@@ -50,14 +50,21 @@ class RunningServer:
 def open_test_store(tmp_path: Path) -> Store:
     """The store of a test server: SQLite in `tmp_path`, or, with COI_TEST_STORE=postgres,
     a fresh database on this test process's PostgreSQL cluster (tests/pg.py), so the
-    server's tests run on either backend."""
-    if os.environ.get("COI_TEST_STORE", "sqlite") == "postgres":
+    server's tests run on either backend; COI_TEST_STORE=sharded: a sharded directory of
+    two databases there (coi.store.postgres.sharded: alice on shard 0, bob on shard 1)."""
+    kind = os.environ.get("COI_TEST_STORE", "sqlite")
+    if kind in ("postgres", "sharded"):
         reason = pg.unavailable()
         if reason is not None:
             pytest.skip(reason)
+        from coi.store.postgres.sharded import open_sharded
         from coi.store.postgres.store import PostgresStore
 
         cluster = pg.shared_cluster()
+        if kind == "sharded":
+            sharded = open_sharded(PostgresStore(pg.sharded_directory(cluster)))
+            assert sharded is not None
+            return sharded
         return PostgresStore(cluster.dsn(cluster.new_database()))
     return SqliteStore(tmp_path / "coi.sqlite3")
 
@@ -81,8 +88,13 @@ def open_other_store(running: RunningServer) -> Store:
     only through NOTIFY, as from any other process."""
     if isinstance(running.store, SqliteStore):
         return SqliteStore(running.store.path)
+    from coi.store.postgres.sharded import ShardedStore, open_sharded
     from coi.store.postgres.store import PostgresStore
 
+    if isinstance(running.store, ShardedStore):
+        other = open_sharded(PostgresStore(running.store.dsn, listen=False))
+        assert other is not None
+        return other
     assert isinstance(running.store, PostgresStore)
     return PostgresStore(running.store.dsn, listen=False)
 

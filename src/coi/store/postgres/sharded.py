@@ -360,6 +360,11 @@ class ShardedStore:
                 shard.close()
 
     @property
+    def dsn(self) -> str:
+        """The directory's URL: what names this store (`--store`)."""
+        return self.directory.dsn
+
+    @property
     def events(self) -> EventBus:
         return self._events
 
