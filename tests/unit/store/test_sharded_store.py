@@ -175,6 +175,8 @@ async def test_add_shard_refuses_what_is_no_empty_database(
             add_shard(sharded.directory, dsn)
         with pytest.raises(ShardError, match="already a shard"):
             add_shard(sharded.directory, sharded.directory.dsn)
+        with pytest.raises(ShardError, match="the directory itself"):  # spelled otherwise
+            add_shard(sharded.directory, sharded.directory.dsn + "?application_name=x")
         with pytest.raises(ShardError, match="cannot open the shard"):
             add_shard(sharded.directory, "postgresql://nobody@127.0.0.1:1/nothing")
         with pytest.raises(ShardError, match="not a postgresql"):

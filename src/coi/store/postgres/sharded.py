@@ -220,10 +220,10 @@ async def _prepare(pool: asyncpg.Pool[asyncpg.Record], number: int, *, new: bool
                 " the shard map points at the wrong database"
             )
         sequences = await conn.fetch(
-            "SELECT schemaname, sequencename, min_value, max_value, last_value"
-            " FROM pg_sequences WHERE schemaname = current_schema()"
+            "SELECT format('%I.%I', schemaname, sequencename), min_value, max_value,"
+            " last_value FROM pg_sequences WHERE schemaname = current_schema()"
         )
-        for schema, name, min_value, max_value, last in sequences:
+        for name, min_value, max_value, last in sequences:
             if min_value == low and max_value == high:
                 continue
             if last is not None and last >= low and not new:
@@ -232,9 +232,8 @@ async def _prepare(pool: asyncpg.Pool[asyncpg.Record], number: int, *, new: bool
                 start = f"RESTART WITH {low}"
             if last is not None and last > high and not new:
                 raise ShardError(f"sequence {name} of shard {number} is past its range")
-            ident = f'"{schema}"."{name}"'
             await conn.execute(
-                f"ALTER SEQUENCE {ident} MINVALUE {low} MAXVALUE {high} START WITH {low} {start}"
+                f"ALTER SEQUENCE {name} MINVALUE {low} MAXVALUE {high} START WITH {low} {start}"
             )
 
 
@@ -255,6 +254,8 @@ def add_shard(directory: PostgresStore, dsn: str) -> int:
     except Exception as exc:  # unreachable, no such database, no permission, ...
         raise ShardError(f"cannot open the shard: {exc}") from None
     try:
+        if shard._objectid_key == directory._objectid_key:  # another URL of the directory
+            raise ShardError("that database is the directory itself")
         shard._call(_prepare(shard._pool, number, new=True))
     finally:
         shard.close()
@@ -273,7 +274,10 @@ def add_shard(directory: PostgresStore, dsn: str) -> int:
                 dsn,
             )
 
-    directory._call(record())
+    try:
+        directory._call(record())
+    except asyncpg.PostgresError as exc:  # no CREATE right on the directory, ...
+        raise ShardError(f"recording the shard in the directory failed: {exc}") from None
     return number
 
 
