@@ -6,6 +6,7 @@ behaviour itself is the contract suite's (tests/contract, backend "sharded")."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import AsyncIterator
 
@@ -89,6 +90,10 @@ async def test_ids_name_their_shard_and_users_spread(sharded: ShardedStore) -> N
     both = sharded.blobs([row.blob_id, a_blob])  # one batch over two shards
     assert set(both) == {row.blob_id, a_blob}
     assert sharded.emailid(row.blob_id) != sharded.emailid(a_blob)
+    # each shard has its own object-id key: MAILBOXIDs of two shards never meet
+    assert sharded.mailboxid(a_inbox) != sharded.mailboxid(
+        dataclasses.replace(b_inbox, uidvalidity=a_inbox.uidvalidity)
+    )
     assert [u.address for u in sharded.list_users()] == ["a@x.org", "b@x.org", "c@x.org"]
     assert [(s.id, s.users) for s in list_shards(sharded.directory)] == [(0, 1), (1, 2)]
     # the user rows really are in the shard's database, not the directory's

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -214,6 +215,12 @@ async def _prepare(pool: asyncpg.Pool[asyncpg.Record], number: int, *, new: bool
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 str(number),
             )
+            # a key of its own (a database copied from another's template shares its key),
+            # so MAILBOXIDs of two shards never meet (RFC 8474 §4); nothing was handed out yet
+            await conn.execute(
+                "UPDATE meta SET value = replace(gen_random_uuid()::text, '-', '')"
+                " WHERE key = 'objectid_key'"
+            )
         elif number and recorded != str(number):
             raise ShardError(
                 f"the database of shard {number} says it is shard {recorded or 'none'}:"
@@ -253,12 +260,21 @@ def add_shard(directory: PostgresStore, dsn: str) -> int:
         shard = PostgresStore(dsn, min_size=1, max_size=2, listen=False)
     except Exception as exc:  # unreachable, no such database, no permission, ...
         raise ShardError(f"cannot open the shard: {exc}") from None
+    probe = secrets.token_hex(8)  # seen in the shard: it is the directory, by another URL
+    _fetch(
+        directory,
+        "INSERT INTO meta (key, value) VALUES ('shard_probe', $1)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        probe,
+    )
     try:
-        if shard._objectid_key == directory._objectid_key:  # another URL of the directory
+        seen = _fetch(shard, "SELECT value FROM meta WHERE key = 'shard_probe'")
+        if seen and seen[0][0] == probe:
             raise ShardError("that database is the directory itself")
         shard._call(_prepare(shard._pool, number, new=True))
     finally:
         shard.close()
+        _fetch(directory, "DELETE FROM meta WHERE key = 'shard_probe'")
 
     async def record() -> None:
         async with directory._pool.acquire() as conn, conn.transaction():
