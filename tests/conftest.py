@@ -48,8 +48,9 @@ class RunningServer:
 
 
 def on_postgres() -> bool:
-    """COI_TEST_STORE=postgres: test servers and `coi serve` processes use PostgreSQL."""
-    return os.environ.get("COI_TEST_STORE", "sqlite") == "postgres"
+    """COI_TEST_STORE=postgres (or sharded): test servers and `coi serve` processes use
+    PostgreSQL."""
+    return os.environ.get("COI_TEST_STORE", "sqlite") in ("postgres", "sharded")
 
 
 def require_postgres() -> None:
@@ -85,12 +86,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def open_test_store(tmp_path: Path) -> Store:
     """The store of a test server: SQLite in `tmp_path`, or, with COI_TEST_STORE=postgres,
     a fresh database on this test process's PostgreSQL cluster (tests/pg.py), so the
-    server's tests run on either backend."""
+    server's tests run on either backend; COI_TEST_STORE=sharded: a sharded directory of
+    two databases there (coi.store.postgres.sharded: alice on shard 0, bob on shard 1)."""
+    kind = os.environ.get("COI_TEST_STORE", "sqlite")
     if on_postgres():
         require_postgres()
+        from coi.store.postgres.sharded import open_sharded
         from coi.store.postgres.store import PostgresStore
 
         cluster = pg.shared_cluster()
+        if kind == "sharded":
+            sharded = open_sharded(PostgresStore(pg.sharded_directory(cluster)))
+            assert sharded is not None
+            return sharded
         return PostgresStore(cluster.dsn(cluster.new_database()))
     return SqliteStore(tmp_path / "coi.sqlite3")
 
@@ -114,8 +122,13 @@ def open_other_store(running: RunningServer) -> Store:
     only through NOTIFY, as from any other process."""
     if isinstance(running.store, SqliteStore):
         return SqliteStore(running.store.path)
+    from coi.store.postgres.sharded import ShardedStore, open_sharded
     from coi.store.postgres.store import PostgresStore
 
+    if isinstance(running.store, ShardedStore):
+        other = open_sharded(PostgresStore(running.store.dsn, listen=False))
+        assert other is not None
+        return other
     assert isinstance(running.store, PostgresStore)
     return PostgresStore(running.store.dsn, listen=False)
 
@@ -275,6 +288,44 @@ def postgres_cluster() -> Iterator[pg.Cluster]:
         yield pg.shared_cluster()
     finally:
         pg.stop_shared()
+
+
+@pytest.fixture(scope="session")
+def second_postgres_cluster(postgres_cluster: pg.Cluster) -> Iterator[pg.Cluster]:
+    """Another private cluster, for the shards of a sharded store (two clusters on one
+    machine); with COI_TEST_POSTGRES, the one server given (two of its databases)."""
+    if postgres_cluster.process is None:  # not ours: a server named by COI_TEST_POSTGRES
+        yield postgres_cluster
+        return
+    cluster = pg.start_cluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def sharded_dsns(
+    postgres_cluster: pg.Cluster, second_postgres_cluster: pg.Cluster
+) -> Iterator[tuple[str, str]]:
+    """(directory, shard) databases on two clusters: the directory is shard 0, and the
+    shard, on the second cluster, is added as shard 1 (coi.store.postgres.sharded)."""
+    from coi.store.postgres.sharded import add_shard
+    from coi.store.postgres.store import PostgresStore
+
+    directory = postgres_cluster.new_database()
+    shard = second_postgres_cluster.new_database()
+    try:
+        dsns = postgres_cluster.dsn(directory), second_postgres_cluster.dsn(shard)
+        store = PostgresStore(dsns[0], min_size=1, max_size=2, listen=False)
+        try:
+            assert add_shard(store, dsns[1]) == 1
+        finally:
+            store.close()
+        yield dsns
+    finally:
+        postgres_cluster.drop_database(directory)
+        second_postgres_cluster.drop_database(shard)
 
 
 @pytest.fixture

@@ -422,6 +422,22 @@ class _Databases:
                 self.loop.close()
 
 
+def sharded_directory(cluster: Cluster, shard_cluster: Cluster | None = None) -> str:
+    """A fresh sharded directory (shard 0) with one more shard (shard 1) on
+    `shard_cluster` (default: the same cluster); its URL is what `coi serve` is given."""
+    from coi.store.postgres.sharded import add_shard
+    from coi.store.postgres.store import PostgresStore
+
+    shards = shard_cluster or cluster
+    directory = cluster.dsn(cluster.new_database())
+    store = PostgresStore(directory, min_size=1, max_size=2, listen=False)
+    try:
+        add_shard(store, shards.dsn(shards.new_database()))
+    finally:
+        store.close()
+    return directory
+
+
 _shared: Cluster | None = None
 
 

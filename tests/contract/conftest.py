@@ -17,7 +17,7 @@ from tests.contract.helpers import Backend
 from coi.store.protocol import Store
 from coi.store.sqlite.store import SqliteStore
 
-BACKENDS = ["sqlite", "postgres"]
+BACKENDS = ["sqlite", "postgres", "sharded"]
 
 
 async def _sqlite(tmp_path: Path) -> Store:
@@ -30,6 +30,18 @@ async def _postgres(dsn: str) -> Store:
     return PostgresStore(dsn)
 
 
+async def _sharded(directory: str) -> Store:
+    """Two shards on two clusters: the directory (shard 0) and shard 1; the tests' users
+    land on both (a new user goes to the shard with the fewest)."""
+    from coi.store.postgres.sharded import open_sharded
+    from coi.store.postgres.store import PostgresStore
+
+    store = PostgresStore(directory)
+    sharded = open_sharded(store)
+    assert sharded is not None
+    return sharded
+
+
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     name: str = request.param
@@ -38,6 +50,9 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     elif name == "postgres":  # a fresh database on the test process's private cluster
         dsn: str = request.getfixturevalue("postgres_dsn")
         made = Backend(name, lambda: _postgres(dsn))
+    elif name == "sharded":  # a directory and a shard, on two private clusters
+        directory, _ = request.getfixturevalue("sharded_dsns")
+        made = Backend(name, lambda: _sharded(directory))
     else:  # pragma: no cover - every name in BACKENDS has a branch
         raise AssertionError(name)
     try:

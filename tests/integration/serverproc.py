@@ -16,14 +16,20 @@ _DATABASES: dict[Path, str] = {}
 
 
 def _store_for(data_dir: Path) -> tuple[str, ...]:
-    """With COI_TEST_STORE=postgres: --store on a database of the test process's cluster."""
-    if os.environ.get("COI_TEST_STORE", "sqlite") != "postgres":
+    """With COI_TEST_STORE=postgres: --store on a database of the test process's cluster;
+    =sharded: on a sharded directory there (two databases)."""
+    kind = os.environ.get("COI_TEST_STORE", "sqlite")
+    if kind not in ("postgres", "sharded"):
         return ()
     from tests import pg
 
     if data_dir not in _DATABASES:
         cluster = pg.shared_cluster()
-        _DATABASES[data_dir] = cluster.dsn(cluster.new_database())
+        _DATABASES[data_dir] = (
+            pg.sharded_directory(cluster)
+            if kind == "sharded"
+            else cluster.dsn(cluster.new_database())
+        )
     return ("--store", _DATABASES[data_dir])
 
 

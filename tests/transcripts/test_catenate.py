@@ -4,6 +4,7 @@ nothing. The examples of RFC 4469 appendix A, adapted to our UIDs and UIDVALIDIT
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -182,7 +183,10 @@ async def test_bad_urls(imap_server: RunningServer) -> None:
     bob_v = await uidvalidity(bob, "INBOX")
     await append(alice, DRAFT)
     v = await uidvalidity(alice, "INBOX")
-    assert v != bob_v
+    # UIDVALIDITY is unique per database: on a sharded store alice and bob (two shards)
+    # may have the same, and then the first URL names alice's own INBOX
+    same = v == bob_v and os.environ.get("COI_TEST_STORE") == "sharded"
+    assert v != bob_v or same
     bad = [
         f"/INBOX;UIDVALIDITY={bob_v}/;UID=1",  # bob's INBOX is not ours
         f"imap://bob@example.org/INBOX;UIDVALIDITY={bob_v}/;UID=1",
@@ -203,7 +207,7 @@ async def test_bad_urls(imap_server: RunningServer) -> None:
         ";UID=1",  # against imap://alice@server/ (RFC 3986 §5.2): no mailbox
         "../../user/bob/INBOX/;UID=1",  # dot segments stop at the root
         "",
-    ]
+    ][1 if same else 0 :]
     for i, url in enumerate(bad):
         lines = await alice.command(f'B{i} APPEND Drafts CATENATE (URL "{url}")')
         want = f"B{i} NO [BADURL {url or '%20'}] ".encode()

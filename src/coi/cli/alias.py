@@ -8,7 +8,7 @@ import sys
 
 from coi.cli.common import config_or_exit, store_or_exit
 from coi.config import add_arguments
-from coi.store.errors import NoSuchUser, UserExists
+from coi.store.errors import NoSuchUser, StoreError, UserExists
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,6 +54,9 @@ def _add(args: argparse.Namespace) -> int:
         return 1
     except NoSuchUser:
         print(f"coi: no such user {args.user} ('coi user list')", file=sys.stderr)
+        return 1
+    except StoreError as exc:  # a shard not in the map, ...
+        print(f"coi: {exc}", file=sys.stderr)
         return 1
     finally:
         store.close()

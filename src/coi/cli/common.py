@@ -47,11 +47,18 @@ def open_store(config: ServerConfig) -> Store:
             f"--store {redact(config.store)} needs asyncpg: pip install 'coi[postgres]' ({exc})"
         ) from None
     try:
-        return PostgresStore(config.store)
+        directory = PostgresStore(config.store)
     except RuntimeError:
         raise
     except Exception as exc:  # OSError, asyncpg's errors: a message, not a traceback
         raise RuntimeError(f"cannot open the store {redact(config.store)}: {exc}") from None
+    from coi.store.postgres.sharded import open_sharded
+
+    try:  # a directory with shards: users sharded over several databases
+        return open_sharded(directory) or directory
+    except Exception as exc:
+        directory.close()
+        raise RuntimeError(f"store {redact(config.store)}: {redact(str(exc))}") from None
 
 
 def store_or_exit(config: ServerConfig) -> Store:

@@ -7,7 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from coi import __version__
-from coi.cli import alias, backup, client, dkim, dns, message, migrate, queue, serve, user, web
+from coi.cli import (
+    alias,
+    backup,
+    client,
+    dkim,
+    dns,
+    message,
+    migrate,
+    queue,
+    serve,
+    shard,
+    user,
+    web,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     user.register(sub)
     alias.register(sub)
+    shard.register(sub)
     message.register(sub)
     queue.register(sub)
     dkim.register(sub)

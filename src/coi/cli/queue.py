@@ -45,11 +45,14 @@ def _open(args: argparse.Namespace) -> tuple[Queue, Callable[[], None]]:
         queue = RelayQueue(config.data_dir / "queue.sqlite3")
         return queue, queue.close
     from coi.delivery.pgqueue import PgQueue
+    from coi.store.postgres.sharded import ShardedStore
     from coi.store.postgres.store import PostgresStore
 
     store = store_or_exit(config)
-    assert isinstance(store, PostgresStore)
-    return PgQueue(store), store.close
+    # sharded: the queue is in the directory database
+    database = store.directory if isinstance(store, ShardedStore) else store
+    assert isinstance(database, PostgresStore)
+    return PgQueue(database), store.close
 
 
 def _when(stamp: float) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from coi.auth.passwords import hash_password
 from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, store_or_exit
 from coi.config import add_arguments
-from coi.store.errors import NoSuchUser, UserExists
+from coi.store.errors import NoSuchUser, StoreError, UserExists
 from coi.store.protocol import UserStore
 from coi.store.quota import parse_size
 
@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add = actions.add_parser("add", help="create an account", description="Create an account.")
     add.add_argument("address", help="e-mail address, e.g. alice@example.org")
     _password_options(add)
+    add.add_argument(
+        "--shard",
+        type=int,
+        metavar="N",
+        help="the shard to create it on (coi shard list); default: the one with fewest users",
+    )
     common(add)
     add.set_defaults(handler=_add)
 
@@ -110,6 +116,9 @@ def _run(
     except NoSuchUser:
         print(f"coi: no such user {args.address}", file=sys.stderr)
         return 1
+    except StoreError as exc:  # a shard not in the map, ...
+        print(f"coi: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(done)
@@ -119,11 +128,21 @@ def _run(
 def _add(args: argparse.Namespace) -> int:
     address = _valid_address(args.address)
     encoded = hash_password(read_password(args))
-    return _run(
-        args,
-        lambda store: store.add_user(address, encoded, DEFAULT_MAILBOXES),
-        f"created {address}",
-    )
+    shard: int | None = args.shard
+
+    async def add(store: UserStore) -> None:
+        if shard is None:
+            await store.add_user(address, encoded, DEFAULT_MAILBOXES)
+            return
+        try:
+            from coi.store.postgres.sharded import ShardedStore
+        except ImportError:  # no asyncpg: SQLite, never sharded
+            ShardedStore = None  # type: ignore[assignment,misc]
+        if ShardedStore is None or not isinstance(store, ShardedStore):
+            raise StoreError("--shard: the store is not sharded (coi shard add DSN)")
+        await store.add_user(address, encoded, DEFAULT_MAILBOXES, shard=shard)
+
+    return _run(args, add, f"created {address}")
 
 
 def _delete(args: argparse.Namespace) -> int:

@@ -29,8 +29,11 @@ def open_queue(config: ServerConfig, store: Store) -> Queue:
     works it), else `queue.sqlite3` in the data directory (this process only)."""
     if config.store:
         from coi.delivery.pgqueue import PgQueue
+        from coi.store.postgres.sharded import ShardedStore
         from coi.store.postgres.store import PostgresStore
 
+        if isinstance(store, ShardedStore):  # the queue is in the directory database
+            store = store.directory
         if not isinstance(store, PostgresStore):
             raise RuntimeError("a postgresql:// store needs the PostgreSQL store")
         return PgQueue(store)

@@ -1,0 +1,114 @@
+"""`coi shard add|list`: users sharded over several PostgreSQL databases
+(coi.store.postgres.sharded; docs/scale-out.md: Sharding).
+
+`--store` names the directory: the database every `coi serve` is given, which holds the
+shard map and is itself shard 0. Running servers open a shard added meanwhile on its
+first use; nothing needs a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from coi.cli.common import config_or_exit, redact
+from coi.config import add_arguments
+
+if TYPE_CHECKING:
+    from coi.store.postgres.store import PostgresStore
+
+_WHERE = ("store",)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "shard",
+        help="shard users over several PostgreSQL databases",
+        description="Users sharded over several PostgreSQL databases: --store names the "
+        "directory (the database every coi serve is given; it holds the shard map and is "
+        "shard 0). New users go to the shard with the fewest users, or to 'coi user add "
+        "--shard N'.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    add = actions.add_parser(
+        "add",
+        help="add an empty database as the next shard",
+        description="Adds DSN (an empty database; coi makes its schema) as the next shard. "
+        "Every id the shard hands out starts at its number << 40, so an id names its shard.",
+    )
+    add.add_argument("dsn", metavar="DSN", help="postgresql://user@host/database")
+    add_arguments(add, only=_WHERE)
+    add.set_defaults(handler=_add)
+    listing = actions.add_parser("list", help="list the shards with their number of users")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    add_arguments(listing, only=_WHERE)
+    listing.set_defaults(handler=_list)
+
+
+def _directory(args: argparse.Namespace) -> PostgresStore:
+    """The directory database alone (its shards are not opened), or a one-line exit."""
+    config = config_or_exit(args)
+    if not config.store:
+        print("coi: coi shard needs --store postgresql://... (the directory)", file=sys.stderr)
+        raise SystemExit(2)
+    try:
+        from coi.store.postgres.store import PostgresStore
+    except ImportError as exc:
+        print(f"coi: PostgreSQL needs asyncpg: pip install 'coi[postgres]' ({exc})",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(1) from None
+    try:
+        return PostgresStore(config.store, min_size=1, max_size=2, listen=False)
+    except Exception as exc:  # unreachable, no such database, ...
+        print(f"coi: cannot open the store {redact(config.store)}: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _add(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import ShardError, add_shard
+
+    directory = _directory(args)
+    try:
+        number = add_shard(directory, args.dsn)
+    except ShardError as exc:
+        print(f"coi: shard {redact(args.dsn)}: {redact(str(exc))}", file=sys.stderr)
+        return 1
+    finally:
+        directory.close()
+    print(f"added shard {number}: {redact(args.dsn)}")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import list_shards
+
+    directory = _directory(args)
+    try:
+        shards = list_shards(directory)
+    finally:
+        directory.close()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "id": s.id,
+                        "dsn": redact(s.dsn) or None,
+                        "users": s.users,
+                        "directory": not s.id,
+                    }
+                    for s in shards
+                ]
+            )
+        )
+        return 0
+    if not shards:
+        print("not sharded: one database (coi shard add DSN adds a shard)")
+        return 0
+    for shard in shards:
+        where = redact(shard.dsn) if shard.id else "(the directory)"
+        print(f"{shard.id}  {shard.users} users  {where}")
+    return 0

@@ -1,0 +1,139 @@
+"""`coi serve --store postgresql://directory` with users sharded over two PostgreSQL
+clusters (coi.store.postgres.sharded): the demo users land on both shards; LOGIN, APPEND,
+FETCH, one LMTP transaction to recipients on both shards, IDLE seeing a delivery, and
+`coi shard`/`coi user` beside the running server."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import smtplib
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from tests import pg
+from tests.integration.serverproc import ServerProcess
+from tests.integration.test_serve_postgres import _Client
+
+MESSAGE = (
+    b"From: Carol <carol@example.net>\r\nTo: alice@example.org, bob@example.org\r\n"
+    b"Subject: to both shards\r\nMessage-ID: <shard-1@example.net>\r\n\r\none for each\r\n"
+)
+
+
+def _coi(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "coi.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        input="secret-password\n",
+    )
+
+
+def _count(cluster: pg.Cluster, dsn: str, sql: str) -> int:
+    """One number from the database `dsn` names, read with psql (not through coi)."""
+    return int(cluster.psql(sql, urlsplit(dsn).path.lstrip("/")).strip())
+
+
+def test_serve_on_a_sharded_directory(
+    tmp_path: Path,
+    sharded_dsns: tuple[str, str],
+    postgres_cluster: pg.Cluster,
+    second_postgres_cluster: pg.Cluster,
+) -> None:
+    directory, shard = sharded_dsns
+    listed = _coi("shard", "list", "--json", "--store", directory)
+    assert listed.returncode == 0, listed.stderr
+    assert [(s["id"], s["users"]) for s in json.loads(listed.stdout)] == [(0, 0), (1, 0)]
+    server = ServerProcess(tmp_path / "data", "--store", directory)
+    server.start()  # --demo: alice on shard 0 (the directory), bob on shard 1
+    clients: list[_Client] = []
+    try:
+        listed = _coi("shard", "list", "--json", "--store", directory)
+        assert [(s["id"], s["users"]) for s in json.loads(listed.stdout)] == [(0, 1), (1, 1)]
+        watcher = _Client(server.port)
+        clients.append(watcher)
+        watcher.command("a", f"LOGIN bob@example.org {server.password('bob@example.org')}")
+        watcher.command("b", "SELECT INBOX")
+        watcher.send("c IDLE")
+        assert watcher.line().startswith(b"+ ")
+        with smtplib.LMTP("127.0.0.1", server.lmtp_port) as lmtp:  # one transaction
+            refused = lmtp.sendmail(
+                "carol@example.net", ["alice@example.org", "bob@example.org"], MESSAGE
+            )
+            assert refused == {}
+            # LMTP answers DATA once per recipient (RFC 2033 §4.2); smtplib reads the first
+            assert lmtp.getreply() == (250, b"2.0.0 <bob@example.org> delivered")
+        assert watcher.until(b"EXISTS") == b"* 1 EXISTS\r\n"
+        watcher.send("DONE")
+        watcher.until(b"c OK")
+        # each copy is in its user's shard, on its own cluster
+        assert _count(postgres_cluster, directory, "SELECT count(*) FROM messages") == 1
+        assert _count(second_postgres_cluster, shard, "SELECT count(*) FROM messages") == 1
+        with imaplib.IMAP4("127.0.0.1", server.port) as imap:
+            imap.login("alice@example.org", server.password("alice@example.org"))
+            typ, data = imap.append("INBOX", "(\\Seen)", None, b"Subject: own\r\n\r\nmine\r\n")
+            assert typ == "OK" and b"APPENDUID" in data[0], data
+            imap.select("INBOX")
+            typ, fetched = imap.fetch("1:2", "(FLAGS BODY.PEEK[])")
+            assert typ == "OK"
+            assert fetched[0][1].endswith(MESSAGE)  # after delivery's Return-Path
+            assert fetched[2][1] == b"Subject: own\r\n\r\nmine\r\n"
+            typ, found = imap.search(None, "BODY", "each")
+            assert typ == "OK" and found == [b"1"]
+        # the admin commands, on the directory, while the server runs
+        added = _coi(
+            "user", "add", "carol@example.org", "--password-stdin", "--shard", "1",
+            "--store", directory,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        added = _coi("user", "add", "dave@example.org", "--password-stdin", "--store", directory)
+        assert added.returncode == 0, added.stderr
+        listed = _coi("shard", "list", "--json", "--store", directory)
+        assert [(s["id"], s["users"]) for s in json.loads(listed.stdout)] == [(0, 2), (1, 2)]
+        assert _count(
+            second_postgres_cluster, shard, "SELECT count(*) FROM users WHERE address LIKE 'c%'"
+        ) == 1  # fmt: skip
+        users = _coi("user", "list", "--store", directory)
+        assert users.stdout.split() == [
+            "alice@example.org",
+            "bob@example.org",
+            "carol@example.org",
+            "dave@example.org",
+        ]
+        for address in ("carol@example.org", "dave@example.org"):
+            with imaplib.IMAP4("127.0.0.1", server.port) as imap:
+                imap.login(address, "secret-password")
+                assert imap.select("INBOX")[0] == "OK"
+        # mistakes are one line each
+        wrong = _coi(
+            "user", "add", "eve@example.org", "--password-stdin", "--shard", "9",
+            "--store", directory,
+        )  # fmt: skip
+        assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+        assert wrong.stderr.strip() == "coi: no shard 9 (coi shard list shows them)"
+        unreachable = _coi("shard", "add", "postgresql://u:pw@127.0.0.1:1/x", "--store", directory)
+        assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+        assert len(unreachable.stderr.strip().splitlines()) == 1
+        assert "cannot open the shard" in unreachable.stderr and "pw" not in unreachable.stderr
+    finally:
+        for client in clients:
+            client.close()
+        assert server.terminate() == 0
+
+
+def test_an_unreachable_shard_stops_serve_with_one_line(
+    tmp_path: Path, sharded_dsns: tuple[str, str], postgres_cluster: pg.Cluster
+) -> None:
+    directory, _ = sharded_dsns
+    postgres_cluster.psql(
+        "UPDATE shards SET dsn = 'postgresql://u:pw@127.0.0.1:1/gone' WHERE id = 1",
+        urlsplit(directory).path.lstrip("/"),
+    )
+    listed = _coi("user", "list", "--store", directory)
+    assert listed.returncode == 1 and "Traceback" not in listed.stderr
+    assert "cannot open shard 1" in listed.stderr and "pw@" not in listed.stderr
+    assert len(listed.stderr.strip().splitlines()) == 1

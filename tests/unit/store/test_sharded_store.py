@@ -1,0 +1,259 @@
+"""What is special to the sharded store (coi.store.postgres.sharded): every Protocol member
+is routed, ids name their shard, the shard map's rules, events of every shard on one bus;
+a directory on one private cluster and a shard on another (tests/pg.py). The Protocol's
+behaviour itself is the contract suite's (tests/contract, backend "sharded")."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+from collections.abc import AsyncIterator
+
+import pytest
+from tests import pg
+from tests.contract.helpers import message, user_with_inbox
+
+from coi.store import protocol
+from coi.store.errors import NoSuchUser, UserExists
+from coi.store.events import Event, MessagesAdded
+
+pytest.importorskip("asyncpg")
+
+from coi.store.postgres.sharded import (
+    ROUTES,
+    SHIFT,
+    ShardedStore,
+    ShardError,
+    add_shard,
+    list_shards,
+    open_sharded,
+)
+from coi.store.postgres.store import PostgresStore
+
+
+def _protocol_members() -> dict[str, object]:
+    """Every member of the Store Protocol (its own and its parts'), by name."""
+    members: dict[str, object] = {}
+    for cls in reversed(protocol.Store.__mro__):
+        if cls is object or not getattr(cls, "_is_protocol", False):
+            continue
+        for name, value in vars(cls).items():
+            if not name.startswith("_"):
+                members[name] = value
+    return members
+
+
+def test_every_protocol_member_is_routed() -> None:
+    """A member added to (or renamed in) the Protocol must get a route here: this test
+    fails until ShardedStore routes it, so a merge cannot leave one unrouted."""
+    members = _protocol_members()
+    assert "append" in members and "events" in members  # the introspection works
+    assert set(members) == set(ROUTES), "route every Store member in ROUTES and ShardedStore"
+    for name, value in members.items():
+        mine = vars(ShardedStore).get(name)
+        assert mine is not None, f"ShardedStore does not define {name}"
+        if isinstance(value, property):
+            assert isinstance(mine, property), name
+            continue
+        assert callable(value) and callable(mine)
+        assert inspect.iscoroutinefunction(value) == inspect.iscoroutinefunction(mine), name
+        wanted = inspect.signature(value).parameters
+        given = inspect.signature(mine).parameters
+        assert list(given)[: len(wanted)] == list(wanted), name  # same names, same order
+        for extra in list(given)[len(wanted) :]:  # anything more is optional
+            assert given[extra].default is not inspect.Parameter.empty, (name, extra)
+
+
+@pytest.fixture
+async def sharded(sharded_dsns: tuple[str, str]) -> AsyncIterator[ShardedStore]:
+    store = open_sharded(PostgresStore(sharded_dsns[0]))
+    assert store is not None
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+async def test_ids_name_their_shard_and_users_spread(sharded: ShardedStore) -> None:
+    a, a_inbox = await user_with_inbox(sharded, "a@x.org")
+    b, b_inbox = await user_with_inbox(sharded, "b@x.org")
+    c = await sharded.add_user("c@x.org", "h", [], shard=1)
+    assert (a.id >> SHIFT, b.id >> SHIFT, c.id >> SHIFT) == (0, 1, 1)  # the fewest, then named
+    assert b_inbox.id >> SHIFT == 1 and a_inbox.id >> SHIFT == 0
+    await sharded.append(b_inbox.id, [message("on one")])
+    row = sharded.rows(b_inbox.id, [1])[1]
+    assert row.blob_id >> SHIFT == 1
+    assert sharded.blob(row.blob_id) is not None
+    await sharded.append(a_inbox.id, [message("on zero")])
+    a_blob = sharded.rows(a_inbox.id, [1])[1].blob_id
+    both = sharded.blobs([row.blob_id, a_blob])  # one batch over two shards
+    assert set(both) == {row.blob_id, a_blob}
+    assert sharded.emailid(row.blob_id) != sharded.emailid(a_blob)
+    # each shard has its own object-id key: MAILBOXIDs of two shards never meet
+    assert sharded.mailboxid(a_inbox) != sharded.mailboxid(
+        dataclasses.replace(b_inbox, uidvalidity=a_inbox.uidvalidity)
+    )
+    assert [u.address for u in sharded.list_users()] == ["a@x.org", "b@x.org", "c@x.org"]
+    assert [(s.id, s.users) for s in list_shards(sharded.directory)] == [(0, 1), (1, 2)]
+    # the user rows really are in the shard's database, not the directory's
+    assert sharded.directory.get_user("b@x.org") is None
+    assert sharded.shards[1].get_user("b@x.org") == b
+    with pytest.raises(ShardError):
+        await sharded.add_user("d@x.org", "h", [], shard=7)
+    assert sharded.get_user("d@x.org") is None
+    with pytest.raises(UserExists):
+        await sharded.add_user("B@x.org", "h", [], shard=0)  # taken on the other shard
+
+
+async def test_aliases_live_with_their_user_and_move_with_it(sharded: ShardedStore) -> None:
+    alice = await sharded.add_user("alice@x.org", "h", [])
+    bob = await sharded.add_user("bob@x.org", "h", [])
+    assert (alice.id >> SHIFT, bob.id >> SHIFT) == (0, 1)
+    await sharded.set_alias("info@x.org", "bob@x.org")
+    assert sharded.shards[1].alias_target("info@x.org") == bob
+    await sharded.set_alias("info@x.org", "alice@x.org")  # re-pointed across shards
+    assert sharded.alias_target("info@x.org") == alice
+    assert sharded.shards[1].alias_target("info@x.org") is None
+    assert await sharded.list_aliases() == [("info@x.org", "alice@x.org")]
+    await sharded.set_alias("@y.org", "bob@x.org")
+    await sharded.delete_user("bob@x.org")
+    assert sharded.alias_target("@y.org") is None
+    assert await sharded.list_aliases() == [("info@x.org", "alice@x.org")]
+
+
+async def test_events_of_every_shard_on_one_bus_and_across_processes(
+    sharded_dsns: tuple[str, str], sharded: ShardedStore
+) -> None:
+    other = open_sharded(PostgresStore(sharded_dsns[0]))  # a second `coi serve`
+    assert other is not None
+    try:
+        _, a_inbox = await user_with_inbox(sharded, "a@x.org")
+        _, b_inbox = await user_with_inbox(sharded, "b@x.org")
+        seen: list[Event] = []
+        other.events.watch_all(seen.append)
+        own: list[Event] = []
+        sharded.events.watch_all(own.append)
+        await sharded.append(a_inbox.id, [message("zero")])
+        await sharded.append(b_inbox.id, [message("one")])
+        for _ in range(200):
+            if len(seen) >= 2:
+                break
+            await asyncio.sleep(0.025)
+        added = [(e.mailbox_id, e.uids) for e in seen if isinstance(e, MessagesAdded)]
+        assert added == [(a_inbox.id, (1,)), (b_inbox.id, (1,))]
+        assert [type(e) for e in own] == [MessagesAdded, MessagesAdded]
+    finally:
+        other.close()
+
+
+async def test_a_shard_added_later_is_used_without_a_restart(
+    sharded: ShardedStore, second_postgres_cluster: pg.Cluster
+) -> None:
+    name = second_postgres_cluster.new_database()
+    try:
+        dsn = second_postgres_cluster.dsn(name)
+        assert add_shard(sharded.directory, dsn) == 2
+        user = await sharded.add_user("new@x.org", "h", [], shard=2)
+        assert user.id >> SHIFT == 2
+        assert sharded.get_user("new@x.org") == user
+        assert "new@x.org" in [u.address for u in sharded.list_users()]
+        with pytest.raises(ShardError, match="already a shard"):
+            add_shard(sharded.directory, dsn)
+    finally:
+        sharded.close()  # before the database goes
+        second_postgres_cluster.drop_database(name)
+
+
+async def test_add_shard_refuses_what_is_no_empty_database(
+    sharded: ShardedStore, postgres_cluster: pg.Cluster
+) -> None:
+    name = postgres_cluster.new_database()
+    try:
+        dsn = postgres_cluster.dsn(name)
+        used = PostgresStore(dsn, listen=False)
+        try:
+            await used.add_user("someone@x.org", "h", [])
+        finally:
+            used.close()
+        with pytest.raises(ShardError, match="holds users"):
+            add_shard(sharded.directory, dsn)
+        with pytest.raises(ShardError, match="already a shard"):
+            add_shard(sharded.directory, sharded.directory.dsn)
+        with pytest.raises(ShardError, match="the directory itself"):  # spelled otherwise
+            add_shard(sharded.directory, sharded.directory.dsn + "?application_name=x")
+        with pytest.raises(ShardError, match="cannot open the shard"):
+            add_shard(sharded.directory, "postgresql://nobody@127.0.0.1:1/nothing")
+        with pytest.raises(ShardError, match="not a postgresql"):
+            add_shard(sharded.directory, "mysql://x")
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+async def test_a_map_pointing_at_the_wrong_database_is_refused(
+    sharded_dsns: tuple[str, str], postgres_cluster: pg.Cluster
+) -> None:
+    name = postgres_cluster.new_database()
+    try:
+        directory = PostgresStore(sharded_dsns[0], listen=False)
+        try:
+            directory._call(
+                directory._pool.execute(
+                    "UPDATE shards SET dsn = $1 WHERE id = 1", postgres_cluster.dsn(name)
+                )
+            )
+            with pytest.raises(ShardError, match="wrong database"):
+                open_sharded(directory)
+        finally:
+            directory.close()
+    finally:
+        postgres_cluster.drop_database(name)
+
+
+async def test_a_map_row_left_by_a_crash_is_cleared_by_delete(sharded: ShardedStore) -> None:
+    """A crash between claiming the address in the map and creating the user leaves a
+    map row without a user: the address is taken until `coi user del` removes it."""
+    await sharded.directory._await(
+        sharded.directory._pool.execute(
+            "INSERT INTO user_shards (address, shard_id) VALUES ('ghost@x.org', 1)"
+        )
+    )
+    assert sharded.get_user("ghost@x.org") is None
+    with pytest.raises(UserExists):
+        await sharded.add_user("ghost@x.org", "h", [])
+    with pytest.raises(NoSuchUser):
+        await sharded.delete_user("ghost@x.org")
+    user = await sharded.add_user("ghost@x.org", "h", [])
+    assert sharded.get_user("ghost@x.org") == user
+
+
+async def test_one_database_is_not_sharded(postgres_dsn: str) -> None:
+    store = PostgresStore(postgres_dsn, listen=False)
+    try:
+        assert open_sharded(store) is None
+        assert list_shards(store) == []
+    finally:
+        store.close()
+
+
+async def test_users_of_the_directory_before_sharding_stay_there(
+    postgres_dsn: str, second_postgres_cluster: pg.Cluster
+) -> None:
+    """An installation on one database becomes sharded by adding a shard: its users stay
+    in the directory (shard 0) and keep their ids."""
+    single = PostgresStore(postgres_dsn, listen=False)
+    name = second_postgres_cluster.new_database()
+    try:
+        old = await single.add_user("old@x.org", "h", [])
+        await single.set_alias("alias@x.org", "old@x.org")
+        add_shard(single, second_postgres_cluster.dsn(name))
+        sharded = open_sharded(single)
+        assert sharded is not None
+        assert sharded.get_user("old@x.org") == old
+        assert sharded.alias_target("alias@x.org") == old
+        new = await sharded.add_user("new@x.org", "h", [])
+        assert new.id >> SHIFT == 1  # shard 0 has one user already
+        assert [(s.id, s.users) for s in list_shards(single)] == [(0, 1), (1, 1)]
+        sharded.close()  # closes the directory too
+    finally:
+        second_postgres_cluster.drop_database(name)
