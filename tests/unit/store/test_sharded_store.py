@@ -87,7 +87,7 @@ async def test_ids_name_their_shard_and_users_spread(sharded: ShardedStore) -> N
     assert sharded.blob(row.blob_id) is not None
     await sharded.append(a_inbox.id, [message("on zero")])
     a_blob = sharded.rows(a_inbox.id, [1])[1].blob_id
-    both = sharded.blobs([row.blob_id, a_blob])  # one batch over two shards
+    both = await sharded.blobs([row.blob_id, a_blob])  # one batch over two shards
     assert set(both) == {row.blob_id, a_blob}
     assert sharded.emailid(row.blob_id) != sharded.emailid(a_blob)
     # each shard has its own object-id key: MAILBOXIDs of two shards never meet

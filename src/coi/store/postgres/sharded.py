@@ -105,6 +105,8 @@ ROUTES: dict[str, str] = {
     "uids": "mailbox",
     "rows": "mailbox",
     "row_tuples": "mailbox",
+    "read_rows": "mailbox",
+    "read_row_tuples": "mailbox",
     "flag_rows": "mailbox",
     "changed_since": "mailbox",
     "vanished_since": "mailbox",
@@ -720,6 +722,14 @@ class ShardedStore:
     def row_tuples(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[Any, ...]]:
         return self._at(mailbox_id).row_tuples(mailbox_id, uids)
 
+    async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
+        return await self._at(mailbox_id).read_rows(mailbox_id, uids)
+
+    async def read_row_tuples(
+        self, mailbox_id: int, uids: Sequence[int]
+    ) -> Iterable[tuple[Any, ...]]:
+        return await self._at(mailbox_id).read_row_tuples(mailbox_id, uids)
+
     def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
         return self._at(mailbox_id).flag_rows(mailbox_id, uids)
 
@@ -735,8 +745,11 @@ class ShardedStore:
     def blob(self, blob_id: int) -> tuple[bytes, bytes] | None:
         return self._at(blob_id).blob(blob_id)
 
-    def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
-        return self._merged(blob_ids, lambda s, ids: s.blobs(ids))
+    async def blobs(self, blob_ids: Sequence[int]) -> dict[int, tuple[bytes, bytes]]:
+        out: dict[int, tuple[bytes, bytes]] = {}
+        for shard, ids in self._groups(blob_ids).items():
+            out.update(await shard.blobs(ids))
+        return out
 
     def meta(self, blob_id: int) -> bytes | None:
         return self._at(blob_id).meta(blob_id)
