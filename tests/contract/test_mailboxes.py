@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from tests.contract.helpers import fresh, message, user_with_inbox
+from tests.contract.helpers import Backend, fresh, message, user_with_inbox
 
 from coi.store.errors import MailboxExists, MailboxInUse, NoSuchMailbox
 from coi.store.events import (
@@ -141,3 +143,30 @@ async def test_status_counts_and_recent_floor(store: Store) -> None:
     assert store.status(fresh(store, inbox)).deleted == 0
     await store.store_flags(inbox.id, [2, 3], "add", Flags(DELETED))
     assert store.status(fresh(store, inbox)).deleted == 2  # STATUS DELETED (RFC 9051)
+
+
+async def test_take_recent_hands_each_uid_to_one_claim_across_handles(
+    backend: Backend,
+) -> None:
+    """RFC 3501 §2.3.2: \\Recent goes to one session. Where several processes serve the
+    store, the stored floor decides at once (two handles claim in turn and at the same
+    time; each UID goes to one of them); where one process does (SQLite), the store says
+    so with None and the caller's live floor decides."""
+    first = await backend.open()
+    second = await backend.open()
+    _, inbox = await user_with_inbox(first)
+    await first.append(inbox.id, [message(f"m{i}") for i in range(6)])
+    before = first.take_recent(inbox.id, 2)
+    if before is None:
+        assert backend.name == "sqlite" and second.take_recent(inbox.id, 4) is None
+        return
+    assert before == 0
+    assert second.take_recent(inbox.id, 4) == 2  # UIDs 3 and 4 are the second's
+    assert first.take_recent(inbox.id, 3) == 4  # nothing left below 4: the floor stays
+    assert fresh(second, inbox).recent_floor == 4
+    got = await asyncio.gather(
+        asyncio.to_thread(first.take_recent, inbox.id, 6),
+        asyncio.to_thread(second.take_recent, inbox.id, 6),
+    )
+    assert sorted(got) == [4, 6]  # one of them took 5 and 6, the other found them taken
+    assert second.status(fresh(second, inbox)).recent == 0

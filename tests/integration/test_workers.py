@@ -162,6 +162,75 @@ def test_connections_spread_and_delivery_reaches_idle_on_the_other_worker(
     assert f"worker=2 pid={pids[1]} coi.serve stopped" in text
 
 
+def _one_on_each_worker(server: ServerProcess) -> list[Imap]:
+    """A connection served by each worker (the kernel picks; keep trying until it has)."""
+    by_pid: dict[int, Imap] = {}
+    spare: list[Imap] = []
+    for _ in range(60):
+        client = Imap(server.port)
+        pid = serving_pid(client.sock, server.port, server.worker_pids)
+        if pid is not None and pid not in by_pid:
+            by_pid[pid] = client
+        else:
+            spare.append(client)
+        if len(by_pid) == 2:
+            break
+    for client in spare:
+        client.close()
+    assert len(by_pid) == 2
+    return list(by_pid.values())
+
+
+def _noop_until(client: Imap, wanted: bytes, seconds: float = 10.0) -> list[bytes]:
+    """NOOPs until `wanted` shows (the other worker's events arrive by LISTEN/NOTIFY)."""
+    seen: list[bytes] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen += client.command(b"NOOP")
+        if wanted in seen:
+            return seen
+        time.sleep(0.05)
+    raise AssertionError(f"no {wanted!r} in {seen!r}")
+
+
+def test_recent_goes_to_one_session_and_uidnext_covers_the_view_across_workers(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """RFC 3501 §2.3.2: a new message is \\Recent in one session only, also when the
+    sessions that have the mailbox selected are in two processes; RFC 3501 §2.3.1.1: a
+    SELECT's UIDNEXT is above every UID it shows (the state-checking stress test found
+    both with --workers 2)."""
+    server = _workers(tmp_path, postgres_dsn)
+    sessions: list[Imap] = []
+    try:
+        sessions = _one_on_each_worker(server)
+        for client in sessions:
+            client.login(ALICE, server.password(ALICE))
+            assert b"* 0 EXISTS\r\n" in client.command(b"SELECT INBOX")
+        writer = Imap(server.port)
+        sessions.append(writer)
+        writer.login(ALICE, server.password(ALICE))
+        recent = [0, 0]  # each session's RECENT count, as last reported
+        for i in range(5):
+            message = b"From: bob@example.org\r\nSubject: %d\r\n\r\nhello\r\n" % i
+            assert writer.command(b"APPEND INBOX", message)[-1].split()[1] == b"OK"
+            for n, client in enumerate(sessions[:2]):
+                lines = _noop_until(client, b"* %d EXISTS\r\n" % (i + 1))
+                for line in lines:
+                    if line.endswith(b" RECENT\r\n"):
+                        recent[n] = int(line.split()[1])
+            assert sum(recent) == i + 1, (i, recent)  # each message recent in one of them
+        for client in sessions[:2]:
+            lines = client.command(b"SELECT INBOX")
+            codes = [line for line in lines if b"[UIDNEXT " in line]
+            assert codes == [b"* OK [UIDNEXT 6] Predicted next UID\r\n"], lines
+            assert b"* 0 RECENT\r\n" in lines  # taken before by one of them
+    finally:
+        for client in sessions:
+            client.close()
+        server.stop()
+
+
 def test_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(
     tmp_path: Path, postgres_dsn: str
 ) -> None:

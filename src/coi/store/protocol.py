@@ -166,6 +166,13 @@ class MailboxStore(Protocol):
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None: ...
 
+    def take_recent(self, mailbox_id: int, upto: int) -> int | None:
+        """Raises the stored \\Recent floor to `upto` at once and returns the floor it had:
+        the UIDs above that, up to `upto`, are the caller's session's alone, whichever
+        process it is in (RFC 3501 §2.3.2). None on a store that one process serves: there
+        the live floor in memory decides and `claim_recent` records it."""
+        ...
+
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
         ...

@@ -105,7 +105,11 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
                 session.untagged(f"OK [UNSEEN {seq}] First unseen message")
     session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
-    session.untagged(f"OK [UIDNEXT {mailbox.uidnext}] Predicted next UID")
+    # the mailbox row was read before the view's UIDs: with several processes on one store
+    # a UID committed in between is in the view, and UIDNEXT must be above every UID in
+    # the mailbox (RFC 3501 §2.3.1.1)
+    uidnext = max(mailbox.uidnext, view.uids[-1] + 1 if view.uids else 1)
+    session.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID")
     session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
     # RFC 9051 §6.3.2: a LIST response with accurate attributes (OLDNAME if normalized)
     given = (command.mailbox, mailbox.name)
@@ -115,7 +119,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
     if qresync is not None and qresync.uidvalidity == mailbox.uidvalidity:
-        await sync.qresync_select(session, view, qresync, mailbox.uidnext)  # RFC 7162 §3.2.5.1
+        await sync.qresync_select(session, view, qresync, uidnext)  # RFC 7162 §3.2.5.1
     session.saved_result = []  # RFC 5182 §2.1: SELECT and EXAMINE reset "$"
     mode = "READ-ONLY" if command.readonly else "READ-WRITE"
     return f"[{mode}] {'EXAMINE' if command.readonly else 'SELECT'} completed"

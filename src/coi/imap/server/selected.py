@@ -25,7 +25,9 @@ Invariants:
   response that could show a new keyword.
 - \\Recent (RFC 3501 §2.3.2): a new message is recent in exactly one session: the first
   read-write session that has the mailbox selected when it arrives, or else the next one
-  to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent.
+  to select it. `recent_floor` (persisted) is the highest UID ever handed out as recent;
+  with several processes on one store, each claim raises the stored floor at once
+  (`Store.take_recent`) and gets only the UIDs above the floor it found.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from __future__ import annotations
 import asyncio
 from array import array
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from coi.imap.wire.encode import flag_list
@@ -79,10 +81,18 @@ class MailboxState:
         """UIDs nobody has seen as recent yet; from now on they are the caller's."""
         if not self.uids or self.uids[-1] <= self.recent_floor:
             return set()
-        start = bisect_left(self.uids, self.recent_floor + 1)
-        claimed = set(self.uids[start:])
-        self._raise_floor(self.uids[-1])
-        return claimed
+        return self._claim(self.uids[bisect_left(self.uids, self.recent_floor + 1) :])
+
+    def _claim(self, fresh: Sequence[int]) -> set[int]:
+        """Of `fresh` (ascending, above the live floor), the UIDs the caller may show as
+        \\Recent: all of them when this process alone serves the store, else those no
+        session of another process took first (the store's floor decides)."""
+        before = self.store.take_recent(self.mailbox_id, fresh[-1])
+        if before is None:
+            self._raise_floor(fresh[-1])
+            return set(fresh)
+        self.recent_floor = max(self.recent_floor, before, fresh[-1])
+        return {uid for uid in fresh if uid > before}
 
     def flags(self) -> tuple[array[int], dict[int, str]]:
         """(system flag bits aligned with `uids`, keyword text by UID)."""
@@ -209,9 +219,9 @@ class MailboxState:
                     self._bits.extend(self._read_flags(array("I", fresh)))
                 # an IMAP4rev2 session has no \Recent (RFC 9051 §2.3.2): not an owner
                 owner = next((v for v in self.views if not v.readonly and not v.rev2), None)
-                if owner is not None:
-                    owner.recent.update(fresh)
-                    self._raise_floor(fresh[-1])
+                unclaimed = [uid for uid in fresh if uid > self.recent_floor]
+                if owner is not None and unclaimed:
+                    owner.recent.update(self._claim(unclaimed))
             for view in self.views:
                 view.has_new = True
         elif isinstance(event, MessagesExpunged):

@@ -96,6 +96,7 @@ ROUTES: dict[str, str] = {
     "rename_mailbox": "user",
     "set_subscribed": "user",
     "claim_recent": "mailbox",
+    "take_recent": "mailbox",
     "get_metadata": "user",
     "set_metadata": "user",
     "emailid": "blob",
@@ -656,6 +657,9 @@ class ShardedStore:
 
     async def set_subscribed(self, user_id: int, name: str, subscribed: bool) -> None:
         await self._at(user_id).set_subscribed(user_id, name, subscribed)
+
+    def take_recent(self, mailbox_id: int, upto: int) -> int | None:
+        return self._at(mailbox_id).take_recent(mailbox_id, upto)
 
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         await self._at(mailbox_id).claim_recent(mailbox_id, floor)

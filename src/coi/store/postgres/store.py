@@ -910,6 +910,20 @@ class PostgresStore:
 
         await self._write(user_id, job)
 
+    def take_recent(self, mailbox_id: int, upto: int) -> int | None:
+        """One statement: the row lock orders concurrent claims of every process, and the
+        subquery's FOR UPDATE reads the floor the previous claim committed."""
+        before = self._call(
+            self._pool.fetchval(
+                "UPDATE mailboxes m SET recent_floor = greatest(o.recent_floor, $1)"
+                " FROM (SELECT id, recent_floor FROM mailboxes WHERE id = $2 FOR UPDATE) o"
+                " WHERE m.id = o.id RETURNING o.recent_floor",
+                upto,
+                mailbox_id,
+            )
+        )
+        return None if before is None else int(before)
+
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
 

@@ -475,6 +475,9 @@ class SqliteStore:
 
         await self._writer.submit(job)
 
+    def take_recent(self, mailbox_id: int, upto: int) -> int | None:
+        return None  # one process serves a SQLite store: its live floor decides
+
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
 
