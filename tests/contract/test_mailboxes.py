@@ -163,7 +163,7 @@ async def test_take_recent_hands_each_uid_to_one_claim_across_handles(
     assert before == 0
     assert second.take_recent(inbox.id, 4) == 2  # UIDs 3 and 4 are the second's
     assert first.take_recent(inbox.id, 3) == 4  # nothing left below 4: the floor stays
-    assert fresh(second, inbox).recent_floor == 4
+    assert second.status(fresh(second, inbox)).recent == 2  # STATUS counts above the floor
     got = await asyncio.gather(
         asyncio.to_thread(first.take_recent, inbox.id, 6),
         asyncio.to_thread(second.take_recent, inbox.id, 6),

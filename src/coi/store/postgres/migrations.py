@@ -139,6 +139,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX relay_recipients_due ON relay_recipients (next_attempt);
     CREATE INDEX relay_recipients_message ON relay_recipients (message_id);
     """,
+    # 3: the \Recent floor that sessions of every process claim from (Store.take_recent),
+    # apart from the mailbox row that every message write holds locked until its COMMIT: a
+    # claim waits only for other claims, one short statement each. No foreign key (its
+    # check would wait for the mailbox row too); ids are never reused, and the row goes
+    # with its mailbox in `_delete_mailbox_rows`.
+    """
+    CREATE TABLE recent_floors (
+        mailbox_id bigint PRIMARY KEY,
+        floor bigint NOT NULL
+    );
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

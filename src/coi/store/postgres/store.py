@@ -911,18 +911,28 @@ class PostgresStore:
         await self._write(user_id, job)
 
     def take_recent(self, mailbox_id: int, upto: int) -> int | None:
-        """One statement: the row lock orders concurrent claims of every process, and the
-        subquery's FOR UPDATE reads the floor the previous claim committed."""
-        before = self._call(
-            self._pool.fetchval(
-                "UPDATE mailboxes m SET recent_floor = greatest(o.recent_floor, $1)"
-                " FROM (SELECT id, recent_floor FROM mailboxes WHERE id = $2 FOR UPDATE) o"
-                " WHERE m.id = o.id RETURNING o.recent_floor",
+        """In `recent_floors`, not the mailbox row: a message write holds that locked until
+        its COMMIT, and this synchronous call must never wait for a write that needs the
+        caller's loop to finish. The row lock orders claims of every process; FOR UPDATE
+        reads the floor the previous claim committed."""
+        return self._call(self._take_recent(mailbox_id, upto))
+
+    async def _take_recent(self, mailbox_id: int, upto: int) -> int | None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO recent_floors (mailbox_id, floor)"
+                " SELECT id, recent_floor FROM mailboxes WHERE id = $1"
+                " ON CONFLICT (mailbox_id) DO NOTHING",
+                mailbox_id,
+            )
+            before = await conn.fetchval(
+                "UPDATE recent_floors r SET floor = greatest(o.floor, $1)"
+                " FROM (SELECT mailbox_id, floor FROM recent_floors WHERE mailbox_id = $2"
+                " FOR UPDATE) o WHERE r.mailbox_id = o.mailbox_id RETURNING o.floor",
                 upto,
                 mailbox_id,
             )
-        )
-        return None if before is None else int(before)
+        return upto if before is None else int(before)  # None: the mailbox is gone
 
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
@@ -940,7 +950,8 @@ class PostgresStore:
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._fetchrow(
             "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
-            " count(*) FILTER (WHERE uid > $2), count(*) FILTER (WHERE flags & $4 <> 0)"
+            " count(*) FILTER (WHERE uid > greatest($2, coalesce((SELECT floor FROM"
+            " recent_floors WHERE mailbox_id = $3), 0))), count(*) FILTER (WHERE flags & $4 <> 0)"
             " FROM messages WHERE mailbox_id = $3",
             SEEN,
             mailbox.recent_floor,
@@ -1806,4 +1817,5 @@ async def _drop_mailbox_contents(conn: Conn, mailbox_id: int, cache: BodyCache) 
         "DELETE FROM messages WHERE mailbox_id = $1 RETURNING blob_id", mailbox_id
     )
     await conn.execute("DELETE FROM expunged WHERE mailbox_id = $1", mailbox_id)
+    await conn.execute("DELETE FROM recent_floors WHERE mailbox_id = $1", mailbox_id)
     await _release_blobs(conn, [row[0] for row in rows], cache)
