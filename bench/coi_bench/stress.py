@@ -230,6 +230,9 @@ class Session:
         self.select_info: dict[str, int] = {}
         self.select_flags: set[str] | None = None
         self.select_exists: int | None = None
+        # messages the view had when [UIDNEXT] came: one arriving later in the SELECT (an
+        # EXISTS after it, RFC 3501 §7.3.1) may have that UID
+        self.exists_at_uidnext: int | None = None
         self.selecting_closed = False
         self.in_fetch = False
         self.uid_search = False
@@ -376,6 +379,8 @@ class Session:
             m = _CODE.search(line)
             if m is not None:
                 self.codes.append((m.group(1).decode(), m.group(2) or b""))
+                if m.group(1) == b"UIDNEXT" and self.selecting:
+                    self.exists_at_uidnext = self.select_exists
                 if m.group(1) == b"CLOSED" and self.selecting:
                     self.selecting_closed = True
             if word == b"BAD":
@@ -421,6 +426,8 @@ class Session:
             # after the new mailbox's EXISTS it shrinks that count
             if self.select_exists is not None and self.select_exists > 0:
                 self.select_exists -= 1
+            if self.exists_at_uidnext:  # fewer old messages (or a new one: fewer checked)
+                self.exists_at_uidnext -= 1
             return
         if self.qresync and self.check:
             self.violation("expunge-with-qresync", "EXPUNGE sent after ENABLE QRESYNC")
@@ -435,6 +442,8 @@ class Session:
             # the SELECT counted (RFC 7162 §3.2.10: only UIDs of messages the view had)
             if self.select_exists is not None:
                 self.select_exists = max(0, self.select_exists - len(uids))
+            if self.exists_at_uidnext is not None:
+                self.exists_at_uidnext = max(0, self.exists_at_uidnext - len(uids))
             return
         pos = {u: i for i, u in enumerate(self.uids) if u}
         drop: list[int] = []
@@ -663,6 +672,7 @@ class Session:
         self.selecting = True
         self.selecting_closed = False
         self.select_exists = None
+        self.exists_at_uidnext = None
         self.select_flags = None
         try:
             tagged = await self.command("select", verb + b" " + quote(mailbox) + args)
@@ -706,7 +716,10 @@ class Session:
             items = b"UID FLAGS MODSEQ" if self.condstore else b"UID FLAGS"
             await self.command("fetch_flags", b"FETCH 1:* (%s)" % items)
             if self.check and uidnext:
-                for u in self.uids[: self.select_exists or 0]:
+                old = self.exists_at_uidnext
+                if old is None:
+                    old = self.select_exists
+                for u in self.uids[: old or 0]:
                     if u >= uidnext:
                         self.violation(
                             "uidnext-behind", f"UID {u} at SELECT with UIDNEXT {uidnext}"

@@ -42,3 +42,15 @@ def test_vanished_of_a_uid_no_unknown_slot_can_hold_leaves_the_view() -> None:
     s.uids = [10, 0, 20, 30]
     s.on_vanished([25])
     assert s.uids == [10, 0, 20, 30]
+
+
+def test_a_message_arriving_after_uidnext_in_a_select_is_not_counted_against_it() -> None:
+    # seen with two worker processes: "* 10 EXISTS ... [UIDNEXT 57] ... * 11 EXISTS" (UID 57
+    # arrived during the SELECT, RFC 3501 §7.3.1): only the 10 may be checked against 57
+    s = session()
+    s.selecting = True
+    for line in (b"* 10 EXISTS\r\n", b"* OK [UIDNEXT 57] Predicted\r\n", b"* 11 EXISTS\r\n"):
+        s.untagged(line)
+    assert (s.exists_at_uidnext, s.select_exists) == (10, 11)
+    s.untagged(b"* 3 EXPUNGE\r\n")  # one of the ten went meanwhile
+    assert (s.exists_at_uidnext, s.select_exists) == (9, 10)
