@@ -8,29 +8,17 @@ from __future__ import annotations
 import imaplib
 import json
 import smtplib
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from tests import pg
 from tests.integration.serverproc import ServerProcess
-from tests.integration.test_serve_postgres import _Client
+from tests.integration.test_serve_postgres import _Client, _coi
 
 MESSAGE = (
     b"From: Carol <carol@example.net>\r\nTo: alice@example.org, bob@example.org\r\n"
     b"Subject: to both shards\r\nMessage-ID: <shard-1@example.net>\r\n\r\none for each\r\n"
 )
-
-
-def _coi(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "coi.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        input="secret-password\n",
-    )
 
 
 def _count(cluster: pg.Cluster, dsn: str, sql: str) -> int:

@@ -8,10 +8,14 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from coi.config import ConfigError, ServerConfig, load
 from coi.store.protocol import Store
 from coi.store.sqlite.store import SqliteStore
+
+if TYPE_CHECKING:
+    from coi.store.postgres.store import PostgresStore
 
 DEFAULT_MAILBOXES: tuple[tuple[str, str], ...] = (
     ("Archive", "\\Archive"),
@@ -40,18 +44,7 @@ def open_store(config: ServerConfig) -> Store:
             fsync=config.fsync.lower(),
             fsync_delay=config.fsync_delay,
         )
-    try:
-        from coi.store.postgres.store import PostgresStore
-    except ImportError as exc:
-        raise RuntimeError(
-            f"--store {redact(config.store)} needs asyncpg: pip install 'coi[postgres]' ({exc})"
-        ) from None
-    try:
-        directory = PostgresStore(config.store)
-    except RuntimeError:
-        raise
-    except Exception as exc:  # OSError, asyncpg's errors: a message, not a traceback
-        raise RuntimeError(f"cannot open the store {redact(config.store)}: {exc}") from None
+    directory = open_postgres(config.store)
     from coi.store.postgres.sharded import open_sharded
 
     try:  # a directory with shards: users sharded over several databases
@@ -59,6 +52,23 @@ def open_store(config: ServerConfig) -> Store:
     except Exception as exc:
         directory.close()
         raise RuntimeError(f"store {redact(config.store)}: {redact(str(exc))}") from None
+
+
+def open_postgres(url: str, **options: Any) -> PostgresStore:
+    """One PostgreSQL database (`options`: PostgresStore's); RuntimeError saying why when
+    asyncpg is missing or the database cannot be opened."""
+    try:
+        from coi.store.postgres.store import PostgresStore
+    except ImportError as exc:
+        raise RuntimeError(
+            f"--store {redact(url)} needs asyncpg: pip install 'coi[postgres]' ({exc})"
+        ) from None
+    try:
+        return PostgresStore(url, **options)
+    except RuntimeError:
+        raise
+    except Exception as exc:  # OSError, asyncpg's errors: a message, not a traceback
+        raise RuntimeError(f"cannot open the store {redact(url)}: {exc}") from None
 
 
 def store_or_exit(config: ServerConfig) -> Store:

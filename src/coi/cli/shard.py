@@ -13,7 +13,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from coi.cli.common import config_or_exit, redact
+from coi.cli.common import config_or_exit, open_postgres, redact
 from coi.config import add_arguments
 
 if TYPE_CHECKING:
@@ -55,15 +55,9 @@ def _directory(args: argparse.Namespace) -> PostgresStore:
         print("coi: coi shard needs --store postgresql://... (the directory)", file=sys.stderr)
         raise SystemExit(2)
     try:
-        from coi.store.postgres.store import PostgresStore
-    except ImportError as exc:
-        print(f"coi: PostgreSQL needs asyncpg: pip install 'coi[postgres]' ({exc})",
-              file=sys.stderr)  # fmt: skip
-        raise SystemExit(1) from None
-    try:
-        return PostgresStore(config.store, min_size=1, max_size=2, listen=False)
-    except Exception as exc:  # unreachable, no such database, ...
-        print(f"coi: cannot open the store {redact(config.store)}: {exc}", file=sys.stderr)
+        return open_postgres(config.store, min_size=1, max_size=2, listen=False)
+    except RuntimeError as exc:  # no asyncpg, unreachable, no such database, ...
+        print(f"coi: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
 
