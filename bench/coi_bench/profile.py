@@ -159,6 +159,9 @@ def main() -> int:
     p.add_argument(
         "--store", help="coi on this (empty) PostgreSQL database (as COI_BENCH_STORE does)"
     )
+    p.add_argument(
+        "--workers", type=int, default=1, help="coi serve --workers (PostgreSQL; py-spy sees one)"
+    )
     args = p.parse_args()
     if args.store:
         os.environ["COI_BENCH_STORE"] = args.store  # read by servers.start_coi
@@ -175,6 +178,8 @@ def main() -> int:
     )
     workloads.raise_nofile()
     extra = ["--fsync", args.fsync] if args.fsync != "always" else []  # older coi: no flag
+    if args.store:
+        extra += ["--workers", str(args.workers)]
     server = servers.start_coi(users_for(sizes), 100_000, extra=extra)
     try:
         asyncio.run(run(args, server, sizes))
