@@ -113,6 +113,30 @@ async def test_store_flags_modes_and_no_op(store: Store) -> None:
         await store.store_flags(999_999, [1], "add", Flags(SEEN))
 
 
+async def test_store_flags_keywords_in_code_point_order_and_unchangedsince(store: Store) -> None:
+    """Keywords stay sorted by code point and unique whatever the mode; a message changed
+    after UNCHANGEDSINCE fails and is left as it was, the others change (RFC 7162 §3.1.3)."""
+    _, inbox = await user_with_inbox(store)
+    await store.append(inbox.id, [message(flags=("Zed", "$b")), message(), message()])
+    changed, failed = await store.store_flags(inbox.id, [1, 2], "add", Flags(0, ("ä", "$a", "Zed")))
+    assert [(uid, flags.keywords) for uid, flags, _ in changed] == [
+        (1, ("$a", "$b", "Zed", "ä")),
+        (2, ("$a", "Zed", "ä")),
+    ]
+    assert failed == [] and fresh(store, inbox).keywords == ("$a", "$b", "Zed", "ä")
+    modseq = changed[0][2]
+    await store.store_flags(inbox.id, [3], "add", Flags(SEEN))  # 3 changes after `modseq`
+    changed, failed = await store.store_flags(
+        inbox.id, [1, 2, 3], "remove", Flags(0, ("Zed", "$a")), unchangedsince=modseq
+    )
+    assert [(uid, flags.keywords) for uid, flags, _ in changed] == [(1, ("$b", "ä")), (2, ("ä",))]
+    assert failed == [3]
+    assert store.rows(inbox.id, [3])[3].flags == Flags(SEEN)
+    changed, _ = await store.store_flags(inbox.id, [1, 2, 3], "set", Flags(FLAGGED))
+    assert [(uid, flags) for uid, flags, _ in changed] == [(u, Flags(FLAGGED)) for u in (1, 2, 3)]
+    assert len({modseq for _, _, modseq in changed}) == 1  # one change, one mod-sequence
+
+
 async def test_copy_between_users_mailboxes_assigns_new_uids(store: Store) -> None:
     user, inbox = await user_with_inbox(store)
     box = await store.create_mailbox(user.id, "Box")

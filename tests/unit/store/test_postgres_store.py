@@ -126,6 +126,61 @@ async def test_interleaved_writers_are_seen_in_one_order_by_both(
     assert first._user_locks == {} and second._user_locks == {}
 
 
+async def test_a_large_store_reaches_the_other_process_whole_and_in_order(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A STORE whose event is larger than one notification (coi_store_flags splits it)
+    arrives whole at the other process, between the writes before and after it, and its
+    writer reports it to its own process in the same place."""
+    first, second = pair
+    _, inbox = await user_with_inbox(first)
+    await first.append(inbox.id, [message(str(n)) for n in range(400)])
+    seen: list[Event] = []
+    own: list[Event] = []
+    second.events.watch_mailbox(inbox.id, seen.append)
+    first.events.watch_mailbox(inbox.id, own.append)
+    names = tuple(f"$keyword-{n:03d}-{'x' * 40}" for n in range(8))
+    uids = list(range(1, 401))
+    changed, _ = await first.store_flags(inbox.id, uids, "add", Flags(SEEN, names))
+    await first.expunge(inbox.id, [])  # nothing: no event
+    await first.store_flags(inbox.id, [5], "remove", Flags(SEEN))
+    for _ in range(400):  # until the last STORE's event came
+        if any(isinstance(e, FlagsChanged) and len(e.changes) == 1 for e in seen):
+            break
+        await asyncio.sleep(0.025)
+    flagged = [e for e in seen if isinstance(e, FlagsChanged)]
+    # (the append's event may still have been on its way when `second` started watching)
+    assert seen[seen.index(flagged[0]) :] == flagged and len(flagged[-1].changes) == 1
+    big = [change for e in flagged[:-1] for change in e.changes]
+    assert len(flagged) > 2 and big == changed  # split in pieces, every change once
+    assert all(e.previous == (Flags(),) * len(e.changes) for e in flagged[:-1])
+    assert flagged[-1].changes == ((5, Flags(0, names), changed[0][2] + 1),)
+    assert [len(e.changes) for e in own if isinstance(e, FlagsChanged)] == [400, 1]
+
+
+async def test_a_large_expunge_reaches_the_other_process_whole(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """An EXPUNGE of 800 UIDs that are no range (coi_expunge notifies them in pieces)."""
+    first, second = pair
+    _, inbox = await user_with_inbox(first)
+    await first.append(inbox.id, [message(str(n)) for n in range(1600)])
+    odd = list(range(1, 1601, 2))
+    await first.store_flags(inbox.id, odd, "add", Flags(DELETED))
+    seen: list[Event] = []
+    second.events.watch_mailbox(inbox.id, seen.append)
+    assert await first.expunge(inbox.id, [*odd, 2]) == odd  # 2 is not \Deleted
+    gone: list[int] = []
+    for _ in range(400):
+        gone = [uid for e in seen if isinstance(e, MessagesExpunged) for uid in e.uids]
+        if len(gone) >= len(odd):
+            break
+        await asyncio.sleep(0.025)
+    pieces = [e for e in seen if isinstance(e, MessagesExpunged)]
+    assert gone == odd and len(pieces) > 1 and len({e.modseq for e in pieces}) == 1
+    assert list(second.uids(inbox.id)) == list(range(2, 1601, 2))
+
+
 def test_large_events_are_split_under_the_notify_limit() -> None:
     uids = tuple(range(1, 40000, 2))  # no ranges to compress
     payloads = encode("t", 7, [MessagesAdded(1, 2, uids, 9)])

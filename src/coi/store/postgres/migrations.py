@@ -150,6 +150,164 @@ MIGRATIONS: tuple[str, ...] = (
         floor bigint NOT NULL
     );
     """,
+    # 4: STORE in one round trip (PostgresStore.store_flags): the mailbox row locked, the
+    # new flags computed as coi.store.model.Flags does (keywords sorted by code point,
+    # unique), the rows and the mailbox written, the events notified in pieces of at most
+    # 7000 bytes (coi.store.postgres.notify's format), all in the call's own transaction.
+    # Returns every changed row (failed = false) and every UID that failed UNCHANGEDSINCE,
+    # each with the mailbox's owner.
+    """
+    CREATE FUNCTION coi_store_flags(
+        p_mailbox bigint, p_uids bigint[], p_mode text, p_bits integer, p_keywords text[],
+        p_unchangedsince bigint, p_token text, p_write bigint
+    ) RETURNS TABLE (
+        uid bigint, flags integer, keywords text, modseq bigint,
+        old_flags integer, old_keywords text, failed boolean, owner bigint
+    ) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        v_user bigint;
+        v_modseq bigint;
+        v_known text;
+        v_uids bigint[] := '{}';
+        v_bits integer[] := '{}';
+        v_texts text[] := '{}';
+        v_piece text := '';
+        v_entry text;
+        v_head text;
+        r record;
+    BEGIN
+        SELECT b.user_id, b.highestmodseq + 1, b.keywords INTO v_user, v_modseq, v_known
+            FROM mailboxes b WHERE b.id = p_mailbox FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
+        END IF;
+        v_head := '[' || to_json(p_token)::text || ',' || p_write || ',';
+        FOR r IN
+            SELECT m.uid AS u, m.flags AS ob, m.keywords AS ok, m.modseq AS om,
+                CASE p_mode WHEN 'set' THEN p_bits WHEN 'add' THEN m.flags | p_bits
+                    ELSE m.flags & ~p_bits END AS nb,
+                CASE p_mode WHEN 'set' THEN array_to_string(p_keywords, ' ')
+                    ELSE coalesce((SELECT string_agg(k, ' ' ORDER BY k COLLATE "C") FROM (
+                        SELECT k FROM unnest(string_to_array(m.keywords, ' ')) k
+                            WHERE p_mode = 'add' OR k <> ALL (p_keywords)
+                        UNION
+                        SELECT k FROM unnest(p_keywords) k WHERE p_mode = 'add') s), '')
+                    END AS nk
+            FROM messages m WHERE m.mailbox_id = p_mailbox AND m.uid = ANY (p_uids)
+            ORDER BY m.uid
+        LOOP
+            IF p_unchangedsince IS NOT NULL AND r.om > p_unchangedsince THEN
+                uid := r.u; flags := r.ob; keywords := r.ok; modseq := r.om;
+                old_flags := r.ob; old_keywords := r.ok; failed := true; owner := v_user;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            IF r.nb = r.ob AND r.nk = r.ok THEN
+                CONTINUE;
+            END IF;
+            v_uids := v_uids || r.u;
+            v_bits := v_bits || r.nb;
+            v_texts := v_texts || r.nk;
+            uid := r.u; flags := r.nb; keywords := r.nk; modseq := v_modseq;
+            old_flags := r.ob; old_keywords := r.ok; failed := false; owner := v_user;
+            RETURN NEXT;
+            v_entry := json_build_array(r.u, r.nb, r.nk, v_modseq, r.ob, r.ok)::text;
+            IF v_piece <> '' AND octet_length(v_piece) + octet_length(v_entry) > 7000 THEN
+                PERFORM pg_notify('coi_events', v_head || 'false,["F",' || v_user || ','
+                    || p_mailbox || ',[' || v_piece || ']]]');
+                v_piece := '';
+            END IF;
+            v_piece := CASE WHEN v_piece = '' THEN v_entry ELSE v_piece || ',' || v_entry END;
+        END LOOP;
+        IF v_piece = '' THEN
+            RETURN;  -- nothing changed: no write, no event
+        END IF;
+        IF p_mode <> 'remove' AND NOT string_to_array(v_known, ' ') @> p_keywords THEN
+            SELECT coalesce(string_agg(k, ' ' ORDER BY k COLLATE "C"), '') INTO v_known FROM (
+                SELECT unnest(string_to_array(v_known, ' ')) AS k
+                UNION SELECT unnest(p_keywords)) s;
+        END IF;
+        UPDATE messages m SET flags = t.nb, keywords = t.nk, modseq = v_modseq
+            FROM unnest(v_uids, v_bits, v_texts) AS t(u, nb, nk)
+            WHERE m.mailbox_id = p_mailbox AND m.uid = t.u;
+        UPDATE mailboxes SET highestmodseq = v_modseq, keywords = v_known WHERE id = p_mailbox;
+        PERFORM pg_notify('coi_events', v_head || 'true,["F",' || v_user || ','
+            || p_mailbox || ',[' || v_piece || ']]]');
+    END
+    $fn$;
+
+    -- EXPUNGE in one round trip (PostgresStore.expunge): the messages flagged deleted (of p_uids
+    -- when not null) go, leave tombstones (RFC 7162 §3.2.5) and release their bodies; the
+    -- event is notified as UID ranges in pieces. Returns (uid, blob id, modseq, owner) of
+    -- each message expunged.
+    CREATE FUNCTION coi_expunge(p_mailbox bigint, p_uids bigint[], p_token text, p_write bigint)
+    RETURNS TABLE (uid bigint, blob_id bigint, modseq bigint, owner bigint)
+    LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        v_user bigint;
+        v_modseq bigint;
+        v_uids bigint[];
+        v_blobs bigint[];
+        v_head text;
+        v_piece text := '';
+        v_range text;
+        v_start bigint;
+        v_end bigint;
+        v_uid bigint;
+    BEGIN
+        SELECT b.user_id INTO v_user FROM mailboxes b WHERE b.id = p_mailbox FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
+        END IF;
+        SELECT array_agg(m.uid ORDER BY m.uid) INTO v_uids FROM messages m
+            WHERE m.mailbox_id = p_mailbox AND m.flags & 8 <> 0
+            AND (p_uids IS NULL OR m.uid = ANY (p_uids));
+        IF v_uids IS NULL THEN
+            RETURN;
+        END IF;
+        UPDATE mailboxes b SET highestmodseq = b.highestmodseq + 1 WHERE b.id = p_mailbox
+            RETURNING b.highestmodseq INTO v_modseq;
+        WITH gone AS (
+            DELETE FROM messages m WHERE m.mailbox_id = p_mailbox AND m.uid = ANY (v_uids)
+            RETURNING m.uid AS u, m.blob_id AS b
+        )
+        SELECT array_agg(g.u ORDER BY g.u), array_agg(g.b ORDER BY g.u) INTO v_uids, v_blobs
+            FROM gone g;
+        INSERT INTO expunged AS e (mailbox_id, uid, modseq)
+            SELECT p_mailbox, t.u, v_modseq FROM unnest(v_uids) AS t(u)
+            ON CONFLICT ON CONSTRAINT expunged_pkey DO UPDATE SET modseq = excluded.modseq;
+        UPDATE blobs b SET refs = b.refs - c.n
+            FROM (SELECT t.id, count(*) AS n FROM unnest(v_blobs) AS t(id) GROUP BY t.id) c
+            WHERE b.id = c.id;
+        DELETE FROM blobs b WHERE b.id = ANY (v_blobs) AND b.refs <= 0;
+        RETURN QUERY SELECT t.u, t.b, v_modseq, v_user FROM unnest(v_uids, v_blobs) AS t(u, b);
+        v_head := '[' || to_json(p_token)::text || ',' || p_write || ',';
+        FOREACH v_uid IN ARRAY v_uids LOOP
+            IF v_start IS NOT NULL AND v_uid = v_end + 1 THEN
+                v_end := v_uid;
+                CONTINUE;
+            END IF;
+            IF v_start IS NOT NULL THEN
+                v_range := '[' || v_start || ',' || v_end || ']';
+                IF v_piece <> '' AND octet_length(v_piece) + octet_length(v_range) > 7000 THEN
+                    PERFORM pg_notify('coi_events', v_head || 'false,["E",' || v_user || ','
+                        || p_mailbox || ',' || v_modseq || ',[' || v_piece || ']]]');
+                    v_piece := '';
+                END IF;
+                v_piece := CASE WHEN v_piece = '' THEN v_range ELSE v_piece || ',' || v_range END;
+            END IF;
+            v_start := v_uid;
+            v_end := v_uid;
+        END LOOP;
+        v_range := '[' || v_start || ',' || v_end || ']';
+        v_piece := CASE WHEN v_piece = '' THEN v_range ELSE v_piece || ',' || v_range END;
+        PERFORM pg_notify('coi_events', v_head || 'true,["E",' || v_user || ','
+            || p_mailbox || ',' || v_modseq || ',[' || v_piece || ']]]');
+    END
+    $fn$;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

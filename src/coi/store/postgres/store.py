@@ -23,6 +23,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import itertools
@@ -89,6 +90,25 @@ T = TypeVar("T")
 # A write job gets the connection inside its transaction; returns (result, events).
 Job = Callable[["Conn"], Awaitable[tuple[T, list[Event]]]]
 
+
+class _Call:
+    """A write that is one statement: a function of the schema that takes its locks,
+    writes and notifies inside the statement's own transaction (one round trip). It gets
+    `args`, then this handle's notification token and the write's id (notify.py's
+    header); `build(rows)` makes (result, events) from what it returned."""
+
+    __slots__ = ("args", "build", "sql")
+
+    def __init__(
+        self,
+        sql: str,
+        args: tuple[Any, ...],
+        build: Callable[[list[asyncpg.Record]], tuple[Any, list[Event]]],
+    ) -> None:
+        self.sql = sql
+        self.args = args
+        self.build = build
+
 _MAILBOX_COLUMNS = (
     "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
     " noselect"
@@ -98,17 +118,23 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
-# APPEND in one statement (one round trip however many messages): the mailbox row is
-# updated first (its lock orders the appends of every process; UIDs and MODSEQ taken at
-# once), body ids come from the sequence, in message order; bodies, search text, previews
-# and message rows from one array per column. Parameters: count, mailbox, then the
-# columns. Returns the mailbox's (user, UIDVALIDITY, first UID, MODSEQ, keywords); no row
-# when there is no such mailbox (the caller raises: the bodies inserted roll back).
+# APPEND in one statement, its own transaction (one round trip however many messages):
+# the mailbox row is updated first (its lock orders the appends of every process; UIDs,
+# MODSEQ and the keywords it lists taken at once), body ids come from the sequence, in
+# message order; bodies, search text, previews and message rows from one array per
+# column; the event is notified (notify.py's format: one UID range). Parameters: count,
+# mailbox, the columns, the new keywords, then `_Call`'s token and write id. Returns the
+# mailbox's (user, UIDVALIDITY, first UID, MODSEQ); no row, and nothing written, when
+# there is no such mailbox.
 _APPEND = """
 WITH box AS (
-    UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1
+    UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1,
+        keywords = CASE WHEN string_to_array(keywords, ' ') @> $14::text[] THEN keywords
+            ELSE (SELECT string_agg(k, ' ' ORDER BY k COLLATE "C") FROM (
+                SELECT unnest(string_to_array(keywords, ' ')) UNION SELECT unnest($14::text[])
+            ) AS s(k)) END
     WHERE id = $2
-    RETURNING user_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq, keywords
+    RETURNING user_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq
 ), input AS (
     SELECT nextval('blob_ids') AS id, t.*
     FROM unnest($3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[],
@@ -116,6 +142,7 @@ WITH box AS (
          WITH ORDINALITY
          AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
               tz, n)
+    WHERE EXISTS (SELECT 1 FROM box)
     ORDER BY t.n
     LIMIT $1
 ), blobs_in AS (
@@ -134,7 +161,11 @@ WITH box AS (
            i.internaldate, i.tz
     FROM input AS i, box
 )
-SELECT user_id, uidvalidity, first_uid, highestmodseq, keywords FROM box
+SELECT user_id, uidvalidity, first_uid, highestmodseq,
+    pg_notify('coi_events', '[' || to_json($15::text)::text || ',' || $16::bigint
+        || ',true,["A",' || user_id || ',' || $2::bigint || ',' || highestmodseq
+        || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]]]')
+FROM box
 """
 
 
@@ -260,6 +291,9 @@ class PostgresStore:
         # writes whose notifications are on their way back: write id -> its report
         self._awaiting: dict[int, _Report] = {}
         self._listener: Connection | None = None
+        # on the home loop, in the listener's (commit) order: other processes' events, and
+        # our own writes' reports once their last notification came (`_pump`)
+        self._outbox: collections.deque[_Report | Event] = collections.deque()
         self._relistening: asyncio.Task[None] | None = None
         self._closed = False
         try:
@@ -382,7 +416,7 @@ class PostgresStore:
         return self._call(self._pool.fetchrow(sql, *args))
 
     async def _write(
-        self, user_id: int | None, job: Job[T], *, mailbox_id: int = 0, lock: str = ""
+        self, user_id: int | None, job: Job[T] | _Call, *, mailbox_id: int = 0, lock: str = ""
     ) -> T:
         """Runs `job` in one transaction on the store's loop. After COMMIT, the events are
         published on the caller's loop, then the caller resumes (the SQLite writer's
@@ -412,7 +446,7 @@ class PostgresStore:
         locks: dict[int, _Turn],
         user_id: int | None,
         mailbox_id: int,
-        job: Job[T],
+        job: Job[T] | _Call,
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[T],
         lock: str,
@@ -421,7 +455,10 @@ class PostgresStore:
             if user_id is None and mailbox_id:
                 user_id = await self._owner(pool, mailbox_id)
             async with _user_turn(locks, user_id):
-                await self._transact(pool, job, loop, future, lock)
+                if isinstance(job, _Call):
+                    await self._transact_call(pool, job, loop, future)
+                else:
+                    await self._transact(pool, job, loop, future, lock)
         except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
             error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
             _Report(loop, future, None, error, [], self.events.publish).send()
@@ -491,6 +528,49 @@ class PostgresStore:
                 self._flush_awaiting()
             return
 
+    async def _transact_call(
+        self, pool: Pool, call: _Call, loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+    ) -> None:
+        """Runs a one-statement write (`_Call`), again after a deadlock. Its notifications
+        are sent by the statement, so its report waits for two things, in either order:
+        the statement's rows (the result and events are built from them) and, when this
+        handle listens, the write's last notification (its place in the commit order)."""
+        for attempt in range(_RETRIES):
+            write_id = next(self._write_ids)
+            report = _Report(loop, future, None, None, [], self.events.publish)
+            listening = self._listener is not None
+            if listening:
+                report.needed = 2
+                if loop is self._home:
+                    report.wake = self._pump  # it may be first in the outbox already
+                self._awaiting[write_id] = report
+            try:
+                rows = await pool.fetch(call.sql, *call.args, self._token, write_id)
+                report.result, report.events = call.build(rows)
+            except (
+                asyncpg.exceptions.DeadlockDetectedError,
+                asyncpg.exceptions.SerializationError,
+            ):
+                self._awaiting.pop(write_id, None)
+                if attempt == _RETRIES - 1:
+                    raise
+                continue
+            except BaseException as exc:
+                if self._awaiting.pop(write_id, None) is None and listening:
+                    # its notification came (it committed) but its rows were lost: report
+                    # the error in its place, or it would hold back every later event
+                    report.error = exc
+                    report.send()
+                    return
+                raise  # not committed: no notification comes
+            if not report.events and self._awaiting.pop(write_id, None) is report:
+                report.needed = 1  # nothing written: no notification comes
+            report.committed = True
+            report.send()
+            if self._listener is None:  # never listened, or lost meanwhile
+                self._flush_awaiting()
+            return
+
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """One notification, in commit order: a remote event is published on the home
         loop; the last notification of one of our writes reports that write."""
@@ -503,13 +583,39 @@ class PostgresStore:
             if last:
                 report = self._awaiting.pop(write_id, None)
                 if report is not None:
-                    report.send()
+                    if report.loop is self._home:
+                        self._to_home(report)
+                    else:
+                        report.send()
             return
-        if event is not None and self._home is not None:
+        if event is not None:
+            self._to_home(event)
+
+    def _to_home(self, item: _Report | Event) -> None:
+        if self._home is not None:
             try:
-                self._home.call_soon_threadsafe(self.events.publish, event)
+                self._home.call_soon_threadsafe(self._queue, item)
             except RuntimeError:  # the home loop is closed
                 pass
+
+    def _queue(self, item: _Report | Event) -> None:
+        self._outbox.append(item)
+        self._pump()
+
+    def _pump(self) -> None:
+        """Publishes the outbox in commit order: an own write whose rows are not back yet
+        (`_Report.needed` > 1) holds back what committed after it."""
+        box = self._outbox
+        while box:
+            item = box[0]
+            if isinstance(item, _Report):
+                if item.needed > 1:
+                    return
+                box.popleft()
+                item._deliver()
+            else:
+                box.popleft()
+                self.events.publish(item)
 
     async def _listen(self) -> None:
         listener = await asyncpg.connect(self.dsn)
@@ -1309,21 +1415,13 @@ class PostgresStore:
             [int(stamp.timestamp()) for stamp in stamps],
             [int(o.total_seconds() // 60) if o else 0 for o in offsets],
         )  # fmt: skip
-        added = {k for m in messages for k in m.flags.keywords}
+        added = sorted({k for m in messages for k in m.flags.keywords})
 
-        async def job(conn: Conn) -> tuple[tuple[int, list[int]], list[Event]]:
-            row = await conn.fetchrow(_APPEND, n, mailbox_id, *columns)
-            if row is None:
+        def build(rows: list[asyncpg.Record]) -> tuple[tuple[int, list[int]], list[Event]]:
+            if not rows:
                 raise NoSuchMailbox(str(mailbox_id))
-            user_id, uidvalidity, first_uid, modseq, known = row
+            user_id, uidvalidity, first_uid, modseq, _ = rows[0]
             uids = list(range(first_uid, first_uid + n))
-            keywords = set(Flags.parse_keywords(known))
-            if not keywords.issuperset(added):
-                await conn.execute(
-                    "UPDATE mailboxes SET keywords = $1 WHERE id = $2",
-                    " ".join(sorted(keywords | added)),
-                    mailbox_id,
-                )
             event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
             return (uidvalidity, uids), [event]
 
@@ -1334,7 +1432,8 @@ class PostgresStore:
             if mailbox is None:
                 raise NoSuchMailbox(str(mailbox_id))
             return int(mailbox[0]), []
-        return await self._write(None, job, mailbox_id=mailbox_id)
+        call = _Call(_APPEND, (n, mailbox_id, *columns, added), build)
+        return await self._write(None, call, mailbox_id=mailbox_id)
 
     async def store_flags(
         self,
@@ -1346,75 +1445,33 @@ class PostgresStore:
         origin: object | None = None,
     ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
         """Changes flags; (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE,
-        RFC 7162 §3.1.3)."""
+        RFC 7162 §3.1.3). One round trip: `coi_store_flags` (migration 4) locks the
+        mailbox row, writes and notifies."""
 
-        async def job(
-            conn: Conn,
+        def build(
+            rows: list[asyncpg.Record],
         ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
-            # the mailbox row is locked (with BEGIN): this statement reads the messages
-            # as the last writer left them, with the mailbox's state
-            rows = await conn.fetch(
-                "SELECT b.user_id, b.highestmodseq, b.keywords, m.uid, m.flags, m.keywords,"
-                " m.modseq FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id"
-                " AND m.uid = ANY($2::bigint[]) WHERE b.id = $1 ORDER BY m.uid",
-                mailbox_id,
-                list(uids),
-            )
-            if not rows:
-                raise NoSuchMailbox(str(mailbox_id))
-            user_id, modseq, known = rows[0][:3]
-            modseq += 1
             changed: list[tuple[int, Flags, int]] = []
-            before: dict[int, Flags] = {}
+            before: list[Flags] = []
             failed: list[int] = []
-            current = [row[3:] for row in rows if row[3] is not None]
-            for uid, bits, keywords, old_modseq in current:
-                if unchangedsince is not None and old_modseq > unchangedsince:
+            for uid, bits, keywords, modseq, old_bits, old_keywords, did_fail, _ in rows:
+                if did_fail:
                     failed.append(uid)
                     continue
-                old = Flags(bits, Flags.parse_keywords(keywords))
-                new = (
-                    flags
-                    if mode == "set"
-                    else old.union(flags)
-                    if mode == "add"
-                    else old.difference(flags)
-                )
-                if new == old:
-                    continue
-                changed.append((uid, new, modseq))
-                before[uid] = old
+                changed.append((uid, stored_flags(bits, keywords), modseq))
+                before.append(stored_flags(old_bits, old_keywords))
             if not changed:
-                return (changed, sorted(failed)), []
-            all_keywords = set(Flags.parse_keywords(known))
-            if mode != "remove" and not all_keywords.issuperset(flags.keywords):
-                all_keywords.update(flags.keywords)
-            await conn.execute(  # the messages and the mailbox in one round trip
-                "WITH changed AS (UPDATE messages m SET flags = t.flags,"
-                " keywords = t.keywords, modseq = $2"
-                " FROM unnest($3::bigint[], $4::integer[], $5::text[]) AS t(uid, flags, keywords)"
-                " WHERE m.mailbox_id = $1 AND m.uid = t.uid)"
-                " UPDATE mailboxes SET highestmodseq = $2, keywords = $6 WHERE id = $1",
-                mailbox_id,
-                modseq,
-                [uid for uid, _, _ in changed],
-                [new.bits for _, new, _ in changed],
-                [new.keywords_text() for _, new, _ in changed],
-                " ".join(sorted(all_keywords)),
-            )
-            changed.sort()
-            return (changed, sorted(failed)), [
-                FlagsChanged(
-                    user_id,
-                    mailbox_id,
-                    tuple(changed),
-                    origin,
-                    tuple(before[uid] for uid, _, _ in changed),
-                )
-            ]
+                return (changed, failed), []
+            user_id = rows[0][7]
+            event = FlagsChanged(user_id, mailbox_id, tuple(changed), origin, tuple(before))
+            return (changed, failed), [event]
 
-        lock = f"SELECT 1 FROM mailboxes WHERE id = {int(mailbox_id)} FOR UPDATE"
-        return await self._write(None, job, mailbox_id=mailbox_id, lock=lock)
+        args = (mailbox_id, list(uids), mode, flags.bits, list(flags.keywords), unchangedsince)
+        call = _Call("SELECT * FROM coi_store_flags($1, $2, $3, $4, $5, $6, $7, $8)", args, build)
+        try:
+            return await self._write(None, call, mailbox_id=mailbox_id)
+        except asyncpg.exceptions.NoDataFoundError:
+            raise NoSuchMailbox(str(mailbox_id)) from None
 
     async def copy(
         self,
@@ -1457,32 +1514,23 @@ class PostgresStore:
     async def expunge(
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
     ) -> list[int]:
-        """Removes \\Deleted messages (only those among `uids` when given)."""
+        """Removes \\Deleted messages (only those among `uids` when given). One round
+        trip: `coi_expunge` (migration 4)."""
 
-        async def job(conn: Conn) -> tuple[list[int], list[Event]]:
-            user_id = await conn.fetchval(
-                "SELECT user_id FROM mailboxes WHERE id = $1 FOR UPDATE", mailbox_id
-            )
-            if user_id is None:
-                raise NoSuchMailbox(str(mailbox_id))
-            deleted = [
-                r[0]
-                for r in await conn.fetch(
-                    "SELECT uid FROM messages WHERE mailbox_id = $1 AND flags & $2 <> 0"
-                    " ORDER BY uid",
-                    mailbox_id,
-                    DELETED,
-                )
-            ]
-            if uids is not None:
-                allowed = set(uids)
-                deleted = [uid for uid in deleted if uid in allowed]
-            if not deleted:
+        def build(rows: list[asyncpg.Record]) -> tuple[list[int], list[Event]]:
+            if not rows:
                 return [], []
-            modseq = await _expunge_rows(conn, mailbox_id, deleted, self._bodies)
+            self._bodies.forget([row[1] for row in rows])  # gone bodies leave the cache
+            deleted = [row[0] for row in rows]
+            _, _, modseq, user_id = rows[0]
             return deleted, [MessagesExpunged(user_id, mailbox_id, tuple(deleted), modseq, origin)]
 
-        return await self._write(None, job, mailbox_id=mailbox_id)
+        args = (mailbox_id, None if uids is None else list(uids))
+        call = _Call("SELECT * FROM coi_expunge($1, $2, $3, $4)", args, build)
+        try:
+            return await self._write(None, call, mailbox_id=mailbox_id)
+        except asyncpg.exceptions.NoDataFoundError:
+            raise NoSuchMailbox(str(mailbox_id)) from None
 
 
 if TYPE_CHECKING:  # mypy proves here that the backend implements the whole interface
@@ -1547,7 +1595,17 @@ class _Report:
     """A write's outcome, handed to the caller's loop: its events first, then the result
     (the SQLite writer's order: a session sees its own change before it sends OK)."""
 
-    __slots__ = ("committed", "error", "events", "future", "loop", "publish", "result")
+    __slots__ = (
+        "committed",
+        "error",
+        "events",
+        "future",
+        "loop",
+        "needed",
+        "publish",
+        "result",
+        "wake",
+    )
 
     def __init__(
         self,
@@ -1565,6 +1623,10 @@ class _Report:
         self.events = events
         self.publish = publish
         self.committed = False  # COMMIT acknowledged (the notification may still come)
+        # sends before it is delivered: 2 for a one-statement write while listening (its
+        # rows, and its last notification, whichever comes first)
+        self.needed = 1
+        self.wake: Callable[[], None] | None = None  # when `needed` drops, but not to 0
 
     def send(self) -> None:
         try:
@@ -1576,6 +1638,11 @@ class _Report:
             pass
 
     def _deliver(self) -> None:
+        self.needed -= 1
+        if self.needed > 0:
+            if self.wake is not None:
+                self.wake()
+            return
         for event in self.events:
             self.publish(event)
         if self.future.done():  # the caller was cancelled; the write stands
