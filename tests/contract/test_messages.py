@@ -83,9 +83,17 @@ async def test_flags_copy_move_expunge(store: Store) -> None:
     _, mapping = await store.copy(inbox.id, [1, 2], trash.id)
     assert mapping == [(1, 1), (2, 2)]
     assert store.rows(trash.id, [1])[1].flags == Flags(SEEN, ("$Chat",))
+    assert fresh(store, trash).keywords == ("$Chat",)  # the target lists what it got
+    trash_seen: list[Event] = []
+    store.events.watch_mailbox(trash.id, trash_seen.append)
     _, mapping = await store.copy(inbox.id, [2], trash.id, move=True)
     assert mapping == [(2, 3)]
     assert list(store.uids(inbox.id)) == [1, 3]
+    added, removed = trash_seen[-1], seen[-1]
+    assert isinstance(added, MessagesAdded) and added.uids == (3,)
+    assert added.modseq == fresh(store, trash).highestmodseq
+    assert isinstance(removed, MessagesExpunged) and removed.uids == (2,)
+    assert removed.modseq == fresh(store, inbox).highestmodseq
     expunged = await store.expunge(inbox.id)
     assert expunged == [3]
     assert isinstance(seen[-1], MessagesExpunged) and seen[-1].uids == (3,)

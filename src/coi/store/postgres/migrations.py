@@ -237,10 +237,67 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $fn$;
 
-    -- EXPUNGE in one round trip (PostgresStore.expunge): the messages flagged deleted (of p_uids
-    -- when not null) go, leave tombstones (RFC 7162 §3.2.5) and release their bodies; the
-    -- event is notified as UID ranges in pieces. Returns (uid, blob id, modseq, owner) of
-    -- each message expunged.
+    -- UIDs (ascending) notified as ranges, in pieces of at most 7000 bytes (notify.py's
+    -- format: "A" added, "E" expunged); the last piece is marked `p_last`.
+    CREATE FUNCTION coi_notify_uids(
+        p_head text, p_kind text, p_user bigint, p_mailbox bigint, p_modseq bigint,
+        p_uids bigint[], p_last boolean
+    ) RETURNS void LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_body text := '",' || p_user || ',' || p_mailbox || ',' || p_modseq || ',[';
+        v_piece text := '';
+        v_range text;
+        v_start bigint;
+        v_end bigint;
+        v_uid bigint;
+    BEGIN
+        FOREACH v_uid IN ARRAY p_uids || NULL::bigint LOOP  -- NULL closes the last range
+            IF v_start IS NOT NULL AND v_uid = v_end + 1 THEN
+                v_end := v_uid;
+                CONTINUE;
+            END IF;
+            IF v_start IS NOT NULL THEN
+                v_range := '[' || v_start || ',' || v_end || ']';
+                IF v_piece <> '' AND octet_length(v_piece) + octet_length(v_range) > 7000 THEN
+                    PERFORM pg_notify('coi_events',
+                        p_head || 'false,["' || p_kind || v_body || v_piece || ']]]');
+                    v_piece := '';
+                END IF;
+                v_piece := CASE WHEN v_piece = '' THEN v_range ELSE v_piece || ',' || v_range END;
+            END IF;
+            v_start := v_uid;
+            v_end := v_uid;
+        END LOOP;
+        PERFORM pg_notify('coi_events',
+            p_head || p_last::text || ',["' || p_kind || v_body || v_piece || ']]]');
+    END
+    $fn$;
+
+    -- Messages of one mailbox (its row locked by the caller) removed: a new mod-sequence,
+    -- tombstones (RFC 7162 §3.2.5), their bodies' references released and bodies no
+    -- longer used deleted. Returns the mod-sequence.
+    CREATE FUNCTION coi_remove_messages(p_mailbox bigint, p_uids bigint[], p_blobs bigint[])
+    RETURNS bigint LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_modseq bigint;
+    BEGIN
+        UPDATE mailboxes b SET highestmodseq = b.highestmodseq + 1 WHERE b.id = p_mailbox
+            RETURNING b.highestmodseq INTO v_modseq;
+        DELETE FROM messages m WHERE m.mailbox_id = p_mailbox AND m.uid = ANY (p_uids);
+        INSERT INTO expunged AS e (mailbox_id, uid, modseq)
+            SELECT p_mailbox, t.u, v_modseq FROM unnest(p_uids) AS t(u)
+            ON CONFLICT ON CONSTRAINT expunged_pkey DO UPDATE SET modseq = excluded.modseq;
+        UPDATE blobs b SET refs = b.refs - c.n
+            FROM (SELECT t.id, count(*) AS n FROM unnest(p_blobs) AS t(id) GROUP BY t.id) c
+            WHERE b.id = c.id;
+        DELETE FROM blobs b WHERE b.id = ANY (p_blobs) AND b.refs <= 0;
+        RETURN v_modseq;
+    END
+    $fn$;
+
+    -- EXPUNGE in one round trip (PostgresStore.expunge): the messages flagged deleted (of
+    -- p_uids when not null) removed and notified. Returns (uid, blob id, modseq, owner)
+    -- of each message expunged.
     CREATE FUNCTION coi_expunge(p_mailbox bigint, p_uids bigint[], p_token text, p_write bigint)
     RETURNS TABLE (uid bigint, blob_id bigint, modseq bigint, owner bigint)
     LANGUAGE plpgsql AS $fn$
@@ -250,61 +307,93 @@ MIGRATIONS: tuple[str, ...] = (
         v_modseq bigint;
         v_uids bigint[];
         v_blobs bigint[];
-        v_head text;
-        v_piece text := '';
-        v_range text;
-        v_start bigint;
-        v_end bigint;
-        v_uid bigint;
     BEGIN
         SELECT b.user_id INTO v_user FROM mailboxes b WHERE b.id = p_mailbox FOR UPDATE;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
         END IF;
-        SELECT array_agg(m.uid ORDER BY m.uid) INTO v_uids FROM messages m
+        SELECT array_agg(m.uid ORDER BY m.uid), array_agg(m.blob_id ORDER BY m.uid)
+            INTO v_uids, v_blobs FROM messages m
             WHERE m.mailbox_id = p_mailbox AND m.flags & 8 <> 0
             AND (p_uids IS NULL OR m.uid = ANY (p_uids));
         IF v_uids IS NULL THEN
             RETURN;
         END IF;
-        UPDATE mailboxes b SET highestmodseq = b.highestmodseq + 1 WHERE b.id = p_mailbox
-            RETURNING b.highestmodseq INTO v_modseq;
-        WITH gone AS (
-            DELETE FROM messages m WHERE m.mailbox_id = p_mailbox AND m.uid = ANY (v_uids)
-            RETURNING m.uid AS u, m.blob_id AS b
-        )
-        SELECT array_agg(g.u ORDER BY g.u), array_agg(g.b ORDER BY g.u) INTO v_uids, v_blobs
-            FROM gone g;
-        INSERT INTO expunged AS e (mailbox_id, uid, modseq)
-            SELECT p_mailbox, t.u, v_modseq FROM unnest(v_uids) AS t(u)
-            ON CONFLICT ON CONSTRAINT expunged_pkey DO UPDATE SET modseq = excluded.modseq;
-        UPDATE blobs b SET refs = b.refs - c.n
+        v_modseq := coi_remove_messages(p_mailbox, v_uids, v_blobs);
+        PERFORM coi_notify_uids('[' || to_json(p_token)::text || ',' || p_write || ',', 'E',
+            v_user, p_mailbox, v_modseq, v_uids, true);
+        RETURN QUERY SELECT t.u, t.b, v_modseq, v_user FROM unnest(v_uids, v_blobs) AS t(u, b);
+    END
+    $fn$;
+
+    -- COPY and MOVE (RFC 6851) in one round trip (PostgresStore.copy): both mailboxes
+    -- locked in id order (two opposite copies cannot deadlock), the rows copied with new
+    -- UIDs and the target's keywords, bodies shared (references counted); with p_move the
+    -- source rows removed. Returns (old uid, new uid, target UIDVALIDITY, target MODSEQ,
+    -- owner, source MODSEQ of the move) per message; one row of NULL UIDs when nothing
+    -- was there to copy (nothing written).
+    CREATE FUNCTION coi_copy(
+        p_source bigint, p_uids bigint[], p_target bigint, p_move boolean, p_token text,
+        p_write bigint
+    ) RETURNS TABLE (
+        old_uid bigint, new_uid bigint, uidvalidity bigint, modseq bigint, owner bigint,
+        moved_modseq bigint
+    ) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        v_user bigint;
+        v_validity bigint;
+        v_first bigint;
+        v_modseq bigint;
+        v_known text;
+        v_old bigint[];
+        v_blobs bigint[];
+        v_keywords text;
+        v_count integer;
+        v_moved bigint;
+        v_head text := '[' || to_json(p_token)::text || ',' || p_write || ',';
+    BEGIN
+        PERFORM 1 FROM mailboxes b WHERE b.id IN (p_source, p_target) ORDER BY b.id FOR UPDATE;
+        SELECT b.user_id, b.uidvalidity, b.uidnext, b.highestmodseq + 1, b.keywords
+            INTO v_user, v_validity, v_first, v_modseq, v_known
+            FROM mailboxes b WHERE b.id = p_target;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
+        END IF;
+        SELECT array_agg(m.uid ORDER BY m.uid), array_agg(m.blob_id ORDER BY m.uid),
+                string_agg(m.keywords, ' ')
+            INTO v_old, v_blobs, v_keywords FROM messages m
+            WHERE m.mailbox_id = p_source AND m.uid = ANY (p_uids);
+        IF v_old IS NULL THEN
+            RETURN QUERY SELECT NULL::bigint, NULL::bigint, v_validity, NULL::bigint, v_user,
+                NULL::bigint;
+            RETURN;
+        END IF;
+        v_count := cardinality(v_old);
+        INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,
+                              internaldate, tz_minutes)
+            SELECT p_target, v_first + t.n - 1, m.blob_id, m.flags, m.keywords, v_modseq,
+                   m.size, m.internaldate, m.tz_minutes
+            FROM unnest(v_old) WITH ORDINALITY AS t(u, n)
+            JOIN messages m ON m.mailbox_id = p_source AND m.uid = t.u;
+        UPDATE blobs b SET refs = b.refs + c.n
             FROM (SELECT t.id, count(*) AS n FROM unnest(v_blobs) AS t(id) GROUP BY t.id) c
             WHERE b.id = c.id;
-        DELETE FROM blobs b WHERE b.id = ANY (v_blobs) AND b.refs <= 0;
-        RETURN QUERY SELECT t.u, t.b, v_modseq, v_user FROM unnest(v_uids, v_blobs) AS t(u, b);
-        v_head := '[' || to_json(p_token)::text || ',' || p_write || ',';
-        FOREACH v_uid IN ARRAY v_uids LOOP
-            IF v_start IS NOT NULL AND v_uid = v_end + 1 THEN
-                v_end := v_uid;
-                CONTINUE;
-            END IF;
-            IF v_start IS NOT NULL THEN
-                v_range := '[' || v_start || ',' || v_end || ']';
-                IF v_piece <> '' AND octet_length(v_piece) + octet_length(v_range) > 7000 THEN
-                    PERFORM pg_notify('coi_events', v_head || 'false,["E",' || v_user || ','
-                        || p_mailbox || ',' || v_modseq || ',[' || v_piece || ']]]');
-                    v_piece := '';
-                END IF;
-                v_piece := CASE WHEN v_piece = '' THEN v_range ELSE v_piece || ',' || v_range END;
-            END IF;
-            v_start := v_uid;
-            v_end := v_uid;
-        END LOOP;
-        v_range := '[' || v_start || ',' || v_end || ']';
-        v_piece := CASE WHEN v_piece = '' THEN v_range ELSE v_piece || ',' || v_range END;
-        PERFORM pg_notify('coi_events', v_head || 'true,["E",' || v_user || ','
-            || p_mailbox || ',' || v_modseq || ',[' || v_piece || ']]]');
+        SELECT coalesce(string_agg(k, ' ' ORDER BY k COLLATE "C"), '') INTO v_known FROM (
+            SELECT unnest(string_to_array(v_known, ' '))
+            UNION SELECT unnest(string_to_array(v_keywords, ' '))
+        ) AS s(k) WHERE k <> '';
+        UPDATE mailboxes b SET uidnext = v_first + v_count, highestmodseq = v_modseq,
+            keywords = v_known WHERE b.id = p_target;
+        PERFORM pg_notify('coi_events', v_head || (NOT p_move)::text || ',["A",' || v_user
+            || ',' || p_target || ',' || v_modseq || ',[[' || v_first || ','
+            || (v_first + v_count - 1) || ']]]]');
+        IF p_move THEN
+            v_moved := coi_remove_messages(p_source, v_old, v_blobs);
+            PERFORM coi_notify_uids(v_head, 'E', v_user, p_source, v_moved, v_old, true);
+        END IF;
+        RETURN QUERY SELECT t.u, v_first + t.n - 1, v_validity, v_modseq, v_user, v_moved
+            FROM unnest(v_old) WITH ORDINALITY AS t(u, n);
     END
     $fn$;
     """,

@@ -1482,34 +1482,29 @@ class PostgresStore:
         move: bool = False,
         origin: object | None = None,
     ) -> tuple[int, list[tuple[int, int]]]:
-        """Copies (or moves, RFC 6851) messages; (target uidvalidity, [(source uid, new uid)])."""
+        """Copies (or moves, RFC 6851) messages; (target uidvalidity, [(source uid, new uid)]).
+        One round trip: `coi_copy` (migration 4)."""
 
-        async def job(conn: Conn) -> tuple[tuple[int, list[tuple[int, int]]], list[Event]]:
-            # both mailboxes locked in id order: two opposite copies cannot deadlock
-            await conn.execute(
-                "SELECT 1 FROM mailboxes WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
-                sorted({source_id, target_id}),
-            )
-            mapping = await _copy_rows(conn, source_id, list(uids), target_id)
-            target = await conn.fetchrow(
-                "SELECT user_id, uidvalidity, highestmodseq FROM mailboxes WHERE id = $1",
-                target_id,
-            )
-            assert target is not None
-            events: list[Event] = []
-            if mapping:
-                events.append(
-                    MessagesAdded(
-                        target[0], target_id, tuple(n for _, n in mapping), target[2], origin
-                    )
-                )
-            if move and mapping:
-                moved = [old for old, _ in mapping]
-                modseq = await _expunge_rows(conn, source_id, moved, self._bodies)
-                events.append(MessagesExpunged(target[0], source_id, tuple(moved), modseq, origin))
-            return (target[1], mapping), events
+        def build(
+            rows: list[asyncpg.Record],
+        ) -> tuple[tuple[int, list[tuple[int, int]]], list[Event]]:
+            _, _, uidvalidity, modseq, user_id, moved_modseq = rows[0]
+            if rows[0][0] is None:  # nothing to copy
+                return (uidvalidity, []), []
+            mapping = [(row[0], row[1]) for row in rows]
+            added = tuple(new for _, new in mapping)
+            events: list[Event] = [MessagesAdded(user_id, target_id, added, modseq, origin)]
+            if move:
+                moved = tuple(old for old, _ in mapping)
+                events.append(MessagesExpunged(user_id, source_id, moved, moved_modseq, origin))
+            return (uidvalidity, mapping), events
 
-        return await self._write(None, job, mailbox_id=target_id)
+        args = (source_id, list(uids), target_id, move)
+        call = _Call("SELECT * FROM coi_copy($1, $2, $3, $4, $5, $6)", args, build)
+        try:
+            return await self._write(None, call, mailbox_id=target_id)
+        except asyncpg.exceptions.NoDataFoundError:
+            raise NoSuchMailbox(str(target_id)) from None
 
     async def expunge(
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
