@@ -187,7 +187,8 @@ MIGRATIONS: tuple[str, ...] = (
             SELECT m.uid AS u, m.flags AS ob, m.keywords AS ok, m.modseq AS om,
                 CASE p_mode WHEN 'set' THEN p_bits WHEN 'add' THEN m.flags | p_bits
                     ELSE m.flags & ~p_bits END AS nb,
-                CASE p_mode WHEN 'set' THEN array_to_string(p_keywords, ' ')
+                CASE WHEN p_mode = 'set' THEN array_to_string(p_keywords, ' ')
+                    WHEN cardinality(p_keywords) = 0 THEN m.keywords
                     ELSE coalesce((SELECT string_agg(k, ' ' ORDER BY k COLLATE "C") FROM (
                         SELECT k FROM unnest(string_to_array(m.keywords, ' ')) k
                             WHERE p_mode = 'add' OR k <> ALL (p_keywords)
