@@ -101,6 +101,12 @@ class QuotaStore(Protocol):
         """Octets of all the user's messages: RFC822.SIZE summed over every mailbox."""
         ...
 
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        """(limit, octets used) in one read, for the quota check of APPEND, COPY and
+        GETQUOTA: the limit is the user's own or else `default`; usage is summed only
+        when there is a limit (0 otherwise)."""
+        ...
+
     async def set_quota(self, address: str, octets: int) -> None:
         """Sets the user's own limit (0: back to the default); NoSuchUser."""
         ...
@@ -125,6 +131,26 @@ class MailboxStore(Protocol):
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         """Counts for STATUS; \\Recent counts UIDs above `mailbox.recent_floor`."""
+        ...
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        """`get_mailbox()` as a coroutine, for command handlers that name a mailbox
+        (SELECT, APPEND, COPY...): a networked store serves other sessions meanwhile."""
+        ...
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        """`status()` as a coroutine (LIST-STATUS, a STATUS that asks for RECENT)."""
+        ...
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        """The named mailbox and its counts in one read, as of one moment (STATUS); \\Recent
+        counts UIDs above the floor the store has recorded. None: no such mailbox."""
+        ...
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        """`list_mailboxes()` and `subscriptions()` in one read (LIST, LSUB)."""
         ...
 
     async def create_mailbox(

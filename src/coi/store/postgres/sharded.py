@@ -84,6 +84,7 @@ ROUTES: dict[str, str] = {
     "set_password": "address",
     "quota_of": "user",
     "storage_used": "user",
+    "read_usage": "user",
     "set_quota": "address",
     "mailboxid": "mailbox",
     "list_mailboxes": "user",
@@ -91,6 +92,10 @@ ROUTES: dict[str, str] = {
     "mailbox_by_id": "mailbox",
     "subscriptions": "user",
     "status": "mailbox",
+    "read_mailbox": "user",
+    "read_status": "mailbox",
+    "read_mailbox_status": "user",
+    "read_mailboxes": "user",
     "create_mailbox": "user",
     "delete_mailbox": "user",
     "rename_mailbox": "user",
@@ -594,6 +599,9 @@ class ShardedStore:
     def storage_used(self, user_id: int) -> int:
         return self._at(user_id).storage_used(user_id)
 
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        return await self._at(user_id).read_usage(user_id, default)
+
     async def set_quota(self, address: str, octets: int) -> None:
         await (await self._routed("user_shards", address))[1].set_quota(address, octets)
 
@@ -616,6 +624,20 @@ class ShardedStore:
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         return self._at(mailbox.id).status(mailbox)
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        return await self._at(user_id).read_mailbox(user_id, name)
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        return await self._at(mailbox.id).read_status(mailbox)
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        return await self._at(user_id).read_mailbox_status(user_id, name)
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        return await self._at(user_id).read_mailboxes(user_id)
 
     async def create_mailbox(
         self,
