@@ -14,7 +14,10 @@ Shape rules, so that a networked database fits:
   CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing
   and search data (awaited once per batch), the rows FETCH, STORE and SEARCH read
   (`read_rows`, `read_row_tuples`: twins of the synchronous `rows`/`row_tuples` that
-  event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing. On SQLite
+  event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing, and the
+  lookups of command handlers: a named mailbox (`read_mailbox`), the tree for LIST
+  (`read_mailboxes`), STATUS (`read_mailbox_status`, `read_status`) and the quota check
+  (`read_usage`), each one round trip where a networked store can make it one. On SQLite
   they never suspend, so a session's responses keep their order; on a networked store
   the caller's loop serves other sessions during the round trip.
 - The other reads are synchronous for now, each for a reason: the selected mailbox's
@@ -24,10 +27,10 @@ Shape rules, so that a networked database fits:
   and their batch reads (`rows`, `row_tuples`, `metas`) feed synchronous helpers shared
   with NOTIFY's listener (bodies and their stored data never change, so a networked
   backend keeps them in a per-process cache); STATUS, LIST and mailbox lookups (`status`,
-  `list_mailboxes`, `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
-  synchronous name resolution every command uses; user, alias and COI-settings lookups
-  (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in delivery's
-  synchronous recipient checks and the seen mover's listener. A networked backend
+  `list_mailboxes`, `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener
+  and COI's synchronous hooks (commands await their twins); user, alias and
+  COI-settings lookups (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in
+  delivery's synchronous recipient checks and the seen mover's listener. A networked backend
   serves these from a per-process cache kept fresh by the events, or they become
   coroutines together with their callers.
 - Bulk reads return batches (dicts, lists, arrays, iterators over one chunked query),
