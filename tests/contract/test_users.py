@@ -102,6 +102,8 @@ async def test_users_are_shared_by_every_handle(backend: Backend) -> None:
     second = await backend.open()
     user = await first.add_user("a@x.org", "h", [])
     assert second.get_user("a@x.org") == user
+    assert await second.read_user("A@x.org") == user  # LOGIN's lookup, awaited
+    assert await second.read_user("b@x.org") is None
 
 
 async def test_quotas_and_storage_used(store: Store) -> None:
@@ -139,6 +141,7 @@ async def test_lookups_of_names_no_one_can_have_find_nothing(store: Store) -> No
     user, _ = await user_with_inbox(store)
     for odd in ("a\x00@x.org", "\x00"):
         assert store.get_user(odd) is None
+        assert await store.read_user(odd) is None
         assert store.alias_target(odd) is None
         assert store.get_mailbox(user.id, odd) is None
         assert await store.read_mailbox(user.id, odd) is None

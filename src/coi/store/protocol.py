@@ -65,6 +65,11 @@ class UserStore(Protocol):
 
     def get_user(self, address: str) -> User | None: ...
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` as a coroutine (LOGIN): a networked store serves other sessions
+        during the round trip."""
+        ...
+
     def list_users(self) -> list[User]: ...
 
     def alias_target(self, address: str) -> User | None:

@@ -75,6 +75,7 @@ _CACHE_MAX = 100_000  # addresses whose shard is remembered, before starting ove
 # (this process, no database).
 ROUTES: dict[str, str] = {
     "get_user": "address",
+    "read_user": "address",
     "list_users": "all",
     "alias_target": "address",
     "list_aliases": "all",
@@ -477,6 +478,27 @@ class ShardedStore:
 
     def get_user(self, address: str) -> User | None:
         return self._find("user_shards", self._user_cache, address, lambda s: s.get_user(address))
+
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` awaited: the map's lookup too (as `_find` does it)."""
+        key = address.lower()
+        cached = self._user_cache.get(key)
+        if cached is not None:
+            found = await self._shards[cached].read_user(address)
+            if found is not None:
+                return found
+            self._user_cache.pop(key, None)
+        number = await self._shard_of("user_shards", key) if "\x00" not in key else None
+        if number is None:
+            return await self.directory.read_user(address)
+        shard = self._shard(number)
+        if shard is None:
+            return None
+        found = await shard.read_user(address)
+        if found is not None:
+            _cut(self._user_cache)
+            self._user_cache[key] = number
+        return found
 
     def list_users(self) -> list[User]:
         users = [u for shard in self._all() for u in shard.list_users()]

@@ -616,6 +616,17 @@ class PostgresStore:
         )
         return User(*row) if row else None
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` as a coroutine: the caller's loop serves other sessions meanwhile."""
+        if not _sql_text(address):
+            return None
+        row = await self._query(
+            "fetchrow",
+            "SELECT id, address, password_hash FROM users WHERE address = $1",
+            address.lower(),
+        )
+        return User(*row) if row else None
+
     def list_users(self) -> list[User]:
         rows = self._fetch("SELECT id, address, password_hash FROM users ORDER BY address")
         return [User(*row) for row in rows]

@@ -165,6 +165,10 @@ class SqliteStore:
         ).fetchone()
         return User(*row) if row else None
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()`: never suspends here (a local read)."""
+        return self.get_user(address)
+
     def list_users(self) -> list[User]:
         rows = self._read.execute("SELECT id, address, password_hash FROM users ORDER BY address")
         return [User(*row) for row in rows]
