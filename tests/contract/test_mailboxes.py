@@ -145,6 +145,41 @@ async def test_status_counts_and_recent_floor(store: Store) -> None:
     assert store.status(fresh(store, inbox)).deleted == 2  # STATUS DELETED (RFC 9051)
 
 
+async def test_coroutine_reads_answer_as_the_synchronous_ones(store: Store) -> None:
+    """`read_mailbox`, `read_mailboxes`, `read_status` and `read_mailbox_status` (what
+    command handlers await) agree with the synchronous reads event listeners use."""
+    user, inbox = await user_with_inbox(store)
+    await store.create_mailbox(user.id, "a/b")
+    await store.set_subscribed(user.id, "gone", True)  # a subscription to no mailbox
+    await store.append(inbox.id, [message("one"), message("two", flags=("\\Seen",))])
+    await store.store_flags(inbox.id, [2], "add", Flags(DELETED))
+    await store.claim_recent(inbox.id, 1)
+    inbox = fresh(store, inbox)
+    assert await store.read_mailbox(user.id, "INBOX") == inbox
+    assert await store.read_mailbox(user.id, "a/b") == store.get_mailbox(user.id, "a/b")
+    assert await store.read_mailbox(user.id, "inbox/none") is None
+    assert await store.read_mailboxes(user.id) == (
+        store.list_mailboxes(user.id),
+        store.subscriptions(user.id),
+    )
+    assert "gone" in (await store.read_mailboxes(user.id))[1]
+    assert await store.read_status(inbox) == store.status(inbox)
+    found = await store.read_mailbox_status(user.id, "INBOX")
+    assert found is not None
+    mailbox, status = found
+    assert mailbox == inbox and status == store.status(inbox)
+    assert (status.messages, status.unseen, status.recent, status.deleted) == (2, 1, 1, 1)
+    assert status.uidnext == 3
+    assert await store.read_mailbox_status(user.id, "none") is None
+    empty = await store.read_mailbox_status(user.id, "a")  # a superior created on the way
+    assert empty is not None and empty[1].messages == 0
+    other = await store.add_user("b@x.org", "h", [])
+    assert await store.read_mailboxes(other.id) == (
+        [store.get_mailbox(other.id, "INBOX")],
+        {"INBOX"},
+    )
+
+
 async def test_take_recent_hands_each_uid_to_one_claim_across_handles(
     backend: Backend,
 ) -> None:
@@ -164,6 +199,9 @@ async def test_take_recent_hands_each_uid_to_one_claim_across_handles(
     assert second.take_recent(inbox.id, 4) == 2  # UIDs 3 and 4 are the second's
     assert first.take_recent(inbox.id, 3) == 4  # nothing left below 4: the floor stays
     assert second.status(fresh(second, inbox)).recent == 2  # STATUS counts above the floor
+    found = await second.read_mailbox_status(inbox.user_id, "INBOX")
+    assert found is not None  # counted above the floor the claims recorded, and says so
+    assert (found[0].recent_floor, found[1].recent) == (4, 2)
     got = await asyncio.gather(
         asyncio.to_thread(first.take_recent, inbox.id, 6),
         asyncio.to_thread(second.take_recent, inbox.id, 6),

@@ -102,6 +102,8 @@ async def test_users_are_shared_by_every_handle(backend: Backend) -> None:
     second = await backend.open()
     user = await first.add_user("a@x.org", "h", [])
     assert second.get_user("a@x.org") == user
+    assert await second.read_user("A@x.org") == user  # LOGIN's lookup, awaited
+    assert await second.read_user("b@x.org") is None
 
 
 async def test_quotas_and_storage_used(store: Store) -> None:
@@ -121,12 +123,27 @@ async def test_quotas_and_storage_used(store: Store) -> None:
         await store.set_quota("nobody@x.org", 1)
 
 
+async def test_read_usage_gives_the_limit_and_sums_only_under_one(store: Store) -> None:
+    """APPEND's and COPY's quota check in one read: no limit, no sum over every message."""
+    user, inbox = await user_with_inbox(store)
+    one = message("one", body="x" * 300)
+    await store.append(inbox.id, [one])
+    assert await store.read_usage(user.id, 0) == (0, 0)
+    assert await store.read_usage(user.id, 5000) == (5000, len(one.raw))  # the default
+    await store.set_quota("a@x.org", 1 << 20)
+    assert await store.read_usage(user.id, 5000) == (1 << 20, len(one.raw))  # its own
+    assert await store.read_usage(user.id + 1000, 0) == (0, 0)  # no such user
+
+
 async def test_lookups_of_names_no_one_can_have_find_nothing(store: Store) -> None:
     """An LMTP recipient or a mailbox name with NUL is simply not found: no backend fails
     on text it could never have stored (PostgreSQL's text cannot hold NUL)."""
     user, _ = await user_with_inbox(store)
     for odd in ("a\x00@x.org", "\x00"):
         assert store.get_user(odd) is None
+        assert await store.read_user(odd) is None
         assert store.alias_target(odd) is None
         assert store.get_mailbox(user.id, odd) is None
+        assert await store.read_mailbox(user.id, odd) is None
+        assert await store.read_mailbox_status(user.id, odd) is None
         assert store.get_metadata(user.id, 0, ["/private/" + odd]) == {}

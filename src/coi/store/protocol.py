@@ -14,7 +14,10 @@ Shape rules, so that a networked database fits:
   CONDSTORE/QRESYNC change lists, SELECT's first unseen message, SEARCH's text narrowing
   and search data (awaited once per batch), the rows FETCH, STORE and SEARCH read
   (`read_rows`, `read_row_tuples`: twins of the synchronous `rows`/`row_tuples` that
-  event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing. On SQLite
+  event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing, and the
+  lookups of command handlers: a named mailbox (`read_mailbox`), the tree for LIST
+  (`read_mailboxes`), STATUS (`read_mailbox_status`, `read_status`) and the quota check
+  (`read_usage`), each one round trip where a networked store can make it one. On SQLite
   they never suspend, so a session's responses keep their order; on a networked store
   the caller's loop serves other sessions during the round trip.
 - The other reads are synchronous for now, each for a reason: the selected mailbox's
@@ -24,10 +27,10 @@ Shape rules, so that a networked database fits:
   and their batch reads (`rows`, `row_tuples`, `metas`) feed synchronous helpers shared
   with NOTIFY's listener (bodies and their stored data never change, so a networked
   backend keeps them in a per-process cache); STATUS, LIST and mailbox lookups (`status`,
-  `list_mailboxes`, `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener or sit in the
-  synchronous name resolution every command uses; user, alias and COI-settings lookups
-  (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in delivery's
-  synchronous recipient checks and the seen mover's listener. A networked backend
+  `list_mailboxes`, `subscriptions`, `get_mailbox`) also answer NOTIFY from a listener
+  and COI's synchronous hooks (commands await their twins); user, alias and
+  COI-settings lookups (`get_user`, `alias_target`, `list_users`, `get_metadata`) run in
+  delivery's synchronous recipient checks and the seen mover's listener. A networked backend
   serves these from a per-process cache kept fresh by the events, or they become
   coroutines together with their callers.
 - Bulk reads return batches (dicts, lists, arrays, iterators over one chunked query),
@@ -61,6 +64,11 @@ class UserStore(Protocol):
     """Accounts and aliases: what authentication, delivery and `coi user`/`coi alias` use."""
 
     def get_user(self, address: str) -> User | None: ...
+
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` as a coroutine (LOGIN): a networked store serves other sessions
+        during the round trip."""
+        ...
 
     def list_users(self) -> list[User]: ...
 
@@ -101,6 +109,12 @@ class QuotaStore(Protocol):
         """Octets of all the user's messages: RFC822.SIZE summed over every mailbox."""
         ...
 
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        """(limit, octets used) in one read, for the quota check of APPEND, COPY and
+        GETQUOTA: the limit is the user's own or else `default`; usage is summed only
+        when there is a limit (0 otherwise)."""
+        ...
+
     async def set_quota(self, address: str, octets: int) -> None:
         """Sets the user's own limit (0: back to the default); NoSuchUser."""
         ...
@@ -125,6 +139,26 @@ class MailboxStore(Protocol):
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         """Counts for STATUS; \\Recent counts UIDs above `mailbox.recent_floor`."""
+        ...
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        """`get_mailbox()` as a coroutine, for command handlers that name a mailbox
+        (SELECT, APPEND, COPY...): a networked store serves other sessions meanwhile."""
+        ...
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        """`status()` as a coroutine (LIST-STATUS, a STATUS that asks for RECENT)."""
+        ...
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        """The named mailbox and its counts in one read, as of one moment (STATUS); \\Recent
+        counts UIDs above the floor the store has recorded. None: no such mailbox."""
+        ...
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        """`list_mailboxes()` and `subscriptions()` in one read (LIST, LSUB)."""
         ...
 
     async def create_mailbox(

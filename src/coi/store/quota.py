@@ -22,6 +22,14 @@ def check(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
         raise OverQuota(f"over quota ({limit} octets)")
 
 
+async def check_async(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
+    """`check` with one awaited read (IMAP APPEND and COPY): a networked store serves
+    other sessions meanwhile."""
+    limit, used = await store.read_usage(user_id, default)
+    if limit and used + adding > limit:
+        raise OverQuota(f"over quota ({limit} octets)")
+
+
 def parse_size(text: str) -> int:
     """``500M``, ``2G``, ``1024``, ``0`` (none) to octets (K, M, G, T: powers of 1024)."""
     value = text.strip().upper().removesuffix("B")

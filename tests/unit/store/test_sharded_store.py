@@ -99,6 +99,9 @@ async def test_ids_name_their_shard_and_users_spread(sharded: ShardedStore) -> N
     # the user rows really are in the shard's database, not the directory's
     assert sharded.directory.get_user("b@x.org") is None
     assert sharded.shards[1].get_user("b@x.org") == b
+    assert await sharded.read_user("B@x.org") == b  # LOGIN's lookup: the map, awaited
+    assert await sharded.read_user("B@x.org") == b  # then from the cached shard
+    assert await sharded.read_user("nobody@x.org") is None
     with pytest.raises(ShardError):
         await sharded.add_user("d@x.org", "h", [], shard=7)
     assert sharded.get_user("d@x.org") is None
@@ -228,6 +231,7 @@ async def test_a_map_row_left_by_a_crash_is_cleared_by_delete(sharded: ShardedSt
         await sharded.delete_user("ghost@x.org")
     user = await sharded.add_user("ghost@x.org", "h", [])
     assert sharded.get_user("ghost@x.org") == user
+    assert await sharded.read_user("ghost@x.org") == user
 
 
 async def test_one_database_is_not_sharded(postgres_dsn: str) -> None:

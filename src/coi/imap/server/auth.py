@@ -87,7 +87,7 @@ async def login(session: Session, username: str, password: str) -> str:
     delay = server.throttle.delay(*keys)
     if delay:
         await asyncio.sleep(delay)
-    user = session.store.get_user(address)
+    user = await session.store.read_user(address)
     stored = user.password_hash if user is not None else _DUMMY_HASH
     ok = await server.verified.verify(password, stored, session.io.peer)
     if user is None or not ok:

@@ -22,7 +22,7 @@ from coi.imap.wire.commands import NormalizedName
 from coi.imap.wire.mutf7 import InvalidName
 from coi.mail.prepare import prepare_async
 from coi.store.errors import MailboxInUse
-from coi.store.model import Mailbox
+from coi.store.model import Mailbox, MailboxStatus
 from coi.store.sentcopies import message_id
 
 SEPARATOR = "/"
@@ -47,32 +47,33 @@ def check_name(name: str) -> None:
         raise CommandNo("Mailbox name too long", "CANNOT")
 
 
-def find(session: Session, name: str) -> Mailbox:
+async def find(session: Session, name: str) -> Mailbox:
     """The named mailbox, else NO: also for a name that is not valid modified UTF-7,
     which no mailbox can have (RFC 3501 §5.1.3)."""
     if isinstance(name, InvalidName):
         raise CommandNo("Mailbox name is not valid modified UTF-7", "NONEXISTENT")
-    mailbox = _lookup(session, name)
+    mailbox = await _lookup(session, name)
     if mailbox is None:
         raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
     return mailbox
 
 
-def _lookup(session: Session, name: str) -> Mailbox | None:
+async def _lookup(session: Session, name: str) -> Mailbox | None:
     """The mailbox of that name; a name an IMAP4rev2 client sent denormalized is its NFC
     form, or else the form as sent: a mailbox created by an IMAP4rev1 client (modified
-    UTF-7 can carry any form) stays reachable under the name LIST shows (RFC 9051 §5.1)."""
-    mailbox = session.store.get_mailbox(session.user_id, name)
+    UTF-7 can carry any form) stays reachable under the name LIST shows (RFC 9051 §5.1).
+    Awaited: on a networked store the session's loop serves others meanwhile."""
+    mailbox = await session.store.read_mailbox(session.user_id, name)
     if mailbox is None and isinstance(name, NormalizedName):
-        mailbox = session.store.get_mailbox(session.user_id, name.supplied)
+        mailbox = await session.store.read_mailbox(session.user_id, name.supplied)
     return mailbox
 
 
-def find_target(session: Session, name: str) -> Mailbox:
+async def find_target(session: Session, name: str) -> Mailbox:
     """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
     if isinstance(name, InvalidName):  # it could never be created
         raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
-    mailbox = _lookup(session, name)
+    mailbox = await _lookup(session, name)
     if mailbox is None or mailbox.noselect:
         raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
     return mailbox
@@ -88,7 +89,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
         # RFC 7162 §3.2.11: the boundary between the old mailbox's responses and the new
         session.untagged("OK [CLOSED] Previous mailbox closed")
     session.deselect()  # a failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1)
-    mailbox = find(session, command.mailbox)
+    mailbox = await find(session, command.mailbox)
     if mailbox.noselect:
         raise CommandNo(f"{command.mailbox} cannot be selected", "CANNOT")
     if command.condstore or command.qresync is not None:
@@ -114,7 +115,7 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     # RFC 9051 §6.3.2: a LIST response with accurate attributes (OLDNAME if normalized)
     given = (command.mailbox, mailbox.name)
     if session.rev2 and not announce_normalized(session, mailbox.name, given):
-        session.untagged(list_line(session, mailbox.name))
+        session.untagged(await read_list_line(session, mailbox.name))
     if session.condstore:  # RFC 7162 §3.1.2.1
         session.untagged(f"OK [HIGHESTMODSEQ {view.modseq}] Highest")
     qresync = command.qresync
@@ -153,7 +154,7 @@ async def handle_create(session: Session, command: cmd.Create) -> str:
 async def handle_delete(session: Session, command: cmd.Delete) -> str:
     if command.mailbox == "INBOX":
         raise CommandNo("INBOX cannot be deleted", "CANNOT")
-    mailbox = find(session, command.mailbox)
+    mailbox = await find(session, command.mailbox)
     if session.selected is not None and session.selected.mailbox_id == mailbox.id:
         session.deselect()
     try:
@@ -174,7 +175,7 @@ async def handle_delete(session: Session, command: cmd.Delete) -> str:
 async def handle_rename(session: Session, command: cmd.Rename) -> str:
     if isinstance(command.new, InvalidName):
         check_name(command.new)
-    old, new = find(session, command.old).name, command.new.rstrip(SEPARATOR)
+    old, new = (await find(session, command.old)).name, command.new.rstrip(SEPARATOR)
     if new == "INBOX":
         raise CommandNo("Cannot rename to INBOX", "ALREADYEXISTS")
     check_name(new)
@@ -192,7 +193,7 @@ async def handle_rename(session: Session, command: cmd.Rename) -> str:
 
 
 async def handle_subscribe(session: Session, command: cmd.Subscribe) -> str:
-    name = find(session, command.mailbox).name
+    name = (await find(session, command.mailbox)).name
     await session.store.set_subscribed(session.user_id, name, True)
     return "SUBSCRIBE completed"
 
@@ -241,8 +242,25 @@ def list_line(session: Session, name: str, old_name: str | None = None) -> str:
     """A LIST response with accurately computed attributes, for the unsolicited LIST of
     NOTIFY (RFC 5465 §5.4, §5.5) and of IMAP4rev2 (RFC 9051 §6.3.2 after SELECT;
     §6.3.9.7 OLDNAME after a name sent in a denormalized form)."""
-    mailboxes = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    mailboxes = session.store.list_mailboxes(session.user_id)
     subscribed = session.store.subscriptions(session.user_id)
+    return _list_line(session, name, mailboxes, subscribed, old_name)
+
+
+async def read_list_line(session: Session, name: str) -> str:
+    """`list_line` for a command handler: the store read is awaited (SELECT's LIST)."""
+    mailboxes, subscribed = await session.store.read_mailboxes(session.user_id)
+    return _list_line(session, name, mailboxes, subscribed)
+
+
+def _list_line(
+    session: Session,
+    name: str,
+    listed: list[Mailbox],
+    subscribed: set[str],
+    old_name: str | None = None,
+) -> str:
+    mailboxes = {m.name: m for m in listed}
     mailbox = mailboxes.get(name)
     attrs: list[str] = []
     if mailbox is None:
@@ -285,8 +303,7 @@ async def handle_list(session: Session, command: cmd.List) -> str:
         return "LIST completed"
     if isinstance(command.reference, InvalidName):
         return "LIST completed"  # RFC 5258 §3: no name can match
-    mailboxes = session.store.list_mailboxes(session.user_id)
-    subscribed = session.store.subscriptions(session.user_id)
+    mailboxes, subscribed = await session.store.read_mailboxes(session.user_id)
     by_name = {m.name: m for m in mailboxes}
     names = set(by_name)
     if "SUBSCRIBED" in selection:
@@ -330,7 +347,7 @@ async def handle_list(session: Session, command: cmd.List) -> str:
             line += f' ("CHILDINFO" ({criteria}))'
         session.untagged(line)
         if "STATUS" in returns and status_items and mailbox is not None and not mailbox.noselect:
-            session.untagged(status_line(session, mailbox, status_items))
+            session.untagged(await read_status_line(session, mailbox, status_items))
     return "LIST completed"
 
 
@@ -375,8 +392,8 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
     if isinstance(command.reference, InvalidName) or isinstance(command.pattern, InvalidName):
         return "LSUB completed"
     pattern = full_pattern(command.reference, command.pattern)
-    subscribed = session.store.subscriptions(session.user_id)
-    existing = {m.name: m for m in session.store.list_mailboxes(session.user_id)}
+    listed, subscribed = await session.store.read_mailboxes(session.user_id)
+    existing = {m.name: m for m in listed}
     shown: set[str] = set()
     for name in sorted(subscribed, key=lambda n: (n != "INBOX", n)):
         if matches(pattern, name):
@@ -402,10 +419,27 @@ async def handle_lsub(session: Session, command: cmd.Lsub) -> str:
 
 
 def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> str:
+    """The STATUS response for NOTIFY's listener (a synchronous store read)."""
+    mailbox = _live_floor(session, mailbox)
+    return _status_line(session, mailbox, session.store.status(mailbox), items)
+
+
+async def read_status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> str:
+    """`status_line` for a command handler (LIST-STATUS): the store read is awaited."""
+    mailbox = _live_floor(session, mailbox)
+    return _status_line(session, mailbox, await session.store.read_status(mailbox), items)
+
+
+def _live_floor(session: Session, mailbox: Mailbox) -> Mailbox:
+    """The mailbox with the \\Recent floor of this process's live state, when that is
+    ahead of the stored one (RFC 3501 §2.3.2)."""
     floor = session.server.recent_floor(mailbox)
-    if floor != mailbox.recent_floor:
-        mailbox = replace(mailbox, recent_floor=floor)
-    status = session.store.status(mailbox)
+    return mailbox if floor == mailbox.recent_floor else replace(mailbox, recent_floor=floor)
+
+
+def _status_line(
+    session: Session, mailbox: Mailbox, status: MailboxStatus, items: tuple[str, ...]
+) -> str:
     values: dict[str, int | str] = {
         "MESSAGES": status.messages,
         "RECENT": status.recent,
@@ -425,10 +459,22 @@ def status_line(session: Session, mailbox: Mailbox, items: tuple[str, ...]) -> s
 async def handle_status(session: Session, command: cmd.Status) -> str:
     if "HIGHESTMODSEQ" in command.items:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE enabling command
-    mailbox = find(session, command.mailbox)
+    name = command.mailbox
+    if isinstance(name, InvalidName):
+        raise CommandNo("Mailbox name is not valid modified UTF-7", "NONEXISTENT")
+    # the mailbox and its counts in one read (see `_lookup` for the second name)
+    found = await session.store.read_mailbox_status(session.user_id, name)
+    if found is None and isinstance(name, NormalizedName):
+        found = await session.store.read_mailbox_status(session.user_id, name.supplied)
+    if found is None:
+        raise CommandNo(f"Mailbox does not exist: {name}", "NONEXISTENT")
+    mailbox, status = found
     if mailbox.noselect:
         raise CommandNo(f"{command.mailbox} has no status", "CANNOT")
-    session.untagged(status_line(session, mailbox, command.items))
+    live = _live_floor(session, mailbox)
+    if live.recent_floor > mailbox.recent_floor and "RECENT" in command.items:
+        status = await session.store.read_status(live)  # counted above the live floor
+    session.untagged(_status_line(session, live, status, command.items))
     return "STATUS completed"
 
 
@@ -436,7 +482,7 @@ async def handle_status(session: Session, command: cmd.Status) -> str:
 
 
 async def handle_append(session: Session, command: cmd.Append) -> str:
-    mailbox = find_target(session, command.mailbox)
+    mailbox = await find_target(session, command.mailbox)
     if not command.messages:
         raise CommandBad("APPEND needs a message")
     limit = session.config.max_literal
@@ -452,7 +498,7 @@ async def handle_append(session: Session, command: cmd.Append) -> str:
     for data in datas:
         if len(data) > limit:
             raise CommandNo(f"Message larger than APPENDLIMIT {limit}", "TOOBIG")
-    check_quota(session, sum(len(data) for data in datas))
+    await check_quota(session, sum(len(data) for data in datas))
     messages = []
     for item, data in zip(command.messages, datas, strict=True):
         messages.append(await prepare_async(data, item.flags, item.internal_date))

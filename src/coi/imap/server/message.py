@@ -149,13 +149,13 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
 async def handle_copy(session: Session, command: cmd.Copy) -> str:
     view = session.require_selected()
     uids = resolve(session, command.sequence, command.uid)
-    target = find_target(session, command.mailbox)
+    target = await find_target(session, command.mailbox)
     if not uids:
         return "COPY completed"
     adding = sum(
         row.size for row in (await session.store.read_rows(view.mailbox_id, uids)).values()
     )
-    check_quota(session, adding)
+    await check_quota(session, adding)
     validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
     if not mapping:
         raise CommandNo(NOTHING_LEFT, "EXPUNGEISSUED")
@@ -166,7 +166,7 @@ async def handle_move(session: Session, command: cmd.Move) -> str:
     view = session.require_selected()
     writable(view)
     uids = resolve(session, command.sequence, command.uid)
-    target = find_target(session, command.mailbox)
+    target = await find_target(session, command.mailbox)
     if not uids:
         return "MOVE completed"
     validity, mapping = await session.store.copy(

@@ -12,43 +12,45 @@ from coi.store import quota
 ROOT = ""
 
 
-def check_quota(session: Session, adding: int) -> None:
+async def check_quota(session: Session, adding: int) -> None:
     """RFC 9208 §5.3 (OVERQUOTA): nothing is stored past the user's STORAGE limit."""
     try:
-        quota.check(session.store, session.user_id, session.config.default_quota, adding)
+        await quota.check_async(
+            session.store, session.user_id, session.config.default_quota, adding
+        )
     except quota.OverQuota as exc:
         raise CommandNo(f"Mailbox is {exc}", "OVERQUOTA") from None
 
 
-def _limit(session: Session) -> int:
-    return quota.limit_of(session.store, session.user_id, session.config.default_quota)
+async def _usage(session: Session) -> tuple[int, int]:
+    """(limit, octets used); usage is 0 when there is no limit."""
+    return await session.store.read_usage(session.user_id, session.config.default_quota)
 
 
-def _quota_line(session: Session, limit: int) -> str:
+def _quota_line(limit: int, used: int) -> str:
     """RFC 9208 §5.1: STORAGE usage and limit in units of 1024 octets (usage rounded up)."""
-    used = session.store.storage_used(session.user_id)
     return f'QUOTA "" (STORAGE {(used + 1023) // 1024} {limit // 1024})'
 
 
 async def handle_getquota(session: Session, command: cmd.GetQuota) -> str:
-    limit = _limit(session)
+    limit, used = await _usage(session)
     if command.root != ROOT or not limit:
         raise CommandNo(f"No quota root {command.root!r}", "NONEXISTENT")
-    session.untagged(_quota_line(session, limit))
+    session.untagged(_quota_line(limit, used))
     return "GETQUOTA completed"
 
 
 async def handle_getquotaroot(session: Session, command: cmd.GetQuotaRoot) -> str:
     from coi.imap.server.mailbox import find
 
-    found = find(session, command.mailbox)
+    found = await find(session, command.mailbox)
     name = session.mailbox_name(found.name)
-    limit = _limit(session)
+    limit, used = await _usage(session)
     if not limit:  # §4.3: a mailbox without a quota root gets an empty QUOTAROOT
         session.untagged(f"QUOTAROOT {name}")
         return "GETQUOTAROOT completed"
     session.untagged(f'QUOTAROOT {name} ""')
-    session.untagged(_quota_line(session, limit))
+    session.untagged(_quota_line(limit, used))
     return "GETQUOTAROOT completed"
 
 

@@ -75,6 +75,7 @@ _CACHE_MAX = 100_000  # addresses whose shard is remembered, before starting ove
 # (this process, no database).
 ROUTES: dict[str, str] = {
     "get_user": "address",
+    "read_user": "address",
     "list_users": "all",
     "alias_target": "address",
     "list_aliases": "all",
@@ -84,6 +85,7 @@ ROUTES: dict[str, str] = {
     "set_password": "address",
     "quota_of": "user",
     "storage_used": "user",
+    "read_usage": "user",
     "set_quota": "address",
     "mailboxid": "mailbox",
     "list_mailboxes": "user",
@@ -91,6 +93,10 @@ ROUTES: dict[str, str] = {
     "mailbox_by_id": "mailbox",
     "subscriptions": "user",
     "status": "mailbox",
+    "read_mailbox": "user",
+    "read_status": "mailbox",
+    "read_mailbox_status": "user",
+    "read_mailboxes": "user",
     "create_mailbox": "user",
     "delete_mailbox": "user",
     "rename_mailbox": "user",
@@ -473,6 +479,27 @@ class ShardedStore:
     def get_user(self, address: str) -> User | None:
         return self._find("user_shards", self._user_cache, address, lambda s: s.get_user(address))
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` awaited: the map's lookup too (as `_find` does it)."""
+        key = address.lower()
+        cached = self._user_cache.get(key)
+        if cached is not None:
+            found = await self._shards[cached].read_user(address)
+            if found is not None:
+                return found
+            self._user_cache.pop(key, None)
+        number = await self._shard_of("user_shards", key) if "\x00" not in key else None
+        if number is None:
+            return await self.directory.read_user(address)
+        shard = self._shard(number)
+        if shard is None:
+            return None
+        found = await shard.read_user(address)
+        if found is not None:
+            _cut(self._user_cache)
+            self._user_cache[key] = number
+        return found
+
     def list_users(self) -> list[User]:
         users = [u for shard in self._all() for u in shard.list_users()]
         return sorted(users, key=lambda u: u.address)
@@ -594,6 +621,9 @@ class ShardedStore:
     def storage_used(self, user_id: int) -> int:
         return self._at(user_id).storage_used(user_id)
 
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        return await self._at(user_id).read_usage(user_id, default)
+
     async def set_quota(self, address: str, octets: int) -> None:
         await (await self._routed("user_shards", address))[1].set_quota(address, octets)
 
@@ -616,6 +646,20 @@ class ShardedStore:
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         return self._at(mailbox.id).status(mailbox)
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        return await self._at(user_id).read_mailbox(user_id, name)
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        return await self._at(mailbox.id).read_status(mailbox)
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        return await self._at(user_id).read_mailbox_status(user_id, name)
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        return await self._at(user_id).read_mailboxes(user_id)
 
     async def create_mailbox(
         self,

@@ -34,6 +34,7 @@ import threading
 import time
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -167,6 +168,47 @@ SELECT user_id, uidvalidity, first_uid, highestmodseq,
         || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]]]')
 FROM box
 """
+
+# STATUS counts; \Recent above the caller's floor or the one claims recorded, if higher.
+# Parameters: SEEN, floor, mailbox, DELETED.
+_STATUS = (
+    "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
+    " count(*) FILTER (WHERE uid > greatest($2, coalesce((SELECT floor FROM"
+    " recent_floors WHERE mailbox_id = $3), 0))), count(*) FILTER (WHERE flags & $4 <> 0)"
+    " FROM messages WHERE mailbox_id = $3"
+)
+# A mailbox row by name, its STATUS counts and the \Recent floor they were counted above.
+# Parameters: user, name, SEEN, DELETED.
+_MAILBOX_STATUS = f"""
+SELECT {", ".join("b." + c.strip() for c in _MAILBOX_COLUMNS.split(","))},
+       s.messages, s.unseen, s.size, s.recent, s.deleted, f.floor
+FROM mailboxes b
+CROSS JOIN LATERAL (
+    SELECT greatest(b.recent_floor, coalesce((SELECT r.floor FROM recent_floors r
+                                              WHERE r.mailbox_id = b.id), 0)) AS floor
+) f
+CROSS JOIN LATERAL (
+    SELECT count(*) AS messages, count(*) FILTER (WHERE m.flags & $3 = 0) AS unseen,
+           coalesce(sum(m.size), 0) AS size, count(*) FILTER (WHERE m.uid > f.floor) AS recent,
+           count(*) FILTER (WHERE m.flags & $4 <> 0) AS deleted
+    FROM messages m WHERE m.mailbox_id = b.id
+) s
+WHERE b.user_id = $1 AND b.name = $2
+"""
+
+
+def _status(mailbox: Mailbox, row: asyncpg.Record | Sequence[Any]) -> MailboxStatus:
+    """STATUS from a mailbox and its counts (messages, unseen, size, recent, deleted)."""
+    return MailboxStatus(
+        messages=row[0],
+        unseen=row[1],
+        uidnext=mailbox.uidnext,
+        uidvalidity=mailbox.uidvalidity,
+        highestmodseq=mailbox.highestmodseq,
+        size=int(row[2]),
+        recent=row[3],
+        deleted=row[4],  # STATUS DELETED (RFC 9051 §6.3.11)
+    )
 
 
 def _mailbox(row: asyncpg.Record) -> Mailbox:
@@ -680,6 +722,17 @@ class PostgresStore:
         )
         return User(*row) if row else None
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()` as a coroutine: the caller's loop serves other sessions meanwhile."""
+        if not _sql_text(address):
+            return None
+        row = await self._query(
+            "fetchrow",
+            "SELECT id, address, password_hash FROM users WHERE address = $1",
+            address.lower(),
+        )
+        return User(*row) if row else None
+
     def list_users(self) -> list[User]:
         rows = self._fetch("SELECT id, address, password_hash FROM users ORDER BY address")
         return [User(*row) for row in rows]
@@ -745,6 +798,19 @@ class PostgresStore:
             user_id,
         )
         return int(row[0]) if row else 0
+
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        """(limit, octets used) in one statement; the sum only when there is a limit."""
+        row = await self._query(
+            "fetchrow",
+            "SELECT l.lim, CASE WHEN l.lim > 0 THEN (SELECT coalesce(sum(m.size), 0)"
+            " FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = $1)"
+            " ELSE 0 END FROM (SELECT coalesce(nullif((SELECT quota FROM users WHERE id = $1),"
+            " 0), $2::bigint) AS lim) l",
+            user_id,
+            default,
+        )
+        return int(row[0]), int(row[1])
 
     async def set_quota(self, address: str, octets: int) -> None:
         address = address.lower()
@@ -845,6 +911,31 @@ class PostgresStore:
     def subscriptions(self, user_id: int) -> set[str]:
         rows = self._fetch("SELECT name FROM subscriptions WHERE user_id = $1", user_id)
         return {row[0] for row in rows}
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        """`get_mailbox()` as a coroutine: the caller's loop serves other sessions meanwhile."""
+        if not _sql_text(name):
+            return None
+        row = await self._query(
+            "fetchrow",
+            f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE user_id = $1 AND name = $2",
+            user_id,
+            name,
+        )
+        return _mailbox(row) if row else None
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        """Mailboxes and subscribed names in one statement: subscriptions are rows with
+        only a name, flagged by the last column."""
+        rows = await self._query(
+            "fetch",
+            f"SELECT {_MAILBOX_COLUMNS}, false FROM mailboxes WHERE user_id = $1 UNION ALL"
+            " SELECT NULL, NULL, name, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true"
+            " FROM subscriptions WHERE user_id = $1 ORDER BY 11, 3",
+            user_id,
+        )
+        mailboxes = [_mailbox(row) for row in rows if not row[10]]
+        return mailboxes, {row[2] for row in rows if row[10]}
 
     async def create_mailbox(
         self,
@@ -1054,27 +1145,29 @@ class PostgresStore:
         await self._write(None, job, mailbox_id=mailbox_id)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
-        row = self._fetchrow(
-            "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
-            " count(*) FILTER (WHERE uid > greatest($2, coalesce((SELECT floor FROM"
-            " recent_floors WHERE mailbox_id = $3), 0))), count(*) FILTER (WHERE flags & $4 <> 0)"
-            " FROM messages WHERE mailbox_id = $3",
-            SEEN,
-            mailbox.recent_floor,
-            mailbox.id,
-            DELETED,
-        )
+        row = self._fetchrow(_STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED)
         assert row is not None
-        return MailboxStatus(
-            messages=row[0],
-            unseen=row[1],
-            uidnext=mailbox.uidnext,
-            uidvalidity=mailbox.uidvalidity,
-            highestmodseq=mailbox.highestmodseq,
-            size=int(row[2]),
-            recent=row[3],
-            deleted=row[4],  # STATUS DELETED (RFC 9051 §6.3.11)
+        return _status(mailbox, row)
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        """`status()` as a coroutine."""
+        row = await self._query(
+            "fetchrow", _STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED
         )
+        return _status(mailbox, row)
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        """The mailbox row and its counts in one statement, so from one snapshot: UIDNEXT
+        is above every UID counted (RFC 3501 §2.3.1.1)."""
+        if not _sql_text(name):
+            return None
+        row = await self._query("fetchrow", _MAILBOX_STATUS, user_id, name, SEEN, DELETED)
+        if row is None:
+            return None
+        mailbox = replace(_mailbox(row), recent_floor=int(row[15]))
+        return mailbox, _status(mailbox, tuple(row)[10:15])
 
     # -- metadata (RFC 5464) ---------------------------------------------------------
 

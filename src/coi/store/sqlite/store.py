@@ -165,6 +165,10 @@ class SqliteStore:
         ).fetchone()
         return User(*row) if row else None
 
+    async def read_user(self, address: str) -> User | None:
+        """`get_user()`: never suspends here (a local read)."""
+        return self.get_user(address)
+
     def list_users(self) -> list[User]:
         rows = self._read.execute("SELECT id, address, password_hash FROM users ORDER BY address")
         return [User(*row) for row in rows]
@@ -232,6 +236,11 @@ class SqliteStore:
             (user_id,),
         ).fetchone()
         return int(row[0])
+
+    async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
+        """(limit, octets used): never suspends here (a local read)."""
+        limit = self.quota_of(user_id) or default
+        return limit, self.storage_used(user_id) if limit else 0
 
     async def set_quota(self, address: str, octets: int) -> None:
         address = address.lower()
@@ -321,6 +330,14 @@ class SqliteStore:
     def subscriptions(self, user_id: int) -> set[str]:
         rows = self._read.execute("SELECT name FROM subscriptions WHERE user_id = ?", (user_id,))
         return {row[0] for row in rows}
+
+    async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
+        """`get_mailbox()`: never suspends here (a local read)."""
+        return self.get_mailbox(user_id, name)
+
+    async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
+        """`list_mailboxes()` and `subscriptions()`: never suspends here."""
+        return self.list_mailboxes(user_id), self.subscriptions(user_id)
 
     async def create_mailbox(
         self,
@@ -507,6 +524,17 @@ class SqliteStore:
             recent=row[3],
             deleted=row[4],
         )
+
+    async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
+        """`status()`: never suspends here (a local read)."""
+        return self.status(mailbox)
+
+    async def read_mailbox_status(
+        self, user_id: int, name: str
+    ) -> tuple[Mailbox, MailboxStatus] | None:
+        """`get_mailbox()` then `status()`: two local reads, as the synchronous pair."""
+        mailbox = self.get_mailbox(user_id, name)
+        return None if mailbox is None else (mailbox, self.status(mailbox))
 
     # -- metadata (RFC 5464) ---------------------------------------------------
 
