@@ -99,6 +99,13 @@ class Cluster:
     def dsn(self, database: str) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{database}"
 
+    def socket_dsn(self, database: str) -> str:
+        """`dsn` through the cluster's Unix socket when it is ours: the way to reach a
+        database on the same machine (a round trip costs less CPU than over TCP)."""
+        if self.directory is None:
+            return self.dsn(database)
+        return f"postgresql://{self.user}@/{database}?host={self.directory}&port={self.port}"
+
     def psql(self, sql: str, database: str | None = None) -> str:
         """Runs one statement as the cluster's superuser (CREATE/DROP DATABASE cannot run
         in a transaction, so not through a store)."""

@@ -191,7 +191,7 @@ def start_coi(
     dsn = os.environ.get("COI_BENCH_STORE", "")
     if store == "postgresql" and not dsn:
         cluster = start_postgres()
-        dsn = cluster.dsn(cluster.new_database())
+        dsn = cluster.socket_dsn(cluster.new_database())  # as on one machine (scale-out.md)
     store_args = ["--store", dsn] if dsn else []
     try:
         return _start_coi(users, limit, workdir, store_args, extra or [], cluster)
