@@ -3,10 +3,16 @@
 The metrics live in a registry of their own and are only counted while the endpoint is
 on: with it off, each hook is one attribute check, so the command path pays nothing.
 Sizes that change slowly (the relay queue, the store's files) are read when scraped.
+
+With ``--workers`` (coi.cli.workers), the supervisor names a directory in
+``PROMETHEUS_MULTIPROC_DIR`` before it starts the workers: every worker counts into its
+own files there (prometheus_client's multiprocess mode), and worker 1's endpoint serves
+the sums, so a scrape sees the whole server whichever worker took each connection.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +26,10 @@ from prometheus_client.registry import Collector
 REGISTRY = CollectorRegistry(auto_describe=True)
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
-CONNECTIONS = Gauge("coi_connections", "Open client connections", ["protocol"], registry=REGISTRY)
+CONNECTIONS = Gauge(
+    "coi_connections", "Open client connections", ["protocol"],
+    multiprocess_mode="livesum", registry=REGISTRY,
+)  # fmt: skip
 LOGINS = Counter(
     "coi_logins", "Login attempts by outcome", ["protocol", "result"], registry=REGISTRY
 )
@@ -44,6 +53,23 @@ class _State:
 
 
 state = _State()
+
+
+def count_only() -> None:
+    """Counting on without an endpoint: a worker other than the first, whose counts
+    worker 1 serves from the shared directory."""
+    _count_in_shared_files()
+    state.enabled = True
+
+
+def _count_in_shared_files() -> None:
+    """A worker's counts go to files of its own in PROMETHEUS_MULTIPROC_DIR. The variable
+    was set after prometheus_client was imported (by the supervisor, before the fork), so
+    its choice of value class is made again here; every metric here has labels, whose
+    values are made at their first use, after this."""
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def command(name: str, result: str, started: float) -> None:
@@ -100,17 +126,26 @@ async def start(
     """Serves ``/metrics`` (Prometheus text format) and turns counting on; on `sockets`
     when a supervisor bound them (coi.cli.workers)."""
     sizes = _Sizes(data_dir, queue_size)
-    REGISTRY.register(sizes)
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if shared:  # every worker's counts, summed
+        from prometheus_client import multiprocess
+
+        _count_in_shared_files()
+        served = CollectorRegistry()
+        multiprocess.MultiProcessCollector(served, shared)  # type: ignore[no-untyped-call]
+    else:
+        served = REGISTRY
+    served.register(sizes)
 
     async def scrape(request: web.Request) -> web.Response:
         return web.Response(
-            body=generate_latest(REGISTRY),
+            body=generate_latest(served),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 
     async def unregister(_app: web.Application) -> None:
         state.enabled = False
-        REGISTRY.unregister(sizes)
+        served.unregister(sizes)
 
     app = web.Application()
     app.router.add_get("/metrics", scrape)

@@ -24,7 +24,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def test_metrics_count_connections_logins_commands_and_deliveries(tmp_path: Path) -> None:
-    # one process: with --workers, /metrics counts only worker 1's (docs/scale-out.md)
+    # one process (every worker counted: tests/integration/test_workers.py)
     server = ServerProcess(tmp_path, "--metrics", "127.0.0.1:0", "--workers", "1")
     try:
         server.start()

@@ -469,3 +469,51 @@ def test_claim_of_a_killed_process_is_retried_after_its_lease(postgres_dsn: str)
         assert queue.count() == 0
     finally:
         queue.store.close()
+
+
+def test_metrics_count_the_work_of_every_worker(tmp_path: Path, postgres_dsn: str) -> None:
+    """Worker 1's /metrics sums every worker's counters (coi.metrics: a directory of
+    counts the supervisor makes); a killed worker's open connections stop counting."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = _workers(tmp_path, postgres_dsn, "--metrics", "127.0.0.1:0")
+    url = next(
+        m.group(1)
+        for line in server.output
+        if (m := re.search(r"metrics\s+(http://\S+/metrics)", line))
+    )
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    clients = _one_on_each_worker(server)
+    try:
+        for client in clients:
+            client.login(ALICE, server.password(ALICE))
+            client.command(b"NOOP")
+        samples = scrape()
+        assert samples[("coi_imap_command_seconds_count", (("command", "NOOP"),))] == 2
+        assert samples[("coi_logins_total", (("protocol", "imap"), ("result", "ok")))] == 2
+        assert samples[("coi_connections", (("protocol", "imap"),))] == 2
+        second = server.worker_pids[1]
+        assert serving_pid(clients[1].sock, server.port, server.worker_pids) == second
+        os.kill(second, signal.SIGKILL)
+        for _ in range(100):  # reaped by the supervisor: its live gauge goes
+            if scrape()[("coi_connections", (("protocol", "imap"),))] == 1:
+                break
+            time.sleep(0.1)
+        samples = scrape()
+        assert samples[("coi_connections", (("protocol", "imap"),))] == 1
+        assert samples[("coi_imap_command_seconds_count", (("command", "NOOP"),))] == 2
+    finally:
+        for client in clients:
+            client.close()
+        assert server.terminate() == 0

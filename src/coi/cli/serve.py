@@ -226,6 +226,10 @@ async def serve(
             delivery.queue.count,
             None if sockets is None else sockets["metrics"],
         )
+    elif where is not None:  # a worker other than the first: worker 1 serves its counts
+        from coi import metrics
+
+        metrics.count_only()
     await server.start(sockets)
     try:
         await delivery.start(sockets)

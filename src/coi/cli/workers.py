@@ -9,7 +9,9 @@ Invariants:
   worker). The supervisor has no event loop and no threads, so forking is safe.
 - Worker 1 starts first and alone: it migrates the schema, makes the demo accounts and
   moves an old SQLite relay queue into PostgreSQL (what must happen once); the others
-  start when it is ready. Worker 1 alone serves --metrics (the counters are its own).
+  start when it is ready. Worker 1 alone serves --metrics, with every worker's counts:
+  each counts into its own files in a directory the supervisor makes (coi.metrics), and
+  the live gauges of a worker that ended are dropped when it is reaped.
 - A worker that dies is started again after 1 s, doubling up to 30 s while it keeps
   dying (logged); one that cannot start at first stops everything with exit status 1.
 - SIGTERM/SIGINT go to every worker, each of which stops as a lone `coi serve` does
@@ -29,9 +31,11 @@ import errno
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from types import FrameType
@@ -50,6 +54,7 @@ MAX_DELAY = 30.0
 STEADY = 60.0  # a worker that ran this long starts again after FIRST_DELAY
 STOP_GRACE = 60.0  # seconds workers have to stop (a lone coi serve gives commands 30 s)
 _PR_SET_PDEATHSIG = 1
+SHARED_METRICS = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
 
 
 Sockets = dict[str, list[socket.socket]]
@@ -105,6 +110,7 @@ def _bind(kind: str, host: str, port: int) -> list[socket.socket]:
 class _Worker:
     index: int  # 0-based; shown 1-based
     pid: int = 0
+    last_pid: int = 0  # the process that ended last
     ready_fd: int = -1  # read end of the pipe the worker writes one byte to when ready
     ready: bool = False
     started: float = 0.0
@@ -113,8 +119,16 @@ class _Worker:
 
 
 class Supervisor:
-    def __init__(self, config: ServerConfig, demo: bool, count: int, sockets: Sockets) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        demo: bool,
+        count: int,
+        sockets: Sockets,
+        metrics_dir: str | None = None,
+    ) -> None:
         self.config = config
+        self.metrics_dir = metrics_dir  # the workers' shared counts (coi.metrics)
         self.demo = demo
         self.sockets = sockets
         self.workers = [_Worker(i) for i in range(count)]
@@ -209,7 +223,7 @@ class Supervisor:
                 break
             for worker in self.workers:
                 if worker.pid == pid:
-                    worker.pid = 0
+                    worker.pid, worker.last_pid = 0, pid
                     if worker.ready_fd >= 0:
                         os.close(worker.ready_fd)
                         worker.ready_fd = -1
@@ -285,6 +299,7 @@ class Supervisor:
                     self._signal_all(signal.SIGHUP)
                 for worker, code in self._reap():
                     self._schedule_restart(worker, code)
+                    self._forget_gauges(worker.last_pid)
                 now = time.monotonic()
                 for worker in self.workers:
                     if worker.restart_at is not None and worker.restart_at <= now:
@@ -294,6 +309,13 @@ class Supervisor:
             for socks in self.sockets.values():
                 for sock in socks:
                     sock.close()
+
+    def _forget_gauges(self, pid: int) -> None:
+        """A dead worker's open connections are no longer counted."""
+        if self.metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self.metrics_dir)  # type: ignore[no-untyped-call]
 
     def _schedule_restart(self, worker: _Worker, code: int) -> None:
         lived = time.monotonic() - worker.started
@@ -390,4 +412,13 @@ def supervise(config: ServerConfig, demo: bool, count: int) -> int:
     certificate(config)  # made once here: every worker reads the same files
     load_keys(config.data_dir, config.webpush_vapid_key)
     sockets = bind_listeners(config)
-    return Supervisor(config, demo, count, sockets).run()
+    metrics_dir = None
+    if parse_listen(config.metrics, "--metrics") is not None:
+        metrics_dir = tempfile.mkdtemp(prefix="coi-metrics-")
+        # prometheus_client reads it when first imported: in the workers (coi.metrics)
+        os.environ[SHARED_METRICS] = metrics_dir
+    try:
+        return Supervisor(config, demo, count, sockets, metrics_dir).run()
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
