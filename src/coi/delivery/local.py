@@ -135,7 +135,8 @@ class LocalDelivery:
                 for address in from_addresses(raw)
             )
         target = route(settings, is_chat, blocked)
-        quota.check(self.store, user.id, self.default_quota, len(raw))  # raises OverQuota
+        # raises OverQuota; awaited: a networked store serves other sessions meanwhile
+        await quota.check_async(self.store, user.id, self.default_quota, len(raw))
         await self._store(user, target, raw)
         log.info(
             "delivered user=%s mailbox=%s chat=%s blocked=%s size=%d",
@@ -160,7 +161,8 @@ class LocalDelivery:
         settings = self.settings.coi_settings(user.id)
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
-        quota.check(self.store, user.id, self.default_quota, len(raw))  # raises OverQuota
+        # raises OverQuota; awaited: a networked store serves other sessions meanwhile
+        await quota.check_async(self.store, user.id, self.default_quota, len(raw))
         mailbox_id, uid = await self._store(user, target, raw)
         msgid = message_id(raw)
         if msgid is not None:  # a client's own copy of it is not stored again (APPEND)
@@ -182,7 +184,7 @@ class LocalDelivery:
         return mailbox.id, uids[0]
 
     async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
-        mailbox = self.store.get_mailbox(user_id, target.mailbox)
+        mailbox = await self.store.read_mailbox(user_id, target.mailbox)
         if mailbox is not None and not mailbox.noselect:
             return mailbox
         # coi-server-spec: the server MUST create <root>/Chats if missing; SHOULD subscribe it
