@@ -35,6 +35,11 @@ async def test_depth_and_case(store: Store) -> None:
         "/private/a/b/c",
     }
     assert store.get_metadata(user.id, 0, ["/private/none"], "infinity") == {}
+    for depth in ("0", "1", "infinity"):  # the coroutine twin reads the same
+        names = ["/PRIVATE/A", "/private/none"]
+        assert await store.read_metadata(user.id, 0, names, depth) == store.get_metadata(
+            user.id, 0, names, depth
+        )
 
 
 async def test_set_is_all_or_nothing_and_limited(store: Store) -> None:

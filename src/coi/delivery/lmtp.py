@@ -39,10 +39,10 @@ class LmtpHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        user = self.local.local_user(address)
+        user = await self.local.read_local_user(address)
         if user is None:
             return f"550 5.1.1 <{address}>: no such user here"
-        if self.local.full(user):  # RFC 3463 5.2.2: mailbox full, a permanent failure
+        if await self.local.is_full(user):  # RFC 3463 5.2.2: mailbox full, a permanent failure
             return f"552 5.2.2 <{address}>: mailbox full"
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
@@ -58,7 +58,7 @@ class LmtpHandler:
         # RFC 5321 §4.4: the final delivery adds Return-Path
         message = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape") + raw
         rcpts: list[str] = list(envelope.rcpt_tos)
-        users = {rcpt: self.local.local_user(rcpt) for rcpt in rcpts}
+        users = {rcpt: await self.local.read_local_user(rcpt) for rcpt in rcpts}
         # one copy per user, however many of its addresses (aliases, user+tag) were named
         targets = {u.id: u for u in users.values() if u is not None}
         done = await asyncio.gather(*(self._deliver(u, message, sender) for u in targets.values()))

@@ -105,6 +105,12 @@ class LocalDelivery:
             found = self.postmaster_of(domain)
         return found
 
+    async def read_local_user(self, address: str) -> User | None:
+        """`local_user` with its common case awaited, the address of a user (a networked
+        store serves other sessions meanwhile); aliases and the rest as there."""
+        found = await self.store.read_user(address.strip().lower())
+        return found if found is not None else self.local_user(address)
+
     def postmaster_of(self, domain: str) -> User | None:
         """``postmaster`` from the config, else the domain's first user (docs/deploy.md)."""
         if self.postmaster:
@@ -124,7 +130,7 @@ class LocalDelivery:
 
     async def deliver(self, user: User, raw: bytes, sender: str) -> Route:
         """Files an incoming message for `user`; returns once it is durable."""
-        settings = self.settings.coi_settings(user.id)
+        settings = await self.settings.read_coi_settings(user.id)
         is_chat = self.is_chat(raw)
         blocked = False
         if settings.enabled:
@@ -156,9 +162,17 @@ class LocalDelivery:
             return True
         return False
 
+    async def is_full(self, user: User, adding: int = 0) -> bool:
+        """`full` with the quota read awaited."""
+        try:
+            await quota.check_async(self.store, user.id, self.default_quota, max(adding, 1))
+        except quota.OverQuota:
+            return True
+        return False
+
     async def store_sent(self, user: User, raw: bytes, sent_folder: str | None = None) -> Route:
         """Keeps the sender's own copy of a submitted message, \\Seen."""
-        settings = self.settings.coi_settings(user.id)
+        settings = await self.settings.read_coi_settings(user.id)
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
         # raises OverQuota; awaited: a networked store serves other sessions meanwhile

@@ -13,7 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from coi.store.coi import DEFAULT_ROOT, CoiSettings, MetadataReader, coi_settings
+from coi.store.coi import (
+    DEFAULT_ROOT,
+    CoiSettings,
+    MetadataReader,
+    coi_settings,
+    read_coi_settings,
+)
 
 CHAT_KEYWORD = "$Chat"  # coi-server-spec: "the server MUST mark the message with $Chat"
 BLOCKED_MAILBOX = "Blocked"
@@ -25,11 +31,18 @@ class CoiSettingsSource(Protocol):
 
     def coi_settings(self, user_id: int) -> CoiSettings: ...
 
+    async def read_coi_settings(self, user_id: int) -> CoiSettings:
+        """`coi_settings` with the read awaited (delivery)."""
+        ...
+
 
 class DisabledCoiSource:
     """COI off for everyone: nothing is filtered (for delivery without METADATA)."""
 
     def coi_settings(self, user_id: int) -> CoiSettings:
+        return COI_DISABLED
+
+    async def read_coi_settings(self, user_id: int) -> CoiSettings:
         return COI_DISABLED
 
 
@@ -42,6 +55,9 @@ class StoreCoiSource:
 
     def coi_settings(self, user_id: int) -> CoiSettings:
         return coi_settings(self.store, user_id, self.default_root)
+
+    async def read_coi_settings(self, user_id: int) -> CoiSettings:
+        return await read_coi_settings(self.store, user_id, self.default_root)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,10 @@ class MetadataReader(Protocol):
         self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
     ) -> dict[str, bytes]: ...
 
+    async def read_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]: ...
+
 
 def settings_from_entries(
     entries: Mapping[str, bytes], default_root: str = DEFAULT_ROOT
@@ -63,6 +67,14 @@ def settings_from_entries(
     # the root is server configuration; an administrator may store a per-user value
     root = entries.get(MAILBOX_ROOT, b"").decode("utf-8", "replace") or default_root
     return CoiSettings(enabled, message_filter, root)
+
+
+async def read_coi_settings(
+    store: MetadataReader, user_id: int, default_root: str = DEFAULT_ROOT
+) -> CoiSettings:
+    """`coi_settings` with the read awaited (delivery)."""
+    entries = await store.read_metadata(user_id, 0, [CONFIG_PREFIX], "1")
+    return settings_from_entries(entries, default_root)
 
 
 def coi_settings(

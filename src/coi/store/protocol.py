@@ -221,6 +221,13 @@ class MetadataStore(Protocol):
         """Entries named (or, with depth "1"/"infinity", below) `names`; case-insensitive."""
         ...
 
+    async def read_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        """`get_metadata()` as a coroutine, for delivery's COI settings and Web Push's
+        subscriptions: a networked store serves other sessions meanwhile."""
+        ...
+
     async def set_metadata(
         self,
         user_id: int,

@@ -38,7 +38,15 @@ log = logging.getLogger("coi.webpush")
 
 
 def stored_subscriptions(store: MetadataStore, user_id: int) -> list[Subscription]:
-    entries = store.get_metadata(user_id, 0, [SUBSCRIPTIONS], "1")
+    return _subscriptions(user_id, store.get_metadata(user_id, 0, [SUBSCRIPTIONS], "1"))
+
+
+async def read_subscriptions(store: MetadataStore, user_id: int) -> list[Subscription]:
+    """`stored_subscriptions` with the read awaited (a push per delivered message)."""
+    return _subscriptions(user_id, await store.read_metadata(user_id, 0, [SUBSCRIPTIONS], "1"))
+
+
+def _subscriptions(user_id: int, entries: dict[str, bytes]) -> list[Subscription]:
     out = []
     for name, value in sorted(entries.items()):
         sub_id = name[len(SUBSCRIPTIONS) + 1 :]
@@ -162,7 +170,7 @@ class WebPushService:
     # -- notifications -------------------------------------------------------------------
 
     async def _notify(self, event: MessagesAdded) -> None:
-        subs = [s for s in stored_subscriptions(self.store, event.user_id) if s.validated]
+        subs = [s for s in await read_subscriptions(self.store, event.user_id) if s.validated]
         if not subs:
             return
         mailbox = self.store.mailbox_by_id(event.mailbox_id)

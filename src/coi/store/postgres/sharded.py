@@ -104,6 +104,7 @@ ROUTES: dict[str, str] = {
     "claim_recent": "mailbox",
     "take_recent": "mailbox",
     "get_metadata": "user",
+    "read_metadata": "user",
     "set_metadata": "user",
     "emailid": "blob",
     "previews": "blob",
@@ -714,6 +715,11 @@ class ShardedStore:
         self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
     ) -> dict[str, bytes]:
         return self._at(user_id).get_metadata(user_id, mailbox_id, names, depth)
+
+    async def read_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        return await self._at(user_id).read_metadata(user_id, mailbox_id, names, depth)
 
     async def set_metadata(
         self,

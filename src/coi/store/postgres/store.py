@@ -1176,13 +1176,23 @@ class PostgresStore:
     ) -> dict[str, bytes]:
         """Entries named (or, with depth "1"/"infinity", below) `names` (RFC 5464 §4.2.2);
         names are case-insensitive (stored lower-cased)."""
-        return self._call(self._get_metadata(user_id, mailbox_id, names, depth))
+        return self._call(self._metadata_from(self._pool, user_id, mailbox_id, names, depth))
 
-    async def _get_metadata(
-        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str
+    async def read_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        """`get_metadata()` as a coroutine."""
+        if self._on_home():
+            pool = await self._home_ready()
+            return await self._metadata_from(pool, user_id, mailbox_id, names, depth)
+        return await self._await(self._metadata_from(self._pool, user_id, mailbox_id, names, depth))
+
+    @staticmethod
+    async def _metadata_from(
+        pool: Pool, user_id: int, mailbox_id: int, names: Sequence[str], depth: str
     ) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        async with self._pool.acquire() as conn:
+        async with pool.acquire() as conn:
             for name in names:
                 name = name.lower()
                 if not _sql_text(name):  # never stored

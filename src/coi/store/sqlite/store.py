@@ -538,6 +538,11 @@ class SqliteStore:
 
     # -- metadata (RFC 5464) ---------------------------------------------------
 
+    async def read_metadata(
+        self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
+    ) -> dict[str, bytes]:
+        return self.get_metadata(user_id, mailbox_id, names, depth)
+
     def get_metadata(
         self, user_id: int, mailbox_id: int, names: Sequence[str], depth: str = "0"
     ) -> dict[str, bytes]:
