@@ -3,8 +3,11 @@ collapsed, at most 200 characters."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from coi.mail.index import index_message
-from coi.mail.preview import preview_text
+from coi.mail.preview import _CONTROL_RE, _SPACE_RE, collapse, preview_text
 
 
 def _preview(text: str) -> str:
@@ -73,3 +76,14 @@ def test_limit_in_characters() -> None:
 def test_unknown_transfer_encoding_and_control_characters() -> None:
     assert _preview("Content-Transfer-Encoding: x-uuencode\n\nbegin 644\n") == ""
     assert _preview("Subject: x\n\na\x01b\x7fc\n") == "abc"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab \t\r\n\x01\x7f\x85\x9f\xa0é中"), max_size=3000),
+    limit=st.sampled_from([10, 200, 256]),
+)
+def test_collapse_of_a_long_text_is_its_prefix_done_whole(text: str, limit: int) -> None:
+    """`collapse` may look at a prefix only: the answer is the one of the whole text."""
+    whole = _CONTROL_RE.sub("", _SPACE_RE.sub(" ", text)).strip()[:limit].rstrip()
+    assert collapse(text, limit) == whole
