@@ -74,6 +74,7 @@ from coi.store.model import (
 from coi.store.postgres.cache import DEFAULT_BYTES, BodyCache
 from coi.store.postgres.migrations import migrate
 from coi.store.postgres.notify import CHANNEL, decode, encode
+from coi.store.postgres.rowcache import DEFAULT_ROWS, RowCache
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
 from coi.store.shared import children_pattern, emailid, like_escape, mailboxid
@@ -115,6 +116,7 @@ _MAILBOX_COLUMNS = (
     " noselect"
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+_FLAG_COLUMNS = "uid, flags, keywords"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
@@ -293,12 +295,18 @@ class PostgresStore:
         max_size: int = 10,
         listen: bool | None = None,
         cache_bytes: int = DEFAULT_BYTES,
+        cache_rows: int = DEFAULT_ROWS,
     ) -> None:
         """Opens the pool (migrating the schema). With `listen` (default: when constructed
         on a running event loop, as `coi serve` does) events of every process on the
         database are published here, on that loop (coi.store.postgres.notify).
-        `cache_bytes` bounds the cache of bodies and their stored data (`BodyCache`)."""
+        `cache_bytes` bounds the cache of bodies and their stored data (`BodyCache`),
+        `cache_rows` the cache of message rows the home loop reads (`RowCache`; 0: none)."""
         self.dsn = dsn
+        # message rows read on the home loop, kept exact by the events (rowcache.py); used
+        # only while this handle listens (it then hears every process's changes)
+        self._rows = RowCache(cache_rows)
+        self._unwatch_rows: Callable[[], None] = lambda: None
         self.events = EventBus()
         # The server's own Sent copies: in memory, per process (SentCopies), as on SQLite.
         self.sent_copies = SentCopies()
@@ -344,6 +352,18 @@ class PostgresStore:
             self._stop_loop()
             raise
         self._objectid_key = bytes.fromhex(key)
+
+    @property
+    def events(self) -> EventBus:
+        """Where this store's changes are published (the sharded store hands every shard
+        one bus); the row cache listens to whichever bus it is."""
+        return self._events
+
+    @events.setter
+    def events(self, bus: EventBus) -> None:
+        self._unwatch_rows()
+        self._events = bus
+        self._unwatch_rows = bus.watch_all(self._rows.on_event)
 
     async def _open(self, min_size: int, max_size: int) -> tuple[Pool, str]:
         pool = await asyncpg.create_pool(
@@ -674,6 +694,7 @@ class PostgresStore:
             return
         log.error("the LISTEN connection to the store was lost; reconnecting")
         self._listener = None
+        self._rows.reset(enabled=False)  # other processes' changes are missed from now on
         self._flush_awaiting()
         self._relistening = self._loop.create_task(self._relisten())
 
@@ -688,6 +709,7 @@ class PostgresStore:
                 delay = min(delay * 2, 10.0)
                 continue
             log.warning("LISTEN connection back: other processes' events in between were missed")
+            self._rows.reset(enabled=True)  # what it held before the gap is not trusted
             self._flush_awaiting()  # committed before LISTEN: their notification never comes
             return
 
@@ -1281,25 +1303,60 @@ class PostgresStore:
 
     def flag_rows(self, mailbox_id: int, uids: Sequence[int]) -> Iterator[tuple[int, int, str]]:
         """(uid, flag bits, keywords) of the given UIDs, ascending by UID."""
-        return iter(self._select("uid, flags, keywords", mailbox_id, uids))
+        return iter(self._select(_FLAG_COLUMNS, mailbox_id, uids))
 
     async def read_rows(self, mailbox_id: int, uids: Sequence[int]) -> dict[int, MessageRow]:
         """`rows()` as a coroutine: the caller's loop serves other sessions meanwhile."""
         return {row[0]: _message_row(row) for row in await self.read_row_tuples(mailbox_id, uids)}
 
     async def read_row_tuples(self, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
-        """`row_tuples()` as a coroutine."""
+        """`row_tuples()` as a coroutine. On the home loop, while this handle listens, the
+        rows come from the row cache (`RowCache`), those it lacks in one query."""
         if not uids:
             return []
+        if self._on_home() and self._listener is not None and self._rows.limit:
+            return await self._cached_rows(mailbox_id, uids)
         sql, args, wanted = _select_query(_ROW_COLUMNS, mailbox_id, uids)
-        rows = await self._query("fetch", sql, *args)
-        return _selected(rows, wanted)
+        rows = _selected(await self._query("fetch", sql, *args), wanted)
+        self._rows.observe(mailbox_id, rows)
+        return rows
+
+    async def _cached_rows(self, mailbox_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """Rows from the row cache; the missing ones read in one query and kept (as far as
+        the changes seen during the read allow: rowcache.py)."""
+        hits, missing = self._rows.lookup(mailbox_id, uids)
+        if missing:
+            sql, args, wanted = _select_query(_ROW_COLUMNS, mailbox_id, missing)
+            flight = self._rows.start(mailbox_id)
+            try:
+                pool = await self._home_ready()
+                read = _selected(await pool.fetch(sql, *args), wanted)
+            except BaseException:
+                self._rows.abort(flight)
+                raise
+            self._rows.finish(flight, read)
+            if not hits:
+                return read
+            for row in read:
+                hits[row[0]] = row
+        return [hits[uid] for uid in sorted(hits)]
 
     def _select(self, columns: str, mailbox_id: int, uids: Sequence[int]) -> list[Any]:
+        """The rows of `uids` by one synchronous query; the flags they show are reported to
+        the row cache when it holds or reads rows of the mailbox (`RowCache.observe`)."""
         if not uids:
             return []
-        sql, args, wanted = _select_query(columns, mailbox_id, uids)
-        return _selected(self._fetch(sql, *args), wanted)
+        watched = self._rows.watches(mailbox_id)
+        strip = watched and columns == _FLAG_COLUMNS  # read with modseq, returned without
+        sql, args, wanted = _select_query(
+            columns + ", modseq" if strip else columns, mailbox_id, uids
+        )
+        rows = _selected(self._fetch(sql, *args), wanted)
+        if watched:
+            self._rows.observe(mailbox_id, rows)
+            if strip:
+                rows = [row[:3] for row in rows]
+        return rows
 
     async def changed_since(self, mailbox_id: int, modseq: int) -> list[MessageRow]:
         """Messages whose mod-sequence is above `modseq` (RFC 7162 CHANGEDSINCE), by UID,
@@ -1311,6 +1368,7 @@ class PostgresStore:
             mailbox_id,
             modseq,
         )
+        self._rows.observe(mailbox_id, rows)
         return [_message_row(row) for row in rows]
 
     async def vanished_since(self, mailbox_id: int, modseq: int) -> list[int]:
