@@ -51,8 +51,14 @@ class _Mailboxes:
             return None
         return User(zlib.crc32(address.lower().encode()), address.lower(), "")
 
+    async def read_local_user(self, address: str) -> User | None:
+        return self.local_user(address)
+
     def full(self, user: User, adding: int = 0) -> bool:
         return False  # no quotas here
+
+    async def is_full(self, user: User, adding: int = 0) -> bool:
+        return self.full(user, adding)
 
     async def deliver(self, user: User, message: bytes, sender: str) -> None:
         self.delivered.append(message)
