@@ -26,6 +26,9 @@ class ServerConfig:
     store: str = ""
     # serving processes; 0: one per core with PostgreSQL, 1 with SQLite (coi.cli.workers)
     workers: int = 0
+    # seconds a worker's event loop may go without a heartbeat before the supervisor kills
+    # and restarts it (0: never; coi.cli.workers)
+    worker_timeout: float = 60.0
     hostname: str = "localhost"
     domains: tuple[str, ...] = ()
     imap: str = "0.0.0.0:143"
@@ -88,6 +91,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--workers",
         "processes serving the same listeners (PostgreSQL store only; 0: one per core, or 1"
         " on SQLite, which serves from one process)",
+    ),
+    "worker_timeout": (
+        "--worker-timeout",
+        "seconds a worker may stop answering (a hung event loop) before it is killed and"
+        " started again (with --workers above 1; 0: never)",
     ),
     "hostname": ("--hostname", "name this server announces (greeting, certificate)"),
     "domains": (
@@ -309,6 +317,7 @@ _MINIMUMS: dict[str, float] = {
     "webpush_max_subscriptions": 1,
     "fsync_delay": 0.001,
     "workers": 0,
+    "worker_timeout": 0,
 }
 _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),

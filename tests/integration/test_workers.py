@@ -517,3 +517,30 @@ def test_metrics_count_the_work_of_every_worker(tmp_path: Path, postgres_dsn: st
         for client in clients:
             client.close()
         assert server.terminate() == 0
+
+
+def test_hung_worker_is_killed_and_started_again(tmp_path: Path, postgres_dsn: str) -> None:
+    """A worker whose event loop stops answering (here: SIGSTOP) sends no heartbeat: after
+    --worker-timeout the supervisor kills it, and it is started again like a dead one;
+    the other worker serves meanwhile."""
+    server = _workers(tmp_path, postgres_dsn, "--worker-timeout", "3")
+    try:
+        victim = server.worker_pids[1]
+        os.kill(victim, signal.SIGSTOP)
+        deadline = time.monotonic() + 30
+        restarted = None
+        while restarted is None and time.monotonic() < deadline:
+            found = re.findall(r"worker 2 ready pid=(\d+)", "".join(server.output))
+            restarted = next((int(p) for p in found if int(p) != victim), None)
+            time.sleep(0.2)
+        assert restarted is not None, "".join(server.output)
+        text = "".join(server.output)
+        assert f"worker 2 pid={victim} sent no heartbeat" in text
+        assert "worker 2 exited (signal SIGKILL)" in text
+        client = Imap(server.port)  # both workers serve again
+        client.login(ALICE, server.password(ALICE))
+        client.close()
+    finally:
+        assert server.terminate() == 0
+    hung = [line for line in server.output if "sent no heartbeat" in line]
+    assert len(hung) == 1 and f"worker 2 pid={victim} " in hung[0]  # worker 1 kept serving

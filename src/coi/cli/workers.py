@@ -14,6 +14,10 @@ Invariants:
   the live gauges of a worker that ended are dropped when it is reaped.
 - A worker that dies is started again after 1 s, doubling up to 30 s while it keeps
   dying (logged); one that cannot start at first stops everything with exit status 1.
+- A worker's event loop writes a heartbeat byte to its pipe every HEARTBEAT seconds;
+  one silent for `worker_timeout` seconds (a hung loop serves none of its connections)
+  is killed with SIGKILL and so started again like a dead one. Acknowledged writes are
+  committed before their OK, so killing loses nothing acknowledged.
 - SIGTERM/SIGINT go to every worker, each of which stops as a lone `coi serve` does
   (listeners closed, running commands finished, so every acknowledged write is
   committed); the supervisor exits when all have, non-zero if one did not stop cleanly.
@@ -53,6 +57,7 @@ FIRST_DELAY = 1.0  # seconds before a dead worker is started again, doubling to 
 MAX_DELAY = 30.0
 STEADY = 60.0  # a worker that ran this long starts again after FIRST_DELAY
 STOP_GRACE = 60.0  # seconds workers have to stop (a lone coi serve gives commands 30 s)
+HEARTBEAT = 2.0  # seconds between a worker's heartbeats
 _PR_SET_PDEATHSIG = 1
 SHARED_METRICS = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode
 
@@ -111,8 +116,10 @@ class _Worker:
     index: int  # 0-based; shown 1-based
     pid: int = 0
     last_pid: int = 0  # the process that ended last
-    ready_fd: int = -1  # read end of the pipe the worker writes one byte to when ready
+    # read end of the pipe the worker writes a byte to when ready, then each HEARTBEAT
+    ready_fd: int = -1
     ready: bool = False
+    last_beat: float = 0.0
     started: float = 0.0
     failures: int = 0  # deaths in a row without running STEADY seconds
     restart_at: float | None = None
@@ -187,8 +194,8 @@ class Supervisor:
             from coi.cli.serve import reporting, serve
 
             def ready() -> None:
-                os.write(ready_w, b"1")
-                os.close(ready_w)
+                os.set_blocking(ready_w, False)
+                _beat(asyncio.get_running_loop(), ready_w)
 
             code = reporting(
                 lambda: asyncio.run(
@@ -231,17 +238,47 @@ class Supervisor:
         return ended
 
     def _check_ready(self, readable: list[int]) -> None:
+        """Reads the workers' ready bytes and heartbeats."""
         for worker in self.workers:
             if worker.ready_fd >= 0 and worker.ready_fd in readable:
                 try:
-                    data = os.read(worker.ready_fd, 1)
+                    data = os.read(worker.ready_fd, 512)
                 except OSError:
                     data = b""
-                os.close(worker.ready_fd)
-                worker.ready_fd = -1
-                if data:
+                if not data:  # the worker closed it (it is ending): nothing more comes
+                    os.close(worker.ready_fd)
+                    worker.ready_fd = -1
+                    continue
+                worker.last_beat = time.monotonic()
+                if not worker.ready:
                     worker.ready = True
                     log.info("worker %d ready pid=%d", worker.index + 1, worker.pid)
+
+    def _next_check(self) -> float | None:
+        """When the first heartbeat comes due (None: not watched)."""
+        limit = self.config.worker_timeout
+        beats = [w.last_beat for w in self.workers if w.ready and w.pid and w.ready_fd >= 0]
+        return min(beats) + limit if limit > 0 and beats else None
+
+    def _kill_hung(self) -> None:
+        limit = self.config.worker_timeout
+        if limit <= 0:
+            return
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.ready and worker.pid and now - worker.last_beat > limit:
+                log.error(
+                    "worker %d pid=%d sent no heartbeat for %.0f s (a hung event loop);"
+                    " killing it",
+                    worker.index + 1,
+                    worker.pid,
+                    now - worker.last_beat,
+                )
+                worker.last_beat = now  # one SIGKILL, then it is reaped and restarted
+                try:
+                    os.kill(worker.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
 
     def _wait(self, timeout: float | None) -> list[int]:
         """Sleeps until a signal, a worker's ready byte or `timeout`; returns readable fds."""
@@ -291,9 +328,13 @@ class Supervisor:
             while not self._stopping:
                 now = time.monotonic()
                 due = [w.restart_at for w in self.workers if w.restart_at is not None]
+                check = self._next_check()
+                if check is not None:
+                    due.append(check)
                 timeout = max(0.0, min(due) - now) if due else None
                 readable = self._wait(timeout)
                 self._check_ready(readable)
+                self._kill_hung()
                 if self._hup:
                     self._hup = False
                     self._signal_all(signal.SIGHUP)
@@ -373,13 +414,25 @@ class Supervisor:
                 self._signal_all(signal.SIGKILL)
                 clean = False
                 deadline = time.monotonic() + 10
-            self._wait(max(0.05, min(left, 1.0)))
+            self._check_ready(self._wait(max(0.05, min(left, 1.0))))  # heartbeats drained
             for worker, code in self._reap():
                 if code != 0:
                     clean = False
                     log.warning("worker %d stopped (%s)", worker.index + 1, _how(code))
         log.info("stopped")
         return 0 if clean else 1
+
+
+def _beat(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """One heartbeat byte now and every HEARTBEAT seconds while the loop runs (a full
+    pipe means the supervisor is behind, not that we are hung: skipped)."""
+    try:
+        os.write(fd, b"1")
+    except BlockingIOError:
+        pass
+    except OSError:  # the supervisor is gone
+        return
+    loop.call_later(HEARTBEAT, _beat, loop, fd)
 
 
 def _how(code: int) -> str:
