@@ -40,7 +40,7 @@ def envelope(stored: bytes) -> bytes:
     """The ENVELOPE of a rev2 session: its UTF-8 strings quoted."""
     if b"{" not in stored:
         return stored
-    return _render(_parse(stored))
+    return _render(parse_stored(stored))
 
 
 def body(stored: bytes) -> bytes:
@@ -48,7 +48,7 @@ def body(stored: bytes) -> bytes:
     strings quoted (also in the ENVELOPE of an attached message)."""
     if _NEEDS_WORK.search(stored) is None:
         return stored
-    tree = _parse(stored)
+    tree = parse_stored(stored)
     _decode_body(tree)
     return _render(tree)
 
@@ -84,8 +84,9 @@ class _List(list[Any]):
         self.tight: set[int] = set()
 
 
-def _parse(data: bytes) -> _Node:
-    """Our own stored IMAP data: lists, NIL, numbers, quoted strings, literals."""
+def parse_stored(data: bytes) -> _Node:
+    """Our own stored IMAP data: lists, NIL, numbers, quoted strings, literals (also
+    SORT's reader of an ENVELOPE with literals)."""
     stack: list[_List] = [_List()]
     pos = 0
     end = len(data)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from coi.imap.server import search
+from coi.imap.server.rev2 import parse_stored
 from coi.imap.server.session import SELECTED, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.sequence import format_sequence
@@ -27,7 +28,6 @@ from coi.store.model import MessageRow
 _Node = bytes | None | list[Any]
 
 
-_TOKEN = re.compile(rb' *(?:(\()|(\))|(NIL)|"((?:[^"\\]|\\.)*)"|\{(\d+)\}\r\n)', re.DOTALL)
 _UNESCAPE = re.compile(rb"\\(.)", re.DOTALL)
 
 
@@ -38,7 +38,10 @@ _LITERAL = re.compile(rb"\{\d+\}\r\n")
 def parse_sexp(data: bytes) -> _Node:
     """Reads the ENVELOPE we stored ourselves: NIL, quoted strings, literals, lists."""
     if _LITERAL.search(data) is not None:  # quoted strings never hold CRLF
-        return _parse_with_literals(data)
+        node = parse_stored(data)
+        if isinstance(node, int):  # an ENVELOPE holds no numbers
+            raise ValueError("malformed stored envelope")
+        return node
     stack: list[list[_Node]] = [[]]
     for opening, closing, nil, text in _FAST_TOKEN.findall(data):
         if opening:
@@ -53,34 +56,6 @@ def parse_sexp(data: bytes) -> _Node:
     if len(stack) != 1 or not stack[0]:
         raise ValueError("malformed stored envelope")
     return stack[0][0]
-
-
-def _parse_with_literals(data: bytes) -> _Node:
-    stack: list[list[_Node]] = [[]]
-    pos = 0
-    end = len(data)
-    while pos < end:
-        m = _TOKEN.match(data, pos)
-        if m is None:
-            raise ValueError(f"unexpected data at {pos} in stored envelope")
-        pos = m.end()
-        if m.group(1):
-            stack.append([])
-        elif m.group(2):
-            done = stack.pop()
-            stack[-1].append(done)
-        elif m.group(3):
-            stack[-1].append(None)
-        elif m.group(4) is not None:
-            text = m.group(4)
-            stack[-1].append(_UNESCAPE.sub(rb"\1", text) if b"\\" in text else text)
-        else:
-            size = int(m.group(5))
-            stack[-1].append(data[pos : pos + size])
-            pos += size
-        if len(stack) == 1 and stack[0]:
-            return stack[0][0]
-    raise ValueError("truncated stored envelope")
 
 
 # -- RFC 5256 §2.1 base subject ---------------------------------------------------------
