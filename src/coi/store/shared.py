@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+from coi.store.model import Mailbox, MailboxStatus
 
 
 def objectid(key: bytes, prefix: str, data: bytes) -> str:
@@ -31,3 +35,18 @@ def like_escape(text: str) -> str:
 def children_pattern(name: str) -> str:
     """The LIKE pattern of every mailbox below ``name`` (hierarchy separator "/")."""
     return like_escape(name) + "/%"
+
+
+def status_of(mailbox: Mailbox, counts: Sequence[Any]) -> MailboxStatus:
+    """STATUS from a mailbox row and its counts (messages, unseen, size, recent, deleted:
+    the order both backends' queries give them)."""
+    return MailboxStatus(
+        messages=counts[0],
+        unseen=counts[1],
+        uidnext=mailbox.uidnext,
+        uidvalidity=mailbox.uidvalidity,
+        highestmodseq=mailbox.highestmodseq,
+        size=int(counts[2]),
+        recent=counts[3],
+        deleted=counts[4],  # STATUS DELETED (RFC 9051 §6.3.11)
+    )

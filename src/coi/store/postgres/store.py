@@ -77,7 +77,7 @@ from coi.store.postgres.notify import CHANNEL, decode, encode
 from coi.store.postgres.rowcache import DEFAULT_ROWS, RowCache
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
-from coi.store.shared import children_pattern, emailid, like_escape, mailboxid
+from coi.store.shared import children_pattern, emailid, like_escape, mailboxid, status_of
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -197,20 +197,6 @@ CROSS JOIN LATERAL (
 ) s
 WHERE b.user_id = $1 AND b.name = $2
 """
-
-
-def _status(mailbox: Mailbox, row: asyncpg.Record | Sequence[Any]) -> MailboxStatus:
-    """STATUS from a mailbox and its counts (messages, unseen, size, recent, deleted)."""
-    return MailboxStatus(
-        messages=row[0],
-        unseen=row[1],
-        uidnext=mailbox.uidnext,
-        uidvalidity=mailbox.uidvalidity,
-        highestmodseq=mailbox.highestmodseq,
-        size=int(row[2]),
-        recent=row[3],
-        deleted=row[4],  # STATUS DELETED (RFC 9051 §6.3.11)
-    )
 
 
 def _mailbox(row: asyncpg.Record) -> Mailbox:
@@ -1169,14 +1155,14 @@ class PostgresStore:
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._fetchrow(_STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED)
         assert row is not None
-        return _status(mailbox, row)
+        return status_of(mailbox, tuple(row))
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()` as a coroutine."""
         row = await self._query(
             "fetchrow", _STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED
         )
-        return _status(mailbox, row)
+        return status_of(mailbox, tuple(row))
 
     async def read_mailbox_status(
         self, user_id: int, name: str
@@ -1189,7 +1175,7 @@ class PostgresStore:
         if row is None:
             return None
         mailbox = replace(_mailbox(row), recent_floor=int(row[15]))
-        return mailbox, _status(mailbox, tuple(row)[10:15])
+        return mailbox, status_of(mailbox, tuple(row)[10:15])
 
     # -- metadata (RFC 5464) ---------------------------------------------------------
 

@@ -49,7 +49,7 @@ from coi.store.model import (
 )
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
-from coi.store.shared import children_pattern, emailid, mailboxid
+from coi.store.shared import children_pattern, emailid, mailboxid, status_of
 from coi.store.sqlite.migrations import migrate
 from coi.store.sqlite.writer import Writer
 
@@ -514,16 +514,7 @@ class SqliteStore:
             " FROM messages WHERE mailbox_id = ?",
             (SEEN, mailbox.recent_floor, DELETED, mailbox.id),
         ).fetchone()
-        return MailboxStatus(
-            messages=row[0],
-            unseen=row[1],
-            uidnext=mailbox.uidnext,
-            uidvalidity=mailbox.uidvalidity,
-            highestmodseq=mailbox.highestmodseq,
-            size=row[2],
-            recent=row[3],
-            deleted=row[4],
-        )
+        return status_of(mailbox, row)
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()`: never suspends here (a local read)."""
