@@ -5,7 +5,7 @@ change's event has arrived (tests/pg.py's cluster)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from tests.contract.helpers import message, user_with_inbox
@@ -18,17 +18,6 @@ pytest.importorskip("asyncpg")
 import asyncpg
 
 from coi.store.postgres.store import PostgresStore
-
-
-@pytest.fixture
-async def pair(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    first = PostgresStore(postgres_dsn)
-    second = PostgresStore(postgres_dsn)
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 async def _until(check: Callable[[], bool]) -> None:

@@ -4,7 +4,7 @@ schema version check, and large events split to fit NOTIFY (tests/pg.py's cluste
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from tests.contract.helpers import message, user_with_inbox
@@ -24,18 +24,6 @@ pytest.importorskip("asyncpg")
 from coi.store.postgres.migrations import SchemaTooNew
 from coi.store.postgres.notify import REMOTE, decode, encode
 from coi.store.postgres.store import PostgresStore
-
-
-@pytest.fixture
-async def pair(postgres_dsn: str) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
-    """Two handles on one database: two `coi serve` processes."""
-    first = PostgresStore(postgres_dsn)
-    second = PostgresStore(postgres_dsn)
-    try:
-        yield first, second
-    finally:
-        first.close()
-        second.close()
 
 
 async def _until(seen: list[Event], count: int) -> None:
