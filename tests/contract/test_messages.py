@@ -119,6 +119,12 @@ async def test_store_flags_modes_and_no_op(store: Store) -> None:
     assert fresh(store, inbox).keywords == ("$a", "$b")  # keywords once used stay listed
     with pytest.raises(NoSuchMailbox):
         await store.store_flags(999_999, [1], "add", Flags(SEEN))
+    with pytest.raises(NoSuchMailbox):  # a mailbox deleted meanwhile, for each write
+        await store.expunge(999_999)
+    with pytest.raises(NoSuchMailbox):
+        await store.copy(inbox.id, [1], 999_999)
+    with pytest.raises(NoSuchMailbox):
+        await store.append(999_999, [message()])
 
 
 async def test_store_flags_keywords_in_code_point_order_and_unchangedsince(store: Store) -> None:

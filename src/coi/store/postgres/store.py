@@ -121,6 +121,7 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
+_RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 # APPEND in one statement, its own transaction (one round trip however many messages):
 # the mailbox row is updated first (its lock orders the appends of every process; UIDs,
 # MODSEQ and the keywords it lists taken at once), body ids come from the sequence, in
@@ -557,10 +558,7 @@ class PostgresStore:
                     except BaseException:
                         await _rollback(conn)
                         raise
-            except (
-                asyncpg.exceptions.DeadlockDetectedError,
-                asyncpg.exceptions.SerializationError,
-            ):
+            except _RETRYABLE:
                 self._awaiting.pop(write_id, None)
                 if attempt == _RETRIES - 1:
                     raise
@@ -595,10 +593,7 @@ class PostgresStore:
             try:
                 rows = await pool.fetch(call.sql, *call.args, self._token, write_id)
                 report.result, report.events = call.build(rows)
-            except (
-                asyncpg.exceptions.DeadlockDetectedError,
-                asyncpg.exceptions.SerializationError,
-            ):
+            except _RETRYABLE:
                 self._awaiting.pop(write_id, None)
                 if attempt == _RETRIES - 1:
                     raise
