@@ -218,6 +218,7 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> 
         await asyncio.sleep(0.2)
 
 
+@pytest.mark.timeout(420)  # eight waits for Delta Chat's background sends, each up to 120 s
 async def test_group_management_both_ways(
     env: Server, peer: DeltaChatPeer, tmp_path: Path
 ) -> None:
