@@ -99,6 +99,8 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
     def start() -> None:
         cmd = [spy, "record", "--format", "raw", "--rate", "200", "--pid", str(server.pid)]
         cmd += ["--threads", "--nonblocking", "-o", out]
+        if args.workers > 1:  # the supervisor's workers
+            cmd.append("--subprocesses")
         recs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL))
 
     if args.workload not in ("many", "load"):
@@ -160,7 +162,10 @@ def main() -> int:
         "--store", help="coi on this (empty) PostgreSQL database (as COI_BENCH_STORE does)"
     )
     p.add_argument(
-        "--workers", type=int, default=1, help="coi serve --workers (PostgreSQL; py-spy sees one)"
+        "--workers",
+        type=int,
+        default=1,
+        help="coi serve --workers (PostgreSQL; py-spy samples every worker)",
     )
     args = p.parse_args()
     if args.store:

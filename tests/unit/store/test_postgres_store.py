@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from tests.contract.helpers import message, user_with_inbox
@@ -21,6 +22,7 @@ from coi.store.model import DELETED, SEEN, Flags
 
 pytest.importorskip("asyncpg")
 
+from coi.store.postgres import store as postgres_store
 from coi.store.postgres.migrations import SchemaTooNew
 from coi.store.postgres.notify import REMOTE, decode, encode
 from coi.store.postgres.store import PostgresStore
@@ -144,6 +146,60 @@ async def test_a_large_store_reaches_the_other_process_whole_and_in_order(
     assert all(e.previous == (Flags(),) * len(e.changes) for e in flagged[:-1])
     assert flagged[-1].changes == ((5, Flags(0, names), changed[0][2] + 1),)
     assert [len(e.changes) for e in own if isinstance(e, FlagsChanged)] == [400, 1]
+
+
+async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
+    pair: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """STOREs of one mailbox that wait for their turn together go to PostgreSQL as one
+    statement (a group commit: coi_store_flags_many); each still gets its own result,
+    MODSEQ and event, in one order for both processes, and UNCHANGEDSINCE fails only
+    its own STORE."""
+    first, second = pair
+    user, inbox = await user_with_inbox(first)
+    _, uids = await first.append(inbox.id, [message(str(n)) for n in range(10)])
+    now = await first.read_mailbox(user.id, "INBOX")
+    assert now is not None
+    start = now.highestmodseq
+    seen: list[Event] = []
+    own: list[Event] = []
+    second.events.watch_mailbox(inbox.id, seen.append)
+    first.events.watch_mailbox(inbox.id, own.append)
+    groups: list[int] = []
+    merge = postgres_store._merge_flag_changes
+
+    def counted(calls: list[Any]) -> tuple[Any, ...]:
+        groups.append(len(calls))
+        return merge(calls)
+
+    monkeypatch.setattr(postgres_store, "_merge_flag_changes", counted)
+    results = await asyncio.gather(
+        *(first.store_flags(inbox.id, [uid], "add", Flags(0, (f"$k{uid}",))) for uid in uids),
+        first.store_flags(inbox.id, uids, "remove", Flags(0, ("$k3",))),
+        first.store_flags(inbox.id, [1], "add", Flags(DELETED), unchangedsince=start),
+        first.store_flags(inbox.id, [2], "add", Flags(SEEN)),
+    )
+    assert max(groups) > 1 and sum(groups) == 13
+    *singles, removed, conditional, seen_two = results
+    modseqs = [changes[0][2] for changes, _ in singles]
+    assert [changes for changes, _ in singles] == [
+        [(uid, Flags(0, (f"$k{uid}",)), modseq)] for uid, modseq in zip(uids, modseqs, strict=True)
+    ]
+    # (before $k3 was set it changes nothing)
+    assert removed == ([], []) or removed[0] == [(3, Flags(), removed[0][0][2])]
+    assert not removed[0] or removed[0][0][2] > modseqs[2]
+    (changes, failed) = conditional
+    assert (failed, changes) == ([1], []) or (changes[0][2] < modseqs[0] and not failed)
+    assert seen_two[0][0][:2] == (2, Flags(SEEN, ("$k2",)))
+    every = sorted(m for changes, _ in results for _, _, m in changes)
+    assert every == list(range(start + 1, start + 1 + len(every)))  # one MODSEQ each
+    for _ in range(200):
+        if len(seen) >= len(every):
+            break
+        await asyncio.sleep(0.025)
+    flagged = [e for e in seen if isinstance(e, FlagsChanged)]
+    assert [e.changes[0][2] for e in flagged] == every  # the other process: in commit order
+    assert [e.changes for e in own] == [e.changes for e in flagged]
 
 
 async def test_a_large_expunge_reaches_the_other_process_whole(

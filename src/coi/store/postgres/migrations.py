@@ -398,6 +398,34 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $fn$;
     """,
+    # 5: the STOREs of one mailbox that wait for their turn, in one round trip (a group
+    # commit, PostgresStore.store_flags): each request as its own `coi_store_flags` call,
+    # in order, so each gets its own MODSEQ and notifications as if it ran alone. Request
+    # i has p_counts[i] UIDs, the next ones of p_uids; its keywords are joined by spaces
+    # (IMAP atoms hold none); its notification carries its own write id, p_writes[i].
+    """
+    CREATE FUNCTION coi_store_flags_many(
+        p_mailbox bigint, p_counts integer[], p_uids bigint[], p_modes text[],
+        p_bits integer[], p_keywords text[], p_unchangedsince bigint[], p_token text,
+        p_writes bigint[]
+    ) RETURNS TABLE (
+        request integer, uid bigint, flags integer, keywords text, modseq bigint,
+        old_flags integer, old_keywords text, failed boolean, owner bigint
+    ) LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_next integer := 1;
+    BEGIN
+        FOR i IN 1 .. cardinality(p_counts) LOOP
+            RETURN QUERY SELECT i, s.uid, s.flags, s.keywords, s.modseq, s.old_flags,
+                s.old_keywords, s.failed, s.owner
+                FROM coi_store_flags(p_mailbox, p_uids[v_next : v_next + p_counts[i] - 1],
+                    p_modes[i], p_bits[i], string_to_array(p_keywords[i], ' '),
+                    p_unchangedsince[i], p_token, p_writes[i]) AS s;
+            v_next := v_next + p_counts[i];
+        END LOOP;
+    END
+    $fn$;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

@@ -97,19 +97,42 @@ class _Call:
     """A write that is one statement: a function of the schema that takes its locks,
     writes and notifies inside the statement's own transaction (one round trip). It gets
     `args`, then this handle's notification token and the write's id (notify.py's
-    header); `build(rows)` makes (result, events) from what it returned."""
+    header); `build(rows)` makes (result, events) from what it returned.
 
-    __slots__ = ("args", "build", "sql")
+    Calls with a `merge` and the same `group` (a mailbox) that wait for their turn at
+    once run as one statement, a group commit: it gets `merge(calls)`, the token and an
+    array of write ids, and returns each call's rows after its 1-based index."""
+
+    __slots__ = ("args", "build", "group", "merge", "sql")
 
     def __init__(
         self,
         sql: str,
         args: tuple[Any, ...],
         build: Callable[[list[asyncpg.Record]], tuple[Any, list[Event]]],
+        *,
+        group: int = 0,
+        merge: Callable[[list[_Call]], tuple[Any, ...]] | None = None,
     ) -> None:
         self.sql = sql
         self.args = args
         self.build = build
+        self.group = group
+        self.merge = merge
+
+
+class _Pending:
+    """A `_Call` waiting for its user's turn, and whom to tell its outcome."""
+
+    __slots__ = ("call", "future", "loop")
+
+    def __init__(
+        self, call: _Call, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+    ) -> None:
+        self.call = call
+        self.loop = loop
+        self.future = future
+
 
 _MAILBOX_COLUMNS = (
     "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
@@ -117,6 +140,8 @@ _MAILBOX_COLUMNS = (
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _FLAG_COLUMNS = "uid, flags, keywords"
+# The STOREs of one mailbox, one or a group of them (migration 5; `_merge_flag_changes`).
+_STORE_FLAGS = "SELECT * FROM coi_store_flags_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
@@ -500,19 +525,22 @@ class PostgresStore:
         future: asyncio.Future[T],
         lock: str,
     ) -> None:
+        pending = _Pending(job, loop, future) if isinstance(job, _Call) else None
+        told = [(loop, future)]  # whom a failure is reported to
         try:
             if user_id is None and mailbox_id:
                 user_id = await self._owner(pool, mailbox_id)
-            async with _user_turn(locks, user_id):
-                if isinstance(job, _Call):
-                    await self._transact_call(pool, job, loop, future)
-                else:
+            async with _user_turn(locks, user_id, pending) as batch:
+                if not isinstance(job, _Call):
                     await self._transact(pool, job, loop, future, lock)
-        except (UnicodeEncodeError, asyncpg.exceptions.CharacterNotInRepertoireError) as exc:
-            error = StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
-            _Report(loop, future, None, error, [], self.events.publish).send()
-        except BaseException as exc:  # every failure goes to the caller
-            _Report(loop, future, None, exc, [], self.events.publish).send()
+                else:  # empty when an earlier turn ran this call with its group
+                    told = [(p.loop, p.future) for p in batch]
+                    if batch:
+                        await self._transact_call(pool, batch)
+        except BaseException as exc:  # every failure goes to the callers
+            error = _store_error(exc)
+            for caller_loop, caller_future in told:
+                _Report(caller_loop, caller_future, None, error, [], self.events.publish).send()
 
     async def _owner(self, pool: Pool, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
@@ -574,42 +602,58 @@ class PostgresStore:
                 self._flush_awaiting()
             return
 
-    async def _transact_call(
-        self, pool: Pool, call: _Call, loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
-    ) -> None:
-        """Runs a one-statement write (`_Call`), again after a deadlock. Its notifications
-        are sent by the statement, so its report waits for two things, in either order:
-        the statement's rows (the result and events are built from them) and, when this
-        handle listens, the write's last notification (its place in the commit order)."""
+    async def _transact_call(self, pool: Pool, batch: list[_Pending]) -> None:
+        """Runs a one-statement write (`_Call`, or a group of them as one statement),
+        again after a deadlock. Its notifications are sent by the statement, so each
+        call's report waits for two things, in either order: the statement's rows (the
+        result and events are built from them) and, when this handle listens, the call's
+        last notification (its place in the commit order)."""
+        first = batch[0].call
         for attempt in range(_RETRIES):
-            write_id = next(self._write_ids)
-            report = _Report(loop, future, None, None, [], self.events.publish)
+            write_ids = [next(self._write_ids) for _ in batch]
+            publish = self.events.publish
+            reports = [_Report(p.loop, p.future, None, None, [], publish) for p in batch]
             listening = self._listener is not None
             if listening:
-                report.needed = 2
-                if loop is self._home:
-                    report.wake = self._pump  # it may be first in the outbox already
-                self._awaiting[write_id] = report
+                for write_id, report in zip(write_ids, reports, strict=True):
+                    report.needed = 2
+                    if report.loop is self._home:
+                        report.wake = self._pump  # it may be first in the outbox already
+                    self._awaiting[write_id] = report
             try:
-                rows = await pool.fetch(call.sql, *call.args, self._token, write_id)
-                report.result, report.events = call.build(rows)
+                if first.merge is None:
+                    parts = [await pool.fetch(first.sql, *first.args, self._token, write_ids[0])]
+                else:
+                    args = first.merge([p.call for p in batch])
+                    rows = await pool.fetch(first.sql, *args, self._token, write_ids)
+                    parts = [[] for _ in batch]
+                    for row in rows:
+                        parts[row[0] - 1].append(row)
+                for pending, report, part in zip(batch, reports, parts, strict=True):
+                    report.result, report.events = pending.call.build(part)
             except _RETRYABLE:
-                self._awaiting.pop(write_id, None)
+                for write_id in write_ids:
+                    self._awaiting.pop(write_id, None)
                 if attempt == _RETRIES - 1:
                     raise
                 continue
             except BaseException as exc:
-                if self._awaiting.pop(write_id, None) is None and listening:
-                    # its notification came (it committed) but its rows were lost: report
-                    # the error in its place, or it would hold back every later event
-                    report.error = exc
+                committed = False
+                for write_id in write_ids:
+                    committed |= self._awaiting.pop(write_id, None) is None
+                if not (committed and listening):
+                    raise  # not committed: no notification comes
+                # its notifications came (it committed) but its rows were lost: report the
+                # error in each call's place, or it would hold back every later event
+                for report in reports:
+                    report.error = _store_error(exc)
                     report.send()
-                    return
-                raise  # not committed: no notification comes
-            if not report.events and self._awaiting.pop(write_id, None) is report:
-                report.needed = 1  # nothing written: no notification comes
-            report.committed = True
-            report.send()
+                return
+            for write_id, report in zip(write_ids, reports, strict=True):
+                if not report.events and self._awaiting.pop(write_id, None) is report:
+                    report.needed = 1  # nothing written: no notification comes
+                report.committed = True
+                report.send()
             if self._listener is None:  # never listened, or lost meanwhile
                 self._flush_awaiting()
             return
@@ -1596,7 +1640,7 @@ class PostgresStore:
             changed: list[tuple[int, Flags, int]] = []
             before: list[Flags] = []
             failed: list[int] = []
-            for uid, bits, keywords, modseq, old_bits, old_keywords, did_fail, _ in rows:
+            for _, uid, bits, keywords, modseq, old_bits, old_keywords, did_fail, _ in rows:
                 if did_fail:
                     failed.append(uid)
                     continue
@@ -1604,12 +1648,12 @@ class PostgresStore:
                 before.append(stored_flags(old_bits, old_keywords))
             if not changed:
                 return (changed, failed), []
-            user_id = rows[0][7]
+            user_id = rows[0][8]
             event = FlagsChanged(user_id, mailbox_id, tuple(changed), origin, tuple(before))
             return (changed, failed), [event]
 
-        args = (mailbox_id, list(uids), mode, flags.bits, list(flags.keywords), unchangedsince)
-        call = _Call("SELECT * FROM coi_store_flags($1, $2, $3, $4, $5, $6, $7, $8)", args, build)
+        args = (list(uids), mode, flags.bits, " ".join(flags.keywords), unchangedsince)
+        call = _Call(_STORE_FLAGS, args, build, group=mailbox_id, merge=_merge_flag_changes)
         try:
             return await self._write(None, call, mailbox_id=mailbox_id)
         except asyncpg.exceptions.NoDataFoundError:
@@ -1676,6 +1720,20 @@ if TYPE_CHECKING:  # mypy proves here that the backend implements the whole inte
         return store
 
 
+def _merge_flag_changes(calls: list[_Call]) -> tuple[Any, ...]:
+    """`coi_store_flags_many`'s arguments for the STOREs of one mailbox (`_Call.merge`)."""
+    counts: list[int] = []
+    uids: list[int] = []
+    columns: tuple[list[Any], ...] = ([], [], [], [])  # mode, bits, keywords, unchangedsince
+    for call in calls:
+        call_uids, *rest = call.args
+        counts.append(len(call_uids))
+        uids += call_uids
+        for column, value in zip(columns, rest, strict=True):
+            column.append(value)
+    return (calls[0].group, counts, uids, *columns)
+
+
 def _notify_sql(payloads: list[str]) -> str:
     """`pg_notify` of the payloads as SQL text, sent in one simple query with COMMIT (a
     round trip less per write). The payloads are JSON (ASCII, no NUL: json.dumps escapes
@@ -1699,19 +1757,27 @@ async def _keep_session(_conn: Connection) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _user_turn(locks: dict[int, _Turn], user_id: int | None) -> AsyncIterator[None]:
+async def _user_turn(
+    locks: dict[int, _Turn], user_id: int | None, pending: _Pending | None
+) -> AsyncIterator[list[_Pending]]:
     """One write of a user at a time per loop in this process; the lock is dropped when
-    no write of that user waits, so a million users do not leave a million locks."""
+    no write of that user waits, so a million users do not leave a million locks. A
+    `_Call` of a group gets, with its turn, every call of its group waiting then (empty
+    when an earlier turn took it along); another call gets itself."""
+    alone = [] if pending is None else [pending]
     if user_id is None:
-        yield
+        yield alone
         return
     turn = locks.get(user_id)
     if turn is None:
         turn = locks[user_id] = _Turn()
+    group = 0 if pending is None or pending.call.merge is None else pending.call.group
+    if group:
+        turn.waiting.setdefault(group, []).append(pending)  # type: ignore[arg-type]
     turn.users += 1
     try:
         async with turn.lock:
-            yield
+            yield turn.waiting.pop(group, []) if group else alone
     finally:
         turn.users -= 1
         if not turn.users:
@@ -1719,13 +1785,22 @@ async def _user_turn(locks: dict[int, _Turn], user_id: int | None) -> AsyncItera
 
 
 class _Turn:
-    """A user's write lock and how many writes hold or wait for it."""
+    """A user's write lock, how many writes hold or wait for it, and the calls of each
+    group (mailbox) waiting for it."""
 
-    __slots__ = ("lock", "users")
+    __slots__ = ("lock", "users", "waiting")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+        self.waiting: dict[int, list[_Pending]] = {}
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    """Text PostgreSQL cannot hold is the caller's mistake, said as such."""
+    if isinstance(exc, UnicodeEncodeError | asyncpg.exceptions.CharacterNotInRepertoireError):
+        return StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
+    return exc
 
 
 class _Report:
