@@ -109,11 +109,14 @@ async def test_interleaved_writers_are_seen_in_one_order_by_both(
     assert heard["second"] == list(range(1, 31))
     # none kept when idle: a write's result reaches its caller just before the store's own
     # thread leaves the write's turn, so give that thread a moment
+    def queues() -> list[object]:
+        return [first._user_turns, second._user_turns, first._home_turns, second._home_turns]
+
     for _ in range(200):
-        if first._user_locks == {} and second._user_locks == {}:
+        if queues() == [{}] * 4:
             break
         await asyncio.sleep(0.01)
-    assert first._user_locks == {} and second._user_locks == {}
+    assert queues() == [{}] * 4
 
 
 async def test_a_large_store_reaches_the_other_process_whole_and_in_order(
@@ -154,7 +157,7 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
     """STOREs of one mailbox that wait for their turn together go to PostgreSQL as one
     statement (a group commit: coi_store_flags_many); each still gets its own result,
     MODSEQ and event, in one order for both processes, and UNCHANGEDSINCE fails only
-    its own STORE."""
+    its own STORE. Nothing is left waiting once they are answered."""
     first, second = pair
     user, inbox = await user_with_inbox(first)
     _, uids = await first.append(inbox.id, [message(str(n)) for n in range(10)])
@@ -180,6 +183,9 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
         first.store_flags(inbox.id, [2], "add", Flags(SEEN)),
     )
     assert max(groups) > 1 and sum(groups) == 13
+    # a queue, not a lock: the STOREs taken along leave nothing waiting for a turn
+    await asyncio.sleep(0)
+    assert not first._home_tasks and not first._pending and first._home_turns == {}
     *singles, removed, conditional, seen_two = results
     modseqs = [changes[0][2] for changes, _ in singles]
     assert [changes for changes, _ in singles] == [

@@ -33,7 +33,7 @@ import secrets
 import threading
 import time
 from array import array
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -122,16 +122,29 @@ class _Call:
 
 
 class _Pending:
-    """A `_Call` waiting for its user's turn, and whom to tell its outcome."""
+    """A write waiting for its user's turn, and whom to tell its outcome."""
 
-    __slots__ = ("call", "future", "loop")
+    __slots__ = ("future", "job", "lock", "loop")
 
     def __init__(
-        self, call: _Call, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
+        self,
+        job: Job[Any] | _Call,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+        lock: str,
     ) -> None:
-        self.call = call
+        self.job = job
         self.loop = loop
         self.future = future
+        self.lock = lock
+
+    def joins(self, group: int) -> bool:
+        """Whether this write can run in one statement with a `_Call` of `group`."""
+        job = self.job
+        return isinstance(job, _Call) and job.merge is not None and job.group == group
+
+    def fail(self, exc: BaseException, publish: Callable[[Event], None]) -> None:
+        _Report(self.loop, self.future, None, _store_error(exc), [], publish).send()
 
 
 _MAILBOX_COLUMNS = (
@@ -141,6 +154,7 @@ _MAILBOX_COLUMNS = (
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _FLAG_COLUMNS = "uid, flags, keywords"
 # The STOREs of one mailbox, one or a group of them (migration 5; `_merge_flag_changes`).
+_GROUP_MAX = 200  # STOREs in one statement at most
 _STORE_FLAGS = "SELECT * FROM coi_store_flags_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
@@ -334,13 +348,14 @@ class PostgresStore:
             target=self._loop.run_forever, name="coi-postgres", daemon=True
         )
         self._thread.start()
-        self._user_locks: dict[int, _Turn] = {}  # used on the store's loop only
+        # each user's writes waiting in this process, in order (`_run`)
+        self._user_turns: dict[int, collections.deque[_Pending]] = {}  # the store's loop
         # On the home loop (`coi serve`'s), the coroutines run on a pool of their own on
         # that loop: no thread hop, and no two threads contending for the GIL around every
         # socket call. Opened on first use (a constructor cannot await).
         self._home_pool: Pool | None = None
         self._home_opening: asyncio.Lock | None = None
-        self._home_locks: dict[int, _Turn] = {}  # used on the home loop only
+        self._home_turns: dict[int, collections.deque[_Pending]] = {}  # the home loop
         self._home_tasks: set[asyncio.Task[None]] = set()
         self._max_size = max_size
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
@@ -498,17 +513,15 @@ class PostgresStore:
         process run one at a time, so events are published in commit order."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        pending = _Pending(job, loop, future, lock)
         if self._on_home():  # a task of its own: a cancelled caller does not stop it
             pool = await self._home_ready()
-            task = loop.create_task(
-                self._run(pool, self._home_locks, user_id, mailbox_id, job, loop, future, lock)
-            )
+            task = loop.create_task(self._run(pool, self._home_turns, user_id, mailbox_id, pending))
             self._home_tasks.add(task)
             task.add_done_callback(self._home_tasks.discard)
             return await future
         work = asyncio.run_coroutine_threadsafe(
-            self._run(self._pool, self._user_locks, user_id, mailbox_id, job, loop, future, lock),
-            self._loop,
+            self._run(self._pool, self._user_turns, user_id, mailbox_id, pending), self._loop
         )
         self._pending.add(work)
         work.add_done_callback(self._pending.discard)
@@ -517,30 +530,54 @@ class PostgresStore:
     async def _run(
         self,
         pool: Pool,
-        locks: dict[int, _Turn],
+        turns: dict[int, collections.deque[_Pending]],
         user_id: int | None,
         mailbox_id: int,
-        job: Job[T] | _Call,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[T],
-        lock: str,
+        pending: _Pending,
     ) -> None:
-        pending = _Pending(job, loop, future) if isinstance(job, _Call) else None
-        told = [(loop, future)]  # whom a failure is reported to
+        """Queues a write behind the writes of its user waiting in this process; the
+        first of them runs the queue until it is empty. A queue, not a lock: a lock hands
+        its turn on once per loop iteration, and STOREs taken along by a group commit
+        (`_Call.merge`) would still queue for turns of their own."""
         try:
             if user_id is None and mailbox_id:
                 user_id = await self._owner(pool, mailbox_id)
-            async with _user_turn(locks, user_id, pending) as batch:
-                if not isinstance(job, _Call):
-                    await self._transact(pool, job, loop, future, lock)
-                else:  # empty when an earlier turn ran this call with its group
-                    told = [(p.loop, p.future) for p in batch]
-                    if batch:
-                        await self._transact_call(pool, batch)
-        except BaseException as exc:  # every failure goes to the callers
-            error = _store_error(exc)
-            for caller_loop, caller_future in told:
-                _Report(caller_loop, caller_future, None, error, [], self.events.publish).send()
+        except BaseException as exc:
+            pending.fail(exc, self.events.publish)
+            return
+        if user_id is None:
+            await self._run_batch(pool, [pending])
+            return
+        queue = turns.get(user_id)
+        if queue is not None:  # its writes are being run: this one joins them
+            queue.append(pending)
+            return
+        queue = turns[user_id] = collections.deque([pending])
+        try:
+            while queue:
+                first = queue.popleft()
+                batch = [first]
+                if isinstance(first.job, _Call) and first.job.merge is not None:
+                    batch += _take_group(queue, first.job.group)
+                await self._run_batch(pool, batch)
+        finally:
+            del turns[user_id]
+            for left in queue:  # only when cancelled (the store's loop closing)
+                left.fail(StoreError("the store was closed"), self.events.publish)
+
+    async def _run_batch(self, pool: Pool, batch: list[_Pending]) -> None:
+        """One write, or a group of `_Call`s as one statement; failures go to the callers."""
+        first = batch[0]
+        try:
+            if isinstance(first.job, _Call):
+                await self._transact_call(pool, batch)
+            else:
+                await self._transact(pool, first.job, first.loop, first.future, first.lock)
+        except BaseException as exc:
+            for pending in batch:
+                pending.fail(exc, self.events.publish)
+            if not isinstance(exc, Exception):
+                raise
 
     async def _owner(self, pool: Pool, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
@@ -608,7 +645,8 @@ class PostgresStore:
         call's report waits for two things, in either order: the statement's rows (the
         result and events are built from them) and, when this handle listens, the call's
         last notification (its place in the commit order)."""
-        first = batch[0].call
+        calls = [p.job for p in batch if isinstance(p.job, _Call)]
+        first = calls[0]
         for attempt in range(_RETRIES):
             write_ids = [next(self._write_ids) for _ in batch]
             publish = self.events.publish
@@ -624,13 +662,13 @@ class PostgresStore:
                 if first.merge is None:
                     parts = [await pool.fetch(first.sql, *first.args, self._token, write_ids[0])]
                 else:
-                    args = first.merge([p.call for p in batch])
+                    args = first.merge(calls)
                     rows = await pool.fetch(first.sql, *args, self._token, write_ids)
                     parts = [[] for _ in batch]
                     for row in rows:
                         parts[row[0] - 1].append(row)
-                for pending, report, part in zip(batch, reports, parts, strict=True):
-                    report.result, report.events = pending.call.build(part)
+                for call, report, part in zip(calls, reports, parts, strict=True):
+                    report.result, report.events = call.build(part)
             except _RETRYABLE:
                 for write_id in write_ids:
                     self._awaiting.pop(write_id, None)
@@ -1756,44 +1794,20 @@ async def _keep_session(_conn: Connection) -> None:
     pooled connections, advisory locks only for a transaction)."""
 
 
-@contextlib.asynccontextmanager
-async def _user_turn(
-    locks: dict[int, _Turn], user_id: int | None, pending: _Pending | None
-) -> AsyncIterator[list[_Pending]]:
-    """One write of a user at a time per loop in this process; the lock is dropped when
-    no write of that user waits, so a million users do not leave a million locks. A
-    `_Call` of a group gets, with its turn, every call of its group waiting then (empty
-    when an earlier turn took it along); another call gets itself."""
-    alone = [] if pending is None else [pending]
-    if user_id is None:
-        yield alone
-        return
-    turn = locks.get(user_id)
-    if turn is None:
-        turn = locks[user_id] = _Turn()
-    group = 0 if pending is None or pending.call.merge is None else pending.call.group
-    if group:
-        turn.waiting.setdefault(group, []).append(pending)  # type: ignore[arg-type]
-    turn.users += 1
-    try:
-        async with turn.lock:
-            yield turn.waiting.pop(group, []) if group else alone
-    finally:
-        turn.users -= 1
-        if not turn.users:
-            del locks[user_id]
-
-
-class _Turn:
-    """A user's write lock, how many writes hold or wait for it, and the calls of each
-    group (mailbox) waiting for it."""
-
-    __slots__ = ("lock", "users", "waiting")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
-        self.waiting: dict[int, list[_Pending]] = {}
+def _take_group(queue: collections.deque[_Pending], group: int) -> list[_Pending]:
+    """Takes the `_Call`s of `group` out of a user's queue, in their order, at most
+    `_GROUP_MAX` - 1 of them (the group's first is taken already)."""
+    taken: list[_Pending] = []
+    kept: list[_Pending] = []
+    for pending in queue:
+        if len(taken) < _GROUP_MAX - 1 and pending.joins(group):
+            taken.append(pending)
+        else:
+            kept.append(pending)
+    if taken:
+        queue.clear()
+        queue.extend(kept)
+    return taken
 
 
 def _store_error(exc: BaseException) -> BaseException:
