@@ -1856,8 +1856,8 @@ class _Report:
 
     def send(self) -> None:
         try:
-            if asyncio._get_running_loop() is self.loop:  # on the caller's loop: no wake-up
-                self.loop.call_soon(self._deliver)
+            if asyncio._get_running_loop() is self.loop:  # on the caller's loop: at once
+                self._deliver()
             else:
                 self.loop.call_soon_threadsafe(self._deliver)
         except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
