@@ -258,6 +258,25 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
         PostgresStore(postgres_dsn)
 
 
+async def test_bodies_are_stored_without_compression(postgres_dsn: str) -> None:
+    """Migration 6: a large body goes out of line as it is (no pglz at APPEND or FETCH)."""
+    import asyncpg
+
+    store = PostgresStore(postgres_dsn)
+    try:
+        _, inbox = await user_with_inbox(store)
+        big = message("big", "compressible text\r\n" * 20_000)
+        await store.append(inbox.id, [big])
+    finally:
+        store.close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        rows = await conn.fetch("SELECT pg_column_compression(raw), octet_length(raw) FROM bodies")
+    finally:
+        await conn.close()
+    assert [tuple(row) for row in rows] == [(None, len(big.raw))]
+
+
 async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -> None:
     """`coi user` and other commands open the store without listening; a running server
     still hears of their changes (and the command's own writes report after COMMIT)."""
