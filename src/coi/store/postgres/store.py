@@ -858,14 +858,16 @@ class PostgresStore:
             )
             if user_id is None:
                 raise NoSuchUser(address)
-            ids = await conn.fetch(
-                "SELECT id FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id
+            boxes = await conn.fetch(
+                "SELECT id, name FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE",
+                user_id,
             )
-            for row in ids:
+            for row in boxes:
                 await _drop_mailbox_contents(conn, row[0], self._bodies)
             # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
-            return None, []
+            # every process lets go of the user's mailboxes (row cache, states, NOTIFY)
+            return None, [MailboxDeleted(user_id, row[0], row[1]) for row in boxes]
 
         await self._write(None, job)
 

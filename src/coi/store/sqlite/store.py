@@ -207,17 +207,18 @@ class SqliteStore:
             if row is None:
                 raise NoSuchUser(address)
             user_id = row[0]
-            ids = [
-                r[0] for r in conn.execute("SELECT id FROM mailboxes WHERE user_id = ?", (user_id,))
-            ]
-            for mailbox_id in ids:
+            boxes = conn.execute(
+                "SELECT id, name FROM mailboxes WHERE user_id = ? ORDER BY id", (user_id,)
+            ).fetchall()
+            for mailbox_id, _ in boxes:
                 _drop_mailbox_contents(conn, mailbox_id)
             conn.execute("DELETE FROM mailboxes WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM subscriptions WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM metadata WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM aliases WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
-            return None, []
+            # what kept a mailbox of the user (caches, NOTIFY, a session) lets it go
+            return None, [MailboxDeleted(user_id, id_, name) for id_, name in boxes]
 
         await self._writer.submit(job)
 
