@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from tests.contract.helpers import message, user_with_inbox
 
+from coi.store.errors import StoreError
 from coi.store.events import (
     Event,
     FlagsChanged,
@@ -206,6 +207,42 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
     flagged = [e for e in seen if isinstance(e, FlagsChanged)]
     assert [e.changes[0][2] for e in flagged] == every  # the other process: in commit order
     assert [e.changes for e in own] == [e.changes for e in flagged]
+
+
+async def test_a_store_refused_in_a_group_fails_alone(
+    pair: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group commit that PostgreSQL refuses (here one STORE's keyword holds a NUL,
+    which IMAP's parser never lets through) is run again call by call: the others
+    are stored, the bad one gets the error."""
+    first, _ = pair
+    _, inbox = await user_with_inbox(first)
+    _, uids = await first.append(inbox.id, [message(str(n)) for n in range(6)])
+    groups: list[int] = []
+    merge = postgres_store._merge_flag_changes
+
+    def counted(calls: list[Any]) -> tuple[Any, ...]:
+        groups.append(len(calls))
+        return merge(calls)
+
+    monkeypatch.setattr(postgres_store, "_merge_flag_changes", counted)
+    keywords = [("$bad\x00",) if uid == 4 else (f"$k{uid}",) for uid in uids]
+    results = await asyncio.gather(
+        *(
+            first.store_flags(inbox.id, [uid], "add", Flags(0, names))
+            for uid, names in zip(uids, keywords, strict=True)
+        ),
+        return_exceptions=True,
+    )
+    assert max(groups) > 2  # the group, then each alone
+    for uid, result in zip(uids, results, strict=True):
+        if uid == 4:
+            assert isinstance(result, StoreError)
+        else:
+            assert not isinstance(result, BaseException)
+            assert result[0][0][:2] == (uid, Flags(0, (f"$k{uid}",)))
+    rows = first.rows(inbox.id, uids)
+    assert rows[4].flags == Flags() and rows[5].flags == Flags(0, ("$k5",))
 
 
 async def test_a_large_expunge_reaches_the_other_process_whole(

@@ -573,11 +573,18 @@ class PostgresStore:
                 await self._transact_call(pool, batch)
             else:
                 await self._transact(pool, first.job, first.loop, first.future, first.lock)
-        except BaseException as exc:
+        except Exception as exc:
+            if len(batch) == 1:
+                first.fail(exc, self.events.publish)
+                return
+            # nothing of the group was written (else `_transact_call` reported it): each
+            # runs again alone, so a call the store refuses fails alone
+            for pending in batch:
+                await self._run_batch(pool, [pending])
+        except BaseException as exc:  # cancelled: the store's loop is closing
             for pending in batch:
                 pending.fail(exc, self.events.publish)
-            if not isinstance(exc, Exception):
-                raise
+            raise
 
     async def _owner(self, pool: Pool, mailbox_id: int) -> int | None:
         owner = self._owners.get(mailbox_id)
