@@ -47,6 +47,8 @@ ROWS = [
     ("many", "ops_per_s", "many clients: operations", "op/s", True),
     ("many", "p50_ms", "many clients: median latency", "ms", False),
     ("many", "p99_ms", "many clients: p99 latency", "ms", False),
+    ("many", "store_p50_ms", "many clients: STORE median latency", "ms", False),
+    ("many", "store_p99_ms", "many clients: STORE p99 latency", "ms", False),
     ("idle", "exists_p50_ms", "delivery -> EXISTS in IDLE, median", "ms", False),
     ("idle", "exists_p99_ms", "delivery -> EXISTS in IDLE, p99", "ms", False),
     ("push", "push_p50_ms", "delivery -> WebPush, median (coi only)", "ms", False),

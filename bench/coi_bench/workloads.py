@@ -323,6 +323,7 @@ async def many_clients(
     for c in conns:
         await c.ok("SELECT INBOX")
     latencies: list[float] = []
+    by_kind: dict[str, list[float]] = {"fetch": [], "store": [], "noop": [], "search": []}
     errors = 0
     stop_at = 0.0
     m = sizes.many_mailbox
@@ -335,18 +336,22 @@ async def many_clients(
             r = rnd.random()
             uid = rnd.randrange(1, m + 1)
             if r < 0.50:
-                cmd = f"UID FETCH {uid} (FLAGS BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"
+                kind, cmd = (
+                    "fetch",
+                    f"UID FETCH {uid} (FLAGS BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])",
+                )
             elif r < 0.65:
-                cmd = f"UID FETCH {uid} (BODY.PEEK[])"
+                kind, cmd = "fetch", f"UID FETCH {uid} (BODY.PEEK[])"
             elif r < 0.85:
-                cmd = f"UID STORE {uid} {rnd.choice('+-')}FLAGS (\\Seen)"
+                kind, cmd = "store", f"UID STORE {uid} {rnd.choice('+-')}FLAGS (\\Seen)"
             elif r < 0.95:
-                cmd = "NOOP"
+                kind, cmd = "noop", "NOOP"
             else:
-                cmd = "SEARCH UNSEEN"
+                kind, cmd = "search", "SEARCH UNSEEN"
             t0 = time.perf_counter()
             _, tagged = await c.command(cmd)
             latencies.append(time.perf_counter() - t0)
+            by_kind[kind].append(latencies[-1])
             if b" OK " not in tagged:
                 errors += 1
 
@@ -358,12 +363,17 @@ async def many_clients(
     await asyncio.gather(*(worker(k) for k in range(len(conns))))
     elapsed = time.perf_counter() - start
     await asyncio.gather(*(c.logout() for c in conns))
-    return {
+    result = {
         "ops_per_s": len(latencies) / elapsed,
         "p50_ms": pct(latencies, 50) * 1000,
         "p99_ms": pct(latencies, 99) * 1000,
         "errors": float(errors),
     }
+    for kind, times in by_kind.items():  # where the tail comes from
+        if times:
+            result[f"{kind}_p50_ms"] = pct(times, 50) * 1000
+            result[f"{kind}_p99_ms"] = pct(times, 99) * 1000
+    return result
 
 
 # -- idle connections -----------------------------------------------------------------------

@@ -68,6 +68,7 @@ def test_tiny_run_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert coi["big"]["count_uid_fetch_flags"] == 60
     assert coi["big"]["count_search_text_hits"] == 1
     assert coi["many"]["errors"] == 0
+    assert coi["many"]["store_p99_ms"] >= coi["many"]["store_p50_ms"] > 0
     assert coi["idle"]["exists_p99_ms"] > 0
     assert coi["client"]["watch_messages"] == 5 and coi["client"]["watch_p99_ms"] > 0
     assert coi["client"]["mailbox_messages"] == 100
