@@ -245,6 +245,46 @@ async def test_a_store_refused_in_a_group_fails_alone(
     assert rows[4].flags == Flags() and rows[5].flags == Flags(0, ("$k5",))
 
 
+async def test_a_group_whose_rows_are_lost_after_commit_is_not_written_again(
+    pair: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a group's statement committed but its rows cannot be used (here: building one
+    STORE's result fails), every STORE of it gets the error, none waits forever, none is
+    written twice, and later writes are not held back."""
+    first, _ = pair
+    _, inbox = await user_with_inbox(first)
+    _, uids = await first.append(inbox.id, [message(str(n)) for n in range(6)])
+    before = first.mailbox_by_id(inbox.id)
+    assert before is not None
+    real = postgres_store.stored_flags
+
+    def fragile(bits: int, keywords: str) -> Flags:
+        if "$boom" in keywords:
+            raise RuntimeError("boom")
+        return real(bits, keywords)
+
+    monkeypatch.setattr(postgres_store, "stored_flags", fragile)
+    keywords = ["$boom" if uid == 4 else f"$k{uid}" for uid in uids]
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(
+                first.store_flags(inbox.id, [uid], "add", Flags(0, (name,)))
+                for uid, name in zip(uids, keywords, strict=True)
+            ),
+            return_exceptions=True,
+        ),
+        30,
+    )
+    assert any(isinstance(r, RuntimeError) for r in results)
+    after = first.mailbox_by_id(inbox.id)
+    assert after is not None and after.highestmodseq == before.highestmodseq + len(uids)
+    monkeypatch.setattr(postgres_store, "stored_flags", real)
+    rows = first.rows(inbox.id, uids)
+    assert [rows[uid].flags.keywords for uid in uids] == [(name,) for name in keywords]
+    changed, _ = await asyncio.wait_for(first.store_flags(inbox.id, [1], "add", Flags(SEEN)), 30)
+    assert changed[0][2] == after.highestmodseq + 1
+
+
 async def test_a_large_expunge_reaches_the_other_process_whole(
     pair: tuple[PostgresStore, PostgresStore],
 ) -> None:

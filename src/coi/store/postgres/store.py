@@ -160,6 +160,8 @@ _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
 _RETRIES = 5  # a deadlock or serialization failure between processes is retried
+# a statement that failed with these wrote nothing (a lost connection may have committed)
+_REFUSED = (asyncpg.PostgresError, UnicodeEncodeError)
 _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 # APPEND in one statement, its own transaction (one round trip however many messages):
 # the mailbox row is updated first (its lock orders the appends of every process; UIDs,
@@ -574,10 +576,11 @@ class PostgresStore:
             else:
                 await self._transact(pool, first.job, first.loop, first.future, first.lock)
         except Exception as exc:
-            if len(batch) == 1:
-                first.fail(exc, self.events.publish)
+            if len(batch) == 1 or not isinstance(exc, _REFUSED):
+                for pending in batch:
+                    pending.fail(exc, self.events.publish)
                 return
-            # nothing of the group was written (else `_transact_call` reported it): each
+            # PostgreSQL refused the statement, so nothing of the group was written: each
             # runs again alone, so a call the store refuses fails alone
             for pending in batch:
                 await self._run_batch(pool, [pending])
@@ -683,15 +686,18 @@ class PostgresStore:
                     raise
                 continue
             except BaseException as exc:
-                committed = False
-                for write_id in write_ids:
-                    committed |= self._awaiting.pop(write_id, None) is None
-                if not (committed and listening):
-                    raise  # not committed: no notification comes
-                # its notifications came (it committed) but its rows were lost: report the
-                # error in each call's place, or it would hold back every later event
-                for report in reports:
-                    report.error = _store_error(exc)
+                left = [self._awaiting.pop(write_id, None) for write_id in write_ids]
+                if not listening or all(report is not None for report in left):
+                    raise  # no notification came: not committed
+                # a notification came (it committed) but the rows were lost: the error is
+                # reported in each call's place, or it would hold back every later event;
+                # a call whose notification is still to come (or never comes: it changed
+                # nothing) is told now
+                error = _store_error(exc)
+                for report, waiting in zip(reports, left, strict=True):
+                    report.error = error
+                    if waiting is not None:
+                        report.needed = 1
                     report.send()
                 return
             for write_id, report in zip(write_ids, reports, strict=True):
