@@ -108,10 +108,12 @@ async def test_interleaved_writers_are_seen_in_one_order_by_both(
         await asyncio.sleep(0.025)
     assert heard["first"] == list(range(1, 31))
     assert heard["second"] == list(range(1, 31))
-    # none kept when idle: a write's result reaches its caller just before the store's own
-    # thread leaves the write's turn, so give that thread a moment
+
     def queues() -> list[object]:
         return [first._user_turns, second._user_turns, first._home_turns, second._home_turns]
+
+    # none kept when idle: a write's result reaches its caller just before the store's own
+    # thread leaves the write's queue, so give that thread a moment
 
     for _ in range(200):
         if queues() == [{}] * 4:
@@ -152,8 +154,22 @@ async def test_a_large_store_reaches_the_other_process_whole_and_in_order(
     assert [len(e.changes) for e in own if isinstance(e, FlagsChanged)] == [400, 1]
 
 
+@pytest.fixture
+def groups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of each group of STOREs sent as one statement, in order."""
+    sizes: list[int] = []
+    merge = postgres_store._merge_flag_changes
+
+    def counted(calls: list[Any]) -> tuple[Any, ...]:
+        sizes.append(len(calls))
+        return merge(calls)
+
+    monkeypatch.setattr(postgres_store, "_merge_flag_changes", counted)
+    return sizes
+
+
 async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
-    pair: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+    pair: tuple[PostgresStore, PostgresStore], groups: list[int]
 ) -> None:
     """STOREs of one mailbox that wait for their turn together go to PostgreSQL as one
     statement (a group commit: coi_store_flags_many); each still gets its own result,
@@ -169,14 +185,6 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
     own: list[Event] = []
     second.events.watch_mailbox(inbox.id, seen.append)
     first.events.watch_mailbox(inbox.id, own.append)
-    groups: list[int] = []
-    merge = postgres_store._merge_flag_changes
-
-    def counted(calls: list[Any]) -> tuple[Any, ...]:
-        groups.append(len(calls))
-        return merge(calls)
-
-    monkeypatch.setattr(postgres_store, "_merge_flag_changes", counted)
     results = await asyncio.gather(
         *(first.store_flags(inbox.id, [uid], "add", Flags(0, (f"$k{uid}",))) for uid in uids),
         first.store_flags(inbox.id, uids, "remove", Flags(0, ("$k3",))),
@@ -210,7 +218,7 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
 
 
 async def test_a_store_refused_in_a_group_fails_alone(
-    pair: tuple[PostgresStore, PostgresStore], monkeypatch: pytest.MonkeyPatch
+    pair: tuple[PostgresStore, PostgresStore], groups: list[int]
 ) -> None:
     """A group commit that PostgreSQL refuses (here one STORE's keyword holds a NUL,
     which IMAP's parser never lets through) is run again call by call: the others
@@ -218,14 +226,6 @@ async def test_a_store_refused_in_a_group_fails_alone(
     first, _ = pair
     _, inbox = await user_with_inbox(first)
     _, uids = await first.append(inbox.id, [message(str(n)) for n in range(6)])
-    groups: list[int] = []
-    merge = postgres_store._merge_flag_changes
-
-    def counted(calls: list[Any]) -> tuple[Any, ...]:
-        groups.append(len(calls))
-        return merge(calls)
-
-    monkeypatch.setattr(postgres_store, "_merge_flag_changes", counted)
     keywords = [("$bad\x00",) if uid == 4 else (f"$k{uid}",) for uid in uids]
     results = await asyncio.gather(
         *(
