@@ -130,6 +130,11 @@ class DcAccount:
         )
         return found.get(mailbox, [])
 
+    async def network_is_up(self) -> None:
+        """Tells the core (all its accounts) to retry its network work now rather than
+        after its back-off (`maybe_network`, what an app calls when the network returns)."""
+        await self.peer.call("maybe_network")
+
     async def stop_io(self) -> None:
         await self.rpc("stop_io")
 

@@ -82,16 +82,25 @@ async def pair(env: Server, peer: DeltaChatPeer, tmp_path: Path) -> tuple[Client
     return alice, bob
 
 
-async def synced_until(client: Client, done: object, timeout: float = 120.0) -> None:
+async def synced_until(
+    client: Client, done: object, timeout: float = 120.0, nudge: DcAccount | None = None
+) -> None:
     """Syncs until ``done()`` holds. Delta Chat sends in the background and retries with
-    a back-off, which on a loaded machine (browser tests beside it) took over 60 s once."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    a back-off, which on a loaded machine (browser tests beside it) took over 60 s once,
+    and once more than 120 s: waiting for what `nudge` (its account) sends, its core is
+    told every few seconds that the network is up, as an app does when it comes back."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    nudged = loop.time()
     while True:
         await client.sync()
         if done():  # type: ignore[operator]
             return
-        if asyncio.get_running_loop().time() > deadline:
+        if loop.time() > deadline:
             raise TimeoutError("the expected change did not arrive")
+        if nudge is not None and loop.time() - nudged > 5:
+            await nudge.network_is_up()
+            nudged = loop.time()
         await asyncio.sleep(0.3)
 
 
@@ -102,7 +111,9 @@ async def test_text_both_ways_encrypted(env: Server, peer: DeltaChatPeer, tmp_pa
     got: MessageSnapshot = await bob.wait_for_message("hello bob, from the coi client")
     assert got.sender == ALICE and got.encrypted, got.raw
     await bob.send_text(got.chat_id, "hello alice, from Delta Chat", quote=got.id)
-    await synced_until(alice, lambda: sum(len(alice.messages(c)) for c in alice.chats()) == 2)
+    await synced_until(
+        alice, lambda: sum(len(alice.messages(c)) for c in alice.chats()) == 2, nudge=bob
+    )
     [chat] = alice.chats()
     mine, theirs = alice.messages(chat)
     assert theirs.text == "hello alice, from Delta Chat"
@@ -142,15 +153,15 @@ async def test_edits_delete_reactions_receipts_and_files(
     await gone(bob, shown.id)
     # reactions both ways
     await bob.react(got.id, "👍")
-    await synced_until(alice, lambda: alice.store.reactions(first.id) == [(BOB, "👍")])
+    await synced_until(alice, lambda: alice.store.reactions(first.id) == [(BOB, "👍")], nudge=bob)
     await bob.send_text(got.chat_id, "react to this")
-    await synced_until(alice, lambda: "react to this" in texts(alice))
+    await synced_until(alice, lambda: "react to this" in texts(alice), nudge=bob)
     [theirs] = [m for m in alice.messages(alice.chats()[0]) if m.text == "react to this"]
     await alice.react(theirs.id, "🎉")
     await bob.wait_for_message(lambda m: m.text == "react to this" and m.reactions == {"🎉": 1})
     # a read receipt from Delta Chat (it sends them for messages it has shown)
     await bob.mark_seen(got.id)
-    await synced_until(alice, lambda: alice.store.receipts(first.id) == [BOB])
+    await synced_until(alice, lambda: alice.store.receipts(first.id) == [BOB], nudge=bob)
     # files both ways, byte for byte
     picture = tmp_path / "picture.jpg"
     picture.write_bytes(bytes(range(256)) * 400)
@@ -160,7 +171,7 @@ async def test_edits_delete_reactions_receipts_and_files(
     document = tmp_path / "notes.txt"
     document.write_bytes(b"line one\r\nline two\n\x00binary tail\xff")
     await bob.send_file(got.chat_id, document, "notes for you")
-    await synced_until(alice, lambda: "notes for you" in texts(alice))
+    await synced_until(alice, lambda: "notes for you" in texts(alice), nudge=bob)
     [notes] = [m for m in alice.messages(alice.chats()[0]) if m.text == "notes for you"]
     [att] = alice.store.attachments(notes.id)
     assert Path(att.path).read_bytes() == document.read_bytes()
@@ -194,8 +205,8 @@ async def test_group_of_three_with_gossip(
     assert addresses == {ALICE, BOB, CAROL}
     await bob.accept_chat(got.chat_id)
     await bob.send_text(got.chat_id, "hi both")
-    await synced_until(carol, lambda: "hi both" in texts(carol))
-    await synced_until(alice, lambda: "hi both" in texts(alice))
+    await synced_until(carol, lambda: "hi both" in texts(carol), nudge=bob)
+    await synced_until(alice, lambda: "hi both" in texts(alice), nudge=bob)
     [cgroup] = carol.chats()
     assert cgroup.name == "Three of us"
     assert carol.store.members(cgroup.id) == [ALICE, BOB]
@@ -258,16 +269,16 @@ async def test_group_management_both_ways(
     await synced_until(carol, lambda: not carol.group_info(cgroup).left)
     # Delta Chat's changes, seen by coi
     await bob.rpc("set_chat_name", dc_chat, "DC name")
-    await synced_until(alice, lambda: alice.group_info(group).name == "DC name")
+    await synced_until(alice, lambda: alice.group_info(group).name == "DC name", nudge=bob)
     await bob.rpc("remove_contact_from_chat", dc_chat, by_address[CAROL])
-    await synced_until(alice, lambda: alice.group_info(group).members == (BOB,))
-    await synced_until(carol, lambda: carol.group_info(cgroup).left)
+    await synced_until(alice, lambda: alice.group_info(group).members == (BOB,), nudge=bob)
+    await synced_until(carol, lambda: carol.group_info(cgroup).left, nudge=bob)
     await bob.rpc("add_contact_to_chat", dc_chat, by_address[CAROL])
-    await synced_until(alice, lambda: alice.group_info(group).members == (BOB, CAROL))
-    await synced_until(carol, lambda: not carol.group_info(cgroup).left)
+    await synced_until(alice, lambda: alice.group_info(group).members == (BOB, CAROL), nudge=bob)
+    await synced_until(carol, lambda: not carol.group_info(cgroup).left, nudge=bob)
     await bob.rpc("leave_group", dc_chat)
-    await synced_until(alice, lambda: alice.group_info(group).members == (CAROL,))
-    await synced_until(carol, lambda: carol.group_info(cgroup).members == (ALICE,))
+    await synced_until(alice, lambda: alice.group_info(group).members == (CAROL,), nudge=bob)
+    await synced_until(carol, lambda: carol.group_info(cgroup).members == (ALICE,), nudge=bob)
     assert dump(alice) == GROUP_DUMP
     assert dump(carol) == GROUP_DUMP.replace("  me:", f"  {ALICE}:")
 
