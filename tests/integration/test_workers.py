@@ -181,6 +181,18 @@ def _one_on_each_worker(server: ServerProcess) -> list[Imap]:
     return list(by_pid.values())
 
 
+def _restarted(server: ServerProcess, victim: int) -> int:
+    """The pid of worker 2 started again in place of `victim` (within 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = re.findall(r"worker 2 ready pid=(\d+)", "".join(server.output))
+        restarted = next((int(p) for p in found if int(p) != victim), None)
+        if restarted is not None:
+            return restarted
+        time.sleep(0.1)
+    raise AssertionError("".join(server.output))
+
+
 def _noop_until(client: Imap, wanted: bytes, seconds: float = 10.0) -> list[bytes]:
     """NOOPs until `wanted` shows (the other worker's events arrive by LISTEN/NOTIFY)."""
     seen: list[bytes] = []
@@ -279,14 +291,7 @@ def test_killed_worker_is_restarted_and_nothing_acknowledged_is_lost(
         victim = server.worker_pids[1]
         os.kill(victim, signal.SIGKILL)
         before = len(acked)
-        # the supervisor starts worker 2 again
-        deadline = time.monotonic() + 30
-        restarted = None
-        while restarted is None and time.monotonic() < deadline:
-            found = re.findall(r"worker 2 ready pid=(\d+)", "".join(server.output))
-            restarted = next((int(p) for p in found if int(p) != victim), None)
-            time.sleep(0.1)
-        assert restarted is not None, "".join(server.output)
+        _restarted(server, victim)  # the supervisor starts worker 2 again
         deadline = time.monotonic() + 30
         while len(acked) < before + 20 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -527,13 +532,7 @@ def test_hung_worker_is_killed_and_started_again(tmp_path: Path, postgres_dsn: s
     try:
         victim = server.worker_pids[1]
         os.kill(victim, signal.SIGSTOP)
-        deadline = time.monotonic() + 30
-        restarted = None
-        while restarted is None and time.monotonic() < deadline:
-            found = re.findall(r"worker 2 ready pid=(\d+)", "".join(server.output))
-            restarted = next((int(p) for p in found if int(p) != victim), None)
-            time.sleep(0.2)
-        assert restarted is not None, "".join(server.output)
+        _restarted(server, victim)
         text = "".join(server.output)
         assert f"worker 2 pid={victim} sent no heartbeat" in text
         assert "worker 2 exited (signal SIGKILL)" in text

@@ -142,7 +142,7 @@ class LocalDelivery:
             )
         target = route(settings, is_chat, blocked)
         # raises OverQuota; awaited: a networked store serves other sessions meanwhile
-        await quota.check_async(self.store, user.id, self.default_quota, len(raw))
+        await quota.check(self.store, user.id, self.default_quota, len(raw))
         await self._store(user, target, raw)
         log.info(
             "delivered user=%s mailbox=%s chat=%s blocked=%s size=%d",
@@ -154,18 +154,10 @@ class LocalDelivery:
         )
         return target
 
-    def full(self, user: User, adding: int = 0) -> bool:
+    async def is_full(self, user: User, adding: int = 0) -> bool:
         """True when ``adding`` octets more would not fit the user's quota."""
         try:
-            quota.check(self.store, user.id, self.default_quota, max(adding, 1))
-        except quota.OverQuota:
-            return True
-        return False
-
-    async def is_full(self, user: User, adding: int = 0) -> bool:
-        """`full` with the quota read awaited."""
-        try:
-            await quota.check_async(self.store, user.id, self.default_quota, max(adding, 1))
+            await quota.check(self.store, user.id, self.default_quota, max(adding, 1))
         except quota.OverQuota:
             return True
         return False
@@ -176,7 +168,7 @@ class LocalDelivery:
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
         # raises OverQuota; awaited: a networked store serves other sessions meanwhile
-        await quota.check_async(self.store, user.id, self.default_quota, len(raw))
+        await quota.check(self.store, user.id, self.default_quota, len(raw))
         mailbox_id, uid = await self._store(user, target, raw)
         msgid = message_id(raw)
         if msgid is not None:  # a client's own copy of it is not stored again (APPEND)

@@ -71,10 +71,10 @@ class SubmissionHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.max_recipients} per message)"
-        target = self.local.local_user(address)
+        target = await self.local.read_local_user(address)
         if target is None and self.local.is_local_domain(address):
             return f"550 5.1.1 <{address}>: no such user here"
-        if target is not None and self.local.full(target):
+        if target is not None and await self.local.is_full(target):
             return f"552 5.2.2 <{address}>: mailbox full"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -102,14 +102,14 @@ class SubmissionHandler:
         local: list[tuple[str, User]] = []
         remote: list[str] = []
         for rcpt in rcpts:
-            target = self.local.local_user(rcpt)
+            target = await self.local.read_local_user(rcpt)
             if target is not None:
                 local.append((rcpt, target))
             else:
                 remote.append(rcpt)
         trace_size = len(sender) + 20
         for rcpt, target in local:  # checked before anything is stored or queued
-            if self.local.full(target, len(message) + trace_size):
+            if await self.local.is_full(target, len(message) + trace_size):
                 return f"552 5.2.2 <{rcpt}>: mailbox full, the message was not sent"
         try:
             if remote:

@@ -11,20 +11,9 @@ class OverQuota(Exception):
     """Storing this would take the user past their limit."""
 
 
-def limit_of(store: QuotaStore, user_id: int, default: int) -> int:
-    return store.quota_of(user_id) or default
-
-
-def check(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
-    """Raises OverQuota when ``adding`` more octets would exceed the user's limit."""
-    limit = limit_of(store, user_id, default)
-    if limit and store.storage_used(user_id) + adding > limit:
-        raise OverQuota(f"over quota ({limit} octets)")
-
-
-async def check_async(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
-    """`check` with one awaited read (IMAP APPEND and COPY): a networked store serves
-    other sessions meanwhile."""
+async def check(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
+    """Raises OverQuota when ``adding`` more octets would exceed the user's limit (one
+    awaited read: a networked store serves other sessions meanwhile)."""
     limit, used = await store.read_usage(user_id, default)
     if limit and used + adding > limit:
         raise OverQuota(f"over quota ({limit} octets)")

@@ -15,7 +15,7 @@ ROOT = ""
 async def check_quota(session: Session, adding: int) -> None:
     """RFC 9208 §5.3 (OVERQUOTA): nothing is stored past the user's STORAGE limit."""
     try:
-        await quota.check_async(
+        await quota.check(
             session.store, session.user_id, session.config.default_quota, adding
         )
     except quota.OverQuota as exc:

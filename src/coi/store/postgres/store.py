@@ -138,10 +138,11 @@ class _Pending:
         self.future = future
         self.lock = lock
 
-    def joins(self, group: int) -> bool:
-        """Whether this write can run in one statement with a `_Call` of `group`."""
+    @property
+    def group(self) -> int:
+        """The group this write can run in one statement with (`_Call.merge`); 0: none."""
         job = self.job
-        return isinstance(job, _Call) and job.merge is not None and job.group == group
+        return job.group if isinstance(job, _Call) and job.merge is not None else 0
 
     def fail(self, exc: BaseException, publish: Callable[[Event], None]) -> None:
         _Report(self.loop, self.future, None, _store_error(exc), [], publish).send()
@@ -559,8 +560,8 @@ class PostgresStore:
             while queue:
                 first = queue.popleft()
                 batch = [first]
-                if isinstance(first.job, _Call) and first.job.merge is not None:
-                    batch += _take_group(queue, first.job.group)
+                if first.group:
+                    batch += _take_group(queue, first.group)
                 await self._run_batch(pool, batch)
         finally:
             del turns[user_id]
@@ -1815,7 +1816,7 @@ def _take_group(queue: collections.deque[_Pending], group: int) -> list[_Pending
     taken: list[_Pending] = []
     kept: list[_Pending] = []
     for pending in queue:
-        if len(taken) < _GROUP_MAX - 1 and pending.joins(group):
+        if len(taken) < _GROUP_MAX - 1 and pending.group == group:
             taken.append(pending)
         else:
             kept.append(pending)
