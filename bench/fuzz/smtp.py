@@ -54,13 +54,15 @@ class _Mailboxes:
     async def read_local_user(self, address: str) -> User | None:
         return self.local_user(address)
 
-    def full(self, user: User, adding: int = 0) -> bool:
-        return False  # no quotas here
+    async def usage(self, user: User) -> tuple[int, int]:
+        return 0, 0  # no quotas here
 
     async def is_full(self, user: User, adding: int = 0) -> bool:
-        return self.full(user, adding)
+        return False
 
-    async def deliver(self, user: User, message: bytes, sender: str) -> None:
+    async def deliver(
+        self, user: User, message: bytes, sender: str, *, quota_checked: bool = False
+    ) -> None:
         self.delivered.append(message)
 
 

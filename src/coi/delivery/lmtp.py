@@ -19,7 +19,7 @@ from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
-from coi.store.quota import OverQuota
+from coi.store.quota import OverQuota, exceeds
 
 log = logging.getLogger("coi.lmtp")
 
@@ -42,10 +42,14 @@ class LmtpHandler:
         user = await self.local.read_local_user(address)
         if user is None:
             return f"550 5.1.1 <{address}>: no such user here"
-        if await self.local.is_full(user):  # RFC 3463 5.2.2: mailbox full, a permanent failure
+        usage = await self.local.usage(user)
+        if exceeds(usage, 1):  # RFC 3463 5.2.2: mailbox full, a permanent failure
             return f"552 5.2.2 <{address}>: mailbox full"
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return "452 4.5.3 Too many recipients"
+        # DATA follows at once (PIPELINING): it delivers to the user and quota found here
+        # rather than reading them again (a user deleted meanwhile fails at the append: 451)
+        _recipients(envelope)[address] = (user, usage)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
@@ -58,18 +62,18 @@ class LmtpHandler:
         # RFC 5321 §4.4: the final delivery adds Return-Path
         message = f"Return-Path: <{sender}>\r\n".encode("utf-8", "surrogateescape") + raw
         rcpts: list[str] = list(envelope.rcpt_tos)
-        users = {rcpt: await self.local.read_local_user(rcpt) for rcpt in rcpts}
+        found = _recipients(envelope)
         # one copy per user, however many of its addresses (aliases, user+tag) were named
-        targets = {u.id: u for u in users.values() if u is not None}
-        done = await asyncio.gather(*(self._deliver(u, message, sender) for u in targets.values()))
+        targets = {found[rcpt][0].id: found[rcpt] for rcpt in rcpts}
+        done = await asyncio.gather(
+            *(self._deliver(u, usage, message, sender) for u, usage in targets.values())
+        )
         stored = dict(zip(targets, done, strict=True))
         # stored[user]: True, False (try again later) or None (over quota)
         replies = []  # RFC 2033 §4.2: one reply per successful RCPT, in order
         for rcpt in rcpts:
-            user = users[rcpt]
-            if user is None:  # deleted since RCPT
-                replies.append(f"550 5.1.1 <{rcpt}>: no such user here")
-            elif stored[user.id]:
+            user = found[rcpt][0]
+            if stored[user.id]:
                 replies.append(f"250 2.0.0 <{rcpt}> delivered")
             elif stored[user.id] is None:
                 replies.append(f"552 5.2.2 <{rcpt}>: mailbox full")
@@ -77,9 +81,14 @@ class LmtpHandler:
                 replies.append(f"451 4.3.0 <{rcpt}>: temporary failure, try again later")
         return "\r\n".join(replies)
 
-    async def _deliver(self, user: User, message: bytes, sender: str) -> bool | None:
+    async def _deliver(
+        self, user: User, usage: tuple[int, int], message: bytes, sender: str
+    ) -> bool | None:
+        if exceeds(usage, len(message)):
+            metrics.delivery("lmtp", "overquota")
+            return None
         try:
-            await self.local.deliver(user, message, sender)
+            await self.local.deliver(user, message, sender, quota_checked=True)
         except OverQuota:
             metrics.delivery("lmtp", "overquota")
             return None
@@ -89,6 +98,14 @@ class LmtpHandler:
             return False
         metrics.delivery("lmtp", "delivered")
         return True
+
+
+def _recipients(envelope: Any) -> dict[str, tuple[User, tuple[int, int]]]:
+    """The accepted recipients of this transaction: address -> (user, quota usage)."""
+    found: dict[str, tuple[User, tuple[int, int]]] | None = getattr(envelope, "coi_found", None)
+    if found is None:
+        found = envelope.coi_found = {}
+    return found
 
 
 _ENHANCED = re.compile(r"^([245])(\d\d)([ -])(?!\d\.\d{1,3}\.\d{1,3}\b)")

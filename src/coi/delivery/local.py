@@ -15,6 +15,7 @@ from email.utils import getaddresses
 
 from coi.chat.detect import is_chat_message_bytes
 from coi.delivery.blocking import BlockIndex
+from coi.delivery.facts import DeliveryFacts
 from coi.delivery.routing import (
     CoiSettingsSource,
     DisabledCoiSource,
@@ -72,9 +73,12 @@ class LocalDelivery:
         # coi_detect_encrypted: also file PGP/MIME mail with Subject "[...]" as chat
         self.detect_encrypted = detect_encrypted
         self.blocks = BlockIndex(store)
+        # COI settings and target mailboxes, kept by the store's events (delivery/facts.py)
+        self.facts = DeliveryFacts(store, self.settings)
 
     def close(self) -> None:
         self.blocks.close()
+        self.facts.close()
 
     def is_local_domain(self, address: str) -> bool:
         """One of `--domain`; without any configured, a domain some user here has."""
@@ -128,9 +132,12 @@ class LocalDelivery:
         """The delivery-time classification (coi.chat.detect with this server's setting)."""
         return is_chat_message_bytes(header_block(raw), detect_encrypted=self.detect_encrypted)
 
-    async def deliver(self, user: User, raw: bytes, sender: str) -> Route:
-        """Files an incoming message for `user`; returns once it is durable."""
-        settings = await self.settings.read_coi_settings(user.id)
+    async def deliver(
+        self, user: User, raw: bytes, sender: str, *, quota_checked: bool = False
+    ) -> Route:
+        """Files an incoming message for `user`; returns once it is durable.
+        `quota_checked`: the caller found that `raw` fits (`usage`), so it is not read again."""
+        settings = await self.facts.settings(user.id)
         is_chat = self.is_chat(raw)
         blocked = False
         if settings.enabled:
@@ -141,8 +148,8 @@ class LocalDelivery:
                 for address in from_addresses(raw)
             )
         target = route(settings, is_chat, blocked)
-        # raises OverQuota; awaited: a networked store serves other sessions meanwhile
-        await quota.check(self.store, user.id, self.default_quota, len(raw))
+        if not quota_checked:  # raises OverQuota
+            await quota.check(self.store, user.id, self.default_quota, len(raw))
         await self._store(user, target, raw)
         log.info(
             "delivered user=%s mailbox=%s chat=%s blocked=%s size=%d",
@@ -156,15 +163,15 @@ class LocalDelivery:
 
     async def is_full(self, user: User, adding: int = 0) -> bool:
         """True when ``adding`` octets more would not fit the user's quota."""
-        try:
-            await quota.check(self.store, user.id, self.default_quota, max(adding, 1))
-        except quota.OverQuota:
-            return True
-        return False
+        return quota.exceeds(await self.usage(user), max(adding, 1))
+
+    async def usage(self, user: User) -> tuple[int, int]:
+        """(limit, octets used) of the user's quota (0: no limit); see `quota.exceeds`."""
+        return await self.store.read_usage(user.id, self.default_quota)
 
     async def store_sent(self, user: User, raw: bytes, sent_folder: str | None = None) -> Route:
         """Keeps the sender's own copy of a submitted message, \\Seen."""
-        settings = await self.settings.read_coi_settings(user.id)
+        settings = await self.facts.settings(user.id)
         is_chat = self.is_chat(raw)
         target = route_sent(settings, is_chat, sent_folder or self._sent_name(user))
         # raises OverQuota; awaited: a networked store serves other sessions meanwhile
@@ -190,8 +197,8 @@ class LocalDelivery:
         return mailbox.id, uids[0]
 
     async def mailbox_for(self, user_id: int, target: Route) -> Mailbox:
-        mailbox = await self.store.read_mailbox(user_id, target.mailbox)
-        if mailbox is not None and not mailbox.noselect:
+        mailbox = await self.facts.mailbox(user_id, target.mailbox)
+        if mailbox is not None:
             return mailbox
         # coi-server-spec: the server MUST create <root>/Chats if missing; SHOULD subscribe it
         special = "\\Sent" if target.mailbox == "Sent" else ""

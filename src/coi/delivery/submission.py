@@ -118,7 +118,7 @@ class SubmissionHandler:
             targets = {target.id: target for _, target in local}  # one copy per user
             await asyncio.gather(
                 *(
-                    self.local.deliver(target, trace + message, sender)
+                    self.local.deliver(target, trace + message, sender, quota_checked=True)
                     for target in targets.values()
                 )
             )

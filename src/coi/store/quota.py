@@ -14,9 +14,15 @@ class OverQuota(Exception):
 async def check(store: QuotaStore, user_id: int, default: int, adding: int) -> None:
     """Raises OverQuota when ``adding`` more octets would exceed the user's limit (one
     awaited read: a networked store serves other sessions meanwhile)."""
-    limit, used = await store.read_usage(user_id, default)
-    if limit and used + adding > limit:
-        raise OverQuota(f"over quota ({limit} octets)")
+    usage = await store.read_usage(user_id, default)
+    if exceeds(usage, adding):
+        raise OverQuota(f"over quota ({usage[0]} octets)")
+
+
+def exceeds(usage: tuple[int, int], adding: int) -> bool:
+    """Whether ``adding`` octets more go past the limit of ``usage`` (limit, used)."""
+    limit, used = usage
+    return bool(limit) and used + adding > limit
 
 
 def parse_size(text: str) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import asyncpg
 
-from coi.store.postgres.store import PostgresStore, search_body_text
+from coi.store.postgres.store import PostgresStore
 from coi.store.sqlite.store import SqliteStore
 
 _BATCH = 500  # rows per COPY (bodies can be large)
@@ -74,8 +74,8 @@ _TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("bodies", ("blob_id", "raw"), "SELECT id, raw FROM blobs ORDER BY id"),
     (
         "search_text",
-        ("blob_id", "header", "body"),
-        "SELECT b.id, h.text, b.search FROM blobs b"
+        ("blob_id", "header"),
+        "SELECT b.id, h.text FROM blobs b"
         " LEFT JOIN search_headers h ON h.blob_id = b.id ORDER BY b.id",
     ),
     ("previews", ("blob_id", "text"), "SELECT blob_id, text FROM previews"),
@@ -115,11 +115,8 @@ _TABLES: tuple[tuple[str, tuple[str, ...], str], ...] = (
 def _rows(conn: sqlite3.Connection, table: str, query: str) -> Iterator[list[tuple[Any, ...]]]:
     cursor = conn.execute(query)
     while batch := cursor.fetchmany(_BATCH):
-        if table == "search_text":  # the search data as the trigram index's text
-            batch = [
-                (i, h if h and "\x00" not in h else None, search_body_text(bytes(s)))
-                for i, h, s in batch
-            ]
+        if table == "search_text":  # text cannot hold NUL: such headers are always checked
+            batch = [(i, h if h and "\x00" not in h else None) for i, h in batch]
         elif table == "mailboxes":
             batch = [(*row[:-1], bool(row[-1])) for row in batch]
         elif table == "metadata":

@@ -9,8 +9,9 @@ The schema follows the SQLite one (coi.store.sqlite.migrations) with these diffe
   index and search data (`blobs`), so small reads never touch large attachments;
 - body ids come from a sequence, which never hands out a number twice (RFC 8474 §5.1:
   an EMAILID must never name other content);
-- SEARCH text narrowing uses pg_trgm GIN indexes on the folded header lines and on the
-  text of the search data (`search_text`), so `LIKE '%needle%'` is an index lookup.
+- SEARCH text narrowing uses a pg_trgm GIN index on the folded header lines
+  (`search_text.header`), so `LIKE '%needle%'` on them is an index lookup; the stored
+  search data (`blobs.search`) is scanned for body text, as SQLite scans it (step 7).
 """
 
 from __future__ import annotations
@@ -432,6 +433,17 @@ MIGRATIONS: tuple[str, ...] = (
     # before stay as they are.
     """
     ALTER TABLE bodies ALTER COLUMN raw SET STORAGE EXTERNAL;
+    """,
+    # 7: no trigram index of the bodies' search text, and no copy of it as text. The index
+    # took more than half of delivery's and APPEND's time (every trigram of a 50 KB text,
+    # at every message) and the copy doubled what each message wrote; SEARCH BODY and
+    # TEXT narrow by scanning the mailbox's stored search data (`blobs.search`) in the
+    # database, as SQLite's instr() does. Header lines stay indexed: they are short, cheap
+    # to index, and what SEARCH FROM/SUBJECT/TO need. (DROP COLUMN frees no space at once;
+    # rows rewritten later, or VACUUM FULL, do.)
+    """
+    DROP INDEX IF EXISTS search_text_body;
+    ALTER TABLE search_text DROP COLUMN body;
     """,
 )
 

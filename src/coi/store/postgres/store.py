@@ -175,19 +175,18 @@ _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.Seria
 _APPEND = """
 WITH box AS (
     UPDATE mailboxes SET uidnext = uidnext + $1, highestmodseq = highestmodseq + 1,
-        keywords = CASE WHEN string_to_array(keywords, ' ') @> $14::text[] THEN keywords
+        keywords = CASE WHEN string_to_array(keywords, ' ') @> $13::text[] THEN keywords
             ELSE (SELECT string_agg(k, ' ' ORDER BY k COLLATE "C") FROM (
-                SELECT unnest(string_to_array(keywords, ' ')) UNION SELECT unnest($14::text[])
+                SELECT unnest(string_to_array(keywords, ' ')) UNION SELECT unnest($13::text[])
             ) AS s(k)) END
     WHERE id = $2
     RETURNING user_id, uidvalidity, uidnext - $1 AS first_uid, highestmodseq
 ), input AS (
     SELECT nextval('blob_ids') AS id, t.*
-    FROM unnest($3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[], $8::text[],
-                $9::integer[], $10::text[], $11::bigint[], $12::bigint[], $13::integer[])
+    FROM unnest($3::bytea[], $4::bytea[], $5::bytea[], $6::text[], $7::text[],
+                $8::integer[], $9::text[], $10::bigint[], $11::bigint[], $12::integer[])
          WITH ORDINALITY
-         AS t(raw, meta, search, header, body, preview, flags, keywords, size, internaldate,
-              tz, n)
+         AS t(raw, meta, search, header, preview, flags, keywords, size, internaldate, tz, n)
     WHERE EXISTS (SELECT 1 FROM box)
     ORDER BY t.n
     LIMIT $1
@@ -196,7 +195,7 @@ WITH box AS (
 ), bodies_in AS (
     INSERT INTO bodies (blob_id, raw) SELECT id, raw FROM input
 ), search_in AS (
-    INSERT INTO search_text (blob_id, header, body) SELECT id, header, body FROM input
+    INSERT INTO search_text (blob_id, header) SELECT id, header FROM input
 ), previews_in AS (
     INSERT INTO previews (blob_id, text) SELECT id, preview FROM input
     WHERE preview IS NOT NULL
@@ -208,7 +207,7 @@ WITH box AS (
     FROM input AS i, box
 )
 SELECT user_id, uidvalidity, first_uid, highestmodseq,
-    pg_notify('coi_events', '[' || to_json($15::text)::text || ',' || $16::bigint
+    pg_notify('coi_events', '[' || to_json($14::text)::text || ',' || $15::bigint
         || ',true,["A",' || user_id || ',' || $2::bigint || ',' || highestmodseq
         || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]]]')
 FROM box
@@ -302,14 +301,6 @@ def _sql_text(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def search_body_text(search: bytes) -> str:
-    """The stored search data as text for the trigram index: marshal keeps its strings as
-    UTF-8, so every needle found in the bytes is found in this text (UTF-8 resynchronizes
-    after an invalid sequence, and a needle never starts with a continuation byte); NUL,
-    which text cannot hold, becomes a space."""
-    return search.decode("utf-8", "replace").replace("\x00", " ")
 
 
 class PostgresStore:
@@ -1594,10 +1585,11 @@ class PostgresStore:
 
     async def text_matches(self, mailbox_id: int, needles: Sequence[tuple[str, str]]) -> set[int]:
         """UIDs that may match SEARCH text keys: every (where, needle) is in the folded
-        header lines ("header"), in the text of the stored search data ("body"), or in
-        either ("text"). `LIKE '%needle%'` on the pg_trgm GIN indexes of `search_text`
-        (case-sensitive, on folded text, like SQLite's instr). Bodies without header
-        lines are always included. A superset: the caller checks each one."""
+        header lines ("header"), in the stored search data, whose strings marshal keeps as
+        UTF-8 ("body"), or in either ("text"); case-sensitive, on folded text, like
+        SQLite's instr. Header needles are `LIKE '%needle%'` on the header lines' pg_trgm
+        GIN index; the search data is scanned in the database (migration 7). Bodies
+        without header lines are always included. A superset: the caller checks each one."""
         tests: list[str] = []
         args: list[Any] = [mailbox_id]
         # Any subset of the needles gives a superset: only the longest few (the most
@@ -1605,20 +1597,24 @@ class PostgresStore:
         usable = sorted({n for n in needles if _sql_text(n[1])}, key=lambda n: (-len(n[1]), n))[
             :_MAX_SQL_NEEDLES
         ]
+        def arg(value: object) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
         for where, needle in usable:
-            args.append("%" + like_escape(needle) + "%")
-            mark = f"${len(args)}"
-            if where == "header":
-                tests.append(f"s.header LIKE {mark}")
-            elif where == "body":
-                tests.append(f"s.body LIKE {mark}")
-            else:
-                tests.append(f"(s.header LIKE {mark} OR s.body LIKE {mark})")
+            parts = []
+            if where != "body":
+                parts.append(f"s.header LIKE {arg('%' + like_escape(needle) + '%')}")
+            if where != "header":
+                parts.append(f"position({arg(needle.encode('utf-8'))}::bytea IN b.search) > 0")
+            tests.append(f"({' OR '.join(parts)})")
         condition = " AND ".join(tests) or "true"
+        scans = any(where != "header" for where, _ in usable)
         rows = await self._query(
             "fetch",
             "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
-            f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
+            + (" JOIN blobs b ON b.id = m.blob_id" if scans else "")
+            + f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
             *args,
         )
         return {row[0] for row in rows}
@@ -1647,7 +1643,6 @@ class PostgresStore:
             [m.search for m in messages],
             [m.header_text if m.header_text and _sql_text(m.header_text) else None
              for m in messages],
-            [search_body_text(m.search) for m in messages],
             [None if m.preview is None else m.preview.replace("\x00", "") for m in messages],
             [m.flags.bits for m in messages],
             [m.flags.keywords_text() for m in messages],
