@@ -19,13 +19,18 @@ async def test_append_assigns_increasing_uids_and_publishes(store: Store) -> Non
     _, inbox = await user_with_inbox(store)
     seen: list[Event] = []
     store.events.watch_mailbox(inbox.id, seen.append)
-    first = message("one")
-    validity, uids = await store.append(inbox.id, [first, message("two")], origin="s1")
+    first, second = message("one"), message("two", flags=("\\Seen", "$Chat"))
+    validity, uids = await store.append(inbox.id, [first, second], origin="s1")
     assert validity == inbox.uidvalidity
     assert uids == [1, 2]
     after = fresh(store, inbox)
     assert after.uidnext == 3 and after.highestmodseq > inbox.highestmodseq
-    assert seen == [MessagesAdded(inbox.user_id, inbox.id, (1, 2), after.highestmodseq, "s1")]
+    assert seen == [  # with the flags, so a selected mailbox's state reads no rows
+        MessagesAdded(
+            inbox.user_id, inbox.id, (1, 2), after.highestmodseq, "s1", (Flags(), second.flags)
+        )
+    ]
+    assert second.flags == Flags(SEEN, ("$Chat",))
     assert list(store.uids(inbox.id)) == [1, 2]
     rows = store.rows(inbox.id, [1, 2, 99])
     assert sorted(rows) == [1, 2]

@@ -41,6 +41,9 @@ class MessagesAdded:
     uids: tuple[int, ...]
     modseq: int
     origin: object | None = None
+    # each new message's flags, when the writer had them at hand: a listener that keeps
+    # flags (a selected mailbox's state) then need not read the new rows
+    flags: tuple[Flags, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,17 +205,28 @@ class MailboxState:
 
     def _on_change(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):
-            # the stored list has every keyword the new messages came with
-            mailbox = self.store.mailbox_by_id(self.mailbox_id)
-            if mailbox is not None and mailbox.keywords != self.keywords:
-                self._learn_keywords(mailbox.keywords)
+            given = event.flags  # the writer's flags of the new messages, if it sent them
+            if given is not None:
+                self._learn_keywords({name for flags in given for name in flags.keywords})
+            else:  # the stored list has every keyword the new messages came with
+                mailbox = self.store.mailbox_by_id(self.mailbox_id)
+                if mailbox is not None and mailbox.keywords != self.keywords:
+                    self._learn_keywords(mailbox.keywords)
             last = self.uids[-1] if self.uids else 0
             fresh = [uid for uid in event.uids if uid > last]
             if fresh:
                 grown = array("I", self.uids)
                 grown.extend(fresh)
                 self.uids = grown
-                if self._bits is not None:
+                if self._bits is not None and given is not None:
+                    index = len(self._bits)
+                    self._bits.extend(bytes(len(fresh)))
+                    for uid, flags in zip(event.uids, given, strict=True):
+                        if uid > last:
+                            uid, flags, _ = self._newest((uid, flags, event.modseq))
+                            self._set(self._bits, index, uid, flags)
+                            index += 1
+                elif self._bits is not None:
                     self._bits.extend(self._read_flags(array("I", fresh)))
                 # an IMAP4rev2 session has no \Recent (RFC 9051 §2.3.2): not an owner
                 owner = next((v for v in self.views if not v.readonly and not v.rev2), None)

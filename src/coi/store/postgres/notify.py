@@ -9,7 +9,8 @@ published in one commit order. (A local write's events are taken from memory, wi
 `origin`; the notification only marks the place.)
 
 Payloads stay small (NOTIFY's limit is 8000 bytes): one JSON array per event, events with
-many UIDs split into several of the same kind, UIDs as ranges. A remote event's
+many UIDs split into several of the same kind, UIDs as ranges; an APPEND's event carries
+its messages' flags while they fit in a few KB. A remote event's
 `origin` is `REMOTE`: no session of this process caused it, and it was no delivery
 here (so this process sends no WebPush for it; the delivering process does).
 """
@@ -33,7 +34,7 @@ from coi.store.events import (
     MetadataChanged,
     SubscriptionChanged,
 )
-from coi.store.model import Flags
+from coi.store.model import Flags, stored_flags
 
 __all__ = ["CHANNEL", "REMOTE", "decode", "encode"]
 
@@ -125,8 +126,13 @@ def decode(payload: str) -> tuple[str, int, bool, Event | None]:
 
 def _event(body: list[Any]) -> Event:
     kind = body[0]
-    if kind == "A":
-        return MessagesAdded(body[1], body[2], _uids(body[4]), body[3], REMOTE)
+    if kind == "A":  # the flags of the new messages come along while they are short
+        flags = (
+            tuple(stored_flags(b, k) for b, k in zip(body[5], body[6], strict=True))
+            if len(body) > 6
+            else None
+        )
+        return MessagesAdded(body[1], body[2], _uids(body[4]), body[3], REMOTE, flags)
     if kind == "E":
         return MessagesExpunged(body[1], body[2], _uids(body[4]), body[3], REMOTE)
     if kind == "F":

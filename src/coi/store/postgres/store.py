@@ -168,7 +168,8 @@ _RETRYABLE = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.Seria
 # the mailbox row is updated first (its lock orders the appends of every process; UIDs,
 # MODSEQ and the keywords it lists taken at once), body ids come from the sequence, in
 # message order; bodies, search text, previews and message rows from one array per
-# column; the event is notified (notify.py's format: one UID range). Parameters: count,
+# column; the event is notified (notify.py's format: one UID range, and the messages' flags
+# while they are short, so other processes need not read them). Parameters: count,
 # mailbox, the columns, the new keywords, then `_Call`'s token and write id. Returns the
 # mailbox's (user, UIDVALIDITY, first UID, MODSEQ); no row, and nothing written, when
 # there is no such mailbox.
@@ -209,7 +210,10 @@ WITH box AS (
 SELECT user_id, uidvalidity, first_uid, highestmodseq,
     pg_notify('coi_events', '[' || to_json($14::text)::text || ',' || $15::bigint
         || ',true,["A",' || user_id || ',' || $2::bigint || ',' || highestmodseq
-        || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]]]')
+        || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]'
+        || CASE WHEN octet_length(to_json($9::text[])::text) + 12 * $1 < 4000
+           THEN ',' || to_json($8::integer[])::text || ',' || to_json($9::text[])::text
+           ELSE '' END || ']]')
 FROM box
 """
 
@@ -1207,21 +1211,9 @@ class PostgresStore:
         return self._call(self._take_recent(mailbox_id, upto))
 
     async def _take_recent(self, mailbox_id: int, upto: int) -> int | None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO recent_floors (mailbox_id, floor)"
-                " SELECT id, recent_floor FROM mailboxes WHERE id = $1"
-                " ON CONFLICT (mailbox_id) DO NOTHING",
-                mailbox_id,
-            )
-            before = await conn.fetchval(
-                "UPDATE recent_floors r SET floor = greatest(o.floor, $1)"
-                " FROM (SELECT mailbox_id, floor FROM recent_floors WHERE mailbox_id = $2"
-                " FOR UPDATE) o WHERE r.mailbox_id = o.mailbox_id RETURNING o.floor",
-                upto,
-                mailbox_id,
-            )
-        return upto if before is None else int(before)  # None: the mailbox is gone
+        # one round trip (migration 8); None: the mailbox is gone
+        before = await self._pool.fetchval("SELECT coi_take_recent($1, $2)", mailbox_id, upto)
+        return upto if before is None else int(before)
 
     async def claim_recent(self, mailbox_id: int, floor: int) -> None:
         """Records that UIDs up to `floor` have been shown as \\Recent to some session."""
@@ -1657,7 +1649,9 @@ class PostgresStore:
                 raise NoSuchMailbox(str(mailbox_id))
             user_id, uidvalidity, first_uid, modseq, _ = rows[0]
             uids = list(range(first_uid, first_uid + n))
-            event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
+            event = MessagesAdded(
+                user_id, mailbox_id, tuple(uids), modseq, origin, tuple(m.flags for m in messages)
+            )
             return (uidvalidity, uids), [event]
 
         if not messages:

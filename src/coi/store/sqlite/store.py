@@ -869,7 +869,9 @@ class SqliteStore:
                 (uid, modseq, " ".join(sorted(keywords)), mailbox_id),
             )
             conn.execute("UPDATE meta SET value = ? WHERE key = 'next_blob_id'", (str(blob_id),))
-            event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin)
+            event = MessagesAdded(
+                user_id, mailbox_id, tuple(uids), modseq, origin, tuple(m.flags for m in messages)
+            )
             return (uidvalidity, uids), [event]
 
         result: tuple[int, list[int]] = await self._writer.submit(job)
