@@ -354,7 +354,8 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
 
 
 async def test_bodies_are_stored_without_compression(postgres_dsn: str) -> None:
-    """Migration 6: a large body goes out of line as it is (no pglz at APPEND or FETCH)."""
+    """Migrations 6 and 7: a large body and its search data go out of line as they are (no
+    pglz at APPEND, nor at FETCH or a SEARCH scan)."""
     import asyncpg
 
     store = PostgresStore(postgres_dsn)
@@ -367,9 +368,11 @@ async def test_bodies_are_stored_without_compression(postgres_dsn: str) -> None:
     conn = await asyncpg.connect(postgres_dsn)
     try:
         rows = await conn.fetch("SELECT pg_column_compression(raw), octet_length(raw) FROM bodies")
+        search = await conn.fetch("SELECT pg_column_compression(search) FROM blobs")
     finally:
         await conn.close()
     assert [tuple(row) for row in rows] == [(None, len(big.raw))]
+    assert [tuple(row) for row in search] == [(None,)] and len(big.search) > 100_000
 
 
 async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -> None:
