@@ -160,13 +160,18 @@ async def test_copy_between_users_mailboxes_assigns_new_uids(store: Store) -> No
     user, inbox = await user_with_inbox(store)
     box = await store.create_mailbox(user.id, "Box")
     await store.append(box.id, [message("old")])
-    await store.append(inbox.id, [message("1"), message("2"), message("3")])
+    await store.append(inbox.id, [message("1", flags=("$x",)), message("2"), message("3")])
     seen: list[Event] = []
     store.events.watch_mailbox(box.id, seen.append)
     validity, mapping = await store.copy(inbox.id, [3, 1, 42], box.id, origin="s")
     assert validity == box.uidvalidity
     assert mapping == [(1, 2), (3, 3)]  # ascending source UIDs, missing ones skipped
-    assert seen == [MessagesAdded(user.id, box.id, (2, 3), fresh(store, box).highestmodseq, "s")]
+    modseq = fresh(store, box).highestmodseq
+    # the copies' flags come along where the store has them at hand (PostgreSQL's coi_copy)
+    assert seen in (
+        [MessagesAdded(user.id, box.id, (2, 3), modseq, "s")],
+        [MessagesAdded(user.id, box.id, (2, 3), modseq, "s", (Flags(0, ("$x",)), Flags()))],
+    )
     _, none = await store.copy(inbox.id, [42], box.id)
     assert none == [] and len(seen) == 1
 

@@ -81,19 +81,25 @@ async def test_events_of_one_process_reach_the_other_in_commit_order(
 async def test_an_append_tells_the_other_process_the_new_flags(
     pair: tuple[PostgresStore, PostgresStore],
 ) -> None:
-    """The other process learns an APPEND's flags from its notification (no read of the
-    rows), and when they would not fit a notification it is told the UIDs only."""
+    """The other process learns the flags of an APPEND's or a COPY's messages from its
+    notification (no read of the rows), and when they would not fit a notification it is
+    told the UIDs only."""
     first, second = pair
     seen: list[Event] = []
     second.events.watch_all(lambda e: seen.append(e) if isinstance(e, MessagesAdded) else None)
-    _, inbox = await user_with_inbox(first)
+    user, inbox = await user_with_inbox(first)
+    box = await first.create_mailbox(user.id, "Box")
     await first.append(inbox.id, [message("a", flags=("\\Seen", "$Chat")), message("b")])
     many = [f"$k{i:04d}" + "x" * 40 for i in range(100)]  # about 5 KB of keywords
     await first.append(inbox.id, [message("c", flags=tuple(many))])
-    await _until(seen, 2)
-    small, large = seen
+    await first.copy(inbox.id, [1, 2], box.id)
+    await first.copy(inbox.id, [3], box.id)
+    await _until(seen, 4)
+    small, large, copied, copied_large = seen
     assert small.flags == (Flags(SEEN, ("$Chat",)), Flags())
     assert large.uids == (3,) and large.flags is None  # the rows are read instead
+    assert copied.mailbox_id == box.id and copied.flags == small.flags
+    assert copied_large.uids == (3,) and copied_large.flags is None
 
 
 async def test_interleaved_writers_are_seen_in_one_order_by_both(

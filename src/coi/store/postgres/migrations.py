@@ -474,6 +474,82 @@ MIGRATIONS: tuple[str, ...] = (
         RETURN v_before;
     END
     $fn$;
+
+    -- COPY and MOVE as in step 4, telling each copy's flags: in its rows (the copying
+    -- process's event) and in its notification while they fit (the other processes'),
+    -- so a selected target's state reads no rows.
+    DROP FUNCTION coi_copy(bigint, bigint[], bigint, boolean, text, bigint);
+    CREATE FUNCTION coi_copy(
+        p_source bigint, p_uids bigint[], p_target bigint, p_move boolean, p_token text,
+        p_write bigint
+    ) RETURNS TABLE (
+        old_uid bigint, new_uid bigint, uidvalidity bigint, modseq bigint, owner bigint,
+        moved_modseq bigint, flags integer, keywords text
+    ) LANGUAGE plpgsql AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        v_user bigint;
+        v_validity bigint;
+        v_first bigint;
+        v_modseq bigint;
+        v_known text;
+        v_old bigint[];
+        v_blobs bigint[];
+        v_flags integer[];
+        v_each text[];
+        v_keywords text;
+        v_count integer;
+        v_moved bigint;
+        v_head text := '[' || to_json(p_token)::text || ',' || p_write || ',';
+    BEGIN
+        PERFORM 1 FROM mailboxes b WHERE b.id IN (p_source, p_target) ORDER BY b.id FOR UPDATE;
+        SELECT b.user_id, b.uidvalidity, b.uidnext, b.highestmodseq + 1, b.keywords
+            INTO v_user, v_validity, v_first, v_modseq, v_known
+            FROM mailboxes b WHERE b.id = p_target;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
+        END IF;
+        SELECT array_agg(m.uid ORDER BY m.uid), array_agg(m.blob_id ORDER BY m.uid),
+                array_agg(m.flags ORDER BY m.uid), array_agg(m.keywords ORDER BY m.uid),
+                string_agg(m.keywords, ' ')
+            INTO v_old, v_blobs, v_flags, v_each, v_keywords FROM messages m
+            WHERE m.mailbox_id = p_source AND m.uid = ANY (p_uids);
+        IF v_old IS NULL THEN
+            RETURN QUERY SELECT NULL::bigint, NULL::bigint, v_validity, NULL::bigint, v_user,
+                NULL::bigint, NULL::integer, NULL::text;
+            RETURN;
+        END IF;
+        v_count := cardinality(v_old);
+        INSERT INTO messages (mailbox_id, uid, blob_id, flags, keywords, modseq, size,
+                              internaldate, tz_minutes)
+            SELECT p_target, v_first + t.n - 1, m.blob_id, m.flags, m.keywords, v_modseq,
+                   m.size, m.internaldate, m.tz_minutes
+            FROM unnest(v_old) WITH ORDINALITY AS t(u, n)
+            JOIN messages m ON m.mailbox_id = p_source AND m.uid = t.u;
+        UPDATE blobs b SET refs = b.refs + c.n
+            FROM (SELECT t.id, count(*) AS n FROM unnest(v_blobs) AS t(id) GROUP BY t.id) c
+            WHERE b.id = c.id;
+        SELECT coalesce(string_agg(k, ' ' ORDER BY k COLLATE "C"), '') INTO v_known FROM (
+            SELECT unnest(string_to_array(v_known, ' '))
+            UNION SELECT unnest(string_to_array(v_keywords, ' '))
+        ) AS s(k) WHERE k <> '';
+        UPDATE mailboxes b SET uidnext = v_first + v_count, highestmodseq = v_modseq,
+            keywords = v_known WHERE b.id = p_target;
+        PERFORM pg_notify('coi_events', v_head || (NOT p_move)::text || ',["A",' || v_user
+            || ',' || p_target || ',' || v_modseq || ',[[' || v_first || ','
+            || (v_first + v_count - 1) || ']]'
+            || CASE WHEN octet_length(to_json(v_each)::text) + 12 * v_count < 4000
+               THEN ',' || to_json(v_flags)::text || ',' || to_json(v_each)::text
+               ELSE '' END || ']]');
+        IF p_move THEN
+            v_moved := coi_remove_messages(p_source, v_old, v_blobs);
+            PERFORM coi_notify_uids(v_head, 'E', v_user, p_source, v_moved, v_old, true);
+        END IF;
+        RETURN QUERY SELECT t.u, v_first + t.n - 1, v_validity, v_modseq, v_user, v_moved,
+                t.f, t.k
+            FROM unnest(v_old, v_flags, v_each) WITH ORDINALITY AS t(u, f, k, n);
+    END
+    $fn$;
     """,
 )
 

@@ -1712,17 +1712,20 @@ class PostgresStore:
         origin: object | None = None,
     ) -> tuple[int, list[tuple[int, int]]]:
         """Copies (or moves, RFC 6851) messages; (target uidvalidity, [(source uid, new uid)]).
-        One round trip: `coi_copy` (migration 4)."""
+        One round trip: `coi_copy` (migrations 4 and 8)."""
 
         def build(
             rows: list[asyncpg.Record],
         ) -> tuple[tuple[int, list[tuple[int, int]]], list[Event]]:
-            _, _, uidvalidity, modseq, user_id, moved_modseq = rows[0]
+            _, _, uidvalidity, modseq, user_id, moved_modseq, _, _ = rows[0]
             if rows[0][0] is None:  # nothing to copy
                 return (uidvalidity, []), []
             mapping = [(row[0], row[1]) for row in rows]
             added = tuple(new for _, new in mapping)
-            events: list[Event] = [MessagesAdded(user_id, target_id, added, modseq, origin)]
+            flags = tuple(stored_flags(row[6], row[7]) for row in rows)  # as copied
+            events: list[Event] = [
+                MessagesAdded(user_id, target_id, added, modseq, origin, flags)
+            ]
             if move:
                 moved = tuple(old for old, _ in mapping)
                 events.append(MessagesExpunged(user_id, source_id, moved, moved_modseq, origin))
