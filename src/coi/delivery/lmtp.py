@@ -19,7 +19,7 @@ from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
-from coi.store.quota import OverQuota, exceeds
+from coi.store.quota import exceeds
 
 log = logging.getLogger("coi.lmtp")
 
@@ -89,9 +89,6 @@ class LmtpHandler:
             return None
         try:
             await self.local.deliver(user, message, sender, quota_checked=True)
-        except OverQuota:
-            metrics.delivery("lmtp", "overquota")
-            return None
         except Exception:
             log.exception("delivery failed user=%s", user.address)
             metrics.delivery("lmtp", "tempfail")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import on_postgres, open_test_store
 
 from coi.delivery.facts import DeliveryFacts
 from coi.delivery.local import LocalDelivery
@@ -16,7 +17,6 @@ from coi.store.coi import ENABLED, MESSAGE_FILTER, CoiSettings
 from coi.store.events import MetadataChanged
 from coi.store.model import User
 from coi.store.protocol import Store
-from tests.conftest import on_postgres, open_test_store
 
 CHAT = (
     b"From: bob@elsewhere.example\r\nTo: alice@example.org\r\nChat-Version: 1.0\r\n"
