@@ -24,8 +24,8 @@ async def coi(*args: str) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-# coi backup/restore copy the data directory's SQLite files; a PostgreSQL store is backed up
-# with PostgreSQL's own tools (pg_dump), which coi backup does not run
+# these copy the data directory's SQLite files; test_backup_postgres.py has the PostgreSQL
+# store's backup (pg_dump) and restore (pg_restore)
 pytestmark = pytest.mark.sqlite_only("coi backup and coi restore copy the SQLite store's files")
 
 

@@ -19,24 +19,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="copy the store, queue and keys (also while the server runs)",
         description="Copy the data directory's databases (SQLite online backup: consistent "
         "while coi serve runs), keys and certificates into DEST, a new or empty directory, "
-        "with a manifest of checksums.",
+        "with a manifest of checksums. With --store postgresql://... the database is dumped "
+        "with pg_dump instead (one consistent snapshot, also while coi serve runs).",
     )
     save.add_argument("dest", type=Path, metavar="DEST")
-    add_arguments(save, only=("data_dir",))
+    add_arguments(save, only=("data_dir", "store"))
     save.set_defaults(handler=_backup)
     back = sub.add_parser(
         "restore",
         help="put a backup back (the server must be stopped)",
         description="Check a backup made by 'coi backup' against its manifest and copy it "
-        "into the data directory. The server must not run meanwhile.",
+        "into the data directory. The server must not run meanwhile. A backup of the "
+        "PostgreSQL store goes into the database --store names (with pg_restore, in one "
+        "transaction), which must hold no users unless --force.",
     )
     back.add_argument("source", type=Path, metavar="SRC")
     back.add_argument(
         "--force",
         action="store_true",
-        help="replace an existing store (its files are kept aside as *.before-restore-TIME)",
+        help="replace an existing store (its files are kept aside as *.before-restore-TIME;"
+        " a PostgreSQL database's contents are replaced)",
     )
-    add_arguments(back, only=("data_dir",))
+    add_arguments(back, only=("data_dir", "store"))
     back.set_defaults(handler=_restore)
 
 
@@ -47,7 +51,7 @@ def _say(line: str) -> None:
 def _backup(args: argparse.Namespace) -> int:
     config = config_or_exit(args)
     try:
-        backup(config.data_dir, args.dest, _say)
+        backup(config.data_dir, args.dest, _say, store=config.store)
     except (BackupError, OSError) as exc:
         print(f"coi backup: {exc}", file=sys.stderr)
         return 1
@@ -62,11 +66,14 @@ def _restore(args: argparse.Namespace) -> int:
         print(f"coi restore: {exc}", file=sys.stderr)
         return 1
     try:
-        files = restore(args.source, config.data_dir, force=args.force, progress=_say)
+        files = restore(
+            args.source, config.data_dir, force=args.force, progress=_say, store=config.store
+        )
     except (BackupError, OSError) as exc:
         print(f"coi restore: {exc}", file=sys.stderr)
         return 1
     finally:
         lock.close()
-    print(f"restored {len(files)} files into {config.data_dir}; start the server with it")
+    where = "the PostgreSQL store and " if config.store else ""
+    print(f"restored {where}{len(files)} files into {config.data_dir}; start the server with it")
     return 0

@@ -1,0 +1,76 @@
+"""``coi backup`` and ``coi restore`` of the PostgreSQL store: pg_dump while the store is
+in use, pg_restore into a database without users, and the refusals (docs/deploy.md:
+Backups)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests import pg
+from tests.contract.helpers import message
+from tests.integration.test_backup import coi
+
+from coi.store.model import SEEN, Flags
+
+pytest.importorskip("asyncpg")
+
+from coi.store.postgres.store import PostgresStore
+
+
+async def test_backup_and_restore_of_the_postgresql_store(
+    tmp_path: Path, postgres_cluster: pg.Cluster, postgres_dsn: str
+) -> None:
+    live = PostgresStore(postgres_dsn)
+    try:
+        user = await live.add_user("alice@example.org", "hash", [("Sent", "\\Sent")])
+        inbox = live.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        sent = message("kept", "the body\r\n", flags=("\\Seen",))
+        await live.append(inbox.id, [sent])
+        # taken while the store is open and in use, as with coi serve running
+        code, out = await coi("backup", str(tmp_path / "b"), "--store", postgres_dsn,
+                              "--data-dir", str(tmp_path / "data"))  # fmt: skip
+    finally:
+        live.close()
+    assert code == 0, out
+    assert (tmp_path / "b" / "store.pgdump").is_file()
+
+    target = postgres_cluster.dsn(postgres_cluster.new_database())  # coi's schema, no users
+    try:
+        args = ["restore", str(tmp_path / "b"), "--store", target, "--data-dir"]
+        code, out = await coi(*args, str(tmp_path / "restored"))
+        assert code == 0, out
+        assert "restored the PostgreSQL store" in out
+        code, out = await coi(*args, str(tmp_path / "again"))  # users there now: refused
+        assert code == 1 and "already holds users" in out and "--force" in out, out
+        code, out = await coi(*args, str(tmp_path / "again"), "--force")
+        assert code == 0, out
+
+        restored = PostgresStore(target)
+        try:
+            again = restored.get_user("alice@example.org")
+            assert again is not None and again.password_hash == "hash"
+            box = restored.get_mailbox(again.id, "INBOX")
+            assert box is not None and list(restored.uids(box.id)) == [1]  # once, not twice
+            row = restored.rows(box.id, [1])[1]
+            assert row.flags == Flags(SEEN)
+            assert restored.blob(row.blob_id) == (sent.raw, sent.meta)
+            assert restored.get_mailbox(again.id, "Sent") is not None
+        finally:
+            restored.close()
+    finally:
+        postgres_cluster.drop_database(target.rsplit("/", 1)[1])
+
+
+async def test_a_backup_goes_back_only_where_it_came_from(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    code, out = await coi("backup", str(tmp_path / "b"), "--data-dir", str(tmp_path / "none"))
+    assert code == 1 and "holds no coi store" in out, out
+    code, out = await coi("backup", str(tmp_path / "b"), "--store", postgres_dsn,
+                          "--data-dir", str(tmp_path / "data"))  # fmt: skip
+    assert code == 0, out
+    # a dump of PostgreSQL is not restored into a data directory, nor the other way round
+    code, out = await coi("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "r"))
+    assert code == 1 and "give --store postgresql://" in out, out
