@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import on_postgres, open_test_store
+from tests.conftest import open_test_store
 
 from coi.delivery.facts import DeliveryFacts
 from coi.delivery.local import LocalDelivery
@@ -117,8 +117,7 @@ async def test_entries_are_read_again_after_max_age(store: Store) -> None:
 async def test_a_change_in_another_process_reaches_the_cache(postgres_dsn: str) -> None:
     """Two `coi serve` processes on one database: SETMETADATA taken by one is seen by the
     next delivery in the other once its event has come (LISTEN/NOTIFY)."""
-    if not on_postgres():
-        pytest.skip("PostgreSQL only (COI_TEST_STORE=postgres)")
+    pytest.importorskip("asyncpg")
     from coi.store.postgres.store import PostgresStore
 
     here, there = PostgresStore(postgres_dsn), PostgresStore(postgres_dsn)
