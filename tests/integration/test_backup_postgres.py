@@ -74,3 +74,8 @@ async def test_a_backup_goes_back_only_where_it_came_from(
     # a dump of PostgreSQL is not restored into a data directory, nor the other way round
     code, out = await coi("restore", str(tmp_path / "b"), "--data-dir", str(tmp_path / "r"))
     assert code == 1 and "give --store postgresql://" in out, out
+    # a store that cannot be reached is one line, without the password
+    code, out = await coi("backup", str(tmp_path / "c"), "--store",
+                          "postgresql://coi:secret@127.0.0.1:1/coi")  # fmt: skip
+    assert code == 1 and "cannot reach the store" in out, out
+    assert "secret" not in out and "Traceback" not in out and len(out.splitlines()) == 1

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from coi.cli.common import config_or_exit
+from coi.cli.common import config_or_exit, redact
 from coi.cli.serve import lock_data_dir
 from coi.config import add_arguments
 from coi.store.backup import BackupError, backup, restore
@@ -53,7 +53,7 @@ def _backup(args: argparse.Namespace) -> int:
     try:
         backup(config.data_dir, args.dest, _say, store=config.store)
     except (BackupError, OSError) as exc:
-        print(f"coi backup: {exc}", file=sys.stderr)
+        print(f"coi backup: {redact(str(exc))}", file=sys.stderr)
         return 1
     return 0
 
@@ -70,7 +70,7 @@ def _restore(args: argparse.Namespace) -> int:
             args.source, config.data_dir, force=args.force, progress=_say, store=config.store
         )
     except (BackupError, OSError) as exc:
-        print(f"coi restore: {exc}", file=sys.stderr)
+        print(f"coi restore: {redact(str(exc))}", file=sys.stderr)
         return 1
     finally:
         lock.close()

@@ -93,12 +93,17 @@ def _database_state(store: str) -> tuple[bool, bool, bool]:
     """(coi's schema is there, it holds users, it is a sharded directory) of ``store``."""
     import asyncio
 
-    import asyncpg
+    try:
+        import asyncpg
+    except ImportError:
+        raise BackupError(
+            "--store postgresql://... needs asyncpg: pip install 'coi[postgres]'"
+        ) from None
 
     async def read() -> tuple[bool, bool, bool]:
         try:
             conn = await asyncpg.connect(store)
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise BackupError(f"cannot reach the store {store}: {exc}") from None
         try:
             if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
