@@ -51,14 +51,9 @@ class _Mailboxes:
             return None
         return User(zlib.crc32(address.lower().encode()), address.lower(), "")
 
-    async def read_local_user(self, address: str) -> User | None:
-        return self.local_user(address)
-
-    async def usage(self, user: User) -> tuple[int, int]:
-        return 0, 0  # no quotas here
-
-    async def is_full(self, user: User, adding: int = 0) -> bool:
-        return False
+    async def read_recipient(self, address: str) -> tuple[User, tuple[int, int]] | None:
+        user = self.local_user(address)
+        return None if user is None else (user, (0, 0))  # no quotas here
 
     async def deliver(
         self, user: User, message: bytes, sender: str, *, quota_checked: bool = False

@@ -149,6 +149,21 @@ async def test_read_usage_gives_the_limit_and_sums_only_under_one(store: Store) 
     assert await store.read_usage(user.id + 1000, 0) == (0, 0)  # no such user
 
 
+async def test_read_recipient_gives_the_user_and_its_usage_in_one_read(store: Store) -> None:
+    """RCPT's lookup: the user of the address (any case) with read_usage's figures; an
+    alias is not a user here (LocalDelivery follows it)."""
+    user, inbox = await user_with_inbox(store)
+    one = message("one", body="x" * 300)
+    await store.append(inbox.id, [one])
+    assert await store.read_recipient("A@x.org", 0) == (user, (0, 0))
+    assert await store.read_recipient("a@x.org", 5000) == (user, (5000, len(one.raw)))
+    await store.set_quota("a@x.org", 1 << 20)
+    assert await store.read_recipient("a@x.org", 5000) == (user, (1 << 20, len(one.raw)))
+    await store.set_alias("alias@x.org", "a@x.org")
+    assert await store.read_recipient("alias@x.org", 0) is None
+    assert await store.read_recipient("nobody@x.org", 0) is None
+
+
 async def test_lookups_of_names_no_one_can_have_find_nothing(store: Store) -> None:
     """An LMTP recipient or a mailbox name with NUL is simply not found: no backend fails
     on text it could never have stored (PostgreSQL's text cannot hold NUL)."""
@@ -156,6 +171,7 @@ async def test_lookups_of_names_no_one_can_have_find_nothing(store: Store) -> No
     for odd in ("a\x00@x.org", "\x00"):
         assert store.get_user(odd) is None
         assert await store.read_user(odd) is None
+        assert await store.read_recipient(odd, 0) is None
         assert store.alias_target(odd) is None
         assert store.get_mailbox(user.id, odd) is None
         assert await store.read_mailbox(user.id, odd) is None

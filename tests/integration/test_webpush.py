@@ -143,6 +143,10 @@ async def test_subscribe_validate_and_receive_pushes(push_env: PushEnv) -> None:
     )
     # COI on, so chat messages get $Chat at delivery (which is how msgtype "chat" is told)
     await client.command('c SETMETADATA "" (/private/vendor/vendor.dovecot/coi/config/enabled yes)')
+    # no subscription yet: nothing is pushed (and what was read then is not kept after)
+    await asyncio.to_thread(deliver, push_env, CHAT.replace(b".1@", b".0@"))
+    await asyncio.sleep(0.2)
+    assert push_env.endpoint.received == []
     lines = await setmeta(client, "s", f"{SUBS}/{SUB_ID}", subscription(push_env))
     assert lines[-1] == b"s OK SETMETADATA complete\r\n"
     await wait_for(lambda: push_env.endpoint.received)

@@ -208,6 +208,7 @@ async def serve(
     server = ImapServer(config, store, context, keys)
     delivery = DeliveryService(config, store, context)
     webpush = WebPushService(config, store, keys)
+    await store.warm_up()
     accounts = await ensure_demo_users(store, config) if demo else []
     if primary and config.store:
         from coi.delivery.pgqueue import PgQueue

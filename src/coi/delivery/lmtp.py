@@ -39,10 +39,10 @@ class LmtpHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
-        user = await self.local.read_local_user(address)
-        if user is None:
+        found = await self.local.read_recipient(address)
+        if found is None:
             return f"550 5.1.1 <{address}>: no such user here"
-        usage = await self.local.usage(user)
+        user, usage = found
         if exceeds(usage, 1):  # RFC 3463 5.2.2: mailbox full, a permanent failure
             return f"552 5.2.2 <{address}>: mailbox full"
         if len(envelope.rcpt_tos) >= self.max_recipients:

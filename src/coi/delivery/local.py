@@ -109,11 +109,14 @@ class LocalDelivery:
             found = self.postmaster_of(domain)
         return found
 
-    async def read_local_user(self, address: str) -> User | None:
-        """`local_user` with its common case awaited, the address of a user (a networked
-        store serves other sessions meanwhile); aliases and the rest as there."""
-        found = await self.store.read_user(address.strip().lower())
-        return found if found is not None else self.local_user(address)
+    async def read_recipient(self, address: str) -> tuple[User, tuple[int, int]] | None:
+        """The local user of `address` (aliases followed, as `local_user`) and its
+        quota `usage`: one round trip for a user's own address (RCPT, for each recipient)."""
+        found = await self.store.read_recipient(address.strip().lower(), self.default_quota)
+        if found is not None:
+            return found
+        user = self.local_user(address)
+        return None if user is None else (user, await self.usage(user))
 
     def postmaster_of(self, domain: str) -> User | None:
         """``postmaster`` from the config, else the domain's first user (docs/deploy.md)."""
@@ -160,10 +163,6 @@ class LocalDelivery:
             len(raw),
         )
         return target
-
-    async def is_full(self, user: User, adding: int = 0) -> bool:
-        """True when ``adding`` octets more would not fit the user's quota."""
-        return quota.exceeds(await self.usage(user), max(adding, 1))
 
     async def usage(self, user: User) -> tuple[int, int]:
         """(limit, octets used) of the user's quota (0: no limit); see `quota.exceeds`."""

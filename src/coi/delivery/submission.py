@@ -28,7 +28,7 @@ from coi.auth.throttle import LoginThrottle
 from coi.delivery.local import LocalDelivery, from_addresses
 from coi.delivery.smtpd import FastSMTP
 from coi.store.model import User
-from coi.store.quota import OverQuota
+from coi.store.quota import OverQuota, exceeds
 
 log = logging.getLogger("coi.submission")
 # aiosmtpd itself sets the deprecated Session.login_data on every AUTH and warns about it
@@ -71,10 +71,10 @@ class SubmissionHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self.max_recipients:
             return f"452 4.5.3 Too many recipients (at most {self.max_recipients} per message)"
-        target = await self.local.read_local_user(address)
-        if target is None and self.local.is_local_domain(address):
+        found = await self.local.read_recipient(address)
+        if found is None and self.local.is_local_domain(address):
             return f"550 5.1.1 <{address}>: no such user here"
-        if target is not None and await self.local.is_full(target):
+        if found is not None and exceeds(found[1], 1):
             return f"552 5.2.2 <{address}>: mailbox full"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
@@ -101,16 +101,15 @@ class SubmissionHandler:
         rcpts: list[str] = list(envelope.rcpt_tos)
         local: list[tuple[str, User]] = []
         remote: list[str] = []
-        for rcpt in rcpts:
-            target = await self.local.read_local_user(rcpt)
-            if target is not None:
-                local.append((rcpt, target))
-            else:
-                remote.append(rcpt)
         trace_size = len(sender) + 20
-        for rcpt, target in local:  # checked before anything is stored or queued
-            if await self.local.is_full(target, len(message) + trace_size):
+        for rcpt in rcpts:  # quota checked before anything is stored or queued
+            found = await self.local.read_recipient(rcpt)
+            if found is None:
+                remote.append(rcpt)
+            elif exceeds(found[1], len(message) + trace_size):
                 return f"552 5.2.2 <{rcpt}>: mailbox full, the message was not sent"
+            else:
+                local.append((rcpt, found[0]))
         try:
             if remote:
                 await self.enqueue(sender, remote, message)

@@ -115,6 +115,13 @@ class QuotaStore(Protocol):
         when there is a limit (0 otherwise)."""
         ...
 
+    async def read_recipient(
+        self, address: str, default: int
+    ) -> tuple[User, tuple[int, int]] | None:
+        """`read_user` and `read_usage` in one read (a delivery's RCPT): the user whose
+        address this is (aliases are not followed) and its (limit, octets used)."""
+        ...
+
     async def set_quota(self, address: str, octets: int) -> None:
         """Sets the user's own limit (0: back to the default); NoSuchUser."""
         ...
@@ -383,6 +390,11 @@ class Store(
     def sent_copies(self) -> SentCopies:
         """The server's own recent Sent copies, so a client's APPEND of one is not stored
         twice; kept in memory per process."""
+        ...
+
+    async def warm_up(self) -> None:
+        """Opens, before the first command, what the caller's loop will use (a networked
+        store's connections, ready for the common writes); nothing on a local store."""
         ...
 
     def close(self) -> None:

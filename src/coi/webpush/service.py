@@ -6,7 +6,9 @@ timer; a message delivered with `Delivered(push=True)` (MessagesAdded) gets one 
 validated subscription that wants its kind. Sending never blocks delivery: pushes go to
 a `FairPushQueue` (per-user queues in turn, a limit per push service, retries of 429/5xx
 honouring Retry-After), so one user's slow push service does not delay anyone else's.
-A push service answering 404/410 removes the subscription.
+A push service answering 404/410 removes the subscription. The validated subscriptions
+of a user pushed to are kept (one read per user, not per message) until a change of that
+user's server entries (MetadataChanged, from any process) or `SUBSCRIPTIONS_MAX_AGE`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ from coi.webpush.subscriptions import (
 )
 
 log = logging.getLogger("coi.webpush")
+
+# Kept subscriptions are read again after this many seconds: the bound on what a lost
+# LISTEN connection (changes of other processes missed) leaves stale; at most
+# SUBSCRIPTIONS_MAX_USERS users are kept, then the cache starts over.
+SUBSCRIPTIONS_MAX_AGE = 60.0
+SUBSCRIPTIONS_MAX_USERS = 10_000
 
 
 def stored_subscriptions(store: MetadataStore, user_id: int) -> list[Subscription]:
@@ -80,6 +88,8 @@ class WebPushService:
         self.queue = FairPushQueue(self._deliver, self._finished)
         self._tasks: set[asyncio.Task[None]] = set()
         self._timers: dict[tuple[int, str], asyncio.TimerHandle] = {}
+        self._validated: dict[int, tuple[float, list[Subscription]]] = {}
+        self._changes = 0  # server entries changed: a read across one is not kept
         self._unwatch = store.events.watch_all(self._on_event)
 
     def start(self) -> None:
@@ -113,6 +123,8 @@ class WebPushService:
             if isinstance(event.origin, Delivered) and event.origin.push:
                 self._spawn(self._notify(event))
         elif isinstance(event, MetadataChanged) and event.mailbox_id == 0:
+            self._validated.pop(event.user_id, None)
+            self._changes += 1
             for name in event.entries:
                 if (
                     name.startswith(SUBSCRIPTIONS + "/")
@@ -169,8 +181,21 @@ class WebPushService:
 
     # -- notifications -------------------------------------------------------------------
 
+    async def _validated_subscriptions(self, user_id: int) -> list[Subscription]:
+        now = time.monotonic()
+        kept = self._validated.get(user_id)
+        if kept is not None and now - kept[0] < SUBSCRIPTIONS_MAX_AGE:
+            return kept[1]
+        changes = self._changes
+        subs = [s for s in await read_subscriptions(self.store, user_id) if s.validated]
+        if changes == self._changes:
+            if len(self._validated) >= SUBSCRIPTIONS_MAX_USERS:
+                self._validated.clear()
+            self._validated[user_id] = (now, subs)
+        return subs
+
     async def _notify(self, event: MessagesAdded) -> None:
-        subs = [s for s in await read_subscriptions(self.store, event.user_id) if s.validated]
+        subs = await self._validated_subscriptions(event.user_id)
         if not subs:
             return
         mailbox = self.store.mailbox_by_id(event.mailbox_id)

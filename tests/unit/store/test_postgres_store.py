@@ -25,7 +25,7 @@ pytest.importorskip("asyncpg")
 
 from coi.store.postgres import store as postgres_store
 from coi.store.postgres.migrations import SchemaTooNew
-from coi.store.postgres.notify import REMOTE, decode, encode
+from coi.store.postgres.notify import REMOTE, decode, encode, own_write, token_prefix
 from coi.store.postgres.store import PostgresStore
 
 
@@ -345,6 +345,19 @@ def test_large_events_are_split_under_the_notify_limit() -> None:
     assert len(pieces) > 1 and all(len(p.encode()) < 8000 for p in pieces)
 
 
+def test_own_notifications_are_told_without_parsing_their_bodies() -> None:
+    """A process's own payloads (those of its token) give only the write id and whether
+    it is the last piece; another token's are not taken for its own."""
+    token = "0123456789abcdef"
+    pieces = encode(token, 8, [FlagsChanged(1, 2, ((5, Flags(SEEN, ("$chat",)), 6),))])
+    pieces += encode(token, 9, [MessagesAdded(1, 2, tuple(range(1, 40000, 2)), 9)])
+    assert [own_write(p, token_prefix(token)) for p in pieces] == [
+        (w, last) for _, w, last, _ in map(decode, pieces)
+    ]
+    assert own_write(encode("fedcba9876543210", 8, [])[0], token_prefix(token)) is None
+    assert own_write(encode(token + "0", 8, [])[0], token_prefix(token)) is None
+
+
 async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
     store = PostgresStore(postgres_dsn)
     store.close()
@@ -379,6 +392,25 @@ async def test_bodies_are_stored_without_compression(postgres_dsn: str) -> None:
         await conn.close()
     assert [tuple(row) for row in rows] == [(None, len(big.raw))]
     assert [tuple(row) for row in search] == [(None,)] and len(big.search) > 100_000
+
+
+async def test_warm_up_opens_the_home_pool_before_the_first_command(postgres_dsn: str) -> None:
+    """`coi serve` warms the store before it listens: the home loop's pool is open with
+    its first connections (each has learnt APPEND's and STORE's parameter types), and
+    writes on it work as before."""
+    store = PostgresStore(postgres_dsn, min_size=2)
+    try:
+        assert store._home_pool is None  # opened on first use otherwise
+        await store.warm_up()
+        pool = store._home_pool
+        assert pool is not None and pool.get_size() >= 2
+        await store.warm_up()  # once is enough; again is harmless
+        assert store._home_pool is pool
+        user, inbox = await user_with_inbox(store)
+        _, uids = await store.append(inbox.id, [message()])
+        assert uids == [1] and pool.get_size() >= 2
+    finally:
+        store.close()
 
 
 async def test_a_handle_that_does_not_listen_still_notifies(postgres_dsn: str) -> None:

@@ -118,6 +118,22 @@ def encode(token: str, write_id: int, events: Sequence[Event]) -> list[str]:
     return out
 
 
+def token_prefix(token: str) -> str:
+    """How every payload of `token` starts (json.dumps and PostgreSQL's to_json write a
+    token of hex digits alike)."""
+    return "[" + json.dumps(token) + ","
+
+
+def own_write(payload: str, prefix: str) -> tuple[int, bool] | None:
+    """(write id, last?) of a payload that starts with `prefix` (`token_prefix`); None
+    for another token's. A process's own notifications only report its writes, so the
+    body, often the longest part, is not parsed."""
+    if not payload.startswith(prefix):
+        return None
+    write_id, last, _ = payload[len(prefix) :].split(",", 2)
+    return int(write_id), last == "true"
+
+
 def decode(payload: str) -> tuple[str, int, bool, Event | None]:
     """(token, write id, last?, the event as a remote one, or None)."""
     token, write_id, last, body = json.loads(payload)

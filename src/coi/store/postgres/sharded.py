@@ -86,6 +86,7 @@ ROUTES: dict[str, str] = {
     "quota_of": "user",
     "storage_used": "user",
     "read_usage": "user",
+    "read_recipient": "address",
     "set_quota": "address",
     "mailboxid": "mailbox",
     "list_mailboxes": "user",
@@ -133,6 +134,7 @@ ROUTES: dict[str, str] = {
     "events": "local",
     "sent_copies": "local",
     "close": "all",
+    "warm_up": "all",
 }
 
 _MAP_SCHEMA = """
@@ -406,6 +408,9 @@ class ShardedStore:
     def shards(self) -> dict[int, PostgresStore]:
         return dict(self._shards)
 
+    async def warm_up(self) -> None:
+        await asyncio.gather(*(shard.warm_up() for shard in self._all()))
+
     def close(self) -> None:
         """Closes every shard, the directory last."""
         try:
@@ -624,6 +629,13 @@ class ShardedStore:
 
     async def read_usage(self, user_id: int, default: int) -> tuple[int, int]:
         return await self._at(user_id).read_usage(user_id, default)
+
+    async def read_recipient(
+        self, address: str, default: int
+    ) -> tuple[User, tuple[int, int]] | None:
+        """The user through the map (`read_user`), then its usage on its shard."""
+        user = await self.read_user(address)
+        return None if user is None else (user, await self.read_usage(user.id, default))
 
     async def set_quota(self, address: str, octets: int) -> None:
         await (await self._routed("user_shards", address))[1].set_quota(address, octets)

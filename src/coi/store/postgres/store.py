@@ -73,7 +73,7 @@ from coi.store.model import (
 )
 from coi.store.postgres.cache import DEFAULT_BYTES, BodyCache
 from coi.store.postgres.migrations import migrate
-from coi.store.postgres.notify import CHANNEL, decode, encode
+from coi.store.postgres.notify import CHANNEL, decode, encode, own_write, token_prefix
 from coi.store.postgres.rowcache import DEFAULT_ROWS, RowCache
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
@@ -355,13 +355,14 @@ class PostgresStore:
         self._home_opening: asyncio.Lock | None = None
         self._home_turns: dict[int, collections.deque[_Pending]] = {}  # the home loop
         self._home_tasks: set[asyncio.Task[None]] = set()
-        self._max_size = max_size
+        self._min_size, self._max_size = min_size, max_size
         self._owners: dict[int, int] = {}  # mailbox id -> user id (never changes)
         # bodies, their indexes and search data: immutable, so cached; a body this process
         # releases leaves the cache (store/postgres/cache.py)
         self._bodies = BodyCache(cache_bytes)
         self._pending: set[concurrent.futures.Future[None]] = set()
         self._token = secrets.token_hex(8)  # this handle's notifications
+        self._own_prefix = token_prefix(self._token)
         self._write_ids = itertools.count(1)
         # writes whose notifications are on their way back: write id -> its report
         self._awaiting: dict[int, _Report] = {}
@@ -484,9 +485,19 @@ class PostgresStore:
                 if self._closed:
                     raise StoreError("the store is closed")
                 self._home_pool = await asyncpg.create_pool(
-                    self.dsn, min_size=1, max_size=self._max_size, reset=_keep_session
+                    self.dsn,
+                    min_size=self._min_size,
+                    max_size=self._max_size,
+                    reset=_keep_session,
+                    init=_ready_for_writes,
                 )
             return self._home_pool
+
+    async def warm_up(self) -> None:
+        """Opens the home loop's pool (`coi serve` calls it before it listens): its
+        first connections are then ready before the first command needs them."""
+        if self._on_home():
+            await self._home_ready()
 
     async def _query(self, method: str, sql: str, *args: Any) -> Any:
         """One statement by a coroutine (`method`: fetch, fetchrow, fetchval): on the home
@@ -708,12 +719,17 @@ class PostgresStore:
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """One notification, in commit order: a remote event is published on the home
         loop; the last notification of one of our writes reports that write."""
+        text = str(payload)
         try:
-            token, write_id, last, event = decode(str(payload))
+            own = own_write(text, self._own_prefix)
+            if own is None:
+                token, write_id, last, event = decode(text)
+            else:
+                (write_id, last), event = own, None
         except (ValueError, TypeError, KeyError, IndexError):
             log.warning("ignored a malformed notification: %.200s", payload)
             return
-        if token == self._token:
+        if own is not None or token == self._token:
             if last:
                 report = self._awaiting.pop(write_id, None)
                 if report is not None:
@@ -907,6 +923,24 @@ class PostgresStore:
             default,
         )
         return int(row[0]), int(row[1])
+
+    async def read_recipient(
+        self, address: str, default: int
+    ) -> tuple[User, tuple[int, int]] | None:
+        """The user row and its usage in one statement (RCPT's one round trip)."""
+        if not _sql_text(address):
+            return None
+        row = await self._query(
+            "fetchrow",
+            "SELECT u.id, u.address, u.password_hash, l.lim, CASE WHEN l.lim > 0 THEN"
+            " (SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b"
+            " ON b.id = m.mailbox_id WHERE b.user_id = u.id) ELSE 0 END"
+            " FROM users u CROSS JOIN LATERAL"
+            " (SELECT coalesce(nullif(u.quota, 0), $2::bigint) AS lim) l WHERE u.address = $1",
+            address.lower(),
+            default,
+        )
+        return None if row is None else (User(*row[:3]), (int(row[3]), int(row[4])))
 
     async def set_quota(self, address: str, octets: int) -> None:
         address = address.lower()
@@ -1794,6 +1828,14 @@ async def _rollback(conn: Conn) -> None:
         return
     with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
         await conn.execute("ROLLBACK")
+
+
+async def _ready_for_writes(conn: Connection) -> None:
+    """A new home connection prepares APPEND's and STORE's statements once: asyncpg
+    learns their array types then (a query of the catalogue each, 10 ms of the first
+    append on a fresh connection), not in the first command that uses the connection."""
+    for sql in (_APPEND, _STORE_FLAGS):
+        await conn.prepare(sql)
 
 
 async def _keep_session(_conn: Connection) -> None:

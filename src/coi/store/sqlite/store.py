@@ -243,6 +243,16 @@ class SqliteStore:
         limit = self.quota_of(user_id) or default
         return limit, self.storage_used(user_id) if limit else 0
 
+    async def warm_up(self) -> None:
+        """Nothing to open: the file is open, and reads never wait."""
+
+    async def read_recipient(
+        self, address: str, default: int
+    ) -> tuple[User, tuple[int, int]] | None:
+        """`get_user` and `read_usage`: local reads, never suspending."""
+        user = self.get_user(address)
+        return None if user is None else (user, await self.read_usage(user.id, default))
+
     async def set_quota(self, address: str, octets: int) -> None:
         address = address.lower()
 
