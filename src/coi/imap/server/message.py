@@ -5,9 +5,11 @@ CHECK, CLOSE, UNSELECT (RFC 3691), EXPUNGE, UID EXPUNGE (RFC 4315), STORE, COPY,
 
 from __future__ import annotations
 
+import asyncio
+
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.mailbox import find_target
-from coi.imap.server.quota import check_quota
+from coi.imap.server.quota import refuse_over_quota, usage_of
 from coi.imap.server.render import flag_text
 from coi.imap.server.selected import SelectedMailbox
 from coi.imap.server.session import SELECTED, Route, Session
@@ -149,13 +151,16 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
 async def handle_copy(session: Session, command: cmd.Copy) -> str:
     view = session.require_selected()
     uids = resolve(session, command.sequence, command.uid)
-    target = await find_target(session, command.mailbox)
     if not uids:
+        await find_target(session, command.mailbox)
         return "COPY completed"
-    adding = sum(
-        row.size for row in (await session.store.read_rows(view.mailbox_id, uids)).values()
+    # the three reads at once: one wait instead of three on a networked store
+    target, rows, usage = await asyncio.gather(
+        find_target(session, command.mailbox),
+        session.store.read_rows(view.mailbox_id, uids),
+        usage_of(session),
     )
-    await check_quota(session, adding)
+    refuse_over_quota(usage, sum(row.size for row in rows.values()))
     validity, mapping = await session.store.copy(view.mailbox_id, uids, target.id, origin=session)
     if not mapping:
         raise CommandNo(NOTHING_LEFT, "EXPUNGEISSUED")

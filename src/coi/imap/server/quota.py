@@ -12,17 +12,14 @@ from coi.store import quota
 ROOT = ""
 
 
-async def check_quota(session: Session, adding: int) -> None:
-    """RFC 9208 §5.3 (OVERQUOTA): nothing is stored past the user's STORAGE limit."""
-    try:
-        await quota.check(
-            session.store, session.user_id, session.config.default_quota, adding
-        )
-    except quota.OverQuota as exc:
-        raise CommandNo(f"Mailbox is {exc}", "OVERQUOTA") from None
+def refuse_over_quota(usage: tuple[int, int], adding: int) -> None:
+    """RFC 9208 §5.3 (OVERQUOTA): nothing is stored past the user's STORAGE limit
+    (`usage` read by the command beside its other reads)."""
+    if quota.exceeds(usage, adding):
+        raise CommandNo(f"Mailbox is over quota ({usage[0]} octets)", "OVERQUOTA")
 
 
-async def _usage(session: Session) -> tuple[int, int]:
+async def usage_of(session: Session) -> tuple[int, int]:
     """(limit, octets used); usage is 0 when there is no limit."""
     return await session.store.read_usage(session.user_id, session.config.default_quota)
 
@@ -33,7 +30,7 @@ def _quota_line(limit: int, used: int) -> str:
 
 
 async def handle_getquota(session: Session, command: cmd.GetQuota) -> str:
-    limit, used = await _usage(session)
+    limit, used = await usage_of(session)
     if command.root != ROOT or not limit:
         raise CommandNo(f"No quota root {command.root!r}", "NONEXISTENT")
     session.untagged(_quota_line(limit, used))
@@ -45,7 +42,7 @@ async def handle_getquotaroot(session: Session, command: cmd.GetQuotaRoot) -> st
 
     found = await find(session, command.mailbox)
     name = session.mailbox_name(found.name)
-    limit, used = await _usage(session)
+    limit, used = await usage_of(session)
     if not limit:  # §4.3: a mailbox without a quota root gets an empty QUOTAROOT
         session.untagged(f"QUOTAROOT {name}")
         return "GETQUOTAROOT completed"
