@@ -40,6 +40,21 @@ async def test_text_matches_narrow_by_header_body_and_either(store: Store) -> No
     assert await matches(*many) == {1}
 
 
+async def test_a_header_text_cannot_hold_is_always_a_candidate(store: Store) -> None:
+    """A header line with NUL (PostgreSQL's text cannot hold it) is never lost to a
+    header needle: such a message is a candidate whatever the needle; the others are
+    narrowed as usual, and another mailbox's messages never come along."""
+    user, inbox = await user_with_inbox(store)
+    odd = message("Lunch\x00plans", "pizza")
+    await store.append(inbox.id, [message("Weekly report", "numbers"), odd, message("x", "y")])
+    other = await store.create_mailbox(user.id, "Other")
+    await store.append(other.id, [message("Lunch\x00plans", "pizza"), message("Lunch", "z")])
+    found = await store.text_matches(inbox.id, [("header", fold_for_search("lunch"))])
+    assert 2 in found and not found & {1, 3}
+    found = await store.text_matches(inbox.id, [("header", fold_for_search("weekly"))])
+    assert 1 in found and 3 not in found
+
+
 async def test_search_data_of_each_message(store: Store) -> None:
     _, inbox = await user_with_inbox(store)
     stored = [message("a", "alpha"), message("b", "beta")]

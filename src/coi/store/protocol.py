@@ -17,9 +17,10 @@ Shape rules, so that a networked database fits:
   event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing, and the
   lookups of command handlers: a named mailbox (`read_mailbox`), the tree for LIST
   (`read_mailboxes`), STATUS (`read_mailbox_status`, `read_status`), the quota check
-  (`read_usage`) and a delivery's recipient (`read_recipient`), each one round trip where a networked store can make it one. On SQLite
-  they never suspend, so a session's responses keep their order; on a networked store
-  the caller's loop serves other sessions during the round trip.
+  (`read_usage`) and a delivery's recipient (`read_recipient`), each one round trip
+  where a networked store can make it one. On SQLite they never suspend, so a session's
+  responses keep their order; on a networked store the caller's loop serves other
+  sessions during the round trip.
 - The other reads are synchronous for now, each for a reason: the selected mailbox's
   state (`uids`, `flag_rows`, `mailbox_by_id`) is built and updated inside event
   listeners, which must apply one event before the next arrives; FETCH's and SEARCH's

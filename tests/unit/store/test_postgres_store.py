@@ -406,7 +406,7 @@ async def test_warm_up_opens_the_home_pool_before_the_first_command(postgres_dsn
         assert pool is not None and pool.get_size() >= 2
         await store.warm_up()  # once is enough; again is harmless
         assert store._home_pool is pool
-        user, inbox = await user_with_inbox(store)
+        _, inbox = await user_with_inbox(store)
         _, uids = await store.append(inbox.id, [message()])
         assert uids == [1] and pool.get_size() >= 2
     finally:

@@ -1615,7 +1615,8 @@ class PostgresStore:
         UTF-8 ("body"), or in either ("text"); case-sensitive, on folded text, like
         SQLite's instr. Header needles are `LIKE '%needle%'` on the header lines' pg_trgm
         GIN index; the search data is scanned in the database (migration 7). Bodies
-        without header lines are always included. A superset: the caller checks each one."""
+        without header lines are always included (migration 9). A superset: the caller
+        checks each one."""
         tests: list[str] = []
         args: list[Any] = [mailbox_id]
         # Any subset of the needles gives a superset: only the longest few (the most
@@ -1636,11 +1637,16 @@ class PostgresStore:
             tests.append(f"({' OR '.join(parts)})")
         condition = " AND ".join(tests) or "true"
         scans = any(where != "header" for where, _ in usable)
+        # every body has its search_text row; those without header lines (NULL) come
+        # from an index of their own (migration 9), so that a header needle's LIKE alone
+        # can use the trigram index
         rows = await self._query(
             "fetch",
-            "SELECT m.uid FROM messages m LEFT JOIN search_text s ON s.blob_id = m.blob_id"
+            "SELECT m.uid FROM messages m JOIN search_text s ON s.blob_id = m.blob_id"
             + (" JOIN blobs b ON b.id = m.blob_id" if scans else "")
-            + f" WHERE m.mailbox_id = $1 AND (s.header IS NULL OR ({condition}))",
+            + f" WHERE m.mailbox_id = $1 AND {condition}"
+            " UNION ALL SELECT m.uid FROM search_text s JOIN messages m ON m.blob_id = s.blob_id"
+            " WHERE s.header IS NULL AND m.mailbox_id = $1",
             *args,
         )
         return {row[0] for row in rows}
