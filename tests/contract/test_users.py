@@ -149,6 +149,38 @@ async def test_read_usage_gives_the_limit_and_sums_only_under_one(store: Store) 
     assert await store.read_usage(user.id + 1000, 0) == (0, 0)  # no such user
 
 
+async def test_usage_follows_every_write_of_messages(store: Store) -> None:
+    """Quota usage is RFC822.SIZE summed over every mailbox, after APPEND, COPY, MOVE,
+    EXPUNGE and DELETE of a mailbox alike (PostgreSQL keeps a sum per mailbox)."""
+    user, inbox = await user_with_inbox(store)
+    other = await store.create_mailbox(user.id, "Other")
+    trash = store.get_mailbox(user.id, "Trash")
+    assert trash is not None
+    sizes = [len(m.raw) for m in (message("a", "1" * 100), message("b", "2" * 200))]
+    await store.append(inbox.id, [message("a", "1" * 100), message("b", "2" * 200)])
+    await store.append(inbox.id, [message("c", "3" * 300, flags=("\\Deleted",))])
+    sizes.append(len(message("c", "3" * 300).raw))
+
+    async def used() -> int:
+        limit, octets = await store.read_usage(user.id, 1 << 30)
+        assert limit == 1 << 30 and store.storage_used(user.id) == octets
+        found = await store.read_recipient("a@x.org", 1 << 30)
+        assert found is not None and found[1] == (limit, octets)
+        return octets
+
+    assert await used() == sum(sizes)
+    await store.copy(inbox.id, [1, 2], other.id)
+    assert await used() == sum(sizes) + sizes[0] + sizes[1]
+    await store.copy(other.id, [1], trash.id, move=True)
+    assert await used() == sum(sizes) + sizes[0] + sizes[1]
+    assert await store.expunge(inbox.id) == [3]
+    assert await used() == sizes[0] + sizes[1] + sizes[0] + sizes[1]
+    await store.delete_mailbox(user.id, "Other")
+    assert await used() == sizes[0] + sizes[1] + sizes[0]
+    await store.expunge(trash.id)  # nothing \\Deleted there: nothing changes
+    assert await used() == 2 * sizes[0] + sizes[1]
+
+
 async def test_read_recipient_gives_the_user_and_its_usage_in_one_read(store: Store) -> None:
     """RCPT's lookup: the user of the address (any case) with read_usage's figures; an
     alias is not a user here (LocalDelivery follows it)."""

@@ -372,6 +372,41 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
         PostgresStore(postgres_dsn)
 
 
+async def test_migration_10_sums_the_sizes_of_messages_stored_before(
+    postgres_dsn: str,
+) -> None:
+    """A database from before migration 10 gets each mailbox's sum of sizes from the
+    messages it holds, and the trigger keeps it from then on."""
+    import asyncpg
+
+    store = PostgresStore(postgres_dsn)
+    try:
+        user, inbox = await user_with_inbox(store)
+        stored = [message("one", "x" * 500), message("two", "y" * 70)]
+        await store.append(inbox.id, stored)
+    finally:
+        store.close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:  # back to schema 9
+        await conn.execute(
+            "DROP TRIGGER messages_size_added ON messages;"
+            " DROP TRIGGER messages_size_removed ON messages;"
+            " DROP FUNCTION coi_size_added(); DROP FUNCTION coi_size_removed();"
+            " ALTER TABLE mailboxes DROP COLUMN size_sum;"
+            " UPDATE schema_version SET version = 9"
+        )
+    finally:
+        await conn.close()
+    store = PostgresStore(postgres_dsn)
+    try:
+        total = sum(len(m.raw) for m in stored)
+        assert await store.read_usage(user.id, 1 << 20) == (1 << 20, total)
+        await store.append(inbox.id, [message("three", "z")])
+        assert store.storage_used(user.id) == total + len(message("three", "z").raw)
+    finally:
+        store.close()
+
+
 async def test_bodies_are_stored_without_compression(postgres_dsn: str) -> None:
     """Migrations 6 and 7: a large body and its search data go out of line as they are (no
     pglz at APPEND, nor at FETCH or a SEARCH scan)."""

@@ -153,6 +153,8 @@ _MAILBOX_COLUMNS = (
     " noselect"
 )
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
+# A user's quota usage: the sizes each mailbox keeps (migration 10), not every message's.
+_USED = "coalesce(sum(b.size_sum), 0) FROM mailboxes b"
 _FLAG_COLUMNS = "uid, flags, keywords"
 # The STOREs of one mailbox, one or a group of them (migration 5; `_merge_flag_changes`).
 _GROUP_MAX = 200  # STOREs in one statement at most
@@ -905,8 +907,7 @@ class PostgresStore:
     def storage_used(self, user_id: int) -> int:
         """Octets of all the user's messages (RFC822.SIZE summed over every mailbox)."""
         row = self._fetchrow(
-            "SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b"
-            " ON b.id = m.mailbox_id WHERE b.user_id = $1",
+            f"SELECT {_USED} WHERE b.user_id = $1",
             user_id,
         )
         return int(row[0]) if row else 0
@@ -915,8 +916,7 @@ class PostgresStore:
         """(limit, octets used) in one statement; the sum only when there is a limit."""
         row = await self._query(
             "fetchrow",
-            "SELECT l.lim, CASE WHEN l.lim > 0 THEN (SELECT coalesce(sum(m.size), 0)"
-            " FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.user_id = $1)"
+            f"SELECT l.lim, CASE WHEN l.lim > 0 THEN (SELECT {_USED} WHERE b.user_id = $1)"
             " ELSE 0 END FROM (SELECT coalesce(nullif((SELECT quota FROM users WHERE id = $1),"
             " 0), $2::bigint) AS lim) l",
             user_id,
@@ -933,8 +933,7 @@ class PostgresStore:
         row = await self._query(
             "fetchrow",
             "SELECT u.id, u.address, u.password_hash, l.lim, CASE WHEN l.lim > 0 THEN"
-            " (SELECT coalesce(sum(m.size), 0) FROM messages m JOIN mailboxes b"
-            " ON b.id = m.mailbox_id WHERE b.user_id = u.id) ELSE 0 END"
+            f" (SELECT {_USED} WHERE b.user_id = u.id) ELSE 0 END"
             " FROM users u CROSS JOIN LATERAL"
             " (SELECT coalesce(nullif(u.quota, 0), $2::bigint) AS lim) l WHERE u.address = $1",
             address.lower(),
