@@ -79,6 +79,34 @@ async def test_object_ids_survive_reopen_and_are_never_reused(tmp_path: Path) ->
         other.close()
 
 
+async def test_migration_9_sums_the_sizes_of_messages_stored_before(tmp_path: Path) -> None:
+    """A store from before migration 9 gets each mailbox's sum of sizes from the messages
+    it holds, and the triggers keep it from then on."""
+    import sqlite3
+
+    store = SqliteStore(tmp_path / "coi.db")
+    user = await store.add_user("a@x.org", "h", [])
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await store.append(inbox.id, [_msg(), _msg()])
+    store.close()
+    conn = sqlite3.connect(tmp_path / "coi.db", isolation_level=None)
+    conn.executescript(  # back to schema 8
+        "DROP TRIGGER messages_size_added; DROP TRIGGER messages_size_removed;"
+        " ALTER TABLE mailboxes DROP COLUMN size_sum; UPDATE schema_version SET version = 8;"
+    )
+    conn.close()
+    store = SqliteStore(tmp_path / "coi.db")
+    try:
+        one = len(_msg().raw)
+        assert await store.read_usage(user.id, 1 << 20) == (1 << 20, 2 * one)
+        await store.expunge(inbox.id, None)  # nothing \\Deleted: nothing goes
+        await store.append(inbox.id, [_msg()])
+        assert store.storage_used(user.id) == 3 * one
+    finally:
+        store.close()
+
+
 def test_the_objectid_migration_starts_body_ids_above_the_existing_ones(tmp_path: Path) -> None:
     import sqlite3
 

@@ -113,6 +113,21 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'next_blob_id', CAST(coalesce(max(id), 0) + 1 AS TEXT) FROM blobs;
     """,
+    # 9: each mailbox keeps the sum of its messages' RFC822.SIZE, so a user's quota usage
+    # (read at every delivery, APPEND and COPY under a limit) is a sum over their
+    # mailboxes rather than over every message; triggers keep it whichever statement adds
+    # or removes messages (a message's size never changes)
+    """
+    ALTER TABLE mailboxes ADD COLUMN size_sum INTEGER NOT NULL DEFAULT 0;
+    UPDATE mailboxes SET size_sum =
+        (SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = mailboxes.id);
+    CREATE TRIGGER messages_size_added AFTER INSERT ON messages BEGIN
+        UPDATE mailboxes SET size_sum = size_sum + NEW.size WHERE id = NEW.mailbox_id;
+    END;
+    CREATE TRIGGER messages_size_removed AFTER DELETE ON messages BEGIN
+        UPDATE mailboxes SET size_sum = size_sum - OLD.size WHERE id = OLD.mailbox_id;
+    END;
+    """,
 )
 
 

@@ -232,8 +232,7 @@ class SqliteStore:
     def storage_used(self, user_id: int) -> int:
         """Octets of all the user's messages (RFC822.SIZE summed over every mailbox)."""
         row = self._read.execute(
-            "SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN mailboxes b"
-            " ON b.id = m.mailbox_id WHERE b.user_id = ?",
+            "SELECT COALESCE(SUM(size_sum), 0) FROM mailboxes WHERE user_id = ?",  # migration 9
             (user_id,),
         ).fetchone()
         return int(row[0])
