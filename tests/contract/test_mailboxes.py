@@ -145,6 +145,60 @@ async def test_status_counts_and_recent_floor(store: Store) -> None:
     assert store.status(fresh(store, inbox)).deleted == 2  # STATUS DELETED (RFC 9051)
 
 
+async def test_status_counts_follow_every_write(store: Store) -> None:
+    """STATUS MESSAGES, UNSEEN, DELETED and SIZE agree with the messages themselves after
+    every kind of write (both stores keep them in the mailbox row, by triggers)."""
+    user, inbox = await user_with_inbox(store)
+    other = await store.create_mailbox(user.id, "Other")
+
+    def truth(box_id: int) -> tuple[int, int, int, int]:
+        rows = store.rows(box_id, list(store.uids(box_id))).values()
+        return (
+            len(rows),
+            sum(1 for r in rows if not r.flags.bits & SEEN),
+            sum(1 for r in rows if r.flags.bits & DELETED),
+            sum(r.size for r in rows),
+        )
+
+    def counted(box_id: int) -> tuple[int, int, int, int]:
+        box = store.mailbox_by_id(box_id)
+        assert box is not None
+        status = store.status(box)
+        assert status == store.status(box)
+        return status.messages, status.unseen, status.deleted, status.size
+
+    async def check() -> None:
+        for box_id in (inbox.id, other.id):
+            assert counted(box_id) == truth(box_id)
+            box = store.mailbox_by_id(box_id)
+            assert box is not None and await store.read_status(box) == store.status(box)
+
+    await store.append(
+        inbox.id,
+        [message(str(n), flags=(("\\Seen",) if n % 2 else ()) + (("\\Deleted",) if n % 3 else ()))
+         for n in range(9)],
+    )
+    await check()
+    await store.store_flags(inbox.id, [1, 2, 3], "add", Flags(SEEN))
+    await store.store_flags(inbox.id, [4, 5], "remove", Flags(SEEN | DELETED))
+    await store.store_flags(inbox.id, [6], "set", Flags(DELETED, ("$label",)))
+    await store.store_flags(inbox.id, [7], "add", Flags(0, ("$other",)))  # keywords only
+    await check()
+    await store.copy(inbox.id, [1, 2, 6, 7], other.id)
+    await store.copy(inbox.id, [8, 9], other.id, move=True)
+    await check()
+    await asyncio.gather(  # STOREs of one mailbox at once (a group commit on PostgreSQL)
+        *(store.store_flags(other.id, [u], "add", Flags(SEEN)) for u in range(1, 7)),
+        store.store_flags(other.id, [1, 2], "remove", Flags(SEEN)),
+    )
+    await check()
+    await store.expunge(inbox.id, [1, 2, 3, 4, 5, 6])
+    await store.expunge(other.id)
+    await check()
+    await store.delete_mailbox(user.id, "Other")
+    assert counted(inbox.id) == truth(inbox.id)
+
+
 async def test_coroutine_reads_answer_as_the_synchronous_ones(store: Store) -> None:
     """`read_mailbox`, `read_mailboxes`, `read_status` and `read_mailbox_status` (what
     command handlers await) agree with the synchronous reads event listeners use."""

@@ -372,27 +372,28 @@ async def test_a_newer_schema_is_refused(postgres_dsn: str) -> None:
         PostgresStore(postgres_dsn)
 
 
-async def test_migration_10_sums_the_sizes_of_messages_stored_before(
-    postgres_dsn: str,
-) -> None:
-    """A database from before migration 10 gets each mailbox's sum of sizes from the
-    messages it holds, and the trigger keeps it from then on."""
+async def test_migration_10_counts_the_messages_stored_before(postgres_dsn: str) -> None:
+    """A database from before migration 10 gets each mailbox's STATUS counts and sum of
+    sizes from the messages it holds, and the triggers keep them from then on."""
     import asyncpg
 
     store = PostgresStore(postgres_dsn)
     try:
         user, inbox = await user_with_inbox(store)
-        stored = [message("one", "x" * 500), message("two", "y" * 70)]
+        stored = [message("one", "x" * 500), message("two", "y" * 70, flags=("\\Seen",))]
         await store.append(inbox.id, stored)
     finally:
         store.close()
     conn = await asyncpg.connect(postgres_dsn)
     try:  # back to schema 9
         await conn.execute(
-            "DROP TRIGGER messages_size_added ON messages;"
-            " DROP TRIGGER messages_size_removed ON messages;"
-            " DROP FUNCTION coi_size_added(); DROP FUNCTION coi_size_removed();"
-            " ALTER TABLE mailboxes DROP COLUMN size_sum;"
+            "DROP TRIGGER messages_counts_added ON messages;"
+            " DROP TRIGGER messages_counts_removed ON messages;"
+            " DROP TRIGGER messages_counts_changed ON messages;"
+            " DROP FUNCTION coi_counts_added(); DROP FUNCTION coi_counts_removed();"
+            " DROP FUNCTION coi_counts_changed();"
+            " ALTER TABLE mailboxes DROP COLUMN size_sum, DROP COLUMN message_count,"
+            " DROP COLUMN unseen_count, DROP COLUMN deleted_count;"
             " UPDATE schema_version SET version = 9"
         )
     finally:
@@ -401,8 +402,13 @@ async def test_migration_10_sums_the_sizes_of_messages_stored_before(
     try:
         total = sum(len(m.raw) for m in stored)
         assert await store.read_usage(user.id, 1 << 20) == (1 << 20, total)
+        status = store.status(inbox)
+        assert (status.messages, status.unseen, status.deleted, status.size) == (2, 1, 0, total)
         await store.append(inbox.id, [message("three", "z")])
+        await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
         assert store.storage_used(user.id) == total + len(message("three", "z").raw)
+        status = store.status(inbox)
+        assert (status.messages, status.unseen, status.deleted) == (3, 2, 1)
     finally:
         store.close()
 

@@ -79,9 +79,9 @@ async def test_object_ids_survive_reopen_and_are_never_reused(tmp_path: Path) ->
         other.close()
 
 
-async def test_migration_9_sums_the_sizes_of_messages_stored_before(tmp_path: Path) -> None:
-    """A store from before migration 9 gets each mailbox's sum of sizes from the messages
-    it holds, and the triggers keep it from then on."""
+async def test_migration_9_counts_the_messages_stored_before(tmp_path: Path) -> None:
+    """A store from before migration 9 gets each mailbox's STATUS counts and sum of sizes
+    from the messages it holds, and the triggers keep them from then on."""
     import sqlite3
 
     store = SqliteStore(tmp_path / "coi.db")
@@ -92,17 +92,25 @@ async def test_migration_9_sums_the_sizes_of_messages_stored_before(tmp_path: Pa
     store.close()
     conn = sqlite3.connect(tmp_path / "coi.db", isolation_level=None)
     conn.executescript(  # back to schema 8
-        "DROP TRIGGER messages_size_added; DROP TRIGGER messages_size_removed;"
-        " ALTER TABLE mailboxes DROP COLUMN size_sum; UPDATE schema_version SET version = 8;"
+        "DROP TRIGGER messages_counts_added; DROP TRIGGER messages_counts_removed;"
+        " DROP TRIGGER messages_counts_changed; ALTER TABLE mailboxes DROP COLUMN size_sum;"
+        " ALTER TABLE mailboxes DROP COLUMN message_count;"
+        " ALTER TABLE mailboxes DROP COLUMN unseen_count;"
+        " ALTER TABLE mailboxes DROP COLUMN deleted_count; UPDATE schema_version SET version = 8;"
     )
     conn.close()
     store = SqliteStore(tmp_path / "coi.db")
     try:
         one = len(_msg().raw)
         assert await store.read_usage(user.id, 1 << 20) == (1 << 20, 2 * one)
+        status = store.status(inbox)
+        assert (status.messages, status.unseen, status.deleted, status.size) == (2, 2, 0, 2 * one)
         await store.expunge(inbox.id, None)  # nothing \\Deleted: nothing goes
         await store.append(inbox.id, [_msg()])
+        await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
         assert store.storage_used(user.id) == 3 * one
+        status = store.status(inbox)
+        assert (status.messages, status.unseen, status.deleted) == (3, 3, 1)
     finally:
         store.close()
 

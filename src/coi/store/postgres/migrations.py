@@ -558,39 +558,75 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX search_text_no_header ON search_text (blob_id) WHERE header IS NULL;
     """,
-    # 10: each mailbox keeps the sum of its messages' RFC822.SIZE (`size_sum`), so a
-    # user's quota usage is a sum over their mailboxes rather than over every message
-    # (it was read at every delivery, APPEND and COPY under a limit: tens of ms for a
-    # user of 100,000 messages). A statement-level trigger keeps it, whichever statement
-    # adds or removes messages (APPEND, COPY, MOVE, EXPUNGE, COPY FROM of the importer);
-    # a message's size never changes. Its UPDATE comes after the statement's own lock
-    # of the mailbox row, so concurrent writers of one mailbox are already serialized.
+    # 10: each mailbox keeps its STATUS counts (`message_count`, `unseen_count`,
+    # `deleted_count`) and the sum of its messages' RFC822.SIZE (`size_sum`), so STATUS
+    # reads one row instead of counting every message, and a user's quota usage (read at
+    # every delivery, APPEND and COPY under a limit) sums the user's mailboxes rather than
+    # every message: tens of ms each for a mailbox of 100,000 messages. Statement-level
+    # triggers keep them, whichever statement adds, removes or re-flags messages (APPEND,
+    # COPY, MOVE, EXPUNGE, STORE, the importer's COPY FROM); a message's size never
+    # changes. Their UPDATE comes after the statement's own lock of the mailbox row, so
+    # the writers of one mailbox are already serialized. Flag bits as coi.store.model's:
+    # \Seen 1, \Deleted 8.
     """
-    ALTER TABLE mailboxes ADD COLUMN size_sum bigint NOT NULL DEFAULT 0;
-    UPDATE mailboxes b SET size_sum = s.total
-        FROM (SELECT mailbox_id, sum(size) AS total FROM messages GROUP BY mailbox_id) s
+    ALTER TABLE mailboxes ADD COLUMN message_count bigint NOT NULL DEFAULT 0,
+        ADD COLUMN unseen_count bigint NOT NULL DEFAULT 0,
+        ADD COLUMN deleted_count bigint NOT NULL DEFAULT 0,
+        ADD COLUMN size_sum bigint NOT NULL DEFAULT 0;
+    UPDATE mailboxes b SET message_count = s.n, unseen_count = s.u, deleted_count = s.d,
+            size_sum = s.total
+        FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE flags & 1 = 0) AS u,
+                     count(*) FILTER (WHERE flags & 8 <> 0) AS d, sum(size) AS total
+              FROM messages GROUP BY mailbox_id) s
         WHERE b.id = s.mailbox_id;
 
-    CREATE FUNCTION coi_size_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    CREATE FUNCTION coi_counts_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN
-        UPDATE mailboxes b SET size_sum = b.size_sum + d.total
-            FROM (SELECT mailbox_id, sum(size) AS total FROM added GROUP BY mailbox_id) d
+        UPDATE mailboxes b SET message_count = b.message_count + d.n,
+                unseen_count = b.unseen_count + d.u, deleted_count = b.deleted_count + d.d,
+                size_sum = b.size_sum + d.total
+            FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE flags & 1 = 0) AS u,
+                         count(*) FILTER (WHERE flags & 8 <> 0) AS d, sum(size) AS total
+                  FROM added GROUP BY mailbox_id) d
             WHERE b.id = d.mailbox_id;
         RETURN NULL;
     END
     $fn$;
-    CREATE FUNCTION coi_size_removed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    CREATE FUNCTION coi_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $fn$
     BEGIN
-        UPDATE mailboxes b SET size_sum = b.size_sum - d.total
-            FROM (SELECT mailbox_id, sum(size) AS total FROM removed GROUP BY mailbox_id) d
+        UPDATE mailboxes b SET message_count = b.message_count - d.n,
+                unseen_count = b.unseen_count - d.u, deleted_count = b.deleted_count - d.d,
+                size_sum = b.size_sum - d.total
+            FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE flags & 1 = 0) AS u,
+                         count(*) FILTER (WHERE flags & 8 <> 0) AS d, sum(size) AS total
+                  FROM removed GROUP BY mailbox_id) d
             WHERE b.id = d.mailbox_id;
         RETURN NULL;
     END
     $fn$;
-    CREATE TRIGGER messages_size_added AFTER INSERT ON messages
-        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION coi_size_added();
-    CREATE TRIGGER messages_size_removed AFTER DELETE ON messages
-        REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION coi_size_removed();
+    CREATE FUNCTION coi_counts_changed() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    BEGIN
+        UPDATE mailboxes b SET unseen_count = b.unseen_count + d.u,
+                deleted_count = b.deleted_count + d.d
+            FROM (SELECT n.mailbox_id,
+                         sum((n.flags & 1 = 0)::int - (o.flags & 1 = 0)::int) AS u,
+                         sum((n.flags & 8 <> 0)::int - (o.flags & 8 <> 0)::int) AS d
+                  FROM new_rows n JOIN old_rows o ON o.mailbox_id = n.mailbox_id
+                      AND o.uid = n.uid
+                  WHERE (n.flags # o.flags) & 9 <> 0
+                  GROUP BY n.mailbox_id) d
+            WHERE b.id = d.mailbox_id;
+        RETURN NULL;
+    END
+    $fn$;
+    CREATE TRIGGER messages_counts_added AFTER INSERT ON messages
+        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_added();
+    CREATE TRIGGER messages_counts_removed AFTER DELETE ON messages
+        REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_removed();
+    CREATE TRIGGER messages_counts_changed AFTER UPDATE ON messages
+        REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_changed();
     """,
 )
 

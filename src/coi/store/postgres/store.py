@@ -61,8 +61,6 @@ from coi.store.events import (
     SubscriptionChanged,
 )
 from coi.store.model import (
-    DELETED,
-    SEEN,
     Flags,
     Mailbox,
     MailboxStatus,
@@ -219,30 +217,27 @@ SELECT user_id, uidvalidity, first_uid, highestmodseq,
 FROM box
 """
 
-# STATUS counts; \Recent above the caller's floor or the one claims recorded, if higher.
-# Parameters: SEEN, floor, mailbox, DELETED.
+# STATUS counts: kept in the mailbox row (migration 10) but \Recent, counted by the primary
+# key above the caller's floor or the one claims recorded, if higher. Parameters: mailbox,
+# floor. No row: the mailbox is gone.
 _STATUS = (
-    "SELECT count(*), count(*) FILTER (WHERE flags & $1 = 0), coalesce(sum(size), 0),"
-    " count(*) FILTER (WHERE uid > greatest($2, coalesce((SELECT floor FROM"
-    " recent_floors WHERE mailbox_id = $3), 0))), count(*) FILTER (WHERE flags & $4 <> 0)"
-    " FROM messages WHERE mailbox_id = $3"
+    "SELECT b.message_count, b.unseen_count, b.size_sum, (SELECT count(*) FROM messages m"
+    " WHERE m.mailbox_id = b.id AND m.uid > greatest($2, coalesce((SELECT floor FROM"
+    " recent_floors WHERE mailbox_id = b.id), 0))), b.deleted_count"
+    " FROM mailboxes b WHERE b.id = $1"
 )
 # A mailbox row by name, its STATUS counts and the \Recent floor they were counted above.
-# Parameters: user, name, SEEN, DELETED.
+# Parameters: user, name.
 _MAILBOX_STATUS = f"""
 SELECT {", ".join("b." + c.strip() for c in _MAILBOX_COLUMNS.split(","))},
-       s.messages, s.unseen, s.size, s.recent, s.deleted, f.floor
+       b.message_count, b.unseen_count, b.size_sum,
+       (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id AND m.uid > f.floor),
+       b.deleted_count, f.floor
 FROM mailboxes b
 CROSS JOIN LATERAL (
     SELECT greatest(b.recent_floor, coalesce((SELECT r.floor FROM recent_floors r
                                               WHERE r.mailbox_id = b.id), 0)) AS floor
 ) f
-CROSS JOIN LATERAL (
-    SELECT count(*) AS messages, count(*) FILTER (WHERE m.flags & $3 = 0) AS unseen,
-           coalesce(sum(m.size), 0) AS size, count(*) FILTER (WHERE m.uid > f.floor) AS recent,
-           count(*) FILTER (WHERE m.flags & $4 <> 0) AS deleted
-    FROM messages m WHERE m.mailbox_id = b.id
-) s
 WHERE b.user_id = $1 AND b.name = $2
 """
 
@@ -1262,16 +1257,13 @@ class PostgresStore:
         await self._write(None, job, mailbox_id=mailbox_id)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
-        row = self._fetchrow(_STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED)
-        assert row is not None
-        return status_of(mailbox, tuple(row))
+        row = self._fetchrow(_STATUS, mailbox.id, mailbox.recent_floor)
+        return status_of(mailbox, tuple(row) if row else (0, 0, 0, 0, 0))
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()` as a coroutine."""
-        row = await self._query(
-            "fetchrow", _STATUS, SEEN, mailbox.recent_floor, mailbox.id, DELETED
-        )
-        return status_of(mailbox, tuple(row))
+        row = await self._query("fetchrow", _STATUS, mailbox.id, mailbox.recent_floor)
+        return status_of(mailbox, tuple(row) if row else (0, 0, 0, 0, 0))
 
     async def read_mailbox_status(
         self, user_id: int, name: str
@@ -1280,7 +1272,7 @@ class PostgresStore:
         is above every UID counted (RFC 3501 §2.3.1.1)."""
         if not _sql_text(name):
             return None
-        row = await self._query("fetchrow", _MAILBOX_STATUS, user_id, name, SEEN, DELETED)
+        row = await self._query("fetchrow", _MAILBOX_STATUS, user_id, name)
         if row is None:
             return None
         mailbox = replace(_mailbox(row), recent_floor=int(row[15]))

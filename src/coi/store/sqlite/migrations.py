@@ -113,19 +113,45 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR REPLACE INTO meta (key, value)
         SELECT 'next_blob_id', CAST(coalesce(max(id), 0) + 1 AS TEXT) FROM blobs;
     """,
-    # 9: each mailbox keeps the sum of its messages' RFC822.SIZE, so a user's quota usage
-    # (read at every delivery, APPEND and COPY under a limit) is a sum over their
-    # mailboxes rather than over every message; triggers keep it whichever statement adds
-    # or removes messages (a message's size never changes)
+    # 9: each mailbox keeps its STATUS counts and the sum of its messages' RFC822.SIZE,
+    # so STATUS reads one row instead of counting every message, and a user's quota usage
+    # (read at every delivery, APPEND and COPY under a limit) sums the user's mailboxes
+    # rather than every message; triggers keep them whichever statement adds, removes or
+    # re-flags messages (a message's size never changes). Flag bits as coi.store.model's:
+    # \Seen 1, \Deleted 8.
     """
+    ALTER TABLE mailboxes ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN unseen_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mailboxes ADD COLUMN deleted_count INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE mailboxes ADD COLUMN size_sum INTEGER NOT NULL DEFAULT 0;
-    UPDATE mailboxes SET size_sum =
-        (SELECT coalesce(sum(size), 0) FROM messages WHERE mailbox_id = mailboxes.id);
-    CREATE TRIGGER messages_size_added AFTER INSERT ON messages BEGIN
-        UPDATE mailboxes SET size_sum = size_sum + NEW.size WHERE id = NEW.mailbox_id;
+    UPDATE mailboxes SET
+        message_count = (SELECT count(*) FROM messages WHERE mailbox_id = mailboxes.id),
+        unseen_count = (SELECT count(*) FROM messages
+                        WHERE mailbox_id = mailboxes.id AND flags & 1 = 0),
+        deleted_count = (SELECT count(*) FROM messages
+                         WHERE mailbox_id = mailboxes.id AND flags & 8 != 0),
+        size_sum = (SELECT coalesce(sum(size), 0) FROM messages
+                    WHERE mailbox_id = mailboxes.id);
+    CREATE TRIGGER messages_counts_added AFTER INSERT ON messages BEGIN
+        UPDATE mailboxes SET message_count = message_count + 1,
+            unseen_count = unseen_count + (NEW.flags & 1 = 0),
+            deleted_count = deleted_count + (NEW.flags & 8 != 0),
+            size_sum = size_sum + NEW.size
+        WHERE id = NEW.mailbox_id;
     END;
-    CREATE TRIGGER messages_size_removed AFTER DELETE ON messages BEGIN
-        UPDATE mailboxes SET size_sum = size_sum - OLD.size WHERE id = OLD.mailbox_id;
+    CREATE TRIGGER messages_counts_removed AFTER DELETE ON messages BEGIN
+        UPDATE mailboxes SET message_count = message_count - 1,
+            unseen_count = unseen_count - (OLD.flags & 1 = 0),
+            deleted_count = deleted_count - (OLD.flags & 8 != 0),
+            size_sum = size_sum - OLD.size
+        WHERE id = OLD.mailbox_id;
+    END;
+    CREATE TRIGGER messages_counts_changed AFTER UPDATE OF flags ON messages
+    WHEN (OLD.flags & 9) != (NEW.flags & 9) BEGIN
+        UPDATE mailboxes SET
+            unseen_count = unseen_count + (NEW.flags & 1 = 0) - (OLD.flags & 1 = 0),
+            deleted_count = deleted_count + (NEW.flags & 8 != 0) - (OLD.flags & 8 != 0)
+        WHERE id = NEW.mailbox_id;
     END;
     """,
 )

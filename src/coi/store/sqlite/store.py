@@ -518,13 +518,14 @@ class SqliteStore:
         await self._writer.submit(job, lazy=True)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
+        # the counts the mailbox row keeps (migration 9); \Recent by the primary key
         row = self._read.execute(
-            "SELECT count(*), coalesce(sum(flags & ? = 0), 0), coalesce(sum(size), 0),"
-            " coalesce(sum(uid > ?), 0), coalesce(sum(flags & ? != 0), 0)"
-            " FROM messages WHERE mailbox_id = ?",
-            (SEEN, mailbox.recent_floor, DELETED, mailbox.id),
+            "SELECT message_count, unseen_count, size_sum, (SELECT count(*) FROM messages"
+            " WHERE mailbox_id = mailboxes.id AND uid > ?), deleted_count"
+            " FROM mailboxes WHERE id = ?",
+            (mailbox.recent_floor, mailbox.id),
         ).fetchone()
-        return status_of(mailbox, row)
+        return status_of(mailbox, row or (0, 0, 0, 0, 0))
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()`: never suspends here (a local read)."""
