@@ -580,26 +580,18 @@ MIGRATIONS: tuple[str, ...] = (
               FROM messages GROUP BY mailbox_id) s
         WHERE b.id = s.mailbox_id;
 
-    CREATE FUNCTION coi_counts_added() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    -- messages added (INSERT) or removed (DELETE): both triggers name their rows `those`
+    CREATE FUNCTION coi_counts_of() RETURNS trigger LANGUAGE plpgsql AS $fn$
+    DECLARE
+        v_sign integer := CASE TG_OP WHEN 'INSERT' THEN 1 ELSE -1 END;
     BEGIN
-        UPDATE mailboxes b SET message_count = b.message_count + d.n,
-                unseen_count = b.unseen_count + d.u, deleted_count = b.deleted_count + d.d,
-                size_sum = b.size_sum + d.total
+        UPDATE mailboxes b SET message_count = b.message_count + v_sign * d.n,
+                unseen_count = b.unseen_count + v_sign * d.u,
+                deleted_count = b.deleted_count + v_sign * d.d,
+                size_sum = b.size_sum + v_sign * d.total
             FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE flags & 1 = 0) AS u,
                          count(*) FILTER (WHERE flags & 8 <> 0) AS d, sum(size) AS total
-                  FROM added GROUP BY mailbox_id) d
-            WHERE b.id = d.mailbox_id;
-        RETURN NULL;
-    END
-    $fn$;
-    CREATE FUNCTION coi_counts_removed() RETURNS trigger LANGUAGE plpgsql AS $fn$
-    BEGIN
-        UPDATE mailboxes b SET message_count = b.message_count - d.n,
-                unseen_count = b.unseen_count - d.u, deleted_count = b.deleted_count - d.d,
-                size_sum = b.size_sum - d.total
-            FROM (SELECT mailbox_id, count(*) AS n, count(*) FILTER (WHERE flags & 1 = 0) AS u,
-                         count(*) FILTER (WHERE flags & 8 <> 0) AS d, sum(size) AS total
-                  FROM removed GROUP BY mailbox_id) d
+                  FROM those GROUP BY mailbox_id) d
             WHERE b.id = d.mailbox_id;
         RETURN NULL;
     END
@@ -620,10 +612,9 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $fn$;
     CREATE TRIGGER messages_counts_added AFTER INSERT ON messages
-        REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_added();
+        REFERENCING NEW TABLE AS those FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_of();
     CREATE TRIGGER messages_counts_removed AFTER DELETE ON messages
-        REFERENCING OLD TABLE AS removed
-        FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_removed();
+        REFERENCING OLD TABLE AS those FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_of();
     CREATE TRIGGER messages_counts_changed AFTER UPDATE ON messages
         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_changed();
