@@ -195,8 +195,12 @@ async def test_status_counts_follow_every_write(store: Store) -> None:
     await store.expunge(inbox.id, [1, 2, 3, 4, 5, 6])
     await store.expunge(other.id)
     await check()
+    gone = store.mailbox_by_id(other.id)
+    assert gone is not None
     await store.delete_mailbox(user.id, "Other")
     assert counted(inbox.id) == truth(inbox.id)
+    # a mailbox deleted after the caller read it counts nothing (no error)
+    assert (store.status(gone).messages, (await store.read_status(gone)).size) == (0, 0)
 
 
 async def test_coroutine_reads_answer_as_the_synchronous_ones(store: Store) -> None:

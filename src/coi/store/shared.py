@@ -37,9 +37,12 @@ def children_pattern(name: str) -> str:
     return like_escape(name) + "/%"
 
 
-def status_of(mailbox: Mailbox, counts: Sequence[Any]) -> MailboxStatus:
+def status_of(mailbox: Mailbox, counts: Sequence[Any] | None) -> MailboxStatus:
     """STATUS from a mailbox row and its counts (messages, unseen, size, recent, deleted:
-    the order both backends' queries give them)."""
+    the order both backends' queries give them); None (the mailbox row is gone since the
+    caller read it) counts nothing."""
+    if counts is None:
+        counts = (0, 0, 0, 0, 0)
     return MailboxStatus(
         messages=counts[0],
         unseen=counts[1],

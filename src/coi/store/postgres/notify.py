@@ -9,8 +9,8 @@ published in one commit order. (A local write's events are taken from memory, wi
 `origin`; the notification only marks the place.)
 
 Payloads stay small (NOTIFY's limit is 8000 bytes): one JSON array per event, events with
-many UIDs split into several of the same kind, UIDs as ranges; an APPEND's or a COPY's event carries
-its messages' flags while they fit in a few KB. A remote event's
+many UIDs split into several of the same kind, UIDs as ranges; an APPEND's or a COPY's
+event carries its messages' flags while they fit in a few KB. A remote event's
 `origin` is `REMOTE`: no session of this process caused it, and it was no delivery
 here (so this process sends no WebPush for it; the delivering process does).
 """

@@ -1258,12 +1258,12 @@ class PostgresStore:
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._fetchrow(_STATUS, mailbox.id, mailbox.recent_floor)
-        return status_of(mailbox, tuple(row) if row else (0, 0, 0, 0, 0))
+        return status_of(mailbox, None if row is None else tuple(row))
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()` as a coroutine."""
         row = await self._query("fetchrow", _STATUS, mailbox.id, mailbox.recent_floor)
-        return status_of(mailbox, tuple(row) if row else (0, 0, 0, 0, 0))
+        return status_of(mailbox, row)
 
     async def read_mailbox_status(
         self, user_id: int, name: str

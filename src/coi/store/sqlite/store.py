@@ -525,7 +525,7 @@ class SqliteStore:
             " FROM mailboxes WHERE id = ?",
             (mailbox.recent_floor, mailbox.id),
         ).fetchone()
-        return status_of(mailbox, row or (0, 0, 0, 0, 0))
+        return status_of(mailbox, row)
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         """`status()`: never suspends here (a local read)."""
