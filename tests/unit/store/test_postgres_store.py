@@ -443,12 +443,12 @@ async def test_warm_up_opens_the_home_pool_before_the_first_command(postgres_dsn
         assert store._home_pool is None  # opened on first use otherwise
         await store.warm_up()
         pool = store._home_pool
-        assert pool is not None and pool.get_size() >= 2
+        assert pool is not None and pool.size >= 2
         await store.warm_up()  # once is enough; again is harmless
         assert store._home_pool is pool
         _, inbox = await user_with_inbox(store)
         _, uids = await store.append(inbox.id, [message()])
-        assert uids == [1] and pool.get_size() >= 2
+        assert uids == [1] and pool.size >= 2
     finally:
         store.close()
 

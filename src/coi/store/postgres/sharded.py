@@ -47,6 +47,7 @@ import asyncpg
 from coi.store.errors import NoSuchUser, StoreError, UserExists
 from coi.store.events import EventBus
 from coi.store.model import Flags, Mailbox, MailboxStatus, MessageRow, NewMessage, User
+from coi.store.postgres.pool import ConnectionPool
 from coi.store.postgres.store import PostgresStore
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
@@ -208,7 +209,7 @@ def list_shards(directory: PostgresStore) -> list[ShardInfo]:
     return [ShardInfo(int(r[0]), str(r[1]), int(r[2])) for r in rows]
 
 
-async def _prepare(pool: asyncpg.Pool[asyncpg.Record], number: int, *, new: bool) -> None:
+async def _prepare(pool: ConnectionPool, number: int, *, new: bool) -> None:
     """Makes (`new`) or checks the shard's number and its id ranges: every sequence of the
     schema (those a later migration adds too) hands out ids in [number << SHIFT, ...)."""
     low = max(1, number << SHIFT)

@@ -72,17 +72,17 @@ from coi.store.model import (
 from coi.store.postgres.cache import DEFAULT_BYTES, BodyCache
 from coi.store.postgres.migrations import migrate
 from coi.store.postgres.notify import CHANNEL, decode, encode, own_write, token_prefix
+from coi.store.postgres.pool import ConnectionPool
 from coi.store.postgres.rowcache import DEFAULT_ROWS, RowCache
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
 from coi.store.shared import children_pattern, emailid, like_escape, mailboxid, status_of
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
+    from coi.store.postgres.pool import Connection
 
-    Conn = PoolConnectionProxy[asyncpg.Record]
-    Pool = asyncpg.Pool[asyncpg.Record]
-    Connection = asyncpg.Connection[asyncpg.Record]
+    Conn = Connection  # what a write job gets (inside its transaction)
+    Pool = ConnectionPool
 
 log = logging.getLogger("coi.store.postgres")
 
@@ -389,9 +389,7 @@ class PostgresStore:
         self._unwatch_rows = bus.watch_all(self._rows.on_event)
 
     async def _open(self, min_size: int, max_size: int) -> tuple[Pool, str]:
-        pool = await asyncpg.create_pool(
-            self.dsn, min_size=min_size, max_size=max_size, reset=_keep_session
-        )
+        pool = await ConnectionPool(self.dsn, min_size=min_size, max_size=max_size).open()
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -481,13 +479,12 @@ class PostgresStore:
             if self._home_pool is None:
                 if self._closed:
                     raise StoreError("the store is closed")
-                self._home_pool = await asyncpg.create_pool(
+                self._home_pool = await ConnectionPool(
                     self.dsn,
                     min_size=self._min_size,
                     max_size=self._max_size,
-                    reset=_keep_session,
                     init=_ready_for_writes,
-                )
+                ).open()
             return self._home_pool
 
     async def warm_up(self) -> None:
@@ -1833,12 +1830,6 @@ async def _ready_for_writes(conn: Connection) -> None:
     append on a fresh connection), not in the first command that uses the connection."""
     for sql in (_APPEND, _STORE_FLAGS):
         await conn.prepare(sql)
-
-
-async def _keep_session(_conn: Connection) -> None:
-    """No reset when a connection goes back to the pool: asyncpg's default costs a round
-    trip per query, and the store leaves no session state behind (no SET, no LISTEN on
-    pooled connections, advisory locks only for a transaction)."""
 
 
 def _take_group(queue: collections.deque[_Pending], group: int) -> list[_Pending]:
