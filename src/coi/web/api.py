@@ -25,6 +25,7 @@ from coi.client.profile import FilterMode
 from coi.client.store import Account, Chat, MessageRow
 from coi.client.views import chat_view, contact_view, message_view
 from coi.web.app import ApiError, read_json, runtime_of
+from coi.web.runtime import END_OF_EVENTS
 from coi.web.sanitize import sanitize_html
 
 MESSAGES_PAGE = 200
@@ -496,6 +497,8 @@ async def events(request: web.Request) -> web.StreamResponse:
             except TimeoutError:
                 await response.write(b": keepalive\n\n")
                 continue
+            if event is END_OF_EVENTS:  # the app stops
+                break
             await _event(response, event)
     return response
 

@@ -21,6 +21,9 @@ from coi.client.client import Client, ClientEvent
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 500  # events a slow tab may lag behind before it is told to reload
+# put in each tab's queue when the app stops: its event stream ends at once, so the web
+# server does not wait for the stream's next keepalive to find the tab gone
+END_OF_EVENTS: dict[str, Any] = {"kind": "end"}
 LINGER_SECONDS = 60.0  # stay connected this long after the last tab went away
 
 
@@ -108,6 +111,10 @@ class UserRuntime:
     async def close(self) -> None:
         if self._linger is not None:
             self._linger.cancel()
+        for queue in list(self._listeners):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(END_OF_EVENTS)
         await self.stop_watch()
         self.client.close()
 

@@ -4,7 +4,9 @@ aiohttp as the browser (the browser itself: test_browser.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,11 +16,12 @@ import aiosmtplib
 from aiohttp import web
 from tests.conftest import PASSWORDS
 from tests.integration.client.helpers import new_client
+from tests.integration.conftest import start_mail, stop_mail
 from tests.integration.web.conftest import CAROL, Browser, WebEnv, start_web
 
 from coi.store.coi import MESSAGE_FILTER
 from coi.web.accounts import PersonalAccounts
-from coi.web.api import safe_filename
+from coi.web.api import KEEPALIVE_SECONDS, safe_filename
 from coi.web.app import create_app
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
@@ -338,3 +341,24 @@ async def test_settings_reach_the_server_and_search_finds_chats(
     assert me["filter"] == "active" and me["read_receipts"] and not me["encrypt_only"]
     stored = webenv.mail.imap.store.get_metadata(webenv.mail.user_id(ALICE), 0, [MESSAGE_FILTER])
     assert stored == {MESSAGE_FILTER: b"active"}  # told to the COI server at once
+
+
+async def test_stopping_the_app_ends_open_event_streams_at_once(tmp_path: Path) -> None:
+    """An open tab's event stream does not hold the web server's stop until its next
+    keepalive (KEEPALIVE_SECONDS, when it would find the tab gone): it ends at once."""
+    mail = await start_mail(tmp_path / "server")
+    env = await start_web(mail, tmp_path / "web")
+    b = Browser(env)
+    try:
+        await b.login(ALICE)
+        async with b.http.get(env.url + "/api/events") as events:
+            await events.content.readline()  # retry: ...
+            started = time.monotonic()
+            await asyncio.wait_for(env.runner.cleanup(), KEEPALIVE_SECONDS)
+            assert time.monotonic() - started < KEEPALIVE_SECONDS / 4
+            with contextlib.suppress(aiohttp.ClientPayloadError):
+                await events.content.read()  # the stream has ended
+            assert events.content.at_eof()
+    finally:
+        await b.close()
+        await stop_mail(mail)
