@@ -21,6 +21,7 @@ import asyncpg
 
 if TYPE_CHECKING:
     Connection = asyncpg.Connection[asyncpg.Record]
+
 # a block that ended with one of these may have left a query under way
 _IN_DOUBT = (TimeoutError, asyncpg.InterfaceError, OSError)
 
@@ -161,16 +162,19 @@ class ConnectionPool:
         async with self.acquire() as conn:
             return await conn.execute(sql, *args)
 
-    async def close(self) -> None:
-        """Closes the idle connections, then each busy one when it comes back."""
+    async def close(self, timeout: float = 30.0) -> None:
+        """Closes the idle connections, then each busy one when it comes back; those
+        still busy after `timeout` seconds are terminated."""
         self._closed = True
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)  # it finds the pool closed
         idle, self._idle = self._idle, []
         await asyncio.gather(*(conn.close() for conn in idle), return_exceptions=True)
-        while self._busy:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._busy and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
+        self.terminate()
 
     def terminate(self) -> None:
         """Closes every connection at once (writes under way fail)."""

@@ -521,9 +521,11 @@ class PostgresStore:
             pool = await self._home_ready()
             owner = user_id if user_id is not None else self._owners.get(mailbox_id)
             queue = self._home_turns.get(owner) if owner is not None else None
-            if queue is not None:  # its user's writes are under way: it joins them now,
-                queue.append(pending)  # in time for their next statement (a task of its
-                return await future  # own would be a loop iteration late for it)
+            if queue is not None:
+                # its user's writes are under way: it joins them now, in time for their
+                # next statement (a task of its own would be a loop iteration late)
+                queue.append(pending)
+                return await future
             task = loop.create_task(self._run(pool, self._home_turns, user_id, mailbox_id, pending))
             self._home_tasks.add(task)
             task.add_done_callback(self._home_tasks.discard)
