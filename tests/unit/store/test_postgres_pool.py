@@ -123,3 +123,20 @@ async def test_a_failed_connect_leaves_the_place_free(postgres_dsn: str) -> None
         await pool.fetchval("SELECT 1")
     assert pool.size == 0
     await pool.close()
+
+
+async def test_connections_the_server_closed_are_not_handed_out(postgres_dsn: str) -> None:
+    """A database restart (here: its backends terminated) leaves idle connections dead:
+    the next callers get new ones, not an error each."""
+    pool = await ConnectionPool(postgres_dsn, min_size=3, max_size=3).open()
+    admin = await asyncpg.connect(postgres_dsn)
+    try:
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        await asyncio.sleep(0.2)  # the loop reads each connection's end
+        assert [await pool.fetchval("SELECT 1") for _ in range(4)] == [1, 1, 1, 1]
+    finally:
+        await admin.close()
+        await pool.close()
