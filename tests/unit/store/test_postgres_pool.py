@@ -140,3 +140,27 @@ async def test_connections_the_server_closed_are_not_handed_out(postgres_dsn: st
     finally:
         await admin.close()
         await pool.close()
+
+
+async def test_a_waiter_a_newcomer_overtook_stays_first_in_line(postgres_dsn: str) -> None:
+    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=1).open()
+    order: list[str] = []
+
+    async def user(name: str) -> None:
+        async with pool.acquire():
+            order.append(name)
+
+    try:
+        async with pool.acquire():
+            first = asyncio.create_task(user("first"))
+            await asyncio.sleep(0.02)
+            second = asyncio.create_task(user("second"))
+            await asyncio.sleep(0.02)
+        # given back and "first" woken; a newcomer takes the connection before it runs
+        async with pool.acquire():
+            order.append("newcomer")
+            await asyncio.sleep(0.02)
+        await asyncio.gather(first, second)
+        assert order == ["newcomer", "first", "second"]
+    finally:
+        await pool.close()

@@ -97,6 +97,7 @@ class ConnectionPool:
             self._give_back(conn, reuse)
 
     async def _take(self) -> Connection:
+        waited = False
         while True:
             if self._closed:
                 raise asyncpg.InterfaceError("the pool is closed")
@@ -121,7 +122,11 @@ class ConnectionPool:
                 self._busy.add(conn)
                 return conn
             waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
+            if waited:  # woken, but a newcomer took the connection: still first in line
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
+            waited = True
             try:
                 await waiter
             except BaseException:
