@@ -121,8 +121,16 @@ async def test_two_people_chat_live_with_files_edits_reactions_groups_and_blocki
     await bob.wait_for_function(
         "img => img.complete && img.naturalWidth === 1", arg=await preview.element_handle()
     )
-    async with bob.expect_download() as download_info:
-        await with_files.locator("a", has_text="notes.txt").click()
+    for attempt in range(3):
+        # a live update that changes the chat (alice reading bob's message) rebuilds the
+        # list, and a click landing on the old link is lost: the user clicks again
+        try:
+            async with bob.expect_download(timeout=10_000) as download_info:
+                await with_files.locator("a", has_text="notes.txt").click()
+            break
+        except playwright_api.TimeoutError:
+            if attempt == 2:
+                raise
     download = await download_info.value
     assert download.suggested_filename == "notes.txt"
     assert Path(await download.path()).read_text() == "meeting at noon\n"

@@ -5,7 +5,7 @@
 
 const $ = (id) => document.getElementById(id);
 const state = { me: null, csrf: "", chats: [], chat: null, data: null, reply: null, edit: null,
-                files: [], events: null, reloadTimer: null, html: new Map() };
+                files: [], events: null, reloadTimer: null, html: new Map(), shown: "" };
 const QUICK_REACTIONS = ["👍", "❤️", "😂", "😮", "😢"];
 
 // -- API -------------------------------------------------------------------------------
@@ -197,8 +197,14 @@ async function loadChat(id, keepScroll) {
   $("request-banner").hidden = !c.request;
   const list = $("messages");
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.replaceChildren(...data.messages.map(renderMessage));
-  if (!keepScroll || atBottom) list.scrollTop = list.scrollHeight;
+  // an event that changed nothing shown keeps the DOM as it is: a click on a file
+  // under way, a hover, an opened HTML view are not lost to a rebuild
+  const shown = JSON.stringify([id, c.group, data.messages]);
+  if (!keepScroll || shown !== state.shown) {
+    state.shown = shown;
+    list.replaceChildren(...data.messages.map(renderMessage));
+    if (!keepScroll || atBottom) list.scrollTop = list.scrollHeight;
+  }
   if (c.unread && document.visibilityState === "visible") {
     api(`/api/chats/${id}/read`, { body: {} }).then(() => loadChats()).catch(fail);
   }
