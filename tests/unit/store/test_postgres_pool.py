@@ -4,6 +4,8 @@ and is reused; one a block left in doubt is closed, never handed out again."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,13 +16,21 @@ import asyncpg
 from coi.store.postgres.pool import ConnectionPool
 
 
+@contextlib.asynccontextmanager
+async def _opened(dsn: str, *, min_size: int, max_size: int) -> AsyncIterator[ConnectionPool]:
+    pool = await ConnectionPool(dsn, min_size=min_size, max_size=max_size).open()
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
 async def _backend(pool: ConnectionPool) -> int:
     return int(await pool.fetchval("SELECT pg_backend_pid()"))
 
 
 async def test_a_connection_is_back_without_an_iteration_and_reused(postgres_dsn: str) -> None:
-    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=3).open()
-    try:
+    async with _opened(postgres_dsn, min_size=1, max_size=3) as pool:
         assert pool.size == 1
         first = await _backend(pool)
         loop = asyncio.get_running_loop()
@@ -35,13 +45,10 @@ async def test_a_connection_is_back_without_an_iteration_and_reused(postgres_dsn
             loop.call_soon(tick)  # runs at the next iteration of the loop
         assert ticks == 0  # given back in this iteration: no task of its own
         assert await _backend(pool) == first and pool.size == 1
-    finally:
-        await pool.close()
 
 
 async def test_an_error_the_server_answered_keeps_the_connection(postgres_dsn: str) -> None:
-    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=1).open()
-    try:
+    async with _opened(postgres_dsn, min_size=1, max_size=1) as pool:
         first = await _backend(pool)
         with pytest.raises(asyncpg.UndefinedTableError):
             await pool.fetch("SELECT * FROM no_such_table")
@@ -49,14 +56,11 @@ async def test_an_error_the_server_answered_keeps_the_connection(postgres_dsn: s
             async with pool.acquire():
                 raise LookupError("the caller's own error")
         assert await _backend(pool) == first
-    finally:
-        await pool.close()
 
 
 async def test_a_cancelled_query_closes_its_connection(postgres_dsn: str) -> None:
     """A query cancelled under way may still run: its connection is not reused."""
-    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=1).open()
-    try:
+    async with _opened(postgres_dsn, min_size=1, max_size=1) as pool:
         first = await _backend(pool)
         task = asyncio.create_task(pool.fetch("SELECT pg_sleep(5)"))
         await asyncio.sleep(0.2)
@@ -65,24 +69,18 @@ async def test_a_cancelled_query_closes_its_connection(postgres_dsn: str) -> Non
             await task
         assert pool.size == 0
         assert await _backend(pool) != first  # a new connection
-    finally:
-        await pool.close()
 
 
 async def test_a_transaction_left_open_closes_its_connection(postgres_dsn: str) -> None:
-    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=1).open()
-    try:
+    async with _opened(postgres_dsn, min_size=1, max_size=1) as pool:
         first = await _backend(pool)
         async with pool.acquire() as conn:
             await conn.execute("BEGIN")
         assert await _backend(pool) != first
-    finally:
-        await pool.close()
 
 
 async def test_callers_wait_for_a_free_connection_in_turn(postgres_dsn: str) -> None:
-    pool = await ConnectionPool(postgres_dsn, min_size=0, max_size=2).open()
-    try:
+    async with _opened(postgres_dsn, min_size=0, max_size=2) as pool:
         order: list[int] = []
 
         async def one(k: int) -> None:
@@ -99,8 +97,6 @@ async def test_callers_wait_for_a_free_connection_in_turn(postgres_dsn: str) -> 
             await asyncio.sleep(0.05)
             waiting.cancel()
         assert await after == 2
-    finally:
-        await pool.close()
 
 
 async def test_a_closed_pool_refuses_and_closes_what_comes_back(postgres_dsn: str) -> None:
@@ -143,14 +139,13 @@ async def test_connections_the_server_closed_are_not_handed_out(postgres_dsn: st
 
 
 async def test_a_waiter_a_newcomer_overtook_stays_first_in_line(postgres_dsn: str) -> None:
-    pool = await ConnectionPool(postgres_dsn, min_size=1, max_size=1).open()
     order: list[str] = []
+    async with _opened(postgres_dsn, min_size=1, max_size=1) as pool:
 
-    async def user(name: str) -> None:
-        async with pool.acquire():
-            order.append(name)
+        async def user(name: str) -> None:
+            async with pool.acquire():
+                order.append(name)
 
-    try:
         async with pool.acquire():
             first = asyncio.create_task(user("first"))
             await asyncio.sleep(0.02)
@@ -162,5 +157,3 @@ async def test_a_waiter_a_newcomer_overtook_stays_first_in_line(postgres_dsn: st
             await asyncio.sleep(0.02)
         await asyncio.gather(first, second)
         assert order == ["newcomer", "first", "second"]
-    finally:
-        await pool.close()
