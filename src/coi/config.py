@@ -114,11 +114,13 @@ OPTIONS: dict[str, tuple[str, str]] = {
         "--fsync",
         "always: every change is on disk (fsync) before the reply; optimized: new, copied,"
         " moved and expunged messages still are, flag changes are fsynced within"
-        " --fsync-delay seconds (like Dovecot's mail_fsync; see README, Durability)",
+        " --fsync-delay seconds (on PostgreSQL: 3 x its wal_writer_delay); like Dovecot's"
+        " mail_fsync, see README, Durability",
     ),
     "fsync_delay": (
         "--fsync-delay",
-        "with --fsync optimized: most seconds an acknowledged flag change waits for its fsync",
+        "with --fsync optimized on SQLite: most seconds an acknowledged flag change waits for"
+        " its fsync",
     ),
     "max_line": ("--max-line", "longest command line accepted, in bytes"),
     "max_literal": ("--max-literal", "largest literal (e.g. APPEND message) accepted, in bytes"),

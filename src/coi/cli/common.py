@@ -44,7 +44,7 @@ def open_store(config: ServerConfig) -> Store:
             fsync=config.fsync.lower(),
             fsync_delay=config.fsync_delay,
         )
-    directory = open_postgres(config.store)
+    directory = open_postgres(config.store, fsync=config.fsync.lower())
     from coi.store.postgres.sharded import open_sharded
 
     try:  # a directory with shards: users sharded over several databases

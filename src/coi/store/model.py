@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 
+# The stores' durability policies (README: Durability), like Dovecot's `mail_fsync`.
+FSYNC_POLICIES = ("always", "optimized")
+
 # System flags are kept as a bit mask: cheap to store, compare and format.
 SEEN = 1
 ANSWERED = 2

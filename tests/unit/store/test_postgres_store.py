@@ -385,9 +385,10 @@ async def test_migration_10_counts_the_messages_stored_before(postgres_dsn: str)
     finally:
         store.close()
     conn = await asyncpg.connect(postgres_dsn)
-    try:  # back to schema 9
+    try:  # back to schema 9 (undoing 10 and 11)
         await conn.execute(
-            "DROP TRIGGER messages_counts_added ON messages;"
+            "DROP FUNCTION coi_store_flags_lazy;"
+            " DROP TRIGGER messages_counts_added ON messages;"
             " DROP TRIGGER messages_counts_removed ON messages;"
             " DROP TRIGGER messages_counts_changed ON messages;"
             " DROP FUNCTION coi_counts_of(); DROP FUNCTION coi_counts_changed();"
@@ -502,3 +503,113 @@ async def test_a_lost_listen_connection_comes_back(
     await _until(seen, 2)
     assert isinstance(seen[1], MessagesAdded) and seen[1].uids == (2,)
     assert seen[1].origin is REMOTE
+
+
+async def _function_calls(dsn: str, names: tuple[str, ...]) -> dict[str, int]:
+    """Calls of the store's PL/pgSQL functions counted by PostgreSQL (`track_functions`),
+    once the session that made them has reported them (at its end). The first name is
+    called in every case, in the same session as the others."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for _ in range(250):
+            rows = await conn.fetch(
+                "SELECT funcname, calls FROM pg_stat_user_functions WHERE funcname = ANY ($1)",
+                list(names),
+            )
+            calls = {name: 0 for name in names} | {row[0]: row[1] for row in rows}
+            if calls[names[0]]:
+                return calls
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no calls of {names[0]} reported")
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("fsync", ["always", "optimized"])
+async def test_flag_changes_wait_for_their_wal_flush_only_under_always(
+    postgres_dsn: str, fsync: str
+) -> None:
+    """README, Durability: under `fsync = optimized` a STORE commits without waiting for
+    its WAL flush (`coi_store_flags_lazy`, migration 11), a new message still waits; under
+    `always` every write does. The results and events are the same either way."""
+    import asyncpg
+
+    admin = await asyncpg.connect(postgres_dsn)
+    try:  # the store's sessions count their function calls
+        await admin.execute(
+            f"ALTER DATABASE {postgres_dsn.rsplit('/', 1)[1]} SET track_functions = 'pl'"
+        )
+    finally:
+        await admin.close()
+    store = PostgresStore(postgres_dsn, fsync=fsync)
+    try:
+        _, inbox = await user_with_inbox(store)
+        seen: list[Event] = []
+        store.events.watch_mailbox(inbox.id, seen.append)
+        _, uids = await store.append(inbox.id, [message("a"), message("b")])
+        changed, failed = await store.store_flags(inbox.id, uids, "add", Flags(SEEN | DELETED))
+        assert [(uid, f.bits) for uid, f, _ in changed] == [(1, 9), (2, 9)] and failed == []
+        assert isinstance(seen[-1], FlagsChanged) and len(seen[-1].changes) == 2
+        await store.claim_recent(inbox.id, 2)
+        await store.save_previews({})
+        status = store.status(inbox)
+        assert (status.messages, status.unseen, status.deleted) == (2, 0, 2)
+    finally:
+        store.close()
+    calls = await _function_calls(postgres_dsn, ("coi_store_flags_many", "coi_store_flags_lazy"))
+    lazy = 1 if fsync == "optimized" else 0
+    assert calls == {"coi_store_flags_many": 1, "coi_store_flags_lazy": lazy}
+
+
+async def test_the_lazy_store_commits_without_its_wal_flush(postgres_dsn: str) -> None:
+    """`coi_store_flags_lazy` leaves `synchronous_commit` off for the rest of its
+    transaction (a function with a SET clause would undo it at its exit)."""
+    import asyncpg
+
+    store = PostgresStore(postgres_dsn)
+    try:
+        _, inbox = await user_with_inbox(store)
+        await store.append(inbox.id, [message()])
+    finally:
+        store.close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        for function, expected in (("many", "on"), ("lazy", "off")):
+            async with conn.transaction():
+                await conn.fetch(
+                    f"SELECT * FROM coi_store_flags_{function}($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    inbox.id, [1], [1], ["add"], [SEEN], [""], [None], "t", [1],
+                )  # fmt: skip
+                assert await conn.fetchval("SHOW synchronous_commit") == expected
+    finally:
+        await conn.close()
+
+
+def test_an_unknown_fsync_policy_is_refused(postgres_dsn: str) -> None:
+    with pytest.raises(ValueError, match="use always or optimized"):
+        PostgresStore(postgres_dsn, fsync="sometimes")
+
+
+async def test_the_store_functions_plan_their_statements_once(postgres_dsn: str) -> None:
+    """Migration 11: every function of the schema keeps one plan per statement (custom
+    plans made anew at each call cost a fifth of a STORE), except the lazy STORE's
+    wrapper, whose setting of the transaction a SET clause would undo."""
+    import asyncpg
+
+    PostgresStore(postgres_dsn).close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT proname, proconfig FROM pg_proc WHERE proname LIKE 'coi\\_%'"
+        )
+    finally:
+        await conn.close()
+    settings = {row[0]: row[1] for row in rows}
+    assert settings.pop("coi_store_flags_lazy") is None
+    assert len(settings) >= 9
+    assert settings == {
+        name: ["plan_cache_mode=force_generic_plan"] for name in settings
+    }

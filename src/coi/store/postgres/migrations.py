@@ -619,6 +619,46 @@ MIGRATIONS: tuple[str, ...] = (
         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
         FOR EACH STATEMENT EXECUTE FUNCTION coi_counts_changed();
     """,
+    # 11: the functions plan their statements once per connection (`force_generic_plan`):
+    # with the default, PostgreSQL planned some of their statements anew at every call
+    # (those on `= ANY (array)`: its estimate for a parameter's array favours a custom
+    # plan), which took a fifth of a 3-message STORE's CPU in the database (docs/
+    # scale-out.md, "Planned once"). Their statements look rows up by key, so one plan
+    # fits every call. A new function needs the same setting.
+    # And STORE under `fsync = optimized` (README: Durability): the same STOREs, committed
+    # without waiting for their WAL flush. No SET clause on it: PostgreSQL undoes a
+    # function's local settings at its exit when it has one.
+    """
+    CREATE FUNCTION coi_store_flags_lazy(
+        p_mailbox bigint, p_counts integer[], p_uids bigint[], p_modes text[],
+        p_bits integer[], p_keywords text[], p_unchangedsince bigint[], p_token text,
+        p_writes bigint[]
+    ) RETURNS TABLE (
+        request integer, uid bigint, flags integer, keywords text, modseq bigint,
+        old_flags integer, old_keywords text, failed boolean, owner bigint
+    ) LANGUAGE plpgsql AS $fn$
+    BEGIN
+        PERFORM set_config('synchronous_commit', 'off', true);
+        RETURN QUERY SELECT * FROM coi_store_flags_many(p_mailbox, p_counts, p_uids, p_modes,
+            p_bits, p_keywords, p_unchangedsince, p_token, p_writes);
+    END
+    $fn$;
+    ALTER FUNCTION coi_store_flags(bigint, bigint[], text, integer, text[], bigint, text, bigint)
+        SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_store_flags_many(bigint, integer[], bigint[], text[], integer[], text[],
+        bigint[], text, bigint[]) SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_notify_uids(text, text, bigint, bigint, bigint, bigint[], boolean)
+        SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_remove_messages(bigint, bigint[], bigint[])
+        SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_expunge(bigint, bigint[], text, bigint)
+        SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_copy(bigint, bigint[], bigint, boolean, text, bigint)
+        SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_take_recent(bigint, bigint) SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_counts_of() SET plan_cache_mode = force_generic_plan;
+    ALTER FUNCTION coi_counts_changed() SET plan_cache_mode = force_generic_plan;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

@@ -365,7 +365,9 @@ class ShardedStore:
         are checked (ShardError when it is not the database the map says)."""
         listen = self.directory._home is not None
         try:
-            shard = PostgresStore(dsn, listen=None if listen else False)
+            shard = PostgresStore(
+                dsn, listen=None if listen else False, fsync=self.directory.fsync
+            )
         except Exception as exc:  # unreachable, no such database, ...
             raise ShardError(f"cannot open shard {number}: {exc}") from None
         shard.events = self._events  # one bus: sessions watch every shard's events

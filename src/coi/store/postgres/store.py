@@ -61,6 +61,7 @@ from coi.store.events import (
     SubscriptionChanged,
 )
 from coi.store.model import (
+    FSYNC_POLICIES,
     Flags,
     Mailbox,
     MailboxStatus,
@@ -122,19 +123,19 @@ class _Call:
 class _Pending:
     """A write waiting for its user's turn, and whom to tell its outcome."""
 
-    __slots__ = ("future", "job", "lock", "loop")
+    __slots__ = ("future", "job", "loop", "prologue")
 
     def __init__(
         self,
         job: Job[Any] | _Call,
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
-        lock: str,
+        prologue: str,
     ) -> None:
         self.job = job
         self.loop = loop
         self.future = future
-        self.lock = lock
+        self.prologue = prologue
 
     @property
     def group(self) -> int:
@@ -157,6 +158,9 @@ _FLAG_COLUMNS = "uid, flags, keywords"
 # The STOREs of one mailbox, one or a group of them (migration 5; `_merge_flag_changes`).
 _GROUP_MAX = 200  # STOREs in one statement at most
 _STORE_FLAGS = "SELECT * FROM coi_store_flags_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+_STORE_FLAGS_LAZY = "SELECT * FROM coi_store_flags_lazy($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+# under `fsync = optimized`: the transaction commits without waiting for its WAL flush
+_LAZY = "SET LOCAL synchronous_commit = off"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
@@ -317,13 +321,21 @@ class PostgresStore:
         listen: bool | None = None,
         cache_bytes: int = DEFAULT_BYTES,
         cache_rows: int = DEFAULT_ROWS,
+        fsync: str = "always",
     ) -> None:
         """Opens the pool (migrating the schema). With `listen` (default: when constructed
         on a running event loop, as `coi serve` does) events of every process on the
         database are published here, on that loop (coi.store.postgres.notify).
         `cache_bytes` bounds the cache of bodies and their stored data (`BodyCache`),
-        `cache_rows` the cache of message rows the home loop reads (`RowCache`; 0: none)."""
+        `cache_rows` the cache of message rows the home loop reads (`RowCache`; 0: none).
+        `fsync`: always, or optimized: flag changes, \\Recent claims and late previews
+        commit without waiting for their WAL flush (`synchronous_commit = off`; README,
+        Durability), which PostgreSQL's WAL writer does within 3 × `wal_writer_delay`."""
+        if fsync not in FSYNC_POLICIES:
+            raise ValueError(f"fsync policy {fsync!r}: use always or optimized")
         self.dsn = dsn
+        self.fsync = fsync
+        self._lazy = _LAZY if fsync == "optimized" else ""
         # message rows read on the home loop, kept exact by the events (rowcache.py); used
         # only while this handle listens (it then hears every process's changes)
         self._rows = RowCache(cache_rows)
@@ -508,7 +520,12 @@ class PostgresStore:
         return self._call(self._pool.fetchrow(sql, *args))
 
     async def _write(
-        self, user_id: int | None, job: Job[T] | _Call, *, mailbox_id: int = 0, lock: str = ""
+        self,
+        user_id: int | None,
+        job: Job[T] | _Call,
+        *,
+        mailbox_id: int = 0,
+        prologue: str = "",
     ) -> T:
         """Runs `job` in one transaction on the store's loop. After COMMIT, the events are
         published on the caller's loop, then the caller resumes (the SQLite writer's
@@ -516,7 +533,7 @@ class PostgresStore:
         process run one at a time, so events are published in commit order."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        pending = _Pending(job, loop, future, lock)
+        pending = _Pending(job, loop, future, prologue)
         if self._on_home():  # a task of its own: a cancelled caller does not stop it
             pool = await self._home_ready()
             owner = user_id if user_id is not None else self._owners.get(mailbox_id)
@@ -582,7 +599,7 @@ class PostgresStore:
             if isinstance(first.job, _Call):
                 await self._transact_call(pool, batch)
             else:
-                await self._transact(pool, first.job, first.loop, first.future, first.lock)
+                await self._transact(pool, first.job, first.loop, first.future, first.prologue)
         except Exception as exc:
             if len(batch) == 1 or not isinstance(exc, _REFUSED):
                 for pending in batch:
@@ -613,7 +630,7 @@ class PostgresStore:
         job: Job[T],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[T],
-        lock: str = "",
+        prologue: str = "",
     ) -> None:
         """Runs the job in a transaction (again after a deadlock with another process).
         Its events are notified inside the transaction (for every listening process);
@@ -624,8 +641,9 @@ class PostgresStore:
             awaited = False  # reported by the listener when its notification is back
             try:
                 async with pool.acquire() as conn:
-                    # `lock` (SQL without parameters) is sent with BEGIN: one round trip
-                    await conn.execute(f"BEGIN; {lock}" if lock else "BEGIN")
+                    # `prologue` (SQL without parameters: a lock, a setting of the
+                    # transaction) is sent with BEGIN: one round trip
+                    await conn.execute(f"BEGIN; {prologue}" if prologue else "BEGIN")
                     try:
                         result, events = await job(conn)
                         report = _Report(loop, future, result, None, events, self.events.publish)
@@ -1258,7 +1276,7 @@ class PostgresStore:
             )
             return None, []
 
-        await self._write(None, job, mailbox_id=mailbox_id)
+        await self._write(None, job, mailbox_id=mailbox_id, prologue=self._lazy)
 
     def status(self, mailbox: Mailbox) -> MailboxStatus:
         row = self._fetchrow(_STATUS, mailbox.id, mailbox.recent_floor)
@@ -1572,7 +1590,7 @@ class PostgresStore:
             )
             return None, []
 
-        await self._write(None, job)
+        await self._write(None, job, prologue=self._lazy)
 
     def header_prefixes(self, blob_ids: Sequence[int], limit: int = 64 * 1024) -> dict[int, bytes]:
         """The header of each stored message (at most `limit` octets of it): PostgreSQL
@@ -1731,7 +1749,8 @@ class PostgresStore:
             return (changed, failed), [event]
 
         args = (list(uids), mode, flags.bits, " ".join(flags.keywords), unchangedsince)
-        call = _Call(_STORE_FLAGS, args, build, group=mailbox_id, merge=_merge_flag_changes)
+        sql = _STORE_FLAGS_LAZY if self._lazy else _STORE_FLAGS
+        call = _Call(sql, args, build, group=mailbox_id, merge=_merge_flag_changes)
         try:
             return await self._write(None, call, mailbox_id=mailbox_id)
         except asyncpg.exceptions.NoDataFoundError:

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from coi.store.events import Event
+from coi.store.model import FSYNC_POLICIES
 
 T = TypeVar("T")
 # A job gets the connection and returns (result, events to publish after commit).
 Job = Callable[[sqlite3.Connection], tuple[Any, list[Event]]]
 
 _MAX_BATCH = 256
-FSYNC_POLICIES = ("always", "optimized")
 
 
 class _Work:
