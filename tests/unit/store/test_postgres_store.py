@@ -613,3 +613,29 @@ async def test_the_store_functions_plan_their_statements_once(postgres_dsn: str)
     assert settings == {
         name: ["plan_cache_mode=force_generic_plan"] for name in settings
     }
+
+
+async def test_small_bodies_are_kept_in_their_row(postgres_dsn: str) -> None:
+    """Migration 12: a body of a few KB is read from its row, not from TOAST chunks; a
+    large one still goes out of line."""
+    import asyncpg
+
+    store = PostgresStore(postgres_dsn)
+    try:
+        _, inbox = await user_with_inbox(store)
+        small, large = message("small", "x" * 6000), message("large", "y" * 20_000)
+        await store.append(inbox.id, [small, large])
+        assert (await store.blobs([1, 2]))[1][0] == small.raw
+    finally:
+        store.close()
+    conn = await asyncpg.connect(postgres_dsn)
+    try:
+        toast = await conn.fetchval(
+            "SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = 'bodies'"
+        )
+        out_of_line = await conn.fetchval(f"SELECT count(DISTINCT chunk_id) FROM {toast}")
+        lengths = await conn.fetch("SELECT octet_length(raw) FROM bodies ORDER BY blob_id")
+    finally:
+        await conn.close()
+    assert out_of_line == 1  # the large one
+    assert [row[0] for row in lengths] == [len(small.raw), len(large.raw)]
