@@ -148,3 +148,38 @@ async def test_unused_states_are_bounded_and_evicted_ones_reread(
         ]
     finally:
         await alice.close()
+
+
+async def test_flags_are_fetched_whatever_the_order_of_the_items(
+    imap_server: RunningServer,
+) -> None:
+    """FLAGS with UID or THREADID, in either order, and FLAGS alone, each message's own
+    (the lines of `_send_flag_lines`)."""
+    client = await logged_in(imap_server)
+    try:
+        await append(client, SIMPLE)
+        await append(client, SIMPLE, "INBOX", "(\\Flagged $Work) ")
+        await append(client, SIMPLE, "INBOX", "(\\Seen) ")
+        await client.command("s SELECT INBOX")
+        await run_transcript(
+            client,
+            """
+            C: A1 FETCH 1:* (FLAGS UID)
+            S: * 1 FETCH (FLAGS (\\Recent) UID 1)
+            S: * 2 FETCH (FLAGS (\\Flagged \\Recent $Work) UID 2)
+            S: * 3 FETCH (FLAGS (\\Seen \\Recent) UID 3)
+            S: A1 OK FETCH completed
+            C: A2 FETCH 2 (UID FLAGS THREADID)
+            S: * 2 FETCH (UID 2 FLAGS (\\Flagged \\Recent $Work) THREADID NIL)
+            S: A2 OK FETCH completed
+            C: A3 FETCH 2:3 (FLAGS)
+            S: * 2 FETCH (FLAGS (\\Flagged \\Recent $Work))
+            S: * 3 FETCH (FLAGS (\\Seen \\Recent))
+            S: A3 OK FETCH completed
+            C: A4 UID FETCH 3,7 (FLAGS)
+            S: * 3 FETCH (UID 3 FLAGS (\\Seen \\Recent))
+            S: A4 OK FETCH completed
+            """,
+        )
+    finally:
+        await client.close()

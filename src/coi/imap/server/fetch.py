@@ -10,6 +10,7 @@ without LAZY (RFC 8970 §4.1): computed once from the stored message, then kept.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Container, Sequence
 from dataclasses import replace
 
 from coi.imap.server import rev2, sync
@@ -52,6 +53,9 @@ _ROW_ITEMS = {
 
 # the response line template of each list of row items asked for, e.g. (UID FLAGS)
 _TEMPLATES: dict[tuple[str, ...], bytes] = {}
+# FLAGS lines (`_send_flag_lines`): the template of each item list with positional fields
+_FLAG_TEMPLATES: dict[tuple[str, ...], tuple[bytes, int]] = {}
+_FLAGS_ONLY, _UID_FIRST, _FLAGS_FIRST = 0, 1, 2
 
 
 def _marks_seen(attr: FetchAttr) -> bool:
@@ -409,6 +413,8 @@ async def _fetch_row_items(
     state_count = len(state_uids)
     recent = view.recent
     view_uids = view.uids
+    if same and not with_row and "FLAGS" in names:
+        return await _send_flag_lines(session, uids, view_uids, bits, keywords, recent, key)
     count = len(view_uids)
     missing = False
     values: dict[bytes, object] = {}
@@ -453,6 +459,58 @@ async def _fetch_row_items(
         values[b"uid"] = uid
         values[b"flags"] = flags
         line = template % values
+        out.append(line)
+        pending += len(line)
+        if pending > _DRAIN_BYTES:
+            session.send(b"".join(out))
+            out.clear()
+            pending = 0
+            await session.io.drain()
+    if out:
+        session.send(b"".join(out))
+    return _outcome(missing)
+
+
+async def _send_flag_lines(
+    session: Session,
+    uids: list[int],
+    view_uids: Sequence[int],
+    bits: Sequence[int],
+    keywords: dict[int, str],
+    recent: Container[int],
+    key: tuple[str, ...],
+) -> str:
+    """`_fetch_row_items` in its most common case, every client's `FETCH 1:* (UID FLAGS)`:
+    FLAGS with UID (or THREADID), nothing from the stored rows, and the shared state in
+    step with the view (a sequence number is the index + 1). Positional fields instead
+    of the general loop's named ones: about 0.4 µs a message instead of 0.7."""
+    found = _FLAG_TEMPLATES.get(key)
+    if found is None:
+        if len(_FLAG_TEMPLATES) >= 256:
+            _FLAG_TEMPLATES.clear()
+        template = _TEMPLATES[key].replace(b"%(seq)d", b"%d").replace(b"%(uid)d", b"%d")
+        order = _FLAGS_ONLY
+        if "UID" in key:
+            order = _UID_FIRST if key.index("UID") < key.index("FLAGS") else _FLAGS_FIRST
+        found = _FLAG_TEMPLATES[key] = (template.replace(b"%(flags)s", b"%s"), order)
+    template, order = found
+    keyword_of = keywords.get
+    count = len(view_uids)
+    missing = False
+    out: list[bytes] = []
+    index = pending = 0
+    for uid in uids:
+        index = bisect_left(view_uids, uid, index)
+        if index == count or view_uids[index] != uid:
+            missing = True
+            continue
+        flags = flag_text(bits[index], keyword_of(uid, ""), uid in recent)
+        if order == _UID_FIRST:
+            line = template % (index + 1, uid, flags)
+        elif order == _FLAGS_FIRST:
+            line = template % (index + 1, flags, uid)
+        else:
+            line = template % (index + 1, flags)
         out.append(line)
         pending += len(line)
         if pending > _DRAIN_BYTES:
