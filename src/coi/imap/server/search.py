@@ -162,31 +162,48 @@ def uses_modseq(key: keys.SearchKey) -> bool:
     return any(isinstance(k, keys.ModSeqKey) for k in keys.leaves(key))
 
 
-async def run_search(session: Session, key: keys.SearchKey) -> list[int]:
-    """Matching UIDs, ascending."""
-    return [row.uid for row in await search_rows(session, key)]
+async def search_uids(
+    session: Session, key: keys.SearchKey, *, modseq: bool
+) -> tuple[list[int], dict[int, int] | None]:
+    """UIDs of the matching messages, ascending, and with `modseq` each one's MODSEQ. A
+    key of flags, sequence numbers and UIDs alone (SEARCH UNSEEN, every client's) reads
+    no rows: building them was most of its cost."""
+    if not modseq and not needs_row(key):
+        view = session.require_selected()
+        return _flag_matches(session, view, compile_key(key, view, session)), None
+    rows = await search_rows(session, key)
+    return [row.uid for row in rows], {row.uid: row.modseq for row in rows} if modseq else None
+
+
+def _flag_matches(
+    session: Session, view: SelectedMailbox, predicate: Callable[[Candidate], bool]
+) -> list[int]:
+    """UIDs of the view whose flags (from the mailbox's shared state), sequence number
+    and UID match."""
+    state = view.state
+    bits, keywords = state.flags()
+    hits = []
+    at = 0
+    for seq, uid in enumerate(view.uids, start=1):
+        at = bisect_left(state.uids, uid, at)
+        if at < len(state.uids) and state.uids[at] == uid:
+            flags = stored_flags(bits[at], keywords.get(uid, ""))
+            if predicate(Candidate(session, seq, uid, flags, None)):
+                hits.append(uid)
+    return hits
 
 
 async def search_rows(session: Session, key: keys.SearchKey) -> list[MessageRow]:
-    """Rows of the matching messages, by UID. The store's text narrowing and search data
-    are awaited once per batch, never per message."""
+    """Rows of the matching messages, by UID (SORT and THREAD need them). The store's
+    text narrowing and search data are awaited once per batch, never per message."""
     view = session.require_selected()
     predicate = compile_key(key, view, session)
-    numbered = list(enumerate(view.uids, start=1))
     store = session.store
     if not needs_row(key):  # flags from the mailbox's shared state; rows of hits only
-        state = view.state
-        bits, keywords = state.flags()
-        hits = []
-        at = 0
-        for seq, uid in numbered:
-            at = bisect_left(state.uids, uid, at)
-            if at < len(state.uids) and state.uids[at] == uid:
-                flags = stored_flags(bits[at], keywords.get(uid, ""))
-                if predicate(Candidate(session, seq, uid, flags, None)):
-                    hits.append(uid)
+        hits = _flag_matches(session, view, predicate)
         found = await store.read_rows(view.mailbox_id, hits)
         return [found[uid] for uid in hits if uid in found]
+    numbered = list(enumerate(view.uids, start=1))
     needles = text_needles(key)
     if needles:  # only messages whose stored text contains the needles can match
         possible = await store.text_matches(view.mailbox_id, needles)
@@ -276,16 +293,15 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
         session, command.tag, command.uid, command.key, None, command.return_opts
     )
     try:
-        found = await search_rows(session, command.key)
+        hits, modseqs = await search_uids(session, command.key, modseq=with_modseq)
     except BaseException:
         if update is not None:
             context.abandon(session, update)
         raise
     if update is not None:
-        context.start(session, update, [row.uid for row in found])
-    hits = [row.uid for row in found]
+        context.start(session, update, hits)
     # RFC 7162 §3.1.6, §3.1.10: the highest mod-sequence of what is returned
-    highest = max((row.modseq for row in found), default=0) if with_modseq else 0
+    highest = max(modseqs.values(), default=0) if modseqs else 0
     numbers = hits if command.uid else [s for u in hits if (s := view.seq_of(u)) is not None]
     options = command.return_opts
     if options is None and session.rev2:
@@ -294,7 +310,7 @@ async def handle_search(session: Session, command: cmd.Search) -> str:
         tail = f" (MODSEQ {highest})" if numbers and highest else ""
         session.untagged("SEARCH" + "".join(f" {n}" for n in numbers) + tail)
         return "SEARCH completed"
-    extended_result(session, command.tag, command.uid, options, found, numbers, with_modseq)
+    extended_result(session, command.tag, command.uid, options, hits, numbers, modseqs)
     return "SEARCH completed"
 
 
@@ -303,21 +319,22 @@ def extended_result(
     tag: str,
     uid: bool,
     options: tuple[str, ...],
-    found: list[MessageRow],
+    found: list[int],
     numbers: list[int],
-    with_modseq: bool,
+    modseqs: dict[int, int] | None,
     all_text: Callable[[list[int]], str] = format_sequence,
 ) -> None:
     """The ESEARCH response of SEARCH/SORT RETURN (...) and its SAVE (RFC 4731, RFC 5182,
-    RFC 5267 §3.1): MIN/MAX are the first/last of `found` as ordered by the command;
-    PARTIAL (RFC 5267 §4.4) the results at the given positions in that order. CONTEXT is
-    a hint (§4.2) and UPDATE asks for no result data (§4.3), as in Dovecot: RETURN () and
-    RETURN (CONTEXT) mean ALL, RETURN (UPDATE) gives the TAG alone."""
+    RFC 5267 §3.1) for the UIDs `found` (`modseqs`: the MODSEQ of each, when a MODSEQ
+    criterion asks for it): MIN/MAX are the first/last of `found` as ordered by the
+    command; PARTIAL (RFC 5267 §4.4) the results at the given positions in that order.
+    CONTEXT is a hint (§4.2) and UPDATE asks for no result data (§4.3), as in Dovecot:
+    RETURN () and RETURN (CONTEXT) mean ALL, RETURN (UPDATE) gives the TAG alone."""
     partial = partial_option(options)
     wanted = {o.upper() for o in options if not o.startswith("PARTIAL ")} - {"CONTEXT"}
     if not wanted and partial is None:
         wanted = {"ALL"}  # RFC 4731 §3.1
-    first_last: list[MessageRow] = []
+    first_last: list[int] = []
     if found:
         first_last = [found[0]] if "MIN" in wanted else []
         first_last += [found[-1]] if "MAX" in wanted else []
@@ -331,7 +348,7 @@ def extended_result(
         saved = found
         if found and wanted & {"MIN", "MAX"} and not wanted & {"ALL", "COUNT"}:
             saved = first_last
-        session.saved_result = sorted({row.uid for row in saved})
+        session.saved_result = sorted(set(saved))
         wanted.discard("SAVE")
         if not wanted and partial is None:  # RFC 5182 §2.1: SAVE alone, no ESEARCH
             return
@@ -349,13 +366,13 @@ def extended_result(
         parts.append(partial_text(numbers[part[0] : part[1]], partial, all_text))
     if "COUNT" in wanted:
         parts.append(f"COUNT {len(numbers)}")
-    if found and with_modseq:
+    if found and modseqs is not None:
         # RFC 4731 §3.2: with only MIN and/or MAX, of those messages; else of all
         shown = found if wanted & {"ALL", "COUNT"} else first_last
         if partial is not None and not wanted & {"ALL", "COUNT"}:
             shown = [*first_last, *found[part[0] : part[1]]]
         if shown:
-            parts.append(f"MODSEQ {max(row.modseq for row in shown)}")
+            parts.append(f"MODSEQ {max(modseqs[uid] for uid in shown)}")
     session.untagged("ESEARCH " + " ".join(parts))
 
 

@@ -236,8 +236,10 @@ async def handle_sort(session: Session, command: cmd.Sort) -> str:
         session.untagged("SORT" + "".join(f" {n}" for n in numbers) + tail)
         return "SORT completed"
     # RFC 5267 §3.1: MIN/MAX are the first/last in sort order; ALL keeps the order
+    uids = [row.uid for row in found]
+    modseqs = {row.uid: row.modseq for row in found} if with_modseq else None
     search.extended_result(
-        session, command.tag, command.uid, options, found, numbers, with_modseq, ordered_set
+        session, command.tag, command.uid, options, uids, numbers, modseqs, ordered_set
     )
     return "SORT completed"
 
