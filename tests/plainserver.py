@@ -154,10 +154,20 @@ def dovecot_version() -> str:
     ).stdout.strip()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports: each socket stays bound until all are picked (one
+    at a time, the kernel can hand out the same port twice, and Dovecot then refuses its
+    configuration: "duplicate listener")."""
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sockets.append(sock)
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def ensure_mail_user() -> pwd.struct_passwd:
@@ -474,12 +484,13 @@ def start_plain_server(
         work.chmod(0o755)
         (work / "mail").mkdir()
         os.chown(work / "mail", pw.pw_uid, pw.pw_gid)
+        imap_port, imaps_port, lmtp_port, smtp_port = free_ports(4)
         server = PlainMailServer(
             workdir=work,
-            imap_port=free_port(),
-            imaps_port=free_port(),
-            lmtp_port=free_port(),
-            smtp_port=free_port(),
+            imap_port=imap_port,
+            imaps_port=imaps_port,
+            lmtp_port=lmtp_port,
+            smtp_port=smtp_port,
             max_message_size=max_message_size,
             version=version,
         )

@@ -13,10 +13,12 @@ Invariants:
   (the user row for mailbox-tree and METADATA changes, the mailbox rows for message
   changes), so writes of several processes on one database serialize per mailbox and
   UIDs and mod-sequences stay dense and increasing (RFC 3501 §2.3.1.1, RFC 7162 §3).
-- A write returns only after COMMIT (synchronous_commit: the WAL is flushed). Its
-  events are then published on the caller's loop, in commit order, before the caller
-  resumes, exactly as the SQLite writer does. Writes of one user from one loop run one
-  after another, so their events can never be published out of commit order.
+- A write returns only after COMMIT (synchronous_commit: the WAL is flushed; under
+  `fsync = optimized`, flag changes, \\Recent claims and previews only wait for the
+  commit, README: Durability). Its events are then published on the caller's loop, in
+  commit order, before the caller resumes, exactly as the SQLite writer does. Writes
+  of one user from one loop run one after another, so their events can never be
+  published out of commit order.
 - Every query names its user or its mailbox.
 """
 
