@@ -154,7 +154,7 @@ async def test_flags_are_fetched_whatever_the_order_of_the_items(
     imap_server: RunningServer,
 ) -> None:
     """FLAGS with UID or THREADID, in either order, and FLAGS alone, each message's own
-    (the lines of `_send_flag_lines`)."""
+    (the positional templates of `_fetch_row_items`)."""
     client = await logged_in(imap_server)
     try:
         await append(client, SIMPLE)

@@ -10,7 +10,7 @@ without LAZY (RFC 8970 §4.1): computed once from the stored message, then kept.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from operator import itemgetter
 from typing import Any
@@ -420,10 +420,6 @@ async def _fetch_row_items(
     state_count = len(state_uids)
     recent = view.recent
     view_uids = view.uids
-    if same and not with_row and "FLAGS" in names:
-        return await _send_flag_lines(
-            session, uids, view_uids, bits, keywords, recent, template, pick
-        )
     count = len(view_uids)
     missing = False
     with_flags = "FLAGS" in names
@@ -465,43 +461,6 @@ async def _fetch_row_items(
         elif with_flags:
             flags = flag_text(bits[at], keywords.get(uid, ""), uid in recent)
         line = template % pick((index + 1, uid, flags, modseq, size, date, email))
-        out.append(line)
-        pending += len(line)
-        if pending > _DRAIN_BYTES:
-            session.send(b"".join(out))
-            out.clear()
-            pending = 0
-            await session.io.drain()
-    if out:
-        session.send(b"".join(out))
-    return _outcome(missing)
-
-
-async def _send_flag_lines(
-    session: Session,
-    uids: list[int],
-    view_uids: Sequence[int],
-    bits: Sequence[int],
-    keywords: dict[int, str],
-    recent: Container[int],
-    template: bytes,
-    pick: Callable[[tuple[object, ...]], Any],
-) -> str:
-    """`_fetch_row_items` in its most common case, every client's `FETCH 1:* (UID FLAGS)`:
-    FLAGS with UID (or THREADID), nothing from the stored rows, and the shared state in
-    step with the view (a sequence number is the index + 1), so the loop has less to do."""
-    keyword_of = keywords.get
-    count = len(view_uids)
-    missing = False
-    out: list[bytes] = []
-    index = pending = 0
-    for uid in uids:
-        index = bisect_left(view_uids, uid, index)
-        if index == count or view_uids[index] != uid:
-            missing = True
-            continue
-        flags = flag_text(bits[index], keyword_of(uid, ""), uid in recent)
-        line = template % pick((index + 1, uid, flags))
         out.append(line)
         pending += len(line)
         if pending > _DRAIN_BYTES:
