@@ -566,7 +566,8 @@ async def test_flag_changes_wait_for_their_wal_flush_only_under_always(
 
 async def test_the_lazy_store_commits_without_its_wal_flush(postgres_dsn: str) -> None:
     """`coi_store_flags_lazy` leaves `synchronous_commit` off for the rest of its
-    transaction (a function with a SET clause would undo it at its exit)."""
+    transaction, its SET clause (`plan_cache_mode`) notwithstanding, as `coi_take_recent`
+    does (migration 8)."""
     import asyncpg
 
     store = PostgresStore(postgres_dsn)
@@ -584,6 +585,9 @@ async def test_the_lazy_store_commits_without_its_wal_flush(postgres_dsn: str) -
                     inbox.id, [1], [1], ["add"], [SEEN], [""], [None], "t", [1],
                 )  # fmt: skip
                 assert await conn.fetchval("SHOW synchronous_commit") == expected
+        async with conn.transaction():
+            await conn.fetchval("SELECT coi_take_recent($1, 1)", inbox.id)
+            assert await conn.fetchval("SHOW synchronous_commit") == "off"
     finally:
         await conn.close()
 
@@ -595,8 +599,7 @@ def test_an_unknown_fsync_policy_is_refused(postgres_dsn: str) -> None:
 
 async def test_the_store_functions_plan_their_statements_once(postgres_dsn: str) -> None:
     """Migration 11: every function of the schema keeps one plan per statement (custom
-    plans made anew at each call cost a fifth of a STORE), except the lazy STORE's
-    wrapper, whose setting of the transaction a SET clause would undo."""
+    plans made anew at each call cost a fifth of a STORE)."""
     import asyncpg
 
     PostgresStore(postgres_dsn).close()
@@ -608,8 +611,7 @@ async def test_the_store_functions_plan_their_statements_once(postgres_dsn: str)
     finally:
         await conn.close()
     settings = {row[0]: row[1] for row in rows}
-    assert settings.pop("coi_store_flags_lazy") is None
-    assert len(settings) >= 9
+    assert len(settings) >= 10
     assert settings == {
         name: ["plan_cache_mode=force_generic_plan"] for name in settings
     }

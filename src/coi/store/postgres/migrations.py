@@ -626,8 +626,8 @@ MIGRATIONS: tuple[str, ...] = (
     # scale-out.md, "Planned once"). Their statements look rows up by key, so one plan
     # fits every call. A new function needs the same setting.
     # And STORE under `fsync = optimized` (README: Durability): the same STOREs, committed
-    # without waiting for their WAL flush. No SET clause on it: PostgreSQL undoes a
-    # function's local settings at its exit when it has one.
+    # without waiting for their WAL flush (a function's SET clause restores only its own
+    # setting at the function's exit, so `synchronous_commit` stays off until COMMIT).
     """
     CREATE FUNCTION coi_store_flags_lazy(
         p_mailbox bigint, p_counts integer[], p_uids bigint[], p_modes text[],
@@ -636,7 +636,7 @@ MIGRATIONS: tuple[str, ...] = (
     ) RETURNS TABLE (
         request integer, uid bigint, flags integer, keywords text, modseq bigint,
         old_flags integer, old_keywords text, failed boolean, owner bigint
-    ) LANGUAGE plpgsql AS $fn$
+    ) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
     BEGIN
         PERFORM set_config('synchronous_commit', 'off', true);
         RETURN QUERY SELECT * FROM coi_store_flags_many(p_mailbox, p_counts, p_uids, p_modes,
