@@ -14,6 +14,8 @@ from typing import Any
 
 import platformdirs
 
+from coi.store.model import FSYNC_POLICIES
+
 
 class ConfigError(Exception):
     """A configuration value is wrong; the message says which and what to do."""
@@ -325,7 +327,7 @@ _CHOICES = {
     "relay_tls": ("starttls", "tls", "none"),
     "log_level": ("debug", "info", "warning", "error"),
     "log_format": ("text", "json"),
-    "fsync": ("always", "optimized"),
+    "fsync": FSYNC_POLICIES,
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -554,9 +555,12 @@ async def test_flag_changes_wait_for_their_wal_flush_only_under_always(
         assert [(uid, f.bits) for uid, f, _ in changed] == [(1, 9), (2, 9)] and failed == []
         assert isinstance(seen[-1], FlagsChanged) and len(seen[-1].changes) == 2
         await store.claim_recent(inbox.id, 2)
-        await store.save_previews({})
         status = store.status(inbox)
         assert (status.messages, status.unseen, status.deleted) == (2, 0, 2)
+        _, [late] = await store.append(inbox.id, [replace(message("c"), preview=None)])
+        blob_id = (await store.read_rows(inbox.id, [late]))[late].blob_id
+        await store.save_previews({blob_id: "a late preview"})
+        assert store.previews([blob_id]) == {blob_id: "a late preview"}
     finally:
         store.close()
     calls = await _function_calls(postgres_dsn, ("coi_store_flags_many", "coi_store_flags_lazy"))

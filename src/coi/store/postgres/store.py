@@ -337,7 +337,9 @@ class PostgresStore:
             raise ValueError(f"fsync policy {fsync!r}: use always or optimized")
         self.dsn = dsn
         self.fsync = fsync
-        self._lazy = _LAZY if fsync == "optimized" else ""
+        lazy = fsync == "optimized"
+        self._lazy = _LAZY if lazy else ""  # the prologue of its lazy writes
+        self._store_flags = _STORE_FLAGS_LAZY if lazy else _STORE_FLAGS
         # message rows read on the home loop, kept exact by the events (rowcache.py); used
         # only while this handle listens (it then hears every process's changes)
         self._rows = RowCache(cache_rows)
@@ -1751,8 +1753,7 @@ class PostgresStore:
             return (changed, failed), [event]
 
         args = (list(uids), mode, flags.bits, " ".join(flags.keywords), unchangedsince)
-        sql = _STORE_FLAGS_LAZY if self._lazy else _STORE_FLAGS
-        call = _Call(sql, args, build, group=mailbox_id, merge=_merge_flag_changes)
+        call = _Call(self._store_flags, args, build, group=mailbox_id, merge=_merge_flag_changes)
         try:
             return await self._write(None, call, mailbox_id=mailbox_id)
         except asyncpg.exceptions.NoDataFoundError:
