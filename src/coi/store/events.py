@@ -135,6 +135,10 @@ class EventBus:
     def watch_mailbox(self, mailbox_id: int, listener: Listener) -> Callable[[], None]:
         return _add(self._by_mailbox, mailbox_id, listener)
 
+    def watches_mailbox(self, mailbox_id: int) -> bool:
+        """Whether anybody watches this mailbox's changes (who needs them in order)."""
+        return mailbox_id in self._by_mailbox
+
     def watch_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
         return _add(self._by_user, user_id, listener)
 

@@ -4,7 +4,8 @@ schema version check, and large events split to fit NOTIFY (tests/pg.py's cluste
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
@@ -145,6 +146,52 @@ async def test_interleaved_writers_are_seen_in_one_order_by_both(
             break
         await asyncio.sleep(0.01)
     assert queues() == [{}] * 4
+
+
+async def test_a_write_next_in_its_mailbox_does_not_wait_for_its_notification(
+    pair: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """While the first process's LISTEN connection hears nothing (its thread held), its
+    writes that nothing can precede are published and answered at once: those to a
+    mailbox nobody watches, and those whose MODSEQ follows the last one published of a
+    watched mailbox. A write after the other process's (not heard yet) waits for it, so
+    the watcher still gets every UID in order."""
+    first, second = pair
+    user, inbox = await user_with_inbox(first)
+    box = await first.create_mailbox(user.id, "Box")
+    added: list[Event] = []
+    first.events.watch_mailbox(
+        inbox.id, lambda e: added.append(e) if isinstance(e, MessagesAdded) else None
+    )
+    deaf = threading.Event()
+
+    def hold_the_listener() -> None:
+        deaf.clear()
+        first._loop.call_soon_threadsafe(deaf.wait, 30)
+
+    async def waits(write: Awaitable[Any]) -> Any:
+        task = asyncio.ensure_future(write)
+        await asyncio.sleep(0.3)
+        assert not task.done()  # its place in the commit order is not known yet
+        deaf.set()
+        return await task
+
+    hold_the_listener()
+    try:
+        await asyncio.wait_for(first.append(box.id, [message("a")]), 10)  # nobody watches
+        # the first write in a watched mailbox: which MODSEQ came before is not known
+        await waits(first.append(inbox.id, [message("b")]))
+        hold_the_listener()
+        await asyncio.wait_for(first.append(inbox.id, [message("c")]), 10)
+        await asyncio.wait_for(first.store_flags(inbox.id, [1], "add", Flags(SEEN)), 10)
+        await asyncio.wait_for(first.expunge(inbox.id, [2]), 10)
+        await second.append(inbox.id, [message("d")])  # the first process hears it late
+        await waits(first.append(inbox.id, [message("e")]))
+    finally:
+        deaf.set()
+    await _until(added, 4)
+    assert [uid for e in added if isinstance(e, MessagesAdded) for uid in e.uids] == [1, 2, 3, 4]
+    assert first._awaiting == {}
 
 
 async def test_a_large_store_reaches_the_other_process_whole_and_in_order(

@@ -18,7 +18,10 @@ Invariants:
   commit, README: Durability). Its events are then published on the caller's loop, in
   commit order, before the caller resumes, exactly as the SQLite writer does. Writes
   of one user from one loop run one after another, so their events can never be
-  published out of commit order.
+  published out of commit order. A one-statement write on the home loop whose changes
+  directly follow what was published of their mailboxes (their MODSEQ is the next one,
+  `_early`) is published as soon as its rows are back: nothing can still come before
+  it, so it need not wait for its own notification to learn its place.
 - Every query names its user or its mailbox.
 """
 
@@ -381,8 +384,12 @@ class PostgresStore:
         self._awaiting: dict[int, _Report] = {}
         self._listener: Connection | None = None
         # on the home loop, in the listener's (commit) order: other processes' events, and
-        # our own writes' reports once their last notification came (`_pump`)
-        self._outbox: collections.deque[_Report | Event] = collections.deque()
+        # our own writes' reports once their last notification came (`_pump`); another
+        # process's event comes with whether it is the last of its write
+        self._outbox: collections.deque[_Report | tuple[Event, bool]] = collections.deque()
+        # mailbox id -> the MODSEQ up to which each of its changes is published on the
+        # home loop (while listening): a write with the next MODSEQ is published at once
+        self._marks: dict[int, int] = {}
         self._relistening: asyncio.Task[None] | None = None
         self._closed = False
         try:
@@ -650,7 +657,7 @@ class PostgresStore:
                     await conn.execute(f"BEGIN; {prologue}" if prologue else "BEGIN")
                     try:
                         result, events = await job(conn)
-                        report = _Report(loop, future, result, None, events, self.events.publish)
+                        report = _Report(loop, future, result, None, events, self._published)
                         notify = ""
                         if events:  # for the other processes, whether this one listens or not
                             write_id = next(self._write_ids)
@@ -684,12 +691,13 @@ class PostgresStore:
         again after a deadlock. Its notifications are sent by the statement, so each
         call's report waits for two things, in either order: the statement's rows (the
         result and events are built from them) and, when this handle listens, the call's
-        last notification (its place in the commit order)."""
+        last notification (its place in the commit order), unless its place is known
+        when the rows come (`_early`)."""
         calls = [p.job for p in batch if isinstance(p.job, _Call)]
         first = calls[0]
         for attempt in range(_RETRIES):
             write_ids = [next(self._write_ids) for _ in batch]
-            publish = self.events.publish
+            publish = self._published
             reports = [_Report(p.loop, p.future, None, None, [], publish) for p in batch]
             listening = self._listener is not None
             if listening:
@@ -731,8 +739,11 @@ class PostgresStore:
                     report.send()
                 return
             for write_id, report in zip(write_ids, reports, strict=True):
-                if not report.events and self._awaiting.pop(write_id, None) is report:
-                    report.needed = 1  # nothing written: no notification comes
+                if not report.events:
+                    if self._awaiting.pop(write_id, None) is report:
+                        report.needed = 1  # nothing written: no notification comes
+                elif self._awaiting.get(write_id) is report:
+                    self._early(write_id, report)
                 report.committed = True
                 report.send()
             if self._listener is None:  # never listened, or lost meanwhile
@@ -762,16 +773,16 @@ class PostgresStore:
                         report.send()
             return
         if event is not None:
-            self._to_home(event)
+            self._to_home((event, last))
 
-    def _to_home(self, item: _Report | Event) -> None:
+    def _to_home(self, item: _Report | tuple[Event, bool]) -> None:
         if self._home is not None:
             try:
                 self._home.call_soon_threadsafe(self._queue, item)
             except RuntimeError:  # the home loop is closed
                 pass
 
-    def _queue(self, item: _Report | Event) -> None:
+    def _queue(self, item: _Report | tuple[Event, bool]) -> None:
         self._outbox.append(item)
         self._pump()
 
@@ -788,7 +799,52 @@ class PostgresStore:
                 item._deliver()
             else:
                 box.popleft()
-                self.events.publish(item)
+                event, last = item
+                if last:  # the whole of its write is published now
+                    self._mark(event)
+                self.events.publish(event)
+
+    def _published(self, event: Event) -> None:
+        """Publishes an event of this process's writes in commit order."""
+        self._mark(event)
+        self.events.publish(event)
+
+    def _mark(self, event: Event) -> None:
+        """Every change of the event's mailbox up to its MODSEQ is published now (they
+        came in commit order, and MODSEQs of a mailbox grow with it)."""
+        place = _mailbox_modseq(event)
+        if place is not None and place[1] > self._marks.get(place[0], 0):
+            if len(self._marks) >= _MAX_OWNERS:
+                self._marks.clear()  # forgotten marks only make writes wait
+            self._marks[place[0]] = place[1]
+
+    def _early(self, write_id: int, report: _Report) -> None:
+        """Publishes a write now, before its notification comes back, when nothing can
+        come before it: each of its mailboxes is either watched by nobody who needs
+        their changes in order (the selected mailboxes' state does: `watches_mailbox`)
+        or had every change up to the MODSEQ before this write's published. MODSEQs of a
+        mailbox are given out under its row lock, one per write (coi_store_flags_many
+        gives each request its own), so no other write can hold that one."""
+        if report.loop is not self._home or asyncio.get_running_loop() is not self._home:
+            return
+        places = []
+        for event in report.events:
+            place = _mailbox_modseq(event)
+            if place is None:
+                return
+            watched = self.events.watches_mailbox(place[0])
+            if watched and self._marks.get(place[0]) != place[1] - 1:
+                return
+            places.append((watched, *place))
+        if self._awaiting.pop(write_id, None) is not report:
+            return  # its notification came meanwhile: the outbox has its place
+        for watched, mailbox_id, modseq in places:
+            if watched:
+                self._marks[mailbox_id] = modseq
+            else:  # published out of commit order: no longer a mark of anything
+                self._marks.pop(mailbox_id, None)
+        report.needed = 1
+        report.publish = self.events.publish
 
     async def _listen(self) -> None:
         listener = await asyncpg.connect(self.dsn)
@@ -806,6 +862,7 @@ class PostgresStore:
         log.error("the LISTEN connection to the store was lost; reconnecting")
         self._listener = None
         self._rows.reset(enabled=False)  # other processes' changes are missed from now on
+        self._marks.clear()  # events now come right after COMMIT, not in commit order
         self._flush_awaiting()
         self._relistening = self._loop.create_task(self._relisten())
 
@@ -821,6 +878,7 @@ class PostgresStore:
                 continue
             log.warning("LISTEN connection back: other processes' events in between were missed")
             self._rows.reset(enabled=True)  # what it held before the gap is not trusted
+            self._marks.clear()
             self._flush_awaiting()  # committed before LISTEN: their notification never comes
             return
 
@@ -1882,6 +1940,15 @@ def _store_error(exc: BaseException) -> BaseException:
     if isinstance(exc, UnicodeEncodeError | asyncpg.exceptions.CharacterNotInRepertoireError):
         return StoreError(f"text the store cannot hold (NUL or a lone surrogate): {exc}")
     return exc
+
+
+def _mailbox_modseq(event: Event) -> tuple[int, int] | None:
+    """(mailbox id, MODSEQ) of a change to a mailbox's messages; None for other events."""
+    if isinstance(event, MessagesAdded | MessagesExpunged):
+        return event.mailbox_id, event.modseq
+    if isinstance(event, FlagsChanged) and event.changes:
+        return event.mailbox_id, max(change[2] for change in event.changes)
+    return None
 
 
 class _Report:
