@@ -149,6 +149,25 @@ async def test_read_usage_gives_the_limit_and_sums_only_under_one(store: Store) 
     assert await store.read_usage(user.id + 1000, 0) == (0, 0)  # no such user
 
 
+async def test_read_target_gives_the_mailbox_and_the_usage_in_one_read(store: Store) -> None:
+    """APPEND's and COPY's lookup: the user's mailbox of that name (None when there is
+    none, or it is another user's, or the name could never be stored) with read_usage's
+    figures whichever it is."""
+    user, inbox = await user_with_inbox(store)
+    one = message("one", body="x" * 300)
+    await store.append(inbox.id, [one])
+    other = await store.add_user("b@x.org", "h", [])
+    await store.create_mailbox(other.id, "Theirs")
+    mailbox = store.get_mailbox(user.id, "INBOX")
+    assert await store.read_target(user.id, "INBOX", 0) == (mailbox, (0, 0))
+    assert await store.read_target(user.id, "INBOX", 5000) == (mailbox, (5000, len(one.raw)))
+    await store.set_quota("a@x.org", 1 << 20)
+    usage = (1 << 20, len(one.raw))
+    assert await store.read_target(user.id, "Theirs", 5000) == (None, usage)
+    assert await store.read_target(user.id, "no\x00such", 5000) == (None, usage)
+    assert await store.read_target(user.id + 1000, "INBOX", 0) == (None, (0, 0))
+
+
 async def test_usage_follows_every_write_of_messages(store: Store) -> None:
     """Quota usage is RFC822.SIZE summed over every mailbox, after APPEND, COPY, MOVE,
     EXPUNGE and DELETE of a mailbox alike (PostgreSQL keeps a sum per mailbox)."""

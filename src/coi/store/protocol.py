@@ -17,7 +17,8 @@ Shape rules, so that a networked database fits:
   event listeners use), FETCH's chunks of bodies (`blobs`), the alias listing, and the
   lookups of command handlers: a named mailbox (`read_mailbox`), the tree for LIST
   (`read_mailboxes`), STATUS (`read_mailbox_status`, `read_status`), the quota check
-  (`read_usage`) and a delivery's recipient (`read_recipient`), each one round trip
+  (`read_usage`, with APPEND's and COPY's target: `read_target`) and a delivery's
+  recipient (`read_recipient`), each one round trip
   where a networked store can make it one. On SQLite they never suspend, so a session's
   responses keep their order; on a networked store the caller's loop serves other
   sessions during the round trip.
@@ -152,6 +153,13 @@ class MailboxStore(Protocol):
     async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
         """`get_mailbox()` as a coroutine, for command handlers that name a mailbox
         (SELECT, APPEND, COPY...): a networked store serves other sessions meanwhile."""
+        ...
+
+    async def read_target(
+        self, user_id: int, name: str, default: int
+    ) -> tuple[Mailbox | None, tuple[int, int]]:
+        """`read_mailbox` and `read_usage` in one read: the mailbox an APPEND or a COPY
+        adds to, and the user's (limit, octets used) for its quota check."""
         ...
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:

@@ -7,7 +7,6 @@ parser already canonicalizes.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import unicodedata
 from bisect import bisect_left
@@ -16,7 +15,7 @@ from functools import lru_cache
 
 from coi.imap.server import catenate, coi, sync
 from coi.imap.server.errors import CommandBad, CommandNo
-from coi.imap.server.quota import refuse_over_quota, usage_of
+from coi.imap.server.quota import refuse_over_quota
 from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.commands import NormalizedName
@@ -72,9 +71,29 @@ async def _lookup(session: Session, name: str) -> Mailbox | None:
 
 async def find_target(session: Session, name: str) -> Mailbox:
     """A mailbox to put messages into: missing means TRYCREATE (RFC 3501 §6.3.11)."""
+    _valid_target(name)
+    return _existing_target(name, await _lookup(session, name))
+
+
+async def find_target_and_usage(
+    session: Session, name: str
+) -> tuple[Mailbox, tuple[int, int]]:
+    """`find_target` and the user's quota usage (`usage_of`), in one read of the store."""
+    _valid_target(name)
+    mailbox, usage = await session.store.read_target(
+        session.user_id, name, session.config.default_quota
+    )
+    if mailbox is None and isinstance(name, NormalizedName):  # as `_lookup`
+        mailbox = await session.store.read_mailbox(session.user_id, name.supplied)
+    return _existing_target(name, mailbox), usage
+
+
+def _valid_target(name: str) -> None:
     if isinstance(name, InvalidName):  # it could never be created
         raise CommandNo("Mailbox name is not valid modified UTF-7", "CANNOT")
-    mailbox = await _lookup(session, name)
+
+
+def _existing_target(name: str, mailbox: Mailbox | None) -> Mailbox:
     if mailbox is None or mailbox.noselect:
         raise CommandNo(f"Mailbox does not exist: {name}", "TRYCREATE")
     return mailbox
@@ -483,10 +502,7 @@ async def handle_status(session: Session, command: cmd.Status) -> str:
 
 
 async def handle_append(session: Session, command: cmd.Append) -> str:
-    # both reads at once: one wait instead of two on a networked store
-    mailbox, usage = await asyncio.gather(
-        find_target(session, command.mailbox), usage_of(session)
-    )
+    mailbox, usage = await find_target_and_usage(session, command.mailbox)
     if not command.messages:
         raise CommandBad("APPEND needs a message")
     limit = session.config.max_literal

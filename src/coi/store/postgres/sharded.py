@@ -96,6 +96,7 @@ ROUTES: dict[str, str] = {
     "subscriptions": "user",
     "status": "mailbox",
     "read_mailbox": "user",
+    "read_target": "user",
     "read_status": "mailbox",
     "read_mailbox_status": "user",
     "read_mailboxes": "user",
@@ -665,6 +666,11 @@ class ShardedStore:
 
     async def read_mailbox(self, user_id: int, name: str) -> Mailbox | None:
         return await self._at(user_id).read_mailbox(user_id, name)
+
+    async def read_target(
+        self, user_id: int, name: str, default: int
+    ) -> tuple[Mailbox | None, tuple[int, int]]:
+        return await self._at(user_id).read_target(user_id, name, default)
 
     async def read_status(self, mailbox: Mailbox) -> MailboxStatus:
         return await self._at(mailbox.id).read_status(mailbox)

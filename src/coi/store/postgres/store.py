@@ -156,6 +156,7 @@ _MAILBOX_COLUMNS = (
     "id, user_id, name, uidvalidity, uidnext, highestmodseq, special_use, keywords, recent_floor,"
     " noselect"
 )
+_MAILBOX_COLUMNS_OF_M = ", ".join("m." + name.strip() for name in _MAILBOX_COLUMNS.split(","))
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 # A user's quota usage: the sizes each mailbox keeps (migration 10), not every message's.
 _USED = "coalesce(sum(b.size_sum), 0) FROM mailboxes b"
@@ -1131,6 +1132,24 @@ class PostgresStore:
             name,
         )
         return _mailbox(row) if row else None
+
+    async def read_target(
+        self, user_id: int, name: str, default: int
+    ) -> tuple[Mailbox | None, tuple[int, int]]:
+        """The mailbox (if any) and `read_usage`'s figures in one statement."""
+        if not _sql_text(name):
+            return None, await self.read_usage(user_id, default)
+        row = await self._query(
+            "fetchrow",
+            f"SELECT {_MAILBOX_COLUMNS_OF_M}, l.lim, CASE WHEN l.lim > 0 THEN"
+            f" (SELECT {_USED} WHERE b.user_id = $1) ELSE 0 END"
+            " FROM (SELECT coalesce(nullif((SELECT quota FROM users WHERE id = $1), 0),"
+            " $3::bigint) AS lim) l LEFT JOIN mailboxes m ON m.user_id = $1 AND m.name = $2",
+            user_id,
+            name,
+            default,
+        )
+        return (_mailbox(row) if row[0] is not None else None), (int(row[10]), int(row[11]))
 
     async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
         """Mailboxes and subscribed names in one statement: subscriptions are rows with

@@ -345,6 +345,12 @@ class SqliteStore:
         """`get_mailbox()`: never suspends here (a local read)."""
         return self.get_mailbox(user_id, name)
 
+    async def read_target(
+        self, user_id: int, name: str, default: int
+    ) -> tuple[Mailbox | None, tuple[int, int]]:
+        """`get_mailbox()` and `read_usage`: local reads, never suspending."""
+        return self.get_mailbox(user_id, name), await self.read_usage(user_id, default)
+
     async def read_mailboxes(self, user_id: int) -> tuple[list[Mailbox], set[str]]:
         """`list_mailboxes()` and `subscriptions()`: never suspends here."""
         return self.list_mailboxes(user_id), self.subscriptions(user_id)
