@@ -425,19 +425,27 @@ async def _fetch_row_items(
     with_flags = "FLAGS" in names
     flags = modseq = size = date = email = None
     out: list[bytes] = []  # lines sent together: one write per batch, not per message
-    index = at = pending = 0
+    # where the next UID is looked for first: the UIDs asked for ascend, and usually each
+    # is the next message (1:*, a:b), so a search only follows a gap
+    next_index = next_at = pending = 0
     for uid in uids:
-        index = bisect_left(view_uids, uid, index)
-        if index == count or view_uids[index] != uid:
-            missing = True
-            continue
+        index = next_index
+        if index >= count or view_uids[index] != uid:
+            index = next_index = bisect_left(view_uids, uid, index)
+            if index == count or view_uids[index] != uid:
+                missing = True
+                continue
+        next_index = index + 1
         if same:
             at = index
         else:
-            at = bisect_left(state_uids, uid, at)
-            if at == state_count or state_uids[at] != uid:
-                missing = True  # expunged, not yet announced to this session
-                continue
+            at = next_at
+            if at >= state_count or state_uids[at] != uid:
+                at = next_at = bisect_left(state_uids, uid, at)
+                if at == state_count or state_uids[at] != uid:
+                    missing = True  # expunged, not yet announced to this session
+                    continue
+            next_at = at + 1
         if with_row:
             row = rows.get(uid)
             if row is None:
