@@ -373,23 +373,25 @@ class SelectedMailbox:
 
     def uids_for_sequences(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
         """UIDs of the given sequence-number ranges (out-of-range numbers are left out)."""
-        out: list[int] = []
         count = len(self.uids)
-        for lo, hi in ranges:
-            lo = max(lo, 1)
-            hi = min(hi, count)
-            if lo <= hi:
-                out.extend(self.uids[lo - 1 : hi])
-        return sorted(set(out))
+        slices = [
+            self.uids[max(lo, 1) - 1 : min(hi, count)]
+            for lo, hi in ranges
+            if max(lo, 1) <= min(hi, count)
+        ]
+        if len(slices) == 1:  # one range (1:*, a:b): already ascending and distinct
+            return slices[0].tolist()
+        return sorted({uid for part in slices for uid in part})
 
     def uids_in_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[int]:
         """UIDs of this view within the given UID ranges."""
-        out: set[int] = set()
-        for lo, hi in ranges:
-            start = bisect_left(self.uids, lo)
-            end = bisect_left(self.uids, hi + 1)
-            out.update(self.uids[start:end])
-        return sorted(out)
+        slices = [
+            self.uids[bisect_left(self.uids, lo) : bisect_left(self.uids, hi + 1)]
+            for lo, hi in ranges
+        ]
+        if len(slices) == 1:  # one range: already ascending and distinct
+            return slices[0].tolist()
+        return sorted({uid for part in slices for uid in part})
 
     def pending(self) -> bool:
         return bool(
