@@ -441,6 +441,9 @@ async def _fetch_row_items(
         else:
             at = next_at
             if at >= state_count or state_uids[at] != uid:
+                if at < state_count and state_uids[at] > uid:  # the one before is below
+                    missing = True  # expunged, not yet announced to this session
+                    continue
                 at = next_at = bisect_left(state_uids, uid, at)
                 if at == state_count or state_uids[at] != uid:
                     missing = True  # expunged, not yet announced to this session
