@@ -182,14 +182,19 @@ def _flag_matches(
     and UID match."""
     state = view.state
     bits, keywords = state.flags()
+    state_uids = state.uids
+    count = len(state_uids)
     hits = []
-    at = 0
+    at = 0  # where the next UID is looked for first: a search only follows a gap
     for seq, uid in enumerate(view.uids, start=1):
-        at = bisect_left(state.uids, uid, at)
-        if at < len(state.uids) and state.uids[at] == uid:
-            flags = stored_flags(bits[at], keywords.get(uid, ""))
-            if predicate(Candidate(session, seq, uid, flags, None)):
-                hits.append(uid)
+        if at >= count or state_uids[at] != uid:
+            at = bisect_left(state_uids, uid, at)
+            if at == count or state_uids[at] != uid:
+                continue  # expunged, not yet announced to this session
+        flags = stored_flags(bits[at], keywords.get(uid, ""))
+        if predicate(Candidate(session, seq, uid, flags, None)):
+            hits.append(uid)
+        at += 1
     return hits
 
 

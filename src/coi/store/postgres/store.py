@@ -743,7 +743,7 @@ class PostgresStore:
                 if not report.events:
                     if self._awaiting.pop(write_id, None) is report:
                         report.needed = 1  # nothing written: no notification comes
-                elif self._awaiting.get(write_id) is report:
+                else:
                     self._early(write_id, report)
                 report.committed = True
                 report.send()
