@@ -14,6 +14,7 @@ import binascii
 from coi import __version__, metrics
 from coi.auth.passwords import hash_password
 from coi.imap.server.errors import CommandBad, CommandNo
+from coi.imap.server.selected import NO_UIDS
 from coi.imap.server.session import ANY, AUTH, NOT_AUTH, Route, Session, State
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.encode import quoted
@@ -120,14 +121,14 @@ async def handle_enable(session: Session, command: cmd.Enable) -> str:
     supported = session.server.enableable
     newly = [c for c in (c.upper() for c in command.capabilities) if c in supported]
     newly = [c for c in dict.fromkeys(newly) if c not in session.enabled]
-    session.enabled.update(newly)
+    session.enabled = session.enabled.union(newly)
     # capability names are case-insensitive; answer with the spelling CAPABILITY uses
     session.untagged("ENABLED" + "".join(" " + _SPELLING.get(c, c) for c in newly))
     if "IMAP4REV2" in newly and session.selected is not None:
         # RFC 9051 §6.3.1: clients MUST NOT ENABLE after SELECT, servers need not check;
         # the rest of this selection has no \Recent either (RFC 9051 §2.3.2)
         session.selected.rev2 = True
-        session.selected.recent.clear()
+        session.selected.recent = NO_UIDS
     if "CONDSTORE" in newly or "QRESYNC" in newly:  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
         session.enable_condstore()
     return "ENABLE completed"

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from coi.imap.server.errors import IdleTimeout, LoginTimeout, PreloginInputExceeded
 from coi.imap.server.session import Session, State, Transport
+from coi.imap.server.stream import Stream
 from coi.imap.wire.commands import Command, parse_command
 from coi.imap.wire.errors import BadCharset, ParseError
 from coi.imap.wire.framing import (
@@ -55,6 +56,7 @@ _PRELOGIN_RECEIVE = 16 * 1024
 _PRELOGIN_COMMANDS = 4  # pre-login input is bounded to this many of the largest commands
 _INFLATE_CHUNK = 256 * 1024
 _DEFLATE_LEVEL = 6  # zlib's default: RFC 4978 §4 leaves the trade-off to the sender
+_NEVER = float("inf")
 _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.DOTALL)
 
 
@@ -69,30 +71,28 @@ class Connection(Transport):
         "awaiting_login",
         "busy",
         "closing",
+        "deadline",
         "framer",
         "loopback",
         "peer",
-        "reader",
         "secure",
         "server",
         "session",
-        "writer",
+        "stream",
     )
 
     def __init__(
         self,
         server: ImapServer,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: Stream,
         *,
         implicit_tls: bool,
     ) -> None:
         self.server = server
-        self.reader = reader
-        self.writer = writer
+        self.stream = stream
         self.secure = implicit_tls
-        peer = writer.get_extra_info("peername")
-        self.peer = str(peer[0]) if peer else "unknown"
+        peer = stream.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
         try:
             self.loopback = ipaddress.ip_address(self.peer).is_loopback
         except ValueError:
@@ -110,6 +110,8 @@ class Connection(Transport):
         # login_timeout is a deadline from connect, not a silence: trickled bytes or NOOPs
         # must not hold an unauthenticated connection open for ever
         self._login_deadline = asyncio.get_running_loop().time() + server.config.login_timeout
+        # while it waits for input: when the server's sweep ends it (`expire`); else inf
+        self.deadline = _NEVER
         # octets a peer may send before it logs in: a few commands' worth (issue 16)
         self._prelogin_budget = _PRELOGIN_COMMANDS * server.config.prelogin_command_max
 
@@ -139,7 +141,7 @@ class Connection(Transport):
         many connections costs that much memory and copying each (issue 16). asyncio
         reads `max_size` per receive (an attribute of its socket transports, not a
         documented setting: other transports keep their own)."""
-        transport = self.writer.transport
+        transport: object = self.stream.transport
         if not isinstance(getattr(transport, "max_size", None), int):
             return
         if prelogin:
@@ -160,16 +162,16 @@ class Connection(Transport):
     def flush(self) -> None:
         if not self._out:
             return
-        transport = self.writer.transport
-        if transport.is_closing():
+        transport = self.stream.transport
+        if transport is None or transport.is_closing():
             self._out.clear()
             return
         if self._deflate is not None:  # RFC 4978 §4: a sync flush ends each batch
-            self.writer.write(
+            transport.write(
                 self._deflate.compress(self._out) + self._deflate.flush(zlib.Z_SYNC_FLUSH)
             )
         else:
-            self.writer.write(bytes(self._out))
+            transport.write(bytes(self._out))
         self._out.clear()
         # A client that stops reading in IDLE (where nothing drains) must not make us
         # buffer without end; commands drain as they write.
@@ -179,7 +181,7 @@ class Connection(Transport):
 
     async def drain(self) -> None:
         self.flush()
-        await self.writer.drain()
+        await self.stream.drain()
 
     async def read_line(self) -> bytes | None:
         while True:
@@ -195,14 +197,14 @@ class Connection(Transport):
         context = self.server.tls_context
         assert context is not None
         await self.drain()
-        await self.writer.start_tls(context)
+        await self.stream.start_tls(context)
         self.secure = True
         self.framer = self._new_framer()  # discard anything sent in plaintext meanwhile
 
     def compression(self) -> str | None:
         if self._deflate is not None:
             return "COMPRESS"
-        ssl_object = self.writer.get_extra_info("ssl_object")
+        ssl_object = self.stream.get_extra_info("ssl_object")
         if isinstance(ssl_object, ssl.SSLObject) and ssl_object.compression() is not None:
             return "TLS"
         return None
@@ -221,18 +223,14 @@ class Connection(Transport):
         self.flush()  # everything said so far reaches the client before we wait for it
         if self._inflate_tail:  # compressed input already read: no waiting for more
             return self._inflated(b"")
-        expired: type[Exception]
         if self.session.state is State.NOT_AUTHENTICATED:
-            # asyncio.timeout_at: no extra task, unlike wait_for
-            limit, expired = self._login_deadline, LoginTimeout
+            self.deadline = self._login_deadline
         else:
-            limit = asyncio.get_running_loop().time() + self.server.config.idle_timeout
-            expired = IdleTimeout
+            self.deadline = asyncio.get_running_loop().time() + self.server.config.idle_timeout
         try:
-            async with asyncio.timeout_at(limit):
-                data = await self.reader.read(_READ)
-        except TimeoutError:
-            raise expired from None
+            data = await self.stream.read(_READ)
+        finally:
+            self.deadline = _NEVER
         if not data:
             return False
         if self.awaiting_login:
@@ -263,8 +261,7 @@ class Connection(Transport):
     async def run(self) -> None:
         session = self.session
         try:
-            caps = " ".join(session.capabilities())
-            self.write(f"* OK [CAPABILITY {caps}] coi IMAP server ready\r\n".encode())
+            self._greet()
             while session.state is not State.LOGOUT and not self.closing:
                 event = self.framer.next_event()
                 if event is None:
@@ -292,7 +289,7 @@ class Connection(Transport):
                 if self.awaiting_login and session.state is not State.NOT_AUTHENTICATED:
                     self.server.logged_in(self)
                     self._set_limits(self.framer)
-            if self.closing and session.state is not State.LOGOUT and not self.writer.is_closing():
+            if self.closing and session.state is not State.LOGOUT and not self.stream.is_closing():
                 self.write(b"* BYE Server shutting down\r\n")
         except IdleTimeout:
             self.write(b"* BYE Autologout; idle for too long\r\n")
@@ -303,11 +300,18 @@ class Connection(Transport):
         except LoginTimeout:
             seconds = f"{self.server.config.login_timeout:g}"
             self.write(f"* BYE Not logged in within {seconds} seconds\r\n".encode())
-        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+        except (ConnectionError, ssl.SSLError):
             pass
+        except Exception:  # a bug: this connection ends, the others carry on
+            log.exception("closing connection peer=%s: internal error", self.peer)
         finally:
             session.close()
             await self._close_transport()
+            self.server.disconnected(self)
+
+    def _greet(self) -> None:
+        caps = " ".join(self.session.capabilities())
+        self.write(f"* OK [CAPABILITY {caps}] coi IMAP server ready\r\n".encode())
 
     def _parse(self, event: CommandReady) -> Command | None:
         if self.server.config.protocol_trace:
@@ -348,9 +352,9 @@ class Connection(Transport):
         most = self.server.config.prelogin_command_max if self.awaiting_login else _LINGER_OCTETS
         try:
             async with asyncio.timeout_at(deadline):
-                await self.writer.drain()
+                await self.stream.drain()
                 while dropped < most:
-                    data = await self.reader.read(_READ)
+                    data = await self.stream.read(_READ)
                     if not data:
                         return
                     dropped += len(data)
@@ -360,14 +364,23 @@ class Connection(Transport):
     async def _close_transport(self) -> None:
         self.flush()
         try:
-            await asyncio.wait_for(self.writer.drain(), 5)
+            await asyncio.wait_for(self.stream.drain(), 5)
         except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
             pass
-        self.writer.close()
+        self.stream.close()
         try:
-            await asyncio.wait_for(self.writer.wait_closed(), 5)
+            await asyncio.wait_for(self.stream.wait_closed(), 5)
         except (TimeoutError, ConnectionError, ssl.SSLError, RuntimeError):
             pass
+
+    def expire(self) -> None:
+        """Ends the wait for input of a connection past its `deadline` (the server sweeps
+        them, instead of a timer per read): the login deadline before login, the idle
+        timeout after (RFC 3501 §5.4)."""
+        if self.session.state is State.NOT_AUTHENTICATED:
+            self.stream.interrupt(LoginTimeout())
+        else:
+            self.stream.interrupt(IdleTimeout())
 
     def evict(self) -> None:
         """Ends a connection that has not logged in, to make room for a newer one."""
@@ -375,7 +388,7 @@ class Connection(Transport):
         self.closing = True
         self.write(b"* BYE [UNAVAILABLE] Too many connections waiting to log in\r\n")
         self.flush()
-        self.writer.close()
+        self.stream.close()
 
     def shutdown(self) -> None:
         """Asks the connection to end: now if it waits for input, else after its command."""
@@ -383,4 +396,4 @@ class Connection(Transport):
         if not self.busy or self.session.idling:
             self.write(b"* BYE Server shutting down\r\n")
             self.flush()
-            self.writer.close()
+            self.stream.close()

@@ -15,7 +15,7 @@ async def handle_idle(session: Session, command: cmd.Idle) -> str:
     view = session.selected
     session.idling = True
     if view is not None:
-        view.notify = lambda: session.announce(allow_expunge=True)
+        view.notify = session.announce_in_idle
     try:
         line = await session.io.read_line()
     finally:

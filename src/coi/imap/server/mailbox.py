@@ -75,9 +75,7 @@ async def find_target(session: Session, name: str) -> Mailbox:
     return _existing_target(name, await _lookup(session, name))
 
 
-async def find_target_and_usage(
-    session: Session, name: str
-) -> tuple[Mailbox, tuple[int, int]]:
+async def find_target_and_usage(session: Session, name: str) -> tuple[Mailbox, tuple[int, int]]:
     """`find_target` and the user's quota usage (`usage_of`), in one read of the store."""
     _valid_target(name)
     mailbox, usage = await session.store.read_target(

@@ -16,8 +16,9 @@ import logging
 import socket
 import ssl
 from collections import Counter, OrderedDict
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 
 from coi import metrics
 from coi.auth.passwords import VerifiedCache
@@ -42,6 +43,7 @@ from coi.imap.server import (
 from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
+from coi.imap.server.stream import Stream
 from coi.store.events import Event, MailboxDeleted
 from coi.store.model import Mailbox
 from coi.store.protocol import Store
@@ -51,9 +53,9 @@ from coi.webpush.keys import WebPushKeys
 # many messages in all (about 5 bytes each)
 UNUSED_STATES = 64
 UNUSED_STATE_MESSAGES = 1_000_000
-# asyncio stops reading a socket once twice this much input waits unread (we never use
-# readline, the limit's other use): small, so a peer streaming data at a connection that
-# is not reading (not logged in, lingering) holds little memory (issue 16)
+# a connection stops reading its socket once twice this much input waits unread: small,
+# so a peer streaming data at a connection that is not reading (not logged in,
+# lingering) holds little memory (issue 16)
 _STREAM_LIMIT = 16 * 1024
 
 
@@ -104,6 +106,9 @@ class ImapServer:
         # the same connections, oldest first: the one evicted when a new one needs a place
         self._awaiting: dict[Connection, None] = {}
         self._listeners: list[asyncio.Server] = []
+        self._sweeper: asyncio.TimerHandle | None = None
+        shortest = min(config.login_timeout, config.idle_timeout)
+        self._sweep_every = min(1.0, max(0.01, shortest / 10))  # timeouts end this late at most
         self.addresses: list[tuple[str, str, int]] = []  # (kind, host, port) actually bound
         self._unwatch = [
             metadata.watch(self),
@@ -205,22 +210,17 @@ class ImapServer:
             if implicit and self.tls_context is None:
                 raise RuntimeError("--imaps needs a TLS certificate")
             context = self.tls_context if implicit else None
+            loop = asyncio.get_running_loop()
+            factory = self._protocol_factory(implicit)
             if sockets is not None:
                 listeners = [
-                    await asyncio.start_server(
-                        self._acceptor(implicit), sock=sock, ssl=context, limit=_STREAM_LIMIT
-                    )
+                    await loop.create_server(factory, sock=sock, ssl=context)
                     for sock in sockets.get(kind, ())
                 ]
             else:
                 listeners = [
-                    await asyncio.start_server(
-                        self._acceptor(implicit),
-                        host=where[0],
-                        port=where[1],
-                        ssl=context,
-                        reuse_address=True,
-                        limit=_STREAM_LIMIT,
+                    await loop.create_server(
+                        factory, host=where[0], port=where[1], ssl=context, reuse_address=True
                     )
                 ]
             for listener in listeners:
@@ -228,23 +228,21 @@ class ImapServer:
                 for sock in listener.sockets:
                     host, port = sock.getsockname()[:2]
                     self.addresses.append((kind, str(host), int(port)))
+        if self._sweeper is None:
+            self._sweep()
 
-    def _acceptor(
-        self, implicit_tls: bool
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self._accept(reader, writer, implicit_tls)
+    def _protocol_factory(self, implicit_tls: bool) -> Callable[[], Stream]:
+        made = partial(self._connected, implicit_tls=implicit_tls)
+        return lambda: Stream(made, _STREAM_LIMIT)
 
-        return accept
-
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, implicit_tls: bool
-    ) -> None:
-        connection = Connection(self, reader, writer, implicit_tls=implicit_tls)
+    def _connected(self, stream: Stream, *, implicit_tls: bool) -> None:
+        """A new connection (after the handshake, on --imaps): refused at once over the
+        per-IP limit, else counted and served by a task of its own."""
+        connection = Connection(self, stream, implicit_tls=implicit_tls)
         ip = connection.peer
         if self._per_ip[ip] >= self.config.max_connections_per_ip:
-            writer.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
-            writer.close()
+            stream.write(b"* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+            stream.close()
             return
         if self.unauthenticated >= self.config.max_unauthenticated_connections:
             # many peers that never log in must not take the whole server (issue 16)
@@ -255,20 +253,30 @@ class ImapServer:
         self._awaiting[connection] = None
         self.connections.add(connection)
         metrics.connection("imap", 1)
+        self._tasks.add(asyncio.get_running_loop().create_task(connection.run()))
+
+    def disconnected(self, connection: Connection) -> None:
+        """Called by the connection's task as it ends."""
+        self.connections.discard(connection)
+        metrics.connection("imap", -1)
+        self.logged_in(connection)
         task = asyncio.current_task()
         if task is not None:
-            self._tasks.add(task)
-        try:
-            await connection.run()
-        finally:
-            self.connections.discard(connection)
-            metrics.connection("imap", -1)
-            self.logged_in(connection)
-            if task is not None:
-                self._tasks.discard(task)
-            self._per_ip[ip] -= 1
-            if self._per_ip[ip] <= 0:
-                del self._per_ip[ip]
+            self._tasks.discard(task)
+        ip = connection.peer
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
+
+    def _sweep(self) -> None:
+        """Ends the waits for input past their deadline (the login and idle timeouts):
+        one timer for all connections, not a timer set and cancelled at every read."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in self.connections:
+            if connection.deadline <= now:
+                connection.expire()
+        self._sweeper = loop.call_at(now + self._sweep_every, self._sweep)
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stops accepting, lets running commands finish, then says BYE to everyone."""
@@ -282,6 +290,9 @@ class ImapServer:
             task.cancel()
         for listener in self._listeners:
             await listener.wait_closed()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for state in list(self._states.values()):
             state.close()
         self._states.clear()

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from coi.imap.server.notify import Notifier
     from coi.imap.server.server import ImapServer
 
+_NOTHING_ENABLED: frozenset[str] = frozenset()  # shared: most sessions enable nothing
 log = logging.getLogger("coi.imap")
 
 
@@ -111,7 +112,7 @@ class Session:
         self.user_id = 0
         self.address = ""
         self.selected: SelectedMailbox | None = None
-        self.enabled: set[str] = set()
+        self.enabled = _NOTHING_ENABLED
         self.condstore = False  # a CONDSTORE enabling command was seen (RFC 7162 §3.1)
         self.idling = False
         self.in_command = False
@@ -268,6 +269,10 @@ class Session:
             except UnicodeEncodeError:  # a lone surrogate: not a name
                 text = text.encode("ascii", "backslashreplace").decode("ascii")
         self.io.write(f"{tag} {text}\r\n".encode("utf-8", "surrogateescape"))
+
+    def announce_in_idle(self) -> None:
+        """What a session in IDLE is told at each change: everything (RFC 2177)."""
+        self.announce(allow_expunge=True)
 
     def announce(self, *, allow_expunge: bool) -> None:
         """Sends pending mailbox changes as untagged responses."""
