@@ -165,6 +165,29 @@ async def test_starttls_then_login(imap_server: RunningServer) -> None:
     )
 
 
+async def test_plaintext_sent_after_starttls_is_never_executed(
+    imap_server: RunningServer,
+) -> None:
+    """RFC 3501 §6.2.1 (the STARTTLS command injection of CVE-2011-0411): commands that
+    follow STARTTLS in plaintext, in its packet or the next, are dropped, not run under
+    the protection of TLS."""
+    client = await LineClient.connect(imap_server)
+    await client.line()
+    client.writer.write(b"a001 STARTTLS\r\na002 LOGIN alice@example.org alice-secret\r\n")
+    await client.writer.drain()
+    client.writer.write(b"a003 LOGIN alice@example.org alice-secret\r\n")
+    await client.writer.drain()
+    assert (await client.line()).startswith(b"a001 OK")
+    await client.writer.start_tls(_client_context())
+    await run_transcript(
+        client,
+        """
+        C: a004 SELECT INBOX
+        S: a004 BAD SELECT not allowed in the not authenticated state
+        """,
+    )
+
+
 async def test_logindisabled_without_tls_off_loopback(
     imap_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
