@@ -120,7 +120,8 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
         elif args.workload == "login":
             print(await workloads.idle(server, sizes, 1))
         elif args.workload == "append":
-            print(await workloads.append(server, sizes, 8))
+            for _ in range(args.rounds):
+                print(await workloads.append(server, sizes, 8))
         elif args.workload == "load":
             mix = {args.mix: 1.0} if args.mix else None
             for r in range(args.rounds):

@@ -19,7 +19,6 @@ from coi.mail.index import MessageIndex, Part
 
 MAX_CHARS = 200  # RFC 8970 §3.3: SHOULD 200, MUST NOT exceed 256
 _SCAN_BYTES = 64 * 1024  # of a part's body: far more than 200 characters of text need
-_SPACE_RE = re.compile(r"\s+")
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: never shown
 _TAG_RE = re.compile(r"</?[A-Za-z!?][^>]*>?")
 _HIDDEN_RE = re.compile(r"<(script|style|head|title)\b.*?(?:</\1\s*>|\Z)", re.I | re.S)
@@ -87,15 +86,24 @@ def html_to_text(text: str) -> str:
 
 def collapse(text: str, limit: int = MAX_CHARS) -> str:
     """Whitespace runs as one space, trimmed, cut to `limit` characters; control
-    characters dropped (the preview is one line of text/plain, RFC 8970 §3.3). A prefix
-    is tried first: when it gives more than `limit` characters, the rest cannot change
-    them (a whitespace run cut at its end is one space either way)."""
-    if len(text) > 8 * limit:
-        head = _CONTROL_RE.sub("", _SPACE_RE.sub(" ", text[: 8 * limit])).lstrip()
+    characters dropped (the preview is one line of text/plain, RFC 8970 §3.3). Prefixes
+    are tried first (2 and 8 times the limit): when one gives more than `limit`
+    characters, the rest cannot change them (a whitespace run cut at its end is one space
+    either way)."""
+    for size in (2 * limit, 8 * limit):
+        if len(text) <= size:
+            break
+        head = _one_line(text[:size]).lstrip()
         if len(head) > limit:
             return head[:limit].rstrip()
-    text = _CONTROL_RE.sub("", _SPACE_RE.sub(" ", text))
-    return text.strip()[:limit].rstrip()
+    return _one_line(text).strip()[:limit].rstrip()
+
+
+def _one_line(text: str) -> str:
+    # str.split() splits at the characters that `\s` matches; most text has no control
+    # character left then, which isprintable() tells without a regular expression
+    text = " ".join(text.split())
+    return text if text.isprintable() else _CONTROL_RE.sub("", text)
 
 
 def preview_text(raw: bytes, index: MessageIndex) -> str:

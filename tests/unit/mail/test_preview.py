@@ -3,11 +3,15 @@ collapsed, at most 200 characters."""
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coi.mail.index import index_message
-from coi.mail.preview import _CONTROL_RE, _SPACE_RE, collapse, preview_text
+from coi.mail.preview import _CONTROL_RE, collapse, preview_text
+
+_SPACE_RE = re.compile(r"\s+")  # the reference: whitespace runs by regular expression
 
 
 def _preview(text: str) -> str:
