@@ -281,15 +281,20 @@ def _select_query(
     columns: str, mailbox_id: int, uids: Sequence[int]
 ) -> tuple[str, list[Any], set[int] | None]:
     """The query for the rows of `uids` (not empty): a dense set is one range scan, whose
-    rows are then filtered by the returned set (None: every row is wanted)."""
+    rows are then filtered by the returned set (None: every row is wanted). A range costs
+    both sides less than the array from some 32 UIDs on (asyncpg checks every item of an
+    array it sends; 1,000 UIDs: 376 µs of client and 340 of server CPU against 512 and
+    985), so a range is read when it holds few rows not wanted; from 500 UIDs on, it may
+    hold three times as many (a big mailbox with some messages expunged)."""
     first, last = min(uids), max(uids)
-    if len(uids) > 500 and last - first < 4 * len(uids):  # dense: one range scan
+    n, span = len(uids), last - first + 1
+    if (n >= 32 and 4 * span <= 5 * n) or (n > 500 and span <= 4 * n):  # one range scan
         sql = (
             f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid BETWEEN $2 AND $3"
             " ORDER BY uid"
         )
         wanted = set(uids)
-        return sql, [mailbox_id, first, last], None if len(wanted) == last - first + 1 else wanted
+        return sql, [mailbox_id, first, last], None if len(wanted) == span else wanted
     sql = (
         f"SELECT {columns} FROM messages WHERE mailbox_id = $1 AND uid = ANY($2::bigint[])"
         " ORDER BY uid"
