@@ -21,6 +21,7 @@ from coi.delivery.queue import Queue, RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource, StoreCoiSource
 from coi.delivery.submission import SubmissionHandler, SubmissionSMTP
+from coi.listener import SharedListener
 from coi.store.protocol import Store
 
 
@@ -89,7 +90,7 @@ class DeliveryService:
         )
         self.throttle = LoginThrottle()
         self.addresses: list[tuple[str, str, int]] = []
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[asyncio.Server | SharedListener] = []
 
     def _submission(self, implicit: bool) -> Callable[[], SubmissionSMTP]:
         config = self.config
@@ -136,10 +137,10 @@ class DeliveryService:
                 if where is None:
                     continue
                 context = self.tls if implicit else None
-                if sockets is not None:
+                servers: list[asyncio.Server | SharedListener]
+                if sockets is not None:  # shared with the other workers: coi/listener.py
                     servers = [
-                        await loop.create_server(factory, sock=sock, ssl=context)
-                        for sock in sockets.get(kind, ())
+                        SharedListener(sock, factory, context) for sock in sockets.get(kind, ())
                     ]
                 else:
                     servers = [await loop.create_server(factory, where[0], where[1], ssl=context)]

@@ -300,14 +300,16 @@ class Connection(Transport):
         except LoginTimeout:
             seconds = f"{self.server.config.login_timeout:g}"
             self.write(f"* BYE Not logged in within {seconds} seconds\r\n".encode())
-        except (ConnectionError, ssl.SSLError):
+        except OSError:  # reset, timed out, TLS failed (ssl.SSLError is one): just gone
             pass
         except Exception:  # a bug: this connection ends, the others carry on
             log.exception("closing connection peer=%s: internal error", self.peer)
         finally:
-            session.close()
-            await self._close_transport()
-            self.server.disconnected(self)
+            try:
+                session.close()
+                await self._close_transport()
+            finally:  # counted out even when the server's stop cancels the close
+                self.server.disconnected(self)
 
     def _greet(self) -> None:
         caps = " ".join(self.session.capabilities())

@@ -44,6 +44,7 @@ from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.imap.server.stream import Stream
+from coi.listener import SharedListener
 from coi.store.events import Event, MailboxDeleted
 from coi.store.model import Mailbox
 from coi.store.protocol import Store
@@ -105,7 +106,7 @@ class ImapServer:
         self.unauthenticated = 0  # connections not logged in yet
         # the same connections, oldest first: the one evicted when a new one needs a place
         self._awaiting: dict[Connection, None] = {}
-        self._listeners: list[asyncio.Server] = []
+        self._listeners: list[asyncio.Server | SharedListener] = []
         self._sweeper: asyncio.TimerHandle | None = None
         shortest = min(config.login_timeout, config.idle_timeout)
         self._sweep_every = min(1.0, max(0.01, shortest / 10))  # timeouts end this late at most
@@ -212,10 +213,10 @@ class ImapServer:
             context = self.tls_context if implicit else None
             loop = asyncio.get_running_loop()
             factory = self._protocol_factory(implicit)
-            if sockets is not None:
+            listeners: list[asyncio.Server | SharedListener]
+            if sockets is not None:  # shared with the other workers: coi/listener.py
                 listeners = [
-                    await loop.create_server(factory, sock=sock, ssl=context)
-                    for sock in sockets.get(kind, ())
+                    SharedListener(sock, factory, context) for sock in sockets.get(kind, ())
                 ]
             else:
                 listeners = [
