@@ -5,8 +5,9 @@ Invariants:
   metrics), so ports are exact (a port of 0 is one port for all) and a port in use is one
   error before anything starts; it makes the shared keys (self-signed certificate, VAPID
   key) before it forks. Then it forks the workers; each inherits the listening sockets
-  and runs `coi.cli.serve.serve` on them (the kernel hands each new connection to one
-  worker). The supervisor has no event loop and no threads, so forking is safe.
+  and runs `coi.cli.serve.serve` on them. Each worker accepts one connection per wake-up
+  (coi/listener.py), so a burst of connections is shared and the least busy worker takes
+  the most. The supervisor has no event loop and no threads, so forking is safe.
 - Worker 1 starts first and alone: it migrates the schema, makes the demo accounts and
   moves an old SQLite relay queue into PostgreSQL (what must happen once); the others
   start when it is ready. Worker 1 alone serves --metrics, with every worker's counts:
