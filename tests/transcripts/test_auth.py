@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import logging
 import ssl
 
 import pytest
@@ -186,6 +187,23 @@ async def test_plaintext_sent_after_starttls_is_never_executed(
         S: a004 BAD SELECT not allowed in the not authenticated state
         """,
     )
+
+
+async def test_a_failed_starttls_handshake_closes_the_connection_quietly(
+    imap_server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After `OK Begin TLS` a peer that sends no TLS handshake is gone: the connection
+    closes, logged as the peer's doing (INFO), not as a failed command with a traceback."""
+    caplog.set_level(logging.INFO, logger="coi.imap")
+    client = await LineClient.connect(imap_server)
+    await client.line()
+    client.writer.write(b"a001 STARTTLS\r\n")
+    assert (await client.line()).startswith(b"a001 OK")
+    client.writer.write(b"this is not a TLS ClientHello\r\n")
+    with pytest.raises((EOFError, ConnectionError)):
+        await client.line(timeout=5)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("TLS handshake failed" in r.getMessage() for r in caplog.records)
 
 
 async def test_logindisabled_without_tls_off_loopback(

@@ -197,7 +197,11 @@ class Connection(Transport):
         context = self.server.tls_context
         assert context is not None
         await self.drain()
-        await self.stream.start_tls(context)
+        try:
+            await self.stream.start_tls(context)
+        except OSError as exc:  # ssl.SSLError is one: the peer's mistake, not the server's
+            log.info("closing connection peer=%s: TLS handshake failed (%s)", self.peer, exc)
+            raise ConnectionError("TLS handshake failed") from None
         self.secure = True
         self.framer = self._new_framer()  # discard anything sent in plaintext meanwhile
 
