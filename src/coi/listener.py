@@ -20,6 +20,11 @@ import ssl
 from collections.abc import Callable
 
 log = logging.getLogger("coi.serve")
+# Connections the kernel completes and queues for accept(): a burst of clients connecting
+# at once (after a restart, a network outage) overflows asyncio's default of 100, and
+# each connection over it waits for the kernel to retry its handshake (1 s, 3 s, 7 s...):
+# 300 at once here left 32 waiting more than 20 s. Linux caps it at net.core.somaxconn.
+BACKLOG = 1024
 _RETRY_SECONDS = 1.0  # after running out of file descriptors, as asyncio's server waits
 
 

@@ -265,3 +265,22 @@ async def test_idle_outlasting_the_idle_timeout_ends_in_bye(strict_server: Runni
     with pytest.raises((EOFError, ConnectionError)):  # closed at once, not a timeout later
         await client.line(timeout=0.5)
     await client.close()
+
+
+async def test_a_burst_of_connections_is_greeted_at_once(tmp_path: Path) -> None:
+    """300 clients connecting at the same moment (a restart, a network outage) are all
+    accepted and greeted in about no time: the listening socket's queue holds them
+    (`coi.listener.BACKLOG`); with asyncio's default of 100, some waited 20 s and more
+    for the kernel to retry their handshake."""
+    running = await start_server(tmp_path, max_connections_per_ip=1000)
+    try:
+        started = time.monotonic()
+        clients = await asyncio.gather(*[LineClient.connect(running) for _ in range(300)])
+        greetings = await asyncio.gather(*[client.line(timeout=10) for client in clients])
+        assert all(line.startswith(b"* OK") for line in greetings)
+        assert time.monotonic() - started < 5
+        for client in clients:
+            await client.close()
+    finally:
+        await running.server.stop(grace=1)
+        running.store.close()

@@ -48,12 +48,12 @@ from typing import NoReturn
 
 from coi.cli.common import tag_worker
 from coi.config import ServerConfig, parse_listen
+from coi.listener import BACKLOG
 from coi.webpush.keys import load_keys
 
 log = logging.getLogger("coi.serve")
 
 KINDS = ("imap", "imaps", "lmtp", "submission", "submissions", "metrics")
-BACKLOG = 100  # asyncio's default for create_server
 FIRST_DELAY = 1.0  # seconds before a dead worker is started again, doubling to MAX_DELAY
 MAX_DELAY = 30.0
 STEADY = 60.0  # a worker that ran this long starts again after FIRST_DELAY

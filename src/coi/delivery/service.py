@@ -21,7 +21,7 @@ from coi.delivery.queue import Queue, RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource, StoreCoiSource
 from coi.delivery.submission import SubmissionHandler, SubmissionSMTP
-from coi.listener import SharedListener
+from coi.listener import BACKLOG, SharedListener
 from coi.store.protocol import Store
 
 
@@ -143,7 +143,11 @@ class DeliveryService:
                         SharedListener(sock, factory, context) for sock in sockets.get(kind, ())
                     ]
                 else:
-                    servers = [await loop.create_server(factory, where[0], where[1], ssl=context)]
+                    servers = [
+                        await loop.create_server(
+                            factory, where[0], where[1], ssl=context, backlog=BACKLOG
+                        )
+                    ]
                 for server in servers:
                     self._servers.append(server)
                     for sock in server.sockets:

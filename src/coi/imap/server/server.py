@@ -44,7 +44,7 @@ from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.imap.server.stream import Stream
-from coi.listener import SharedListener
+from coi.listener import BACKLOG, SharedListener
 from coi.store.events import Event, MailboxDeleted
 from coi.store.model import Mailbox
 from coi.store.protocol import Store
@@ -221,7 +221,12 @@ class ImapServer:
             else:
                 listeners = [
                     await loop.create_server(
-                        factory, host=where[0], port=where[1], ssl=context, reuse_address=True
+                        factory,
+                        host=where[0],
+                        port=where[1],
+                        ssl=context,
+                        reuse_address=True,
+                        backlog=BACKLOG,
                     )
                 ]
             for listener in listeners:
