@@ -1,5 +1,5 @@
-"""A listening socket shared with other worker processes (`coi serve --workers N`): IMAP,
-LMTP and submission.
+"""The listening sockets of IMAP, LMTP and submission (`open_listeners`), and those shared
+with other worker processes (`coi serve --workers N`, `SharedListener`).
 
 asyncio's own server accepts every connection waiting on its socket each time it wakes.
 With one socket shared by the workers, the first worker to wake took a whole burst: the
@@ -17,7 +17,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 log = logging.getLogger("coi.serve")
 # Connections the kernel completes and queues for accept(): a burst of clients connecting
@@ -84,3 +84,20 @@ class SharedListener:
     async def wait_closed(self) -> None:
         if self._handshakes:
             await asyncio.wait(set(self._handshakes))
+
+
+Listener = asyncio.Server | SharedListener
+
+
+async def open_listeners(
+    factory: Callable[[], asyncio.BaseProtocol],
+    where: tuple[str, int],
+    shared: Sequence[socket.socket] | None,
+    context: ssl.SSLContext | None,
+) -> list[Listener]:
+    """Listens on `where` (every address its host resolves to), or on `shared`: the
+    sockets a supervisor bound for all its workers (coi.cli.workers)."""
+    if shared is not None:
+        return [SharedListener(sock, factory, context) for sock in shared]
+    loop = asyncio.get_running_loop()
+    return [await loop.create_server(factory, where[0], where[1], ssl=context, backlog=BACKLOG)]

@@ -4,7 +4,10 @@ connections instead of the first to wake taking them all."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
+
+import pytest
 
 from coi.listener import SharedListener
 
@@ -66,5 +69,43 @@ async def test_closed_listener_accepts_nothing() -> None:
         await asyncio.sleep(0.1)
         assert made == []
     finally:
+        client.close()
+        sock.close()
+
+
+class _OutOfDescriptors(socket.socket):
+    """A listening socket whose first accept() fails as when the process has no file
+    descriptor left (EMFILE)."""
+
+    failed = False
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.failed:
+            self.failed = True
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+async def test_out_of_descriptors_pauses_accepting_then_carries_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sock = _OutOfDescriptors()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(10)
+    made: list[asyncio.Transport] = []
+    listener = SharedListener(sock, lambda: _Counted(made), None)
+    client = socket.create_connection(sock.getsockname())
+    try:
+        for _ in range(300):  # the retry comes after a second
+            if made:
+                break
+            await asyncio.sleep(0.01)
+        assert len(made) == 1
+        assert any("retrying in 1 s" in r.getMessage() for r in caplog.records)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        for transport in made:
+            transport.close()
         client.close()
         sock.close()

@@ -21,7 +21,7 @@ from coi.delivery.queue import Queue, RelayQueue
 from coi.delivery.relay import MxResolver, RelaySettings, RelayWorker, resolve_mx
 from coi.delivery.routing import CoiSettingsSource, StoreCoiSource
 from coi.delivery.submission import SubmissionHandler, SubmissionSMTP
-from coi.listener import BACKLOG, SharedListener
+from coi.listener import Listener, open_listeners
 from coi.store.protocol import Store
 
 
@@ -90,7 +90,7 @@ class DeliveryService:
         )
         self.throttle = LoginThrottle()
         self.addresses: list[tuple[str, str, int]] = []
-        self._servers: list[asyncio.Server | SharedListener] = []
+        self._servers: list[Listener] = []
 
     def _submission(self, implicit: bool) -> Callable[[], SubmissionSMTP]:
         config = self.config
@@ -117,7 +117,6 @@ class DeliveryService:
     async def start(self, sockets: Mapping[str, Sequence[socket.socket]] | None = None) -> None:
         """Listens as configured, or on `sockets` (kind -> bound sockets) that a
         supervisor bound once for all its workers (coi.cli.workers)."""
-        loop = asyncio.get_running_loop()
         config = self.config
         listeners: list[tuple[str, str, Callable[[], asyncio.BaseProtocol], bool]] = [
             (
@@ -137,17 +136,8 @@ class DeliveryService:
                 if where is None:
                     continue
                 context = self.tls if implicit else None
-                servers: list[asyncio.Server | SharedListener]
-                if sockets is not None:  # shared with the other workers: coi/listener.py
-                    servers = [
-                        SharedListener(sock, factory, context) for sock in sockets.get(kind, ())
-                    ]
-                else:
-                    servers = [
-                        await loop.create_server(
-                            factory, where[0], where[1], ssl=context, backlog=BACKLOG
-                        )
-                    ]
+                shared = None if sockets is None else sockets.get(kind, ())
+                servers = await open_listeners(factory, where, shared, context)
                 for server in servers:
                     self._servers.append(server)
                     for sock in server.sockets:

@@ -44,7 +44,7 @@ from coi.imap.server.connection import Connection
 from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.imap.server.stream import Stream
-from coi.listener import BACKLOG, SharedListener
+from coi.listener import Listener, open_listeners
 from coi.store.events import Event, MailboxDeleted
 from coi.store.model import Mailbox
 from coi.store.protocol import Store
@@ -106,7 +106,7 @@ class ImapServer:
         self.unauthenticated = 0  # connections not logged in yet
         # the same connections, oldest first: the one evicted when a new one needs a place
         self._awaiting: dict[Connection, None] = {}
-        self._listeners: list[asyncio.Server | SharedListener] = []
+        self._listeners: list[Listener] = []
         self._sweeper: asyncio.TimerHandle | None = None
         shortest = min(config.login_timeout, config.idle_timeout)
         self._sweep_every = min(1.0, max(0.01, shortest / 10))  # timeouts end this late at most
@@ -211,24 +211,10 @@ class ImapServer:
             if implicit and self.tls_context is None:
                 raise RuntimeError("--imaps needs a TLS certificate")
             context = self.tls_context if implicit else None
-            loop = asyncio.get_running_loop()
-            factory = self._protocol_factory(implicit)
-            listeners: list[asyncio.Server | SharedListener]
-            if sockets is not None:  # shared with the other workers: coi/listener.py
-                listeners = [
-                    SharedListener(sock, factory, context) for sock in sockets.get(kind, ())
-                ]
-            else:
-                listeners = [
-                    await loop.create_server(
-                        factory,
-                        host=where[0],
-                        port=where[1],
-                        ssl=context,
-                        reuse_address=True,
-                        backlog=BACKLOG,
-                    )
-                ]
+            shared = None if sockets is None else sockets.get(kind, ())
+            listeners = await open_listeners(
+                self._protocol_factory(implicit), where, shared, context
+            )
             for listener in listeners:
                 self._listeners.append(listener)
                 for sock in listener.sockets:
