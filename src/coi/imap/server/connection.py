@@ -304,6 +304,9 @@ class Connection(Transport):
         except LoginTimeout:
             seconds = f"{self.server.config.login_timeout:g}"
             self.write(f"* BYE Not logged in within {seconds} seconds\r\n".encode())
+            # a client may be sending as its deadline passes (bytes trickled, a command):
+            # closing with its input unread would reset the connection over the BYE
+            await self._linger()
         except OSError:  # reset, timed out, TLS failed (ssl.SSLError is one): just gone
             pass
         except Exception:  # a bug: this connection ends, the others carry on
