@@ -162,6 +162,28 @@ def test_connections_spread_and_delivery_reaches_idle_on_the_other_worker(
     assert f"worker=2 pid={pids[1]} coi.serve stopped" in text
 
 
+def test_connections_one_after_another_are_shared_evenly(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """Each connection greeted before the next is made (an MTA's LMTP connections, clients
+    coming back one by one): the worker that woke first took most of them before (2 and
+    6 of 8 seen); each worker now leaves them to one that holds fewer."""
+    server = _workers(tmp_path, postgres_dsn)
+    clients: list[Imap] = []
+    try:
+        served: list[int | None] = []
+        for _ in range(12):
+            client = Imap(server.port)  # greeted: accepted by a worker
+            clients.append(client)
+            served.append(serving_pid(client.sock, server.port, server.worker_pids))
+        counts = sorted(served.count(pid) for pid in server.worker_pids)
+        assert sum(counts) == 12 and counts[1] - counts[0] <= 2, served
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+
+
 def _one_on_each_worker(server: ServerProcess) -> list[Imap]:
     """A connection served by each worker (the kernel picks; keep trying until it has)."""
     by_pid: dict[int, Imap] = {}

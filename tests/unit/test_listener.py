@@ -1,5 +1,6 @@
 """coi.listener: workers sharing a listening socket take turns at a burst of
-connections instead of the first to wake taking them all."""
+connections instead of the first to wake taking them all, and share connections that
+come one after the other evenly (`WorkerLoads`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import socket
 
 import pytest
 
-from coi.listener import SharedListener
+from coi.listener import SharedListener, WorkerLoads
 
 
 class _Counted(asyncio.Protocol):
@@ -102,6 +103,86 @@ async def test_out_of_descriptors_pauses_accepting_then_carries_on(
             await asyncio.sleep(0.01)
         assert len(made) == 1
         assert any("retrying in 1 s" in r.getMessage() for r in caplog.records)
+    finally:
+        listener.close()
+        await listener.wait_closed()
+        for transport in made:
+            transport.close()
+        client.close()
+        sock.close()
+
+
+async def _until(condition: object, seconds: float = 3.0) -> None:
+    for _ in range(int(seconds / 0.005)):
+        if condition():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("timed out")
+
+
+async def test_connections_one_after_another_are_shared_evenly() -> None:
+    """Connections that arrive one at a time went mostly to whichever worker woke first;
+    with the counts shared, each worker has five of ten."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(100)
+    other = sock.dup()
+    loads = WorkerLoads(2)
+    first: list[asyncio.Transport] = []
+    second: list[asyncio.Transport] = []
+    listeners = [
+        SharedListener(sock, lambda: _Counted(first), None, loads.of(0)),
+        SharedListener(other, lambda: _Counted(second), None, loads.of(1)),
+    ]
+    clients = []
+    try:
+        for n in range(1, 11):
+            clients.append(socket.create_connection(sock.getsockname()))
+            await _until(lambda n=n: len(first) + len(second) == n)
+        assert (len(first), len(second)) == (5, 5)
+        assert list(loads.counts) == [5, 5]
+        for transport in first[:3]:  # closed by the server: counted out
+            transport.close()
+        await _until(lambda: list(loads.counts) == [2, 5])
+        served_by_second = {t.get_extra_info("peername") for t in second}
+        for client in clients[:2]:  # closed by the client: counted out when seen
+            if client.getsockname() in served_by_second:
+                client.close()
+        for client in clients[2:]:
+            if client.getsockname() in served_by_second:
+                client.close()
+                break
+        await _until(lambda: list(loads.counts)[1] < 5)
+        gone = sum(c.fileno() == -1 for c in clients)
+        await _until(lambda: list(loads.counts) == [2, 5 - gone])
+    finally:
+        for listener in listeners:
+            listener.close()
+            await listener.wait_closed()
+        for transport in first + second:
+            transport.close()
+        for client in clients:
+            client.close()
+        sock.close()
+        other.close()
+
+
+async def test_a_busier_worker_takes_what_the_others_leave() -> None:
+    """A worker with more connections than another leaves a new one to it only for a
+    moment: if that worker does not accept (busy, hung), this one does."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(10)
+    loads = WorkerLoads(2)
+    loads.counts[1] = 0  # worker 2 has no connection and never accepts
+    mine = loads.of(0)
+    mine.opened()  # worker 1 already has one
+    made: list[asyncio.Transport] = []
+    listener = SharedListener(sock, lambda: _Counted(made), None, mine)
+    client = socket.create_connection(sock.getsockname())
+    try:
+        await _until(lambda: len(made) == 1)
+        assert list(loads.counts) == [2, 0]
     finally:
         listener.close()
         await listener.wait_closed()

@@ -5,9 +5,10 @@ Invariants:
   metrics), so ports are exact (a port of 0 is one port for all) and a port in use is one
   error before anything starts; it makes the shared keys (self-signed certificate, VAPID
   key) before it forks. Then it forks the workers; each inherits the listening sockets
-  and runs `coi.cli.serve.serve` on them. Each worker accepts one connection per wake-up
-  (coi/listener.py), so a burst of connections is shared and the least busy worker takes
-  the most. The supervisor has no event loop and no threads, so forking is safe.
+  and runs `coi.cli.serve.serve` on them. Each worker accepts one connection per wake-up,
+  and leaves it to the others for a moment while it holds more connections than one of them
+  (coi/listener.py), so connections are shared evenly however they arrive. The
+  supervisor has no event loop and no threads, so forking is safe.
 - Worker 1 starts first and alone: it migrates the schema, makes the demo accounts and
   moves an old SQLite relay queue into PostgreSQL (what must happen once); the others
   start when it is ready. Worker 1 alone serves --metrics, with every worker's counts:
@@ -48,7 +49,7 @@ from typing import NoReturn
 
 from coi.cli.common import tag_worker
 from coi.config import ServerConfig, parse_listen
-from coi.listener import BACKLOG
+from coi.listener import BACKLOG, WorkerLoads
 from coi.webpush.keys import load_keys
 
 log = logging.getLogger("coi.serve")
@@ -140,6 +141,7 @@ class Supervisor:
         self.demo = demo
         self.sockets = sockets
         self.workers = [_Worker(i) for i in range(count)]
+        self.loads = WorkerLoads(count)  # each worker's connections, seen by every worker
         self._stopping = False
         self._hup = False
         self._wake_r, self._wake_w = os.pipe()
@@ -190,6 +192,7 @@ class Supervisor:
                     os.close(other.ready_fd)
             _die_with_parent(parent)
             tag_worker(index + 1)
+            self.loads.become(index)
             primary = index == 0
             sockets = {k: v for k, v in self.sockets.items() if k != "metrics" or primary}
             from coi.cli.serve import reporting, serve
