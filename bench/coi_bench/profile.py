@@ -141,6 +141,8 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
                     f"{cpu / max(1, ops) * 1000:6.3f} ms CPU/op  {cpu / res.seconds:4.2f} cores",
                     flush=True,
                 )
+                if args.latency:
+                    print(latency_table(res.latency))
         elif args.workload == "delivery":
             for r in range(args.rounds):
                 for conns in (1, 8):
@@ -151,6 +153,21 @@ async def run(args: argparse.Namespace, server: servers.Server, sizes: workloads
             rec.wait(60)
 
 
+def latency_table(latency: dict[str, list[float]]) -> str:
+    """Per command kind: count, mean and p99 latency, and its share of all the time the
+    clients waited (what to make faster first, when the load is bound by latency)."""
+    total = sum(sum(v) for v in latency.values()) or 1.0
+    rows = sorted(latency.items(), key=lambda kv: -sum(kv[1]))
+    out = [f"  {'kind':22} {'ops':>7} {'mean ms':>8} {'p99 ms':>8} {'share':>6}"]
+    for kind, values in rows:
+        values = sorted(values)
+        mean = sum(values) / len(values) * 1000
+        p99 = values[min(len(values) - 1, int(len(values) * 0.99))] * 1000
+        share = 100 * sum(values) / total
+        out.append(f"  {kind:22} {len(values):7} {mean:8.2f} {p99:8.2f} {share:5.1f}%")
+    return "\n".join(out)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="coi_bench.profile")
     p.add_argument("workload", choices=["big", "many", "login", "append", "delivery", "load"])
@@ -158,6 +175,7 @@ def main() -> int:
     p.add_argument("--mix", help="load: only this stress.MIX command kind (e.g. fetch_flags)")
     p.add_argument("--fsync", choices=["always", "optimized"], default="always")
     p.add_argument("--no-profile", action="store_true", help="load: measure only, no py-spy")
+    p.add_argument("--latency", action="store_true", help="load: latency per command kind")
     p.add_argument(
         "--gil", action="store_true", help="sample only while the GIL is held (CPU, not waits)"
     )
