@@ -30,8 +30,11 @@ BACKLOG = 1024
 _RETRY_SECONDS = 1.0  # after running out of file descriptors, as asyncio's server waits
 # How long a worker holding more connections than another leaves a waiting connection to
 # the others before it takes it itself (the others may be busy, or hung until the
-# supervisor's heartbeat check restarts them).
-DEFER_SECONDS = 0.01
+# supervisor's heartbeat check restarts them). It accepts nothing meanwhile, so this is
+# short: with 10 ms, two workers taking turns at a stream of connections were both
+# waiting at once, and 2,000 clients connecting 32 at a time got 345 connections a second
+# instead of 900; with 1 ms, 940.
+DEFER_SECONDS = 0.001
 
 
 class WorkerLoads:
