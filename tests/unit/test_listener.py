@@ -22,6 +22,20 @@ class _Counted(asyncio.Protocol):
         self.made.append(transport)
 
 
+async def _close(
+    listeners: list[SharedListener],
+    transports: list[asyncio.Transport],
+    sockets: list[socket.socket],
+) -> None:
+    for listener in listeners:
+        listener.close()
+        await listener.wait_closed()
+    for transport in transports:
+        transport.close()
+    for sock in sockets:
+        sock.close()
+
+
 async def test_a_burst_of_connections_is_shared_between_two_workers() -> None:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -46,15 +60,7 @@ async def test_a_burst_of_connections_is_shared_between_two_workers() -> None:
         peer = peers[first[0].get_extra_info("peername")]
         assert peer.recv(5) == b"hello"
     finally:
-        for listener in listeners:
-            listener.close()
-            await listener.wait_closed()
-        for transport in first + second:
-            transport.close()
-        for client in clients:
-            client.close()
-        sock.close()
-        other.close()
+        await _close(listeners, first + second, [*clients, sock, other])
 
 
 async def test_closed_listener_accepts_nothing() -> None:
@@ -104,12 +110,7 @@ async def test_out_of_descriptors_pauses_accepting_then_carries_on(
         assert len(made) == 1
         assert any("retrying in 1 s" in r.getMessage() for r in caplog.records)
     finally:
-        listener.close()
-        await listener.wait_closed()
-        for transport in made:
-            transport.close()
-        client.close()
-        sock.close()
+        await _close([listener], made, [client, sock])
 
 
 async def _until(condition: object, seconds: float = 3.0) -> None:
@@ -156,15 +157,7 @@ async def test_connections_one_after_another_are_shared_evenly() -> None:
         gone = sum(c.fileno() == -1 for c in clients)
         await _until(lambda: list(loads.counts) == [2, 5 - gone])
     finally:
-        for listener in listeners:
-            listener.close()
-            await listener.wait_closed()
-        for transport in first + second:
-            transport.close()
-        for client in clients:
-            client.close()
-        sock.close()
-        other.close()
+        await _close(listeners, first + second, [*clients, sock, other])
 
 
 async def test_a_busier_worker_takes_what_the_others_leave() -> None:
@@ -184,9 +177,4 @@ async def test_a_busier_worker_takes_what_the_others_leave() -> None:
         await _until(lambda: len(made) == 1)
         assert list(loads.counts) == [2, 0]
     finally:
-        listener.close()
-        await listener.wait_closed()
-        for transport in made:
-            transport.close()
-        client.close()
-        sock.close()
+        await _close([listener], made, [client, sock])
