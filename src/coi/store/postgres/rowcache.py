@@ -227,10 +227,8 @@ class RowCache:
                         flight.saw(uid, state)
 
     def _added(self, event: MessagesAdded) -> None:
-        details, flags, uids = event.details, event.flags, event.uids
+        details, flags = event.details, event.flags
         if details is None or flags is None or event.mailbox_id not in self._boxes:
-            return
-        if not len(details) == len(flags) == len(uids):  # never raise into the event bus
             return
         modseq = event.modseq
         with self._lock:
@@ -239,7 +237,7 @@ class RowCache:
                 return
             added = 0
             for uid, flag, (size, internaldate, tz, blob_id) in zip(
-                uids, flags, details, strict=True
+                event.uids, flags, details, strict=True
             ):
                 if uid not in box:
                     row = (uid, flag.bits, flag.keywords_text(), modseq)
