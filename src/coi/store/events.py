@@ -8,7 +8,7 @@ it can leave out echoes of its own actions.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from coi.store.model import Flags
 
@@ -44,11 +44,6 @@ class MessagesAdded:
     # each new message's flags, when the writer had them at hand: a listener that keeps
     # flags (a selected mailbox's state) then need not read the new rows
     flags: tuple[Flags, ...] | None = None
-    # each new message's (size, INTERNALDATE as epoch seconds, its zone in minutes, body
-    # id), when the writer had them (with `flags`): PostgreSQL's row cache keeps the new
-    # rows from them, so the FETCH that follows every new message reads no row. A hint
-    # of one store, not part of what happened: events compare equal without it.
-    details: tuple[tuple[int, int, int, int], ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

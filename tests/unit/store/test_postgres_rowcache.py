@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from tests.contract.helpers import message, user_with_inbox
 
-from coi.store.events import Event, EventBus, FlagsChanged, MessagesAdded, MessagesExpunged
+from coi.store.events import Event, EventBus, FlagsChanged, MessagesExpunged
 from coi.store.model import DELETED, SEEN, Flags
 
 pytest.importorskip("asyncpg")
@@ -70,32 +70,6 @@ async def test_a_flag_change_elsewhere_reaches_the_cached_rows_with_its_event(
     rows = await first.read_rows(inbox.id, [1, 2])
     assert rows[1].flags == Flags(SEEN, ("$chat",)) and rows[1].modseq == changed[0][2]
     assert rows[1].blob_id == cached[1].blob_id and rows[2] == cached[2]
-
-
-async def test_new_messages_are_cached_from_their_event_here_and_elsewhere(
-    pair: tuple[PostgresStore, PostgresStore],
-) -> None:
-    """The FETCH that follows every new message reads no row: both processes keep an
-    APPEND's rows from its event (the writer's from memory, the other's from the
-    notification), and they are the rows the database holds."""
-    first, second = pair
-    _, inbox = await user_with_inbox(first)
-    await first.append(inbox.id, [message("a")])
-    for store in (first, second):
-        await store.read_rows(inbox.id, [1])  # the mailbox's rows are cached
-    seen: list[Event] = []
-    second.events.watch_mailbox(inbox.id, seen.append)
-    new = [message("b", flags=("\\Seen", "$chat")), message("c")]
-    _, uids = await first.append(inbox.id, new)
-    await _until(lambda: any(isinstance(e, MessagesAdded) for e in seen))
-    added = next(e for e in seen if isinstance(e, MessagesAdded))
-    assert added.details is not None and len(added.details) == 2
-    stored = first.rows(inbox.id, uids)  # from the database
-    for store in (first, second):
-        assert store._rows.lookup(inbox.id, uids)[1] == []  # no UID left to read
-        rows = await store.read_rows(inbox.id, uids)
-        assert rows == stored, store
-    assert stored[uids[0]].flags == Flags(SEEN, ("$chat",))
 
 
 async def test_a_read_after_our_own_store_shows_the_new_flags(

@@ -80,43 +80,6 @@ def test_a_flag_change_of_an_uncached_message_caches_nothing() -> None:
     assert cache.lookup(BOX, [1, 2, 3]) == ({1: row(1)}, [2, 3])
 
 
-def test_new_messages_of_a_cached_mailbox_are_kept_from_their_event() -> None:
-    """An APPEND's event carries the new rows (`details`): a cached mailbox keeps them,
-    later changes apply to them; an uncached mailbox, or one without details, gets
-    nothing, and while events may be missed nothing is kept."""
-    cache = RowCache()
-    filled(cache, row(1))
-    added = MessagesAdded(
-        1,
-        BOX,
-        (2, 3),
-        6,
-        None,
-        (Flags(SEEN), Flags(0, ("$chat",))),
-        ((102, 1_700_000_000, 60, 1002), (103, 1_700_000_000, 60, 1003)),
-    )
-    cache.on_event(added)
-    assert cached(cache, 2, 3) == {2: row(2, SEEN, modseq=6), 3: row(3, 0, "$chat", 6)}
-    assert cache.count == 3
-    flags(cache, 3, DELETED, 7)
-    assert cached(cache, 3)[3] == row(3, DELETED, modseq=7)
-    cache.on_event(MessagesAdded(1, BOX + 1, (1,), 2, None, (Flags(),), ((1, 2, 3, 4),)))
-    cache.on_event(MessagesAdded(1, BOX, (4,), 8, None, (Flags(),)))
-    assert cache.lookup(BOX + 1, [1]) == ({}, [1]) and cached(cache, 4) == {}
-    cache.reset(enabled=False)
-    filled(cache, row(1))
-    cache.on_event(MessagesAdded(1, BOX, (5,), 9, None, (Flags(),), ((1, 2, 3, 4),)))
-    assert cache.count == 0
-
-
-def test_a_row_read_before_its_added_event_keeps_the_newer_flags() -> None:
-    cache = RowCache()
-    filled(cache, row(1), row(2, SEEN, modseq=7))
-    details = ((102, 1_700_000_000, 60, 1002),)
-    cache.on_event(MessagesAdded(1, BOX, (2,), 6, None, (Flags(),), details))
-    assert cached(cache, 2)[2] == row(2, SEEN, modseq=7) and cache.count == 2
-
-
 def test_an_expunge_drops_the_rows() -> None:
     cache = RowCache()
     filled(cache, row(1), row(2))

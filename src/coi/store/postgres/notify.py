@@ -10,8 +10,7 @@ published in one commit order. (A local write's events are taken from memory, wi
 
 Payloads stay small (NOTIFY's limit is 8000 bytes): one JSON array per event, events with
 many UIDs split into several of the same kind, UIDs as ranges; an APPEND's or a COPY's
-event carries its messages' flags while they fit in a few KB, an APPEND's also the rest
-of their rows (size, INTERNALDATE, body id: `MessagesAdded.details`). A remote event's
+event carries its messages' flags while they fit in a few KB. A remote event's
 `origin` is `REMOTE`: no session of this process caused it, and it was no delivery
 here (so this process sends no WebPush for it; the delivering process does).
 """
@@ -149,12 +148,7 @@ def _event(body: list[Any]) -> Event:
             if len(body) > 6
             else None
         )
-        details = (
-            tuple(zip(body[7], body[8], body[9], body[10], strict=True))
-            if len(body) > 10
-            else None
-        )
-        return MessagesAdded(body[1], body[2], _uids(body[4]), body[3], REMOTE, flags, details)
+        return MessagesAdded(body[1], body[2], _uids(body[4]), body[3], REMOTE, flags)
     if kind == "E":
         return MessagesExpunged(body[1], body[2], _uids(body[4]), body[3], REMOTE)
     if kind == "F":

@@ -21,12 +21,8 @@ Why it stays right:
   are kept. Expunges, flag changes and other reads of the mailbox seen meanwhile are
   recorded on the flight: an expunged UID is not kept (the read may have started before
   the expunge committed: no row comes back once its expunge event came), and a newer
-  flag state wins. A mailbox deleted kills its flights and drops its rows. New messages
-  of a mailbox whose rows are cached are kept from their MessagesAdded event when it
-  carries their rows (`details`, an APPEND's or a delivery's): every session that sees
-  them FETCHes them at once, and would otherwise read them from the database, a round
-  trip per process; their event comes in commit order, before any change of them.
-  Without details they are cached when first read.
+  flag state wins. A mailbox deleted kills its flights and drops its rows. MessagesAdded
+  needs nothing: new UIDs are cached when first read.
 - While events may be missed (the LISTEN connection lost, until it is back) the cache
   holds and keeps nothing; losing and regaining it drops everything and starts a new
   generation, so a read started before either never fills the cache.
@@ -43,13 +39,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from coi.store.events import (
-    Event,
-    FlagsChanged,
-    MailboxDeleted,
-    MessagesAdded,
-    MessagesExpunged,
-)
+from coi.store.events import Event, FlagsChanged, MailboxDeleted, MessagesExpunged
 
 # A row as the store reads it: (uid, flag bits, keywords, modseq, size, internaldate,
 # tz_minutes, blob_id); shared with the callers, so never changed in place.
@@ -202,8 +192,6 @@ class RowCache:
         """A committed change (the store's event bus, in commit order)."""
         if isinstance(event, FlagsChanged):
             self._flags_changed(event)
-        elif isinstance(event, MessagesAdded):
-            self._added(event)
         elif isinstance(event, MessagesExpunged):
             self._expunged(event.mailbox_id, event.uids)
         elif isinstance(event, MailboxDeleted):
@@ -225,28 +213,6 @@ class RowCache:
                 if flights:
                     for flight in flights:
                         flight.saw(uid, state)
-
-    def _added(self, event: MessagesAdded) -> None:
-        details, flags = event.details, event.flags
-        if details is None or flags is None or event.mailbox_id not in self._boxes:
-            return
-        modseq = event.modseq
-        with self._lock:
-            box = self._boxes.get(event.mailbox_id)
-            if box is None or not self._enabled:
-                return
-            added = 0
-            for uid, flag, (size, internaldate, tz, blob_id) in zip(
-                event.uids, flags, details, strict=True
-            ):
-                if uid not in box:
-                    row = (uid, flag.bits, flag.keywords_text(), modseq)
-                    box[uid] = (*row, size, internaldate, tz, blob_id)
-                    added += 1
-            self.count += added
-            while self.count > self.limit:
-                _, dropped = self._boxes.popitem(last=False)
-                self.count -= len(dropped)
 
     def _expunged(self, mailbox_id: int, uids: Sequence[int]) -> None:
         if not self.watches(mailbox_id):

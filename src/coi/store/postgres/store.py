@@ -217,18 +217,14 @@ WITH box AS (
            i.internaldate, i.tz
     FROM input AS i, box
 )
-SELECT user_id, uidvalidity, first_uid, highestmodseq, ids.blob_ids,
+SELECT user_id, uidvalidity, first_uid, highestmodseq,
     pg_notify('coi_events', '[' || to_json($14::text)::text || ',' || $15::bigint
         || ',true,["A",' || user_id || ',' || $2::bigint || ',' || highestmodseq
         || ',[[' || first_uid || ',' || (first_uid + $1::bigint - 1) || ']]'
         || CASE WHEN octet_length(to_json($9::text[])::text) + 12 * $1 < 4000
            THEN ',' || to_json($8::integer[])::text || ',' || to_json($9::text[])::text
-               || CASE WHEN octet_length(to_json($9::text[])::text) + 64 * $1 < 4000
-                  THEN ',' || to_json($10::bigint[])::text || ',' || to_json($11::bigint[])::text
-                      || ',' || to_json($12::integer[])::text || ',' || to_json(ids.blob_ids)::text
-                  ELSE '' END
            ELSE '' END || ']]')
-FROM box, (SELECT array_agg(id ORDER BY n) AS blob_ids FROM input) AS ids
+FROM box
 """
 
 # STATUS counts: kept in the mailbox row (migration 10) but \Recent, counted by the primary
@@ -842,9 +838,7 @@ class PostgresStore:
             place = _mailbox_modseq(event)
             if place is None:
                 return
-            # the row cache keeps new rows from their event, so it needs a mailbox's
-            # events in commit order too (a change of a new message never before its add)
-            watched = self.events.watches_mailbox(place[0]) or self._rows.watches(place[0])
+            watched = self.events.watches_mailbox(place[0])
             if watched and self._marks.get(place[0]) != place[1] - 1:
                 return
             places.append((watched, *place))
@@ -1792,11 +1786,11 @@ class PostgresStore:
         def build(rows: list[asyncpg.Record]) -> tuple[tuple[int, list[int]], list[Event]]:
             if not rows:
                 raise NoSuchMailbox(str(mailbox_id))
-            user_id, uidvalidity, first_uid, modseq, blob_ids, _ = rows[0]
+            user_id, uidvalidity, first_uid, modseq, _ = rows[0]
             uids = list(range(first_uid, first_uid + n))
-            details = tuple(zip(columns[7], columns[8], columns[9], blob_ids, strict=True))
-            flags = tuple(m.flags for m in messages)
-            event = MessagesAdded(user_id, mailbox_id, tuple(uids), modseq, origin, flags, details)
+            event = MessagesAdded(
+                user_id, mailbox_id, tuple(uids), modseq, origin, tuple(m.flags for m in messages)
+            )
             return (uidvalidity, uids), [event]
 
         if not messages:
