@@ -74,7 +74,7 @@ async def test_flags_copy_move_expunge(store: Store) -> None:
     await store.append(inbox.id, [message("1"), message("2"), message("3")])
     seen: list[Event] = []
     store.events.watch_mailbox(inbox.id, seen.append)
-    changed, failed = await store.store_flags(inbox.id, [1, 2], "add", Flags(SEEN, ("$Chat",)))
+    changed, failed, _ = await store.store_flags(inbox.id, [1, 2], "add", Flags(SEEN, ("$Chat",)))
     assert [c[0] for c in changed] == [1, 2] and failed == []
     assert isinstance(seen[-1], FlagsChanged)
     assert seen[-1].previous == (Flags(), Flags())
@@ -83,7 +83,7 @@ async def test_flags_copy_move_expunge(store: Store) -> None:
     assert refreshed and refreshed.keywords == ("$Chat",)
     # UNCHANGEDSINCE rejects messages changed later (RFC 7162 §3.1.3)
     modseq = changed[0][2]
-    _, failed = await store.store_flags(inbox.id, [1, 3], "add", Flags(DELETED), modseq - 1)
+    _, failed, _ = await store.store_flags(inbox.id, [1, 3], "add", Flags(DELETED), modseq - 1)
     assert failed == [1]
     _, mapping = await store.copy(inbox.id, [1, 2], trash.id)
     assert mapping == [(1, 1), (2, 2)]
@@ -114,13 +114,15 @@ async def test_store_flags_modes_and_no_op(store: Store) -> None:
     seen: list[Event] = []
     store.events.watch_mailbox(inbox.id, seen.append)
     before = fresh(store, inbox).highestmodseq
-    changed, _ = await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED))
+    changed, _, unchanged = await store.store_flags(inbox.id, [1], "add", Flags(FLAGGED))
     assert changed == [] and seen == []  # nothing changed: no MODSEQ, no event
     assert fresh(store, inbox).highestmodseq == before
-    changed, _ = await store.store_flags(inbox.id, [1], "remove", Flags(0, ("$a",)))
+    assert unchanged == [(1, Flags(FLAGGED, ("$a",)), before)]  # found as it was
+    changed, _, _ = await store.store_flags(inbox.id, [1], "remove", Flags(0, ("$a",)))
     assert changed == [(1, Flags(FLAGGED), before + 1)]
-    changed, _ = await store.store_flags(inbox.id, [1, 7], "set", Flags(SEEN, ("$b",)))
+    changed, _, unchanged = await store.store_flags(inbox.id, [1, 7], "set", Flags(SEEN, ("$b",)))
     assert changed == [(1, Flags(SEEN, ("$b",)), before + 2)]  # an unknown UID is ignored
+    assert unchanged == []
     assert fresh(store, inbox).keywords == ("$a", "$b")  # keywords once used stay listed
     with pytest.raises(NoSuchMailbox):
         await store.store_flags(999_999, [1], "add", Flags(SEEN))
@@ -137,7 +139,9 @@ async def test_store_flags_keywords_in_code_point_order_and_unchangedsince(store
     after UNCHANGEDSINCE fails and is left as it was, the others change (RFC 7162 §3.1.3)."""
     _, inbox = await user_with_inbox(store)
     await store.append(inbox.id, [message(flags=("Zed", "$b")), message(), message()])
-    changed, failed = await store.store_flags(inbox.id, [1, 2], "add", Flags(0, ("ä", "$a", "Zed")))
+    changed, failed, _ = await store.store_flags(
+        inbox.id, [1, 2], "add", Flags(0, ("ä", "$a", "Zed"))
+    )
     assert [(uid, flags.keywords) for uid, flags, _ in changed] == [
         (1, ("$a", "$b", "Zed", "ä")),
         (2, ("$a", "Zed", "ä")),
@@ -145,13 +149,14 @@ async def test_store_flags_keywords_in_code_point_order_and_unchangedsince(store
     assert failed == [] and fresh(store, inbox).keywords == ("$a", "$b", "Zed", "ä")
     modseq = changed[0][2]
     await store.store_flags(inbox.id, [3], "add", Flags(SEEN))  # 3 changes after `modseq`
-    changed, failed = await store.store_flags(
+    changed, failed, unchanged = await store.store_flags(
         inbox.id, [1, 2, 3], "remove", Flags(0, ("Zed", "$a")), unchangedsince=modseq
     )
     assert [(uid, flags.keywords) for uid, flags, _ in changed] == [(1, ("$b", "ä")), (2, ("ä",))]
     assert failed == [3]
+    assert unchanged == [(3, Flags(SEEN), modseq + 1)]  # what it failed on, as it is
     assert store.rows(inbox.id, [3])[3].flags == Flags(SEEN)
-    changed, _ = await store.store_flags(inbox.id, [1, 2, 3], "set", Flags(FLAGGED))
+    changed, _, _ = await store.store_flags(inbox.id, [1, 2, 3], "set", Flags(FLAGGED))
     assert [(uid, flags) for uid, flags, _ in changed] == [(u, Flags(FLAGGED)) for u in (1, 2, 3)]
     assert len({modseq for _, _, modseq in changed}) == 1  # one change, one mod-sequence
 
@@ -298,7 +303,7 @@ async def test_concurrent_writers_on_two_handles_keep_uids_and_modseqs_dense(
             for uid, store in zip(range(1, 21), [first, second] * 10, strict=True)
         )
     )
-    modseqs = sorted(changed[0][2] for changed, _ in flagged)
+    modseqs = sorted(result.changed[0][2] for result in flagged)
     assert len(set(modseqs)) == 20
     now = fresh(first, inbox)
     assert now.uidnext == 21 and now.highestmodseq == modseqs[-1]

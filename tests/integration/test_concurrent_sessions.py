@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 
 import pytest
 from tests.conftest import LineClient, RunningServer
@@ -319,3 +321,51 @@ async def test_first_fetch_flags_announces_a_keyword_read_ahead_of_its_event(
         held.stop()
     for c in (writer, one):
         await c.close()
+
+
+async def _expunge_unannounced(server: RunningServer, mailbox_id: int, uids: list[int]) -> None:
+    """Removes messages with no event: as another process's expunge before its event came."""
+    dsn = getattr(server.store, "dsn", None)
+    if dsn is None:
+        with contextlib.closing(sqlite3.connect(server.store.path)) as conn, conn:  # type: ignore[attr-defined]
+            marks = ",".join("?" * len(uids))
+            conn.execute(
+                f"DELETE FROM messages WHERE mailbox_id = ? AND uid IN ({marks})",
+                (mailbox_id, *uids),
+            )
+        return
+    asyncpg = pytest.importorskip("asyncpg")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DELETE FROM messages WHERE mailbox_id = $1 AND uid = ANY($2)", mailbox_id, uids
+        )
+    finally:
+        await conn.close()
+
+
+async def test_a_store_reports_no_message_expunged_elsewhere_but_not_yet_announced(
+    imap_server: RunningServer,
+) -> None:
+    """STORE reports the rows it found under the mailbox's lock: messages another process
+    expunged, whose event has not come yet, get no FETCH (their sequence numbers stay until
+    the EXPUNGE is announced, RFC 3501 §7.4.1), never flags from before the expunge (the
+    rows a FETCH just read are cached on PostgreSQL)."""
+    writer = await _client(imap_server)
+    await _append(writer, "a1")
+    await _append(writer, "a2")
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    await one.command("d STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    lines = await one.command("f FETCH 1:2 (FLAGS ENVELOPE)")  # rows read, and cached
+    assert [b"\\Deleted" in line for line in lines] == [True, True, False]
+    store = imap_server.store
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await _expunge_unannounced(imap_server, inbox.id, [1])
+    lines = await one.command("u STORE 1:2 -FLAGS (\\Deleted)")
+    assert lines == [b"* 2 FETCH (FLAGS (\\Recent))\r\n", b"u OK STORE completed\r\n"]
+    lines = await one.command("n NOOP")  # the expunge is never announced here: no event
+    assert lines == [b"n OK NOOP completed\r\n"]

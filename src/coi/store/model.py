@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
 
 # The stores' durability policies (README: Durability), like Dovecot's `mail_fsync`.
 FSYNC_POLICIES = ("always", "optimized")
@@ -143,6 +144,18 @@ class MessageRow:
     @property
     def internaldate(self) -> datetime:
         return stored_datetime(self.internal_ts, self.tz_minutes)
+
+
+class FlagChanges(NamedTuple):
+    """What a STORE found under its mailbox's lock, each as (uid, flags, modseq): the rows
+    it changed, the UIDs that failed UNCHANGEDSINCE (RFC 7162 §3.1.3), and every row it
+    found but left as it was (those failed too). A STORE reports these, not a later read:
+    a row read afterwards may come from a cache that has not yet heard of another
+    process's expunge or change (docs/scale-out.md). A UID in none of them is gone."""
+
+    changed: list[tuple[int, Flags, int]]
+    failed: list[int]
+    unchanged: list[tuple[int, Flags, int]]
 
 
 def stored_datetime(timestamp: int, tz_minutes: int) -> datetime:

@@ -47,7 +47,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal, Protocol
 
 from coi.store.events import EventBus
-from coi.store.model import Flags, Mailbox, MailboxStatus, MessageRow, NewMessage, User
+from coi.store.model import (
+    FlagChanges,
+    Flags,
+    Mailbox,
+    MailboxStatus,
+    MessageRow,
+    NewMessage,
+    User,
+)
 from coi.store.sentcopies import SentCopies
 
 FlagMode = Literal["set", "add", "remove"]
@@ -362,8 +370,8 @@ class MessageStore(Protocol):
         flags: Flags,
         unchangedsince: int | None = None,
         origin: object | None = None,
-    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
-        """Changes flags; (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE)."""
+    ) -> FlagChanges:
+        """Changes flags; what was changed, failed UNCHANGEDSINCE and left as it was."""
         ...
 
     async def copy(

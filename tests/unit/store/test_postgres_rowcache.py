@@ -65,7 +65,7 @@ async def test_a_flag_change_elsewhere_reaches_the_cached_rows_with_its_event(
     first.events.watch_mailbox(inbox.id, seen.append)
     cached = await first.read_rows(inbox.id, [1, 2])
     assert not cached[1].flags.bits & SEEN
-    changed, _ = await second.store_flags(inbox.id, [1], "add", Flags(SEEN, ("$chat",)))
+    changed, _, _ = await second.store_flags(inbox.id, [1], "add", Flags(SEEN, ("$chat",)))
     await _until(lambda: any(isinstance(e, FlagsChanged) for e in seen))
     rows = await first.read_rows(inbox.id, [1, 2])
     assert rows[1].flags == Flags(SEEN, ("$chat",)) and rows[1].modseq == changed[0][2]
@@ -79,7 +79,7 @@ async def test_a_read_after_our_own_store_shows_the_new_flags(
     _, inbox = await user_with_inbox(first)
     await first.append(inbox.id, [message("a")])
     await first.read_rows(inbox.id, [1])
-    changed, _ = await first.store_flags(inbox.id, [1], "add", Flags(DELETED))
+    changed, _, _ = await first.store_flags(inbox.id, [1], "add", Flags(DELETED))
     rows = await first.read_rows(inbox.id, [1])  # no waiting: published before the return
     assert rows[1].flags.bits & DELETED and rows[1].modseq == changed[0][2]
 

@@ -209,7 +209,7 @@ async def test_a_large_store_reaches_the_other_process_whole_and_in_order(
     first.events.watch_mailbox(inbox.id, own.append)
     names = tuple(f"$keyword-{n:03d}-{'x' * 40}" for n in range(8))
     uids = list(range(1, 401))
-    changed, _ = await first.store_flags(inbox.id, uids, "add", Flags(SEEN, names))
+    changed, _, _ = await first.store_flags(inbox.id, uids, "add", Flags(SEEN, names))
     await first.expunge(inbox.id, [])  # nothing: no event
     await first.store_flags(inbox.id, [5], "remove", Flags(SEEN))
     for _ in range(400):  # until the last STORE's event came
@@ -268,17 +268,17 @@ async def test_stores_of_one_mailbox_waiting_together_are_one_statement(
     await asyncio.sleep(0)
     assert not first._home_tasks and not first._pending and first._home_turns == {}
     *singles, removed, conditional, seen_two = results
-    modseqs = [changes[0][2] for changes, _ in singles]
-    assert [changes for changes, _ in singles] == [
+    modseqs = [result.changed[0][2] for result in singles]
+    assert [result.changed for result in singles] == [
         [(uid, Flags(0, (f"$k{uid}",)), modseq)] for uid, modseq in zip(uids, modseqs, strict=True)
     ]
     # (before $k3 was set it changes nothing)
-    assert removed == ([], []) or removed[0] == [(3, Flags(), removed[0][0][2])]
-    assert not removed[0] or removed[0][0][2] > modseqs[2]
-    (changes, failed) = conditional
+    assert not removed.changed or removed.changed == [(3, Flags(), removed.changed[0][2])]
+    assert not removed.changed or removed.changed[0][2] > modseqs[2]
+    changes, failed, _ = conditional
     assert (failed, changes) == ([1], []) or (changes[0][2] < modseqs[0] and not failed)
-    assert seen_two[0][0][:2] == (2, Flags(SEEN, ("$k2",)))
-    every = sorted(m for changes, _ in results for _, _, m in changes)
+    assert seen_two.changed[0][:2] == (2, Flags(SEEN, ("$k2",)))
+    every = sorted(m for result in results for _, _, m in result.changed)
     assert every == list(range(start + 1, start + 1 + len(every)))  # one MODSEQ each
     for _ in range(200):
         if len(seen) >= len(every):
@@ -353,7 +353,7 @@ async def test_a_group_whose_rows_are_lost_after_commit_is_not_written_again(
     monkeypatch.setattr(postgres_store, "stored_flags", real)
     rows = first.rows(inbox.id, uids)
     assert [rows[uid].flags.keywords for uid in uids] == [(name,) for name in keywords]
-    changed, _ = await asyncio.wait_for(first.store_flags(inbox.id, [1], "add", Flags(SEEN)), 30)
+    changed, _, _ = await asyncio.wait_for(first.store_flags(inbox.id, [1], "add", Flags(SEEN)), 30)
     assert changed[0][2] == after.highestmodseq + 1
 
 
@@ -598,7 +598,7 @@ async def test_flag_changes_wait_for_their_wal_flush_only_under_always(
         seen: list[Event] = []
         store.events.watch_mailbox(inbox.id, seen.append)
         _, uids = await store.append(inbox.id, [message("a"), message("b")])
-        changed, failed = await store.store_flags(inbox.id, uids, "add", Flags(SEEN | DELETED))
+        changed, failed, _ = await store.store_flags(inbox.id, uids, "add", Flags(SEEN | DELETED))
         assert [(uid, f.bits) for uid, f, _ in changed] == [(1, 9), (2, 9)] and failed == []
         assert isinstance(seen[-1], FlagsChanged) and len(seen[-1].changes) == 2
         await store.claim_recent(inbox.id, 2)

@@ -310,10 +310,10 @@ async def handle_fetch(session: Session, command: cmd.Fetch) -> str:
     if not view.readonly and any(_marks_seen(a) for a in attrs):
         unseen = [uid for uid, row in rows.items() if not row.flags.bits & SEEN]
         if unseen:
-            changed, _ = await store.store_flags(
+            marked = await store.store_flags(
                 view.mailbox_id, sorted(unseen), "add", Flags(SEEN), origin=session
             )
-            for uid, flags, modseq in changed:
+            for uid, flags, modseq in marked.changed:
                 newly_seen.add(uid)
                 old = rows[uid]
                 rows[uid] = replace(old, flags=flags, modseq=modseq)

@@ -87,9 +87,10 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if conditional:
         session.enable_condstore()  # RFC 7162 §3.1
     flags = Flags.from_names([f for f in command.flags if f != "\\Recent"])
-    changed, failed = await session.store.store_flags(
+    result = await session.store.store_flags(
         view.mailbox_id, uids, command.mode, flags, command.unchangedsince, origin=session
     )
+    changed, failed = result.changed, result.failed
     modseq = session.condstore
     # RFC 7162 §3.1.3: a conditional STORE reports every message it passed, even .SILENT;
     # a CONDSTORE-aware session hears about every change (§3.2.4: with UID and MODSEQ)
@@ -103,34 +104,33 @@ async def handle_store(session: Session, command: cmd.Store) -> str:
     if modseq:
         report.update(failed)  # §3.1.3 example 10: tell why it failed
     if report:
-        rows = await session.store.read_rows(view.mailbox_id, sorted(report))
+        # the rows as the STORE found them under the mailbox's lock (a message gone by
+        # then is not reported); a later read could predate another process's expunge.
+        # What a message expunged since shows: its sequence number stays until the
+        # EXPUNGE is announced, so its FETCH still goes out (the COI seen filter moves a
+        # $Chat message as soon as it is \Seen, maybe in another process)
+        found = {uid: (shown, m) for uid, shown, m in result.unchanged if uid in report}
+        found.update((uid, (shown, m)) for uid, shown, m in changed if uid in report)
         # other sessions' commits not yet published may show here: they become current,
         # their keywords announced before a FETCH shows them (RFC 3501 §7.2.6)
-        view.state.saw_rows((uid, row.flags, row.modseq) for uid, row in rows.items())
-        view.state.learn_keywords({k for row in rows.values() for k in row.flags.keywords})
+        view.state.saw_rows((uid, shown, m) for uid, (shown, m) in found.items())
+        view.state.learn_keywords({k for shown, _ in found.values() for k in shown.keywords})
         for line in view.keyword_lines():  # a keyword new to the mailbox (RFC 3501 §7.2.6)
             session.send(line)
-        # what this STORE set, for a message expunged since (the COI seen filter moves a
-        # $Chat message as soon as it is \Seen, maybe in another process): its sequence
-        # number stays until the EXPUNGE is announced, so its FETCH still goes out
-        mine = {uid: (new_flags, new_modseq) for uid, new_flags, new_modseq in changed}
         failed_set = set(failed)
         pending = view.pending_flags
-        for uid in sorted(report):
-            row = rows.get(uid)
+        for uid in sorted(found):
             seq = view.seq_of(uid)
             if seq is None:
                 continue
-            if row is not None:
-                shown, row_modseq = row.flags, row.modseq
-            elif uid in mine:
-                shown, row_modseq = mine[uid]
-            else:
-                continue
-            # Another session's change still pending for this message: this response
-            # carries it (with FLAGS even for .SILENT), so it is not sent after this newer
-            # state (RFC 7162 §3.1.3)
-            stale = pending.pop(uid, None) is not None if pending else False
+            shown, row_modseq = found[uid]
+            # Another session's change still pending for this message and no newer than
+            # the row: this response carries it (with FLAGS even for .SILENT), so it is
+            # not sent after this newer state (RFC 7162 §3.1.3); a newer one goes after
+            held = pending.get(uid) if pending else None
+            stale = held is not None and held[1] <= row_modseq
+            if stale:
+                del pending[uid]
             items = []
             if not command.silent or uid in failed_set or stale:
                 text = flag_text(shown.bits, shown.keywords_text(), uid in view.recent)

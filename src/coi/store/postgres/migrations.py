@@ -667,6 +667,97 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE bodies SET (toast_tuple_target = 8160);
     """,
+    # 13: STORE returns every row it found, the unchanged ones too (`failed` NULL: found
+    # and left as it was), as they were under the mailbox's lock. A STORE reported rows
+    # read after its write, from the row cache when they were there, and the cache may not
+    # yet have heard of another process's expunge: a `-FLAGS (\Deleted)` of messages just
+    # expunged elsewhere was answered with \Deleted still set (docs/scale-out.md). The
+    # STOREs of migrations 5 and 11 return what this one does.
+    """
+    CREATE OR REPLACE FUNCTION coi_store_flags(
+        p_mailbox bigint, p_uids bigint[], p_mode text, p_bits integer, p_keywords text[],
+        p_unchangedsince bigint, p_token text, p_write bigint
+    ) RETURNS TABLE (
+        uid bigint, flags integer, keywords text, modseq bigint,
+        old_flags integer, old_keywords text, failed boolean, owner bigint
+    ) LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $fn$
+    #variable_conflict use_column
+    DECLARE
+        v_user bigint;
+        v_modseq bigint;
+        v_known text;
+        v_uids bigint[] := '{}';
+        v_bits integer[] := '{}';
+        v_texts text[] := '{}';
+        v_piece text := '';
+        v_entry text;
+        v_head text;
+        r record;
+    BEGIN
+        SELECT b.user_id, b.highestmodseq + 1, b.keywords INTO v_user, v_modseq, v_known
+            FROM mailboxes b WHERE b.id = p_mailbox FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no such mailbox' USING ERRCODE = 'P0002';
+        END IF;
+        v_head := '[' || to_json(p_token)::text || ',' || p_write || ',';
+        FOR r IN
+            SELECT m.uid AS u, m.flags AS ob, m.keywords AS ok, m.modseq AS om,
+                CASE p_mode WHEN 'set' THEN p_bits WHEN 'add' THEN m.flags | p_bits
+                    ELSE m.flags & ~p_bits END AS nb,
+                CASE WHEN p_mode = 'set' THEN array_to_string(p_keywords, ' ')
+                    WHEN cardinality(p_keywords) = 0 THEN m.keywords
+                    ELSE coalesce((SELECT string_agg(k, ' ' ORDER BY k COLLATE "C") FROM (
+                        SELECT k FROM unnest(string_to_array(m.keywords, ' ')) k
+                            WHERE p_mode = 'add' OR k <> ALL (p_keywords)
+                        UNION
+                        SELECT k FROM unnest(p_keywords) k WHERE p_mode = 'add') s), '')
+                    END AS nk
+            FROM messages m WHERE m.mailbox_id = p_mailbox AND m.uid = ANY (p_uids)
+            ORDER BY m.uid
+        LOOP
+            IF p_unchangedsince IS NOT NULL AND r.om > p_unchangedsince THEN
+                uid := r.u; flags := r.ob; keywords := r.ok; modseq := r.om;
+                old_flags := r.ob; old_keywords := r.ok; failed := true; owner := v_user;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            IF r.nb = r.ob AND r.nk = r.ok THEN
+                uid := r.u; flags := r.ob; keywords := r.ok; modseq := r.om;
+                old_flags := r.ob; old_keywords := r.ok; failed := NULL; owner := v_user;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            v_uids := v_uids || r.u;
+            v_bits := v_bits || r.nb;
+            v_texts := v_texts || r.nk;
+            uid := r.u; flags := r.nb; keywords := r.nk; modseq := v_modseq;
+            old_flags := r.ob; old_keywords := r.ok; failed := false; owner := v_user;
+            RETURN NEXT;
+            v_entry := json_build_array(r.u, r.nb, r.nk, v_modseq, r.ob, r.ok)::text;
+            IF v_piece <> '' AND octet_length(v_piece) + octet_length(v_entry) > 7000 THEN
+                PERFORM pg_notify('coi_events', v_head || 'false,["F",' || v_user || ','
+                    || p_mailbox || ',[' || v_piece || ']]]');
+                v_piece := '';
+            END IF;
+            v_piece := CASE WHEN v_piece = '' THEN v_entry ELSE v_piece || ',' || v_entry END;
+        END LOOP;
+        IF v_piece = '' THEN
+            RETURN;  -- nothing changed: no write, no event
+        END IF;
+        IF p_mode <> 'remove' AND NOT string_to_array(v_known, ' ') @> p_keywords THEN
+            SELECT coalesce(string_agg(k, ' ' ORDER BY k COLLATE "C"), '') INTO v_known FROM (
+                SELECT unnest(string_to_array(v_known, ' ')) AS k
+                UNION SELECT unnest(p_keywords)) s;
+        END IF;
+        UPDATE messages m SET flags = t.nb, keywords = t.nk, modseq = v_modseq
+            FROM unnest(v_uids, v_bits, v_texts) AS t(u, nb, nk)
+            WHERE m.mailbox_id = p_mailbox AND m.uid = t.u;
+        UPDATE mailboxes SET highestmodseq = v_modseq, keywords = v_known WHERE id = p_mailbox;
+        PERFORM pg_notify('coi_events', v_head || 'true,["F",' || v_user || ','
+            || p_mailbox || ',[' || v_piece || ']]]');
+    END
+    $fn$;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

@@ -46,7 +46,15 @@ import asyncpg
 
 from coi.store.errors import NoSuchUser, StoreError, UserExists
 from coi.store.events import EventBus
-from coi.store.model import Flags, Mailbox, MailboxStatus, MessageRow, NewMessage, User
+from coi.store.model import (
+    FlagChanges,
+    Flags,
+    Mailbox,
+    MailboxStatus,
+    MessageRow,
+    NewMessage,
+    User,
+)
 from coi.store.postgres.pool import ConnectionPool
 from coi.store.postgres.store import PostgresStore
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
@@ -854,7 +862,7 @@ class ShardedStore:
         flags: Flags,
         unchangedsince: int | None = None,
         origin: object | None = None,
-    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
+    ) -> FlagChanges:
         return await self._at(mailbox_id).store_flags(
             mailbox_id, uids, mode, flags, unchangedsince, origin
         )

@@ -67,6 +67,7 @@ from coi.store.events import (
 )
 from coi.store.model import (
     FSYNC_POLICIES,
+    FlagChanges,
     Flags,
     Mailbox,
     MailboxStatus,
@@ -1811,28 +1812,27 @@ class PostgresStore:
         flags: Flags,
         unchangedsince: int | None = None,
         origin: object | None = None,
-    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
-        """Changes flags; (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE,
-        RFC 7162 §3.1.3). One round trip: `coi_store_flags` (migration 4) locks the
-        mailbox row, writes and notifies."""
+    ) -> FlagChanges:
+        """Changes flags; what was changed, failed UNCHANGEDSINCE (RFC 7162 §3.1.3) and
+        left as it was. One round trip: `coi_store_flags` (migrations 4 and 13) locks the
+        mailbox row, writes, notifies and returns every row it found."""
 
-        def build(
-            rows: list[asyncpg.Record],
-        ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
-            changed: list[tuple[int, Flags, int]] = []
+        def build(rows: list[asyncpg.Record]) -> tuple[FlagChanges, list[Event]]:
+            result = FlagChanges([], [], [])
             before: list[Flags] = []
-            failed: list[int] = []
-            for _, uid, bits, keywords, modseq, old_bits, old_keywords, did_fail, _ in rows:
-                if did_fail:
-                    failed.append(uid)
+            for _, uid, bits, keywords, modseq, old_bits, old_keywords, failed, _ in rows:
+                if failed is False:
+                    result.changed.append((uid, stored_flags(bits, keywords), modseq))
+                    before.append(stored_flags(old_bits, old_keywords))
                     continue
-                changed.append((uid, stored_flags(bits, keywords), modseq))
-                before.append(stored_flags(old_bits, old_keywords))
-            if not changed:
-                return (changed, failed), []
+                result.unchanged.append((uid, stored_flags(bits, keywords), modseq))
+                if failed:
+                    result.failed.append(uid)
+            if not result.changed:
+                return result, []
             user_id = rows[0][8]
-            event = FlagsChanged(user_id, mailbox_id, tuple(changed), origin, tuple(before))
-            return (changed, failed), [event]
+            changed = tuple(result.changed)
+            return result, [FlagsChanged(user_id, mailbox_id, changed, origin, tuple(before))]
 
         args = (list(uids), mode, flags.bits, " ".join(flags.keywords), unchangedsince)
         call = _Call(self._store_flags, args, build, group=mailbox_id, merge=_merge_flag_changes)

@@ -39,6 +39,7 @@ from coi.store.events import (
 from coi.store.model import (
     DELETED,
     SEEN,
+    FlagChanges,
     Flags,
     Mailbox,
     MailboxStatus,
@@ -901,12 +902,10 @@ class SqliteStore:
         flags: Flags,
         unchangedsince: int | None = None,
         origin: object | None = None,
-    ) -> tuple[list[tuple[int, Flags, int]], list[int]]:
-        """Changes flags; returns (changed (uid, flags, modseq), UIDs failing UNCHANGEDSINCE)."""
+    ) -> FlagChanges:
+        """Changes flags; what was changed, failed UNCHANGEDSINCE and left as it was."""
 
-        def job(
-            conn: sqlite3.Connection,
-        ) -> tuple[tuple[list[tuple[int, Flags, int]], list[int]], list[Event]]:
+        def job(conn: sqlite3.Connection) -> tuple[FlagChanges, list[Event]]:
             row = conn.execute(
                 "SELECT user_id, highestmodseq, keywords FROM mailboxes WHERE id = ?",
                 (mailbox_id,),
@@ -918,6 +917,7 @@ class SqliteStore:
             changed: list[tuple[int, Flags, int]] = []
             before: dict[int, Flags] = {}
             failed: list[int] = []
+            unchanged: list[tuple[int, Flags, int]] = []
             for chunk in _chunks(list(uids)):
                 current = conn.execute(
                     f"SELECT uid, flags, keywords, modseq FROM messages WHERE mailbox_id = ?"
@@ -925,10 +925,11 @@ class SqliteStore:
                     (mailbox_id, *chunk),
                 ).fetchall()
                 for uid, bits, keywords, old_modseq in current:
+                    old = Flags(bits, Flags.parse_keywords(keywords))
                     if unchangedsince is not None and old_modseq > unchangedsince:
                         failed.append(uid)
+                        unchanged.append((uid, old, old_modseq))
                         continue
-                    old = Flags(bits, Flags.parse_keywords(keywords))
                     new = (
                         flags
                         if mode == "set"
@@ -937,6 +938,7 @@ class SqliteStore:
                         else old.difference(flags)
                     )
                     if new == old:
+                        unchanged.append((uid, old, old_modseq))
                         continue
                     conn.execute(
                         "UPDATE messages SET flags = ?, keywords = ?, modseq = ?"
@@ -945,8 +947,9 @@ class SqliteStore:
                     )
                     changed.append((uid, new, modseq))
                     before[uid] = old
+            unchanged.sort()
             if not changed:
-                return (changed, sorted(failed)), []
+                return FlagChanges(changed, sorted(failed), unchanged), []
             all_keywords = set(Flags.parse_keywords(known))
             if mode != "remove" and not all_keywords.issuperset(flags.keywords):
                 all_keywords.update(flags.keywords)
@@ -958,7 +961,7 @@ class SqliteStore:
                 "UPDATE mailboxes SET highestmodseq = ? WHERE id = ?", (modseq, mailbox_id)
             )
             changed.sort()
-            return (changed, sorted(failed)), [
+            return FlagChanges(changed, sorted(failed), unchanged), [
                 FlagsChanged(
                     user_id,
                     mailbox_id,
@@ -968,9 +971,7 @@ class SqliteStore:
                 )
             ]
 
-        result: tuple[list[tuple[int, Flags, int]], list[int]] = await self._writer.submit(
-            job, lazy=True
-        )
+        result: FlagChanges = await self._writer.submit(job, lazy=True)
         return result
 
     async def copy(
