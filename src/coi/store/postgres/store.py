@@ -1881,7 +1881,7 @@ class PostgresStore:
         self, mailbox_id: int, uids: Sequence[int] | None = None, origin: object | None = None
     ) -> list[int]:
         """Removes \\Deleted messages (only those among `uids` when given). One round
-        trip: `coi_expunge` (migration 4)."""
+        trip: `coi_expunge` (migrations 4 and 14)."""
 
         def build(rows: list[asyncpg.Record]) -> tuple[list[int], list[Event]]:
             if not rows:

@@ -154,6 +154,12 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE id = NEW.mailbox_id;
     END;
     """,
+    # 10: EXPUNGE finds the \Deleted messages (few at any time) by a partial index instead
+    # of reading every row of the mailbox on the writer's thread. SQLite uses a partial
+    # index only for a query that repeats its condition word for word: `flags & 8 = 8`.
+    """
+    CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE flags & 8 = 8;
+    """,
 )
 
 
