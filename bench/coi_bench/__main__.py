@@ -44,6 +44,13 @@ ROWS = [
     ("big", "fetch_body_ms", "big mailbox: FETCH BODY[]", "ms", False),
     ("big", "search_text_ms", "big mailbox: SEARCH TEXT", "ms", False),
     ("big", "search_from_ms", "big mailbox: SEARCH FROM", "ms", False),
+    (
+        "big",
+        "store_expunge_ms",
+        "big mailbox: UID STORE +FLAGS (\\Deleted) + UID EXPUNGE of one",
+        "ms",
+        False,
+    ),
     ("many", "ops_per_s", "many clients: operations", "op/s", True),
     ("many", "p50_ms", "many clients: median latency", "ms", False),
     ("many", "p99_ms", "many clients: p99 latency", "ms", False),

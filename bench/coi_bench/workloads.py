@@ -233,6 +233,10 @@ async def fill_big_mailbox(server: Server, sizes: Sizes) -> float:
     return await fill(server, user, n, make)
 
 
+# messages STOREd \Deleted and UID EXPUNGEd one by one in each round of `big_mailbox`
+_EXPUNGED_PER_ROUND = 10
+
+
 async def big_mailbox(server: Server, sizes: Sizes, fill_s: float) -> dict[str, float]:
     """Times (ms, median of `repeats`) of operations on a mailbox of sizes.big_mailbox messages."""
     user = user_list(server, "big")[0]
@@ -254,6 +258,7 @@ async def big_mailbox(server: Server, sizes: Sizes, fill_s: float) -> dict[str, 
     await c.ok("UID FETCH 1:* (FLAGS)")
     await c.logout()
     counts: dict[str, int] = {}
+    top = n  # the highest UID: the fill appended n messages to an empty mailbox
     for _ in range(sizes.repeats):
         c = await Imap.login(server.host, server.imap_port, *user)
         t0 = time.perf_counter()
@@ -279,6 +284,16 @@ async def big_mailbox(server: Server, sizes: Sizes, fill_s: float) -> dict[str, 
         lines = await c.ok(f'SEARCH FROM "{mailgen.SEARCH_FROM}"')
         add("search_from_ms", t0)
         counts["search_from_hits"] = search_hits(lines)
+        # one message at a time from the top (away from the range FETCHed above): what a
+        # client deleting mail does; a store that reads the whole mailbox for it shows here
+        t0 = time.perf_counter()
+        for _ in range(_EXPUNGED_PER_ROUND):
+            await c.ok(f"UID STORE {top} +FLAGS.SILENT (\\Deleted)")
+            await c.ok(f"UID EXPUNGE {top}")
+            top -= 1
+        results.setdefault("store_expunge_ms", []).append(
+            (time.perf_counter() - t0) * 1000 / _EXPUNGED_PER_ROUND
+        )
         await c.logout()
     out: dict[str, float] = {key: statistics.median(v) for key, v in results.items()}
     out["fill_seconds"] = fill_s
