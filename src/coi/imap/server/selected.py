@@ -53,12 +53,34 @@ UidSet = set[int] | frozenset[int]
 NO_UIDS: frozenset[int] = frozenset()
 
 
+def _without(values: array[int], indices: Sequence[int]) -> array[int]:
+    """A copy of `values` without the items at `indices` (ascending), copied a slice at a
+    time: an expunge from a mailbox of 100,000 took 10 ms item by item."""
+    if not indices:
+        return array(values.typecode, values)
+    kept = values[: indices[0]]
+    for start, end in zip(indices, [*indices[1:], len(values)], strict=True):
+        kept.extend(values[start + 1 : end])
+    return kept
+
+
 def with_uids(uids: UidSet, more: Iterable[int]) -> set[int]:
     """`uids` with `more` added: in place when it is a set of its own already."""
     if isinstance(uids, set):
         uids.update(more)
         return uids
     return set(more) if not uids else {*uids, *more}
+
+
+def without_uids(uids: UidSet, gone: UidSet) -> UidSet:
+    """`uids` less `gone`: in place when it is a set of its own already (a session's
+    \\Recent may hold a whole big mailbox; a copy per expunge cost 0.3 ms at 100,000)."""
+    if uids.isdisjoint(gone):
+        return uids
+    if isinstance(uids, set):
+        uids.difference_update(gone)
+        return uids
+    return uids - gone
 
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
@@ -251,14 +273,14 @@ class MailboxState:
                 view.has_new = True
         elif isinstance(event, MessagesExpunged):
             gone = set(event.uids)
+            uids = self.uids
+            at = [i for uid in sorted(gone) if (i := bisect_left(uids, uid)) < len(uids)]
+            at = [i for i in at if uids[i] in gone]
             if self._bits is not None:
-                bits = self._bits
-                self._bits = array(
-                    "B", (bits[i] for i, uid in enumerate(self.uids) if uid not in gone)
-                )
+                self._bits = _without(self._bits, at)
                 for uid in gone:
                     self._keywords.pop(uid, None)
-            self.uids = array("I", (uid for uid in self.uids if uid not in gone))
+            self.uids = _without(uids, at)  # a new array: views may still hold the old one
             for view in self.views:
                 view.pending_expunged = with_uids(view.pending_expunged, gone)
                 if not view.expunge_modseq:
@@ -485,8 +507,7 @@ class SelectedMailbox:
             else:
                 for seq in positions:
                     yield b"* %d EXPUNGE\r\n" % seq
-            if self.recent:
-                self.recent = self.recent - self.pending_expunged
+            self.recent = without_uids(self.recent, self.pending_expunged)
             self.pending_expunged = NO_UIDS
             before = len(self.uids) - len(positions)
             self.uids = self.state.uids
