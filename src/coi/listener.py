@@ -7,9 +7,9 @@ ten connections of a benchmark that connected at once often all went to one work
 the other idled (one ran 77 s of CPU against the other's 31 in one run), so throughput
 changed by half from run to run. Here a worker accepts one connection per wake-up, and
 leaves it for DEFER_SECONDS to the others while it holds more connections than one of them
-(`WorkerLoads`): connections made one after the other went 6 and 2 to two workers before,
-since the same worker kept waking first. The kernel's accept queue is the supervisor's
-(listen() is not called again here).
+(`WorkerLoads`): eight connections made one after the other went 1 and 7, 2 and 6, 3 and 5
+to two workers before (4 and 4 after), since the same worker kept waking first. The
+kernel's accept queue is the supervisor's (listen() is not called again here).
 """
 
 from __future__ import annotations
