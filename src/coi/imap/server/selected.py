@@ -274,8 +274,11 @@ class MailboxState:
         elif isinstance(event, MessagesExpunged):
             gone = set(event.uids)
             uids = self.uids
-            at = [i for uid in sorted(gone) if (i := bisect_left(uids, uid)) < len(uids)]
-            at = [i for i in at if uids[i] in gone]
+            at = [
+                i
+                for uid in sorted(gone)
+                if (i := bisect_left(uids, uid)) < len(uids) and uids[i] == uid
+            ]
             if self._bits is not None:
                 self._bits = _without(self._bits, at)
                 for uid in gone:
