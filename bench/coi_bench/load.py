@@ -40,7 +40,7 @@ PHASES: list[tuple[str, str, dict[str, float]]] = [
     ("store", "[UID] STORE ±FLAGS[.SILENT] 1-5 messages", {"store": 1}),
     ("append", "APPEND (0.3-20 KB)", {"append": 1}),
     ("copy", "[UID] COPY 1-3 messages", {"copy": 1}),
-    ("move", "[UID] MOVE 1-3 messages", {"move": 1}),
+    ("move", "[UID] MOVE 1-3 messages (SELECT the other box once empty)", {"move": 1}),
     ("delete_expunge", "STORE +FLAGS.SILENT (\\Deleted) / EXPUNGE", {"delete": 1, "expunge": 1}),
 ]
 

@@ -758,6 +758,10 @@ class Session:
             elif n < LOW:
                 mix["append"] *= 3
                 mix["delete"] = 0.5
+        if not mix and self.mix.keys() == {"move"}:
+            # the MOVE phase of `load` emptied this mailbox: move the messages back
+            await self.select(self.other())
+            return
         if not mix:
             mix = {"noop": 1.0}
         kind = self.rnd.choices(list(mix), weights=list(mix.values()))[0]
