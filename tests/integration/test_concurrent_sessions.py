@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from tests.conftest import LineClient, RunningServer
+from tests.conftest import LineClient, RunningServer, open_other_store, start_server
+from tests.contract.helpers import message
 
-from coi.store.model import ANSWERED, FLAGGED, Flags
+from coi.store.model import ANSWERED, DELETED, FLAGGED, Flags
 
 MESSAGE = b"From: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -369,3 +373,86 @@ async def test_a_store_reports_no_message_expunged_elsewhere_but_not_yet_announc
     assert lines == [b"* 2 FETCH (FLAGS (\\Recent))\r\n", b"u OK STORE completed\r\n"]
     lines = await one.command("n NOOP")  # the expunge is never announced here: no event
     assert lines == [b"n OK NOOP completed\r\n"]
+
+
+@pytest.fixture
+async def postgres_imap_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[RunningServer]:
+    """A test server on PostgreSQL whatever COI_TEST_STORE says."""
+    monkeypatch.setenv("COI_TEST_STORE", "postgres")
+    running = await start_server(tmp_path)
+    try:
+        yield running
+    finally:
+        await running.server.stop(grace=2)
+        running.store.close()
+
+
+async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
+    postgres_imap_server: RunningServer,
+) -> None:
+    """PostgreSQL: this process's LISTEN connection is cut (a server restart, a network
+    cut) and another process changes the selected mailbox before it is back; those
+    events never come. Once it is back the mailbox is read again, and the session in
+    IDLE gets the flag change, the expunge and the new message as the events would have
+    brought them."""
+    imap_server = postgres_imap_server
+    store = imap_server.store
+    asyncpg = pytest.importorskip("asyncpg")
+
+    writer = await _client(imap_server)
+    for tag in ("a1", "a2", "a3"):
+        await _append(writer, tag)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    await one.send("i IDLE\r\n")
+    assert (await one.line()).startswith(b"+ ")
+
+    listener = store._listener  # type: ignore[attr-defined]
+    deaf = threading.Event()  # the store's thread held: the cut is seen only when freed
+    store._loop.call_soon_threadsafe(deaf.wait, 30)  # type: ignore[attr-defined]
+    other = open_other_store(imap_server)
+    try:
+        admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
+        try:
+            pid = listener.get_server_pid()
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(200):
+                if not await admin.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid = $1", pid):
+                    break
+                await asyncio.sleep(0.025)
+        finally:
+            await admin.close()
+        await other.store_flags(inbox.id, [1], "add", Flags(FLAGGED))
+        await other.store_flags(inbox.id, [2], "add", Flags(DELETED))
+        assert await other.expunge(inbox.id, [2]) == [2]
+        await other.append(inbox.id, [message("late")])
+    finally:
+        deaf.set()
+        other.close()
+    lines = []
+    while not lines or not lines[-1].endswith(b"RECENT\r\n"):
+        lines.append(await one.line())
+    assert lines == [
+        b"* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)\r\n",
+        b"* 2 EXPUNGE\r\n",
+        b"* 3 EXISTS\r\n",
+        b"* 3 RECENT\r\n",
+    ]
+    assert store._listener is not None and store._listener is not listener  # type: ignore[attr-defined]
+    await one.send("DONE\r\n")
+    assert (await one.until_tagged("i"))[-1].startswith(b"i OK")
+    # a change after the gap comes as before, once
+    await _append(writer, "a4")
+    assert await one.command("n NOOP") == [
+        b"* 4 EXISTS\r\n",
+        b"* 4 RECENT\r\n",
+        b"n OK NOOP completed\r\n",
+    ]
+    for client in (writer, one):
+        await client.close()

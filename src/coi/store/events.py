@@ -103,9 +103,20 @@ class MetadataChanged:
     origin: object | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ChangesMissed:
+    """Changes of this mailbox may have been committed without their event reaching this
+    process (PostgreSQL: its LISTEN connection was lost and is back). Whoever keeps the
+    mailbox's state reads it again and tells its sessions what changed. Only the
+    mailbox's watchers get it."""
+
+    mailbox_id: int
+
+
 MailboxEvent = MessagesAdded | MessagesExpunged | FlagsChanged
 Event = (
     MailboxEvent
+    | ChangesMissed
     | MailboxCreated
     | MailboxDeleted
     | MailboxRenamed
@@ -124,6 +135,10 @@ class EventBus:
         self._global: list[Listener] = []
 
     def publish(self, event: Event) -> None:
+        if isinstance(event, ChangesMissed):  # for the mailbox's watchers alone
+            for listener in tuple(self._by_mailbox.get(event.mailbox_id, ())):
+                listener(event)
+            return
         if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
             for listener in tuple(self._by_mailbox.get(event.mailbox_id, ())):
                 listener(event)
@@ -138,6 +153,9 @@ class EventBus:
     def watches_mailbox(self, mailbox_id: int) -> bool:
         """Whether anybody watches this mailbox's changes (who needs them in order)."""
         return mailbox_id in self._by_mailbox
+
+    def watched_mailboxes(self) -> list[int]:
+        return list(self._by_mailbox)
 
     def watch_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
         return _add(self._by_user, user_id, listener)

@@ -14,6 +14,7 @@ from tests.contract.helpers import message, user_with_inbox
 
 from coi.store.errors import StoreError
 from coi.store.events import (
+    ChangesMissed,
     Event,
     FlagsChanged,
     MailboxCreated,
@@ -526,7 +527,8 @@ async def test_a_lost_listen_connection_comes_back(
     pair: tuple[PostgresStore, PostgresStore],
 ) -> None:
     """The LISTEN connection is killed (a server restart would do it): writes go on and
-    are reported, and once it is back the other process's events arrive again."""
+    are reported; once it is back the watched mailbox is told it may have missed changes
+    (`ChangesMissed`), and the other process's events arrive again."""
     import asyncpg
 
     first, second = pair
@@ -545,12 +547,14 @@ async def test_a_lost_listen_connection_comes_back(
             break
         await asyncio.sleep(0.025)
     assert first._listener is not None and first._listener is not listener
+    await _until(seen, 1)
+    assert seen == [ChangesMissed(inbox.id)]
     await first.append(inbox.id, [message("own")])  # reported, through the new listener
     assert [e.uids for e in seen if isinstance(e, MessagesAdded)] == [(1,)]
     await second.append(inbox.id, [message("theirs")])
-    await _until(seen, 2)
-    assert isinstance(seen[1], MessagesAdded) and seen[1].uids == (2,)
-    assert seen[1].origin is REMOTE
+    await _until(seen, 3)
+    assert isinstance(seen[2], MessagesAdded) and seen[2].uids == (2,)
+    assert seen[2].origin is REMOTE
 
 
 async def _function_calls(dsn: str, names: tuple[str, ...]) -> dict[str, int]:

@@ -33,19 +33,29 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from coi.imap.wire.encode import flag_list
 from coi.imap.wire.sequence import format_sequence
-from coi.store.events import Event, FlagsChanged, MessagesAdded, MessagesExpunged
+from coi.store.events import (
+    REMOTE,
+    ChangesMissed,
+    Event,
+    FlagsChanged,
+    MessagesAdded,
+    MessagesExpunged,
+)
 from coi.store.model import Flags, Mailbox, stored_flags
 from coi.store.protocol import MailStore
 
 if TYPE_CHECKING:
     from coi.imap.server.context import Contexts
+
+log = logging.getLogger(__name__)
 
 # A session's sets of UIDs (\Recent, expunges not yet told) are usually empty: they all
 # start as this one shared empty set (an empty `set` costs 216 bytes per idle connection)
@@ -220,6 +230,9 @@ class MailboxState:
         task.add_done_callback(_ignore_result)
 
     def _on_event(self, event: Event) -> None:
+        if isinstance(event, ChangesMissed):
+            self._catch_up()
+            return
         modseq = 0
         if isinstance(event, MessagesAdded | MessagesExpunged):
             modseq = event.modseq
@@ -238,6 +251,41 @@ class MailboxState:
                 view.contexts.on_event(event)
             if view.notify is not None:
                 view.notify()
+
+    def _catch_up(self) -> None:
+        """Changes committed while this process heard no events (`ChangesMissed`): the
+        mailbox is read again, and its difference from this state applied as the events
+        would have been: flag changes, expunges, then new messages. Events that come
+        afterwards for the same changes find nothing left to do."""
+        mailbox = self.store.mailbox_by_id(self.mailbox_id)
+        if mailbox is None:
+            return  # deleted meanwhile: its sessions learn it at their next command
+        current = self.store.uids(self.mailbox_id)
+        known = self.uids
+        last = known[-1] if known else 0
+        here = set(current)
+        kept = [uid for uid in known if uid in here]
+        gone = tuple(uid for uid in known if uid not in here)
+        added = tuple(current[bisect_right(current, last) :])
+        if len(kept) + len(added) < len(current):
+            # below the last UID shown, but never heard of: this process wrote to the
+            # mailbox in the gap, and published its own write before these (no order to
+            # wait for): shown at the sessions' next SELECT, as UIDs may not go back
+            log.warning("mailbox %d: messages added unheard below UID %d", mailbox.id, last)
+        published = self.published
+        changes = tuple(
+            (row[0], stored_flags(row[1], row[2] or ""), row[3])
+            for row in self.store.row_tuples(self.mailbox_id, kept)
+            if row[3] > published
+        )
+        modseq = max(mailbox.highestmodseq, published, *(change[2] for change in changes))
+        user = mailbox.user_id
+        if changes:
+            self._on_event(FlagsChanged(user, self.mailbox_id, changes, REMOTE))
+        if gone:
+            self._on_event(MessagesExpunged(user, self.mailbox_id, gone, modseq, REMOTE))
+        if added:
+            self._on_event(MessagesAdded(user, self.mailbox_id, added, modseq, REMOTE))
 
     def _on_change(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):

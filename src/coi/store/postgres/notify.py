@@ -97,7 +97,7 @@ def _bodies(event: Event) -> Iterator[list[Any]]:
         yield ["R", event.user_id, event.mailbox_id, event.old_name, event.new_name]
     elif isinstance(event, SubscriptionChanged):
         yield ["S", event.user_id, event.name, event.subscribed]
-    else:
+    elif isinstance(event, MetadataChanged):  # (ChangesMissed stays in its process)
         for piece in _pieces(event.entries, MAX_PAYLOAD):
             yield ["M", event.user_id, event.mailbox_id, piece]
 

@@ -54,6 +54,7 @@ from coi.store.errors import (
     UserExists,
 )
 from coi.store.events import (
+    ChangesMissed,
     Event,
     EventBus,
     FlagsChanged,
@@ -398,6 +399,9 @@ class PostgresStore:
         # home loop (while listening): a write with the next MODSEQ is published at once
         self._marks: dict[int, int] = {}
         self._relistening: asyncio.Task[None] | None = None
+        # while a new LISTEN connection starts: its notifications, held until every
+        # watched mailbox is told that it may have missed changes (`_relisten`)
+        self._held: list[tuple[object, int, str, object]] | None = None
         self._closed = False
         try:
             self._pool, key = self._call(self._open(min_size, max_size))
@@ -760,6 +764,9 @@ class PostgresStore:
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """One notification, in commit order: a remote event is published on the home
         loop; the last notification of one of our writes reports that write."""
+        if self._held is not None:
+            self._held.append((_conn, _pid, _channel, payload))
+            return
         text = str(payload)
         try:
             own = own_write(text, self._own_prefix)
@@ -862,8 +869,8 @@ class PostgresStore:
     def _on_listener_lost(self, _conn: object) -> None:
         """The LISTEN connection broke (a server restart, a network cut): committed writes
         waiting for their notification are reported now, later ones right after COMMIT,
-        until `_relisten` has a new connection. Other processes' events of the gap are
-        lost to this process (sessions learn of those changes at their next command)."""
+        until `_relisten` has a new connection. Other processes' events of the gap never
+        come: once it is back, the watchers of each mailbox read it again."""
         if self._listener is None or self._closed:
             return
         log.error("the LISTEN connection to the store was lost; reconnecting")
@@ -876,18 +883,34 @@ class PostgresStore:
     async def _relisten(self) -> None:
         delay = 0.2
         while not self._closed:
+            self._held = []
             try:
                 await self._listen()
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self._held = None
                 log.warning("LISTEN connection: %s; again in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            log.warning("LISTEN connection back: other processes' events in between were missed")
+            log.warning("LISTEN connection back: mailboxes watched here are read again")
             self._rows.reset(enabled=True)  # what it held before the gap is not trusted
             self._marks.clear()
             self._flush_awaiting()  # committed before LISTEN: their notification never comes
+            # What changed in the gap is read after LISTEN took effect, and published
+            # before any notification that came since: a change then is seen twice at most
+            # (the watchers ignore what they have), never missed or out of order.
+            if self._home is not None:
+                with contextlib.suppress(RuntimeError):  # the home loop is closed
+                    self._home.call_soon_threadsafe(self._announce_missed)
+            held, self._held = self._held, None
+            for notification in held:
+                self._on_notification(*notification)
             return
+
+    def _announce_missed(self) -> None:
+        """On the home loop: each watched mailbox may have changed unheard (`_relisten`)."""
+        for mailbox_id in self.events.watched_mailboxes():
+            self._queue((ChangesMissed(mailbox_id), False))
 
     def _flush_awaiting(self) -> None:
         """Reports the committed writes still waiting for their notification, in order."""
