@@ -804,6 +804,27 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $fn$;
     """,
+    # 15: the functions find messages by plain index scans, not bitmap scans. Their
+    # generic plans for `uid = ANY (array)` took a bitmap scan of the primary key, and a
+    # bitmap scan never marks the index entries of dead row versions as dead, so every
+    # STORE (each leaves a new version of its rows and new entries in every index) made
+    # the next ones read more, until a vacuum: PostgreSQL's CPU per STORE under the
+    # command load was a third higher (docs/scale-out.md, "Index scans that clean up").
+    # No function reads a GIN index (which only a bitmap scan can). A new function needs
+    # the same setting.
+    """
+    DO $do$
+    DECLARE
+        f regprocedure;
+    BEGIN
+        FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+            WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'coi\\_%'
+        LOOP
+            EXECUTE format('ALTER FUNCTION %s SET enable_bitmapscan = off', f);
+        END LOOP;
+    END
+    $do$;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several
