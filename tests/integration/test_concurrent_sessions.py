@@ -396,7 +396,8 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
     cut) and another process changes the selected mailbox before it is back; those
     events never come. Once it is back the mailbox is read again, and the session in
     IDLE gets the flag change, the expunge and the new message as the events would have
-    brought them."""
+    brought them; a NOTIFY session (RFC 5465) gets the STATUS of the mailboxes it asked
+    about."""
     imap_server = postgres_imap_server
     store = imap_server.store
     asyncpg = pytest.importorskip("asyncpg")
@@ -412,6 +413,10 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
     assert inbox is not None
     await one.send("i IDLE\r\n")
     assert (await one.line()).startswith(b"+ ")
+    two = await _client(imap_server)
+    assert await two.command("n NOTIFY SET (inboxes (MessageNew MessageExpunge))") == [
+        b"n OK NOTIFY completed\r\n"
+    ]
 
     listener = store._listener  # type: ignore[attr-defined]
     deaf = threading.Event()  # the store's thread held: the cut is seen only when freed
@@ -445,6 +450,13 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
         b"* 3 RECENT\r\n",
     ]
     assert store._listener is not None and store._listener is not listener  # type: ignore[attr-defined]
+    statuses = [await two.line()]
+    while not statuses[-1].startswith(b"* STATUS INBOX "):
+        statuses.append(await two.line())
+    assert statuses[-1] == b"* STATUS INBOX (MESSAGES 3 UIDNEXT 5 UIDVALIDITY %d)\r\n" % (
+        inbox.uidvalidity
+    )
+    assert all(line.startswith(b"* STATUS ") for line in statuses)
     await one.send("DONE\r\n")
     assert (await one.until_tagged("i"))[-1].startswith(b"i OK")
     # a change after the gap comes as before, once
@@ -454,5 +466,5 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
         b"* 4 RECENT\r\n",
         b"n OK NOOP completed\r\n",
     ]
-    for client in (writer, one):
+    for client in (writer, one, two):
         await client.close()

@@ -22,6 +22,7 @@ from email.policy import compat32
 
 from coi.chat.contacts import address_hash
 from coi.store.events import (
+    ChangesMissed,
     Event,
     MailboxCreated,
     MailboxDeleted,
@@ -111,7 +112,7 @@ class BlockIndex:
         entry = self._users.get(user_id)
         if entry is None:
             return
-        if isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
+        if isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed | ChangesMissed):
             if entry.unwatch is not None:
                 entry.unwatch()
             del self._users[user_id]  # rebuilt on next use

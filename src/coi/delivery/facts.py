@@ -24,6 +24,7 @@ from typing import Protocol
 from coi.delivery.routing import CoiSettingsSource
 from coi.store.coi import CoiSettings
 from coi.store.events import (
+    ChangesMissed,
     Event,
     MailboxCreated,
     MailboxDeleted,
@@ -125,4 +126,8 @@ class DeliveryFacts:
             facts.settings = None
         elif isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
             facts.generation += 1
+            facts.mailboxes.clear()
+        elif isinstance(event, ChangesMissed):  # read everything again
+            facts.generation += 1
+            facts.settings = None
             facts.mailboxes.clear()

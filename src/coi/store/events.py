@@ -105,12 +105,10 @@ class MetadataChanged:
 
 @dataclass(frozen=True, slots=True)
 class ChangesMissed:
-    """Changes of this mailbox may have been committed without their event reaching this
-    process (PostgreSQL: its LISTEN connection was lost and is back). Whoever keeps the
-    mailbox's state reads it again and tells its sessions what changed. Only the
-    mailbox's watchers get it."""
-
-    mailbox_id: int
+    """Changes may have been committed without their events reaching this process
+    (PostgreSQL: its LISTEN connection was lost and is back). Every listener gets it,
+    once: whoever keeps state from events reads it again (a selected mailbox's state
+    tells its sessions what changed) or drops it."""
 
 
 MailboxEvent = MessagesAdded | MessagesExpunged | FlagsChanged
@@ -135,8 +133,11 @@ class EventBus:
         self._global: list[Listener] = []
 
     def publish(self, event: Event) -> None:
-        if isinstance(event, ChangesMissed):  # for the mailbox's watchers alone
-            for listener in tuple(self._by_mailbox.get(event.mailbox_id, ())):
+        if isinstance(event, ChangesMissed):  # to every listener, once each
+            for table in (self._by_mailbox, self._by_user):
+                for listener in [one for listeners in table.values() for one in listeners]:
+                    listener(event)
+            for listener in tuple(self._global):
                 listener(event)
             return
         if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
@@ -153,9 +154,6 @@ class EventBus:
     def watches_mailbox(self, mailbox_id: int) -> bool:
         """Whether anybody watches this mailbox's changes (who needs them in order)."""
         return mailbox_id in self._by_mailbox
-
-    def watched_mailboxes(self) -> list[int]:
-        return list(self._by_mailbox)
 
     def watch_user(self, user_id: int, listener: Listener) -> Callable[[], None]:
         return _add(self._by_user, user_id, listener)

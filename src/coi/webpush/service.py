@@ -23,7 +23,14 @@ from typing import Any
 
 from coi.config import ServerConfig
 from coi.store.coi import CHAT_KEYWORD
-from coi.store.events import REMOTE, Delivered, Event, MessagesAdded, MetadataChanged
+from coi.store.events import (
+    REMOTE,
+    ChangesMissed,
+    Delivered,
+    Event,
+    MessagesAdded,
+    MetadataChanged,
+)
 from coi.store.protocol import MetadataStore, Store
 from coi.webpush.keys import WebPushKeys
 from coi.webpush.payload import build_payload
@@ -122,6 +129,8 @@ class WebPushService:
         if isinstance(event, MessagesAdded):
             if isinstance(event.origin, Delivered) and event.origin.push:
                 self._spawn(self._notify(event))
+        elif isinstance(event, ChangesMissed):  # subscriptions may have changed unheard
+            self._validated.clear()
         elif isinstance(event, MetadataChanged) and event.mailbox_id == 0:
             self._validated.pop(event.user_id, None)
             self._changes += 1

@@ -14,7 +14,7 @@ from coi.delivery.facts import DeliveryFacts
 from coi.delivery.local import LocalDelivery
 from coi.delivery.routing import StoreCoiSource
 from coi.store.coi import ENABLED, MESSAGE_FILTER, CoiSettings
-from coi.store.events import MetadataChanged
+from coi.store.events import ChangesMissed, MetadataChanged
 from coi.store.model import User
 from coi.store.protocol import Store
 
@@ -98,6 +98,22 @@ async def test_a_read_that_an_event_overtook_is_not_kept(store: Store) -> None:
     try:
         assert (await facts.settings(user.id)).enabled  # read again, not the stale answer
         assert (await facts.settings(user.id)).enabled and source.reads == 2
+    finally:
+        facts.close()
+
+
+async def test_entries_are_read_again_after_events_were_missed(store: Store) -> None:
+    """A lost LISTEN connection is back (`ChangesMissed`): what changed meanwhile is not
+    known, so the settings are read again."""
+    user = await store.add_user("alice@example.org", "x", [])
+    source = CountingSource(store)
+    facts = DeliveryFacts(store, source)
+    try:
+        await facts.settings(user.id)
+        await facts.settings(user.id)
+        store.events.publish(ChangesMissed())
+        await facts.settings(user.id)
+        assert source.reads == 2
     finally:
         facts.close()
 

@@ -23,6 +23,7 @@ from coi.imap.server.session import AUTH, Route, Session
 from coi.imap.wire import commands as cmd
 from coi.imap.wire.fetch import FetchAttr
 from coi.store.events import (
+    ChangesMissed,
     Event,
     FlagsChanged,
     MailboxCreated,
@@ -109,6 +110,8 @@ class Notifier:
                     self.own_new.update(event.uids)  # RFC 5465 §5.2: no FETCH for those
             elif event.origin is not session:  # §5: not about this client's own doing
                 self._mailbox_event(event)
+        elif isinstance(event, ChangesMissed):  # what changed unheard: STATUS of each
+            self.queue.extend(_status_lines(session, self.groups))
         elif self._own(event):
             pass  # RFC 5465 §5: not this client's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE
         elif isinstance(event, MailboxCreated | MailboxDeleted | MailboxRenamed):
@@ -334,13 +337,17 @@ async def handle_notify(session: Session, command: cmd.Notify) -> str:
         session.notifier.close()
     session.notifier = Notifier(session, selected, delayed, atts, groups)
     if command.status:
-        _initial_status(session, groups)
+        for line in _status_lines(session, groups):
+            session.untagged(line)
     return "NOTIFY completed"
 
 
-def _initial_status(session: Session, groups: list[_Group]) -> None:
+def _status_lines(session: Session, groups: list[_Group]) -> list[str]:
+    """STATUS of every mailbox but the selected one whose message events the groups ask
+    for (RFC 5465 §3.1: NOTIFY SET STATUS; and after events were missed)."""
     view = session.selected
     subscribed = session.store.subscriptions(session.user_id)
+    lines = []
     mailbox: Mailbox
     for mailbox in session.store.list_mailboxes(session.user_id):
         if mailbox.noselect or (view is not None and mailbox.id == view.mailbox_id):
@@ -351,7 +358,8 @@ def _initial_status(session: Session, groups: list[_Group]) -> None:
                 events |= group.events & MESSAGE_EVENTS
         items = _status_items(events)
         if items:
-            session.untagged(status_line(session, mailbox, _ordered(items)))
+            lines.append(status_line(session, mailbox, _ordered(items)))
+    return lines
 
 
 ROUTES: dict[type, Route] = {cmd.Notify: Route(handle_notify, AUTH)}

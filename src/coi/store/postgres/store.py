@@ -898,7 +898,7 @@ class PostgresStore:
             self._flush_awaiting()  # committed before LISTEN: their notification never comes
             # What changed in the gap is read after LISTEN took effect, and published
             # before any notification that came since: a change then is seen twice at most
-            # (the watchers ignore what they have), never missed or out of order.
+            # (the listeners ignore what they have), never missed or out of order.
             if self._home is not None:
                 with contextlib.suppress(RuntimeError):  # the home loop is closed
                     self._home.call_soon_threadsafe(self._announce_missed)
@@ -908,9 +908,8 @@ class PostgresStore:
             return
 
     def _announce_missed(self) -> None:
-        """On the home loop: each watched mailbox may have changed unheard (`_relisten`)."""
-        for mailbox_id in self.events.watched_mailboxes():
-            self._queue((ChangesMissed(mailbox_id), False))
+        """On the home loop: anything may have changed unheard (`_relisten`)."""
+        self._queue((ChangesMissed(), False))
 
     def _flush_awaiting(self) -> None:
         """Reports the committed writes still waiting for their notification, in order."""
