@@ -399,8 +399,8 @@ class PostgresStore:
         # home loop (while listening): a write with the next MODSEQ is published at once
         self._marks: dict[int, int] = {}
         self._relistening: asyncio.Task[None] | None = None
-        # while a new LISTEN connection starts: its notifications, held until every
-        # watched mailbox is told that it may have missed changes (`_relisten`)
+        # while a new LISTEN connection starts: its notifications, held until the event
+        # bus's listeners are told that they may have missed changes (`_relisten`)
         self._held: list[tuple[object, int, str, object]] | None = None
         self._closed = False
         try:
