@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ from coi.store.events import (
     MessagesAdded,
     MessagesExpunged,
 )
-from coi.store.model import Flags, Mailbox, stored_flags
+from coi.store.model import Flags, Mailbox, MessageRow, stored_flags
 from coi.store.protocol import MailStore
 
 if TYPE_CHECKING:
@@ -118,6 +118,10 @@ class MailboxState:
         # the mailbox's MODSEQ when `_bits` were read: rows read then may be ahead of
         # events up to it, which are checked against the rows when they come
         self._read_at = 0
+        # while the mailbox is read again after events were missed (`_catch_up`): the
+        # events that came meanwhile, applied after what the reading found
+        self._held: list[Event] | None = None
+        self._reading: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
@@ -230,9 +234,16 @@ class MailboxState:
         task.add_done_callback(_ignore_result)
 
     def _on_event(self, event: Event) -> None:
-        if isinstance(event, ChangesMissed):
-            self._catch_up()
+        if isinstance(event, ChangesMissed) and self._held is None:
+            self._held = []
+            self._reading = asyncio.ensure_future(self._catch_up())
             return
+        if self._held is not None:  # (a second ChangesMissed: read again after this)
+            self._held.append(event)
+            return
+        self._apply(event)
+
+    def _apply(self, event: Event) -> None:
         modseq = 0
         if isinstance(event, MessagesAdded | MessagesExpunged):
             modseq = event.modseq
@@ -252,40 +263,57 @@ class MailboxState:
             if view.notify is not None:
                 view.notify()
 
-    def _catch_up(self) -> None:
-        """Changes committed while this process heard no events (`ChangesMissed`): the
-        mailbox is read again, and its difference from this state applied as the events
-        would have been: flag changes, expunges, then new messages. Events that come
-        afterwards for the same changes find nothing left to do."""
-        mailbox = self.store.mailbox_by_id(self.mailbox_id)
-        if mailbox is None:
-            return  # deleted meanwhile: its sessions learn it at their next command
-        current = self.store.uids(self.mailbox_id)
-        known = self.uids
-        last = known[-1] if known else 0
-        here = set(current)
-        kept = [uid for uid in known if uid in here]
-        gone = tuple(uid for uid in known if uid not in here)
-        added = tuple(current[bisect_right(current, last) :])
-        if len(kept) + len(added) < len(current):
+    async def _catch_up(self) -> None:
+        """Changes committed while this process heard no events (`ChangesMissed`): read
+        again by MODSEQ (what changed and what was expunged since the last change applied
+        here, on indexes), applied as the events would have been (flag changes, expunges,
+        new messages), then the events held meanwhile, which find nothing left to do for
+        the same changes."""
+        held: list[Event] = []
+        try:
+            published = self.published
+            gone = await self.store.vanished_since(self.mailbox_id, published)
+            rows = await self.store.changed_since(self.mailbox_id, published)
+            mailbox = self.store.mailbox_by_id(self.mailbox_id)  # read last: newest MODSEQ
+            if mailbox is not None:
+                held = self._missed(mailbox, gone, rows)
+        except Exception:  # the store unreachable again: what was missed stays missed
+            log.exception("mailbox %d: reading what changed unheard failed", self.mailbox_id)
+        held += self._held or []
+        self._held = self._reading = None
+        for event in held:
+            self._on_event(event)
+
+    def _missed(self, mailbox: Mailbox, expunged: list[int], rows: list[MessageRow]) -> list[Event]:
+        """The events that would have brought these changes to this state."""
+        uids = self.uids
+        last = uids[-1] if uids else 0
+
+        def known(uid: int) -> bool:
+            index = bisect_left(uids, uid)
+            return index < len(uids) and uids[index] == uid
+
+        gone = tuple(uid for uid in expunged if known(uid))
+        changes = tuple((row.uid, row.flags, row.modseq) for row in rows if known(row.uid))
+        added = [row for row in rows if row.uid > last]
+        if len(changes) + len(added) < len(rows):
             # below the last UID shown, but never heard of: this process wrote to the
-            # mailbox in the gap, and published its own write before these (no order to
-            # wait for): shown at the sessions' next SELECT, as UIDs may not go back
+            # mailbox in the gap and published its own write at once (no order to wait
+            # for): shown at the sessions' next SELECT, as UIDs may not go back
             log.warning("mailbox %d: messages added unheard below UID %d", mailbox.id, last)
-        published = self.published
-        changes = tuple(
-            (row[0], stored_flags(row[1], row[2] or ""), row[3])
-            for row in self.store.row_tuples(self.mailbox_id, kept)
-            if row[3] > published
-        )
-        modseq = max(mailbox.highestmodseq, published, *(change[2] for change in changes))
-        user = mailbox.user_id
+        newest = max((row.modseq for row in rows), default=0)
+        modseq = max(mailbox.highestmodseq, self.published, newest)
+        user, box = mailbox.user_id, mailbox.id
+        events: list[Event] = []
         if changes:
-            self._on_event(FlagsChanged(user, self.mailbox_id, changes, REMOTE))
+            events.append(FlagsChanged(user, box, changes, REMOTE))
         if gone:
-            self._on_event(MessagesExpunged(user, self.mailbox_id, gone, modseq, REMOTE))
+            events.append(MessagesExpunged(user, box, gone, modseq, REMOTE))
         if added:
-            self._on_event(MessagesAdded(user, self.mailbox_id, added, modseq, REMOTE))
+            uids_added = tuple(row.uid for row in added)
+            flags = tuple(row.flags for row in added)
+            events.append(MessagesAdded(user, box, uids_added, modseq, REMOTE, flags))
+        return events
 
     def _on_change(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):
