@@ -131,6 +131,7 @@ class WebPushService:
                 self._spawn(self._notify(event))
         elif isinstance(event, ChangesMissed):  # subscriptions may have changed unheard
             self._validated.clear()
+            self._changes += 1
         elif isinstance(event, MetadataChanged) and event.mailbox_id == 0:
             self._validated.pop(event.user_id, None)
             self._changes += 1

@@ -870,7 +870,8 @@ class PostgresStore:
         """The LISTEN connection broke (a server restart, a network cut): committed writes
         waiting for their notification are reported now, later ones right after COMMIT,
         until `_relisten` has a new connection. Other processes' events of the gap never
-        come: once it is back, the watchers of each mailbox read it again."""
+        come: once it is back, the event bus's listeners are told (`ChangesMissed`) and
+        read again what they keep."""
         if self._listener is None or self._closed:
             return
         log.error("the LISTEN connection to the store was lost; reconnecting")
@@ -892,7 +893,7 @@ class PostgresStore:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
                 continue
-            log.warning("LISTEN connection back: mailboxes watched here are read again")
+            log.warning("LISTEN connection back: what changed meanwhile is read again")
             self._rows.reset(enabled=True)  # what it held before the gap is not trusted
             self._marks.clear()
             self._flush_awaiting()  # committed before LISTEN: their notification never comes
