@@ -4,6 +4,7 @@ plain_mail, Debian's Dovecot as a plain IMAP provider without COI (tests/plainse
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import re
@@ -152,14 +153,21 @@ async def start_server(tmp_path: Path, **overrides: object) -> RunningServer:
     return RunningServer(server, store, "127.0.0.1", ports["imap"], ports["imaps"], tmp_path)
 
 
-@pytest.fixture
-async def imap_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    """A test server (`start_server`), stopped and its store closed afterwards."""
     running = await start_server(tmp_path)
     try:
         yield running
     finally:
         await running.server.stop(grace=2)
         running.store.close()
+
+
+@pytest.fixture
+async def imap_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with serving(tmp_path) as running:
+        yield running
 
 
 class LineClient:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import LineClient, RunningServer, open_other_store, start_server
+from tests.conftest import LineClient, RunningServer, open_other_store, serving
 from tests.contract.helpers import message
 
 from coi.store.model import ANSWERED, DELETED, FLAGGED, Flags
@@ -381,12 +381,8 @@ async def postgres_imap_server(
 ) -> AsyncIterator[RunningServer]:
     """A test server on PostgreSQL whatever COI_TEST_STORE says."""
     monkeypatch.setenv("COI_TEST_STORE", "postgres")
-    running = await start_server(tmp_path)
-    try:
+    async with serving(tmp_path) as running:
         yield running
-    finally:
-        await running.server.stop(grace=2)
-        running.store.close()
 
 
 async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
