@@ -69,3 +69,29 @@ async def test_changes_missed_are_read_again_by_modseq_and_applied_in_order(
     finally:
         other.close()
         store.close()
+
+
+async def test_a_catch_up_whose_read_fails_still_applies_the_events_it_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The store is unreachable again while the state reads what it missed: that is
+    logged, and the events that came meanwhile are applied, not held for ever."""
+    store = SqliteStore(tmp_path / "coi.sqlite3")
+    try:
+        user = await store.add_user("alice@example.org", "x", [])
+        inbox = store.get_mailbox(user.id, "INBOX")
+        assert inbox is not None
+        state = MailboxState(store, inbox)
+
+        async def unreachable(mailbox_id: int, modseq: int) -> list[int]:
+            raise OSError("connection refused")
+
+        monkeypatch.setattr(store, "vanished_since", unreachable)
+        store.events.publish(ChangesMissed())
+        await store.append(inbox.id, [message("heard")])  # its event: held, then applied
+        while state._reading is not None:
+            await asyncio.sleep(0.01)
+        assert list(state.uids) == [1]
+        assert "reading what changed unheard failed" in caplog.text
+    finally:
+        store.close()

@@ -63,6 +63,12 @@ UidSet = set[int] | frozenset[int]
 NO_UIDS: frozenset[int] = frozenset()
 
 
+def _index(uids: Sequence[int], uid: int) -> int | None:
+    """Where `uid` is in the ascending `uids`, or None."""
+    index = bisect_left(uids, uid)
+    return index if index < len(uids) and uids[index] == uid else None
+
+
 def _without(values: array[int], indices: Sequence[int]) -> array[int]:
     """A copy of `values` without the items at `indices` (ascending), copied a slice at a
     time: an expunge from a mailbox of 100,000 took 10 ms item by item."""
@@ -187,10 +193,8 @@ class MailboxState:
             ahead[uid] = (flags, modseq)
             if flags.keywords:
                 self._learn_keywords(flags.keywords)
-            if self._bits is not None:
-                index = bisect_left(self.uids, uid)
-                if index < len(self.uids) and self.uids[index] == uid:
-                    self._set(self._bits, index, uid, flags)
+            if self._bits is not None and (index := _index(self.uids, uid)) is not None:
+                self._set(self._bits, index, uid, flags)
             for view in self.views:
                 pending = view.pending_flags.get(uid)
                 if pending is not None and pending[1] < modseq:
@@ -288,13 +292,10 @@ class MailboxState:
         """The events that would have brought these changes to this state."""
         uids = self.uids
         last = uids[-1] if uids else 0
-
-        def known(uid: int) -> bool:
-            index = bisect_left(uids, uid)
-            return index < len(uids) and uids[index] == uid
-
-        gone = tuple(uid for uid in expunged if known(uid))
-        changes = tuple((row.uid, row.flags, row.modseq) for row in rows if known(row.uid))
+        gone = tuple(uid for uid in expunged if _index(uids, uid) is not None)
+        changes = tuple(
+            (row.uid, row.flags, row.modseq) for row in rows if _index(uids, row.uid) is not None
+        )
         added = [row for row in rows if row.uid > last]
         if len(changes) + len(added) < len(rows):
             # below the last UID shown, but never heard of: this process wrote to the
@@ -350,11 +351,7 @@ class MailboxState:
         elif isinstance(event, MessagesExpunged):
             gone = set(event.uids)
             uids = self.uids
-            at = [
-                i
-                for uid in sorted(gone)
-                if (i := bisect_left(uids, uid)) < len(uids) and uids[i] == uid
-            ]
+            at = [i for uid in sorted(gone) if (i := _index(uids, uid)) is not None]
             if self._bits is not None:
                 self._bits = _without(self._bits, at)
                 for uid in gone:
@@ -396,8 +393,7 @@ class MailboxState:
     def _apply_flags(self, bits: array[int], changes: Iterable[tuple[int, Flags, int]]) -> None:
         uids = self.uids
         for uid, flags, _ in changes:
-            index = bisect_left(uids, uid)
-            if index < len(uids) and uids[index] == uid:
+            if (index := _index(uids, uid)) is not None:
                 self._set(bits, index, uid, flags)
 
     def _set(self, bits: array[int], index: int, uid: int, flags: Flags) -> None:
@@ -478,10 +474,8 @@ class SelectedMailbox:
         return len(self.uids)
 
     def seq_of(self, uid: int) -> int | None:
-        index = bisect_left(self.uids, uid)
-        if index < len(self.uids) and self.uids[index] == uid:
-            return index + 1
-        return None
+        index = _index(self.uids, uid)
+        return None if index is None else index + 1
 
     def max_uid(self) -> int:
         return self.uids[-1] if self.uids else 0
