@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from tests.conftest import LineClient, RunningServer, open_other_store, serving
 from tests.contract.helpers import message
 
 from coi.store.model import ANSWERED, DELETED, FLAGGED, Flags
+from coi.store.protocol import Store
 
 MESSAGE = b"From: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -385,6 +386,34 @@ async def postgres_imap_server(
         yield running
 
 
+async def _while_listen_is_cut(
+    server: RunningServer, changes: Callable[[Store], Awaitable[None]]
+) -> None:
+    """Cuts the store's LISTEN connection with its thread held (the cut is seen only
+    when freed), and makes `changes` meanwhile from another process's store: their
+    events never reach this one."""
+    asyncpg = pytest.importorskip("asyncpg")
+    store = server.store
+    deaf = threading.Event()
+    store._loop.call_soon_threadsafe(deaf.wait, 30)  # type: ignore[attr-defined]
+    other = open_other_store(server)
+    try:
+        admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
+        try:
+            pid = store._listener.get_server_pid()  # type: ignore[attr-defined]
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            for _ in range(200):
+                if not await admin.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid = $1", pid):
+                    break
+                await asyncio.sleep(0.025)
+        finally:
+            await admin.close()
+        await changes(other)
+    finally:
+        deaf.set()
+        other.close()
+
+
 async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
     postgres_imap_server: RunningServer,
 ) -> None:
@@ -396,8 +425,6 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
     about."""
     imap_server = postgres_imap_server
     store = imap_server.store
-    asyncpg = pytest.importorskip("asyncpg")
-
     writer = await _client(imap_server)
     for tag in ("a1", "a2", "a3"):
         await _append(writer, tag)
@@ -414,28 +441,14 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
         b"n OK NOTIFY completed\r\n"
     ]
 
-    listener = store._listener  # type: ignore[attr-defined]
-    deaf = threading.Event()  # the store's thread held: the cut is seen only when freed
-    store._loop.call_soon_threadsafe(deaf.wait, 30)  # type: ignore[attr-defined]
-    other = open_other_store(imap_server)
-    try:
-        admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
-        try:
-            pid = listener.get_server_pid()
-            await admin.execute("SELECT pg_terminate_backend($1)", pid)
-            for _ in range(200):
-                if not await admin.fetchval("SELECT 1 FROM pg_stat_activity WHERE pid = $1", pid):
-                    break
-                await asyncio.sleep(0.025)
-        finally:
-            await admin.close()
+    async def changes(other: Store) -> None:
         await other.store_flags(inbox.id, [1], "add", Flags(FLAGGED))
         await other.store_flags(inbox.id, [2], "add", Flags(DELETED))
         assert await other.expunge(inbox.id, [2]) == [2]
         await other.append(inbox.id, [message("late")])
-    finally:
-        deaf.set()
-        other.close()
+
+    listener = store._listener  # type: ignore[attr-defined]
+    await _while_listen_is_cut(imap_server, changes)
     lines = []
     while not lines or not lines[-1].endswith(b"RECENT\r\n"):
         lines.append(await one.line())
@@ -463,4 +476,45 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
         b"n OK NOOP completed\r\n",
     ]
     for client in (writer, one, two):
+        await client.close()
+
+
+async def test_mailbox_names_changed_while_the_listen_connection_was_down_reach_notify(
+    postgres_imap_server: RunningServer,
+) -> None:
+    """PostgreSQL: mailboxes created, renamed and deleted and a subscription made by
+    another process while this one's LISTEN connection was down reach a NOTIFY session
+    (RFC 5465 §5.4, §5.5) once it is back: the LIST responses their events would have
+    brought, a rename with OLDNAME (its inferiors move with it), read from the names."""
+    imap_server = postgres_imap_server
+    store = imap_server.store
+    writer = await _client(imap_server)
+    for name in ("Old/Child", "Doomed"):
+        assert (await writer.command(f"c CREATE {name}"))[-1].startswith(b"c OK [MAILBOXID ")
+    watcher = await _client(imap_server)
+    assert await watcher.command("n NOTIFY SET (personal (MailboxName SubscriptionChange))") == [
+        b"n OK NOTIFY completed\r\n"
+    ]
+    user = store.get_user("alice@example.org")
+    assert user is not None
+
+    async def changes(other: Store) -> None:
+        await other.rename_mailbox(user.id, "Old", "New")
+        await other.delete_mailbox(user.id, "Doomed")
+        await other.create_mailbox(user.id, "Gap")
+        await other.set_subscribed(user.id, "Gap", True)
+
+    await _while_listen_is_cut(imap_server, changes)
+    lines = [await watcher.line() for _ in range(3)]
+    assert lines == [
+        b'* LIST (\\HasChildren) "/" New ("OLDNAME" (Old))\r\n',
+        b'* LIST (\\NonExistent) "/" Doomed\r\n',
+        b'* LIST (\\HasNoChildren \\Subscribed) "/" Gap\r\n',
+    ]
+    # nothing more: the subscription's LIST is the creation's
+    assert await watcher.command("p NOOP") == [b"p OK NOOP completed\r\n"]
+    # a change after the gap comes as before, once
+    assert (await writer.command("c CREATE Later"))[-1].startswith(b"c OK [MAILBOXID ")
+    assert await watcher.line() == b'* LIST (\\HasNoChildren) "/" Later\r\n'
+    for client in (writer, watcher):
         await client.close()

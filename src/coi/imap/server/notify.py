@@ -41,6 +41,7 @@ MAILBOX_EVENTS = frozenset(
     {"MAILBOXNAME", "SUBSCRIPTIONCHANGE", "MAILBOXMETADATACHANGE", "SERVERMETADATACHANGE"}
 )
 SUPPORTED = MESSAGE_EVENTS | MAILBOX_EVENTS
+_NAME_EVENTS = frozenset({"MAILBOXNAME", "SUBSCRIPTIONCHANGE"})  # LIST responses (§5.4, §5.5)
 _NAMES = {
     "MESSAGENEW": "MessageNew",
     "MESSAGEEXPUNGE": "MessageExpunge",
@@ -80,6 +81,7 @@ class Notifier:
         delayed: bool,
         fetch_atts: tuple[FetchAttr, ...],
         groups: list[_Group],
+        names: tuple[dict[int, str], set[str]] | None = None,
     ) -> None:
         self.session = session
         self.selected = selected  # message events for the selected mailbox
@@ -89,6 +91,13 @@ class Notifier:
         self.queue: list[str] = []
         self.own_new: set[int] = set()  # UIDs this session appended to the selected mailbox
         self._renamed: tuple[str, str] | None = None  # the last rename seen (old, new)
+        # the mailboxes (id -> name) and subscriptions as the events told them, kept when
+        # name events are asked for: what changed while events were missed is the
+        # difference from what is read then
+        self._names: dict[int, str] | None = None
+        self._subscribed: set[str] = set()
+        if names is not None:
+            self._names, self._subscribed = names
         self._unwatch = session.store.events.watch_user(session.user_id, self._on_event)
 
     def close(self) -> None:
@@ -97,6 +106,7 @@ class Notifier:
     # -- events -------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
+        self._remember(event)
         session = self.session
         view = session.selected
         if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
@@ -110,7 +120,8 @@ class Notifier:
                     self.own_new.update(event.uids)  # RFC 5465 §5.2: no FETCH for those
             elif event.origin is not session:  # §5: not about this client's own doing
                 self._mailbox_event(event)
-        elif isinstance(event, ChangesMissed):  # what changed unheard: STATUS of each
+        elif isinstance(event, ChangesMissed):  # what changed unheard
+            self._names_missed()
             self.queue.extend(_status_lines(session, self.groups))
         elif self._own(event):
             pass  # RFC 5465 §5: not this client's own CREATE, DELETE, RENAME, (UN)SUBSCRIBE
@@ -123,6 +134,51 @@ class Notifier:
         ):
             self.queue.append(list_line(session, event.name))  # §5.5
         self.push()
+
+    def _remember(self, event: Event) -> None:
+        """Keeps the names and subscriptions up to date with a name event (this session's
+        own too)."""
+        names = self._names
+        if names is None:
+            return
+        if isinstance(event, MailboxCreated):
+            names[event.mailbox_id] = event.name
+        elif isinstance(event, MailboxRenamed):
+            names[event.mailbox_id] = event.new_name
+        elif isinstance(event, MailboxDeleted):
+            names.pop(event.mailbox_id, None)
+        elif isinstance(event, SubscriptionChanged):
+            if event.subscribed:
+                self._subscribed.add(event.name)
+            else:
+                self._subscribed.discard(event.name)
+
+    def _names_missed(self) -> None:
+        """The name events of changes made while events were missed, as they would have
+        come (RFC 5465 §5.4, §5.5), from the names read again: a mailbox of a new name
+        renamed (its id is kept), a new id created, a gone one deleted."""
+        before = self._names
+        if before is None:
+            return
+        store, user_id = self.session.store, self.session.user_id
+        now = {m.id: m.name for m in store.list_mailboxes(user_id)}
+        subscribed = store.subscriptions(user_id)
+        changed = self._subscribed ^ subscribed
+        self._names, self._subscribed = now, subscribed
+        # renames first, a parent before its inferiors (which then need no LIST of their own)
+        for mailbox_id, name in sorted(before.items(), key=lambda item: item[1]):
+            if now.get(mailbox_id, name) != name:
+                self._name_event(MailboxRenamed(user_id, mailbox_id, name, now[mailbox_id]))
+        for mailbox_id, name in sorted(before.items(), key=lambda item: item[1]):
+            if mailbox_id not in now:
+                self._name_event(MailboxDeleted(user_id, mailbox_id, name))
+        for mailbox_id, name in sorted(now.items(), key=lambda item: item[1]):
+            if mailbox_id not in before:
+                self._name_event(MailboxCreated(user_id, mailbox_id, name))
+        for name in sorted(changed):
+            line = list_line(self.session, name)
+            if self._wanted(name, "SUBSCRIPTIONCHANGE") and line not in self.queue:
+                self.queue.append(line)
 
     def _own(self, event: Event) -> bool:
         """Mailbox events carry no origin: they are this session's if its running
@@ -333,9 +389,13 @@ async def handle_notify(session: Session, command: cmd.Notify) -> str:
         else:
             kind = "personal" if group.filter == "inboxes" else group.filter  # §6.3
             groups.append(_Group(kind, group.mailboxes, frozenset(group.events)))
+    names = None
+    if any(g.events & _NAME_EVENTS for g in groups):
+        mailboxes, subscribed = await session.store.read_mailboxes(session.user_id)
+        names = ({m.id: m.name for m in mailboxes}, subscribed)
     if session.notifier is not None:
         session.notifier.close()
-    session.notifier = Notifier(session, selected, delayed, atts, groups)
+    session.notifier = Notifier(session, selected, delayed, atts, groups, names)
     if command.status:
         for line in _status_lines(session, groups):
             session.untagged(line)
