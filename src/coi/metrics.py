@@ -16,7 +16,6 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -102,30 +101,29 @@ def push(outcome: str) -> None:
 class _Sizes(Collector):
     """Read at scrape time: what waits in the relay queue, what the store takes on disk."""
 
-    def __init__(self, data_dir: Path, queue_size: Callable[[], int]) -> None:
-        self.data_dir = data_dir
+    def __init__(self, store_size: Callable[[], int], queue_size: Callable[[], int]) -> None:
+        self.store_size = store_size
         self.queue_size = queue_size
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
         yield GaugeMetricFamily(
             "coi_queue_messages", "Messages waiting in the relay queue", value=self.queue_size()
         )
-        size = sum(p.stat().st_size for p in self.data_dir.glob("*.sqlite3*") if p.is_file())
         yield GaugeMetricFamily(
-            "coi_store_bytes", "Bytes of the store's database files", value=size
+            "coi_store_bytes", "Bytes the store takes on disk", value=self.store_size()
         )
 
 
 async def start(
     listen_host: str,
     listen_port: int,
-    data_dir: Path,
+    store_size: Callable[[], int],
     queue_size: Callable[[], int],
     sockets: Sequence[socket.socket] | None = None,
 ) -> web.AppRunner:
     """Serves ``/metrics`` (Prometheus text format) and turns counting on; on `sockets`
     when a supervisor bound them (coi.cli.workers)."""
-    sizes = _Sizes(data_dir, queue_size)
+    sizes = _Sizes(store_size, queue_size)
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if shared:  # every worker's counts, summed
         from prometheus_client import multiprocess

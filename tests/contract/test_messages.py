@@ -327,3 +327,14 @@ async def test_bodies_read_one_at_a_time_or_many_at_once(store: Store) -> None:
     await store.store_flags(inbox.id, [1], "add", Flags(DELETED))
     await store.expunge(inbox.id)
     assert ids[0] not in await store.blobs(ids[:2]) and store.blob(ids[0]) is None
+
+
+async def test_what_the_store_takes_on_disk_grows_with_its_messages(store: Store) -> None:
+    """`database_bytes` (the metric coi_store_bytes): SQLite's files, PostgreSQL's
+    databases (every shard's)."""
+    _, inbox = await user_with_inbox(store)
+    before = store.database_bytes()
+    assert before > 0
+    lines = "\r\n".join(f"line {n} of a long body, not much alike: {n * 7919}" for n in range(8000))
+    await store.append(inbox.id, [message("big", lines)])
+    assert store.database_bytes() >= before + 300_000

@@ -223,7 +223,7 @@ async def serve(
         # before the listeners: every connection is counted
         metrics_runner = await metrics.start(
             *where,
-            config.data_dir,
+            store.database_bytes,
             delivery.queue.count,
             None if sockets is None else sockets["metrics"],
         )

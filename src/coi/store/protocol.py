@@ -409,6 +409,10 @@ class Store(
         twice; kept in memory per process."""
         ...
 
+    def database_bytes(self) -> int:
+        """What the store takes on disk now (`coi_store_bytes` of --metrics)."""
+        ...
+
     async def warm_up(self) -> None:
         """Opens, before the first command, what the caller's loop will use (a networked
         store's connections, ready for the common writes); nothing on a local store."""

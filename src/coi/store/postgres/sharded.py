@@ -423,6 +423,10 @@ class ShardedStore:
     async def warm_up(self) -> None:
         await asyncio.gather(*(shard.warm_up() for shard in self._all()))
 
+    def database_bytes(self) -> int:
+        """What the directory and the shards opened take on disk (--metrics)."""
+        return sum(shard.database_bytes() for shard in self._all())
+
     def close(self) -> None:
         """Closes every shard, the directory last."""
         try:

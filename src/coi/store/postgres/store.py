@@ -923,6 +923,10 @@ class PostgresStore:
             ):
                 report.send()
 
+    def database_bytes(self) -> int:
+        """What the database takes on disk (`coi_store_bytes` of --metrics)."""
+        return int(self._fetch("SELECT pg_database_size(current_database())")[0][0])
+
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
     def mailboxid(self, mailbox: Mailbox) -> str:

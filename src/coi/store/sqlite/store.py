@@ -136,6 +136,11 @@ class SqliteStore:
             wal_path=path.with_name(path.name + "-wal"),
         )
 
+    def database_bytes(self) -> int:
+        """The database file with its write-ahead log and shared-memory index."""
+        files = [self.path, *(self.path.with_name(self.path.name + e) for e in ("-wal", "-shm"))]
+        return sum(f.stat().st_size for f in files if f.exists())
+
     def close(self) -> None:
         self._writer.close()
         self._read.close()
