@@ -145,6 +145,7 @@ ROUTES: dict[str, str] = {
     "sent_copies": "local",
     "close": "all",
     "warm_up": "all",
+    "database_bytes": "all",
 }
 
 _MAP_SCHEMA = """
