@@ -96,6 +96,33 @@ def test_serve_on_a_sharded_directory(
             with imaplib.IMAP4("127.0.0.1", server.port) as imap:
                 imap.login(address, "secret-password")
                 assert imap.select("INBOX")[0] == "OK"
+        # a closed shard takes new users only when named
+        closed = _coi("shard", "close", "0", "--store", directory)
+        assert (closed.returncode, closed.stdout) == (0, "shard 0 is closed to new users\n")
+        added = _coi("user", "add", "erin@example.org", "--password-stdin", "--store", directory)
+        assert added.returncode == 0, added.stderr
+        listed = _coi("shard", "list", "--store", directory)
+        assert listed.stdout.splitlines()[0] == "0  2 users  (the directory)  (closed to new users)"
+        shards = json.loads(_coi("shard", "list", "--json", "--store", directory).stdout)
+        assert [(s["id"], s["users"], s["closed"]) for s in shards] == [(0, 2, True), (1, 3, False)]
+        assert _coi("shard", "close", "1", "--store", directory).returncode == 0
+        full = _coi("user", "add", "frank@example.org", "--password-stdin", "--store", directory)
+        assert full.returncode == 1 and full.stderr == (
+            "coi: every shard is closed to new users: coi shard open N, or name one with"
+            " --shard N\n"
+        )
+        named = _coi(
+            "user", "add", "frank@example.org", "--password-stdin", "--shard", "0",
+            "--store", directory,
+        )  # fmt: skip
+        assert named.returncode == 0, named.stderr
+        for number in ("0", "1"):
+            opened = _coi("shard", "open", number, "--store", directory)
+            assert opened.stdout == f"shard {number} is open to new users\n"
+        unknown = _coi("shard", "open", "9", "--store", directory)
+        assert (unknown.returncode, unknown.stderr) == (
+            1, "coi: no shard 9 (coi shard list shows them)\n"
+        )  # fmt: skip
         # mistakes are one line each
         wrong = _coi(
             "user", "add", "eve@example.org", "--password-stdin", "--shard", "9",

@@ -1,4 +1,4 @@
-"""`coi shard add|list`: users sharded over several PostgreSQL databases
+"""`coi shard add|list|close|open`: users sharded over several PostgreSQL databases
 (coi.store.postgres.sharded; docs/scale-out.md: Sharding).
 
 `--store` names the directory: the database every `coi serve` is given, which holds the
@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="shard users over several PostgreSQL databases",
         description="Users sharded over several PostgreSQL databases: --store names the "
         "directory (the database every coi serve is given; it holds the shard map and is "
-        "shard 0). New users go to the shard with the fewest users, or to 'coi user add "
+        "shard 0). New users go to the open shard with the fewest users, or to 'coi user add "
         "--shard N'.",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
@@ -46,6 +46,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON array")
     add_arguments(listing, only=_WHERE)
     listing.set_defaults(handler=_list)
+    close = actions.add_parser(
+        "close",
+        help="shard N takes new users only when named (coi user add --shard N)",
+        description="Shard N takes new users only when named (coi user add --shard N): "
+        "its users stay and keep working. For a database that is full or to be retired.",
+    )
+    reopen = actions.add_parser("open", help="shard N takes new users again")
+    for parser, closed in ((close, True), (reopen, False)):
+        parser.add_argument("number", metavar="N", type=int, help="the shard's number")
+        add_arguments(parser, only=_WHERE)
+        parser.set_defaults(handler=_set_closed, closed=closed)
 
 
 def _directory(args: argparse.Namespace) -> PostgresStore:
@@ -76,6 +87,22 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _set_closed(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import ShardError, set_shard_closed
+
+    directory = _directory(args)
+    try:
+        set_shard_closed(directory, args.number, args.closed)
+    except ShardError as exc:
+        print(f"coi: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        directory.close()
+    state = "closed to new users" if args.closed else "open to new users"
+    print(f"shard {args.number} is {state}")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
     from coi.store.postgres.sharded import list_shards
 
@@ -93,6 +120,7 @@ def _list(args: argparse.Namespace) -> int:
                         "dsn": redact(s.dsn) or None,
                         "users": s.users,
                         "directory": not s.id,
+                        "closed": s.closed,
                     }
                     for s in shards
                 ]
@@ -104,5 +132,6 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for shard in shards:
         where = redact(shard.dsn) if shard.id else "(the directory)"
-        print(f"{shard.id}  {shard.users} users  {where}")
+        closed = "  (closed to new users)" if shard.closed else ""
+        print(f"{shard.id}  {shard.users} users  {where}{closed}")
     return 0

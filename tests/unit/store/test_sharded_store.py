@@ -28,6 +28,7 @@ from coi.store.postgres.sharded import (
     add_shard,
     list_shards,
     open_sharded,
+    set_shard_closed,
 )
 from coi.store.postgres.store import PostgresStore
 
@@ -153,6 +154,46 @@ async def test_events_of_every_shard_on_one_bus_and_across_processes(
         other.close()
 
 
+async def test_a_closed_shard_takes_new_users_only_when_named(sharded: ShardedStore) -> None:
+    set_shard_closed(sharded.directory, 1, True)
+    a = await sharded.add_user("a@x.org", "h", [])
+    b = await sharded.add_user("b@x.org", "h", [])
+    assert (a.id >> SHIFT, b.id >> SHIFT) == (0, 0)  # shard 1 has fewer users, but is closed
+    c = await sharded.add_user("c@x.org", "h", [], shard=1)
+    assert c.id >> SHIFT == 1
+    listed = [(s.id, s.users, s.closed) for s in list_shards(sharded.directory)]
+    assert listed == [(0, 2, False), (1, 1, True)]
+    set_shard_closed(sharded.directory, 0, True)
+    with pytest.raises(ShardError, match="every shard is closed to new users"):
+        await sharded.add_user("d@x.org", "h", [])
+    assert sharded.get_user("d@x.org") is None
+    with pytest.raises(UserExists):  # a taken address is said to be taken, closed or not
+        await sharded.add_user("a@x.org", "h", [])
+    set_shard_closed(sharded.directory, 1, False)
+    d = await sharded.add_user("d@x.org", "h", [])
+    assert d.id >> SHIFT == 1
+    with pytest.raises(ShardError, match="no shard 7"):
+        set_shard_closed(sharded.directory, 7, True)
+
+
+async def test_a_directory_made_before_closed_shards_gets_them(sharded: ShardedStore) -> None:
+    """Migration 16 adds `shards.closed` to a directory whose map was made without it."""
+    import asyncpg
+
+    dsn = sharded.directory.dsn
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ALTER TABLE shards DROP COLUMN closed")
+        await conn.execute("UPDATE schema_version SET version = 15")
+    finally:
+        await conn.close()
+    again = PostgresStore(dsn, listen=False)
+    try:
+        assert [(s.id, s.closed) for s in list_shards(again)] == [(0, False), (1, False)]
+    finally:
+        again.close()
+
+
 async def test_a_shard_added_later_is_used_without_a_restart(
     sharded: ShardedStore, second_postgres_cluster: pg.Cluster
 ) -> None:
@@ -239,6 +280,8 @@ async def test_one_database_is_not_sharded(postgres_dsn: str) -> None:
     try:
         assert open_sharded(store) is None
         assert list_shards(store) == []
+        with pytest.raises(ShardError, match="not sharded"):
+            set_shard_closed(store, 0, True)
     finally:
         store.close()
 

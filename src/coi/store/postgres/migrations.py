@@ -826,6 +826,18 @@ MIGRATIONS: tuple[str, ...] = (
     END
     $do$;
     """,
+    # 16: a shard closed to new users (`coi shard close`; coi.store.postgres.sharded): in a
+    # shard directory made before, whose map (`shards`) coi.store.postgres.sharded makes
+    # with the column since; nothing in any other database.
+    """
+    DO $do$
+    BEGIN
+        IF to_regclass('shards') IS NOT NULL THEN
+            ALTER TABLE shards ADD COLUMN IF NOT EXISTS closed boolean NOT NULL DEFAULT false;
+        END IF;
+    END
+    $do$;
+    """,
 )
 
 # Any number 64-bit constant: the advisory lock that serializes migrations when several

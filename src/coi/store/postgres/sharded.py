@@ -6,7 +6,8 @@ one database, a *shard*. The database the processes are given (`--store`) is the
 *directory*: an ordinary coi database that is also shard 0 (so an installation on one
 database becomes sharded by adding shards, without moving anyone), plus the shard map:
 
-- `shards(id, dsn)`: shard 0 is the directory itself (dsn '');
+- `shards(id, dsn, closed)`: shard 0 is the directory itself (dsn ''); a closed shard
+  takes new users only when named (`coi shard close`, `coi user add --shard`);
 - `user_shards(address, shard_id)` and `alias_shards(address, shard_id)`: where each
   user and each alias lives. A directory without a `shards` table is one database, as
   before (`open_sharded` returns None).
@@ -152,7 +153,8 @@ _MAP_SCHEMA = """
 CREATE TABLE IF NOT EXISTS shards (
     id integer PRIMARY KEY,
     dsn text NOT NULL DEFAULT '',
-    added bigint NOT NULL DEFAULT 0
+    added bigint NOT NULL DEFAULT 0,
+    closed boolean NOT NULL DEFAULT false
 );
 CREATE TABLE IF NOT EXISTS user_shards (
     address text PRIMARY KEY,
@@ -182,6 +184,7 @@ class ShardInfo:
     id: int
     dsn: str  # '' for the directory itself
     users: int
+    closed: bool = False  # takes new users only when named
 
 
 def shard_of(any_id: int) -> int:
@@ -213,10 +216,23 @@ def list_shards(directory: PostgresStore) -> list[ShardInfo]:
         return []
     rows = _fetch(
         directory,
-        "SELECT s.id, s.dsn, count(u.address) FROM shards s"
+        "SELECT s.id, s.dsn, count(u.address), s.closed FROM shards s"
         " LEFT JOIN user_shards u ON u.shard_id = s.id GROUP BY s.id ORDER BY s.id",
     )
-    return [ShardInfo(int(r[0]), str(r[1]), int(r[2])) for r in rows]
+    return [ShardInfo(int(r[0]), str(r[1]), int(r[2]), bool(r[3])) for r in rows]
+
+
+def set_shard_closed(directory: PostgresStore, number: int, closed: bool) -> None:
+    """Closes shard `number` to new users (its users stay and keep working; a user can
+    still be added there by naming it), or opens it again. ShardError when there is no
+    such shard."""
+    if _shard_map(directory) is None:
+        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+    done = _fetch(
+        directory, "UPDATE shards SET closed = $2 WHERE id = $1 RETURNING id", number, closed
+    )
+    if not done:
+        raise ShardError(f"no shard {number} (coi shard list shows them)")
 
 
 async def _prepare(pool: ConnectionPool, number: int, *, new: bool) -> None:
@@ -544,9 +560,9 @@ class ShardedStore:
         *,
         shard: int | None = None,
     ) -> User:
-        """Creates the user on shard `shard`, or on the shard with the fewest users (by
-        the map); UserExists when the address is taken on any shard; ShardError for a
-        shard not in the map."""
+        """Creates the user on shard `shard`, or on the open shard with the fewest users
+        (by the map); UserExists when the address is taken on any shard; ShardError for a
+        shard not in the map, or when every shard is closed to new users."""
         address = address.lower()
         if shard is not None and self._shard(shard) is None:
             raise ShardError(f"no shard {shard} (coi shard list shows them)")
@@ -554,7 +570,7 @@ class ShardedStore:
             self.directory,
             "WITH chosen AS ("
             "  SELECT s.id FROM shards s LEFT JOIN user_shards u ON u.shard_id = s.id"
-            "  WHERE $2::integer IS NULL OR s.id = $2 GROUP BY s.id"
+            "  WHERE s.id = $2 OR $2::integer IS NULL AND NOT s.closed GROUP BY s.id"
             "  ORDER BY count(u.address), s.id LIMIT 1"
             ") INSERT INTO user_shards (address, shard_id) SELECT $1, id FROM chosen"
             " ON CONFLICT (address) DO NOTHING RETURNING shard_id",
@@ -562,6 +578,13 @@ class ShardedStore:
             shard,
         )
         if not rows:
+            if shard is None and not await _afetch(
+                self.directory, "SELECT 1 FROM user_shards WHERE address = $1", address
+            ):
+                raise ShardError(
+                    "every shard is closed to new users: coi shard open N, or name one"
+                    " with --shard N"
+                )
             raise UserExists(address)  # the map names it: a user on some shard
         number = int(rows[0][0])
         target: PostgresStore | None = None
