@@ -8,7 +8,10 @@ before it touches anything (docs/deploy.md: Backups).
 
 With the PostgreSQL store the database is dumped with PostgreSQL's own `pg_dump` (one
 consistent snapshot, taken while every `coi serve` goes on) into `store.pgdump`, and
-restored with `pg_restore` in one transaction (docs/deploy.md: Backups).
+restored with `pg_restore` in one transaction (docs/deploy.md: Backups). A sharded store
+(docs/scale-out.md: Sharding) is dumped shard by shard (`shard-N.pgdump`), the directory
+last: a user added meanwhile is then at worst claimed in the map without its rows, which
+`coi user del` clears, never rows without their claim. Each database is its own snapshot.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from coi import __version__
 from coi.config import is_postgres_url
@@ -34,6 +38,7 @@ KEY_FILES = (
     "tls-cert.pem", "tls-key.pem", "vapid-key.pem", "webpush-secret", "demo-passwords.txt",
 )  # fmt: skip
 KEY_DIRS = ("dkim",)
+T = TypeVar("T")
 
 
 class BackupError(Exception):
@@ -89,8 +94,35 @@ def _run_tool(args: list[str]) -> None:
         raise BackupError(f"{args[0]} failed: {lines[-1] if lines else done.returncode}")
 
 
-def _database_state(store: str) -> tuple[bool, bool, bool]:
-    """(coi's schema is there, it holds users, it is a sharded directory) of ``store``."""
+def _shard_dump(number: int) -> str:
+    return f"shard-{number}.pgdump"
+
+
+def _dump(dsn: str, target: Path) -> None:
+    _run_tool(
+        ["pg_dump", "--format=custom", "--no-owner", "--no-privileges",
+         "--file", str(target), "--dbname", dsn]
+    )  # fmt: skip
+
+
+def _restore_dump(dsn: str, dump: Path, *, clean: bool) -> None:
+    """pg_restore in one transaction: a failed restore leaves the database as it was."""
+    _run_tool(
+        ["pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
+         "--exit-on-error", *(["--clean", "--if-exists"] if clean else []),
+         "--dbname", dsn, str(dump)]
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _State:
+    schema: bool  # coi's schema is there
+    users: bool  # it holds users
+    shards: dict[int, str]  # a sharded directory's map (0: itself, as ''); {} when not
+
+
+def _with_database(dsn: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Runs `work` with a connection to `dsn` (asyncpg's), one line when it cannot."""
     import asyncio
 
     try:
@@ -100,23 +132,40 @@ def _database_state(store: str) -> tuple[bool, bool, bool]:
             "--store postgresql://... needs asyncpg: pip install 'coi[postgres]'"
         ) from None
 
-    async def read() -> tuple[bool, bool, bool]:
+    async def run() -> T:
         try:
-            conn = await asyncpg.connect(store)
+            conn = await asyncpg.connect(dsn)
         except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise BackupError(f"cannot reach the store {store}: {exc}") from None
+            raise BackupError(f"cannot reach the store {dsn}: {exc}") from None
         try:
-            if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
-                return False, False, False
-            users = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users)")
-            shards = await conn.fetchval("SELECT to_regclass('shards')") is not None and (
-                await conn.fetchval("SELECT EXISTS (SELECT 1 FROM shards)")
-            )
-            return True, bool(users), bool(shards)
+            return await work(conn)
         finally:
             await conn.close()
 
-    return asyncio.run(read())
+    return asyncio.run(run())
+
+
+async def _move_shards(conn: Any, moved: dict[int, str]) -> None:
+    """The map of a restored directory names where its shards were restored to."""
+    async with conn.transaction():
+        for number, dsn in moved.items():
+            await conn.execute("UPDATE shards SET dsn = $2 WHERE id = $1", number, dsn)
+
+
+def _database_state(store: str) -> _State:
+    """What ``store`` holds."""
+
+    async def read(conn: Any) -> _State:
+        if await conn.fetchval("SELECT to_regclass('schema_version')") is None:
+            return _State(False, False, {})
+        users = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users)")
+        shards: dict[int, str] = {}
+        if await conn.fetchval("SELECT to_regclass('shards')") is not None:
+            rows = await conn.fetch("SELECT id, dsn FROM shards ORDER BY id")
+            shards = {int(r[0]): str(r[1]) for r in rows}
+        return _State(True, bool(users), shards)
+
+    return _with_database(store, read)
 
 
 def backup(
@@ -129,15 +178,12 @@ def backup(
     """Copies ``data_dir`` (and with a PostgreSQL ``store``, a dump of that database) into
     the new or empty directory ``dest``."""
     postgres = is_postgres_url(store)
+    shards: dict[int, str] = {}
     if postgres:
-        schema, _, sharded = _database_state(store)
-        if not schema:
+        state = _database_state(store)
+        if not state.schema:
             raise BackupError(f"{store} holds no coi store: check --store")
-        if sharded:
-            raise BackupError(
-                "the store is sharded: back up each shard's database and the directory"
-                " with pg_dump (docs/deploy.md: Backups)"
-            )
+        shards = {number: dsn for number, dsn in state.shards.items() if number}
     elif not (data_dir / DATABASES[0]).exists():
         raise BackupError(f"{data_dir} holds no coi store ({DATABASES[0]}): check --data-dir")
     if dest.exists() and any(dest.iterdir()):
@@ -147,12 +193,13 @@ def backup(
     old_umask = os.umask(0o077)
     files: list[BackupFile] = []
     try:
+        for number, dsn in sorted(shards.items()):  # the shards first, the directory last
+            say(f"dumping shard {number} (pg_dump)")
+            _dump(dsn, dest / _shard_dump(number))
+            files.append(_entry(dest, _shard_dump(number)))
         if postgres:
             say("dumping the PostgreSQL store (pg_dump)")
-            _run_tool(
-                ["pg_dump", "--format=custom", "--no-owner", "--no-privileges",
-                 "--file", str(dest / PG_DUMP), "--dbname", store]
-            )  # fmt: skip
+            _dump(store, dest / PG_DUMP)
             files.append(_entry(dest, PG_DUMP))
         for name in () if postgres else DATABASES:  # the queue is in the database too
             if (data_dir / name).exists():
@@ -172,13 +219,15 @@ def backup(
                     name = f"{folder}/{path.name}"
                     shutil.copy2(path, dest / name)
                     files.append(_entry(dest, name))
-        manifest = {
+        manifest: dict[str, object] = {
             "coi": __version__,
             "store": "postgresql" if postgres else "sqlite",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "source": str(data_dir.resolve()),
             "files": [{"name": f.name, "size": f.size, "sha256": f.sha256} for f in files],
         }
+        if shards:  # where each shard was: where `coi restore` puts it unless told
+            manifest["shards"] = {str(number): dsn for number, dsn in sorted(shards.items())}
         (dest / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", "utf-8")
     finally:
         os.umask(old_umask)
@@ -193,11 +242,9 @@ def _entry(root: Path, name: str) -> BackupFile:
 
 def read_manifest(source: Path) -> list[BackupFile]:
     """The backup's files, each checked against its size and SHA-256."""
+    data = _manifest(source)
     try:
-        data = json.loads((source / MANIFEST).read_text("utf-8"))
         files = [BackupFile(f["name"], int(f["size"]), f["sha256"]) for f in data["files"]]
-    except FileNotFoundError:
-        raise BackupError(f"{source} is no coi backup (no {MANIFEST})") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise BackupError(f"the manifest of {source} is damaged: {exc}") from None
     for f in files:
@@ -209,6 +256,31 @@ def read_manifest(source: Path) -> list[BackupFile]:
     return files
 
 
+def _manifest(source: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((source / MANIFEST).read_text("utf-8"))
+    except FileNotFoundError:
+        raise BackupError(f"{source} is no coi backup (no {MANIFEST})") from None
+    except ValueError as exc:
+        raise BackupError(f"the manifest of {source} is damaged: {exc}") from None
+    if not isinstance(data, dict):
+        raise BackupError(f"the manifest of {source} is damaged: not an object")
+    return data
+
+
+def _saved_shards(source: Path, files: list[BackupFile]) -> dict[int, str]:
+    """The shards a backup of a sharded store holds, with where each was (its DSN)."""
+    try:
+        saved = {int(n): str(dsn) for n, dsn in _manifest(source).get("shards", {}).items()}
+    except (ValueError, AttributeError) as exc:
+        raise BackupError(f"the manifest of {source} is damaged: {exc}") from None
+    names = {f.name for f in files}
+    for number in saved:
+        if number < 1 or _shard_dump(number) not in names:
+            raise BackupError(f"the manifest of {source} names shard {number} without its dump")
+    return saved
+
+
 def restore(
     source: Path,
     data_dir: Path,
@@ -216,11 +288,14 @@ def restore(
     force: bool = False,
     progress: Callable[[str], None] | None = None,
     store: str = "",
+    shards: Mapping[int, str] | None = None,
 ) -> list[BackupFile]:
     """Copies a checked backup into ``data_dir``; the caller holds the data dir's lock, so
     no server runs on it meanwhile.  What was there is kept aside with ``force``. A dump
     of the PostgreSQL store goes into the database ``store`` names, which must hold no
-    users unless ``force`` (then what it holds is replaced)."""
+    users unless ``force`` (then what it holds is replaced). A sharded store's shards go
+    where they were, or where ``shards`` says (number -> DSN; the map then says so too),
+    each under the same rule."""
     files = read_manifest(source)
     say = progress or (lambda _line: None)
     dumped = any(f.name == PG_DUMP for f in files)
@@ -232,27 +307,40 @@ def restore(
             else f"{source} holds a SQLite store: restore it without --store (then move it"
             " with coi migrate --to postgresql://...)"
         )
-    if dumped:
-        schema, users, sharded = _database_state(store)
-        if (users or sharded) and not force:
+    saved = _saved_shards(source, files)
+    wanted = dict(shards or {})
+    for number in sorted(set(wanted) - set(saved)):
+        held = f"its shards: {', '.join(map(str, sorted(saved)))}" if saved else "not sharded"
+        raise BackupError(f"{source} holds no shard {number} ({held})")
+    targets = {number: wanted.get(number, dsn) for number, dsn in saved.items()}
+    if len({store, *targets.values()}) != 1 + len(targets):
+        raise BackupError("the directory and each shard need a database of their own")
+    schemas: dict[str, bool] = {}  # each target database: coi's schema is there
+    for dsn in (store, *targets.values()) if dumped else ():
+        state = _database_state(dsn)
+        if (state.users or state.shards) and not force:
             raise BackupError(
-                f"{store} already holds users: restore into a database without, or pass"
+                f"{dsn} already holds users: restore into a database without, or pass"
                 " --force to replace its contents (stop every coi serve on it first)"
             )
-    files = [f for f in files if f.name != PG_DUMP]
+        schemas[dsn] = state.schema
+    dumps = {PG_DUMP, *(_shard_dump(number) for number in saved)}
+    files = [f for f in files if f.name not in dumps]
     present = [f for f in files if (data_dir / f.name).exists()]
     if present and not force:
         raise BackupError(
             f"{data_dir} already holds a store: restore into an empty --data-dir, or pass"
             " --force to keep the current files aside (*.before-restore) and replace them"
         )
-    if dumped:  # one transaction: a failed restore leaves the database as it was
+    for number, dsn in sorted(targets.items()):  # each in one transaction of its own
+        say(f"restoring shard {number} (pg_restore)")
+        _restore_dump(dsn, source / _shard_dump(number), clean=schemas[dsn])
+    if dumped:
         say("restoring the PostgreSQL store (pg_restore)")
-        _run_tool(
-            ["pg_restore", "--no-owner", "--no-privileges", "--single-transaction",
-             "--exit-on-error", *(["--clean", "--if-exists"] if schema else []),
-             "--dbname", store, str(source / PG_DUMP)]
-        )  # fmt: skip
+        _restore_dump(store, source / PG_DUMP, clean=schemas[store])
+    moved = {number: dsn for number, dsn in targets.items() if dsn != saved[number]}
+    if moved:
+        _with_database(store, lambda conn: _move_shards(conn, moved))
     _private_dir(data_dir)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     old_umask = os.umask(0o077)
