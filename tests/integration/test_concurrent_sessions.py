@@ -518,3 +518,71 @@ async def test_mailbox_names_changed_while_the_listen_connection_was_down_reach_
     assert await watcher.line() == b'* LIST (\\HasNoChildren) "/" Later\r\n'
     for client in (writer, watcher):
         await client.close()
+
+
+async def test_own_messages_after_others_added_unheard_keep_uids_ascending(
+    postgres_imap_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, with LISTEN down and known to be (its reconnects fail meanwhile):
+    another process appends, then a session of this one. Its own message is published at
+    once (no notification to wait for); the one added unheard below it is read and shown
+    first, so the IDLE session sees both, in UID order, and nothing twice once LISTEN is
+    back."""
+    asyncpg = pytest.importorskip("asyncpg")
+    imap_server = postgres_imap_server
+    store = imap_server.store
+    writer = await _client(imap_server)
+    for tag in ("a1", "a2"):
+        await _append(writer, tag)
+    one = await _client(imap_server)
+    await one.command("s SELECT INBOX")
+    user = store.get_user("alice@example.org")
+    assert user is not None
+    inbox = store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+
+    back = threading.Event()
+    listen = store._listen  # type: ignore[attr-defined]
+
+    async def held() -> None:
+        if not back.is_set():
+            raise OSError("held by the test")
+        await listen()
+
+    monkeypatch.setattr(store, "_listen", held)
+    admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
+    try:
+        pid = store._listener.get_server_pid()  # type: ignore[attr-defined]
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    for _ in range(400):
+        if store._listener is None:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.025)
+    assert store._listener is None  # type: ignore[attr-defined]
+    await one.send("i IDLE\r\n")
+    assert (await one.line()).startswith(b"+ ")
+    other = open_other_store(imap_server)
+    try:
+        await other.append(inbox.id, [message("unheard")])  # UID 3
+    finally:
+        other.close()
+    assert (await _append(writer, "a3"))[-1].startswith(
+        b"a3 OK [APPENDUID %d 4]" % inbox.uidvalidity
+    )
+    lines = [await one.line() for _ in range(4)]  # the one read first, then its own
+    assert lines == [b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n", b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
+    back.set()
+    for _ in range(400):
+        if store._listener is not None:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.025)
+    await one.send("DONE\r\n")
+    done = await one.until_tagged("i")
+    assert done[-1].startswith(b"i OK") and not any(b"EXISTS" in line for line in done)
+    fetched = await one.command("f FETCH 1:* (UID)")
+    assert fetched[:-1] == [b"* %d FETCH (UID %d)\r\n" % (n, n) for n in range(1, 5)]
+    assert await one.command("n NOOP") == [b"n OK NOOP completed\r\n"]
+    for client in (writer, one):
+        await client.close()

@@ -108,6 +108,9 @@ class MailboxState:
         self.mailbox_id = mailbox.id
         self.uidvalidity = mailbox.uidvalidity
         self.uids: array[int] = store.uids(mailbox.id)
+        # above every UID heard of, shown or expunged: a new message of this process's
+        # own above it means others' were added unheard (`_added_unheard`)
+        self.uidnext = max(mailbox.uidnext, self.uids[-1] + 1 if self.uids else 0)
         self.recent_floor = mailbox.recent_floor
         self.views: list[SelectedMailbox] = []
         self.keywords: tuple[str, ...] = mailbox.keywords  # sorted; for FLAGS, PERMANENTFLAGS
@@ -298,9 +301,9 @@ class MailboxState:
         )
         added = [row for row in rows if row.uid > last]
         if len(changes) + len(added) < len(rows):
-            # below the last UID shown, but never heard of: this process wrote to the
-            # mailbox in the gap and published its own write at once (no order to wait
-            # for): shown at the sessions' next SELECT, as UIDs may not go back
+            # below the last UID shown, but never heard of (own new messages of the gap
+            # read those below them first: `_added_unheard`): shown at the sessions' next
+            # SELECT, as UIDs may not go back
             log.warning("mailbox %d: messages added unheard below UID %d", mailbox.id, last)
         newest = max((row.modseq for row in rows), default=0)
         modseq = max(mailbox.highestmodseq, self.published, newest)
@@ -325,6 +328,9 @@ class MailboxState:
                 mailbox = self.store.mailbox_by_id(self.mailbox_id)
                 if mailbox is not None and mailbox.keywords != self.keywords:
                     self._learn_keywords(mailbox.keywords)
+            if event.uids and event.uids[0] > self.uidnext and event.origin is not REMOTE:
+                self._added_unheard(event)
+            self.uidnext = max(self.uidnext, event.uids[-1] + 1 if event.uids else 0)
             last = self.uids[-1] if self.uids else 0
             fresh = [uid for uid in event.uids if uid > last]
             if fresh:
@@ -389,6 +395,20 @@ class MailboxState:
                     continue
                 for uid, flags, modseq in changes:
                     pending[uid] = (flags, modseq)
+
+    def _added_unheard(self, own: MessagesAdded) -> None:
+        """This process's own new messages come above UIDs it never heard of: other
+        processes added them while its events were missed (PostgreSQL, LISTEN down), and
+        its own write, with nothing to wait for, came first. They are read and applied
+        before it, as UIDs shown may never go back (RFC 3501 §2.3.1.1)."""
+        start, self.uidnext = self.uidnext, own.uids[0]
+        rows = self.store.rows(self.mailbox_id, range(start, own.uids[0]))
+        if rows:
+            found = sorted(rows.values(), key=lambda row: row.uid)
+            uids = tuple(row.uid for row in found)
+            modseq = max(row.modseq for row in found)
+            flags = tuple(row.flags for row in found)
+            self._apply(MessagesAdded(own.user_id, own.mailbox_id, uids, modseq, REMOTE, flags))
 
     def _apply_flags(self, bits: array[int], changes: Iterable[tuple[int, Flags, int]]) -> None:
         uids = self.uids
