@@ -119,6 +119,11 @@ def test_serve_on_a_sharded_directory(
         for number in ("0", "1"):
             opened = _coi("shard", "open", number, "--store", directory)
             assert opened.stdout == f"shard {number} is open to new users\n"
+        busy = _coi("shard", "remove", "1", "--store", directory)
+        assert (busy.returncode, busy.stderr) == (
+            1, "coi: shard 1 still holds 3 users and aliases: delete them first (coi shard"
+            " close keeps new ones out)\n",
+        )  # fmt: skip
         unknown = _coi("shard", "open", "9", "--store", directory)
         assert (unknown.returncode, unknown.stderr) == (
             1, "coi: no shard 9 (coi shard list shows them)\n"

@@ -1,4 +1,4 @@
-"""`coi shard add|list|close|open`: users sharded over several PostgreSQL databases
+"""`coi shard add|list|close|open|remove`: users sharded over several PostgreSQL databases
 (coi.store.postgres.sharded; docs/scale-out.md: Sharding).
 
 `--store` names the directory: the database every `coi serve` is given, which holds the
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from coi.cli.common import config_or_exit, open_postgres, redact
@@ -53,10 +54,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "its users stay and keep working. For a database that is full or to be retired.",
     )
     reopen = actions.add_parser("open", help="shard N takes new users again")
-    for parser, closed in ((close, True), (reopen, False)):
+    remove = actions.add_parser(
+        "remove",
+        help="take shard N, which holds no users, out of the map",
+        description="Takes shard N out of the map: only one that holds no users or aliases "
+        "(close it first, so none is added meanwhile). Its database is left as it is; its "
+        "number is never given out again.",
+    )
+    for parser, handler in ((close, _close), (reopen, _open), (remove, _remove)):
         parser.add_argument("number", metavar="N", type=int, help="the shard's number")
         add_arguments(parser, only=_WHERE)
-        parser.set_defaults(handler=_set_closed, closed=closed)
+        parser.set_defaults(handler=handler)
 
 
 def _directory(args: argparse.Namespace) -> PostgresStore:
@@ -87,19 +95,37 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
-def _set_closed(args: argparse.Namespace) -> int:
-    from coi.store.postgres.sharded import ShardError, set_shard_closed
+def _close(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import set_shard_closed
+
+    return _change(args, lambda d: set_shard_closed(d, args.number, True), "is closed to new users")
+
+
+def _open(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import set_shard_closed
+
+    return _change(args, lambda d: set_shard_closed(d, args.number, False), "is open to new users")
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from coi.store.postgres.sharded import remove_shard
+
+    return _change(args, lambda d: remove_shard(d, args.number), "is out of the map")
+
+
+def _change(args: argparse.Namespace, change: Callable[[PostgresStore], None], done: str) -> int:
+    """One change of the shard map; its mistake is one line."""
+    from coi.store.postgres.sharded import ShardError
 
     directory = _directory(args)
     try:
-        set_shard_closed(directory, args.number, args.closed)
+        change(directory)
     except ShardError as exc:
         print(f"coi: {exc}", file=sys.stderr)
         return 1
     finally:
         directory.close()
-    state = "closed to new users" if args.closed else "open to new users"
-    print(f"shard {args.number} is {state}")
+    print(f"shard {args.number} {done}")
     return 0
 
 

@@ -28,6 +28,7 @@ from coi.store.postgres.sharded import (
     add_shard,
     list_shards,
     open_sharded,
+    remove_shard,
     set_shard_closed,
 )
 from coi.store.postgres.store import PostgresStore
@@ -192,6 +193,27 @@ async def test_a_directory_made_before_closed_shards_gets_them(sharded: ShardedS
         assert [(s.id, s.closed) for s in list_shards(again)] == [(0, False), (1, False)]
     finally:
         again.close()
+
+
+async def test_only_an_empty_shard_is_removed_and_its_number_stays_used(
+    sharded: ShardedStore, second_postgres_cluster: pg.Cluster
+) -> None:
+    await sharded.add_user("a@x.org", "h", [], shard=1)
+    with pytest.raises(ShardError, match="shard 1 still holds 1 users and aliases"):
+        remove_shard(sharded.directory, 1)
+    with pytest.raises(ShardError, match="the directory itself"):
+        remove_shard(sharded.directory, 0)
+    with pytest.raises(ShardError, match="no shard 5"):
+        remove_shard(sharded.directory, 5)
+    await sharded.delete_user("a@x.org")
+    remove_shard(sharded.directory, 1)
+    assert [s.id for s in list_shards(sharded.directory)] == [0]
+    name = second_postgres_cluster.new_database()
+    try:  # a process may still have shard 1 open: its number is not given out again
+        assert add_shard(sharded.directory, second_postgres_cluster.dsn(name)) == 2
+    finally:
+        sharded.close()  # before the database goes
+        second_postgres_cluster.drop_database(name)
 
 
 async def test_a_shard_added_later_is_used_without_a_restart(

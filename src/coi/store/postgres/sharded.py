@@ -292,7 +292,10 @@ def add_shard(directory: PostgresStore, dsn: str) -> int:
     known = _shard_map(directory) or {}
     if dsn in known.values() or dsn == directory.dsn:
         raise ShardError("that database is already a shard")
-    number = max(known, default=0) + 1
+    # never a removed shard's number: a process that still has it open would send the
+    # new shard's ids to the old database
+    removed = _fetch(directory, "SELECT value FROM meta WHERE key = 'shard_removed'")
+    number = max(*known, int(removed[0][0]) if removed else 0, 0) + 1
     if number > _MAX_SHARD:
         raise ShardError("no shard number left")
     try:
@@ -334,6 +337,44 @@ def add_shard(directory: PostgresStore, dsn: str) -> int:
     except asyncpg.PostgresError as exc:  # no CREATE right on the directory, ...
         raise ShardError(f"recording the shard in the directory failed: {exc}") from None
     return number
+
+
+def remove_shard(directory: PostgresStore, number: int) -> None:
+    """Takes shard `number` out of the map; only one that no user or alias is mapped to
+    (closed first, so no user is added meanwhile; the map's foreign keys refuse the
+    removal of a shard that got one anyway). Its database is left as it is, and its
+    number is never given out again. ShardError (one line) when it cannot be."""
+    if _shard_map(directory) is None:
+        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+    if number == 0:
+        raise ShardError("shard 0 is the directory itself: it cannot be removed")
+
+    async def remove() -> None:
+        async with directory._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MAP_LOCK)
+            if not await conn.fetchval("SELECT 1 FROM shards WHERE id = $1", number):
+                raise ShardError(f"no shard {number} (coi shard list shows them)")
+            users = await conn.fetchval(
+                "SELECT (SELECT count(*) FROM user_shards WHERE shard_id = $1)"
+                " + (SELECT count(*) FROM alias_shards WHERE shard_id = $1)",
+                number,
+            )
+            if users:
+                raise ShardError(
+                    f"shard {number} still holds {users} users and aliases: delete them"
+                    " first (coi shard close keeps new ones out)"
+                )
+            await conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('shard_removed', $1) ON CONFLICT (key)"
+                " DO UPDATE SET value = greatest(meta.value::integer, $1::integer)::text",
+                str(number),
+            )
+            await conn.execute("DELETE FROM shards WHERE id = $1", number)
+
+    try:
+        directory._call(remove())
+    except asyncpg.ForeignKeyViolationError:
+        raise ShardError(f"shard {number} got a user meanwhile: close it first") from None
 
 
 async def _directory_ranges(conn: Any) -> None:
