@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import LineClient, RunningServer, open_other_store, serving
 from tests.contract.helpers import message
 
-from coi.store.model import ANSWERED, DELETED, FLAGGED, Flags
+from coi.store.model import ANSWERED, DELETED, FLAGGED, Flags, Mailbox
 from coi.store.protocol import Store
 
 MESSAGE = b"From: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -386,6 +386,23 @@ async def postgres_imap_server(
         yield running
 
 
+async def _selected_with(
+    server: RunningServer, count: int
+) -> tuple[LineClient, LineClient, Mailbox]:
+    """A session that appended `count` messages to alice's INBOX, another that has it
+    selected, and the mailbox."""
+    writer = await _client(server)
+    for n in range(count):
+        await _append(writer, f"a{n}")
+    one = await _client(server)
+    await one.command("s SELECT INBOX")
+    user = server.store.get_user("alice@example.org")
+    assert user is not None
+    inbox = server.store.get_mailbox(user.id, "INBOX")
+    assert inbox is not None
+    return writer, one, inbox
+
+
 async def _while_listen_is_cut(
     server: RunningServer, changes: Callable[[Store], Awaitable[None]]
 ) -> None:
@@ -425,15 +442,7 @@ async def test_changes_made_while_the_listen_connection_was_down_reach_idle(
     about."""
     imap_server = postgres_imap_server
     store = imap_server.store
-    writer = await _client(imap_server)
-    for tag in ("a1", "a2", "a3"):
-        await _append(writer, tag)
-    one = await _client(imap_server)
-    await one.command("s SELECT INBOX")
-    user = store.get_user("alice@example.org")
-    assert user is not None
-    inbox = store.get_mailbox(user.id, "INBOX")
-    assert inbox is not None
+    writer, one, inbox = await _selected_with(imap_server, 3)
     await one.send("i IDLE\r\n")
     assert (await one.line()).startswith(b"+ ")
     two = await _client(imap_server)
@@ -531,16 +540,7 @@ async def test_own_messages_after_others_added_unheard_keep_uids_ascending(
     asyncpg = pytest.importorskip("asyncpg")
     imap_server = postgres_imap_server
     store = imap_server.store
-    writer = await _client(imap_server)
-    for tag in ("a1", "a2"):
-        await _append(writer, tag)
-    one = await _client(imap_server)
-    await one.command("s SELECT INBOX")
-    user = store.get_user("alice@example.org")
-    assert user is not None
-    inbox = store.get_mailbox(user.id, "INBOX")
-    assert inbox is not None
-
+    writer, one, inbox = await _selected_with(imap_server, 2)
     back = threading.Event()
     listen = store._listen  # type: ignore[attr-defined]
 
