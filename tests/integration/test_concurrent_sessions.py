@@ -403,6 +403,42 @@ async def _selected_with(
     return writer, one, inbox
 
 
+async def _listen_held_down(store: Store, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Cuts the store's LISTEN connection and keeps it down, known to be (its reconnects
+    fail), until the returned event is set."""
+    asyncpg = pytest.importorskip("asyncpg")
+    back = threading.Event()
+    listen = store._listen  # type: ignore[attr-defined]
+
+    async def held() -> None:
+        if not back.is_set():
+            raise OSError("held by the test")
+        await listen()
+
+    monkeypatch.setattr(store, "_listen", held)
+    admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
+    try:
+        pid = store._listener.get_server_pid()  # type: ignore[attr-defined]
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+    finally:
+        await admin.close()
+    for _ in range(400):
+        if store._listener is None:  # type: ignore[attr-defined]
+            break
+        await asyncio.sleep(0.025)
+    assert store._listener is None  # type: ignore[attr-defined]
+    return back
+
+
+async def _listen_back(store: Store, back: threading.Event) -> None:
+    back.set()
+    for _ in range(400):
+        if store._listener is not None:  # type: ignore[attr-defined]
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("LISTEN did not come back")
+
+
 async def _while_listen_is_cut(
     server: RunningServer, changes: Callable[[Store], Awaitable[None]]
 ) -> None:
@@ -537,30 +573,10 @@ async def test_own_messages_after_others_added_unheard_keep_uids_ascending(
     once (no notification to wait for); the one added unheard below it is read and shown
     first, so the IDLE session sees both, in UID order, and nothing twice once LISTEN is
     back."""
-    asyncpg = pytest.importorskip("asyncpg")
     imap_server = postgres_imap_server
     store = imap_server.store
     writer, one, inbox = await _selected_with(imap_server, 2)
-    back = threading.Event()
-    listen = store._listen  # type: ignore[attr-defined]
-
-    async def held() -> None:
-        if not back.is_set():
-            raise OSError("held by the test")
-        await listen()
-
-    monkeypatch.setattr(store, "_listen", held)
-    admin = await asyncpg.connect(store.dsn)  # type: ignore[attr-defined]
-    try:
-        pid = store._listener.get_server_pid()  # type: ignore[attr-defined]
-        await admin.execute("SELECT pg_terminate_backend($1)", pid)
-    finally:
-        await admin.close()
-    for _ in range(400):
-        if store._listener is None:  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.025)
-    assert store._listener is None  # type: ignore[attr-defined]
+    back = await _listen_held_down(store, monkeypatch)
     await one.send("i IDLE\r\n")
     assert (await one.line()).startswith(b"+ ")
     other = open_other_store(imap_server)
@@ -573,16 +589,53 @@ async def test_own_messages_after_others_added_unheard_keep_uids_ascending(
     )
     lines = [await one.line() for _ in range(4)]  # the one read first, then its own
     assert lines == [b"* 3 EXISTS\r\n", b"* 3 RECENT\r\n", b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"]
-    back.set()
-    for _ in range(400):
-        if store._listener is not None:  # type: ignore[attr-defined]
-            break
-        await asyncio.sleep(0.025)
+    await _listen_back(store, back)
     await one.send("DONE\r\n")
     done = await one.until_tagged("i")
     assert done[-1].startswith(b"i OK") and not any(b"EXISTS" in line for line in done)
     fetched = await one.command("f FETCH 1:* (UID)")
     assert fetched[:-1] == [b"* %d FETCH (UID %d)\r\n" % (n, n) for n in range(1, 5)]
     assert await one.command("n NOOP") == [b"n OK NOOP completed\r\n"]
+    for client in (writer, one):
+        await client.close()
+
+
+async def test_changes_unheard_below_own_writes_of_the_gap_are_read_when_listen_is_back(
+    postgres_imap_server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, LISTEN down: another process flags message 1 and expunges message 2,
+    then a session of this one changes message 3, which raises the MODSEQ this process
+    has applied above theirs. Once LISTEN is back, what changed from before their MODSEQs
+    is read: the other session gets them."""
+    imap_server = postgres_imap_server
+    store = imap_server.store
+    writer, one, inbox = await _selected_with(imap_server, 3)
+    assert (await writer.command("s SELECT INBOX"))[-1].startswith(b"s OK")
+    back = await _listen_held_down(store, monkeypatch)
+    other = open_other_store(imap_server)
+    try:
+        await other.store_flags(inbox.id, [1], "add", Flags(FLAGGED))
+        await other.store_flags(inbox.id, [2], "add", Flags(DELETED))
+        assert await other.expunge(inbox.id, [2]) == [2]
+    finally:
+        other.close()
+    assert (await writer.command("t UID STORE 3 +FLAGS.SILENT (\\Answered)"))[-1].startswith(
+        b"t OK"
+    )
+    assert await one.command("n NOOP") == [
+        b"* 3 FETCH (FLAGS (\\Answered \\Recent) UID 3)\r\n",
+        b"n OK NOOP completed\r\n",
+    ]
+    await _listen_back(store, back)
+    await one.send("i IDLE\r\n")
+    lines = [await one.line() for _ in range(4)]
+    assert lines[0].startswith(b"+ ")
+    assert lines[1:] == [
+        b"* 1 FETCH (FLAGS (\\Flagged \\Recent) UID 1)\r\n",
+        b"* 3 FETCH (FLAGS (\\Answered \\Recent) UID 3)\r\n",  # its own, read again: once more
+        b"* 2 EXPUNGE\r\n",
+    ]
+    await one.send("DONE\r\n")
+    assert (await one.until_tagged("i"))[-1].startswith(b"i OK")
     for client in (writer, one):
         await client.close()

@@ -131,6 +131,10 @@ class MailboxState:
         # events that came meanwhile, applied after what the reading found
         self._held: list[Event] | None = None
         self._reading: asyncio.Future[None] | None = None
+        # a MODSEQ below which changes may have gone unheard: this process's own change
+        # came with a MODSEQ above the next one (others' changes, unheard, came between,
+        # while LISTEN was down); what changed above it is read again when it is back
+        self._unheard_from: int | None = None
         self._unwatch: Callable[[], None] = store.events.watch_mailbox(mailbox.id, self._on_event)
 
     def close(self) -> None:
@@ -252,10 +256,14 @@ class MailboxState:
 
     def _apply(self, event: Event) -> None:
         modseq = 0
+        origin: object = REMOTE
         if isinstance(event, MessagesAdded | MessagesExpunged):
-            modseq = event.modseq
+            modseq, origin = event.modseq, event.origin
         elif isinstance(event, FlagsChanged):
             modseq = max((change[2] for change in event.changes), default=0)
+            origin = event.origin
+        if modseq > self.published + 1 and origin is not REMOTE and self._unheard_from is None:
+            self._unheard_from = self.published  # (it only grows: the first is the lowest)
         for view in self.views:
             if modseq > view.pending_modseq:
                 view.pending_modseq = modseq
@@ -279,6 +287,8 @@ class MailboxState:
         held: list[Event] = []
         try:
             published = self.published
+            if self._unheard_from is not None:  # own changes of the gap came first
+                published, self._unheard_from = min(published, self._unheard_from), None
             gone = await self.store.vanished_since(self.mailbox_id, published)
             rows = await self.store.changed_since(self.mailbox_id, published)
             mailbox = self.store.mailbox_by_id(self.mailbox_id)  # read last: newest MODSEQ
