@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import imaplib
 import json
+import re
 import smtplib
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -102,9 +103,13 @@ def test_serve_on_a_sharded_directory(
         added = _coi("user", "add", "erin@example.org", "--password-stdin", "--store", directory)
         assert added.returncode == 0, added.stderr
         listed = _coi("shard", "list", "--store", directory)
-        assert listed.stdout.splitlines()[0] == "0  2 users  (the directory)  (closed to new users)"
+        assert re.fullmatch(
+            r"0  2 users  \d+\.\dM  \(the directory\)  \(closed to new users\)",
+            listed.stdout.splitlines()[0],
+        ), listed.stdout
         shards = json.loads(_coi("shard", "list", "--json", "--store", directory).stdout)
         assert [(s["id"], s["users"], s["closed"]) for s in shards] == [(0, 2, True), (1, 3, False)]
+        assert all(s["bytes"] > 1_000_000 for s in shards)  # each database's own size
         assert _coi("shard", "close", "1", "--store", directory).returncode == 0
         full = _coi("user", "add", "frank@example.org", "--password-stdin", "--store", directory)
         assert full.returncode == 1 and full.stderr == (

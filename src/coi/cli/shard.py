@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from coi.cli.common import config_or_exit, open_postgres, redact
 from coi.config import add_arguments
+from coi.store.quota import size_text
 
 if TYPE_CHECKING:
     from coi.store.postgres.store import PostgresStore
@@ -43,7 +44,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add.add_argument("dsn", metavar="DSN", help="postgresql://user@host/database")
     add_arguments(add, only=_WHERE)
     add.set_defaults(handler=_add)
-    listing = actions.add_parser("list", help="list the shards with their number of users")
+    listing = actions.add_parser(
+        "list", help="list the shards with their number of users and their size on disk"
+    )
     listing.add_argument("--json", action="store_true", help="one JSON array")
     add_arguments(listing, only=_WHERE)
     listing.set_defaults(handler=_list)
@@ -147,6 +150,7 @@ def _list(args: argparse.Namespace) -> int:
                         "users": s.users,
                         "directory": not s.id,
                         "closed": s.closed,
+                        "bytes": s.size,
                     }
                     for s in shards
                 ]
@@ -158,6 +162,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     for shard in shards:
         where = redact(shard.dsn) if shard.id else "(the directory)"
+        size = "unreachable" if shard.size is None else size_text(shard.size)
         closed = "  (closed to new users)" if shard.closed else ""
-        print(f"{shard.id}  {shard.users} users  {where}{closed}")
+        print(f"{shard.id}  {shard.users} users  {size}  {where}{closed}")
     return 0

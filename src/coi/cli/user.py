@@ -15,7 +15,7 @@ from coi.cli.common import DEFAULT_MAILBOXES, config_or_exit, store_or_exit
 from coi.config import add_arguments
 from coi.store.errors import NoSuchUser, StoreError, UserExists
 from coi.store.protocol import UserStore
-from coi.store.quota import parse_size
+from coi.store.quota import parse_size, size_text
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,17 +184,10 @@ def _quota(args: argparse.Namespace) -> int:
         return 1
     finally:
         store.close()
-    shown = _size(limit) if limit else "no limit"
+    shown = size_text(limit) if limit else "no limit"
     source = "" if own or not limit else " (default_quota)"
-    print(f"{user.address}: {_size(used)} used of {shown}{source}")
+    print(f"{user.address}: {size_text(used)} used of {shown}{source}")
     return 0
-
-
-def _size(octets: int) -> str:
-    for unit, factor in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
-        if octets >= factor:
-            return f"{octets / factor:.1f}{unit}"
-    return f"{octets}B"
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -38,3 +38,11 @@ def parse_size(text: str) -> int:
     if octets < 0:
         raise ValueError(f"{text!r}: a size is not negative")
     return octets
+
+
+def size_text(octets: int) -> str:
+    """Octets as `parse_size` reads them back, to a tenth: ``1.5G``, ``300.0K``, ``12B``."""
+    for unit, factor in (("T", 1 << 40), ("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if octets >= factor:
+            return f"{octets / factor:.1f}{unit}"
+    return f"{octets}B"

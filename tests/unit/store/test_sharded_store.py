@@ -177,6 +177,26 @@ async def test_a_closed_shard_takes_new_users_only_when_named(sharded: ShardedSt
         set_shard_closed(sharded.directory, 7, True)
 
 
+async def test_the_listing_gives_each_shards_size_and_goes_on_without_one(
+    sharded: ShardedStore,
+) -> None:
+    """`coi shard list`'s sizes: each database's own; a shard that cannot be reached is
+    listed without one."""
+    import asyncpg
+
+    conn = await asyncpg.connect(sharded.directory.dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO shards (id, dsn) VALUES (7, 'postgresql://nobody@127.0.0.1:1/gone')"
+        )
+    finally:
+        await conn.close()
+    listed = list_shards(sharded.directory)
+    assert [s.id for s in listed] == [0, 1, 7]
+    assert all(s.size is not None and s.size > 1_000_000 for s in listed[:2])
+    assert listed[2].size is None
+
+
 async def test_a_directory_made_before_closed_shards_gets_them(sharded: ShardedStore) -> None:
     """Migration 16 adds `shards.closed` to a directory whose map was made without it."""
     import asyncpg

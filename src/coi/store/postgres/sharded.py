@@ -185,6 +185,7 @@ class ShardInfo:
     dsn: str  # '' for the directory itself
     users: int
     closed: bool = False  # takes new users only when named
+    size: int | None = None  # its database on disk (octets); None when it cannot be reached
 
 
 def shard_of(any_id: int) -> int:
@@ -219,7 +220,31 @@ def list_shards(directory: PostgresStore) -> list[ShardInfo]:
         "SELECT s.id, s.dsn, count(u.address), s.closed FROM shards s"
         " LEFT JOIN user_shards u ON u.shard_id = s.id GROUP BY s.id ORDER BY s.id",
     )
-    return [ShardInfo(int(r[0]), str(r[1]), int(r[2]), bool(r[3])) for r in rows]
+    sizes = directory._call(_sizes(directory, [str(r[1]) for r in rows]))
+    return [
+        ShardInfo(int(r[0]), str(r[1]), int(r[2]), bool(r[3]), size)
+        for r, size in zip(rows, sizes, strict=True)
+    ]
+
+
+async def _sizes(directory: PostgresStore, dsns: list[str]) -> list[int | None]:
+    """Each database's size on disk ('' is the directory), at once; None for one that
+    cannot be reached within a few seconds (the listing goes on without it)."""
+    query = "SELECT pg_database_size(current_database())"
+
+    async def size(dsn: str) -> int | None:
+        if not dsn:
+            return int(await directory._pool.fetchval(query))
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return None
+        try:
+            return int(await conn.fetchval(query))
+        finally:
+            await conn.close()
+
+    return list(await asyncio.gather(*(size(dsn) for dsn in dsns)))
 
 
 def set_shard_closed(directory: PostgresStore, number: int, closed: bool) -> None:
