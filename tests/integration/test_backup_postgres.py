@@ -116,6 +116,8 @@ async def test_backup_and_restore_of_a_sharded_store(
     moved = second_postgres_cluster.dsn(second_postgres_cluster.new_database())
     try:
         args = ["restore", str(tmp_path / "b"), "--store", target]
+        code, out = await coi(*args, "--shard", moved, "--data-dir", str(tmp_path / "r"))
+        assert code == 2 and "is not N=postgresql://..." in out and "Traceback" not in out, out
         code, out = await coi(*args, "--shard", "2=" + moved, "--data-dir", str(tmp_path / "r"))
         assert code == 1 and "holds no shard 2 (its shards: 1)" in out, out
         # the shard's own database still holds its users: refused before anything is written

@@ -84,51 +84,60 @@ def _directory(args: argparse.Namespace) -> PostgresStore:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from coi.store.postgres.sharded import ShardError, add_shard
+    from coi.store.postgres.sharded import add_shard
 
-    directory = _directory(args)
-    try:
-        number = add_shard(directory, args.dsn)
-    except ShardError as exc:
-        print(f"coi: shard {redact(args.dsn)}: {redact(str(exc))}", file=sys.stderr)
-        return 1
-    finally:
-        directory.close()
-    print(f"added shard {number}: {redact(args.dsn)}")
-    return 0
+    def add(directory: PostgresStore) -> str:
+        return f"added shard {add_shard(directory, args.dsn)}: {redact(args.dsn)}"
+
+    return _change(args, add, about=f"shard {redact(args.dsn)}: ")
 
 
 def _close(args: argparse.Namespace) -> int:
     from coi.store.postgres.sharded import set_shard_closed
 
-    return _change(args, lambda d: set_shard_closed(d, args.number, True), "is closed to new users")
+    def close(directory: PostgresStore) -> str:
+        set_shard_closed(directory, args.number, True)
+        return f"shard {args.number} is closed to new users"
+
+    return _change(args, close)
 
 
 def _open(args: argparse.Namespace) -> int:
     from coi.store.postgres.sharded import set_shard_closed
 
-    return _change(args, lambda d: set_shard_closed(d, args.number, False), "is open to new users")
+    def reopen(directory: PostgresStore) -> str:
+        set_shard_closed(directory, args.number, False)
+        return f"shard {args.number} is open to new users"
+
+    return _change(args, reopen)
 
 
 def _remove(args: argparse.Namespace) -> int:
     from coi.store.postgres.sharded import remove_shard
 
-    return _change(args, lambda d: remove_shard(d, args.number), "is out of the map")
+    def remove(directory: PostgresStore) -> str:
+        remove_shard(directory, args.number)
+        return f"shard {args.number} is out of the map"
+
+    return _change(args, remove)
 
 
-def _change(args: argparse.Namespace, change: Callable[[PostgresStore], None], done: str) -> int:
-    """One change of the shard map; its mistake is one line."""
+def _change(
+    args: argparse.Namespace, change: Callable[[PostgresStore], str], about: str = ""
+) -> int:
+    """One change of the shard map on the directory; what it did is printed, a mistake is
+    one line (`about` says what it concerns)."""
     from coi.store.postgres.sharded import ShardError
 
     directory = _directory(args)
     try:
-        change(directory)
+        done = change(directory)
     except ShardError as exc:
-        print(f"coi: {exc}", file=sys.stderr)
+        print(f"coi: {about}{redact(str(exc))}", file=sys.stderr)
         return 1
     finally:
         directory.close()
-    print(f"shard {args.number} {done}")
+    print(done)
     return 0
 
 

@@ -57,7 +57,7 @@ from coi.store.model import (
     User,
 )
 from coi.store.postgres.pool import ConnectionPool
-from coi.store.postgres.store import PostgresStore
+from coi.store.postgres.store import DATABASE_SIZE, PostgresStore
 from coi.store.protocol import FlagMode, MetadataUpdate, Store
 from coi.store.sentcopies import SentCopies
 
@@ -230,29 +230,31 @@ def list_shards(directory: PostgresStore) -> list[ShardInfo]:
 async def _sizes(directory: PostgresStore, dsns: list[str]) -> list[int | None]:
     """Each database's size on disk ('' is the directory), at once; None for one that
     cannot be reached within a few seconds (the listing goes on without it)."""
-    query = "SELECT pg_database_size(current_database())"
-
     async def size(dsn: str) -> int | None:
         if not dsn:
-            return int(await directory._pool.fetchval(query))
+            return int(await directory._pool.fetchval(DATABASE_SIZE))
         try:
             conn = await asyncpg.connect(dsn, timeout=5)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return None
         try:
-            return int(await conn.fetchval(query))
+            return int(await conn.fetchval(DATABASE_SIZE))
         finally:
             await conn.close()
 
     return list(await asyncio.gather(*(size(dsn) for dsn in dsns)))
 
 
+def _require_map(directory: PostgresStore) -> None:
+    if _fetch(directory, "SELECT to_regclass('shards') IS NOT NULL")[0][0] is not True:
+        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+
+
 def set_shard_closed(directory: PostgresStore, number: int, closed: bool) -> None:
     """Closes shard `number` to new users (its users stay and keep working; a user can
     still be added there by naming it), or opens it again. ShardError when there is no
     such shard."""
-    if _shard_map(directory) is None:
-        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+    _require_map(directory)
     done = _fetch(
         directory, "UPDATE shards SET closed = $2 WHERE id = $1 RETURNING id", number, closed
     )
@@ -369,8 +371,7 @@ def remove_shard(directory: PostgresStore, number: int) -> None:
     (closed first, so no user is added meanwhile; the map's foreign keys refuse the
     removal of a shard that got one anyway). Its database is left as it is, and its
     number is never given out again. ShardError (one line) when it cannot be."""
-    if _shard_map(directory) is None:
-        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+    _require_map(directory)
     if number == 0:
         raise ShardError("shard 0 is the directory itself: it cannot be removed")
 

@@ -169,6 +169,7 @@ _STORE_FLAGS = "SELECT * FROM coi_store_flags_many($1, $2, $3, $4, $5, $6, $7, $
 _STORE_FLAGS_LAZY = "SELECT * FROM coi_store_flags_lazy($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 # under `fsync = optimized`: the transaction commits without waiting for its WAL flush
 _LAZY = "SET LOCAL synchronous_commit = off"
+DATABASE_SIZE = "SELECT pg_database_size(current_database())"  # on disk, octets
 _HEADER_END = re.compile(rb"\n\r?\n")
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 _MAX_OWNERS = 100_000  # mailbox owners cached (mailbox id -> user id) before starting over
@@ -925,7 +926,7 @@ class PostgresStore:
 
     def database_bytes(self) -> int:
         """What the database takes on disk (`coi_store_bytes` of --metrics)."""
-        return int(self._fetch("SELECT pg_database_size(current_database())")[0][0])
+        return int(self._fetch(DATABASE_SIZE)[0][0])
 
     # -- object identifiers (RFC 8474), as SqliteStore derives them ------------------
 
