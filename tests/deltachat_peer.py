@@ -271,8 +271,17 @@ class DcAccount:
         return [int(c) for c in entries]
 
     async def chat_messages(self, chat_id: int) -> list[MessageSnapshot]:
+        """The chat's messages; one the core deleted between listing and reading (it
+        deletes in the background, for instance on a Chat-Delete) is left out."""
         ids = await self.rpc("get_message_ids", chat_id, False, False)
-        return [await self.snapshot(int(i)) for i in ids]
+        out: list[MessageSnapshot] = []
+        for msg_id in ids:
+            try:
+                out.append(await self.snapshot(int(msg_id)))
+            except Exception as exc:  # deltachat_rpc_client's JsonRpcError, imported lazily
+                if "does not exist" not in str(exc):
+                    raise
+        return out
 
     async def all_messages(self) -> list[MessageSnapshot]:
         out: list[MessageSnapshot] = []
@@ -304,7 +313,7 @@ class DcAccount:
                 seen = [(m.chat_id, m.sender, m.text[:40]) for m in await self.all_messages()]
                 raise TimeoutError(
                     f"{self.address}: no matching message after {timeout} s; has {seen}\n"
-                    f"--- rpc server log (tail) ---\n{self.peer.log()[-4000:]}"
+                    f"--- rpc server log (tail) ---\n{self.peer.log()[-400000:]}"
                 )
             await asyncio.sleep(0.2)
 

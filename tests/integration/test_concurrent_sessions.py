@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -639,3 +640,46 @@ async def test_changes_unheard_below_own_writes_of_the_gap_are_read_when_listen_
     assert (await one.until_tagged("i"))[-1].startswith(b"i OK")
     for client in (writer, one):
         await client.close()
+
+
+
+FETCHED_UID = re.compile(rb"\* \d+ FETCH \(UID (\d+)")
+
+
+def _select_facts(lines: list[bytes]) -> tuple[list[int], int]:
+    """(every EXISTS count, UIDNEXT) of a SELECT response."""
+    exists = [int(line.split()[1]) for line in lines if line.endswith(b" EXISTS\r\n")]
+    [uidnext] = [int(m[1]) for line in lines if (m := re.search(rb"\[UIDNEXT (\d+)\]", line))]
+    return exists, uidnext
+
+
+async def test_select_is_one_snapshot_while_messages_arrive(imap_server: RunningServer) -> None:
+    """A SELECT's EXISTS and UIDNEXT describe one moment while another session appends
+    (RFC 3501 §2.3.1.1, §6.3.1): the messages it shows are below UIDNEXT, those announced
+    later at or above it, and none is announced before its OK, below a UIDNEXT a client
+    fetches from (Delta Chat then waited in IDLE for a message it had been shown)."""
+    writer, reader = await _client(imap_server), await _client(imap_server)
+    stop = asyncio.Event()
+
+    async def append_until_stopped() -> int:
+        count = 0
+        while not stop.is_set():
+            count += 1
+            assert (await _append(writer, f"a{count}"))[-1].startswith(b"a%d OK" % count)
+        return count
+
+    appending = asyncio.create_task(append_until_stopped())
+    try:
+        for n in range(40):
+            exists, uidnext = _select_facts(await reader.command(f"s{n} SELECT INBOX"))
+            assert len(exists) == 1, exists
+            await reader.command(f"n{n} NOOP")  # what arrived since
+            lines = await reader.command(f"f{n} FETCH 1:* (UID)")
+            uids = [int(m[1]) for line in lines if (m := FETCHED_UID.match(line))]
+            assert all(uid < uidnext for uid in uids[: exists[0]]), (uidnext, exists, uids)
+            assert all(uid >= uidnext for uid in uids[exists[0] :]), (uidnext, exists, uids)
+    finally:
+        stop.set()
+        assert await appending > 0
+    for c in (writer, reader):
+        await c.close()

@@ -113,6 +113,10 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
     if command.condstore or command.qresync is not None:
         session.condstore = True  # RFC 7162 §3.1.8; HIGHESTMODSEQ follows below
     view = session.select(mailbox, command.readonly)
+    # UIDNEXT as the view's state knows it, not as the mailbox row was read before: a UID
+    # committed since, whose event has not come, is announced later and must not be below
+    # it, and one the view holds is below it (RFC 3501 §2.3.1.1)
+    uidnext = view.state.uidnext
     session.send(view.flags_line())
     session.untagged(f"{view.exists()} EXISTS")
     if not session.rev2:  # RFC 9051 Appendix E items 11, 12: neither RECENT nor UNSEEN
@@ -124,10 +128,6 @@ async def handle_select(session: Session, command: cmd.Select) -> str:
                 session.untagged(f"OK [UNSEEN {seq}] First unseen message")
     session.send(view.permanentflags_line(b"Limited"))
     session.untagged(f"OK [UIDVALIDITY {mailbox.uidvalidity}] UIDs valid")
-    # the mailbox row was read before the view's UIDs: with several processes on one store
-    # a UID committed in between is in the view, and UIDNEXT must be above every UID in
-    # the mailbox (RFC 3501 §2.3.1.1)
-    uidnext = max(mailbox.uidnext, view.uids[-1] + 1 if view.uids else 1)
     session.untagged(f"OK [UIDNEXT {uidnext}] Predicted next UID")
     session.untagged(f"OK [MAILBOXID ({session.store.mailboxid(mailbox)})] Ok")  # RFC 8474 §4.2
     # RFC 9051 §6.3.2: a LIST response with accurate attributes (OLDNAME if normalized)

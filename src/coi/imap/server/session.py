@@ -220,6 +220,8 @@ class Session:
         finally:
             self.in_command = False
             self.command = None
+        if isinstance(command, cmd.Select) and self.notifier is not None:
+            self.notifier.push()  # what came while it ran (`_execute`), now that it is done
 
     async def _execute(self, command: cmd.Command) -> None:
         tag = command.tag
@@ -257,7 +259,12 @@ class Session:
         if self.state is State.LOGOUT:
             self.send_tagged(tag, result)
             return
-        self.announce(allow_expunge=_expunge_allowed(command))
+        if not isinstance(command, cmd.Select):
+            # A SELECT's response is one snapshot (`handle_select`): what came while it ran
+            # is announced at the next command, above the UIDNEXT it gave. Before its OK it
+            # would be below a UIDNEXT the client was just told to fetch from (Delta Chat
+            # then waited in IDLE for a message it had been shown).
+            self.announce(allow_expunge=_expunge_allowed(command))
         self.send_tagged(tag, result)
 
     def send_tagged(self, tag: str, text: str) -> None:
