@@ -7,10 +7,13 @@ it can leave out echoes of its own actions.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from coi.store.model import Flags
+
+log = logging.getLogger("coi.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +136,24 @@ class EventBus:
         self._global: list[Listener] = []
 
     def publish(self, event: Event) -> None:
+        """Calls every listener the event concerns. One that fails is logged and the others
+        still get it: the write that published it must still be answered (its caller waits
+        for the publication), and every other session still hears of the change."""
         if isinstance(event, ChangesMissed):  # to every listener, once each
-            for table in (self._by_mailbox, self._by_user):
-                for listener in [one for listeners in table.values() for one in listeners]:
-                    listener(event)
-            for listener in tuple(self._global):
+            tables = (self._by_mailbox, self._by_user)
+            listeners = [one for table in tables for many in table.values() for one in many]
+            listeners += self._global
+        else:
+            listeners = []
+            if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
+                listeners += self._by_mailbox.get(event.mailbox_id, ())
+            listeners += self._by_user.get(event.user_id, ())
+            listeners += self._global
+        for listener in listeners:
+            try:
                 listener(event)
-            return
-        if isinstance(event, MessagesAdded | MessagesExpunged | FlagsChanged):
-            for listener in tuple(self._by_mailbox.get(event.mailbox_id, ())):
-                listener(event)
-        for listener in tuple(self._by_user.get(event.user_id, ())):
-            listener(event)
-        for listener in tuple(self._global):
-            listener(event)
+            except Exception:
+                log.exception("an event listener failed on %s", type(event).__name__)
 
     def watch_mailbox(self, mailbox_id: int, listener: Listener) -> Callable[[], None]:
         return _add(self._by_mailbox, mailbox_id, listener)
