@@ -566,6 +566,54 @@ async def test_mailbox_names_changed_while_the_listen_connection_was_down_reach_
         await client.close()
 
 
+async def test_metadata_changed_while_the_listen_connection_was_down_is_reported(
+    postgres_imap_server: RunningServer,
+) -> None:
+    """PostgreSQL: METADATA entries set, changed and removed by another process while this
+    one's LISTEN connection was down reach a session that ENABLEd METADATA (RFC 5464
+    §4.4.2) and one with NOTIFY's metadata events (RFC 5465 §5.7, §5.8) once it is back:
+    the entries whose values differ, as their events would have named them."""
+    imap_server = postgres_imap_server
+    store = imap_server.store
+    writer = await _client(imap_server)
+    for entries in ('"" (/private/doomed "a" /shared/kept "b")', 'INBOX (/private/x "1")'):
+        assert (await writer.command(f"m SETMETADATA {entries}"))[-1] == (
+            b"m OK SETMETADATA complete\r\n"
+        )
+    enabled, notified = await _client(imap_server), await _client(imap_server)
+    assert (await enabled.command("e ENABLE METADATA"))[-1] == b"e OK ENABLE completed\r\n"
+    assert await notified.command(
+        "n NOTIFY SET (personal (MailboxMetadataChange ServerMetadataChange))"
+    ) == [b"n OK NOTIFY completed\r\n"]
+    await enabled.send("i IDLE\r\n")
+    assert (await enabled.line()).startswith(b"+ ")
+    user = store.get_user("alice@example.org")
+    inbox = store.get_mailbox(user.id, "INBOX") if user is not None else None
+    assert user is not None and inbox is not None
+
+    async def changes(other: Store) -> None:
+        await other.set_metadata(user.id, 0, [("/private/doomed", None), ("/shared/new", b"c")])
+        await other.set_metadata(user.id, inbox.id, [("/private/x", b"2")])
+        await other.set_metadata(user.id, inbox.id, [("/private/x", b"1")])  # as it was
+
+    await _while_listen_is_cut(imap_server, changes)
+    expected = [b'* METADATA "" /private/doomed /shared/new\r\n']
+    assert [await enabled.line()] == expected
+    assert [await notified.line()] == expected
+    await enabled.send("DONE\r\n")
+    assert await enabled.until_tagged("i") == [b"i OK IDLE terminated\r\n"]
+    assert await notified.command("p NOOP") == [b"p OK NOOP completed\r\n"]
+    # a change after the gap comes as before, once
+    assert (await writer.command('m SETMETADATA INBOX (/private/x "3")'))[-1].startswith(b"m OK")
+    assert await enabled.command("p NOOP") == [
+        b'* METADATA "INBOX" /private/x\r\n',
+        b"p OK NOOP completed\r\n",
+    ]
+    assert await notified.line() == b'* METADATA "INBOX" /private/x\r\n'
+    for client in (writer, enabled, notified):
+        await client.close()
+
+
 async def test_own_messages_after_others_added_unheard_keep_uids_ascending(
     postgres_imap_server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import binascii
 
 from coi import __version__, metrics
 from coi.auth.passwords import hash_password
+from coi.imap.server import metadata
 from coi.imap.server.errors import CommandBad, CommandNo
 from coi.imap.server.selected import NO_UIDS
 from coi.imap.server.session import ANY, AUTH, NOT_AUTH, Route, Session, State
@@ -131,6 +132,8 @@ async def handle_enable(session: Session, command: cmd.Enable) -> str:
         session.selected.recent = NO_UIDS
     if "CONDSTORE" in newly or "QRESYNC" in newly:  # QRESYNC implies CONDSTORE (RFC 7162 §3.2.3)
         session.enable_condstore()
+    if {"METADATA", "METADATA-SERVER"} & set(newly):  # unsolicited METADATA (RFC 5464 §4.4.2)
+        await metadata.keep_entries(session)
     return "ENABLE completed"
 
 

@@ -12,6 +12,8 @@ entries), sent with their next untagged updates.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
@@ -23,10 +25,12 @@ from coi.imap.wire import commands as cmd
 from coi.imap.wire import mutf7
 from coi.imap.wire.encode import astring, quoted
 from coi.store.errors import MetadataTooMany
-from coi.store.events import Event, MetadataChanged
+from coi.store.events import REMOTE, ChangesMissed, Event, MetadataChanged
 
 if TYPE_CHECKING:
     from coi.imap.server.server import ImapServer
+
+log = logging.getLogger("coi.imap")
 
 ADMIN = "/shared/admin"  # RFC 5464 §3.2.1.1: read-only server entry
 _SCOPES = ("private", "shared")
@@ -164,37 +168,135 @@ def unsolicited(mailbox: str, entries: Iterable[str], utf8: bool = False) -> byt
 
 
 def watch(server: ImapServer) -> Callable[[], None]:
-    """Turns committed metadata changes into unsolicited METADATA responses (§4.4.2)."""
+    """Turns committed metadata changes into unsolicited METADATA responses (§4.4.2), and
+    what changed while events were missed (`ChangesMissed`) into the same responses."""
 
     def on_event(event: Event) -> None:
+        if isinstance(event, ChangesMissed):
+            for connection in tuple(server.connections):
+                known = connection.session.metadata_entries
+                if known is not None:
+                    known.missed()
+            return
         if not isinstance(event, MetadataChanged):
             return
-        wanted = {"METADATA"} if event.mailbox_id else {"METADATA", "METADATA-SERVER"}
         lines: dict[bool, bytes] = {}  # by session.rev2: how it spells names
-        name: str | None = None
         for connection in tuple(server.connections):
             session = connection.session
-            if session.user_id != event.user_id or session is event.origin:
+            if session.user_id != event.user_id:
                 continue
-            if not wanted & session.enabled:  # §4.1: only after ENABLE
-                continue
-            if name is None:
-                name = ""
-                if event.mailbox_id:
-                    mailbox = server.store.mailbox_by_id(event.mailbox_id)
-                    if mailbox is None:
-                        return
-                    name = mailbox.name
-            line = lines.get(session.rev2)
-            if line is None:
-                line = lines[session.rev2] = (
-                    unsolicited(name, event.entries, session.rev2) + b"\r\n"
-                )
-            session.pending_untagged.append(line)
-            if session.idling:
-                session.announce(allow_expunge=True)
+            if session.metadata_entries is not None:
+                session.metadata_entries.touched(event)
+            if session is not event.origin and not report(session, event, lines):
+                return  # the mailbox is gone
 
     return server.store.events.watch_all(on_event)
+
+
+def report(session: Session, event: MetadataChanged, lines: dict[bool, bytes]) -> bool:
+    """Queues the unsolicited METADATA of `event` for a session that ENABLEd METADATA (or
+    METADATA-SERVER, for server entries; §4.1); False when its mailbox no longer exists.
+    `lines` keeps the line made for another session (by how it spells names)."""
+    wanted = {"METADATA"} if event.mailbox_id else {"METADATA", "METADATA-SERVER"}
+    if not wanted & session.enabled:
+        return True
+    line = lines.get(session.rev2)
+    if line is None:
+        name = ""
+        if event.mailbox_id:
+            mailbox = session.store.mailbox_by_id(event.mailbox_id)
+            if mailbox is None:
+                return False
+            name = mailbox.name
+        line = lines[session.rev2] = unsolicited(name, event.entries, session.rev2) + b"\r\n"
+    session.pending_untagged.append(line)
+    if session.idling:
+        session.announce(allow_expunge=True)
+    return True
+
+
+class KnownEntries:
+    """A user's METADATA entries as one session was last told of them (a hash of each
+    value; None for one an event has changed since), kept for a session that gets
+    unsolicited METADATA (ENABLE METADATA, or NOTIFY's metadata events): entries changed
+    while events were missed (PostgreSQL, LISTEN down) differ when they are read again,
+    and are reported as their events would have been (RFC 5464 §4.4.2, RFC 5465 §5.7,
+    §5.8). An entry changed by an event since is reported again: twice at most, never
+    missed."""
+
+    __slots__ = ("_reading", "_touched", "entries", "session")
+
+    def __init__(self, session: Session, entries: dict[int, dict[str, int | None]]) -> None:
+        self.session = session
+        self.entries = entries  # mailbox id (0: server) -> entry name -> hash of the value
+        self._touched: list[MetadataChanged] | None = None  # events while reading again
+        self._reading: asyncio.Future[None] | None = None
+
+    def touched(self, event: MetadataChanged) -> None:
+        if self._touched is not None:
+            self._touched.append(event)
+        names = self.entries.setdefault(event.mailbox_id, {})
+        for name in event.entries:
+            names[name] = None
+
+    def missed(self) -> None:
+        """Reads the entries again (a task: events meanwhile are kept) and reports those
+        whose values differ."""
+        if self._reading is None:
+            self._touched = []
+            self._reading = asyncio.ensure_future(self._read_again())
+
+    async def _read_again(self) -> None:
+        session = self.session
+        try:
+            now = await _entries(session)
+        except Exception:  # the store unreachable again: what was missed stays missed
+            log.exception("reading METADATA again after missed events failed")
+            now = None
+        touched, self._touched, self._reading = self._touched or [], None, None
+        if now is None:
+            return
+        before, self.entries = self.entries, now
+        for event in touched:
+            self.touched(event)
+        for mailbox_id in sorted(before.keys() | now.keys()):  # a gone mailbox: not reported
+            old, new = before.get(mailbox_id, {}), now.get(mailbox_id, {})
+            changed = tuple(
+                sorted(
+                    name
+                    for name in old.keys() | new.keys()
+                    if (value := old.get(name, _ABSENT)) is None or value != new.get(name, _ABSENT)
+                )
+            )
+            if changed:
+                event = MetadataChanged(session.user_id, mailbox_id, changed, REMOTE)
+                report(session, event, {})
+                if session.notifier is not None:
+                    session.notifier.metadata_changed(event)
+
+
+_ABSENT = object()
+
+
+async def keep_entries(session: Session) -> None:
+    """From now on the session gets unsolicited METADATA: its entries are kept (`KnownEntries`)."""
+    if session.metadata_entries is None:
+        session.metadata_entries = KnownEntries(session, await _entries(session))
+
+
+async def _entries(session: Session) -> dict[int, dict[str, int | None]]:
+    """Every METADATA entry of the session's user, server and per mailbox, as hashes."""
+    store, user_id = session.store, session.user_id
+    mailboxes, _ = await store.read_mailboxes(user_id)
+    out: dict[int, dict[str, int | None]] = {}
+    for mailbox_id in (0, *(m.id for m in mailboxes)):
+        values = await store.read_metadata(user_id, mailbox_id, _ROOTS, "infinity")
+        if values:
+            out[mailbox_id] = {name: hash(value) for name, value in values.items()}
+    return out
+
+
+_ROOTS = tuple(f"/{scope}" for scope in _SCOPES)
 
 
 ROUTES: dict[type, Route] = {

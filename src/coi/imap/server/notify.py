@@ -42,6 +42,7 @@ MAILBOX_EVENTS = frozenset(
 )
 SUPPORTED = MESSAGE_EVENTS | MAILBOX_EVENTS
 _NAME_EVENTS = frozenset({"MAILBOXNAME", "SUBSCRIPTIONCHANGE"})  # LIST responses (§5.4, §5.5)
+_METADATA_EVENTS = frozenset({"MAILBOXMETADATACHANGE", "SERVERMETADATACHANGE"})  # §5.7, §5.8
 _NAMES = {
     "MESSAGENEW": "MessageNew",
     "MESSAGEEXPUNGE": "MessageExpunge",
@@ -256,6 +257,11 @@ class Notifier:
 
         return any(event in g.events and g.covers(name, subs) for g in self.groups)
 
+    def metadata_changed(self, event: MetadataChanged) -> None:
+        """Entries changed while events were missed (`metadata.KnownEntries`)."""
+        self._metadata_event(event)
+        self.push()
+
     def _metadata_event(self, event: MetadataChanged) -> None:
         """RFC 5465 §5.7, §5.8: unsolicited METADATA naming the changed entries."""
         session = self.session
@@ -389,6 +395,8 @@ async def handle_notify(session: Session, command: cmd.Notify) -> str:
         else:
             kind = "personal" if group.filter == "inboxes" else group.filter  # §6.3
             groups.append(_Group(kind, group.mailboxes, frozenset(group.events)))
+    if any(g.events & _METADATA_EVENTS for g in groups):
+        await metadata.keep_entries(session)  # what changes while events are missed
     names = None
     if any(g.events & _NAME_EVENTS for g in groups):
         mailboxes, subscribed = await session.store.read_mailboxes(session.user_id)

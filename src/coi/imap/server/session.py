@@ -29,6 +29,7 @@ from coi.store.errors import MailboxExists, NoSuchMailbox, StoreError
 from coi.store.model import Flags, Mailbox
 
 if TYPE_CHECKING:
+    from coi.imap.server.metadata import KnownEntries
     from coi.imap.server.notify import Notifier
     from coi.imap.server.server import ImapServer
 
@@ -93,6 +94,7 @@ class Session:
         "idling",
         "in_command",
         "io",
+        "metadata_entries",
         "notifier",
         "pending_untagged",
         "saved_result",
@@ -118,6 +120,8 @@ class Session:
         self.in_command = False
         self.command: cmd.Command | None = None  # the one running, if any
         self.notifier: Notifier | None = None  # NOTIFY SET in effect (RFC 5465)
+        # kept while it gets unsolicited METADATA, for changes whose events were missed
+        self.metadata_entries: KnownEntries | None = None
         self.saved_result: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
         self.pending_untagged: list[bytes] = []  # e.g. unsolicited METADATA (RFC 5464 §4.4.2)
 
