@@ -731,3 +731,34 @@ async def test_select_is_one_snapshot_while_messages_arrive(imap_server: Running
         assert await appending > 0
     for c in (writer, reader):
         await c.close()
+
+
+async def _deleted_while_logged_in(server: RunningServer, store: Store) -> None:
+    """alice, in IDLE and between commands, is deleted through `store`: both her sessions
+    are told BYE and closed; bob's goes on."""
+    idle, waiting = await _client(server), await _client(server)
+    bob = await _client(server, "bob@example.org")
+    assert (await idle.command("s SELECT INBOX"))[-1].startswith(b"s OK")
+    await idle.send("i IDLE\r\n")
+    assert (await idle.line()).startswith(b"+ ")
+    await store.delete_user("alice@example.org")
+    for client in (idle, waiting):
+        assert await client.line() == b"* BYE Account deleted\r\n"
+        assert await client.reader.read() == b""  # closed
+    assert await bob.command("n NOOP") == [b"n OK NOOP completed\r\n"]
+    await bob.close()
+
+
+async def test_a_deleted_users_sessions_end(imap_server: RunningServer) -> None:
+    await _deleted_while_logged_in(imap_server, imap_server.store)
+
+
+async def test_a_user_deleted_by_another_process_has_its_sessions_ended(
+    postgres_imap_server: RunningServer,
+) -> None:
+    """PostgreSQL: `coi user del` in another process ends the user's sessions here."""
+    other = open_other_store(postgres_imap_server)
+    try:
+        await _deleted_while_logged_in(postgres_imap_server, other)
+    finally:
+        other.close()

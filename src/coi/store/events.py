@@ -107,6 +107,13 @@ class MetadataChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class UserGone:
+    """The user was deleted: whoever serves them (a session, in any process) lets go."""
+
+    user_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChangesMissed:
     """Changes may have been committed without their events reaching this process
     (PostgreSQL: its LISTEN connection was lost and is back). Every listener gets it,
@@ -123,6 +130,7 @@ Event = (
     | MailboxRenamed
     | SubscriptionChanged
     | MetadataChanged
+    | UserGone
 )
 Listener = Callable[[Event], None]
 

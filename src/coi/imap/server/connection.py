@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from coi.imap.server.server import ImapServer
 
 log = logging.getLogger("coi.imap")
+_SHUTTING_DOWN = b"Server shutting down"
 trace = logging.getLogger("coi.imap.trace")
 _READ = 64 * 1024
 _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
@@ -62,6 +63,7 @@ _SECRET = re.compile(rb"^(\S+ (?:LOGIN|AUTHENTICATE)\s).*$", re.IGNORECASE | re.
 
 class Connection(Transport):
     __slots__ = (
+        "_bye",
         "_deflate",
         "_inflate",
         "_inflate_tail",
@@ -107,6 +109,7 @@ class Connection(Transport):
         self.awaiting_login = False
         self.busy = False
         self.closing = False
+        self._bye = _SHUTTING_DOWN  # what `* BYE` says when `closing` ends it
         # login_timeout is a deadline from connect, not a silence: trickled bytes or NOOPs
         # must not hold an unauthenticated connection open for ever
         self._login_deadline = asyncio.get_running_loop().time() + server.config.login_timeout
@@ -294,7 +297,7 @@ class Connection(Transport):
                     self.server.logged_in(self)
                     self._set_limits(self.framer)
             if self.closing and session.state is not State.LOGOUT and not self.stream.is_closing():
-                self.write(b"* BYE Server shutting down\r\n")
+                self.write(b"* BYE %s\r\n" % self._bye)
         except IdleTimeout:
             self.write(b"* BYE Autologout; idle for too long\r\n")
         except PreloginInputExceeded:
@@ -399,10 +402,12 @@ class Connection(Transport):
         self.flush()
         self.stream.close()
 
-    def shutdown(self) -> None:
-        """Asks the connection to end: now if it waits for input, else after its command."""
+    def shutdown(self, why: bytes = _SHUTTING_DOWN) -> None:
+        """Asks the connection to end, with `* BYE why`: now if it waits for input, else
+        after its command."""
         self.closing = True
+        self._bye = why
         if not self.busy or self.session.idling:
-            self.write(b"* BYE Server shutting down\r\n")
+            self.write(b"* BYE %s\r\n" % why)
             self.flush()
             self.stream.close()

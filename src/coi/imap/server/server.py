@@ -45,7 +45,7 @@ from coi.imap.server.selected import MailboxState
 from coi.imap.server.session import Route
 from coi.imap.server.stream import Stream
 from coi.listener import Listener, open_listeners
-from coi.store.events import Event, MailboxDeleted
+from coi.store.events import Event, MailboxDeleted, UserGone
 from coi.store.model import Mailbox
 from coi.store.protocol import Store
 from coi.webpush.keys import WebPushKeys
@@ -114,7 +114,7 @@ class ImapServer:
         self._unwatch = [
             metadata.watch(self),
             coi.SeenMover(store, config).close,
-            store.events.watch_all(self._on_mailbox_deleted),
+            store.events.watch_all(self._on_gone),
         ]
 
     # -- shared state --------------------------------------------------------------
@@ -163,11 +163,16 @@ class ImapServer:
         self._recent_floors[state.mailbox_id, state.uidvalidity] = state.recent_floor
         state.close()
 
-    def _on_mailbox_deleted(self, event: Event) -> None:
+    def _on_gone(self, event: Event) -> None:
         if isinstance(event, MailboxDeleted):
             state = self._unused.get(event.mailbox_id)
             if state is not None:
                 self._drop_state(state)
+        elif isinstance(event, UserGone):  # deleted (in any process): its sessions end
+            for connection in tuple(self.connections):
+                if connection.session.user_id == event.user_id:
+                    self.log.info("closing connection peer=%s: user deleted", connection.peer)
+                    connection.shutdown(b"Account deleted")
 
     def login_user(self, user_id: int) -> bool:
         if self._per_user[user_id] >= self.config.max_connections_per_user:

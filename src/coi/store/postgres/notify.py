@@ -33,6 +33,7 @@ from coi.store.events import (
     MessagesExpunged,
     MetadataChanged,
     SubscriptionChanged,
+    UserGone,
 )
 from coi.store.model import Flags, stored_flags
 
@@ -100,6 +101,8 @@ def _bodies(event: Event) -> Iterator[list[Any]]:
     elif isinstance(event, MetadataChanged):  # (ChangesMissed stays in its process)
         for piece in _pieces(event.entries, MAX_PAYLOAD):
             yield ["M", event.user_id, event.mailbox_id, piece]
+    elif isinstance(event, UserGone):
+        yield ["U", event.user_id]
 
 
 def encode(token: str, write_id: int, events: Sequence[Event]) -> list[str]:
@@ -170,4 +173,6 @@ def _event(body: list[Any]) -> Event:
         return SubscriptionChanged(body[1], body[2], bool(body[3]))
     if kind == "M":
         return MetadataChanged(body[1], body[2], tuple(body[3]), REMOTE)
+    if kind == "U":
+        return UserGone(body[1])
     raise ValueError(f"unknown event kind {kind!r}")

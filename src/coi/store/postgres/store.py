@@ -65,6 +65,7 @@ from coi.store.events import (
     MessagesExpunged,
     MetadataChanged,
     SubscriptionChanged,
+    UserGone,
 )
 from coi.store.model import (
     FSYNC_POLICIES,
@@ -1008,7 +1009,9 @@ class PostgresStore:
             # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
             await conn.execute("DELETE FROM users WHERE id = $1", user_id)
             # every process lets go of the user's mailboxes (row cache, states, NOTIFY)
-            return None, [MailboxDeleted(user_id, row[0], row[1]) for row in boxes]
+            # and ends the user's sessions
+            events: list[Event] = [MailboxDeleted(user_id, row[0], row[1]) for row in boxes]
+            return None, [*events, UserGone(user_id)]
 
         await self._write(None, job)
 

@@ -35,6 +35,7 @@ from coi.store.events import (
     MessagesExpunged,
     MetadataChanged,
     SubscriptionChanged,
+    UserGone,
 )
 from coi.store.model import (
     DELETED,
@@ -224,7 +225,8 @@ class SqliteStore:
             conn.execute("DELETE FROM aliases WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
             # what kept a mailbox of the user (caches, NOTIFY, a session) lets it go
-            return None, [MailboxDeleted(user_id, id_, name) for id_, name in boxes]
+            events: list[Event] = [MailboxDeleted(user_id, id_, name) for id_, name in boxes]
+            return None, [*events, UserGone(user_id)]
 
         await self._writer.submit(job)
 
