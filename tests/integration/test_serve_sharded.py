@@ -133,6 +133,35 @@ def test_serve_on_a_sharded_directory(
         assert (unknown.returncode, unknown.stderr) == (
             1, "coi: no shard 9 (coi shard list shows them)\n"
         )  # fmt: skip
+        # bob moves to shard 0 while his session is open: it is told, and he logs in again
+        password = server.password("bob@example.org")
+        with imaplib.IMAP4("127.0.0.1", server.port) as imap:
+            imap.login("bob@example.org", password)
+            imap.select("INBOX")
+            uidvalidity = imap.response("UIDVALIDITY")[1]
+        moved = _coi("shard", "move", "bob@example.org", "0", "--json", "--store", directory)
+        assert moved.returncode == 0, moved.stderr
+        assert json.loads(moved.stdout) == {
+            "address": "bob@example.org", "source": 1, "target": 0, "mailboxes": 6,
+            "messages": 1, "leftovers": [],
+        }  # fmt: skip
+        assert watcher.until(b"BYE") == b"* BYE Account moved; log in again\r\n"
+        with imaplib.IMAP4("127.0.0.1", server.port) as imap:
+            imap.login("bob@example.org", password)
+            imap.select("INBOX")
+            assert imap.response("UIDVALIDITY")[1] == uidvalidity
+            typ, fetched = imap.uid("FETCH", "1", "BODY.PEEK[]")
+            assert typ == "OK" and fetched[0][1].endswith(MESSAGE)
+        with smtplib.LMTP("127.0.0.1", server.lmtp_port) as lmtp:  # delivered on shard 0 now
+            assert lmtp.sendmail("carol@example.net", ["bob@example.org"], MESSAGE) == {}
+        assert _count(second_postgres_cluster, shard, "SELECT count(*) FROM messages") == 0
+        assert _count(postgres_cluster, directory, "SELECT count(*) FROM messages") == 4
+        again = _coi("shard", "move", "bob@example.org", "0", "--store", directory)
+        assert again.stdout == "bob@example.org is on shard 0\n"
+        nobody = _coi("shard", "move", "nobody@example.org", "1", "--store", directory)
+        assert (nobody.returncode, nobody.stderr) == (
+            1, "coi: nobody@example.org: no such user (coi user list shows them)\n"
+        )  # fmt: skip
         # mistakes are one line each
         wrong = _coi(
             "user", "add", "eve@example.org", "--password-stdin", "--shard", "9",

@@ -1,4 +1,4 @@
-"""`coi shard add|list|close|open|remove`: users sharded over several PostgreSQL databases
+"""`coi shard add|list|close|open|remove|move`: users sharded over several PostgreSQL databases
 (coi.store.postgres.sharded; docs/scale-out.md: Sharding).
 
 `--store` names the directory: the database every `coi serve` is given, which holds the
@@ -9,6 +9,7 @@ first use; nothing needs a restart.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable
@@ -68,6 +69,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parser.add_argument("number", metavar="N", type=int, help="the shard's number")
         add_arguments(parser, only=_WHERE)
         parser.set_defaults(handler=handler)
+    move = actions.add_parser(
+        "move",
+        help="move a user with all their mail to shard N",
+        description="Moves ADDRESS (a user, with their mailboxes, messages, METADATA and "
+        "aliases) to shard N while servers run: the user's writes wait meanwhile, their "
+        "sessions end when it is done and log in again on shard N. UIDs and UIDVALIDITY "
+        "stay (clients resync nothing); MAILBOXID and EMAILID change. Run it again after "
+        "a crash: it finishes the move.",
+    )
+    move.add_argument("address", metavar="ADDRESS", help="the user's address")
+    move.add_argument("number", metavar="N", type=int, help="the shard to move to")
+    move.add_argument("--json", action="store_true", help="what was moved, as JSON")
+    add_arguments(move, only=_WHERE)
+    move.set_defaults(handler=_move)
 
 
 def _directory(args: argparse.Namespace) -> PostgresStore:
@@ -120,6 +135,31 @@ def _remove(args: argparse.Namespace) -> int:
         return f"shard {args.number} is out of the map"
 
     return _change(args, remove)
+
+
+def _move(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from coi.store.errors import NoSuchUser
+    from coi.store.postgres.moving import move_user
+    from coi.store.postgres.sharded import ShardError
+
+    def move(directory: PostgresStore) -> str:
+        try:
+            done = asyncio.run(move_user(directory.dsn, args.address, args.number))
+        except NoSuchUser:
+            raise ShardError("no such user (coi user list shows them)") from None
+        if args.json:
+            return json.dumps(dataclasses.asdict(done))
+        left = "".join(f"; old rows deleted on shard {n}" for n in done.leftovers)
+        if done.source == done.target:
+            return f"{done.address} is on shard {done.target}{left}"
+        return (
+            f"moved {done.address} from shard {done.source} to shard {done.target}: "
+            f"{done.mailboxes} mailboxes, {done.messages} messages"
+        )
+
+    return _change(args, move, about=f"{args.address}: ")
 
 
 def _change(

@@ -108,9 +108,11 @@ class MetadataChanged:
 
 @dataclass(frozen=True, slots=True)
 class UserGone:
-    """The user was deleted: whoever serves them (a session, in any process) lets go."""
+    """The user was deleted, or `moved` to another shard (coi.store.postgres.moving):
+    whoever serves them (a session, in any process) lets go."""
 
     user_id: int
+    moved: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from tests.contract.helpers import message, user_with_inbox
 from coi.store import protocol
 from coi.store.errors import NoSuchUser, UserExists
 from coi.store.events import Event, MessagesAdded
+from coi.store.model import DELETED, Flags
 
 pytest.importorskip("asyncpg")
 
@@ -349,3 +350,118 @@ async def test_users_of_the_directory_before_sharding_stay_there(
         sharded.close()  # closes the directory too
     finally:
         second_postgres_cluster.drop_database(name)
+
+
+async def _mail_of(store: ShardedStore, address: str) -> dict[str, object]:
+    """What a user's clients see, without ids: mailboxes (UIDVALIDITY, UIDNEXT,
+    HIGHESTMODSEQ, STATUS counts, messages with flags, MODSEQ and body), the expunge
+    tombstones QRESYNC reads, subscriptions, METADATA, aliases."""
+    user = store.get_user(address)
+    assert user is not None
+    boxes = {}
+    for box in store.list_mailboxes(user.id):
+        rows = store.rows(box.id, list(store.uids(box.id)))
+        status = store.status(box)
+        boxes[box.name] = (
+            box.uidvalidity,
+            box.uidnext,
+            box.highestmodseq,
+            (status.messages, status.unseen),
+            [(r.uid, r.flags, r.modseq, store.blob(r.blob_id)) for r in rows.values()],
+            await store.vanished_since(box.id, 0),
+            store.get_metadata(user.id, box.id, ["/private", "/shared"], "infinity"),
+        )
+    return {
+        "mailboxes": boxes,
+        "subscribed": store.subscriptions(user.id),
+        "server": store.get_metadata(user.id, 0, ["/private", "/shared"], "infinity"),
+        "aliases": await store.list_aliases(),
+        "used": store.storage_used(user.id),
+    }
+
+
+async def test_a_user_moves_to_another_shard_with_all_their_mail(
+    sharded: ShardedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`coi shard move`: everything a client sees stays (UIDs, UIDVALIDITY, MODSEQs, flags,
+    bodies, tombstones, METADATA, aliases), under ids of the target; the source keeps
+    nothing; the user's sessions are told (UserGone). A move that stopped half-way (after
+    the copy, after the map) is finished by running it again."""
+    import asyncpg
+
+    from coi.store.events import UserGone
+    from coi.store.postgres import moving
+    from coi.store.postgres.moving import move_user
+
+    alice, inbox = await user_with_inbox(sharded, "alice@x.org")
+    await user_with_inbox(sharded, "bob@x.org")  # on shard 1: alice's target
+    assert alice.id >> SHIFT == 0
+    await sharded.append(inbox.id, [message(str(n), flags=("\\Seen",) * (n % 2)) for n in range(5)])
+    archive = await sharded.create_mailbox(alice.id, "Archive/2026")
+    await sharded.copy(inbox.id, [1, 2], archive.id)  # bodies shared by two mailboxes
+    await sharded.store_flags(inbox.id, [3], "add", Flags(DELETED, ("$chat",)))
+    await sharded.expunge(inbox.id, [3])
+    await sharded.set_metadata(alice.id, 0, [("/private/comment", b"server")])
+    await sharded.set_metadata(alice.id, inbox.id, [("/shared/comment", b"inbox")])
+    await sharded.set_alias("info@x.org", "alice@x.org")
+    before = await _mail_of(sharded, "alice@x.org")
+    gone: list[Event] = []
+    sharded.events.watch_user(alice.id, gone.append)
+    directory = sharded.directory.dsn
+
+    async def copied_then_lost(*args: object) -> object:  # a crash after the copy
+        await real_copy(*args)  # type: ignore[arg-type]
+        raise OSError("the connection was lost")
+
+    real_copy = moving._copy
+    monkeypatch.setattr(moving, "_copy", copied_then_lost)
+    with pytest.raises(OSError):
+        await move_user(directory, "alice@x.org", 1)
+    monkeypatch.undo()
+    assert sharded.shards[1].get_user("alice@x.org") is not None  # a copy not in the map
+    assert sharded.get_user("alice@x.org") == alice  # still served from shard 0
+
+    done = await move_user(directory, "ALICE@x.org", 1)
+    assert (done.source, done.target, done.mailboxes, done.messages) == (0, 1, 5, 6)
+    moved = sharded.get_user("alice@x.org")
+    assert moved is not None and moved.id >> SHIFT == 1
+    assert sharded.alias_target("info@x.org") == moved
+    assert await _mail_of(sharded, "alice@x.org") == before
+    assert sharded.directory.get_user("alice@x.org") is None  # nothing left on shard 0
+    assert not sharded.directory._fetch("SELECT count(*) FROM blobs")[0][0]  # type: ignore[attr-defined]
+    for _ in range(200):  # the notification of the move reaches this process
+        if UserGone(alice.id, True) in gone:
+            break
+        await asyncio.sleep(0.025)
+    assert UserGone(alice.id, True) in gone
+    new_inbox = sharded.get_mailbox(moved.id, "INBOX")
+    assert new_inbox is not None
+    await sharded.append(new_inbox.id, [message("after")])  # UIDs go on
+    assert list(sharded.uids(new_inbox.id)) == [1, 2, 4, 5, 6]
+
+    # back to shard 0, stopped after the map changed: the old rows stay until run again
+    monkeypatch.setattr(moving, "notify_sql", lambda events: "SELECT no_such_function()")
+    with pytest.raises(asyncpg.PostgresError):
+        await move_user(directory, "alice@x.org", 0)
+    monkeypatch.undo()
+    assert sharded.shards[1].get_user("alice@x.org") is not None
+    again = await move_user(directory, "alice@x.org", 0)
+    assert (again.source, again.target, again.leftovers) == (0, 0, (1,))
+    assert sharded.shards[1].get_user("alice@x.org") is None
+    assert (await _mail_of(sharded, "alice@x.org"))["mailboxes"] != {}
+    with pytest.raises(ShardError, match="there is no shard 7"):
+        await move_user(directory, "alice@x.org", 7)
+    with pytest.raises(NoSuchUser):
+        await move_user(directory, "nobody@x.org", 1)
+
+
+def test_every_table_with_a_users_rows_is_moved(sharded: ShardedStore) -> None:
+    """A table a later migration adds with rows of a user (a user, mailbox or body id
+    column) must be copied by `coi shard move` too: this fails until it is in COPIED."""
+    from coi.store.postgres.moving import COPIED
+
+    rows = sharded.directory._fetch(  # type: ignore[attr-defined]
+        "SELECT DISTINCT table_name FROM information_schema.columns WHERE table_schema ="
+        " current_schema() AND column_name IN ('user_id', 'mailbox_id', 'blob_id')"
+    )
+    assert {str(row[0]) for row in rows} | {"users", "blobs"} == set(COPIED)

@@ -168,11 +168,12 @@ class ImapServer:
             state = self._unused.get(event.mailbox_id)
             if state is not None:
                 self._drop_state(state)
-        elif isinstance(event, UserGone):  # deleted (in any process): its sessions end
+        elif isinstance(event, UserGone):  # deleted or moved (in any process): sessions end
+            why = b"Account moved; log in again" if event.moved else b"Account deleted"
             for connection in tuple(self.connections):
                 if connection.session.user_id == event.user_id:
-                    self.log.info("closing connection peer=%s: user deleted", connection.peer)
-                    connection.shutdown(b"Account deleted")
+                    self.log.info("closing connection peer=%s: %s", connection.peer, why.decode())
+                    connection.shutdown(why)
 
     def login_user(self, user_id: int) -> bool:
         if self._per_user[user_id] >= self.config.max_connections_per_user:

@@ -102,7 +102,7 @@ def _bodies(event: Event) -> Iterator[list[Any]]:
         for piece in _pieces(event.entries, MAX_PAYLOAD):
             yield ["M", event.user_id, event.mailbox_id, piece]
     elif isinstance(event, UserGone):
-        yield ["U", event.user_id]
+        yield ["U", event.user_id, event.moved]
 
 
 def encode(token: str, write_id: int, events: Sequence[Event]) -> list[str]:
@@ -174,5 +174,5 @@ def _event(body: list[Any]) -> Event:
     if kind == "M":
         return MetadataChanged(body[1], body[2], tuple(body[3]), REMOTE)
     if kind == "U":
-        return UserGone(body[1])
+        return UserGone(body[1], bool(body[2]))
     raise ValueError(f"unknown event kind {kind!r}")

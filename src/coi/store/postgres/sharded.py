@@ -30,7 +30,8 @@ Invariants:
   answer (a user not found there is looked up in the map again), so a user deleted and
   added again on another shard is found.
 
-Not done: moving a user between shards (docs/scale-out.md says how to do it by hand).
+A user moves to another shard with `coi shard move` (coi.store.postgres.moving): their
+rows are copied under the target's ids, so an id still names its shard.
 """
 
 from __future__ import annotations

@@ -1000,18 +1000,7 @@ class PostgresStore:
             )
             if user_id is None:
                 raise NoSuchUser(address)
-            boxes = await conn.fetch(
-                "SELECT id, name FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE",
-                user_id,
-            )
-            for row in boxes:
-                await _drop_mailbox_contents(conn, row[0], self._bodies)
-            # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
-            await conn.execute("DELETE FROM users WHERE id = $1", user_id)
-            # every process lets go of the user's mailboxes (row cache, states, NOTIFY)
-            # and ends the user's sessions
-            events: list[Event] = [MailboxDeleted(user_id, row[0], row[1]) for row in boxes]
-            return None, [*events, UserGone(user_id)]
+            return None, await delete_user_rows(conn, user_id, self._bodies)
 
         await self._write(None, job)
 
@@ -2292,6 +2281,29 @@ async def _prune_placeholders(conn: Conn, user_id: int) -> None:
         )
     ):
         pass
+
+
+async def delete_user_rows(
+    conn: Conn, user_id: int, cache: BodyCache, *, moved: bool = False
+) -> list[Event]:
+    """Deletes a user (its row locked by the caller) with everything of theirs; the events
+    make every process let go of the user's mailboxes (row cache, states, NOTIFY) and end
+    the user's sessions."""
+    boxes = await conn.fetch(
+        "SELECT id, name FROM mailboxes WHERE user_id = $1 ORDER BY id FOR UPDATE", user_id
+    )
+    for row in boxes:
+        await _drop_mailbox_contents(conn, row[0], cache)
+    # mailboxes, subscriptions, metadata and aliases go with the user (CASCADE)
+    await conn.execute("DELETE FROM users WHERE id = $1", user_id)
+    events: list[Event] = [MailboxDeleted(user_id, row[0], row[1]) for row in boxes]
+    return [*events, UserGone(user_id, moved)]
+
+
+def notify_sql(events: list[Event]) -> str:
+    """The SQL that notifies `events` to every process as another process's (a token of
+    nobody's), for writes made outside a store (`coi shard move`)."""
+    return _notify_sql(encode(secrets.token_hex(8), 0, events))
 
 
 async def _drop_mailbox_contents(conn: Conn, mailbox_id: int, cache: BodyCache) -> None:
