@@ -6,7 +6,7 @@ import pytest
 from tests.contract.helpers import Backend, message, user_with_inbox
 
 from coi.store.errors import NoSuchUser, UserExists
-from coi.store.events import Event, MailboxCreated, MailboxDeleted
+from coi.store.events import Event, MailboxCreated, MailboxDeleted, UserGone
 from coi.store.protocol import Store
 
 
@@ -69,7 +69,8 @@ async def test_delete_user_takes_everything_and_frees_the_address(store: Store) 
 
 async def test_delete_user_publishes_each_of_its_mailboxes_deleted(store: Store) -> None:
     """Whatever keeps a mailbox (a server's kept state, PostgreSQL's row cache, NOTIFY)
-    lets go of a deleted user's mailboxes as of a deleted mailbox's."""
+    lets go of a deleted user's mailboxes as of a deleted mailbox's; then the user's
+    sessions end (UserGone)."""
     user = await store.add_user("a@x.org", "hash", [("Sent", "\\Sent")])
     await store.create_mailbox(user.id, "Archive/2026")
     ids = {m.id: m.name for m in store.list_mailboxes(user.id) if not m.noselect}
@@ -78,7 +79,8 @@ async def test_delete_user_publishes_each_of_its_mailboxes_deleted(store: Store)
     await store.delete_user("a@x.org")
     deleted = {e.mailbox_id: e.name for e in seen if isinstance(e, MailboxDeleted)}
     assert {k: v for k, v in deleted.items() if k in ids} == ids
-    assert all(isinstance(e, MailboxDeleted) and e.user_id == user.id for e in seen)
+    assert seen[-1] == UserGone(user.id)
+    assert all(isinstance(e, MailboxDeleted) and e.user_id == user.id for e in seen[:-1])
 
 
 async def test_aliases_and_catch_all(store: Store) -> None:
