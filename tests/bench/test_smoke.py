@@ -99,3 +99,18 @@ def test_hostile_prelogin_load_leaves_the_logged_in_user_served() -> None:
     ends = result["attack_ends"]
     assert ends.get("literals: closed by server", 0) >= 1, ends
     assert ends.get("huge-nonsync: closed by server", 0) >= 1, ends
+
+
+@pytest.mark.timeout(120)
+def test_shard_move_timing_runs() -> None:
+    """`coi_bench.shardmove` at a tiny size (it needs PostgreSQL, as the suite does)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(str(REPO / d) for d in ("src", "bench")))
+    proc = subprocess.run(
+        [sys.executable, "-m", "coi_bench.shardmove", "--messages", "30", "--size", "500",
+         "--repeat", "1"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=110,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "30 messages of 500 bytes (0 MB)"
+    assert [line.split(":")[0] for line in lines[1:]] == ["to shard 1", "to shard 0"]
