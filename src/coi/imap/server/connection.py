@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from coi.imap.server.server import ImapServer
 
 log = logging.getLogger("coi.imap")
-_SHUTTING_DOWN = b"Server shutting down"
 trace = logging.getLogger("coi.imap.trace")
+_SHUTTING_DOWN = b"Server shutting down"  # `* BYE` at a server's stop
 _READ = 64 * 1024
 _MAX_UNREAD_OUTPUT = 16 * 1024 * 1024
 _FLUSH_AT = 64 * 1024

@@ -265,9 +265,9 @@ class Session:
             return
         if not isinstance(command, cmd.Select):
             # A SELECT's response is one snapshot (`handle_select`): what came while it ran
-            # is announced at the next command, above the UIDNEXT it gave. Before its OK it
-            # would be below a UIDNEXT the client was just told to fetch from (Delta Chat
-            # then waited in IDLE for a message it had been shown).
+            # is announced at the next command (at or above the UIDNEXT it gave). Inside
+            # the SELECT's response, a client that fetches by UIDNEXT alone (Delta Chat)
+            # takes it for the state it selected, and waits in IDLE for it.
             self.announce(allow_expunge=_expunge_allowed(command))
         self.send_tagged(tag, result)
 
