@@ -173,6 +173,26 @@ def test_serve_on_a_sharded_directory(
         assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
         assert len(unreachable.stderr.strip().splitlines()) == 1
         assert "cannot open the shard" in unreachable.stderr and "pw" not in unreachable.stderr
+        # shard 1 emptied and taken out of the map while the server runs
+        assert _coi("shard", "close", "1", "--store", directory).returncode == 0
+        assert _coi("shard", "close", "0", "--store", directory).returncode == 0
+        nowhere = _coi("shard", "drain", "1", "--store", directory)
+        assert (nowhere.returncode, nowhere.stderr) == (
+            1, "coi: shard 1: no other shard is open to new users: coi shard open N, or --to N\n"
+        )  # fmt: skip
+        drained = _coi("shard", "drain", "1", "--to", "0", "--store", directory)
+        assert drained.returncode == 0, drained.stderr
+        assert drained.stdout.splitlines() == [
+            "moved carol@example.org from shard 1 to shard 0: 6 mailboxes, 0 messages",
+            "moved erin@example.org from shard 1 to shard 0: 6 mailboxes, 0 messages",
+            "shard 1 holds no users now (2 moved)",
+        ]
+        removed = _coi("shard", "remove", "1", "--store", directory)
+        assert (removed.returncode, removed.stdout) == (0, "shard 1 is out of the map\n")
+        assert _coi("shard", "open", "0", "--store", directory).returncode == 0
+        with imaplib.IMAP4("127.0.0.1", server.port) as imap:  # served from shard 0 now
+            imap.login("carol@example.org", "secret-password")
+            assert imap.select("INBOX")[0] == "OK"
     finally:
         for client in clients:
             client.close()

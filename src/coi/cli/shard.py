@@ -1,5 +1,5 @@
-"""`coi shard add|list|close|open|remove|move`: users sharded over several PostgreSQL databases
-(coi.store.postgres.sharded; docs/scale-out.md: Sharding).
+"""`coi shard add|list|close|open|remove|move|drain`: users sharded over several PostgreSQL
+databases (coi.store.postgres.sharded; docs/scale-out.md: Sharding).
 
 `--store` names the directory: the database every `coi serve` is given, which holds the
 shard map and is itself shard 0. Running servers open a shard added meanwhile on its
@@ -20,6 +20,7 @@ from coi.config import add_arguments
 from coi.store.quota import size_text
 
 if TYPE_CHECKING:
+    from coi.store.postgres.moving import MoveResult
     from coi.store.postgres.store import PostgresStore
 
 _WHERE = ("store",)
@@ -83,6 +84,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     move.add_argument("--json", action="store_true", help="what was moved, as JSON")
     add_arguments(move, only=_WHERE)
     move.set_defaults(handler=_move)
+    drain = actions.add_parser(
+        "drain",
+        help="move every user off shard N (then coi shard remove N can take it out)",
+        description="Moves every user of shard N, as coi shard move does, to the shard --to "
+        "names or each to the open shard with the fewest users. Close N first (coi shard "
+        "close N) so no new user lands there meanwhile. One line per user moved; run it "
+        "again to go on after a failure.",
+    )
+    drain.add_argument("number", metavar="N", type=int, help="the shard to empty")
+    drain.add_argument("--to", type=int, metavar="M", help="the shard to move them to")
+    drain.add_argument("--json", action="store_true", help="one JSON object per user moved")
+    add_arguments(drain, only=_WHERE)
+    drain.set_defaults(handler=_drain)
 
 
 def _directory(args: argparse.Namespace) -> PostgresStore:
@@ -149,17 +163,38 @@ def _move(args: argparse.Namespace) -> int:
             done = asyncio.run(move_user(directory.dsn, args.address, args.number))
         except NoSuchUser:
             raise ShardError("no such user (coi user list shows them)") from None
-        if args.json:
-            return json.dumps(dataclasses.asdict(done))
-        left = "".join(f"; old rows deleted on shard {n}" for n in done.leftovers)
-        if done.source == done.target:
-            return f"{done.address} is on shard {done.target}{left}"
-        return (
-            f"moved {done.address} from shard {done.source} to shard {done.target}: "
-            f"{done.mailboxes} mailboxes, {done.messages} messages"
-        )
+        return _moved_line(done, args.json)
 
     return _change(args, move, about=f"{args.address}: ")
+
+
+def _moved_line(done: MoveResult, as_json: bool) -> str:
+    if as_json:
+        return json.dumps(dataclasses.asdict(done))
+    if done.source == done.target:
+        left = "".join(f"; old rows deleted on shard {n}" for n in done.leftovers)
+        return f"{done.address} is on shard {done.target}{left}"
+    return (
+        f"moved {done.address} from shard {done.source} to shard {done.target}: "
+        f"{done.mailboxes} mailboxes, {done.messages} messages"
+    )
+
+
+def _drain(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from coi.store.postgres.moving import drain_shard
+
+    def drain(directory: PostgresStore) -> str:
+        def moved(done: MoveResult) -> None:
+            print(_moved_line(done, args.json), flush=True)
+
+        done = asyncio.run(drain_shard(directory.dsn, args.number, args.to, moved))
+        if args.json:
+            return json.dumps({"drained": args.number, "users": len(done)})
+        return f"shard {args.number} holds no users now ({len(done)} moved)"
+
+    return _change(args, drain, about=f"shard {args.number}: ")
 
 
 def _change(

@@ -33,7 +33,7 @@ from coi.store.postgres.cache import BodyCache
 from coi.store.postgres.sharded import ShardError
 from coi.store.postgres.store import delete_user_rows, notify_sql
 
-__all__ = ["COPIED", "MoveResult", "move_user"]
+__all__ = ["COPIED", "MoveResult", "drain_shard", "move_user"]
 
 # every table with rows of one user, by what names their owner (tests/integration/
 # test_serve_sharded.py checks that no other table of the schema has such a column)
@@ -116,6 +116,52 @@ async def move_user(directory_dsn: str, address: str, target: int) -> MoveResult
             await src.close()
             await dst.close()
         return MoveResult(address, source, target, mailboxes, messages, ())
+    finally:
+        await directory.close()
+
+
+async def drain_shard(
+    directory_dsn: str,
+    shard: int,
+    target: int | None = None,
+    moved: Callable[[MoveResult], None] = lambda result: None,
+) -> list[MoveResult]:
+    """Moves every user of `shard` (with their aliases) to `target`, or each to the open
+    shard with the fewest users, so that the shard can be removed (`coi shard remove`).
+    `moved` is told of each user as they are done; a failure stops at that user (the ones
+    before are moved, and running it again goes on)."""
+    directory = await asyncpg.connect(directory_dsn)
+    try:
+        if not await directory.fetchval("SELECT to_regclass('shards') IS NOT NULL"):
+            raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+        if not await directory.fetchval("SELECT 1 FROM shards WHERE id = $1", shard):
+            raise ShardError(f"there is no shard {shard} (coi shard list shows them)")
+        if target == shard:
+            raise ShardError(f"shard {shard} cannot be drained into itself")
+        addresses = [
+            str(row[0])
+            for row in await directory.fetch(
+                "SELECT address FROM user_shards WHERE shard_id = $1 ORDER BY address", shard
+            )
+        ]
+        done = []
+        for address in addresses:
+            to = target
+            if to is None:
+                to = await directory.fetchval(
+                    "SELECT s.id FROM shards s LEFT JOIN user_shards u ON u.shard_id = s.id"
+                    " WHERE NOT s.closed AND s.id <> $1 GROUP BY s.id ORDER BY count(u.address),"
+                    " s.id LIMIT 1",
+                    shard,
+                )
+                if to is None:
+                    raise ShardError(
+                        "no other shard is open to new users: coi shard open N, or --to N"
+                    )
+            result = await move_user(directory_dsn, address, int(to))
+            done.append(result)
+            moved(result)
+        return done
     finally:
         await directory.close()
 
