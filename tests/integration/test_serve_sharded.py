@@ -126,8 +126,8 @@ def test_serve_on_a_sharded_directory(
             assert opened.stdout == f"shard {number} is open to new users\n"
         busy = _coi("shard", "remove", "1", "--store", directory)
         assert (busy.returncode, busy.stderr) == (
-            1, "coi: shard 1 still holds 3 users and aliases: delete them first (coi shard"
-            " close keeps new ones out)\n",
+            1, "coi: shard 1 still holds 3 users and aliases: coi shard drain 1 moves them"
+            " (coi shard close keeps new ones out)\n",
         )  # fmt: skip
         unknown = _coi("shard", "open", "9", "--store", directory)
         assert (unknown.returncode, unknown.stderr) == (

@@ -388,8 +388,8 @@ def remove_shard(directory: PostgresStore, number: int) -> None:
             )
             if users:
                 raise ShardError(
-                    f"shard {number} still holds {users} users and aliases: delete them"
-                    " first (coi shard close keeps new ones out)"
+                    f"shard {number} still holds {users} users and aliases: coi shard drain"
+                    f" {number} moves them (coi shard close keeps new ones out)"
                 )
             await conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('shard_removed', $1) ON CONFLICT (key)"
