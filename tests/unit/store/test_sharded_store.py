@@ -448,7 +448,12 @@ async def test_a_user_moves_to_another_shard_with_all_their_mail(
     again = await move_user(directory, "alice@x.org", 0)
     assert (again.source, again.target, again.leftovers) == (0, 0, (1,))
     assert sharded.shards[1].get_user("alice@x.org") is None
-    assert (await _mail_of(sharded, "alice@x.org"))["mailboxes"] != {}
+    settled = await _mail_of(sharded, "alice@x.org")
+    assert settled["mailboxes"] != {}
+    # two moves of one user at once: the second waits for the first, nothing is lost
+    both = await asyncio.gather(*(move_user(directory, "alice@x.org", 1) for _ in range(2)))
+    assert sorted((r.source, r.target) for r in both) == [(0, 1), (1, 1)]
+    assert await _mail_of(sharded, "alice@x.org") == settled
     with pytest.raises(ShardError, match="there is no shard 7"):
         await move_user(directory, "alice@x.org", 7)
     with pytest.raises(NoSuchUser):

@@ -53,6 +53,9 @@ COPIED = (
 )
 _COUNTS = ("message_count", "unseen_count", "deleted_count", "size_sum")  # kept by triggers
 _BATCH = 500  # messages (and their bodies) per round trip
+# one move at a time per directory: a second move of the same user, started before the
+# first changed the map, would delete the first's copy as one the map does not name
+_MOVE_LOCK = 0x636F69_6D6F7665
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ async def move_user(directory_dsn: str, address: str, target: int) -> MoveResult
     try:
         if not await directory.fetchval("SELECT to_regclass('shards') IS NOT NULL"):
             raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+        await directory.execute("SELECT pg_advisory_lock($1)", _MOVE_LOCK)  # until closed
         shards = {
             int(row[0]): str(row[1]) or directory_dsn
             for row in await directory.fetch("SELECT id, dsn FROM shards")
