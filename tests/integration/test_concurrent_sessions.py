@@ -754,11 +754,13 @@ async def test_a_deleted_users_sessions_end(imap_server: RunningServer) -> None:
 
 
 async def test_a_user_deleted_by_another_process_has_its_sessions_ended(
-    postgres_imap_server: RunningServer,
+    imap_server: RunningServer,
 ) -> None:
-    """PostgreSQL: `coi user del` in another process ends the user's sessions here."""
-    other = open_other_store(postgres_imap_server)
+    """`coi user del` in another process ends the user's sessions here: on PostgreSQL by
+    its notification, on SQLite by the deletions the store looks for every second."""
+    await imap_server.store.warm_up()  # as `coi serve` does
+    other = open_other_store(imap_server)
     try:
-        await _deleted_while_logged_in(postgres_imap_server, other)
+        await _deleted_while_logged_in(imap_server, other)
     finally:
         other.close()

@@ -91,8 +91,8 @@ async def test_migration_9_counts_the_messages_stored_before(tmp_path: Path) -> 
     await store.append(inbox.id, [_msg(), _msg()])
     store.close()
     conn = sqlite3.connect(tmp_path / "coi.db", isolation_level=None)
-    conn.executescript(  # back to schema 8 (undoing 9 and 10)
-        "DROP INDEX messages_deleted;"
+    conn.executescript(  # back to schema 8 (undoing 9, 10 and 11)
+        "DROP TABLE deleted_users; DROP INDEX messages_deleted;"
         " DROP TRIGGER messages_counts_added; DROP TRIGGER messages_counts_removed;"
         " DROP TRIGGER messages_counts_changed; ALTER TABLE mailboxes DROP COLUMN size_sum;"
         " ALTER TABLE mailboxes DROP COLUMN message_count;"

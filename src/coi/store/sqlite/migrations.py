@@ -160,6 +160,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE flags & 8 = 8;
     """,
+    # 11: users deleted, in order, so that `coi serve` hears of a deletion another process
+    # made (`coi user del`) and ends the user's sessions (SqliteStore.warm_up); a day's
+    # rows are kept, older ones go at the next deletion.
+    """
+    CREATE TABLE deleted_users (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        at INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 
 

@@ -8,6 +8,8 @@ Every query names its user or mailbox: no statement reaches another user's rows.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import sqlite3
 import time
@@ -62,6 +64,7 @@ _MAILBOX_COLUMNS = (
 _ROW_COLUMNS = "uid, flags, keywords, modseq, size, internaldate, tz_minutes, blob_id"
 _HEADER_END = re.compile(rb"\n\r?\n")
 _CHUNK = 500  # parameters per IN (...) list, under SQLite's limit
+DELETIONS_EVERY = 1.0  # seconds between looks for users deleted by another process
 _MAX_SQL_NEEDLES = 16  # text keys narrowed in SQL; the rest are checked per message
 
 
@@ -129,6 +132,7 @@ class SqliteStore:
         self._objectid_key = bytes.fromhex(key)
         setup.close()
         self._read = _connect(path, readonly=True)
+        self._watching: asyncio.Task[None] | None = None  # `warm_up`
         self._writer = Writer(
             lambda: _connect(path, readonly=False),
             self.events.publish,
@@ -143,6 +147,10 @@ class SqliteStore:
         return sum(f.stat().st_size for f in files if f.exists())
 
     def close(self) -> None:
+        watching = self._watching
+        if watching is not None and not watching.done():
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nothing runs
+                watching.get_loop().call_soon_threadsafe(watching.cancel)
         self._writer.close()
         self._read.close()
 
@@ -224,6 +232,9 @@ class SqliteStore:
             conn.execute("DELETE FROM metadata WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM aliases WHERE user_id = ?", (user_id,))
             conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+            now = int(time.time())  # for a server in another process (`_watch_deletions`)
+            conn.execute("INSERT INTO deleted_users (user_id, at) VALUES (?, ?)", (user_id, now))
+            conn.execute("DELETE FROM deleted_users WHERE at < ?", (now - 86400,))
             # what kept a mailbox of the user (caches, NOTIFY, a session) lets it go
             events: list[Event] = [MailboxDeleted(user_id, id_, name) for id_, name in boxes]
             return None, [*events, UserGone(user_id)]
@@ -251,7 +262,24 @@ class SqliteStore:
         return limit, self.storage_used(user_id) if limit else 0
 
     async def warm_up(self) -> None:
-        """Nothing to open: the file is open, and reads never wait."""
+        """Nothing to open (the file is open, and reads never wait). Starts watching for
+        users another process deletes (`coi user del`): this process publishes their
+        `UserGone`, so their sessions here end (a deletion made here is published twice,
+        which ends nothing more)."""
+        if self._watching is None:
+            row = self._read.execute("SELECT max(id) FROM deleted_users").fetchone()
+            self._watching = asyncio.get_running_loop().create_task(
+                self._watch_deletions(row[0] or 0)
+            )
+
+    async def _watch_deletions(self, seen: int) -> None:
+        while True:
+            await asyncio.sleep(DELETIONS_EVERY)
+            for row_id, user_id in self._read.execute(
+                "SELECT id, user_id FROM deleted_users WHERE id > ? ORDER BY id", (seen,)
+            ).fetchall():
+                seen = row_id
+                self.events.publish(UserGone(user_id))
 
     async def read_recipient(
         self, address: str, default: int
