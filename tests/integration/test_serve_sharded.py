@@ -211,3 +211,11 @@ def test_an_unreachable_shard_stops_serve_with_one_line(
     assert listed.returncode == 1 and "Traceback" not in listed.stderr
     assert "cannot open shard 1" in listed.stderr and "pw@" not in listed.stderr
     assert len(listed.stderr.strip().splitlines()) == 1
+    postgres_cluster.psql(
+        "INSERT INTO user_shards (address, shard_id) VALUES ('ghost@example.org', 0)",
+        urlsplit(directory).path.lstrip("/"),
+    )
+    moved = _coi("shard", "move", "ghost@example.org", "1", "--store", directory)
+    assert moved.returncode == 1 and "Traceback" not in moved.stderr and "pw@" not in moved.stderr
+    assert moved.stderr.startswith("coi: ghost@example.org: the move stopped (")
+    assert moved.stderr.endswith("): run it again to finish it\n")

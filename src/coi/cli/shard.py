@@ -12,8 +12,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from coi.cli.common import config_or_exit, open_postgres, redact
 from coi.config import add_arguments
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from coi.store.postgres.store import PostgresStore
 
 _WHERE = ("store",)
+T = TypeVar("T")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -152,20 +153,29 @@ def _remove(args: argparse.Namespace) -> int:
 
 
 def _move(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from coi.store.errors import NoSuchUser
     from coi.store.postgres.moving import move_user
-    from coi.store.postgres.sharded import ShardError
 
     def move(directory: PostgresStore) -> str:
-        try:
-            done = asyncio.run(move_user(directory.dsn, args.address, args.number))
-        except NoSuchUser:
-            raise ShardError("no such user (coi user list shows them)") from None
-        return _moved_line(done, args.json)
+        return _moved_line(_moving(move_user(directory.dsn, args.address, args.number)), args.json)
 
     return _change(args, move, about=f"{args.address}: ")
+
+
+def _moving(work: Coroutine[Any, Any, T]) -> T:
+    """Runs a move; a database that fails on the way is one line (ShardError)."""
+    import asyncio
+
+    import asyncpg
+
+    from coi.store.errors import NoSuchUser
+    from coi.store.postgres.sharded import ShardError
+
+    try:
+        return asyncio.run(work)
+    except NoSuchUser:
+        raise ShardError("no such user (coi user list shows them)") from None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise ShardError(f"the move stopped ({exc}): run it again to finish it") from None
 
 
 def _moved_line(done: MoveResult, as_json: bool) -> str:
@@ -181,15 +191,13 @@ def _moved_line(done: MoveResult, as_json: bool) -> str:
 
 
 def _drain(args: argparse.Namespace) -> int:
-    import asyncio
-
     from coi.store.postgres.moving import drain_shard
 
     def drain(directory: PostgresStore) -> str:
         def moved(done: MoveResult) -> None:
             print(_moved_line(done, args.json), flush=True)
 
-        done = asyncio.run(drain_shard(directory.dsn, args.number, args.to, moved))
+        done = _moving(drain_shard(directory.dsn, args.number, args.to, moved))
         if args.json:
             return json.dumps({"drained": args.number, "users": len(done)})
         return f"shard {args.number} holds no users now ({len(done)} moved)"
