@@ -470,3 +470,51 @@ def test_every_table_with_a_users_rows_is_moved(sharded: ShardedStore) -> None:
         " current_schema() AND column_name IN ('user_id', 'mailbox_id', 'blob_id')"
     )
     assert {str(row[0]) for row in rows} | {"users", "blobs"} == set(COPIED)
+
+
+async def test_a_write_during_a_move_waits_and_fails_or_is_moved(
+    sharded: ShardedStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write of the user that comes while the move holds their rows waits for it, then
+    fails (no OK was given: the client or the sending server tries again, and finds the
+    user on the target); a write that committed before the move is moved. Nothing is
+    stored on the source after the move."""
+    from coi.store.errors import NoSuchMailbox
+    from coi.store.postgres import moving
+    from coi.store.postgres.moving import move_user
+
+    alice, inbox = await user_with_inbox(sharded, "alice@x.org")
+    await sharded.append(inbox.id, [message("before")])
+    copied, release = asyncio.Event(), asyncio.Event()
+    real_copy = moving._copy
+
+    async def copy_then_hold(*args: object) -> object:
+        result = await real_copy(*args)  # type: ignore[arg-type]
+        copied.set()
+        await release.wait()  # the source's rows stay locked meanwhile
+        return result
+
+    monkeypatch.setattr(moving, "_copy", copy_then_hold)
+    move = asyncio.create_task(move_user(sharded.directory.dsn, "alice@x.org", 1))
+    await asyncio.wait_for(copied.wait(), 30)
+    writes = [
+        asyncio.create_task(sharded.append(inbox.id, [message("during")])),
+        asyncio.create_task(sharded.store_flags(inbox.id, [1], "add", Flags(DELETED))),
+        asyncio.create_task(sharded.set_metadata(alice.id, 0, [("/private/x", b"y")])),
+    ]
+    await asyncio.sleep(0.5)
+    assert not any(w.done() for w in writes)  # waiting for the move's locks
+    release.set()
+    await move
+    for write in writes:
+        with pytest.raises((NoSuchMailbox, NoSuchUser)):
+            await write
+    moved = sharded.get_user("alice@x.org")
+    assert moved is not None and moved.id >> SHIFT == 1
+    new_inbox = sharded.get_mailbox(moved.id, "INBOX")
+    assert new_inbox is not None and list(sharded.uids(new_inbox.id)) == [1]
+    assert not sharded.rows(new_inbox.id, [1])[1].flags.bits & DELETED
+    assert sharded.get_metadata(moved.id, 0, ["/private/x"]) == {}
+    for table in ("users", "mailboxes", "messages", "blobs", "metadata"):
+        count = sharded.directory._fetch(f"SELECT count(*) FROM {table}")  # type: ignore[attr-defined]
+        assert count[0][0] == 0, table

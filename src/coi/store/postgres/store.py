@@ -2061,8 +2061,10 @@ class _Report:
 
 
 async def _lock_user(conn: Conn, user_id: int) -> None:
-    """Serializes changes of one user's mailbox tree and METADATA across processes."""
-    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+    """Serializes changes of one user's mailbox tree and METADATA across processes; a
+    user deleted (or moved to another shard) while this waited is NoSuchUser."""
+    if await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id) is None:
+        raise NoSuchUser(str(user_id))
 
 
 async def _find(conn: Conn, user_id: int, name: str) -> int | None:
