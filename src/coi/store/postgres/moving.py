@@ -22,6 +22,7 @@ nothing; MAILBOXID and EMAILID change, as they come from the shard's key and its
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,15 +74,8 @@ async def move_user(directory_dsn: str, address: str, target: int) -> MoveResult
     address = address.lower()
     directory = await asyncpg.connect(directory_dsn)
     try:
-        if not await directory.fetchval("SELECT to_regclass('shards') IS NOT NULL"):
-            raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
         await directory.execute("SELECT pg_advisory_lock($1)", _MOVE_LOCK)  # until closed
-        shards = {
-            int(row[0]): str(row[1]) or directory_dsn
-            for row in await directory.fetch("SELECT id, dsn FROM shards")
-        }
-        if target not in shards:
-            raise ShardError(f"there is no shard {target} (coi shard list shows them)")
+        shards = await _shard_map(directory, directory_dsn, target)
         source = await directory.fetchval(
             "SELECT shard_id FROM user_shards WHERE address = $1", address
         )
@@ -92,9 +86,11 @@ async def move_user(directory_dsn: str, address: str, target: int) -> MoveResult
             left = [n for n, dsn in sorted(others.items()) if await _delete_copy(dsn, address)]
             return MoveResult(address, source, target, 0, 0, tuple(left))
         await _delete_copy(shards[target], address)  # an earlier run's, never in the map
-        src = await asyncpg.connect(shards[source])
-        dst = await asyncpg.connect(shards[target])
-        try:
+        async with contextlib.AsyncExitStack() as connections:
+            src = await asyncpg.connect(shards[source])
+            connections.push_async_callback(src.close)
+            dst = await asyncpg.connect(shards[target])
+            connections.push_async_callback(dst.close)
             async with src.transaction():
                 user = await src.fetchrow(
                     "SELECT * FROM users WHERE address = $1 FOR UPDATE", address
@@ -116,9 +112,6 @@ async def move_user(directory_dsn: str, address: str, target: int) -> MoveResult
                     )
                 events = await delete_user_rows(src, user["id"], BodyCache(0), moved=True)
                 await src.execute(notify_sql(events))
-        finally:
-            await src.close()
-            await dst.close()
         return MoveResult(address, source, target, mailboxes, messages, ())
     finally:
         await directory.close()
@@ -136,10 +129,7 @@ async def drain_shard(
     before are moved, and running it again goes on)."""
     directory = await asyncpg.connect(directory_dsn)
     try:
-        if not await directory.fetchval("SELECT to_regclass('shards') IS NOT NULL"):
-            raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
-        if not await directory.fetchval("SELECT 1 FROM shards WHERE id = $1", shard):
-            raise ShardError(f"there is no shard {shard} (coi shard list shows them)")
+        await _shard_map(directory, directory_dsn, shard)
         if target == shard:
             raise ShardError(f"shard {shard} cannot be drained into itself")
         addresses = [
@@ -168,6 +158,22 @@ async def drain_shard(
         return done
     finally:
         await directory.close()
+
+
+async def _shard_map(
+    directory: asyncpg.Connection[Any], directory_dsn: str, wanted: int
+) -> dict[int, str]:
+    """Each shard's DSN (the directory's for shard 0); ShardError when the store is not
+    sharded or has no shard `wanted`."""
+    if not await directory.fetchval("SELECT to_regclass('shards') IS NOT NULL"):
+        raise ShardError("the store is not sharded (coi shard add DSN adds a shard)")
+    shards = {
+        int(row[0]): str(row[1]) or directory_dsn
+        for row in await directory.fetch("SELECT id, dsn FROM shards")
+    }
+    if wanted not in shards:
+        raise ShardError(f"there is no shard {wanted} (coi shard list shows them)")
+    return shards
 
 
 async def _delete_copy(dsn: str, address: str) -> bool:
