@@ -133,6 +133,12 @@ def test_serve_on_a_sharded_directory(
         assert (unknown.returncode, unknown.stderr) == (
             1, "coi: no shard 9 (coi shard list shows them)\n"
         )  # fmt: skip
+        for drain, said in (
+            (["9"], "there is no shard 9 (coi shard list shows them)"),
+            (["1", "--to", "1"], "shard 1 cannot be drained into itself"),
+        ):
+            wrong = _coi("shard", "drain", *drain, "--store", directory)
+            assert (wrong.returncode, wrong.stderr) == (1, f"coi: shard {drain[0]}: {said}\n")
         # bob moves to shard 0 while his session is open: it is told, and he logs in again
         password = server.password("bob@example.org")
         with imaplib.IMAP4("127.0.0.1", server.port) as imap:

@@ -38,67 +38,74 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     actions.required = True
-    add = actions.add_parser(
+
+    def action(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str, more: str = ""
+    ) -> argparse.ArgumentParser:
+        """One ACTION on the directory (--store), its help `text` (and `more` for --help)."""
+        one = actions.add_parser(name, help=text, description=more or None)
+        add_arguments(one, only=_WHERE)
+        one.set_defaults(handler=handler)
+        return one
+
+    add = action(
         "add",
-        help="add an empty database as the next shard",
-        description="Adds DSN (an empty database; coi makes its schema) as the next shard. "
-        "Every id the shard hands out starts at its number << 40, so an id names its shard.",
+        _add,
+        "add an empty database as the next shard",
+        "Adds DSN (an empty database; coi makes its schema) as the next shard. Every id the "
+        "shard hands out starts at its number << 40, so an id names its shard.",
     )
     add.add_argument("dsn", metavar="DSN", help="postgresql://user@host/database")
-    add_arguments(add, only=_WHERE)
-    add.set_defaults(handler=_add)
-    listing = actions.add_parser(
-        "list", help="list the shards with their number of users and their size on disk"
+    listing = action(
+        "list", _list, "list the shards with their number of users and their size on disk"
     )
     listing.add_argument("--json", action="store_true", help="one JSON array")
-    add_arguments(listing, only=_WHERE)
-    listing.set_defaults(handler=_list)
-    close = actions.add_parser(
-        "close",
-        help="shard N takes new users only when named (coi user add --shard N)",
-        description="Shard N takes new users only when named (coi user add --shard N): "
-        "its users stay and keep working. For a database that is full or to be retired.",
-    )
-    reopen = actions.add_parser("open", help="shard N takes new users again")
-    remove = actions.add_parser(
-        "remove",
-        help="take shard N, which holds no users, out of the map",
-        description="Takes shard N out of the map: only one that holds no users or aliases "
-        "(close it first, so none is added meanwhile). Its database is left as it is; its "
-        "number is never given out again.",
-    )
-    for parser, handler in ((close, _close), (reopen, _open), (remove, _remove)):
-        parser.add_argument("number", metavar="N", type=int, help="the shard's number")
-        add_arguments(parser, only=_WHERE)
-        parser.set_defaults(handler=handler)
-    move = actions.add_parser(
+    for name, handler, text, more in (
+        (
+            "close",
+            _close,
+            "shard N takes new users only when named (coi user add --shard N)",
+            "Shard N takes new users only when named (coi user add --shard N): its users stay "
+            "and keep working. For a database that is full or to be retired.",
+        ),
+        ("open", _open, "shard N takes new users again", ""),
+        (
+            "remove",
+            _remove,
+            "take shard N, which holds no users, out of the map",
+            "Takes shard N out of the map: only one that holds no users or aliases (close and "
+            "drain it first). Its database is left as it is; its number is never given out "
+            "again.",
+        ),
+    ):
+        action(name, handler, text, more).add_argument(
+            "number", metavar="N", type=int, help="the shard's number"
+        )
+    move = action(
         "move",
-        help="move a user with all their mail to shard N",
-        description="Moves ADDRESS (a user, with their mailboxes, messages, METADATA and "
-        "aliases) to shard N while servers run: the user's writes wait meanwhile, their "
-        "sessions end when it is done and log in again on shard N. UIDs and UIDVALIDITY "
-        "stay (clients resync nothing); MAILBOXID and EMAILID change. Run it again after "
-        "a crash: it finishes the move.",
+        _move,
+        "move a user with all their mail to shard N",
+        "Moves ADDRESS (a user, with their mailboxes, messages, METADATA and aliases) to "
+        "shard N while servers run: the user's writes wait meanwhile, their sessions end when "
+        "it is done and log in again on shard N. UIDs and UIDVALIDITY stay (clients resync "
+        "nothing); MAILBOXID and EMAILID change. Run it again after a crash: it finishes the "
+        "move.",
     )
     move.add_argument("address", metavar="ADDRESS", help="the user's address")
     move.add_argument("number", metavar="N", type=int, help="the shard to move to")
     move.add_argument("--json", action="store_true", help="what was moved, as JSON")
-    add_arguments(move, only=_WHERE)
-    move.set_defaults(handler=_move)
-    drain = actions.add_parser(
+    drain = action(
         "drain",
-        help="move every user off shard N (then coi shard remove N can take it out)",
-        description="Moves every user of shard N, as coi shard move does, to the shard --to "
-        "names or each to the open shard with the fewest users. Close N first (coi shard "
-        "close N) so no new user lands there meanwhile. One line per user moved; run it "
-        "again to go on after a failure.",
+        _drain,
+        "move every user off shard N (then coi shard remove N can take it out)",
+        "Moves every user of shard N, as coi shard move does, to the shard --to names or each "
+        "to the open shard with the fewest users. Close N first (coi shard close N) so no new "
+        "user lands there meanwhile. One line per user moved; run it again to go on after a "
+        "failure.",
     )
     drain.add_argument("number", metavar="N", type=int, help="the shard to empty")
     drain.add_argument("--to", type=int, metavar="M", help="the shard to move them to")
     drain.add_argument("--json", action="store_true", help="one JSON object per user moved")
-    add_arguments(drain, only=_WHERE)
-    drain.set_defaults(handler=_drain)
-
 
 def _directory(args: argparse.Namespace) -> PostgresStore:
     """The directory database alone (its shards are not opened), or a one-line exit."""
