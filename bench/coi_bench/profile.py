@@ -65,7 +65,7 @@ def summarize(raw: Path, top: int = 25) -> str:
     total = 0
     incl: collections.Counter[str] = collections.Counter()
     self_: collections.Counter[str] = collections.Counter()
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text().split("\n"):  # not splitlines: a frame may hold \x1c-\x1e
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue

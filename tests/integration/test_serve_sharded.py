@@ -5,13 +5,17 @@ FETCH, one LMTP transaction to recipients on both shards, IDLE seeing a delivery
 
 from __future__ import annotations
 
+import asyncio
 import imaplib
 import json
 import re
 import smtplib
+import threading
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from tests import pg
 from tests.integration.serverproc import ServerProcess
 from tests.integration.test_serve_postgres import _Client, _coi
@@ -225,3 +229,67 @@ def test_an_unreachable_shard_stops_serve_with_one_line(
     assert moved.returncode == 1 and "Traceback" not in moved.stderr and "pw@" not in moved.stderr
     assert moved.stderr.startswith("coi: ghost@example.org: the move stopped (")
     assert moved.stderr.endswith("): run it again to finish it\n")
+
+
+def test_a_delivery_during_a_move_is_deferred_then_lands_on_the_new_shard(
+    tmp_path: Path,
+    sharded_dsns: tuple[str, str],
+    postgres_cluster: pg.Cluster,
+    second_postgres_cluster: pg.Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An LMTP delivery to a user whose rows a move holds waits for the move, then gets
+    451 (no 250 was given, so the sending server tries again; no bounce); the next try
+    is stored on the target shard, and nothing is left on the source (the Sharding
+    section of docs/scale-out.md)."""
+    from coi.store.postgres import moving
+
+    directory, shard = sharded_dsns
+    server = ServerProcess(tmp_path / "data", "--store", directory)
+    server.start()  # --demo: bob on shard 1
+    copied, release = threading.Event(), threading.Event()
+    real_copy = moving._copy
+
+    async def copy_then_hold(*args: Any) -> Any:
+        result = await real_copy(*args)
+        copied.set()
+        await asyncio.to_thread(release.wait, 60)  # the source's rows stay locked meanwhile
+        return result
+
+    monkeypatch.setattr(moving, "_copy", copy_then_hold)
+
+    def deliver() -> dict[str, tuple[int, bytes]]:
+        with smtplib.LMTP("127.0.0.1", server.lmtp_port) as lmtp:
+            try:
+                return lmtp.sendmail("carol@example.net", ["bob@example.org"], MESSAGE)
+            except smtplib.SMTPDataError as refused:  # every recipient refused
+                return {"bob@example.org": (refused.smtp_code, refused.smtp_error)}
+
+    async def scenario() -> dict[str, tuple[int, bytes]]:
+        move = asyncio.create_task(moving.move_user(directory, "bob@example.org", 0))
+        assert await asyncio.to_thread(copied.wait, 30)
+        delivery = asyncio.create_task(asyncio.to_thread(deliver))
+        await asyncio.sleep(1.0)
+        assert not delivery.done()  # waiting for the mailbox row the move holds
+        release.set()
+        result = await move
+        assert (result.source, result.target, result.messages) == (1, 0, 0)
+        return await asyncio.wait_for(delivery, 30)
+
+    try:
+        refused = asyncio.run(scenario())
+        assert refused == {
+            "bob@example.org": (451, b"4.3.0 <bob@example.org>: temporary failure, try again later")
+        }
+        assert deliver() == {}  # the sending server's next try
+        assert _count(second_postgres_cluster, shard, "SELECT count(*) FROM messages") == 0
+        assert _count(second_postgres_cluster, shard, "SELECT count(*) FROM users") == 0
+        assert _count(postgres_cluster, directory, "SELECT count(*) FROM messages") == 1
+        with imaplib.IMAP4("127.0.0.1", server.port) as imap:
+            imap.login("bob@example.org", server.password("bob@example.org"))
+            imap.select("INBOX")
+            typ, fetched = imap.uid("FETCH", "1:*", "BODY.PEEK[]")
+            assert typ == "OK" and fetched[0][1].endswith(MESSAGE) and len(fetched) == 2
+    finally:
+        release.set()
+        assert server.terminate() == 0
