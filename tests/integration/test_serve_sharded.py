@@ -245,7 +245,7 @@ def test_a_delivery_during_a_move_is_deferred_then_lands_on_the_new_shard(
     from coi.store.postgres import moving
 
     directory, shard = sharded_dsns
-    server = ServerProcess(tmp_path / "data", "--store", directory)
+    server = ServerProcess(tmp_path / "data", "--store", directory, drain=True)
     server.start()  # --demo: bob on shard 1
     copied, release = threading.Event(), threading.Event()
     real_copy = moving._copy
@@ -293,3 +293,6 @@ def test_a_delivery_during_a_move_is_deferred_then_lands_on_the_new_shard(
     finally:
         release.set()
         assert server.terminate() == 0
+    log = "".join(server.output)
+    assert "delivery deferred user=bob@example.org: deleted or moved meanwhile" in log
+    assert "Traceback" not in log  # an expected wait, not a failure

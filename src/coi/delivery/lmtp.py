@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from coi import metrics
 from coi.delivery.local import LocalDelivery
 from coi.delivery.smtpd import FastSMTP
+from coi.store.errors import NoSuchMailbox, NoSuchUser
 from coi.store.model import User
 from coi.store.quota import exceeds
 
@@ -89,6 +90,14 @@ class LmtpHandler:
             return None
         try:
             await self.local.deliver(user, message, sender, quota_checked=True)
+        except (NoSuchMailbox, NoSuchUser) as gone:
+            # the user was deleted or moved to another shard after RCPT found them: the
+            # sending server tries again and finds them where they are now (or gets 550)
+            log.warning(
+                "delivery deferred user=%s: deleted or moved meanwhile (%s)", user.address, gone
+            )
+            metrics.delivery("lmtp", "tempfail")
+            return False
         except Exception:
             log.exception("delivery failed user=%s", user.address)
             metrics.delivery("lmtp", "tempfail")
