@@ -288,12 +288,16 @@ async def _entries(session: Session) -> dict[int, dict[str, int | None]]:
     """Every METADATA entry of the session's user, server and per mailbox, as hashes."""
     store, user_id = session.store, session.user_id
     mailboxes, _ = await store.read_mailboxes(user_id)
-    out: dict[int, dict[str, int | None]] = {}
-    for mailbox_id in (0, *(m.id for m in mailboxes)):
-        values = await store.read_metadata(user_id, mailbox_id, _ROOTS, "infinity")
-        if values:
-            out[mailbox_id] = {name: hash(value) for name, value in values.items()}
-    return out
+    ids = (0, *(m.id for m in mailboxes))
+    # every mailbox's read at once: one wait on a networked store, not one per mailbox
+    found = await asyncio.gather(
+        *(store.read_metadata(user_id, mailbox_id, _ROOTS, "infinity") for mailbox_id in ids)
+    )
+    return {
+        mailbox_id: {name: hash(value) for name, value in values.items()}
+        for mailbox_id, values in zip(ids, found, strict=True)
+        if values
+    }
 
 
 _ROOTS = tuple(f"/{scope}" for scope in _SCOPES)
