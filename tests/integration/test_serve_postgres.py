@@ -75,6 +75,7 @@ def test_unreachable_store_is_a_message(tmp_path: Path) -> None:
     listed = _coi("user", "list", "--store", "postgresql://nobody:pw@127.0.0.1:1/nothing")
     assert listed.returncode == 1 and "Traceback" not in listed.stderr
     assert "cannot open the store postgresql://nobody:***@127.0.0.1:1/nothing" in listed.stderr
+    assert "is PostgreSQL running there" in listed.stderr and len(listed.stderr.splitlines()) == 1
     wrong = _coi("user", "list", "--store", "mysql://x")
     assert wrong.returncode == 2 and "postgresql://" in wrong.stderr
 

@@ -81,7 +81,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         parents=[common],
         help="add an account (checks the login and sets up the folders)",
         description="Add a mail account: logs in, enables COI on a COI server or creates the "
-        "COI folders on a plain IMAP server.",
+        "COI folders on a plain IMAP server, then fetches what is waiting (a first sync).",
     )
     a_add.add_argument("address", metavar="ADDRESS")
     a_add.add_argument("--imap", metavar="HOST:PORT", help="IMAP server (default: the domain)")
@@ -219,11 +219,19 @@ async def account_add(client: Client, args: argparse.Namespace) -> int:
     )
     account = await client.add_account(settings, password)
     kind = "COI server" if account.server_kind == "coi" else "plain IMAP server (fallback mode)"
-    emit(
-        args,
-        {"address": account.address, "server": account.server_kind},
-        f"added {account.address}: {kind}, filter {settings.filter.value}",
-    )
+    line = f"added {account.address}: {kind}, filter {settings.filter.value}"
+    data: dict[str, Any] = {"address": account.address, "server": account.server_kind}
+    # a mail client fetches what is waiting once an account is set up, so that
+    # 'coi chats' shows it at once; the account stays added if this first sync fails
+    try:
+        report = (await client.sync(account, progress=_progress(args)))[account.address]
+    except ClientError as exc:
+        data["first_sync"] = str(exc)
+        line += f"; the first sync failed ({exc}): 'coi sync' tries again"
+    else:
+        data["first_sync"] = {"new": report.new}
+        line += f"; {report.new} message{'' if report.new == 1 else 's'} fetched"
+    emit(args, data, line)
     return 0
 
 
@@ -352,7 +360,8 @@ def _muted(client: Client, args: argparse.Namespace, chat_id: int, synced: bool)
     return 0
 
 
-async def sync(client: Client, args: argparse.Namespace) -> int:
+def _progress(args: argparse.Namespace) -> Callable[[str, int, int], None]:
+    """A progress bar on stderr for a long sync, when it is a terminal and not --json."""
     tty = sys.stderr.isatty() and not args.json
 
     def progress(folder: str, done: int, total: int) -> None:
@@ -366,7 +375,11 @@ async def sync(client: Client, args: argparse.Namespace) -> int:
                 sys.stderr.write("\n")
             sys.stderr.flush()
 
-    reports = await client.sync(progress=progress)
+    return progress
+
+
+async def sync(client: Client, args: argparse.Namespace) -> int:
+    reports = await client.sync(progress=_progress(args))
     data = {
         a: {"new": r.new, "changed": r.changed, "removed": r.removed} for a, r in reports.items()
     }

@@ -67,7 +67,12 @@ def open_postgres(url: str, **options: Any) -> PostgresStore:
         return PostgresStore(url, **options)
     except RuntimeError:
         raise
-    except Exception as exc:  # OSError, asyncpg's errors: a message, not a traceback
+    except OSError as exc:  # refused, unreachable, no such host: where to look
+        raise RuntimeError(
+            f"cannot open the store {redact(url)}: {exc}; is PostgreSQL running there,"
+            " and are the host and port in --store right?"
+        ) from None
+    except Exception as exc:  # asyncpg's errors: a message, not a traceback
         raise RuntimeError(f"cannot open the store {redact(url)}: {exc}") from None
 
 

@@ -28,11 +28,13 @@ async def coi(profile: Path, *args: str, stdin: str = "") -> tuple[int, str, str
     return proc.returncode, out.decode(), err.decode()
 
 
-async def add(env: MailEnv, profile: Path, address: str, password: str) -> tuple[int, str, str]:
+async def add(
+    env: MailEnv, profile: Path, address: str, password: str, *extra: str
+) -> tuple[int, str, str]:
     return await coi(
         profile, "account", "add", address, "--imap", f"127.0.0.1:{env.imap.port}",
         "--smtp", f"127.0.0.1:{env.submission_port}", "--security", "plain",
-        "--password-stdin", "--read-receipts", stdin=password + "\n",
+        "--password-stdin", "--read-receipts", *extra, stdin=password + "\n",
     )  # fmt: skip
 
 
@@ -65,6 +67,22 @@ async def test_chat_from_the_shell(env: MailEnv, tmp_path: Path) -> None:
     code, out, _ = await coi(a, "show", BOB)
     assert "hello from the shell" in out and "read" in out
     assert "(reply to #" in out and "hello back" in out
+
+
+async def test_adding_an_account_fetches_what_is_waiting(env: MailEnv, tmp_path: Path) -> None:
+    """README's order: alice writes before bob has a profile; bob's first `chats`, with
+    no `sync` between, shows her message as a contact request."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
+    assert (await coi(a, "send", BOB, "are you there?"))[0] == 0
+    code, out, err = await add(env, b, BOB, PASSWORDS[BOB])
+    assert code == 0, err
+    assert out.strip() == f"added {BOB}: COI server, filter none; 1 message fetched"
+    code, out, _ = await coi(b, "chats")
+    assert "contact request" in out and "are you there?" in out
+    code, out, err = await add(env, tmp_path / "c", BOB, PASSWORDS[BOB], "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 1}}
 
 
 async def test_wrong_password_is_one_line(env: MailEnv, tmp_path: Path) -> None:
