@@ -273,10 +273,17 @@ def chats(client: Client, args: argparse.Namespace) -> int:
         title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
         muted = f" [{mute_note(c)}]" if c.muted() else ""
         lines.append(
-            f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)} {c.last_text}"
+            f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)}"
+            f" {_preview(c.last_text)}"
         )
     emit(args, [chat_view(c) for c in found], "\n".join(lines) or "no chats yet")
     return 0
+
+
+def _preview(text: str, width: int = 72) -> str:
+    """The last message on one line of the chat list (an email's text has many)."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
 
 
 def show(client: Client, args: argparse.Namespace) -> int:

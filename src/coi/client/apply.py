@@ -100,14 +100,25 @@ def _save_attachments(
         )
 
 
-def _display_text(msg: ChatMessage) -> str:
+def _display_text(msg: ChatMessage, mailing_list: bool = False) -> str:
     if msg.encrypted and not msg.text:
         return ENCRYPTED_TEXT
     text = msg.text  # quotes and signatures of plain mail are in folded_text
     if not text and msg.kind is MessageKind.MEDIA:
         names = [a.filename or a.content_type for a in msg.attachments]
-        return ", ".join(names)
+        text = ", ".join(names)
+    subject = " ".join(msg.subject.split())
+    if msg.dialect is Dialect.EMAIL and subject and (mailing_list or not _routine(subject)):
+        # an email's subject says what it is about: shown before its text, as Delta Chat
+        # does (docs/client.md: "Email in chats"); "Re: ..." only repeats a thread's
+        return f"{subject} – {text}" if text else subject
     return text
+
+
+def _routine(subject: str) -> bool:
+    """A reply's or forward's subject ("Re:", "AW:", "Fwd:", ...: a colon at 2 or 3), or
+    a chat program's ("Chat: ...")."""
+    return subject.find(":") in (2, 3) or "Chat:" in subject
 
 
 def _chat_key_and_peer(msg: ChatMessage, me: str) -> tuple[str, str, str]:
@@ -204,7 +215,7 @@ class Applier:
         if self.account.settings.encrypt_only and not opened.encrypted:
             visible = visible and msg.dialect is Dialect.EMAIL  # chat mail in clear: hidden
         chat_id: int | None = None
-        kind, text = msg.kind.value, _display_text(msg)
+        kind, text = msg.kind.value, _display_text(msg, in_list is not None)
         change = None
         if (visible or groups.is_change(msg)) and not (
             self.account.settings.encrypt_only and not opened.encrypted

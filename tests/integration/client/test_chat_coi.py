@@ -121,11 +121,17 @@ async def test_plain_email_lands_in_the_persons_chat(env: MailEnv, tmp_path: Pat
             smtp.send_message(mail)
 
     await asyncio.to_thread(submit)
+    del mail["Subject"]
+    mail["Subject"] = "Re: old school"  # a reply's subject only repeats the thread's
+    await asyncio.to_thread(submit)
     await bob.sync()
     [chat] = bob.chats()
     messages = bob.messages(chat)
-    assert [m.is_email for m in messages] == [False, True]
-    assert messages[1].text.startswith("Hello from a mail program.")
+    assert [m.is_email for m in messages] == [False, True, True]
+    # the subject of an email is shown before its text, as Delta Chat does
+    assert messages[1].text == "old school – Hello from a mail program."
+    assert messages[2].text == "Hello from a mail program."
+    assert chat.last_text == "Hello from a mail program."
 
 
 async def test_refused_message_is_marked_failed(env: MailEnv, tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ async def test_active_filter_files_chat_messages(
     again = (await bob.sync())[BOB]
     assert again.new == 0  # the moved message is the same message
     [chat] = bob.chats()
-    assert [m.text for m in bob.messages(chat)] == ["a chat message", "classic mail"]
+    assert [m.text for m in bob.messages(chat)] == ["a chat message", "not a chat – classic mail"]
 
 
 async def test_plain_email_client_writes_into_the_chat(

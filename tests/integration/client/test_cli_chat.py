@@ -74,12 +74,13 @@ async def test_adding_an_account_fetches_what_is_waiting(env: MailEnv, tmp_path:
     no `sync` between, shows her message as a contact request."""
     a, b = tmp_path / "a", tmp_path / "b"
     assert (await add(env, a, ALICE, PASSWORDS[ALICE]))[0] == 0
-    assert (await coi(a, "send", BOB, "are you there?"))[0] == 0
+    assert (await coi(a, "send", BOB, "are you there?\n\nI am waiting"))[0] == 0
     code, out, err = await add(env, b, BOB, PASSWORDS[BOB])
     assert code == 0, err
     assert out.strip() == f"added {BOB}: COI server, filter none; 1 message fetched"
     code, out, _ = await coi(b, "chats")
-    assert "contact request" in out and "are you there?" in out
+    [line] = out.splitlines()  # the chat list shows a message of many lines on one
+    assert "contact request" in line and line.endswith(" are you there? I am waiting")
     code, out, err = await add(env, tmp_path / "c", BOB, PASSWORDS[BOB], "--json")
     assert code == 0, err
     assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 1}}
