@@ -270,7 +270,7 @@ def chats(client: Client, args: argparse.Namespace) -> int:
     for c in found:
         mark = " [contact request: 'coi accept " + str(c.id) + "']" if c.request else ""
         unread = f" ({c.unread} unread)" if c.unread else ""
-        title = f"{c.name} <{c.peer}>" if c.name and c.peer else (c.name or c.peer)
+        title = f"{c.name} <{c.peer}>" if c.name and c.peer else c.title
         muted = f" [{mute_note(c)}]" if c.muted() else ""
         lines.append(
             f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)}"
@@ -289,7 +289,7 @@ def _preview(text: str, width: int = 72) -> str:
 def show(client: Client, args: argparse.Namespace) -> int:
     chat = chat_or_fail(client, args.chat)
     rows = client.messages(chat, args.limit)
-    header = f"chat {chat.id}: {chat.name or chat.peer}" + (
+    header = f"chat {chat.id}: {chat.title}" + (
         " (contact request)" if chat.request else ""
     )
     text = "\n".join([header, *(message_line(client, m) for m in rows)])

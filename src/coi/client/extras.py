@@ -186,7 +186,7 @@ def export(store: LocalStore, chat: Chat, fmt: str) -> bytes:
     """The chat's whole history in ``fmt`` (text, json or mbox)."""
     rows = store.messages(chat.id)
     if fmt == "text":
-        lines = [f"Chat {chat.id}: {chat.name or chat.peer}"]
+        lines = [f"Chat {chat.id}: {chat.title}"]
         for m in rows:
             who = m.sender_name or m.sender
             text = "(deleted)" if m.deleted else m.text

@@ -355,6 +355,12 @@ class Chat:
     last_arrived: float = 0.0
     muted_until: float | None = None  # None: not muted; 0: until unmuted (coi.client.notify)
 
+    @property
+    def title(self) -> str:
+        """What to call the chat: its name, its peer, or for a group whose name is not
+        known yet (its first message could not be decrypted here) a placeholder."""
+        return self.name or self.peer or "(group, name not known yet)"
+
     def muted(self, now: float | None = None) -> bool:
         """Muted now (a mute with a time ends then)."""
         if self.muted_until is None:

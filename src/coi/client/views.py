@@ -19,6 +19,7 @@ def chat_view(chat: Chat) -> dict[str, Any]:
         "id": chat.id,
         "peer": chat.peer,
         "name": chat.name,
+        "title": chat.title,
         "request": chat.request,
         "unread": chat.unread,
         "last": chat.last_text,

@@ -174,3 +174,31 @@ async def test_mentions_are_highlighted(env: MailEnv, tmp_path: Path) -> None:
     [chat] = bob.chats()
     lines = [message_line(bob, m) for m in bob.messages(chat)]
     assert ["MENTIONS YOU" in line for line in lines] == [True, True, False]
+
+
+async def test_a_group_not_decryptable_here_is_named_once_it_is(
+    env: MailEnv, tmp_path: Path
+) -> None:
+    """A second device without the key sees an encrypted group message under a
+    placeholder title (its name is inside the encryption), and the name once it can
+    decrypt it."""
+    alice, bob = await pair(env, tmp_path)
+    await alice.send(BOB, "hi")  # Autocrypt: the keys go both ways
+    await bob.sync()
+    [chat] = bob.chats()
+    bob.accept(chat)
+    await bob.send(ALICE, "hi back")
+    await alice.sync()
+    group = alice.create_group("Family", [BOB])
+    sent = await alice.send(str(group.id), "hello family")
+    assert sent.state == "sent"
+    second = await new_client(
+        tmp_path, "bob2", BOB, PASSWORDS[BOB], env.imap.port, env.submission_port
+    )
+    await second.sync()
+    [unnamed] = [c for c in second.chats() if not c.peer]
+    assert unnamed.title == "(group, name not known yet)"
+    [account], [account2] = bob.accounts(), second.accounts()
+    second.import_key(account2, bob.export_key(account))
+    [named] = [c for c in second.chats() if not c.peer]
+    assert named.title == "Family"

@@ -146,7 +146,7 @@ async function loadChats() {
   renderChats();
 }
 
-function chatTitle(c) { return c.name || c.peer || `chat ${c.id}`; }
+function chatTitle(c) { return c.title || c.name || c.peer || `chat ${c.id}`; }
 
 function renderChats() {
   const list = $("chat-list");
