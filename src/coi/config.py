@@ -274,13 +274,15 @@ def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None 
         elif item.name == "domains":
             parser.add_argument(flag, dest=item.name, action="append", metavar="NAME", help=text)
         else:
+            # the text may say its default in words already; an empty default says nothing
             shown = "none" if default is None else default
+            said = "(default" in text or default == ""
             parser.add_argument(
                 flag,
                 dest=item.name,
                 default=None,
                 metavar=item.name.upper(),
-                help=f"{text} (default: {shown})",
+                help=text if said else f"{text} (default: {shown})",
             )
 
 

@@ -63,6 +63,10 @@ def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> N
         "--idle-timeout",
     ):
         assert flag in text
+    flat = " ".join(text.split())  # argparse wraps lines
+    assert "(default: )" not in flat  # an empty default is not shown as nothing
+    assert flat.count("(default:") == flat.count("(default: ")  # and said once per flag
+    assert "first start) (default" not in flat
 
 
 def test_user_lifecycle(tmp_path: Path) -> None:
