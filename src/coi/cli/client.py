@@ -276,7 +276,8 @@ def chats(client: Client, args: argparse.Namespace) -> int:
             f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)}"
             f" {_preview(c.last_text)}"
         )
-    emit(args, [chat_view(c) for c in found], "\n".join(lines) or "no chats yet")
+    empty = "no chats yet" if client.accounts() else "no account yet: 'coi account add ADDRESS'"
+    emit(args, [chat_view(c) for c in found], "\n".join(lines) or empty)
     return 0
 
 
@@ -432,7 +433,7 @@ async def watch(client: Client, args: argparse.Namespace) -> int:
     def on_status(line: str) -> None:
         print(f"coi: {line}", file=sys.stderr, flush=True)
 
-    if not args.json:
+    if not args.json and client.accounts():  # else watch says there is none to watch
         print("watching; Ctrl-C ends", file=sys.stderr, flush=True)
     await client.watch(on_event, stop, on_status)
     return 0

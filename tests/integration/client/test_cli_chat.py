@@ -117,6 +117,10 @@ async def test_unknown_chat_and_message(tmp_path: Path) -> None:
     assert code == 1 and "no chat" in err
     code, _, err = await coi(tmp_path / "p", "edit", "42", "x")
     assert code == 1 and "no message 42" in err
+    code, out, _ = await coi(tmp_path / "p", "chats")  # a profile without an account
+    assert code == 0 and out == "no account yet: 'coi account add ADDRESS'\n"
+    code, _, err = await coi(tmp_path / "p", "watch")
+    assert code == 1 and err == "coi: no account yet: add one with 'coi account add ADDRESS'\n"
 
 
 async def test_self_signed_certificate_needs_consent(env: MailEnv, tmp_path: Path) -> None:
