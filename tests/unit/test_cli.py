@@ -48,6 +48,32 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[s
     assert "usage: coi" in capsys.readouterr().out
 
 
+def test_each_command_is_found_in_its_own_module() -> None:
+    """`coi COMMAND` builds the parser of COMMAND's module alone (start-up time); every
+    command of the whole parser must be there, with the same options."""
+    full = build_parser()
+    [sub] = [a for a in full._actions if isinstance(a, argparse._SubParsersAction)]
+    for name, whole in sub.choices.items():
+        alone = build_parser(name)
+        [own] = [a for a in alone._actions if isinstance(a, argparse._SubParsersAction)]
+        assert name in own.choices and len(own.choices) < len(sub.choices), name
+        assert own.choices[name].format_help() == whole.format_help(), name
+
+
+def test_a_chat_command_does_not_load_the_server(tmp_path: Path) -> None:
+    probe = (
+        "import sys; from coi.cli.main import main\n"
+        "try:\n    main(['chats', '--profile', sys.argv[1]])\n"
+        "finally:\n    print(sorted(m for m in ('coi.imap.server.server', 'mf2py', 'aiohttp')"
+        " if m in sys.modules))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    lines = run.stdout.splitlines()
+    assert lines == ["no account yet: 'coi account add ADDRESS'", "[]"], run.stderr
+
+
 def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--help"])

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
-import mf2py
-
 from coi.chat.contacts import format_notification, parse_notification, split_categories
 from coi.chat.model import Card, GroupInfo, Location
 
@@ -28,6 +26,8 @@ def parse_items(html: str) -> list[Item]:
     """Top-level microformat items of an HTML document; [] on any failure."""
     if not html or len(html) > MAX_MICROFORMAT_HTML:
         return []
+    import mf2py  # with BeautifulSoup, a tenth of a second: only when there is HTML to read
+
     try:
         parsed = mf2py.parse(doc=html, html_parser="html.parser")
     except Exception:

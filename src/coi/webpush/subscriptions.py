@@ -18,10 +18,12 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from coi.webpush.crypto import InvalidKey, parse_auth, parse_p256dh
-from coi.webpush.sender import PushRefused, PushTarget, check_endpoint
+
+if TYPE_CHECKING:
+    from coi.webpush.sender import PushTarget
 
 PREFIX = "/private/vendor/vendor.dovecot/webpush/"
 SUBSCRIPTIONS = PREFIX + "subscriptions"
@@ -47,6 +49,8 @@ class Subscription:
     validated: bool
 
     def target(self) -> PushTarget:
+        from coi.webpush.sender import PushTarget  # aiohttp: not for the chat client's start
+
         return PushTarget(self.endpoint, parse_p256dh(self.p256dh), parse_auth(self.auth))
 
     def wants(self, is_chat: bool) -> bool:
@@ -109,6 +113,8 @@ def parse_subscription(sub_id: str, value: bytes, now: datetime | None = None) -
     if not isinstance(resource, dict):
         raise InvalidSubscription("resource must be an object with endpoint and keys")
     endpoint = _text(resource, "endpoint", 512, "resource.")
+    from coi.webpush.sender import PushRefused, check_endpoint  # aiohttp, as above
+
     try:
         check_endpoint(endpoint)
     except PushRefused as exc:
