@@ -64,6 +64,7 @@ ROWS = [
     ("client", "watch_p99_ms", "client: delivery -> shown by watch, p99", "ms", False),
     ("client", "resync_ms", "client: resync of an unchanged account (with login)", "ms", False),
     ("client", "resync_bytes", "client: resync bytes (read + written, with login)", "B", False),
+    ("client", "cli_sync_ms", "client: `coi sync` command, start to exit", "ms", False),
     ("client", "first_sync_s", "client: first sync of the account", "s", False),
     ("load", "spread_ops_per_s", "command load (no login per cycle): operations", "op/s", True),
     ("load", "spread_cpu_ms_per_op", "command load: server CPU per operation", "ms", False),

@@ -11,6 +11,8 @@ mode (it creates COI.Chats, COI.Contacts and Blocked itself). Two measurements p
   unchanged account, median of RESYNCS; each one connects, logs in and sets up (CAPABILITY,
   LIST, METADATA or CREATE/SUBSCRIBE checks) like a user's resync does, so all that is counted.
   Bytes are the IMAP bytes of one such session (read + written, LOGOUT not counted).
+- `coi sync` as a command on the same profile: from starting the process to its exit, as a
+  user of the command line waits for it, median of RESYNCS.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import concurrent.futures
 import functools
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,7 +184,16 @@ async def resync(server: Server, sizes: Sizes, root: Path) -> dict[str, float]:
         t3 = time.perf_counter()
     finally:
         client.close()
+    command = [str(servers.VENV_BIN / "coi"), "sync", "--profile", str(client.profile.root)]
+    cli: list[float] = []
+    for _ in range(RESYNCS):  # what a user of the command line waits for, start-up included
+        started = time.perf_counter()
+        done = await asyncio.to_thread(subprocess.run, command, capture_output=True, timeout=60)
+        cli.append(time.perf_counter() - started)
+        if done.returncode or b" 0 new, 0 changed, 0 removed" not in done.stdout:
+            raise RuntimeError(f"coi sync: {(done.stdout + done.stderr).decode()!r}")
     return {
+        "cli_sync_ms": statistics.median(cli) * 1000,
         "resync_ms": statistics.median(times) * 1000,
         "resync_bytes": float(read + written),
         "resync_bytes_read": float(read),
