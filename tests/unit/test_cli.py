@@ -104,6 +104,11 @@ def test_user_lifecycle(tmp_path: Path) -> None:
         "user", "add", "carol@example.org", "--password-stdin", "--data-dir", data, stdin="x\n"
     )
     assert again.returncode == 1 and "already exists" in again.stderr
+    piped = coi("user", "add", "dave@example.org", "--data-dir", data, stdin="s3cret\n")
+    assert piped.returncode == 1  # no terminal, no --password-stdin: not read in clear
+    assert piped.stderr == (
+        "coi: no terminal to ask for the password: use --password-stdin or --password-file\n"
+    )
     assert coi("user", "list", "--data-dir", data).stdout.split() == ["carol@example.org"]
     pw = tmp_path / "pw"
     pw.write_text("n3w\n")

@@ -202,6 +202,8 @@ async def account_add(client: Client, args: argparse.Namespace) -> int:
     smtp = parse_endpoint(args.smtp or imap.host, smtp_port)
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
+    elif not sys.stdin.isatty():  # getpass would read it in clear, with a warning
+        raise ClientError("no terminal to ask for the password: use --password-stdin")
     else:
         password = getpass.getpass(f"password for {address}: ")
     if not password:

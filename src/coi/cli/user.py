@@ -82,6 +82,11 @@ def read_password(args: argparse.Namespace) -> str:
     elif args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
+        if not sys.stdin.isatty():  # getpass would read it in clear, with a warning
+            raise SystemExit(
+                "coi: no terminal to ask for the password: use --password-stdin or"
+                " --password-file"
+            )
         password = getpass.getpass("Password: ")
         if getpass.getpass("Repeat password: ") != password:
             raise SystemExit("coi: the passwords do not match")

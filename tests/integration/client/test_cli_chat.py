@@ -86,6 +86,11 @@ async def test_adding_an_account_fetches_what_is_waiting(env: MailEnv, tmp_path:
     assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 1}}
 
 
+async def test_a_password_is_not_read_from_a_pipe_unasked(tmp_path: Path) -> None:
+    code, _, err = await coi(tmp_path / "p", "account", "add", ALICE, stdin="secret\n")
+    assert code == 1 and err == "coi: no terminal to ask for the password: use --password-stdin\n"
+
+
 async def test_wrong_password_is_one_line(env: MailEnv, tmp_path: Path) -> None:
     code, out, err = await add(env, tmp_path / "p", ALICE, "wrong")
     assert code == 1
