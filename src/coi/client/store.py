@@ -357,9 +357,10 @@ class Chat:
 
     @property
     def title(self) -> str:
-        """What to call the chat: its name, its peer, or for a group whose name is not
-        known yet (its first message could not be decrypted here) a placeholder."""
-        return self.name or self.peer or "(group, name not known yet)"
+        """What to call the chat: its name, its peer, or a placeholder for a group without
+        a name here (its name is in a message this device cannot decrypt, or a mail to
+        several people had no subject)."""
+        return self.name or self.peer or "(unnamed group)"
 
     def muted(self, now: float | None = None) -> bool:
         """Muted now (a mute with a time ends then)."""

@@ -197,7 +197,7 @@ async def test_a_group_not_decryptable_here_is_named_once_it_is(
     )
     await second.sync()
     [unnamed] = [c for c in second.chats() if not c.peer]
-    assert unnamed.title == "(group, name not known yet)"
+    assert unnamed.title == "(unnamed group)"
     [account], [account2] = bob.accounts(), second.accounts()
     second.import_key(account2, bob.export_key(account))
     [named] = [c for c in second.chats() if not c.peer]
