@@ -119,10 +119,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a_rm.add_argument("address", metavar="ADDRESS")
     a_rm.set_defaults(handler=lambda args: run_command(args, account_remove))
 
-    add("chats", "List chats, the most recent first; contact requests are marked.", chats)
+    p = add(
+        "chats",
+        "List chats, the most recent first, as of the last sync; contact requests are marked.",
+        chats,
+    )
+    p.add_argument("--sync", action="store_true", help="fetch what is new first")
     p = add("show", "Show the messages of CHAT (an address, a chat id or a name).", show)
     p.add_argument("chat", metavar="CHAT")
     p.add_argument("--limit", type=int, default=50, metavar="N", help="last N messages (50)")
+    p.add_argument("--sync", action="store_true", help="fetch what is new first")
     p = add("send", "Send TEXT to CHAT (an existing chat, or an address for a new one).", send)
     p.add_argument("chat", metavar="CHAT")
     p.add_argument("text", metavar="TEXT")
@@ -266,7 +272,13 @@ def account_remove(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def chats(client: Client, args: argparse.Namespace) -> int:
+async def _sync_first(client: Client, args: argparse.Namespace) -> None:
+    if args.sync and client.accounts():
+        await client.sync(progress=_progress(args))
+
+
+async def chats(client: Client, args: argparse.Namespace) -> int:
+    await _sync_first(client, args)
     found = client.chats()
     lines = []
     for c in found:
@@ -289,7 +301,8 @@ def _preview(text: str, width: int = 72) -> str:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def show(client: Client, args: argparse.Namespace) -> int:
+async def show(client: Client, args: argparse.Namespace) -> int:
+    await _sync_first(client, args)
     chat = chat_or_fail(client, args.chat)
     rows = client.messages(chat, args.limit)
     header = f"chat {chat.id}: {chat.title}" + (

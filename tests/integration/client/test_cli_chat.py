@@ -81,9 +81,14 @@ async def test_adding_an_account_fetches_what_is_waiting(env: MailEnv, tmp_path:
     code, out, _ = await coi(b, "chats")
     [line] = out.splitlines()  # the chat list shows a message of many lines on one
     assert "contact request" in line and line.endswith(" are you there? I am waiting")
+    assert (await coi(a, "send", BOB, "hello?"))[0] == 0
+    code, out, _ = await coi(b, "chats")  # as of the last sync
+    assert out.endswith(" are you there? I am waiting\n")
+    code, out, _ = await coi(b, "chats", "--sync")
+    assert code == 0 and out.endswith(" hello?\n")
     code, out, err = await add(env, tmp_path / "c", BOB, PASSWORDS[BOB], "--json")
     assert code == 0, err
-    assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 1}}
+    assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 2}}
 
 
 async def test_a_password_is_not_read_from_a_pipe_unasked(tmp_path: Path) -> None:
