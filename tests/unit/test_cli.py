@@ -71,7 +71,7 @@ def test_a_chat_command_does_not_load_the_server(tmp_path: Path) -> None:
         [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, timeout=60
     )
     lines = run.stdout.splitlines()
-    assert lines == ["no account yet: 'coi account add ADDRESS'", "[]"], run.stderr
+    assert lines == ["no account yet: add one with 'coi account add ADDRESS'", "[]"], run.stderr
 
 
 def test_serve_help_lists_every_setting(capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,7 @@ from coi.cli.chat_common import (
     run_command,
     sent,
 )
-from coi.client.client import Client, ClientError, ClientEvent
+from coi.client.client import NO_ACCOUNT, Client, ClientError, ClientEvent
 from coi.client.profile import (
     AccountSettings,
     FilterMode,
@@ -262,7 +262,7 @@ def account_list(client: Client, args: argparse.Namespace) -> int:
         f"  filter {a.settings.filter.value}  {a.server_kind or '?'} server"
         for a in accounts
     ]
-    emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    emit(args, data, "\n".join(lines) or NO_ACCOUNT)
     return 0
 
 
@@ -290,7 +290,7 @@ async def chats(client: Client, args: argparse.Namespace) -> int:
             f"{c.id}: {title}{unread}{muted}{mark}  {format_time(c.last_arrived)}"
             f" {_preview(c.last_text)}"
         )
-    empty = "no chats yet" if client.accounts() else "no account yet: 'coi account add ADDRESS'"
+    empty = "no chats yet" if client.accounts() else NO_ACCOUNT
     emit(args, [chat_view(c) for c in found], "\n".join(lines) or empty)
     return 0
 
@@ -409,7 +409,7 @@ async def sync(client: Client, args: argparse.Namespace) -> int:
     lines = [
         f"{a}: {r.new} new, {r.changed} changed, {r.removed} removed" for a, r in reports.items()
     ]
-    emit(args, data, "\n".join(lines) or "no accounts: 'coi account add ADDRESS'")
+    emit(args, data, "\n".join(lines) or NO_ACCOUNT)
     return 0
 
 

@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 INTERRUPTED = "interrupted while sending: it may not have been sent; send it again if needed"
+NO_ACCOUNT = "no account yet: add one with 'coi account add ADDRESS'"
 
 
 class ClientError(Exception):
@@ -123,7 +124,7 @@ class Client:
                 raise ClientError(f"no account {address} in this profile ('coi account list')")
             return found
         if not accounts:
-            raise ClientError("no account yet: add one with 'coi account add ADDRESS'")
+            raise ClientError(NO_ACCOUNT)
         if len(accounts) > 1:
             raise ClientError("this profile has several accounts: choose one with --account")
         return accounts[0]
@@ -297,7 +298,7 @@ class Client:
             for acc in self.store.accounts()
         ]
         if not tasks:
-            raise ClientError("no account yet: add one with 'coi account add ADDRESS'")
+            raise ClientError(NO_ACCOUNT)
         try:
             await asyncio.gather(*tasks)
         finally:

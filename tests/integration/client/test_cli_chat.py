@@ -1,16 +1,22 @@
-"""The `coi` chat commands as a user runs them: real processes against our server."""
+"""The `coi` chat commands as a user runs them: real processes against our server (one
+in-process, where a failed first sync is made)."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
 import sys
 from pathlib import Path
 
+import pytest
 from tests.conftest import PASSWORDS
 from tests.integration.conftest import MailEnv
+
+from coi.cli.main import main
+from coi.client.client import Client, ClientError
 
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
@@ -91,6 +97,31 @@ async def test_adding_an_account_fetches_what_is_waiting(env: MailEnv, tmp_path:
     assert json.loads(out) == {"address": BOB, "server": "coi", "first_sync": {"new": 2}}
 
 
+async def test_an_account_stays_when_its_first_sync_fails(
+    env: MailEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """The login and set-up worked, the first sync did not (the connection dropped): the
+    account is kept and the line says how to fetch later."""
+
+    async def dropped(self: Client, *args: object, **kwargs: object) -> None:
+        raise ClientError(f"{BOB} (127.0.0.1:{env.imap.port}): connection lost")
+
+    monkeypatch.setattr(Client, "sync", dropped)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORDS[BOB] + "\n"))
+    argv = ["account", "add", BOB, "--imap", f"127.0.0.1:{env.imap.port}", "--smtp",
+            f"127.0.0.1:{env.submission_port}", "--security", "plain", "--password-stdin",
+            "--profile", str(tmp_path / "b")]  # fmt: skip
+    assert await asyncio.to_thread(main, argv) == 0  # its own loop, in a thread
+    assert capsys.readouterr().out == (
+        f"added {BOB}: COI server, filter none; the first sync failed ({BOB}"
+        f" (127.0.0.1:{env.imap.port}): connection lost): 'coi sync' tries again\n"
+    )
+    monkeypatch.undo()
+    code, out, _ = await coi(tmp_path / "b", "account", "list")
+    assert code == 0 and out.startswith(BOB)
+
+
 async def test_a_password_is_not_read_from_a_pipe_unasked(tmp_path: Path) -> None:
     code, _, err = await coi(tmp_path / "p", "account", "add", ALICE, stdin="secret\n")
     assert code == 1 and err == "coi: no terminal to ask for the password: use --password-stdin\n"
@@ -128,7 +159,7 @@ async def test_unknown_chat_and_message(tmp_path: Path) -> None:
     code, _, err = await coi(tmp_path / "p", "edit", "42", "x")
     assert code == 1 and "no message 42" in err
     code, out, _ = await coi(tmp_path / "p", "chats")  # a profile without an account
-    assert code == 0 and out == "no account yet: 'coi account add ADDRESS'\n"
+    assert code == 0 and out == "no account yet: add one with 'coi account add ADDRESS'\n"
     code, _, err = await coi(tmp_path / "p", "watch")
     assert code == 1 and err == "coi: no account yet: add one with 'coi account add ADDRESS'\n"
 
